@@ -1,0 +1,195 @@
+//! Argument groups shared by several subcommands.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Args;
+use holdfast::engine::logical::Filter;
+use holdfast::repo::Repository;
+use holdfast::source::conn::TlsMode;
+use holdfast::source::{ConnectionConfig, ConnectionSpec};
+use holdfast::storage::{self, Storage};
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Print reports as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format on stderr: text or json.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Never draw progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RepoArgs {
+    /// Repository location: file:///path (or a plain path).
+    #[arg(long, env = "HOLDFAST_REPO")]
+    pub repo: String,
+}
+
+impl RepoArgs {
+    pub fn storage(&self) -> Result<Arc<dyn Storage>> {
+        Ok(storage::open_url(&self.repo)?)
+    }
+
+    pub async fn open(&self) -> Result<Repository> {
+        Ok(Repository::open(self.storage()?).await?)
+    }
+}
+
+/// How to reach a server. The password never comes from argv: use an option file, a password
+/// file, or the MYSQL_PWD / HOLDFAST_PASSWORD environment variables.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServerArgs {
+    /// Read only this MySQL option file (like the mysql client's --defaults-file).
+    #[arg(long)]
+    pub defaults_file: Option<PathBuf>,
+    /// Read this option file after the standard ones.
+    #[arg(long)]
+    pub defaults_extra_file: Option<PathBuf>,
+    /// A file whose first line is the password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    #[arg(long)]
+    pub host: Option<String>,
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    #[arg(long)]
+    pub user: Option<String>,
+    /// TLS: disabled, preferred, required, verify-ca, verify-identity.
+    #[arg(long, value_parser = parse_tls)]
+    pub ssl_mode: Option<TlsMode>,
+    #[arg(long)]
+    pub ssl_ca: Option<PathBuf>,
+    #[arg(long)]
+    pub ssl_cert: Option<PathBuf>,
+    #[arg(long)]
+    pub ssl_key: Option<PathBuf>,
+}
+
+fn parse_tls(s: &str) -> Result<TlsMode, String> {
+    match s.to_ascii_lowercase().replace('_', "-").as_str() {
+        "disabled" => Ok(TlsMode::Disabled),
+        "preferred" => Ok(TlsMode::Preferred),
+        "required" => Ok(TlsMode::Required),
+        "verify-ca" => Ok(TlsMode::VerifyCa),
+        "verify-identity" => Ok(TlsMode::VerifyIdentity),
+        other => Err(format!(
+            "unknown TLS mode `{other}`: use disabled, preferred, required, verify-ca or verify-identity"
+        )),
+    }
+}
+
+impl ServerArgs {
+    pub fn resolve(&self, url: Option<&str>) -> Result<ConnectionConfig> {
+        let spec = ConnectionSpec {
+            url: url.map(str::to_string),
+            host: self.host.clone(),
+            port: self.port,
+            socket: self.socket.clone(),
+            user: self.user.clone(),
+            defaults_file: self.defaults_file.clone(),
+            defaults_extra_file: self.defaults_extra_file.clone(),
+            password_file: self.password_file.clone(),
+            tls: self.ssl_mode,
+            ssl_ca: self.ssl_ca.clone(),
+            ssl_cert: self.ssl_cert.clone(),
+            ssl_key: self.ssl_key.clone(),
+        };
+        Ok(ConnectionConfig::resolve(&spec)?)
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only these databases (comma-separated, globs allowed).
+    #[arg(long, value_delimiter = ',')]
+    pub databases: Vec<String>,
+    /// Skip these databases.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_databases: Vec<String>,
+    /// Only these tables, as db.table (comma-separated, globs allowed).
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// Skip these tables, as db.table.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_tables: Vec<String>,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> Filter {
+        Filter {
+            include_databases: self.databases.clone(),
+            exclude_databases: self.exclude_databases.clone(),
+            include_tables: self.tables.clone(),
+            exclude_tables: self.exclude_tables.clone(),
+        }
+    }
+}
+
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// Parses sizes like `64MiB`, `512k`, `1G`, `1048576`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size (try 64MiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}` in `{s}`")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// Parses durations like `10s`, `500ms`, `2m`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (try 10s)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown duration unit `{other}` in `{s}`")),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap().as_secs(), 10);
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
+        assert!(parse_duration("soon").is_err());
+    }
+}

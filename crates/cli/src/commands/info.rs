@@ -1,0 +1,75 @@
+//! `holdfast info [ID|latest]`: the repository, or one backup in detail.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::args::{GlobalArgs, RepoArgs};
+use crate::output::{human_bytes, print_json, rfc3339};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// A backup id or `latest`; without it, the repository is described.
+    backup: Option<String>,
+}
+
+pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
+    let repo = args.repo.open().await?;
+    let Some(which) = args.backup else {
+        let backups = repo.list_backups().await?;
+        let stored: u64 = backups.iter().map(|m| m.stored_bytes()).sum();
+        let cfg = repo.config();
+        if global.json {
+            print_json(&json!({
+                "repository": repo.storage().location(),
+                "id": cfg.id,
+                "format": cfg.format,
+                "created": rfc3339(cfg.created),
+                "created_by": cfg.created_by,
+                "backups": backups.len(),
+                "stored_bytes": stored,
+                "oldest": backups.first().map(|m| &m.id),
+                "newest": backups.last().map(|m| &m.id),
+            }))?;
+        } else {
+            println!("repository {}", repo.storage().location());
+            println!("  id        {}", cfg.id);
+            println!("  format    {}", cfg.format);
+            println!("  created   {} by {}", rfc3339(cfg.created), cfg.created_by);
+            println!("  backups   {} ({})", backups.len(), human_bytes(stored));
+            if let (Some(o), Some(n)) = (backups.first(), backups.last()) {
+                println!("  oldest    {}  newest {}", o.id, n.id);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let m = repo.resolve(&which).await?;
+    if global.json {
+        print_json(&m)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cp = &m.consistent_point;
+    println!("backup {}", m.id);
+    println!("  engine            {} (holdfast {})", m.engine, m.tool_version);
+    println!("  server            {} {} (server_id {}, host {})", m.server.flavor, m.server.version, m.server.server_id, m.server.hostname);
+    println!("  started/finished  {} / {}", rfc3339(m.started), rfc3339(m.finished));
+    println!("  consistent point  {}:{} gtid {} at {}", cp.binlog_file, cp.binlog_pos, cp.gtid_set, rfc3339(cp.time));
+    println!("  lock held         {} ms", m.lock_held_ms);
+    println!("  size              {} raw, {} stored ({}), {} files", human_bytes(m.raw_bytes()), human_bytes(m.stored_bytes()), m.compression, m.files.len());
+    println!("  users and grants  {}", if m.includes_users { "included" } else { "not included" });
+    println!("  tables ({}):", m.tables.len());
+    for t in &m.tables {
+        println!(
+            "    `{}`.`{}`  {} rows in {} chunk(s){}",
+            t.database,
+            t.table,
+            t.row_count,
+            t.chunks.len(),
+            if t.with_history { ", with history" } else { "" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

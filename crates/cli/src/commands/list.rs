@@ -1,0 +1,65 @@
+//! `holdfast list`: the committed backups, oldest first.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::args::{GlobalArgs, RepoArgs};
+use crate::output::{human_bytes, print_json, rfc3339};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    repo: RepoArgs,
+}
+
+pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
+    let repo = args.repo.open().await?;
+    let backups = repo.list_backups().await?;
+    if global.json {
+        let rows: Vec<_> = backups
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id,
+                    "engine": m.engine,
+                    "started": rfc3339(m.started),
+                    "finished": rfc3339(m.finished),
+                    "server": m.server,
+                    "tables": m.tables.len(),
+                    "rows": m.total_rows(),
+                    "raw_bytes": m.raw_bytes(),
+                    "stored_bytes": m.stored_bytes(),
+                    "consistent_point": m.consistent_point,
+                })
+            })
+            .collect();
+        print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if backups.is_empty() {
+        println!("no backups in {}", repo.storage().location());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  consistent point", "ID", "ENGINE", "FINISHED", "TABLES", "ROWS", "SIZE");
+    for m in &backups {
+        let cp = &m.consistent_point;
+        let point = if cp.binlog_file.is_empty() {
+            "(binlog off)".to_string()
+        } else {
+            format!("{}:{} gtid {}", cp.binlog_file, cp.binlog_pos, cp.gtid_set)
+        };
+        println!(
+            "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  {}",
+            m.id,
+            m.engine,
+            rfc3339(m.finished),
+            m.tables.len(),
+            m.total_rows(),
+            human_bytes(m.stored_bytes()),
+            point
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod backup;
+pub mod info;
+pub mod init;
+pub mod list;
+pub mod restore;
+pub mod verify;

@@ -1,0 +1,63 @@
+//! The `holdfast` command line: one module per subcommand under `commands/`, shared argument
+//! groups and output helpers in `args` and `output`.
+
+mod args;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::args::GlobalArgs;
+
+#[derive(Parser)]
+#[command(name = "holdfast", version, about = "Backup and point-in-time recovery for MySQL and MariaDB")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new, empty repository.
+    Init(commands::init::Args),
+    /// Take a backup of a running server into the repository.
+    Backup(commands::backup::Args),
+    /// List the backups in the repository.
+    List(commands::list::Args),
+    /// Show the repository or one backup in detail.
+    Info(commands::info::Args),
+    /// Restore a backup into a server.
+    Restore(commands::restore::Args),
+    /// Check a backup's files against its manifest.
+    Verify(commands::verify::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Init(a) => commands::init::run(&cli.global, a).await,
+            Command::Backup(a) => commands::backup::run(&cli.global, a).await,
+            Command::List(a) => commands::list::run(&cli.global, a).await,
+            Command::Info(a) => commands::info::run(&cli.global, a).await,
+            Command::Restore(a) => commands::restore::run(&cli.global, a).await,
+            Command::Verify(a) => commands::verify::run(&cli.global, a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => output::report_error(&e),
+    }
+}

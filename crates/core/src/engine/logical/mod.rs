@@ -1,0 +1,19 @@
+//! The logical engine: a consistent, parallel, chunked dump of rows as LOAD DATA–compatible TSV,
+//! and its restore.
+//!
+//! - [`filter`]: which databases and tables take part.
+//! - [`schema`]: reading schema objects from a server and re-creating them.
+//! - [`ddl`]: pure rewrites of `CREATE TABLE` text (deferring secondary indexes and foreign keys).
+//! - [`tsv`]: the row encoding, exact for NULL, tabs, newlines, backslashes and binary bytes.
+//! - [`chunking`]: splitting a table into key ranges that tile the key space by construction.
+//! - [`backup`] and [`restore`]: the two jobs.
+
+pub mod backup;
+pub mod chunking;
+pub mod ddl;
+pub mod filter;
+pub mod restore;
+pub mod schema;
+pub mod tsv;
+
+pub use filter::Filter;

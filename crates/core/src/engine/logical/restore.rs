@@ -1,0 +1,522 @@
+//! The logical restore job.
+//!
+//! 1. Read the schema file and decide the scope (database/table filters, renames).
+//! 2. Preflight the target: existing databases or tables in scope are refused unless
+//!    `drop_existing`; nothing is touched before every check passes.
+//! 3. Create databases and tables, holding back secondary indexes and foreign keys.
+//! 4. Load every chunk with `LOAD DATA LOCAL INFILE`, streamed from the repository through
+//!    checksum verification and decompression (no staging copy on disk), in parallel. Each load
+//!    runs in its own transaction and is committed only if the stream verified and the row count
+//!    matches, so a corrupt chunk never leaves rows behind.
+//! 5. Build the held-back indexes, then foreign keys; then sequences, views, routines, triggers,
+//!    events and users.
+//! 6. Check each table's row count against the manifest, and with `verify`, its fingerprint.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::future::try_join_all;
+use futures::StreamExt;
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use serde::Serialize;
+
+use super::backup::{fingerprint_table, plan_table};
+use super::ddl::{quote_ident, quote_string, SplitCreate};
+use super::filter::Filter;
+use super::schema;
+use super::tsv::LOAD_DATA_FORMAT;
+use crate::manifest::{BackupManifest, DatabaseSchema, SchemaDump, TableData, TableKind, TableSchema};
+use crate::pipeline::{decompress_stream, read_all_verified, read_verified, Decompressor};
+use crate::progress::Progress;
+use crate::repo::{layout, Repository};
+use crate::source::{ConnectionConfig, Flavor, ServerIdentity};
+use crate::storage::Storage;
+use crate::{Error, ErrorKind, Result};
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub workers: usize,
+    pub filter: Filter,
+    /// `(from, to)` database renames.
+    pub renames: Vec<(String, String)>,
+    pub drop_existing: bool,
+    /// Write the restore to the target's binary log (off by default: faster, and replicas of the
+    /// target do not replay a bulk load).
+    pub keep_binlog: bool,
+    /// Recompute every table's fingerprint on the target and compare.
+    pub verify: bool,
+    /// Restore users and grants when the backup has them.
+    pub users: bool,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            filter: Filter::default(),
+            renames: Vec::new(),
+            drop_existing: false,
+            keep_binlog: false,
+            verify: false,
+            users: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub database: String,
+    pub table: String,
+    pub rows: u64,
+    /// `Some(true)` when the fingerprint was recomputed and matched.
+    pub fingerprint_verified: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub backup_id: String,
+    pub target: String,
+    pub databases: Vec<String>,
+    pub tables: Vec<TableReport>,
+    pub rows: u64,
+    pub bytes_loaded: u64,
+    pub seconds: f64,
+    pub verified: bool,
+}
+
+/// One table in scope.
+struct Item<'a> {
+    source_db: &'a str,
+    target_db: String,
+    schema: &'a TableSchema,
+    data: Option<&'a TableData>,
+}
+
+pub async fn load_schema(repo: &Repository, manifest: &BackupManifest) -> Result<SchemaDump> {
+    let entry = manifest
+        .files
+        .iter()
+        .find(|f| f.path == manifest.schema_file)
+        .ok_or_else(|| Error::integrity("the manifest does not list its schema file"))?;
+    let path = layout::backup_file(&manifest.id, &entry.path);
+    let compressed = read_all_verified(&**repo.storage(), &path, entry).await?;
+    let mut raw = Vec::new();
+    let mut dec = Decompressor::new(&path)?;
+    dec.feed(&compressed, |b| raw.extend_from_slice(b))?;
+    dec.finish()?;
+    crate::manifest::decode_versioned(&raw, &format!("schema of backup {}", manifest.id), crate::manifest::SCHEMA_FORMAT)
+}
+
+pub async fn run_restore(
+    repo: &Repository,
+    manifest: &BackupManifest,
+    target: &ConnectionConfig,
+    opts: &RestoreOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<RestoreReport> {
+    opts.filter.validate()?;
+    let started = Instant::now();
+    let schema = load_schema(repo, manifest).await?;
+    let rename = |db: &str| -> String {
+        opts.renames.iter().find(|(f, _)| f == db).map(|(_, t)| t.clone()).unwrap_or_else(|| db.to_string())
+    };
+    for (from, _) in &opts.renames {
+        if !schema.databases.iter().any(|d| &d.name == from) {
+            return Err(Error::usage(format!("--rename-db: the backup has no database `{from}`")));
+        }
+    }
+    let dbs: Vec<&DatabaseSchema> = schema.databases.iter().filter(|d| opts.filter.database(&d.name)).collect();
+    let mut items = Vec::new();
+    for db in &dbs {
+        for t in &db.tables {
+            if opts.filter.table(&db.name, &t.name) {
+                let data = manifest.tables.iter().find(|d| d.database == db.name && d.table == t.name);
+                items.push(Item { source_db: &db.name, target_db: rename(&db.name), schema: t, data });
+            }
+        }
+    }
+    if dbs.is_empty() {
+        return Err(Error::usage("nothing to restore: the filters match no database of the backup"));
+    }
+    let table_mode = !opts.filter.include_tables.is_empty() || !opts.filter.exclude_tables.is_empty();
+
+    let mut admin = target.connect().await?;
+    let identity = ServerIdentity::read(&mut admin).await?;
+    preflight(&mut admin, &dbs, &items, &rename, table_mode, opts.drop_existing).await?;
+
+    let setup = session_setup(&identity, opts.keep_binlog);
+    let mut workers = try_join_all((0..opts.workers.max(1)).map(|_| async {
+        let mut c = target.connect().await?;
+        c.query_drop(&setup).await.map_err(|e| setup_error(e.into()))?;
+        Ok::<_, Error>(c)
+    }))
+    .await?;
+    admin.query_drop(&setup).await.map_err(|e| setup_error(e.into()))?;
+    // Definitions are text: the admin connection speaks utf8mb4, unlike the binary row loaders.
+    admin.query_drop("SET NAMES utf8mb4").await?;
+
+    // Schema: databases, then tables without their secondary indexes and foreign keys.
+    progress.phase("create", items.len() as u64, "tables");
+    for db in &dbs {
+        schema::create_database(&mut admin, db, &rename(&db.name)).await?;
+    }
+    let mut deferred: Vec<SplitCreate> = Vec::with_capacity(items.len());
+    for it in &items {
+        deferred.push(schema::create_table(&mut admin, &it.target_db, it.schema, true).await?);
+        progress.advance(1);
+    }
+
+    // Rows.
+    let bytes_loaded = load_all(repo.storage(), manifest, &items, &mut workers, progress.clone()).await?;
+
+    // Indexes, then foreign keys (which may rely on those indexes).
+    progress.phase("index", items.len() as u64, "tables");
+    let index_jobs: Vec<(usize, SplitCreate)> = deferred
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !d.deferred_indexes.is_empty())
+        .map(|(i, d)| (i, SplitCreate { create: String::new(), deferred_indexes: d.deferred_indexes.clone(), foreign_keys: Vec::new() }))
+        .collect();
+    run_parallel(&mut workers, index_jobs, |conn, (i, split)| {
+        let it = &items[i];
+        let progress = progress.clone();
+        async move {
+            schema::add_deferred(conn, &it.target_db, &it.schema.name, &split).await?;
+            progress.advance(1);
+            Ok(())
+        }
+    })
+    .await?;
+    for (it, d) in items.iter().zip(&deferred) {
+        if !d.foreign_keys.is_empty() {
+            let fks = SplitCreate { create: String::new(), deferred_indexes: Vec::new(), foreign_keys: d.foreign_keys.clone() };
+            schema::add_deferred(&mut admin, &it.target_db, &it.schema.name, &fks).await?;
+        }
+    }
+
+    // Everything that is not rows.
+    for it in items.iter().filter(|it| it.schema.kind == TableKind::Sequence) {
+        schema::restore_sequence_state(&mut admin, &it.target_db, it.schema).await?;
+    }
+    for db in &dbs {
+        let target_db = rename(&db.name);
+        let in_scope = |table: &str| opts.filter.table(&db.name, table);
+        if !table_mode {
+            schema::create_views(&mut admin, &target_db, &db.views).await?;
+            schema::create_routines(&mut admin, &target_db, &db.routines).await?;
+            schema::create_events(&mut admin, &target_db, &db.events).await?;
+        }
+        let triggers: Vec<_> = db.triggers.iter().filter(|t| in_scope(&t.table)).cloned().collect();
+        schema::create_triggers(&mut admin, &target_db, &triggers).await?;
+    }
+    if opts.users && !table_mode && !schema.users.is_empty() {
+        schema::restore_users(&mut admin, &schema.users).await?;
+    }
+
+    // Proof.
+    let tables = check_tables(&mut workers, &items, opts.verify, progress.clone()).await?;
+    let rows = tables.iter().map(|t| t.rows).sum();
+    Ok(RestoreReport {
+        backup_id: manifest.id.clone(),
+        target: target.display(),
+        databases: dbs.iter().map(|d| rename(&d.name)).collect(),
+        tables,
+        rows,
+        bytes_loaded,
+        seconds: started.elapsed().as_secs_f64(),
+        verified: opts.verify,
+    })
+}
+
+fn session_setup(identity: &ServerIdentity, keep_binlog: bool) -> String {
+    let mut s = String::from(
+        "SET NAMES binary; SET time_zone = '+00:00'; SET SESSION foreign_key_checks = 0; \
+         SET SESSION unique_checks = 0; SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'; \
+         SET SESSION net_read_timeout = 3600; SET SESSION net_write_timeout = 3600",
+    );
+    if !keep_binlog {
+        s.push_str("; SET SESSION sql_log_bin = 0");
+    }
+    if identity.flavor == Flavor::MariaDb {
+        s.push_str("; SET SESSION max_statement_time = 0");
+        if identity.major_minor() >= (10, 11) {
+            s.push_str("; SET SESSION system_versioning_insert_history = 1");
+        }
+    }
+    s
+}
+
+fn setup_error(e: Error) -> Error {
+    if e.kind() == ErrorKind::Auth {
+        Error::new(
+            ErrorKind::Auth,
+            format!(
+                "the restore user may not change session settings it needs ({e}); \
+                 grant it BINLOG ADMIN (or SUPER), or pass --keep-binlog"
+            ),
+        )
+    } else {
+        e
+    }
+}
+
+async fn preflight(
+    admin: &mut Conn,
+    dbs: &[&DatabaseSchema],
+    items: &[Item<'_>],
+    rename: &dyn Fn(&str) -> String,
+    table_mode: bool,
+    drop_existing: bool,
+) -> Result<()> {
+    let existing: Vec<String> = admin.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA").await?;
+    if !table_mode {
+        let clash: Vec<String> =
+            dbs.iter().map(|d| rename(&d.name)).filter(|t| existing.contains(t)).collect();
+        if clash.is_empty() {
+            return Ok(());
+        }
+        if !drop_existing {
+            return Err(Error::new(
+                ErrorKind::TargetNotEmpty,
+                format!(
+                    "the target already has database(s) {}; nothing was changed. Pass \
+                     --drop-existing to replace them, or --rename-db old:new to restore beside them",
+                    clash.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        for db in clash {
+            tracing::info!(database = db, "dropping existing database on the target");
+            admin.query_drop(format!("DROP DATABASE {}", quote_ident(&db))).await?;
+        }
+        return Ok(());
+    }
+    let mut clash = Vec::new();
+    for it in items {
+        if !existing.contains(&it.target_db) {
+            continue;
+        }
+        let n: Option<u64> = admin
+            .query_first(format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+                quote_string(&it.target_db),
+                quote_string(&it.schema.name)
+            ))
+            .await?;
+        if n.unwrap_or(0) > 0 {
+            clash.push((it.target_db.clone(), it.schema.name.clone()));
+        }
+    }
+    if clash.is_empty() {
+        return Ok(());
+    }
+    if !drop_existing {
+        return Err(Error::new(
+            ErrorKind::TargetNotEmpty,
+            format!(
+                "the target already has table(s) {}; nothing was changed. Pass --drop-existing \
+                 to replace them, or --rename-db old:new",
+                clash.iter().map(|(d, t)| format!("`{d}`.`{t}`")).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    admin.query_drop("SET SESSION foreign_key_checks = 0").await?;
+    for (d, t) in clash {
+        admin.query_drop(format!("DROP TABLE {}.{}", quote_ident(&d), quote_ident(&t))).await?;
+    }
+    Ok(())
+}
+
+/// Runs `jobs` over the worker connections, each worker taking the next job when free.
+async fn run_parallel<J, F, Fut>(workers: &mut [Conn], jobs: Vec<J>, f: F) -> Result<()>
+where
+    F: Fn(&mut Conn, J) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let queue = Mutex::new(VecDeque::from(jobs));
+    try_join_all(workers.iter_mut().map(|conn| {
+        let queue = &queue;
+        let f = &f;
+        async move {
+            loop {
+                let job = queue.lock().expect("queue lock").pop_front();
+                let Some(job) = job else { return Ok::<_, Error>(()) };
+                f(conn, job).await?;
+            }
+        }
+    }))
+    .await?;
+    Ok(())
+}
+
+async fn load_all(
+    storage: &Arc<dyn Storage>,
+    manifest: &BackupManifest,
+    items: &[Item<'_>],
+    workers: &mut [Conn],
+    progress: Arc<dyn Progress>,
+) -> Result<u64> {
+    let files: BTreeMap<&str, &crate::manifest::FileEntry> =
+        manifest.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut jobs = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        if let Some(data) = it.data {
+            for c in &data.chunks {
+                jobs.push((i, c.clone(), c.raw_size));
+            }
+        }
+    }
+    // Biggest first keeps workers busy to the end.
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.2));
+    let total: u64 = jobs.iter().map(|j| j.2).sum();
+    progress.phase("load", total, "bytes");
+    let loaded = std::sync::atomic::AtomicU64::new(0);
+    run_parallel(workers, jobs, |conn, (i, chunk, raw)| {
+        let it = &items[i];
+        let data = it.data.expect("job only for tables with data");
+        let entry = files.get(chunk.file.as_str()).copied();
+        let progress = progress.clone();
+        let loaded = &loaded;
+        async move {
+            let entry = entry.ok_or_else(|| {
+                Error::integrity(format!("the manifest lists chunk `{}` but not its checksum", chunk.file))
+            })?;
+            let path = layout::backup_file(&manifest.id, &chunk.file);
+            let stream = read_verified(&**storage, &path, entry).await?;
+            let rows = decompress_stream(stream, &path)?;
+            load_chunk(conn, &it.target_db, &it.schema.name, &data.columns, rows, chunk.rows, &path).await?;
+            loaded.fetch_add(raw, std::sync::atomic::Ordering::Relaxed);
+            progress.advance(raw);
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(loaded.into_inner())
+}
+
+/// Loads one chunk in a transaction that commits only if the stream verified and every row
+/// arrived.
+async fn load_chunk(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+    columns: &[String],
+    rows: crate::storage::ByteStream,
+    expected_rows: u64,
+    path: &str,
+) -> Result<()> {
+    let failure: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+    let seen = failure.clone();
+    let infile = rows
+        .map(move |item| {
+            item.map_err(|e| {
+                let msg = e.to_string();
+                *seen.lock().expect("failure slot") = Some(e);
+                std::io::Error::other(msg)
+            })
+        })
+        .boxed();
+    // The driver requires a Sync future; the stream is handed over through a mutex.
+    let slot = std::sync::Mutex::new(Some(infile));
+    conn.set_infile_handler(async move {
+        Ok(slot.lock().expect("infile slot").take().expect("infile stream used once"))
+    });
+    let cols = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "LOAD DATA LOCAL INFILE 'holdfast-chunk' INTO TABLE {}.{} {LOAD_DATA_FORMAT} ({cols})",
+        quote_ident(db),
+        quote_ident(table)
+    );
+    conn.query_drop("START TRANSACTION").await?;
+    let loaded = conn.query_drop(&sql).await;
+    let stream_error = failure.lock().expect("failure slot").take();
+    let outcome = match (stream_error, loaded) {
+        (Some(e), _) => Err(e),
+        (None, Err(e)) => Err(Error::from(e).context(format!("loading `{path}` into `{db}`.`{table}`"))),
+        (None, Ok(())) => {
+            let affected = conn.affected_rows();
+            let warnings = conn.get_warnings();
+            if affected != expected_rows || warnings > 0 {
+                let detail: Vec<(String, u32, String)> =
+                    conn.query("SHOW WARNINGS LIMIT 5").await.unwrap_or_default();
+                Err(Error::integrity(format!(
+                    "loading `{path}` into `{db}`.`{table}`: {affected} rows loaded of {expected_rows}, \
+                     {warnings} warnings {detail:?}"
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            conn.query_drop("COMMIT").await?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = conn.query_drop("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+async fn check_tables(
+    workers: &mut [Conn],
+    items: &[Item<'_>],
+    verify: bool,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<TableReport>> {
+    let with_data: Vec<usize> = (0..items.len()).filter(|&i| items[i].data.is_some()).collect();
+    progress.phase(if verify { "verify" } else { "count" }, with_data.len() as u64, "tables");
+    let reports = Mutex::new(Vec::new());
+    run_parallel(workers, with_data, |conn, i| {
+        let it = &items[i];
+        let data = it.data.expect("filtered");
+        let reports = &reports;
+        let progress = progress.clone();
+        async move {
+            let plan = plan_table(conn, &it.target_db, &it.schema.name, data.with_history, u64::MAX).await?;
+            let name = format!("`{}`.`{}`", it.target_db, it.schema.name);
+            if plan.columns != data.columns {
+                return Err(Error::integrity(format!(
+                    "{name}: restored columns {:?} differ from the backup's {:?}",
+                    plan.columns, data.columns
+                )));
+            }
+            let rows: u64 = conn.query_first(plan.count_query()).await?.unwrap_or(0);
+            if rows != data.row_count {
+                return Err(Error::integrity(format!(
+                    "{name} has {rows} rows after the restore, the backup has {}",
+                    data.row_count
+                )));
+            }
+            let mut fingerprint_verified = None;
+            if verify {
+                let fp = fingerprint_table(conn, &plan).await?;
+                if fp != data.fingerprint {
+                    return Err(Error::integrity(format!(
+                        "{name}: the restored rows' fingerprint differs from the backup's \
+                         ({} rows {:032x} vs {} rows {:032x})",
+                        fp.rows, fp.sum, data.fingerprint.rows, data.fingerprint.sum
+                    )));
+                }
+                fingerprint_verified = Some(true);
+            }
+            reports.lock().expect("reports").push(TableReport {
+                database: it.target_db.clone(),
+                table: it.schema.name.clone(),
+                rows,
+                fingerprint_verified,
+            });
+            progress.advance(1);
+            let _ = it.source_db;
+            Ok(())
+        }
+    })
+    .await?;
+    let mut out = reports.into_inner().expect("reports");
+    out.sort_by(|a, b| (&a.database, &a.table).cmp(&(&b.database, &b.table)));
+    Ok(out)
+}

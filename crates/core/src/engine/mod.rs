@@ -1,0 +1,4 @@
+//! Backup engines. Only the logical engine exists today; the physical engine (mariabackup /
+//! xtrabackup) will sit beside it.
+
+pub mod logical;

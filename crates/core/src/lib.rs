@@ -1,0 +1,28 @@
+//! holdfast: backup and point-in-time recovery for MySQL and MariaDB.
+//!
+//! The main types:
+//! - [`storage::Storage`]: the object-store trait every repository backend implements
+//!   (local disk through Apache OpenDAL today), with its contracts and capabilities.
+//! - [`repo::Repository`]: an opened repository: format check, the exclusive lock, the
+//!   manifest-written-last commit protocol, listing and debris cleanup.
+//! - [`manifest`]: every on-disk type, versioned, in one place.
+//! - [`pipeline`]: streaming compression and hashing between the engines and storage.
+//! - [`source`]: connecting to a server (URL, option files, environment), flavor detection and the
+//!   consistent snapshot shared by the dump workers.
+//! - [`engine::logical`]: the logical backup and restore engine.
+//! - [`verify`]: checking every file of a backup against its manifest.
+//!
+//! This crate never prints and never exits the process: it returns typed [`Error`]s whose
+//! [`ErrorKind`] the CLI maps to stable exit codes.
+
+pub mod engine;
+pub mod error;
+pub mod manifest;
+pub mod pipeline;
+pub mod progress;
+pub mod repo;
+pub mod source;
+pub mod storage;
+pub mod verify;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,225 @@
+//! Every on-disk type of the repository, in one place, versioned.
+//!
+//! - [`RepoConfig`]: `holdfast.repo`, written once by `init`.
+//! - [`BackupManifest`]: `backups/<id>/manifest`, written last: the backup's commit point.
+//! - [`LockRecord`]: `locks/<name>.lock`, the owner and expiry of a repository lock.
+//! - [`SchemaDump`]: `backups/<id>/schema.json.zst`, the schema objects of a logical backup.
+//!
+//! All are JSON. Each top-level type carries a `format` number; readers refuse a format newer than
+//! they know with a message telling the user to upgrade holdfast, so an old binary never
+//! misreads a newer repository. Additive changes (new optional fields) keep the number.
+
+mod schema;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use schema::*;
+
+/// The repository format this build writes and the newest it can read.
+pub const REPO_FORMAT: u32 = 1;
+/// The backup manifest format this build writes and the newest it can read.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// `holdfast.repo`: identifies a directory or bucket prefix as a holdfast repository.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RepoConfig {
+    pub format: u32,
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    /// The holdfast version that created the repository.
+    pub created_by: String,
+}
+
+/// `locks/<name>.lock`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockRecord {
+    /// Random token identifying this acquisition.
+    pub token: String,
+    pub host: String,
+    pub pid: u32,
+    /// What the holder is doing (`backup`, `expire`, …).
+    pub purpose: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub acquired: OffsetDateTime,
+    /// The lock may be taken over by anyone after this instant; holders refresh it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires: OffsetDateTime,
+}
+
+/// The server a backup was taken from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerInfo {
+    /// `mariadb` or `mysql`.
+    pub flavor: String,
+    /// `@@version`.
+    pub version: String,
+    pub server_id: u32,
+    /// `@@server_uuid` on MySQL; empty on MariaDB, which has none.
+    #[serde(default)]
+    pub server_uuid: String,
+    pub hostname: String,
+}
+
+/// The point in the server's history the backup is consistent with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ConsistentPoint {
+    /// Binary log file and position (empty when the binlog is off).
+    pub binlog_file: String,
+    pub binlog_pos: u64,
+    /// `gtid_binlog_pos` on MariaDB, `gtid_executed` on MySQL.
+    pub gtid_set: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+}
+
+/// One stored file of a backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    /// Path relative to the backup's directory (`data/db/t/00000.tsv.zst`).
+    pub path: String,
+    /// Stored size in bytes.
+    pub size: u64,
+    /// SHA-256 of the stored bytes, hex.
+    pub sha256: String,
+}
+
+/// An order-independent fingerprint of a table's rows as dumped.
+///
+/// The wrapping sum of the XXH3-128 of each row's TSV line, so chunks combine in any order and
+/// a restore can recompute it by dumping the restored table the same way.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Fingerprint {
+    pub rows: u64,
+    #[serde(with = "hex_u128")]
+    pub sum: u128,
+}
+
+impl Fingerprint {
+    pub fn add_row(&mut self, line: &[u8]) {
+        self.rows += 1;
+        self.sum = self.sum.wrapping_add(xxhash_rust::xxh3::xxh3_128(line));
+    }
+
+    pub fn merge(&mut self, other: &Fingerprint) {
+        self.rows += other.rows;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+}
+
+mod hex_u128 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:032x}"))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let s = String::deserialize(d)?;
+        u128::from_str_radix(&s, 16).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One chunk of a table's rows: a key range dumped into one file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChunkEntry {
+    /// File path relative to the backup directory; also listed in `BackupManifest::files`.
+    pub file: String,
+    /// The SQL condition that selected the rows (`TRUE` for a whole table), for diagnosis.
+    pub range: String,
+    pub rows: u64,
+    /// Uncompressed TSV bytes.
+    pub raw_size: u64,
+}
+
+/// One table's data in a logical backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableData {
+    pub database: String,
+    pub table: String,
+    /// The columns in the order they appear in each TSV line (generated columns excluded;
+    /// invisible and system-versioning columns included).
+    pub columns: Vec<String>,
+    /// The rows include history (system-versioned table dumped `FOR SYSTEM_TIME ALL`).
+    #[serde(default)]
+    pub with_history: bool,
+    /// `COUNT(*)` taken in the backup's snapshot; equal to `fingerprint.rows` by construction
+    /// of a successful backup.
+    pub row_count: u64,
+    pub fingerprint: Fingerprint,
+    pub chunks: Vec<ChunkEntry>,
+}
+
+/// `backups/<id>/manifest`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackupManifest {
+    pub format: u32,
+    pub id: String,
+    /// `logical` (today) or `physical`.
+    pub engine: String,
+    pub tool_version: String,
+    pub server: ServerInfo,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished: OffsetDateTime,
+    pub consistent_point: ConsistentPoint,
+    /// How long the server-wide lock that aligned the snapshot was held, in milliseconds.
+    pub lock_held_ms: u64,
+    /// The compression of data files (`zstd`).
+    pub compression: String,
+    /// Path of the schema file, relative to the backup directory.
+    pub schema_file: String,
+    pub tables: Vec<TableData>,
+    /// Every stored file of the backup except the manifest itself.
+    pub files: Vec<FileEntry>,
+    /// Whether users and grants were included.
+    #[serde(default)]
+    pub includes_users: bool,
+}
+
+impl BackupManifest {
+    pub fn total_rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.row_count).sum()
+    }
+
+    pub fn stored_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    pub fn raw_bytes(&self) -> u64 {
+        self.tables.iter().flat_map(|t| &t.chunks).map(|c| c.raw_size).sum()
+    }
+}
+
+/// Reads a versioned JSON document, refusing formats newer than `newest`.
+pub fn decode_versioned<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    newest: u32,
+) -> crate::Result<T> {
+    #[derive(Deserialize)]
+    struct Probe {
+        format: u32,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| {
+        crate::Error::with_source(
+            crate::ErrorKind::Integrity,
+            format!("{what} is not valid JSON or has no format number"),
+            e,
+        )
+    })?;
+    if probe.format > newest {
+        return Err(crate::Error::new(
+            crate::ErrorKind::RepoInvalid,
+            format!(
+                "{what} has format {} but this holdfast ({}) reads up to format {newest}; \
+                 upgrade holdfast to use this repository",
+                probe.format,
+                env!("CARGO_PKG_VERSION")
+            ),
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        crate::Error::with_source(crate::ErrorKind::Integrity, format!("{what} is malformed"), e)
+    })
+}

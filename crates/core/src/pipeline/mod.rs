@@ -1,0 +1,18 @@
+//! Streaming transforms between the engines and storage: compression and hashing on the way in,
+//! verification and decompression on the way out. Memory is bounded by a few buffers per stream,
+//! whatever the data size.
+//!
+//! - [`HashingSink`]: uploads bytes to one object while computing its size and SHA-256.
+//! - [`ZstdSink`]: compresses into a [`HashingSink`] (a standard zstd frame, `zstd -d` reads it).
+//! - [`read_verified`]: streams an object back, failing with an integrity error that names the
+//!   file if its size or checksum differs from the manifest.
+//! - [`Decompressor`]: incremental zstd decompression of such a stream.
+
+mod read;
+mod write;
+
+pub use read::{decompress_stream, read_all_verified, read_verified, Decompressor};
+pub use write::{HashingSink, ZstdSink};
+
+/// Size of the buffers handed to storage.
+pub const FLUSH_BYTES: usize = 4 * 1024 * 1024;

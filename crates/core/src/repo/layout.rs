@@ -1,0 +1,116 @@
+//! Where things live inside a repository.
+//!
+//! ```text
+//! holdfast.repo                       format, id
+//! locks/exclusive.lock                owner and expiry of the exclusive lock
+//! backups/<id>/manifest               written last: the commit point
+//! backups/<id>/schema.json.zst        schema objects
+//! backups/<id>/data/<db>/<table>/<n>.tsv.zst   row chunks (names percent-encoded)
+//! ```
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use time::OffsetDateTime;
+
+use crate::{Error, Result};
+
+pub const REPO_FILE: &str = "holdfast.repo";
+pub const BACKUPS_DIR: &str = "backups/";
+pub const LOCKS_DIR: &str = "locks/";
+pub const MANIFEST: &str = "manifest";
+
+pub fn backup_dir(id: &str) -> String {
+    format!("{BACKUPS_DIR}{id}/")
+}
+
+pub fn manifest_path(id: &str) -> String {
+    format!("{BACKUPS_DIR}{id}/{MANIFEST}")
+}
+
+/// A file of a backup, from its path relative to the backup directory.
+pub fn backup_file(id: &str, relative: &str) -> String {
+    format!("{BACKUPS_DIR}{id}/{relative}")
+}
+
+/// Relative path of a table's data chunk.
+pub fn chunk_file(db: &str, table: &str, index: usize) -> String {
+    format!("data/{}/{}/{index:05}.tsv.zst", encode_name(db), encode_name(table))
+}
+
+/// The backup id owning a repository path under `backups/`.
+pub fn backup_owner(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(BACKUPS_DIR)?;
+    let (id, _) = rest.split_once('/')?;
+    Some(id)
+}
+
+/// The backup id if `path` is a backup's manifest.
+pub fn manifest_owner(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(BACKUPS_DIR)?;
+    let (id, file) = rest.split_once('/')?;
+    (file == MANIFEST).then_some(id)
+}
+
+/// Characters kept as-is in file names; everything else is percent-encoded, so names with
+/// spaces, slashes, backticks or unicode map to portable, reversible paths.
+const NAME_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'-');
+
+pub fn encode_name(name: &str) -> String {
+    utf8_percent_encode(name, NAME_SET).to_string()
+}
+
+/// A new backup id: UTC time (sortable) plus a random suffix.
+pub fn new_backup_id(now: OffsetDateTime) -> String {
+    let suffix: u16 = rand::random();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{suffix:04x}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+/// Rejects ids that could escape the backups directory.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!("`{id}` is not a backup id (ids look like 20261121T004512Z-1a2b)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners() {
+        assert_eq!(manifest_owner("backups/X/manifest"), Some("X"));
+        assert_eq!(manifest_owner("backups/X/data/a/b/00000.tsv.zst"), None);
+        assert_eq!(backup_owner("backups/X/data/a"), Some("X"));
+        assert_eq!(backup_owner("locks/exclusive.lock"), None);
+    }
+
+    #[test]
+    fn names_are_encoded() {
+        assert_eq!(encode_name("plain_name-1"), "plain_name-1");
+        assert_eq!(encode_name("with space"), "with%20space");
+        assert_eq!(encode_name("a/b`c"), "a%2Fb%60c");
+        assert_eq!(encode_name("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn ids() {
+        let t = time::macros::datetime!(2026-11-21 00:45:12 UTC);
+        let id = new_backup_id(t);
+        assert!(id.starts_with("20261121T004512Z-"), "{id}");
+        assert!(validate_id(&id).is_ok());
+        assert!(validate_id("../etc").is_err());
+        assert!(validate_id("").is_err());
+    }
+}

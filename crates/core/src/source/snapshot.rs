@@ -1,0 +1,181 @@
+//! One consistent snapshot shared by N worker connections.
+//!
+//! Every worker opens a `REPEATABLE READ` transaction `WITH CONSISTENT SNAPSHOT` while a brief
+//! server-wide lock stops commits (MariaDB: `BACKUP STAGE BLOCK_COMMIT`, which waits only for
+//! commits in flight, not for long queries; MySQL: `FLUSH TABLES WITH READ LOCK`), and the binlog
+//! coordinates and GTID position are read under the same lock. The lock is then released: it is
+//! held for milliseconds. A watchdog bounds the whole locked phase: if acquiring or holding the
+//! lock takes longer than the timeout (a long DDL or a stuck commit ahead of us), the locking
+//! connection is killed from another connection, which releases everything, and the backup fails
+//! with [`ErrorKind::LockTimeout`] instead of stalling production.
+//!
+//! On MariaDB each worker's `binlog_snapshot_position` is then compared with the locked
+//! coordinates: equal values prove the snapshots are the same point in history.
+
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use time::OffsetDateTime;
+
+use super::conn::ConnectionConfig;
+use super::server::{Flavor, ServerIdentity};
+use crate::manifest::ConsistentPoint;
+use crate::{Error, ErrorKind, Result};
+
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    pub workers: usize,
+    /// Longest time the server-wide lock may be waited for plus held.
+    pub lock_timeout: Duration,
+}
+
+/// Worker connections inside one consistent snapshot.
+pub struct Snapshot {
+    pub workers: Vec<Conn>,
+    pub point: ConsistentPoint,
+    /// How long the server-wide lock was held (acquired to released).
+    pub lock_held: Duration,
+}
+
+/// Session settings of a dump worker: exact bytes (no charset conversion), TIMESTAMP values in UTC
+/// (no daylight-saving ambiguity), no statement timeouts, patience with a slow reader.
+pub const WORKER_SETUP: &str = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+     SET NAMES binary; SET time_zone = '+00:00'; SET SESSION net_write_timeout = 3600; SET SESSION net_read_timeout = 3600; \
+     SET SESSION wait_timeout = 86400";
+
+pub async fn open_snapshot(
+    config: &ConnectionConfig,
+    identity: &ServerIdentity,
+    opts: &SnapshotOptions,
+) -> Result<Snapshot> {
+    let workers = try_join_all((0..opts.workers.max(1)).map(|_| async {
+        let mut c = config.connect().await?;
+        c.query_drop(WORKER_SETUP).await?;
+        if identity.flavor == Flavor::MariaDb {
+            c.query_drop("SET SESSION max_statement_time = 0").await?;
+        }
+        Ok::<_, Error>(c)
+    }))
+    .await?;
+    let mut locker = config.connect().await?;
+    let locker_id = locker.id();
+    let mut watchdog = config.connect().await?;
+
+    let started = Instant::now();
+    let locked = tokio::time::timeout(
+        opts.lock_timeout,
+        locked_phase(&mut locker, workers, identity.flavor, opts.lock_timeout),
+    )
+    .await;
+    match locked {
+        Ok(Ok((workers, point, held))) => {
+            drop(watchdog);
+            let snapshot = Snapshot { workers, point, lock_held: held };
+            Ok(snapshot)
+        }
+        Ok(Err(e)) => {
+            let _ = watchdog.query_drop(format!("KILL CONNECTION {locker_id}")).await;
+            Err(e)
+        }
+        Err(_elapsed) => {
+            // The lock phase is stuck: kill the locking connection, which releases any lock.
+            let _ = watchdog.query_drop(format!("KILL CONNECTION {locker_id}")).await;
+            Err(Error::new(
+                ErrorKind::LockTimeout,
+                format!(
+                    "could not align the snapshot within {:.1}s (waited {:.1}s): something holds up \
+                     commits or DDL (see SHOW PROCESSLIST); the lock was released and nothing was \
+                     written; retry later or raise --lock-timeout",
+                    opts.lock_timeout.as_secs_f64(),
+                    started.elapsed().as_secs_f64()
+                ),
+            ))
+        }
+    }
+}
+
+async fn locked_phase(
+    locker: &mut Conn,
+    mut workers: Vec<Conn>,
+    flavor: Flavor,
+    timeout: Duration,
+) -> Result<(Vec<Conn>, ConsistentPoint, Duration)> {
+    let wait_secs = timeout.as_secs().max(1);
+    locker.query_drop(format!("SET SESSION lock_wait_timeout = {wait_secs}")).await?;
+    let lock_sql: &[&str] = match flavor {
+        Flavor::MariaDb => &["BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"],
+        Flavor::MySql => &["FLUSH NO_WRITE_TO_BINLOG TABLES", "FLUSH TABLES WITH READ LOCK"],
+    };
+    for sql in lock_sql {
+        locker.query_drop(*sql).await.map_err(|e| lock_error(e.into(), sql))?;
+    }
+    let acquired = Instant::now();
+
+    try_join_all(
+        workers.iter_mut().map(|w| w.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")),
+    )
+    .await?;
+    let point = read_point(locker, flavor).await?;
+
+    let unlock = match flavor {
+        Flavor::MariaDb => "BACKUP STAGE END",
+        Flavor::MySql => "UNLOCK TABLES",
+    };
+    locker.query_drop(unlock).await?;
+    let held = acquired.elapsed();
+
+    if flavor == Flavor::MariaDb && !point.binlog_file.is_empty() {
+        for w in workers.iter_mut() {
+            prove_same_point(w, &point).await?;
+        }
+    }
+    Ok((workers, point, held))
+}
+
+fn lock_error(e: Error, sql: &str) -> Error {
+    if e.kind() == ErrorKind::Auth {
+        return Error::new(
+            ErrorKind::Auth,
+            format!("`{sql}` was refused: the backup user needs the RELOAD privilege ({e})"),
+        );
+    }
+    e.context(format!("`{sql}`"))
+}
+
+async fn read_point(conn: &mut Conn, flavor: Flavor) -> Result<ConsistentPoint> {
+    let time = OffsetDateTime::now_utc();
+    let status: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+    let (binlog_file, binlog_pos) = match status {
+        Some(row) => {
+            let file: String = row.get(0).unwrap_or_default();
+            let pos: u64 = row.get(1).unwrap_or_default();
+            (file, pos)
+        }
+        None => (String::new(), 0),
+    };
+    let gtid_sql = match flavor {
+        Flavor::MariaDb => "SELECT @@gtid_binlog_pos",
+        Flavor::MySql => "SELECT @@gtid_executed",
+    };
+    let gtid: Option<String> = conn.query_first(gtid_sql).await?;
+    Ok(ConsistentPoint { binlog_file, binlog_pos, gtid_set: gtid.unwrap_or_default(), time })
+}
+
+async fn prove_same_point(worker: &mut Conn, point: &ConsistentPoint) -> Result<()> {
+    let rows: Vec<(String, String)> = worker
+        .query("SHOW STATUS WHERE Variable_name IN ('binlog_snapshot_file', 'binlog_snapshot_position')")
+        .await?;
+    let get = |name: &str| rows.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let file = get("binlog_snapshot_file").unwrap_or_default();
+    let pos: u64 = get("binlog_snapshot_position").and_then(|v| v.parse().ok()).unwrap_or(0);
+    if file != point.binlog_file || pos != point.binlog_pos {
+        return Err(Error::internal(format!(
+            "a worker's snapshot is at {file}:{pos} but the locked point is {}:{}; \
+             the snapshots are not aligned",
+            point.binlog_file, point.binlog_pos
+        )));
+    }
+    Ok(())
+}
