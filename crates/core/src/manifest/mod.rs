@@ -63,7 +63,7 @@ pub struct ServerInfo {
 }
 
 /// The point in the server's history the backup is consistent with.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ConsistentPoint {
     /// Binary log file and position (empty when the binlog is off).
     pub binlog_file: String,
@@ -72,6 +72,17 @@ pub struct ConsistentPoint {
     pub gtid_set: String,
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
+}
+
+impl Default for ConsistentPoint {
+    fn default() -> Self {
+        ConsistentPoint {
+            binlog_file: String::new(),
+            binlog_pos: 0,
+            gtid_set: String::new(),
+            time: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
 }
 
 /// One stored file of a backup.

@@ -109,7 +109,7 @@ async fn locked_phase(
         Flavor::MySql => &["FLUSH NO_WRITE_TO_BINLOG TABLES", "FLUSH TABLES WITH READ LOCK"],
     };
     for sql in lock_sql {
-        locker.query_drop(*sql).await.map_err(|e| lock_error(e.into(), sql))?;
+        locker.query_drop(*sql).await.map_err(|e| lock_error(e, sql, timeout))?;
     }
     let acquired = Instant::now();
 
@@ -134,7 +134,21 @@ async fn locked_phase(
     Ok((workers, point, held))
 }
 
-fn lock_error(e: Error, sql: &str) -> Error {
+fn lock_error(e: mysql_async::Error, sql: &str, timeout: Duration) -> Error {
+    if let mysql_async::Error::Server(se) = &e {
+        if se.code == 1205 {
+            return Error::new(
+                ErrorKind::LockTimeout,
+                format!(
+                    "`{sql}` waited {}s for the lock without getting it: another session holds a \
+                     backup lock, a long DDL or FLUSH TABLES is running (see SHOW PROCESSLIST); \
+                     nothing was written; retry later or raise --lock-timeout",
+                    timeout.as_secs()
+                ),
+            );
+        }
+    }
+    let e = Error::from(e);
     if e.kind() == ErrorKind::Auth {
         return Error::new(
             ErrorKind::Auth,
@@ -165,9 +179,10 @@ async fn read_point(conn: &mut Conn, flavor: Flavor) -> Result<ConsistentPoint> 
 
 async fn prove_same_point(worker: &mut Conn, point: &ConsistentPoint) -> Result<()> {
     let rows: Vec<(String, String)> = worker
-        .query("SHOW STATUS WHERE Variable_name IN ('binlog_snapshot_file', 'binlog_snapshot_position')")
+        .query("SHOW SESSION STATUS LIKE '%inlog_snapshot_%'")
         .await?;
-    let get = |name: &str| rows.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    // The session runs `SET NAMES binary`, so match names in Rust, case-insensitively.
+    let get = |name: &str| rows.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let file = get("binlog_snapshot_file").unwrap_or_default();
     let pos: u64 = get("binlog_snapshot_position").and_then(|v| v.parse().ok()).unwrap_or(0);
     if file != point.binlog_file || pos != point.binlog_pos {

@@ -210,12 +210,14 @@ pub struct ColumnInfo {
     pub name: String,
     pub data_type: String,
     pub generated: bool,
+    /// A system-versioning period column (`AS ROW START` / `AS ROW END`).
+    pub period: bool,
 }
 
 pub async fn table_columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<ColumnInfo>> {
-    let rows: Vec<(String, String, String)> = conn
+    let rows: Vec<(String, String, String, Option<String>)> = conn
         .query(format!(
-            "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS \
+            "SELECT COLUMN_NAME, DATA_TYPE, EXTRA, GENERATION_EXPRESSION FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
             quote_string(db),
             quote_string(table)
@@ -223,10 +225,16 @@ pub async fn table_columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(name, data_type, extra)| ColumnInfo {
-            name,
-            data_type: data_type.to_ascii_lowercase(),
-            generated: extra.to_ascii_uppercase().contains("GENERATED"),
+        .map(|(name, data_type, extra, expression)| {
+            // System-versioning period columns report as generated with the expression
+            // `ROW START` / `ROW END`; their values are data and are dumped.
+            let period = matches!(expression.as_deref(), Some("ROW START") | Some("ROW END"));
+            ColumnInfo {
+                name,
+                data_type: data_type.to_ascii_lowercase(),
+                generated: !period && extra.to_ascii_uppercase().contains("GENERATED"),
+                period,
+            }
         })
         .collect())
 }
@@ -268,8 +276,14 @@ pub async fn plan_table(
     with_history: bool,
     chunk_bytes: u64,
 ) -> Result<TablePlan> {
-    let cols: Vec<ColumnInfo> =
+    let mut cols: Vec<ColumnInfo> =
         table_columns(conn, db, table).await?.into_iter().filter(|c| !c.generated).collect();
+    if with_history && !cols.iter().any(|c| c.period) {
+        // Implicit versioning columns are hidden from information_schema but always exist.
+        for name in ["row_start", "row_end"] {
+            cols.push(ColumnInfo { name: name.into(), data_type: "timestamp".into(), generated: false, period: true });
+        }
+    }
     if cols.is_empty() {
         return Err(Error::server(format!("table `{db}`.`{table}` has no storable columns")));
     }

@@ -27,7 +27,7 @@ use super::ddl::{quote_ident, quote_string, SplitCreate};
 use super::filter::Filter;
 use super::schema;
 use super::tsv::LOAD_DATA_FORMAT;
-use crate::manifest::{BackupManifest, DatabaseSchema, SchemaDump, TableData, TableKind, TableSchema};
+use crate::manifest::{BackupManifest, ChunkEntry, DatabaseSchema, SchemaDump, TableData, TableKind, TableSchema};
 use crate::pipeline::{decompress_stream, read_all_verified, read_verified, Decompressor};
 use crate::progress::Progress;
 use crate::repo::{layout, Repository};
@@ -88,7 +88,6 @@ pub struct RestoreReport {
 
 /// One table in scope.
 struct Item<'a> {
-    source_db: &'a str,
     target_db: String,
     schema: &'a TableSchema,
     data: Option<&'a TableData>,
@@ -133,7 +132,7 @@ pub async fn run_restore(
         for t in &db.tables {
             if opts.filter.table(&db.name, &t.name) {
                 let data = manifest.tables.iter().find(|d| d.database == db.name && d.table == t.name);
-                items.push(Item { source_db: &db.name, target_db: rename(&db.name), schema: t, data });
+                items.push(Item { target_db: rename(&db.name), schema: t, data });
             }
         }
     }
@@ -147,7 +146,7 @@ pub async fn run_restore(
     preflight(&mut admin, &dbs, &items, &rename, table_mode, opts.drop_existing).await?;
 
     let setup = session_setup(&identity, opts.keep_binlog);
-    let mut workers = try_join_all((0..opts.workers.max(1)).map(|_| async {
+    let mut workers: Vec<Conn> = try_join_all((0..opts.workers.max(1)).map(|_| async {
         let mut c = target.connect().await?;
         c.query_drop(&setup).await.map_err(|e| setup_error(e.into()))?;
         Ok::<_, Error>(c)
@@ -179,14 +178,11 @@ pub async fn run_restore(
         .filter(|(_, d)| !d.deferred_indexes.is_empty())
         .map(|(i, d)| (i, SplitCreate { create: String::new(), deferred_indexes: d.deferred_indexes.clone(), foreign_keys: Vec::new() }))
         .collect();
-    run_parallel(&mut workers, index_jobs, |conn, (i, split)| {
+    run_parallel(&mut workers, index_jobs, async |conn: &mut Conn, (i, split): (usize, SplitCreate)| {
         let it = &items[i];
-        let progress = progress.clone();
-        async move {
-            schema::add_deferred(conn, &it.target_db, &it.schema.name, &split).await?;
-            progress.advance(1);
-            Ok(())
-        }
+        schema::add_deferred(conn, &it.target_db, &it.schema.name, &split).await?;
+        progress.advance(1);
+        Ok(())
     })
     .await?;
     for (it, d) in items.iter().zip(&deferred) {
@@ -330,10 +326,9 @@ async fn preflight(
 }
 
 /// Runs `jobs` over the worker connections, each worker taking the next job when free.
-async fn run_parallel<J, F, Fut>(workers: &mut [Conn], jobs: Vec<J>, f: F) -> Result<()>
+async fn run_parallel<J, F>(workers: &mut [Conn], jobs: Vec<J>, f: F) -> Result<()>
 where
-    F: Fn(&mut Conn, J) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
+    F: AsyncFn(&mut Conn, J) -> Result<()>,
 {
     let queue = Mutex::new(VecDeque::from(jobs));
     try_join_all(workers.iter_mut().map(|conn| {
@@ -373,24 +368,19 @@ async fn load_all(
     let total: u64 = jobs.iter().map(|j| j.2).sum();
     progress.phase("load", total, "bytes");
     let loaded = std::sync::atomic::AtomicU64::new(0);
-    run_parallel(workers, jobs, |conn, (i, chunk, raw)| {
+    run_parallel(workers, jobs, async |conn: &mut Conn, (i, chunk, raw): (usize, ChunkEntry, u64)| {
         let it = &items[i];
         let data = it.data.expect("job only for tables with data");
-        let entry = files.get(chunk.file.as_str()).copied();
-        let progress = progress.clone();
-        let loaded = &loaded;
-        async move {
-            let entry = entry.ok_or_else(|| {
-                Error::integrity(format!("the manifest lists chunk `{}` but not its checksum", chunk.file))
-            })?;
-            let path = layout::backup_file(&manifest.id, &chunk.file);
-            let stream = read_verified(&**storage, &path, entry).await?;
-            let rows = decompress_stream(stream, &path)?;
-            load_chunk(conn, &it.target_db, &it.schema.name, &data.columns, rows, chunk.rows, &path).await?;
-            loaded.fetch_add(raw, std::sync::atomic::Ordering::Relaxed);
-            progress.advance(raw);
-            Ok(())
-        }
+        let entry = files.get(chunk.file.as_str()).copied().ok_or_else(|| {
+            Error::integrity(format!("the manifest lists chunk `{}` but not its checksum", chunk.file))
+        })?;
+        let path = layout::backup_file(&manifest.id, &chunk.file);
+        let stream = read_verified(&**storage, &path, entry).await?;
+        let rows = decompress_stream(stream, &path)?;
+        load_chunk(conn, &it.target_db, &it.schema.name, &data.columns, rows, chunk.rows, &path).await?;
+        loaded.fetch_add(raw, std::sync::atomic::Ordering::Relaxed);
+        progress.advance(raw);
+        Ok(())
     })
     .await?;
     Ok(loaded.into_inner())
@@ -471,12 +461,10 @@ async fn check_tables(
     let with_data: Vec<usize> = (0..items.len()).filter(|&i| items[i].data.is_some()).collect();
     progress.phase(if verify { "verify" } else { "count" }, with_data.len() as u64, "tables");
     let reports = Mutex::new(Vec::new());
-    run_parallel(workers, with_data, |conn, i| {
-        let it = &items[i];
-        let data = it.data.expect("filtered");
-        let reports = &reports;
-        let progress = progress.clone();
-        async move {
+    run_parallel(workers, with_data, async |conn: &mut Conn, i: usize| {
+        {
+            let it = &items[i];
+            let data = it.data.expect("filtered");
             let plan = plan_table(conn, &it.target_db, &it.schema.name, data.with_history, u64::MAX).await?;
             let name = format!("`{}`.`{}`", it.target_db, it.schema.name);
             if plan.columns != data.columns {
@@ -511,7 +499,6 @@ async fn check_tables(
                 fingerprint_verified,
             });
             progress.advance(1);
-            let _ = it.source_db;
             Ok(())
         }
     })

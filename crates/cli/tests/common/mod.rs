@@ -1,0 +1,134 @@
+//! Shared helpers for the CLI's integration tests: run the real binary against real servers.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use holdfast_testkit::TestServer;
+
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+}
+
+impl Repo {
+    /// A new, initialised repository in a temp dir.
+    pub fn init() -> Repo {
+        let repo = Repo::uninit();
+        let out = holdfast(&["init", "--repo", &repo.url()]);
+        assert_ok(&out, "init");
+        repo
+    }
+
+    pub fn uninit() -> Repo {
+        Repo { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.path().display())
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_holdfast")
+}
+
+/// Runs holdfast with a clean environment for credentials.
+pub fn holdfast(args: &[&str]) -> Output {
+    holdfast_env(args, &[])
+}
+
+pub fn holdfast_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env_remove("MYSQL_PWD").env_remove("HOLDFAST_PASSWORD").env("HOME", "/nonexistent");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run holdfast")
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what} failed:\n{}", text(out));
+}
+
+pub fn assert_code(out: &Output, code: i32, what: &str) {
+    assert_eq!(out.status.code(), Some(code), "{what}: wrong exit code:\n{}", text(out));
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(out)))
+}
+
+pub fn backup(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_json::Value {
+    let source = server.url();
+    let mut args = vec!["backup", "--repo", &repo.path_str(), "--source", &source, "--json"];
+    args.extend_from_slice(extra);
+    let out = holdfast(&args);
+    assert_ok(&out, "backup");
+    json(&out)
+}
+
+pub fn restore(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_json::Value {
+    let target = server.url();
+    let mut args = vec!["restore", "--repo", &repo.path_str(), "--target", &target, "--json"];
+    args.extend_from_slice(extra);
+    let out = holdfast(&args);
+    assert_ok(&out, "restore");
+    json(&out)
+}
+
+impl Repo {
+    pub fn path_str(&self) -> String {
+        self.url()
+    }
+
+    /// Every file under the repository, relative.
+    pub fn files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(&self.path(), &self.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+        }
+    }
+}
+
+/// `CHECKSUM TABLE` of every user table, as `db.table checksum` lines, sorted.
+pub fn checksums(server: &TestServer) -> Vec<String> {
+    let tables = server.sql(
+        "SELECT CONCAT('`', REPLACE(TABLE_SCHEMA, '`', '``'), '`.`', REPLACE(TABLE_NAME, '`', '``'), '`') \
+         FROM information_schema.TABLES WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') \
+         AND TABLE_SCHEMA NOT IN ('mysql','information_schema','performance_schema','sys') \
+         ORDER BY TABLE_SCHEMA, TABLE_NAME",
+    );
+    let mut out = Vec::new();
+    for t in tables.lines().filter(|l| !l.is_empty()) {
+        let row = server.sql(&format!("CHECKSUM TABLE {t} EXTENDED"));
+        let sum = row.split('\t').nth(1).unwrap_or("").trim().to_string();
+        out.push(format!("{t} {sum}"));
+    }
+    out
+}

@@ -1,0 +1,22 @@
+//! Test support for holdfast: real, throwaway MariaDB servers and data generators.
+//!
+//! - [`TestServer`] starts a private `mariadbd` (own temp directory, datadir, Unix socket and
+//!   TCP port on 127.0.0.1) and kills it and removes everything on `Drop`. One server per test:
+//!   tests never share server state. Servers start from a cached, freshly initialised datadir
+//!   template (see `template.rs`), so a start costs about a second instead of running
+//!   `mariadb-install-db` every time.
+//! - [`require_binaries`] fails loudly (never skips) when the MariaDB binaries are missing.
+//! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
+//!
+//! Set `HOLDFAST_TESTKIT_KEEP=1` to keep a server's directory after the test for inspection
+//! (the path is printed on drop).
+
+mod binaries;
+pub mod data;
+mod port;
+mod server;
+mod spawner;
+mod template;
+
+pub use binaries::{find_binary, require_binaries};
+pub use server::{ServerOptions, TestServer};

@@ -1,0 +1,169 @@
+//! A cached, freshly initialised datadir that new servers copy instead of running
+//! `mariadb-install-db` (about 2.5 s) every time.
+//!
+//! nextest runs each test in its own process, so the cache lives on disk under the temp dir,
+//! keyed by the `mariadbd` binary (path, size, mtime), the uid and the options that affect
+//! initialisation. One process builds it under an exclusive `flock` while the others wait; it
+//! is built in a scratch directory and renamed into place, so a template that exists is
+//! complete. Copies are sparse (`cp --sparse=always`), so a new datadir costs a few MB of writes.
+
+use crate::binaries::binary;
+use std::collections::hash_map::DefaultHasher;
+use std::fs::{File, OpenOptions};
+use std::hash::{Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Bump when the way templates are built changes.
+const FORMAT: u32 = 1;
+const MARKER: &str = "holdfast-template-ready";
+
+/// Options that must be given at initialisation time (they fix on-disk formats); when a test
+/// passes one in `extra_args`, it is also passed to `mariadb-install-db` and keys the template.
+const INIT_OPTIONS: &[&str] = &[
+    "innodb-page-size",
+    "innodb-data-file-path",
+    "innodb-undo-tablespaces",
+    "innodb-undo-directory",
+    "lower-case-table-names",
+    "innodb-checksum-algorithm",
+];
+
+/// Options always used at initialisation, matching the server's startup options.
+pub(crate) const BASE_INIT_ARGS: &[&str] = &["--innodb-log-file-size=64M"];
+
+/// The subset of `extra_args` that affects initialisation.
+pub(crate) fn init_args(extra_args: &[String]) -> Vec<String> {
+    extra_args
+        .iter()
+        .filter(|arg| {
+            let name = arg
+                .trim_start_matches('-')
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .replace('_', "-");
+            let name = name.strip_prefix("loose-").unwrap_or(&name).to_string();
+            INIT_OPTIONS.contains(&name.as_str())
+        })
+        .cloned()
+        .collect()
+}
+
+/// Copies a freshly initialised datadir to `dest` (which must not exist).
+pub(crate) fn copy_fresh_datadir(dest: &Path, init_args: &[String]) {
+    let template = template_datadir(init_args);
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg("--sparse=always")
+        .arg(&template)
+        .arg(dest)
+        .output()
+        .expect("holdfast-testkit: cannot run cp");
+    assert!(
+        out.status.success(),
+        "holdfast-testkit: copying the datadir template {} to {} failed: {}",
+        template.display(),
+        dest.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Returns the template's datadir, building it first if needed.
+fn template_datadir(init_args: &[String]) -> PathBuf {
+    let mariadbd = binary("mariadbd");
+    let mut hasher = DefaultHasher::new();
+    FORMAT.hash(&mut hasher);
+    mariadbd.hash(&mut hasher);
+    if let Ok(meta) = mariadbd.metadata() {
+        (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino()).hash(&mut hasher);
+    }
+    BASE_INIT_ARGS.hash(&mut hasher);
+    init_args.hash(&mut hasher);
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let name = format!("holdfast-testkit-tpl-{uid}-{:016x}", hasher.finish());
+    let tmp = std::env::temp_dir();
+    let dir = tmp.join(&name);
+    let datadir = dir.join("data");
+    if dir.join(MARKER).exists() && datadir.join("mysql").is_dir() {
+        return datadir;
+    }
+
+    let _lock = FileLock::acquire(&tmp.join(format!("{name}.lock")));
+    if dir.join(MARKER).exists() && datadir.join("mysql").is_dir() {
+        return datadir;
+    }
+    // A broken leftover (say, files removed by a temp cleaner): rebuild.
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let build = tempfile::Builder::new()
+        .prefix(&format!(".{name}-build-"))
+        .tempdir_in(&tmp)
+        .expect("holdfast-testkit: cannot create a temp dir for the datadir template");
+    let build_data = build.path().join("data");
+    let log = build.path().join("install-db.log");
+    let mut cmd = Command::new(binary("mariadb-install-db"));
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", build_data.display()))
+        .arg("--auth-root-authentication-method=normal")
+        .arg("--skip-test-db");
+    if let Some(user) = crate::server::run_as_user() {
+        cmd.arg(format!("--user={user}"));
+    }
+    cmd.args(BASE_INIT_ARGS).args(init_args);
+    let log_file = File::create(&log).expect("holdfast-testkit: cannot create install-db log");
+    cmd.stdout(log_file.try_clone().expect("dup log file"))
+        .stderr(log_file);
+    let status = cmd
+        .status()
+        .expect("holdfast-testkit: cannot run mariadb-install-db");
+    assert!(
+        status.success(),
+        "holdfast-testkit: mariadb-install-db failed ({status}):\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    File::create(build.path().join(MARKER)).expect("holdfast-testkit: cannot write marker");
+    let build = build.keep();
+    std::fs::rename(&build, &dir).unwrap_or_else(|e| {
+        panic!(
+            "holdfast-testkit: cannot move template {} into place at {}: {e}",
+            build.display(),
+            dir.display()
+        )
+    });
+    datadir
+}
+
+/// An exclusive `flock` held until dropped.
+struct FileLock(File);
+
+impl FileLock {
+    fn acquire(path: &Path) -> FileLock {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("holdfast-testkit: cannot open {}: {e}", path.display()));
+        // SAFETY: flock on a valid, owned descriptor.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(
+            rc,
+            0,
+            "holdfast-testkit: flock {} failed: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+        FileLock(file)
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // SAFETY: as above; closing the file would release the lock anyway.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
