@@ -51,6 +51,12 @@ async fn starts_and_reports_version_over_tcp_and_socket() {
     assert_eq!(server.sql("SELECT 1+1; SELECT 'a\tb'"), "2\na\\tb\n");
     assert!(server.socket().as_os_str().len() < 100);
     assert!(server.error_log().contains("ready for connections"));
+    // The readiness probe logs in and quits cleanly: no aborted-connection noise.
+    assert_eq!(
+        server.sql("SHOW GLOBAL STATUS LIKE 'Aborted_connects'"),
+        "Aborted_connects\t0\n"
+    );
+    assert!(!server.error_log().contains("Aborted connection"));
 }
 
 #[tokio::test]
@@ -127,4 +133,60 @@ fn a_bad_option_fails_loudly_with_the_error_log() {
         extra_args: vec!["--no-such-option-for-testkit=1".into()],
         ..ServerOptions::default()
     });
+}
+
+/// Run only as a child of `servers_die_with_a_killed_test_process`.
+#[test]
+#[ignore = "helper process for servers_die_with_a_killed_test_process"]
+fn orphan_helper() {
+    if std::env::var_os("HOLDFAST_TESTKIT_ORPHAN_HELPER").is_none() {
+        return;
+    }
+    // One server forked from the test thread, one from a thread that exits right away.
+    let a = TestServer::start();
+    let b = std::thread::spawn(TestServer::start).join().unwrap();
+    println!("SERVERS {} {}", a.pid().unwrap(), b.pid().unwrap());
+    std::thread::sleep(std::time::Duration::from_secs(120));
+}
+
+#[test]
+fn servers_die_with_a_killed_test_process() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["orphan_helper", "--exact", "--ignored", "--nocapture"])
+        .env("HOLDFAST_TESTKIT_ORPHAN_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let line = stdout
+        .lines()
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("SERVERS "))
+        .expect("helper printed no SERVERS line");
+    let pids: Vec<u32> = line[8..].split(' ').map(|p| p.parse().unwrap()).collect();
+    // The server started from the short-lived thread is still up.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(pids.iter().all(|p| process_alive(*p)));
+
+    child.kill().unwrap(); // SIGKILL: no destructors run
+    child.wait().unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while pids.iter().any(|p| process_alive(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "servers {pids:?} outlived their killed test process"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Alive and not a zombie.
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s.rsplit(") ").next().unwrap_or("").chars().next();
+            state != Some('Z') && state != Some('X')
+        })
+        .unwrap_or(false)
 }

@@ -74,7 +74,8 @@ pub fn json(out: &Output) -> serde_json::Value {
 
 pub fn backup(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_json::Value {
     let source = server.url();
-    let mut args = vec!["backup", "--repo", &repo.path_str(), "--source", &source, "--json"];
+    let url = repo.url();
+    let mut args = vec!["backup", "--repo", &url, "--source", &source, "--json"];
     args.extend_from_slice(extra);
     let out = holdfast(&args);
     assert_ok(&out, "backup");
@@ -83,7 +84,8 @@ pub fn backup(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_json::V
 
 pub fn restore(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_json::Value {
     let target = server.url();
-    let mut args = vec!["restore", "--repo", &repo.path_str(), "--target", &target, "--json"];
+    let url = repo.url();
+    let mut args = vec!["restore", "--repo", &url, "--target", &target, "--json"];
     args.extend_from_slice(extra);
     let out = holdfast(&args);
     assert_ok(&out, "restore");
@@ -91,10 +93,6 @@ pub fn restore(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_json::
 }
 
 impl Repo {
-    pub fn path_str(&self) -> String {
-        self.url()
-    }
-
     /// Every file under the repository, relative.
     pub fn files(&self) -> Vec<String> {
         let mut out = Vec::new();

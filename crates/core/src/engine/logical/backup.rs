@@ -239,12 +239,16 @@ pub async fn table_columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec
         .collect())
 }
 
-/// The select expression of a column: exact text for every type. FLOAT is widened to DOUBLE,
-/// whose text form round-trips, because the server prints FLOAT with 6 significant digits.
+/// The select expression of a column, chosen so that the value loads back exactly:
+/// - FLOAT is widened to DOUBLE, whose text form round-trips (the server prints FLOAT with 6
+///   significant digits);
+/// - MariaDB's UUID, INET6 and INET4 are dumped in their binary form, because a binary-charset
+///   load (as ours is) reads these types from their binary form, not their text.
 fn select_expr(c: &ColumnInfo) -> String {
     let q = quote_ident(&c.name);
     match c.data_type.as_str() {
         "float" => format!("CAST({q} AS DOUBLE)"),
+        "uuid" | "inet6" | "inet4" => format!("CAST({q} AS BINARY)"),
         _ => q,
     }
 }
