@@ -18,18 +18,19 @@ fn backup_under_transfer_load_is_consistent() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut conn = source.conn().await;
-        holdfast_testkit::data::create_accounts(&mut conn, "bank", ACCOUNTS, INITIAL).await;
+        holdfast_testkit::data::create_accounts(&mut conn, "bank", ACCOUNTS as u32, INITIAL).await.unwrap();
     });
-    // A second table written in the same transactions, so a torn snapshot also shows up as a
-    // mismatch between tables.
+    // Each transfer also logs a row in `transfers`, in the same transaction.
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..2)
         .map(|_| {
             let stop = stop.clone();
-            let url = source.url();
+            let mut conn = rt.block_on(source.conn());
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Runtime::new().unwrap();
-                rt.block_on(holdfast_testkit::data::transfer_money(&url, "bank", ACCOUNTS, stop))
+                let limits = holdfast_testkit::data::TransferLimits::default();
+                rt.block_on(holdfast_testkit::data::transfer_money(&mut conn, "bank", &stop, limits))
+                    .expect("transfer writer")
             })
         })
         .collect();

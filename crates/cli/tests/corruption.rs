@@ -9,7 +9,7 @@ fn setup() -> (TestServer, Repo, String) {
     let source = TestServer::start();
     source.sql(
         "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY, v VARCHAR(100)); \
-         INSERT INTO d.t SELECT seq, MD5(seq) FROM seq_1_to_20000;",
+         USE d; INSERT INTO d.t SELECT seq, MD5(seq) FROM seq_1_to_20000;",
     );
     let repo = Repo::init();
     let summary = backup(&repo, &source, &["--chunk-size", "64k"]);

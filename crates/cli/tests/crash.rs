@@ -14,7 +14,7 @@ fn killed_backups_leave_nothing_listed_and_next_backup_cleans_up() {
     let source = TestServer::start();
     source.sql(
         "CREATE DATABASE load_db; CREATE TABLE load_db.t (id INT PRIMARY KEY, pad VARCHAR(200)); \
-         INSERT INTO load_db.t SELECT seq, REPEAT(MD5(seq), 6) FROM seq_1_to_200000;",
+         USE load_db; INSERT INTO load_db.t SELECT seq, REPEAT(MD5(seq), 6) FROM seq_1_to_200000;",
     );
     let repo = Repo::init();
     let mut debris_seen = false;

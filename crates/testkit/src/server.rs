@@ -65,6 +65,8 @@ pub struct TestServer {
     pid_file: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// Set when a panic message already carries the error log, so `Drop` need not repeat it.
+    log_reported: bool,
 }
 
 enum StartError {
@@ -110,6 +112,7 @@ impl TestServer {
             dir: Some(dir),
             port: 0,
             child: None,
+            log_reported: false,
             opts,
         };
 
@@ -128,7 +131,10 @@ impl TestServer {
                 Err(StartError::AddrInUse) => {
                     last_error = format!("port {} was already in use", server.port);
                 }
-                Err(StartError::Failed(msg)) => panic!("{msg}"),
+                Err(StartError::Failed(msg)) => {
+                    server.log_reported = true;
+                    panic!("{msg}")
+                }
             }
         }
         panic!(
@@ -286,7 +292,10 @@ impl TestServer {
                      process",
                     self.port
                 ),
-                Err(StartError::Failed(msg)) => panic!("{msg}"),
+                Err(StartError::Failed(msg)) => {
+                    self.log_reported = true;
+                    panic!("{msg}")
+                }
             }
         }
     }
@@ -399,7 +408,7 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
-        if std::thread::panicking() {
+        if std::thread::panicking() && !self.log_reported {
             eprintln!(
                 "holdfast-testkit: server on port {} ({}) during a panic; error log tail:\n{}",
                 self.port,

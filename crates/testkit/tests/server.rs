@@ -127,7 +127,7 @@ fn drop_kills_the_server_and_removes_its_directory() {
 }
 
 #[test]
-#[should_panic(expected = "mariadbd exited during startup")]
+#[should_panic(expected = "unknown variable 'no-such-option-for-testkit=1'")]
 fn a_bad_option_fails_loudly_with_the_error_log() {
     let _ = TestServer::start_with(ServerOptions {
         extra_args: vec!["--no-such-option-for-testkit=1".into()],
@@ -145,7 +145,13 @@ fn orphan_helper() {
     // One server forked from the test thread, one from a thread that exits right away.
     let a = TestServer::start();
     let b = std::thread::spawn(TestServer::start).join().unwrap();
-    println!("SERVERS {} {}", a.pid().unwrap(), b.pid().unwrap());
+    println!(
+        "SERVERS {} {} {} {}",
+        a.pid().unwrap(),
+        a.dir().display(),
+        b.pid().unwrap(),
+        b.dir().display()
+    );
     std::thread::sleep(std::time::Duration::from_secs(120));
 }
 
@@ -164,7 +170,11 @@ fn servers_die_with_a_killed_test_process() {
         .map(|l| l.unwrap())
         .find(|l| l.starts_with("SERVERS "))
         .expect("helper printed no SERVERS line");
-    let pids: Vec<u32> = line[8..].split(' ').map(|p| p.parse().unwrap()).collect();
+    let fields: Vec<&str> = line[8..].split(' ').collect();
+    let pids: Vec<u32> = [fields[0], fields[2]]
+        .iter()
+        .map(|p| p.parse().unwrap())
+        .collect();
     // The server started from the short-lived thread is still up.
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(pids.iter().all(|p| process_alive(*p)));
@@ -178,6 +188,10 @@ fn servers_die_with_a_killed_test_process() {
             "servers {pids:?} outlived their killed test process"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Their directories stay behind (no destructor ran) until the next sweep; tidy up now.
+    for dir in [fields[1], fields[3]] {
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
 
