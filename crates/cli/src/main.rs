@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use crate::args::GlobalArgs;
 
 #[derive(Parser)]
-#[command(name = "holdfast", version, about = "Backup and point-in-time recovery for MySQL and MariaDB")]
+#[command(
+    name = "holdfast",
+    version,
+    about = "Backup and point-in-time recovery for MySQL and MariaDB"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -39,7 +43,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

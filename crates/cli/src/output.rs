@@ -17,8 +17,11 @@ pub fn init_logging(global: &GlobalArgs) {
         1 => "info,holdfast=info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_env("HOLDFAST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("HOLDFAST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if global.log_format == "json" {
         builder.json().init();
     } else {
@@ -28,7 +31,10 @@ pub fn init_logging(global: &GlobalArgs) {
 
 /// Prints an error with its chain and returns the documented exit code of its kind.
 pub fn report_error(e: &anyhow::Error) -> ExitCode {
-    let kind = e.chain().find_map(|c| c.downcast_ref::<holdfast::Error>()).map(|h| h.kind());
+    let kind = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<holdfast::Error>())
+        .map(|h| h.kind());
     eprintln!("error: {e:#}");
     let code = kind.map_or(1, |k| k.exit_code());
     ExitCode::from(code)
@@ -45,7 +51,9 @@ pub fn progress(global: &GlobalArgs) -> Arc<dyn Progress> {
     if global.json || global.no_progress || !std::io::stderr().is_terminal() {
         return Arc::new(NoProgress);
     }
-    Arc::new(BarProgress { bar: Mutex::new(None) })
+    Arc::new(BarProgress {
+        bar: Mutex::new(None),
+    })
 }
 
 struct BarProgress {
@@ -108,5 +116,6 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

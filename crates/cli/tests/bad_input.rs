@@ -8,17 +8,34 @@ use holdfast_testkit::TestServer;
 #[test]
 fn wrong_password_is_an_auth_error() {
     let source = TestServer::start();
-    source.sql("CREATE USER bk@'127.0.0.1' IDENTIFIED BY 'right'; GRANT ALL ON *.* TO bk@'127.0.0.1';");
+    source.sql(
+        "CREATE USER bk@'127.0.0.1' IDENTIFIED BY 'right'; GRANT ALL ON *.* TO bk@'127.0.0.1';",
+    );
     let repo = Repo::init();
     let url = format!("mysql://bk@127.0.0.1:{}/", source.port());
-    let out = holdfast_env(&["backup", "--repo", &repo.url(), "--source", &url], &[("MYSQL_PWD", "wrong")]);
+    let out = holdfast_env(
+        &["backup", "--repo", &repo.url(), "--source", &url],
+        &[("MYSQL_PWD", "wrong")],
+    );
     assert_code(&out, 11, "wrong password");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("MYSQL_PWD"), "the message should say where the password came from:\n{err}");
-    assert!(!err.contains("wrong"), "the password must not be printed:\n{err}");
-    assert!(repo.files().iter().all(|f| !f.starts_with("backups/")), "nothing may be written");
+    assert!(
+        err.contains("MYSQL_PWD"),
+        "the message should say where the password came from:\n{err}"
+    );
+    assert!(
+        !err.contains("wrong"),
+        "the password must not be printed:\n{err}"
+    );
+    assert!(
+        repo.files().iter().all(|f| !f.starts_with("backups/")),
+        "nothing may be written"
+    );
 
-    let out = holdfast_env(&["backup", "--repo", &repo.url(), "--source", &url], &[("MYSQL_PWD", "right")]);
+    let out = holdfast_env(
+        &["backup", "--repo", &repo.url(), "--source", &url],
+        &[("MYSQL_PWD", "right")],
+    );
     assert_ok(&out, "right password");
 }
 
@@ -32,7 +49,11 @@ fn unreachable_server_is_a_connect_error() {
     let url = format!("mysql://root@127.0.0.1:{port}/");
     let out = holdfast(&["backup", "--repo", &repo.url(), "--source", &url]);
     assert_code(&out, 10, "unreachable server");
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&port.to_string()), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&port.to_string()),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -40,7 +61,11 @@ fn missing_repository() {
     let repo = Repo::uninit();
     let out = holdfast(&["list", "--repo", &repo.url()]);
     assert_code(&out, 3, "missing repository");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("holdfast init"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holdfast init"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -59,11 +84,17 @@ fn unwritable_repository() {
 fn newer_repository_format_is_refused() {
     let repo = Repo::init();
     let path = repo.path().join("holdfast.repo");
-    let body = std::fs::read_to_string(&path).unwrap().replace("\"format\": 1", "\"format\": 99");
+    let body = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"format\": 1", "\"format\": 99");
     std::fs::write(&path, body).unwrap();
     let out = holdfast(&["list", "--repo", &repo.url()]);
     assert_code(&out, 4, "newer format");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("upgrade holdfast"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("upgrade holdfast"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -97,7 +128,11 @@ fn locked_repository_is_refused() {
     std::fs::write(repo.path().join("locks/exclusive.lock"), lock.to_string()).unwrap();
     let out = holdfast(&["backup", "--repo", &repo.url(), "--source", &source.url()]);
     assert_code(&out, 5, "locked repository");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("some-other-host"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("some-other-host"),
+        "{}",
+        text(&out)
+    );
 
     // A lock left by a dead process on this host is taken over.
     let stale = serde_json::json!({
@@ -105,7 +140,10 @@ fn locked_repository_is_refused() {
         "acquired": "2026-01-01T00:00:00Z", "expires": "2999-01-01T00:00:00Z"
     });
     std::fs::write(repo.path().join("locks/exclusive.lock"), stale.to_string()).unwrap();
-    assert_ok(&holdfast(&["backup", "--repo", &repo.url(), "--source", &source.url()]), "stale lock");
+    assert_ok(
+        &holdfast(&["backup", "--repo", &repo.url(), "--source", &source.url()]),
+        "stale lock",
+    );
 }
 
 fn hostname() -> String {
@@ -120,15 +158,29 @@ fn lock_timeout_gives_up_and_releases() {
     let holder = std::process::Command::new("mariadb")
         .args(["--no-defaults", "-uroot", "-S"])
         .arg(source.socket())
-        .args(["-e", "BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT; SELECT SLEEP(8); BACKUP STAGE END;"])
+        .args([
+            "-e",
+            "BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT; SELECT SLEEP(8); BACKUP STAGE END;",
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
     let repo = Repo::init();
     let started = std::time::Instant::now();
-    let out = holdfast(&["backup", "--repo", &repo.url(), "--source", &source.url(), "--lock-timeout", "2s"]);
+    let out = holdfast(&[
+        "backup",
+        "--repo",
+        &repo.url(),
+        "--source",
+        &source.url(),
+        "--lock-timeout",
+        "2s",
+    ]);
     assert_code(&out, 13, "lock timeout");
-    assert!(started.elapsed().as_secs() < 7, "the watchdog should fire after ~2 s");
+    assert!(
+        started.elapsed().as_secs() < 7,
+        "the watchdog should fire after ~2 s"
+    );
     // Writes are not blocked by us afterwards.
     source.sql("INSERT INTO d.t VALUES (1)");
     let mut holder = holder;

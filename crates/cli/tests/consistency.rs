@@ -18,7 +18,9 @@ fn backup_under_transfer_load_is_consistent() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut conn = source.conn().await;
-        holdfast_testkit::data::create_accounts(&mut conn, "bank", ACCOUNTS as u32, INITIAL).await.unwrap();
+        holdfast_testkit::data::create_accounts(&mut conn, "bank", ACCOUNTS as u32, INITIAL)
+            .await
+            .unwrap();
     });
     // Each transfer also logs a row in `transfers`, in the same transaction.
     let stop = Arc::new(AtomicBool::new(false));
@@ -29,8 +31,10 @@ fn backup_under_transfer_load_is_consistent() {
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Runtime::new().unwrap();
                 let limits = holdfast_testkit::data::TransferLimits::default();
-                rt.block_on(holdfast_testkit::data::transfer_money(&mut conn, "bank", &stop, limits))
-                    .expect("transfer writer")
+                rt.block_on(holdfast_testkit::data::transfer_money(
+                    &mut conn, "bank", &stop, limits,
+                ))
+                .expect("transfer writer")
             })
         })
         .collect();
@@ -44,15 +48,25 @@ fn backup_under_transfer_load_is_consistent() {
     }
     stop.store(true, Ordering::SeqCst);
     let transfers: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
-    assert!(transfers > 50, "the writers barely ran ({transfers} transfers)");
+    assert!(
+        transfers > 50,
+        "the writers barely ran ({transfers} transfers)"
+    );
 
     for id in &ids {
         let manifest = json(&holdfast(&["info", "--repo", &repo.url(), id, "--json"]));
         let chunks = manifest["tables"][0]["chunks"].as_array().unwrap().len();
-        assert!(chunks > 1, "the accounts table should be chunked, got {chunks}");
+        assert!(
+            chunks > 1,
+            "the accounts table should be chunked, got {chunks}"
+        );
         restore(&repo, &target, &["--drop-existing", "--verify", id]);
         let total = target.sql("SELECT SUM(balance) FROM bank.accounts");
-        assert_eq!(total.trim(), (ACCOUNTS as i64 * INITIAL).to_string(), "backup {id} is torn");
+        assert_eq!(
+            total.trim(),
+            (ACCOUNTS as i64 * INITIAL).to_string(),
+            "backup {id} is torn"
+        );
         let count = target.sql("SELECT COUNT(*) FROM bank.accounts");
         assert_eq!(count.trim(), ACCOUNTS.to_string());
     }

@@ -17,7 +17,10 @@ fn setup() -> (TestServer, Repo, String) {
 }
 
 fn a_chunk(repo: &Repo) -> String {
-    repo.files().into_iter().find(|f| f.ends_with(".tsv.zst")).expect("a chunk")
+    repo.files()
+        .into_iter()
+        .find(|f| f.ends_with(".tsv.zst"))
+        .expect("a chunk")
 }
 
 #[test]
@@ -33,11 +36,26 @@ fn flipped_byte_is_caught_by_verify_and_restore() {
 
     let out = holdfast(&["verify", "--repo", &repo.url(), "latest"]);
     assert_code(&out, 20, "verify of a corrupt chunk");
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&chunk), "verify must name {chunk}:\n{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&chunk),
+        "verify must name {chunk}:\n{}",
+        text(&out)
+    );
 
-    let out = holdfast(&["restore", "--repo", &repo.url(), "--target", &target.url(), "latest"]);
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--target",
+        &target.url(),
+        "latest",
+    ]);
     assert_code(&out, 20, "restore of a corrupt chunk");
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&chunk), "restore must name {chunk}:\n{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&chunk),
+        "restore must name {chunk}:\n{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -55,9 +73,20 @@ fn deleted_file_is_caught_by_verify_and_restore() {
     assert_eq!(problems[0]["kind"], "missing");
     assert!(problems[0]["path"].as_str().unwrap().ends_with(&chunk));
 
-    let out = holdfast(&["restore", "--repo", &repo.url(), "--target", &target.url(), "latest"]);
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--target",
+        &target.url(),
+        "latest",
+    ]);
     assert_code(&out, 20, "restore with a missing chunk");
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&chunk), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&chunk),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

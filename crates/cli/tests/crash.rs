@@ -20,7 +20,17 @@ fn killed_backups_leave_nothing_listed_and_next_backup_cleans_up() {
     let mut debris_seen = false;
     for delay_ms in [50u64, 200, 400, 700, 1000] {
         let mut child = Command::new(bin())
-            .args(["backup", "--repo", &repo.url(), "--source", &source.url(), "--threads", "2", "--chunk-size", "256k"])
+            .args([
+                "backup",
+                "--repo",
+                &repo.url(),
+                "--source",
+                &source.url(),
+                "--threads",
+                "2",
+                "--chunk-size",
+                "256k",
+            ])
             .env("HOME", "/nonexistent")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -34,23 +44,40 @@ fn killed_backups_leave_nothing_listed_and_next_backup_cleans_up() {
         let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
         for b in list.as_array().unwrap() {
             let id = b["id"].as_str().unwrap();
-            assert_ok(&holdfast(&["verify", "--repo", &repo.url(), id]), "a listed backup must verify");
+            assert_ok(
+                &holdfast(&["verify", "--repo", &repo.url(), id]),
+                "a listed backup must verify",
+            );
         }
         let partial = repo.files().iter().any(|f| f.starts_with("backups/")) && !finished;
         debris_seen |= partial;
     }
-    let before = json(&holdfast(&["list", "--repo", &repo.url(), "--json"])).as_array().unwrap().len();
+    let before = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))
+        .as_array()
+        .unwrap()
+        .len();
     let summary = backup(&repo, &source, &[]);
     let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
     assert_eq!(list.as_array().unwrap().len(), before + 1);
-    assert_eq!(list.as_array().unwrap().last().unwrap()["id"], summary["id"]);
+    assert_eq!(
+        list.as_array().unwrap().last().unwrap()["id"],
+        summary["id"]
+    );
     // Only committed backups remain on disk.
-    let committed: Vec<String> = list.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap().to_string()).collect();
+    let committed: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
     for f in repo.files() {
         if let Some(rest) = f.strip_prefix("backups/") {
             let id = rest.split('/').next().unwrap();
             assert!(committed.iter().any(|c| c == id), "debris left behind: {f}");
         }
     }
-    assert!(debris_seen, "no kill landed mid-backup; the test proved nothing (make the data bigger)");
+    assert!(
+        debris_seen,
+        "no kill landed mid-backup; the test proved nothing (make the data bigger)"
+    );
 }

@@ -107,13 +107,24 @@ fn nasty_schema_round_trips_exactly() {
 
     let summary = backup(&repo, &source, &["--threads", "3", "--chunk-size", "1k"]);
     assert!(summary["rows"].as_u64().unwrap() > 30, "{summary}");
-    let verify = holdfast(&["verify", "--repo", &repo.url(), "latest", "--deep", "--json"]);
+    let verify = holdfast(&[
+        "verify",
+        "--repo",
+        &repo.url(),
+        "latest",
+        "--deep",
+        "--json",
+    ]);
     assert_ok(&verify, "verify --deep");
 
     let report = restore(&repo, &target, &["--verify", "--threads", "3"]);
     assert_eq!(report["verified"], true);
 
-    assert_eq!(checksums(&source), checksums(&target), "CHECKSUM TABLE differs");
+    assert_eq!(
+        checksums(&source),
+        checksums(&target),
+        "CHECKSUM TABLE differs"
+    );
     // Data the checksums do not see: history rows, invisible columns, sequence state.
     let probes = [
         "SELECT id, x, row_start, row_end FROM nasty.versioned FOR SYSTEM_TIME ALL ORDER BY id, row_start",
@@ -151,7 +162,10 @@ fn nasty_schema_round_trips_exactly() {
 }
 
 fn strip_auto_increment(s: &str) -> String {
-    s.split(' ').filter(|w| !w.starts_with("AUTO_INCREMENT=")).collect::<Vec<_>>().join(" ")
+    s.split(' ')
+        .filter(|w| !w.starts_with("AUTO_INCREMENT="))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -159,20 +173,42 @@ fn restore_refuses_existing_database_then_drops_or_renames() {
     let source = TestServer::start();
     let target = TestServer::start();
     source.sql("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v INT); INSERT INTO shop.t VALUES (1,1),(2,2);");
-    target.sql("CREATE DATABASE shop; CREATE TABLE shop.keep (id INT); INSERT INTO shop.keep VALUES (42);");
+    target.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.keep (id INT); INSERT INTO shop.keep VALUES (42);",
+    );
     let repo = Repo::init();
     backup(&repo, &source, &[]);
 
-    let out = holdfast(&["restore", "--repo", &repo.url(), "--target", &target.url(), "latest"]);
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--target",
+        &target.url(),
+        "latest",
+    ]);
     assert_code(&out, 14, "restore into a non-empty target");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--drop-existing"), "{}", text(&out));
-    assert_eq!(target.sql("SELECT id FROM shop.keep").trim(), "42", "the target was touched");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--drop-existing"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        target.sql("SELECT id FROM shop.keep").trim(),
+        "42",
+        "the target was touched"
+    );
 
     restore(&repo, &target, &["--rename-db", "shop:shop_copy"]);
     assert_eq!(target.sql("SELECT SUM(v) FROM shop_copy.t").trim(), "3");
 
     restore(&repo, &target, &["--drop-existing"]);
-    assert_eq!(target.sql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='shop'").trim(), "1");
+    assert_eq!(
+        target
+            .sql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='shop'")
+            .trim(),
+        "1"
+    );
     assert_eq!(checksums(&source)[0], checksums(&target)[0]);
 }
 
@@ -189,5 +225,10 @@ fn filters_select_databases_and_tables() {
     assert_eq!(summary["tables"], 2, "{summary}");
     restore(&repo, &target, &["--tables", "a.t1"]);
     assert_eq!(target.sql("SELECT id FROM a.t1").trim(), "1");
-    assert_eq!(target.sql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ('a','b')").trim(), "1");
+    assert_eq!(
+        target
+            .sql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ('a','b')")
+            .trim(),
+        "1"
+    );
 }

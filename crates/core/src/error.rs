@@ -74,7 +74,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), transient: false, source: None }
+        Error {
+            kind,
+            message: message.into(),
+            transient: false,
+            source: None,
+        }
     }
 
     pub fn with_source(
@@ -82,7 +87,12 @@ impl Error {
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error { kind, message: message.into(), transient: false, source: Some(Box::new(source)) }
+        Error {
+            kind,
+            message: message.into(),
+            transient: false,
+            source: Some(Box::new(source)),
+        }
     }
 
     /// Marks the error as worth retrying (a timeout, a dropped connection).
@@ -139,7 +149,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -53,7 +53,12 @@ pub async fn verify_backup(
     let total: u64 = manifest.files.iter().map(|f| f.size).sum();
     progress.phase("verify", total, "bytes");
     let chunk_of = |path: &str| -> Option<ChunkEntry> {
-        manifest.tables.iter().flat_map(|t| &t.chunks).find(|c| c.file == path).cloned()
+        manifest
+            .tables
+            .iter()
+            .flat_map(|t| &t.chunks)
+            .find(|c| c.file == path)
+            .cloned()
     };
     let mut problems: Vec<Problem> = Vec::new();
     // Every chunk a table names must be a listed file.
@@ -63,7 +68,10 @@ pub async fn verify_backup(
                 problems.push(Problem {
                     path: layout::backup_file(&manifest.id, &c.file),
                     kind: "missing".into(),
-                    detail: format!("chunk of `{}`.`{}` not listed among the backup's files", t.database, t.table),
+                    detail: format!(
+                        "chunk of `{}`.`{}` not listed among the backup's files",
+                        t.database, t.table
+                    ),
                 });
             }
         }
@@ -122,7 +130,11 @@ async fn check_file(
 ) -> Result<Checked> {
     let path = layout::backup_file(id, &entry.path);
     let problem = |kind: &str, detail: String| {
-        Ok(Checked::Problem(Problem { path: path.clone(), kind: kind.into(), detail }))
+        Ok(Checked::Problem(Problem {
+            path: path.clone(),
+            kind: kind.into(),
+            detail,
+        }))
     };
     let mut stream = match read_verified(storage, &path, entry).await {
         Ok(s) => s,
@@ -150,7 +162,10 @@ async fn check_file(
             Err(e) => return problem("corrupt", e.to_string()),
         };
         if fp.rows != chunk.rows {
-            return problem("rows", format!("holds {} rows, the manifest says {}", fp.rows, chunk.rows));
+            return problem(
+                "rows",
+                format!("holds {} rows, the manifest says {}", fp.rows, chunk.rows),
+            );
         }
         return Ok(Checked::Chunk(fp));
     }

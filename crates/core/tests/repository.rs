@@ -23,10 +23,19 @@ fn manifest(id: &str) -> BackupManifest {
         id: id.into(),
         engine: "logical".into(),
         tool_version: "test".into(),
-        server: ServerInfo { flavor: "mariadb".into(), version: "10.11".into(), server_id: 1, server_uuid: String::new(), hostname: "h".into() },
+        server: ServerInfo {
+            flavor: "mariadb".into(),
+            version: "10.11".into(),
+            server_id: 1,
+            server_uuid: String::new(),
+            hostname: "h".into(),
+        },
         started: now,
         finished: now,
-        consistent_point: ConsistentPoint { time: now, ..Default::default() },
+        consistent_point: ConsistentPoint {
+            time: now,
+            ..Default::default()
+        },
         lock_held_ms: 1,
         compression: "zstd".into(),
         schema_file: "schema.json.zst".into(),
@@ -64,26 +73,51 @@ async fn only_committed_backups_are_listed_and_debris_is_removed() {
     let (_dir, storage) = temp_repo();
     let repo = Repository::init(storage.clone()).await.unwrap();
     // An interrupted backup: data, no manifest.
-    storage.put(&layout::backup_file("20260101T000000Z-dead", "data/a/b/00000.tsv.zst"), Bytes::from_static(b"x")).await.unwrap();
+    storage
+        .put(
+            &layout::backup_file("20260101T000000Z-dead", "data/a/b/00000.tsv.zst"),
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .unwrap();
     assert!(repo.list_backups().await.unwrap().is_empty());
 
     let lock = repo.lock("backup").await.unwrap();
-    repo.commit(&lock, &manifest("20260102T000000Z-0001")).await.unwrap();
+    repo.commit(&lock, &manifest("20260102T000000Z-0001"))
+        .await
+        .unwrap();
     let removed = repo.clean_debris(&lock).await.unwrap();
     assert_eq!(removed, vec!["20260101T000000Z-dead".to_string()]);
     lock.release().await.unwrap();
 
-    let listed: Vec<String> = repo.list_backups().await.unwrap().into_iter().map(|m| m.id).collect();
+    let listed: Vec<String> = repo
+        .list_backups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
     assert_eq!(listed, vec!["20260102T000000Z-0001".to_string()]);
-    assert_eq!(repo.resolve("latest").await.unwrap().id, "20260102T000000Z-0001");
-    assert!(storage.list("backups/20260101T000000Z-dead/").await.unwrap().is_empty());
+    assert_eq!(
+        repo.resolve("latest").await.unwrap().id,
+        "20260102T000000Z-0001"
+    );
+    assert!(storage
+        .list("backups/20260101T000000Z-dead/")
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn pipeline_round_trip_and_corruption_detection() {
     let (_dir, storage) = temp_repo();
-    let data: Vec<u8> = (0..3_000_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
-    let sink = HashingSink::create(&*storage, "f.zst", "f.zst").await.unwrap();
+    let data: Vec<u8> = (0..3_000_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    let sink = HashingSink::create(&*storage, "f.zst", "f.zst")
+        .await
+        .unwrap();
     let mut z = ZstdSink::new(sink, 1).unwrap();
     for part in data.chunks(100_000) {
         z.write(part).await.unwrap();

@@ -7,7 +7,9 @@ use anyhow::Result;
 use holdfast::engine::logical::backup::{run_backup, BackupOptions};
 use serde_json::json;
 
-use crate::args::{default_threads, parse_duration, parse_size, FilterArgs, GlobalArgs, RepoArgs, ServerArgs};
+use crate::args::{
+    default_threads, parse_duration, parse_size, FilterArgs, GlobalArgs, RepoArgs, ServerArgs,
+};
 use crate::output::{human_bytes, print_json, progress};
 
 #[derive(clap::Args)]
@@ -79,7 +81,10 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             manifest.lock_held_ms
         );
         if !cp.binlog_file.is_empty() {
-            println!("consistent at {}:{} gtid {}", cp.binlog_file, cp.binlog_pos, cp.gtid_set);
+            println!(
+                "consistent at {}:{} gtid {}",
+                cp.binlog_file, cp.binlog_pos, cp.gtid_set
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

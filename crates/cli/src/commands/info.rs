@@ -53,13 +53,42 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     }
     let cp = &m.consistent_point;
     println!("backup {}", m.id);
-    println!("  engine            {} (holdfast {})", m.engine, m.tool_version);
-    println!("  server            {} {} (server_id {}, host {})", m.server.flavor, m.server.version, m.server.server_id, m.server.hostname);
-    println!("  started/finished  {} / {}", rfc3339(m.started), rfc3339(m.finished));
-    println!("  consistent point  {}:{} gtid {} at {}", cp.binlog_file, cp.binlog_pos, cp.gtid_set, rfc3339(cp.time));
+    println!(
+        "  engine            {} (holdfast {})",
+        m.engine, m.tool_version
+    );
+    println!(
+        "  server            {} {} (server_id {}, host {})",
+        m.server.flavor, m.server.version, m.server.server_id, m.server.hostname
+    );
+    println!(
+        "  started/finished  {} / {}",
+        rfc3339(m.started),
+        rfc3339(m.finished)
+    );
+    println!(
+        "  consistent point  {}:{} gtid {} at {}",
+        cp.binlog_file,
+        cp.binlog_pos,
+        cp.gtid_set,
+        rfc3339(cp.time)
+    );
     println!("  lock held         {} ms", m.lock_held_ms);
-    println!("  size              {} raw, {} stored ({}), {} files", human_bytes(m.raw_bytes()), human_bytes(m.stored_bytes()), m.compression, m.files.len());
-    println!("  users and grants  {}", if m.includes_users { "included" } else { "not included" });
+    println!(
+        "  size              {} raw, {} stored ({}), {} files",
+        human_bytes(m.raw_bytes()),
+        human_bytes(m.stored_bytes()),
+        m.compression,
+        m.files.len()
+    );
+    println!(
+        "  users and grants  {}",
+        if m.includes_users {
+            "included"
+        } else {
+            "not included"
+        }
+    );
     println!("  tables ({}):", m.tables.len());
     for t in &m.tables {
         println!(

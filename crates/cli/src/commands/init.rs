@@ -19,9 +19,16 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let storage = args.repo.storage()?;
     let repo = Repository::init(storage.clone()).await?;
     if global.json {
-        print_json(&json!({ "repository": storage.location(), "id": repo.config().id, "format": repo.config().format }))?;
+        print_json(
+            &json!({ "repository": storage.location(), "id": repo.config().id, "format": repo.config().format }),
+        )?;
     } else {
-        println!("created repository {} (id {}, format {})", storage.location(), repo.config().id, repo.config().format);
+        println!(
+            "created repository {} (id {}, format {})",
+            storage.location(),
+            repo.config().id,
+            repo.config().format
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -42,7 +42,10 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         println!("no backups in {}", repo.storage().location());
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  consistent point", "ID", "ENGINE", "FINISHED", "TABLES", "ROWS", "SIZE");
+    println!(
+        "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  consistent point",
+        "ID", "ENGINE", "FINISHED", "TABLES", "ROWS", "SIZE"
+    );
     for m in &backups {
         let cp = &m.consistent_point;
         let point = if cp.binlog_file.is_empty() {

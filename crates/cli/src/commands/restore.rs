@@ -46,7 +46,9 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let mut renames = Vec::new();
     for r in &args.rename_db {
         let Some((from, to)) = r.split_once(':') else {
-            bail!(holdfast::Error::usage(format!("--rename-db `{r}` must be OLD:NEW")));
+            bail!(holdfast::Error::usage(format!(
+                "--rename-db `{r}` must be OLD:NEW"
+            )));
         };
         renames.push((from.to_string(), to.to_string()));
     }
@@ -77,7 +79,11 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         );
         println!(
             "row counts match the backup{}",
-            if report.verified { "; content fingerprints verified" } else { "" }
+            if report.verified {
+                "; content fingerprints verified"
+            } else {
+                ""
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -45,7 +45,11 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     r.backup_id,
                     r.files,
                     human_bytes(r.bytes),
-                    if r.deep { ", rows and fingerprints re-derived" } else { "" }
+                    if r.deep {
+                        ", rows and fingerprints re-derived"
+                    } else {
+                        ""
+                    }
                 );
             } else {
                 println!("backup {}: {} problem(s)", r.backup_id, r.problems.len());

@@ -21,7 +21,9 @@ impl Repo {
     }
 
     pub fn uninit() -> Repo {
-        Repo { dir: tempfile::tempdir().expect("tempdir") }
+        Repo {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -44,7 +46,10 @@ pub fn holdfast(args: &[&str]) -> Output {
 
 pub fn holdfast_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin());
-    cmd.args(args).env_remove("MYSQL_PWD").env_remove("HOLDFAST_PASSWORD").env("HOME", "/nonexistent");
+    cmd.args(args)
+        .env_remove("MYSQL_PWD")
+        .env_remove("HOLDFAST_PASSWORD")
+        .env("HOME", "/nonexistent");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -65,7 +70,12 @@ pub fn assert_ok(out: &Output, what: &str) {
 }
 
 pub fn assert_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(out.status.code(), Some(code), "{what}: wrong exit code:\n{}", text(out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: wrong exit code:\n{}",
+        text(out)
+    );
 }
 
 pub fn json(out: &Output) -> serde_json::Value {
@@ -103,7 +113,9 @@ impl Repo {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

@@ -198,7 +198,11 @@ impl BackupManifest {
     }
 
     pub fn raw_bytes(&self) -> u64 {
-        self.tables.iter().flat_map(|t| &t.chunks).map(|c| c.raw_size).sum()
+        self.tables
+            .iter()
+            .flat_map(|t| &t.chunks)
+            .map(|c| c.raw_size)
+            .sum()
     }
 }
 
@@ -231,6 +235,10 @@ pub fn decode_versioned<T: serde::de::DeserializeOwned>(
         ));
     }
     serde_json::from_slice(bytes).map_err(|e| {
-        crate::Error::with_source(crate::ErrorKind::Integrity, format!("{what} is malformed"), e)
+        crate::Error::with_source(
+            crate::ErrorKind::Integrity,
+            format!("{what} is malformed"),
+            e,
+        )
     })
 }

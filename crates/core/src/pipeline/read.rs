@@ -15,7 +15,10 @@ pub async fn read_verified(
     storage_path: &str,
     expected: &FileEntry,
 ) -> Result<ByteStream> {
-    let inner = storage.reader(storage_path).await.map_err(|e| missing_is_integrity(e, storage_path))?;
+    let inner = storage
+        .reader(storage_path)
+        .await
+        .map_err(|e| missing_is_integrity(e, storage_path))?;
     let state = VerifyState {
         inner,
         hasher: Sha256::new(),
@@ -151,7 +154,10 @@ impl Decompressor {
         if self.frame_complete {
             Ok(())
         } else {
-            Err(Error::integrity(format!("`{}` ends in the middle of a zstd frame", self.path)))
+            Err(Error::integrity(format!(
+                "`{}` ends in the middle of a zstd frame",
+                self.path
+            )))
         }
     }
 }
@@ -160,36 +166,46 @@ impl Decompressor {
 /// (such as a checksum mismatch from [`read_verified`]) pass through.
 pub fn decompress_stream(input: ByteStream, path: &str) -> Result<ByteStream> {
     let dec = Decompressor::new(path)?;
-    let state = (input, dec, std::collections::VecDeque::<Bytes>::new(), false);
-    Ok(futures::stream::unfold(state, |(mut input, mut dec, mut pending, mut ended)| async move {
-        loop {
-            if let Some(chunk) = pending.pop_front() {
-                return Some((Ok(chunk), (input, dec, pending, ended)));
-            }
-            if ended {
-                return None;
-            }
-            match input.next().await {
-                Some(Ok(compressed)) => {
-                    let fed = dec.feed(&compressed, |out| pending.push_back(Bytes::copy_from_slice(out)));
-                    if let Err(e) = fed {
+    let state = (
+        input,
+        dec,
+        std::collections::VecDeque::<Bytes>::new(),
+        false,
+    );
+    Ok(futures::stream::unfold(
+        state,
+        |(mut input, mut dec, mut pending, mut ended)| async move {
+            loop {
+                if let Some(chunk) = pending.pop_front() {
+                    return Some((Ok(chunk), (input, dec, pending, ended)));
+                }
+                if ended {
+                    return None;
+                }
+                match input.next().await {
+                    Some(Ok(compressed)) => {
+                        let fed = dec.feed(&compressed, |out| {
+                            pending.push_back(Bytes::copy_from_slice(out))
+                        });
+                        if let Err(e) = fed {
+                            ended = true;
+                            return Some((Err(e), (input, dec, pending, ended)));
+                        }
+                    }
+                    Some(Err(e)) => {
                         ended = true;
+                        pending.clear();
                         return Some((Err(e), (input, dec, pending, ended)));
                     }
-                }
-                Some(Err(e)) => {
-                    ended = true;
-                    pending.clear();
-                    return Some((Err(e), (input, dec, pending, ended)));
-                }
-                None => {
-                    ended = true;
-                    if let Err(e) = dec.finish() {
-                        return Some((Err(e), (input, dec, pending, ended)));
+                    None => {
+                        ended = true;
+                        if let Err(e) = dec.finish() {
+                            return Some((Err(e), (input, dec, pending, ended)));
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    )
     .boxed())
 }

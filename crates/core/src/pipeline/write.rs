@@ -19,7 +19,11 @@ pub struct HashingSink {
 
 impl HashingSink {
     /// Starts writing `storage_path`; the returned entry will carry `entry_path`.
-    pub async fn create(storage: &dyn Storage, storage_path: &str, entry_path: &str) -> Result<Self> {
+    pub async fn create(
+        storage: &dyn Storage,
+        storage_path: &str,
+        entry_path: &str,
+    ) -> Result<Self> {
         let writer = storage.writer(storage_path).await?;
         Ok(HashingSink {
             writer: Some(writer),
@@ -35,13 +39,19 @@ impl HashingSink {
         }
         self.hasher.update(&data);
         self.size += data.len() as u64;
-        let writer = self.writer.as_mut().ok_or_else(|| Error::internal("write after close"))?;
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| Error::internal("write after close"))?;
         writer.write(data).await
     }
 
     /// Completes the object and returns its entry.
     pub async fn finish(mut self) -> Result<FileEntry> {
-        let writer = self.writer.take().ok_or_else(|| Error::internal("double close"))?;
+        let writer = self
+            .writer
+            .take()
+            .ok_or_else(|| Error::internal("double close"))?;
         writer.close().await?;
         Ok(FileEntry {
             path: std::mem::take(&mut self.entry_path),
@@ -69,7 +79,11 @@ impl ZstdSink {
     pub fn new(sink: HashingSink, level: i32) -> Result<Self> {
         let encoder = zstd::stream::write::Encoder::new(Vec::with_capacity(FLUSH_BYTES), level)
             .map_err(|e| Error::with_source(ErrorKind::Internal, "zstd encoder", e))?;
-        Ok(ZstdSink { encoder, sink, raw_size: 0 })
+        Ok(ZstdSink {
+            encoder,
+            sink,
+            raw_size: 0,
+        })
     }
 
     /// Uncompressed bytes written so far.

@@ -33,7 +33,11 @@ pub fn backup_file(id: &str, relative: &str) -> String {
 
 /// Relative path of a table's data chunk.
 pub fn chunk_file(db: &str, table: &str, index: usize) -> String {
-    format!("data/{}/{}/{index:05}.tsv.zst", encode_name(db), encode_name(table))
+    format!(
+        "data/{}/{}/{index:05}.tsv.zst",
+        encode_name(db),
+        encode_name(table)
+    )
 }
 
 /// The backup id owning a repository path under `backups/`.
@@ -76,11 +80,15 @@ pub fn new_backup_id(now: OffsetDateTime) -> String {
 pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
-        Err(Error::usage(format!("`{id}` is not a backup id (ids look like 20261121T004512Z-1a2b)")))
+        Err(Error::usage(format!(
+            "`{id}` is not a backup id (ids look like 20261121T004512Z-1a2b)"
+        )))
     }
 }
 

@@ -50,8 +50,17 @@ impl RepoLock {
                         continue;
                     }
                 }
-                let refresher = Some(spawn_refresher(storage.clone(), path.clone(), record.clone()));
-                return Ok(RepoLock { storage, path, record, refresher });
+                let refresher = Some(spawn_refresher(
+                    storage.clone(),
+                    path.clone(),
+                    record.clone(),
+                ));
+                return Ok(RepoLock {
+                    storage,
+                    path,
+                    record,
+                    refresher,
+                });
             }
             let Some(holder) = read_record(&*storage, &path).await? else {
                 continue; // released between our write and read
@@ -66,20 +75,21 @@ impl RepoLock {
                     );
                     storage.delete(&path).await?;
                 }
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::Locked,
-                        format!(
-                            "the repository is locked by {} (pid {} on {}, since {}, valid until {}); \
+                None => return Err(Error::new(
+                    ErrorKind::Locked,
+                    format!(
+                        "the repository is locked by {} (pid {} on {}, since {}, valid until {}); \
                              wait for it to finish, or if that process is gone from another host, \
                              wait for the lock to expire",
-                            holder.purpose, holder.pid, holder.host, holder.acquired, holder.expires
-                        ),
-                    ))
-                }
+                        holder.purpose, holder.pid, holder.host, holder.acquired, holder.expires
+                    ),
+                )),
             }
         }
-        Err(Error::new(ErrorKind::Locked, "could not take the repository lock: it keeps changing hands"))
+        Err(Error::new(
+            ErrorKind::Locked,
+            "could not take the repository lock: it keeps changing hands",
+        ))
     }
 
     pub fn record(&self) -> &LockRecord {
@@ -154,7 +164,9 @@ fn new_record(purpose: &str) -> LockRecord {
 }
 
 fn encode(record: &LockRecord) -> Result<Bytes> {
-    serde_json::to_vec_pretty(record).map(Bytes::from).map_err(|e| Error::internal(e.to_string()))
+    serde_json::to_vec_pretty(record)
+        .map(Bytes::from)
+        .map_err(|e| Error::internal(e.to_string()))
 }
 
 async fn read_record(storage: &dyn Storage, path: &str) -> Result<Option<LockRecord>> {
@@ -225,10 +237,18 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let me = std::process::id();
         let cases = [
-            (record(&hostname(), me, 60), false, "live process on this host"),
+            (
+                record(&hostname(), me, 60),
+                false,
+                "live process on this host",
+            ),
             (record(&hostname(), me, -1), true, "expired"),
             (record("elsewhere", 1, 60), false, "other host, unexpired"),
-            (record(&hostname(), 999_999_999, 60), true, "dead pid on this host"),
+            (
+                record(&hostname(), 999_999_999, 60),
+                true,
+                "dead pid on this host",
+            ),
         ];
         for (r, stale, why) in cases {
             assert_eq!(staleness(&r, now).is_some(), stale, "{why}");

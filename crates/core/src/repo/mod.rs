@@ -52,11 +52,18 @@ impl Repository {
             created: OffsetDateTime::now_utc(),
             created_by: format!("holdfast {}", env!("CARGO_PKG_VERSION")),
         };
-        let body = serde_json::to_vec_pretty(&config).map_err(|e| Error::internal(e.to_string()))?;
-        if !storage.put_if_absent(layout::REPO_FILE, Bytes::from(body)).await? {
+        let body =
+            serde_json::to_vec_pretty(&config).map_err(|e| Error::internal(e.to_string()))?;
+        if !storage
+            .put_if_absent(layout::REPO_FILE, Bytes::from(body))
+            .await?
+        {
             return Err(Error::new(
                 ErrorKind::RepoInvalid,
-                format!("{} was initialised concurrently by someone else", storage.location()),
+                format!(
+                    "{} was initialised concurrently by someone else",
+                    storage.location()
+                ),
             ));
         }
         Ok(Repository { storage, config })
@@ -130,7 +137,10 @@ impl Repository {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(Error::new(
                     ErrorKind::NotFound,
-                    format!("no backup `{id}` in {}; `holdfast list` shows the backups", self.storage.location()),
+                    format!(
+                        "no backup `{id}` in {}; `holdfast list` shows the backups",
+                        self.storage.location()
+                    ),
                 ))
             }
             Err(e) => return Err(e),
@@ -145,7 +155,10 @@ impl Repository {
             let Some(id) = ids.last() else {
                 return Err(Error::new(
                     ErrorKind::NotFound,
-                    format!("{} has no backups yet; run `holdfast backup` first", self.storage.location()),
+                    format!(
+                        "{} has no backups yet; run `holdfast backup` first",
+                        self.storage.location()
+                    ),
                 ));
             };
             return self.load_manifest(id).await;
@@ -158,7 +171,10 @@ impl Repository {
     /// Requires the exclusive lock, so no backup can be in progress. Returns the removed ids.
     pub async fn clean_debris(&self, _lock: &RepoLock) -> Result<Vec<String>> {
         let objects = self.storage.list(layout::BACKUPS_DIR).await?;
-        let mut all: Vec<&str> = objects.iter().filter_map(|o| layout::backup_owner(&o.path)).collect();
+        let mut all: Vec<&str> = objects
+            .iter()
+            .filter_map(|o| layout::backup_owner(&o.path))
+            .collect();
         all.sort();
         all.dedup();
         let committed = self.backup_ids().await?;
@@ -177,7 +193,10 @@ impl Repository {
     /// Writes the manifest: the commit point of a backup. Everything it lists must be durable.
     pub async fn commit(&self, lock: &RepoLock, manifest: &BackupManifest) -> Result<()> {
         lock.ensure_held().await?;
-        let body = serde_json::to_vec_pretty(manifest).map_err(|e| Error::internal(e.to_string()))?;
-        self.storage.put(&layout::manifest_path(&manifest.id), Bytes::from(body)).await
+        let body =
+            serde_json::to_vec_pretty(manifest).map_err(|e| Error::internal(e.to_string()))?;
+        self.storage
+            .put(&layout::manifest_path(&manifest.id), Bytes::from(body))
+            .await
     }
 }

@@ -48,10 +48,20 @@ impl ServerIdentity {
             .ok_or_else(|| crate::Error::server("the server returned no row for @@version"))?;
         let flavor = Flavor::from_version(&version);
         let server_uuid = match flavor {
-            Flavor::MySql => conn.query_first("SELECT @@server_uuid").await?.unwrap_or_default(),
+            Flavor::MySql => conn
+                .query_first("SELECT @@server_uuid")
+                .await?
+                .unwrap_or_default(),
             Flavor::MariaDb => String::new(),
         };
-        Ok(ServerIdentity { flavor, version, server_id, server_uuid, hostname, log_bin: log_bin == 1 })
+        Ok(ServerIdentity {
+            flavor,
+            version,
+            server_id,
+            server_uuid,
+            hostname,
+            log_bin: log_bin == 1,
+        })
     }
 
     pub fn info(&self) -> ServerInfo {
@@ -66,7 +76,10 @@ impl ServerIdentity {
 
     /// `major.minor` as numbers, for feature checks.
     pub fn major_minor(&self) -> (u32, u32) {
-        let mut it = self.version.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+        let mut it = self
+            .version
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty());
         let major = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
         let minor = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
         (major, minor)
@@ -79,7 +92,10 @@ mod tests {
 
     #[test]
     fn flavors() {
-        assert_eq!(Flavor::from_version("10.11.19-MariaDB-0+deb12u1"), Flavor::MariaDb);
+        assert_eq!(
+            Flavor::from_version("10.11.19-MariaDB-0+deb12u1"),
+            Flavor::MariaDb
+        );
         assert_eq!(Flavor::from_version("8.0.36"), Flavor::MySql);
     }
 }

@@ -72,16 +72,24 @@ pub async fn open_snapshot(
     match locked {
         Ok(Ok((workers, point, held))) => {
             drop(watchdog);
-            let snapshot = Snapshot { workers, point, lock_held: held };
+            let snapshot = Snapshot {
+                workers,
+                point,
+                lock_held: held,
+            };
             Ok(snapshot)
         }
         Ok(Err(e)) => {
-            let _ = watchdog.query_drop(format!("KILL CONNECTION {locker_id}")).await;
+            let _ = watchdog
+                .query_drop(format!("KILL CONNECTION {locker_id}"))
+                .await;
             Err(e)
         }
         Err(_elapsed) => {
             // The lock phase is stuck: kill the locking connection, which releases any lock.
-            let _ = watchdog.query_drop(format!("KILL CONNECTION {locker_id}")).await;
+            let _ = watchdog
+                .query_drop(format!("KILL CONNECTION {locker_id}"))
+                .await;
             Err(Error::new(
                 ErrorKind::LockTimeout,
                 format!(
@@ -103,18 +111,28 @@ async fn locked_phase(
     timeout: Duration,
 ) -> Result<(Vec<Conn>, ConsistentPoint, Duration)> {
     let wait_secs = timeout.as_secs().max(1);
-    locker.query_drop(format!("SET SESSION lock_wait_timeout = {wait_secs}")).await?;
+    locker
+        .query_drop(format!("SET SESSION lock_wait_timeout = {wait_secs}"))
+        .await?;
     let lock_sql: &[&str] = match flavor {
         Flavor::MariaDb => &["BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"],
-        Flavor::MySql => &["FLUSH NO_WRITE_TO_BINLOG TABLES", "FLUSH TABLES WITH READ LOCK"],
+        Flavor::MySql => &[
+            "FLUSH NO_WRITE_TO_BINLOG TABLES",
+            "FLUSH TABLES WITH READ LOCK",
+        ],
     };
     for sql in lock_sql {
-        locker.query_drop(*sql).await.map_err(|e| lock_error(e, sql, timeout))?;
+        locker
+            .query_drop(*sql)
+            .await
+            .map_err(|e| lock_error(e, sql, timeout))?;
     }
     let acquired = Instant::now();
 
     try_join_all(
-        workers.iter_mut().map(|w| w.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")),
+        workers
+            .iter_mut()
+            .map(|w| w.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")),
     )
     .await?;
     let point = read_point(locker, flavor).await?;
@@ -174,7 +192,12 @@ async fn read_point(conn: &mut Conn, flavor: Flavor) -> Result<ConsistentPoint> 
         Flavor::MySql => "SELECT @@gtid_executed",
     };
     let gtid: Option<String> = conn.query_first(gtid_sql).await?;
-    Ok(ConsistentPoint { binlog_file, binlog_pos, gtid_set: gtid.unwrap_or_default(), time })
+    Ok(ConsistentPoint {
+        binlog_file,
+        binlog_pos,
+        gtid_set: gtid.unwrap_or_default(),
+        time,
+    })
 }
 
 async fn prove_same_point(worker: &mut Conn, point: &ConsistentPoint) -> Result<()> {
@@ -182,9 +205,15 @@ async fn prove_same_point(worker: &mut Conn, point: &ConsistentPoint) -> Result<
         .query("SHOW SESSION STATUS LIKE '%inlog_snapshot_%'")
         .await?;
     // The session runs `SET NAMES binary`, so match names in Rust, case-insensitively.
-    let get = |name: &str| rows.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let get = |name: &str| {
+        rows.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
     let file = get("binlog_snapshot_file").unwrap_or_default();
-    let pos: u64 = get("binlog_snapshot_position").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pos: u64 = get("binlog_snapshot_position")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     if file != point.binlog_file || pos != point.binlog_pos {
         return Err(Error::internal(format!(
             "a worker's snapshot is at {file}:{pos} but the locked point is {}:{}; \

@@ -108,7 +108,11 @@ pub fn open_url(url: &str) -> Result<Arc<dyn Storage>> {
         ));
     }
     let path = std::path::absolute(url).map_err(|e| {
-        Error::with_source(ErrorKind::Usage, format!("invalid repository path `{url}`"), e)
+        Error::with_source(
+            ErrorKind::Usage,
+            format!("invalid repository path `{url}`"),
+            e,
+        )
     })?;
     Ok(Arc::new(OpendalStorage::local(&path.to_string_lossy())?))
 }

@@ -65,11 +65,18 @@ struct OpendalWriter {
 #[async_trait]
 impl ObjectWriter for OpendalWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        self.inner.write(data).await.map_err(|e| map_err(e, &self.path))
+        self.inner
+            .write(data)
+            .await
+            .map_err(|e| map_err(e, &self.path))
     }
 
     async fn close(mut self: Box<Self>) -> Result<()> {
-        self.inner.close().await.map(|_| ()).map_err(|e| map_err(e, &self.path))
+        self.inner
+            .close()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err(e, &self.path))
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
@@ -88,7 +95,11 @@ impl Storage for OpendalStorage {
     }
 
     async fn put(&self, path: &str, data: Bytes) -> Result<()> {
-        self.op.write(path, data).await.map(|_| ()).map_err(|e| map_err(e, path))
+        self.op
+            .write(path, data)
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err(e, path))
     }
 
     async fn put_if_absent(&self, path: &str, data: Bytes) -> Result<bool> {
@@ -113,11 +124,18 @@ impl Storage for OpendalStorage {
             .chunk(WRITE_CHUNK)
             .await
             .map_err(|e| map_err(e, path))?;
-        Ok(Box::new(OpendalWriter { inner, path: path.to_string() }))
+        Ok(Box::new(OpendalWriter {
+            inner,
+            path: path.to_string(),
+        }))
     }
 
     async fn get(&self, path: &str) -> Result<Bytes> {
-        self.op.read(path).await.map(|b| b.to_bytes()).map_err(|e| map_err(e, path))
+        self.op
+            .read(path)
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| map_err(e, path))
     }
 
     async fn reader(&self, path: &str) -> Result<ByteStream> {
@@ -140,7 +158,10 @@ impl Storage for OpendalStorage {
 
     async fn stat(&self, path: &str) -> Result<Option<ObjectMeta>> {
         match self.op.stat(path).await {
-            Ok(meta) => Ok(Some(ObjectMeta { path: path.to_string(), size: meta.content_length() })),
+            Ok(meta) => Ok(Some(ObjectMeta {
+                path: path.to_string(),
+                size: meta.content_length(),
+            })),
             Err(e) if e.kind() == OdKind::NotFound => Ok(None),
             Err(e) => Err(map_err(e, path)),
         }
@@ -155,7 +176,10 @@ impl Storage for OpendalStorage {
         Ok(entries
             .into_iter()
             .filter(|e| e.metadata().is_file())
-            .map(|e| ObjectMeta { path: e.path().to_string(), size: e.metadata().content_length() })
+            .map(|e| ObjectMeta {
+                path: e.path().to_string(),
+                size: e.metadata().content_length(),
+            })
             .collect())
     }
 
@@ -168,6 +192,9 @@ impl Storage for OpendalStorage {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
-        self.op.remove_all(prefix).await.map_err(|e| map_err(e, prefix))
+        self.op
+            .remove_all(prefix)
+            .await
+            .map_err(|e| map_err(e, prefix))
     }
 }

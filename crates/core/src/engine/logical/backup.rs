@@ -49,7 +49,9 @@ pub struct BackupOptions {
 impl Default for BackupOptions {
     fn default() -> Self {
         BackupOptions {
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             chunk_bytes: 64 << 20,
             compression_level: 1,
             filter: Filter::default(),
@@ -89,7 +91,10 @@ async fn backup_locked(
 ) -> Result<BackupManifest> {
     let removed = repo.clean_debris(lock).await?;
     if !removed.is_empty() {
-        progress.note(&format!("removed debris of {} interrupted backup(s)", removed.len()));
+        progress.note(&format!(
+            "removed debris of {} interrupted backup(s)",
+            removed.len()
+        ));
     }
     let started = OffsetDateTime::now_utc();
     let id = layout::new_backup_id(started);
@@ -98,10 +103,15 @@ async fn backup_locked(
     drop(probe);
     if !identity.log_bin {
         tracing::warn!("the server's binary log is off: this backup cannot be rolled forward");
-        progress.note("warning: binary log is off on the source; point-in-time recovery will not be possible");
+        progress.note(
+            "warning: binary log is off on the source; point-in-time recovery will not be possible",
+        );
     }
 
-    let snap_opts = SnapshotOptions { workers: opts.workers, lock_timeout: opts.lock_timeout };
+    let snap_opts = SnapshotOptions {
+        workers: opts.workers,
+        lock_timeout: opts.lock_timeout,
+    };
     let mut snapshot = open_snapshot(source, &identity, &snap_opts).await?;
     tracing::info!(
         binlog_file = snapshot.point.binlog_file,
@@ -122,8 +132,22 @@ async fn backup_locked(
     let outcome = async {
         let schema = dump_schema(&mut snapshot.workers[0], &opts.filter, opts.with_users).await?;
         let schema_entry = store_schema(&*storage, &id, &schema).await?;
-        let plans = plan_tables(&mut snapshot.workers[0], &schema, &opts.filter, opts.chunk_bytes).await?;
-        let dumped = dump_tables(&storage, &id, plans, std::mem::take(&mut snapshot.workers), opts, progress).await?;
+        let plans = plan_tables(
+            &mut snapshot.workers[0],
+            &schema,
+            &opts.filter,
+            opts.chunk_bytes,
+        )
+        .await?;
+        let dumped = dump_tables(
+            &storage,
+            &id,
+            plans,
+            std::mem::take(&mut snapshot.workers),
+            opts,
+            progress,
+        )
+        .await?;
         Ok::<_, Error>((schema, schema_entry, dumped))
     }
     .await;
@@ -166,7 +190,8 @@ pub const SCHEMA_FILE: &str = "schema.json.zst";
 
 async fn store_schema(storage: &dyn Storage, id: &str, schema: &SchemaDump) -> Result<FileEntry> {
     let body = serde_json::to_vec(schema).map_err(|e| Error::internal(e.to_string()))?;
-    let sink = HashingSink::create(storage, &layout::backup_file(id, SCHEMA_FILE), SCHEMA_FILE).await?;
+    let sink =
+        HashingSink::create(storage, &layout::backup_file(id, SCHEMA_FILE), SCHEMA_FILE).await?;
     let mut z = ZstdSink::new(sink, 3)?;
     z.write(&body).await?;
     z.finish().await
@@ -194,7 +219,12 @@ impl TablePlan {
     pub fn query(&self, range: &KeyRange) -> String {
         match &self.key {
             Some(k) if *range != KeyRange::ALL => {
-                format!("SELECT {} FROM {} WHERE {}", self.select_list, self.from, range.condition(k))
+                format!(
+                    "SELECT {} FROM {} WHERE {}",
+                    self.select_list,
+                    self.from,
+                    range.condition(k)
+                )
             }
             _ => format!("SELECT {} FROM {}", self.select_list, self.from),
         }
@@ -280,16 +310,26 @@ pub async fn plan_table(
     with_history: bool,
     chunk_bytes: u64,
 ) -> Result<TablePlan> {
-    let mut cols: Vec<ColumnInfo> =
-        table_columns(conn, db, table).await?.into_iter().filter(|c| !c.generated).collect();
+    let mut cols: Vec<ColumnInfo> = table_columns(conn, db, table)
+        .await?
+        .into_iter()
+        .filter(|c| !c.generated)
+        .collect();
     if with_history && !cols.iter().any(|c| c.period) {
         // Implicit versioning columns are hidden from information_schema but always exist.
         for name in ["row_start", "row_end"] {
-            cols.push(ColumnInfo { name: name.into(), data_type: "timestamp".into(), generated: false, period: true });
+            cols.push(ColumnInfo {
+                name: name.into(),
+                data_type: "timestamp".into(),
+                generated: false,
+                period: true,
+            });
         }
     }
     if cols.is_empty() {
-        return Err(Error::server(format!("table `{db}`.`{table}` has no storable columns")));
+        return Err(Error::server(format!(
+            "table `{db}`.`{table}` has no storable columns"
+        )));
     }
     let mut from = format!("{}.{}", quote_ident(db), quote_ident(table));
     if with_history {
@@ -324,7 +364,10 @@ pub async fn plan_table(
                 .query_first(format!("SELECT MIN({q}), MAX({q}) FROM {}", plan.from))
                 .await?;
             if let Some((Some(min), Some(max))) = bounds {
-                let parse = |s: &str| s.parse::<i128>().map_err(|_| Error::server(format!("bad key bound `{s}`")));
+                let parse = |s: &str| {
+                    s.parse::<i128>()
+                        .map_err(|_| Error::server(format!("bad key bound `{s}`")))
+                };
                 plan.ranges = split_range(parse(&min)?, parse(&max)?, parts);
             }
             plan.key = Some(key);
@@ -337,7 +380,12 @@ const INTEGER_TYPES: &[&str] = &["tinyint", "smallint", "mediumint", "int", "big
 
 /// The leading column of the primary key, or of a unique key whose columns are all NOT NULL,
 /// if it is an integer column.
-async fn integer_key(conn: &mut Conn, db: &str, table: &str, cols: &[ColumnInfo]) -> Result<Option<String>> {
+async fn integer_key(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+    cols: &[ColumnInfo],
+) -> Result<Option<String>> {
     let rows: Vec<(String, String, u64, String)> = conn
         .query(format!(
             "SELECT s.INDEX_NAME, s.COLUMN_NAME, s.SEQ_IN_INDEX, c.IS_NULLABLE \
@@ -361,7 +409,9 @@ async fn integer_key(conn: &mut Conn, db: &str, table: &str, cols: &[ColumnInfo]
             continue;
         }
         let lead = &parts[0].1;
-        let is_int = cols.iter().any(|c| &c.name == lead && INTEGER_TYPES.contains(&c.data_type.as_str()));
+        let is_int = cols
+            .iter()
+            .any(|c| &c.name == lead && INTEGER_TYPES.contains(&c.data_type.as_str()));
         if is_int {
             return Ok(Some(lead.clone()));
         }
@@ -376,13 +426,28 @@ struct DumpedTable {
 }
 
 enum Job {
-    Chunk { table: usize, index: usize, range: KeyRange },
-    Count { table: usize },
+    Chunk {
+        table: usize,
+        index: usize,
+        range: KeyRange,
+    },
+    Count {
+        table: usize,
+    },
 }
 
 enum JobResult {
-    Chunk { table: usize, index: usize, entry: ChunkEntry, file: FileEntry, fingerprint: Fingerprint },
-    Count { table: usize, rows: u64 },
+    Chunk {
+        table: usize,
+        index: usize,
+        entry: ChunkEntry,
+        file: FileEntry,
+        fingerprint: Fingerprint,
+    },
+    Count {
+        table: usize,
+        rows: u64,
+    },
 }
 
 async fn dump_tables(
@@ -400,7 +465,11 @@ async fn dump_tables(
     let mut jobs = VecDeque::new();
     for &t in &order {
         for (index, range) in plans[t].ranges.iter().enumerate() {
-            jobs.push_back(Job::Chunk { table: t, index, range: *range });
+            jobs.push_back(Job::Chunk {
+                table: t,
+                index,
+                range: *range,
+            });
         }
         jobs.push_back(Job::Count { table: t });
     }
@@ -452,11 +521,21 @@ async fn run_job(
         Job::Count { table } => {
             let plan = &plans[table];
             let rows: Option<u64> = conn.query_first(plan.count_query()).await.map_err(|e| {
-                Error::from(e).context(format!("counting rows of `{}`.`{}`", plan.database, plan.table))
+                Error::from(e).context(format!(
+                    "counting rows of `{}`.`{}`",
+                    plan.database, plan.table
+                ))
             })?;
-            Ok(JobResult::Count { table, rows: rows.unwrap_or(0) })
+            Ok(JobResult::Count {
+                table,
+                rows: rows.unwrap_or(0),
+            })
         }
-        Job::Chunk { table, index, range } => {
+        Job::Chunk {
+            table,
+            index,
+            range,
+        } => {
             let plan = &plans[table];
             let rel = layout::chunk_file(&plan.database, &plan.table, index);
             let sink = HashingSink::create(storage, &layout::backup_file(id, &rel), &rel).await?;
@@ -466,9 +545,23 @@ async fn run_job(
                 Ok(fingerprint) => {
                     let raw_size = zsink.raw_size();
                     let file = zsink.finish().await?;
-                    let condition = plan.key.as_deref().map_or("TRUE".to_string(), |k| range.condition(k));
-                    let entry = ChunkEntry { file: rel, range: condition, rows: fingerprint.rows, raw_size };
-                    Ok(JobResult::Chunk { table, index, entry, file, fingerprint })
+                    let condition = plan
+                        .key
+                        .as_deref()
+                        .map_or("TRUE".to_string(), |k| range.condition(k));
+                    let entry = ChunkEntry {
+                        file: rel,
+                        range: condition,
+                        rows: fingerprint.rows,
+                        raw_size,
+                    };
+                    Ok(JobResult::Chunk {
+                        table,
+                        index,
+                        entry,
+                        file,
+                        fingerprint,
+                    })
                 }
                 Err(e) => {
                     zsink.abort().await;
@@ -521,13 +614,18 @@ pub async fn fingerprint_table(conn: &mut Conn, plan: &TablePlan) -> Result<Fing
 }
 
 fn assemble(plans: &[TablePlan], results: Vec<JobResult>) -> Result<Vec<DumpedTable>> {
-    let mut chunks: Vec<Vec<(usize, ChunkEntry, FileEntry, Fingerprint)>> = vec![Vec::new(); plans.len()];
+    let mut chunks: Vec<Vec<(usize, ChunkEntry, FileEntry, Fingerprint)>> =
+        vec![Vec::new(); plans.len()];
     let mut counts: Vec<Option<u64>> = vec![None; plans.len()];
     for r in results {
         match r {
-            JobResult::Chunk { table, index, entry, file, fingerprint } => {
-                chunks[table].push((index, entry, file, fingerprint))
-            }
+            JobResult::Chunk {
+                table,
+                index,
+                entry,
+                file,
+                fingerprint,
+            } => chunks[table].push((index, entry, file, fingerprint)),
             JobResult::Count { table, rows } => counts[table] = Some(rows),
         }
     }

@@ -92,7 +92,17 @@ mod tests {
                 assert!(w[0].hi.unwrap() > w[0].lo.unwrap_or(i128::MIN));
             }
             // Every probe value, inside and outside the observed interval, is in exactly one.
-            let probes = [min - 1, min, min + 1, (min + max) / 2, max - 1, max, max + 1, i128::MIN, i128::MAX];
+            let probes = [
+                min - 1,
+                min,
+                min + 1,
+                (min + max) / 2,
+                max - 1,
+                max,
+                max + 1,
+                i128::MIN,
+                i128::MAX,
+            ];
             for v in probes {
                 let n = ranges.iter().filter(|r| contains(r, v)).count();
                 assert_eq!(n, 1, "value {v} in {n} ranges of {ranges:?}");
@@ -111,7 +121,21 @@ mod tests {
     #[test]
     fn conditions() {
         assert_eq!(KeyRange::ALL.condition("id"), "TRUE");
-        assert_eq!(KeyRange { lo: Some(5), hi: None }.condition("id"), "`id` >= 5");
-        assert_eq!(KeyRange { lo: Some(5), hi: Some(9) }.condition("a`b"), "`a``b` >= 5 AND `a``b` < 9");
+        assert_eq!(
+            KeyRange {
+                lo: Some(5),
+                hi: None
+            }
+            .condition("id"),
+            "`id` >= 5"
+        );
+        assert_eq!(
+            KeyRange {
+                lo: Some(5),
+                hi: Some(9)
+            }
+            .condition("a`b"),
+            "`a``b` >= 5 AND `a``b` < 9"
+        );
     }
 }

@@ -31,7 +31,10 @@ impl Filter {
         }
         // A database is in scope if some table pattern could match inside it.
         if !self.include_tables.is_empty()
-            && !self.include_tables.iter().any(|p| split_pattern(p).is_some_and(|(d, _)| glob_match(d, db)))
+            && !self
+                .include_tables
+                .iter()
+                .any(|p| split_pattern(p).is_some_and(|(d, _)| glob_match(d, db)))
         {
             return false;
         }
@@ -133,11 +136,19 @@ mod tests {
         assert!(!f.table("shop", "audit_2024"));
         assert!(f.table("shop_eu", "audit_2024"));
 
-        let only = Filter { include_tables: vec!["a.t1".into()], ..Default::default() };
+        let only = Filter {
+            include_tables: vec!["a.t1".into()],
+            ..Default::default()
+        };
         assert!(only.database("a"));
         assert!(!only.database("b"));
         assert!(only.table("a", "t1"));
         assert!(!only.table("a", "t2"));
-        assert!(Filter { include_tables: vec!["nodot".into()], ..Default::default() }.validate().is_err());
+        assert!(Filter {
+            include_tables: vec!["nodot".into()],
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -27,7 +27,9 @@ use super::ddl::{quote_ident, quote_string, SplitCreate};
 use super::filter::Filter;
 use super::schema;
 use super::tsv::LOAD_DATA_FORMAT;
-use crate::manifest::{BackupManifest, ChunkEntry, DatabaseSchema, SchemaDump, TableData, TableKind, TableSchema};
+use crate::manifest::{
+    BackupManifest, ChunkEntry, DatabaseSchema, SchemaDump, TableData, TableKind, TableSchema,
+};
 use crate::pipeline::{decompress_stream, read_all_verified, read_verified, Decompressor};
 use crate::progress::Progress;
 use crate::repo::{layout, Repository};
@@ -54,7 +56,9 @@ pub struct RestoreOptions {
 impl Default for RestoreOptions {
     fn default() -> Self {
         RestoreOptions {
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             filter: Filter::default(),
             renames: Vec::new(),
             drop_existing: false,
@@ -105,7 +109,11 @@ pub async fn load_schema(repo: &Repository, manifest: &BackupManifest) -> Result
     let mut dec = Decompressor::new(&path)?;
     dec.feed(&compressed, |b| raw.extend_from_slice(b))?;
     dec.finish()?;
-    crate::manifest::decode_versioned(&raw, &format!("schema of backup {}", manifest.id), crate::manifest::SCHEMA_FORMAT)
+    crate::manifest::decode_versioned(
+        &raw,
+        &format!("schema of backup {}", manifest.id),
+        crate::manifest::SCHEMA_FORMAT,
+    )
 }
 
 pub async fn run_restore(
@@ -119,100 +127,188 @@ pub async fn run_restore(
     let started = Instant::now();
     let schema = load_schema(repo, manifest).await?;
     let rename = |db: &str| -> String {
-        opts.renames.iter().find(|(f, _)| f == db).map(|(_, t)| t.clone()).unwrap_or_else(|| db.to_string())
+        opts.renames
+            .iter()
+            .find(|(f, _)| f == db)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| db.to_string())
     };
     for (from, _) in &opts.renames {
         if !schema.databases.iter().any(|d| &d.name == from) {
-            return Err(Error::usage(format!("--rename-db: the backup has no database `{from}`")));
+            return Err(Error::usage(format!(
+                "--rename-db: the backup has no database `{from}`"
+            )));
         }
     }
-    let dbs: Vec<&DatabaseSchema> = schema.databases.iter().filter(|d| opts.filter.database(&d.name)).collect();
+    let dbs: Vec<&DatabaseSchema> = schema
+        .databases
+        .iter()
+        .filter(|d| opts.filter.database(&d.name))
+        .collect();
     let mut items = Vec::new();
     for db in &dbs {
         for t in &db.tables {
             if opts.filter.table(&db.name, &t.name) {
-                let data = manifest.tables.iter().find(|d| d.database == db.name && d.table == t.name);
-                items.push(Item { target_db: rename(&db.name), schema: t, data });
+                let data = manifest
+                    .tables
+                    .iter()
+                    .find(|d| d.database == db.name && d.table == t.name);
+                items.push(Item {
+                    target_db: rename(&db.name),
+                    schema: t,
+                    data,
+                });
             }
         }
     }
     if dbs.is_empty() {
-        return Err(Error::usage("nothing to restore: the filters match no database of the backup"));
+        return Err(Error::usage(
+            "nothing to restore: the filters match no database of the backup",
+        ));
     }
-    let table_mode = !opts.filter.include_tables.is_empty() || !opts.filter.exclude_tables.is_empty();
+    let table_mode =
+        !opts.filter.include_tables.is_empty() || !opts.filter.exclude_tables.is_empty();
 
     let mut admin = target.connect().await?;
     let identity = ServerIdentity::read(&mut admin).await?;
-    preflight(&mut admin, &dbs, &items, &rename, table_mode, opts.drop_existing).await?;
-
-    let setup = session_setup(&identity, opts.keep_binlog);
-    let mut workers: Vec<Conn> = try_join_all((0..opts.workers.max(1)).map(|_| async {
-        let mut c = target.connect().await?;
-        c.query_drop(&setup).await.map_err(|e| setup_error(e.into()))?;
-        Ok::<_, Error>(c)
-    }))
+    let fresh_dbs = preflight(
+        &mut admin,
+        &dbs,
+        &items,
+        &rename,
+        table_mode,
+        opts.drop_existing,
+    )
     .await?;
-    admin.query_drop(&setup).await.map_err(|e| setup_error(e.into()))?;
-    // Definitions are text: the admin connection speaks utf8mb4, unlike the binary row loaders.
-    admin.query_drop("SET NAMES utf8mb4").await?;
 
-    // Schema: databases, then tables without their secondary indexes and foreign keys.
-    progress.phase("create", items.len() as u64, "tables");
-    for db in &dbs {
-        schema::create_database(&mut admin, db, &rename(&db.name)).await?;
-    }
-    let mut deferred: Vec<SplitCreate> = Vec::with_capacity(items.len());
-    for it in &items {
-        deferred.push(schema::create_table(&mut admin, &it.target_db, it.schema, true).await?);
-        progress.advance(1);
-    }
+    // From here on the target changes; on failure, what this run created is removed again so the
+    // target is left as it was (less anything `--drop-existing` replaced).
+    let applied = async {
+        let setup = session_setup(&identity, opts.keep_binlog);
+        let mut workers: Vec<Conn> = try_join_all((0..opts.workers.max(1)).map(|_| async {
+            let mut c = target.connect().await?;
+            c.query_drop(&setup)
+                .await
+                .map_err(|e| setup_error(e.into()))?;
+            Ok::<_, Error>(c)
+        }))
+        .await?;
+        admin
+            .query_drop(&setup)
+            .await
+            .map_err(|e| setup_error(e.into()))?;
+        // Definitions are text: the admin connection speaks utf8mb4, unlike the binary row loaders.
+        admin.query_drop("SET NAMES utf8mb4").await?;
 
-    // Rows.
-    let bytes_loaded = load_all(repo.storage(), manifest, &items, &mut workers, progress.clone()).await?;
-
-    // Indexes, then foreign keys (which may rely on those indexes).
-    progress.phase("index", items.len() as u64, "tables");
-    let index_jobs: Vec<(usize, SplitCreate)> = deferred
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| !d.deferred_indexes.is_empty())
-        .map(|(i, d)| (i, SplitCreate { create: String::new(), deferred_indexes: d.deferred_indexes.clone(), foreign_keys: Vec::new() }))
-        .collect();
-    run_parallel(&mut workers, index_jobs, async |conn: &mut Conn, (i, split): (usize, SplitCreate)| {
-        let it = &items[i];
-        schema::add_deferred(conn, &it.target_db, &it.schema.name, &split).await?;
-        progress.advance(1);
-        Ok(())
-    })
-    .await?;
-    for (it, d) in items.iter().zip(&deferred) {
-        if !d.foreign_keys.is_empty() {
-            let fks = SplitCreate { create: String::new(), deferred_indexes: Vec::new(), foreign_keys: d.foreign_keys.clone() };
-            schema::add_deferred(&mut admin, &it.target_db, &it.schema.name, &fks).await?;
+        // Schema: databases, then tables without their secondary indexes and foreign keys.
+        progress.phase("create", items.len() as u64, "tables");
+        for db in &dbs {
+            // An existing database (table mode) is left exactly as it is.
+            if fresh_dbs.contains(&rename(&db.name)) {
+                schema::create_database(&mut admin, db, &rename(&db.name)).await?;
+            }
         }
-    }
-
-    // Everything that is not rows.
-    for it in items.iter().filter(|it| it.schema.kind == TableKind::Sequence) {
-        schema::restore_sequence_state(&mut admin, &it.target_db, it.schema).await?;
-    }
-    for db in &dbs {
-        let target_db = rename(&db.name);
-        let in_scope = |table: &str| opts.filter.table(&db.name, table);
-        if !table_mode {
-            schema::create_views(&mut admin, &target_db, &db.views).await?;
-            schema::create_routines(&mut admin, &target_db, &db.routines).await?;
-            schema::create_events(&mut admin, &target_db, &db.events).await?;
+        let mut deferred: Vec<SplitCreate> = Vec::with_capacity(items.len());
+        for it in &items {
+            deferred.push(schema::create_table(&mut admin, &it.target_db, it.schema, true).await?);
+            progress.advance(1);
         }
-        let triggers: Vec<_> = db.triggers.iter().filter(|t| in_scope(&t.table)).cloned().collect();
-        schema::create_triggers(&mut admin, &target_db, &triggers).await?;
-    }
-    if opts.users && !table_mode && !schema.users.is_empty() {
-        schema::restore_users(&mut admin, &schema.users).await?;
-    }
 
-    // Proof.
-    let tables = check_tables(&mut workers, &items, opts.verify, progress.clone()).await?;
+        // Rows.
+        let bytes_loaded = load_all(
+            repo.storage(),
+            manifest,
+            &items,
+            &mut workers,
+            progress.clone(),
+        )
+        .await?;
+
+        // Indexes, then foreign keys (which may rely on those indexes).
+        progress.phase("index", items.len() as u64, "tables");
+        let index_jobs: Vec<(usize, SplitCreate)> = deferred
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.deferred_indexes.is_empty())
+            .map(|(i, d)| {
+                (
+                    i,
+                    SplitCreate {
+                        create: String::new(),
+                        deferred_indexes: d.deferred_indexes.clone(),
+                        foreign_keys: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        run_parallel(
+            &mut workers,
+            index_jobs,
+            async |conn: &mut Conn, (i, split): (usize, SplitCreate)| {
+                let it = &items[i];
+                schema::add_deferred(conn, &it.target_db, &it.schema.name, &split).await?;
+                progress.advance(1);
+                Ok(())
+            },
+        )
+        .await?;
+        for (it, d) in items.iter().zip(&deferred) {
+            if !d.foreign_keys.is_empty() {
+                let fks = SplitCreate {
+                    create: String::new(),
+                    deferred_indexes: Vec::new(),
+                    foreign_keys: d.foreign_keys.clone(),
+                };
+                schema::add_deferred(&mut admin, &it.target_db, &it.schema.name, &fks).await?;
+            }
+        }
+
+        // Everything that is not rows.
+        for it in items
+            .iter()
+            .filter(|it| it.schema.kind == TableKind::Sequence)
+        {
+            schema::restore_sequence_state(&mut admin, &it.target_db, it.schema).await?;
+        }
+        for db in &dbs {
+            let target_db = rename(&db.name);
+            let in_scope = |table: &str| opts.filter.table(&db.name, table);
+            if !table_mode {
+                schema::create_views(&mut admin, &target_db, &db.views).await?;
+                schema::create_routines(&mut admin, &target_db, &db.routines).await?;
+                schema::create_events(&mut admin, &target_db, &db.events).await?;
+            }
+            let triggers: Vec<_> = db
+                .triggers
+                .iter()
+                .filter(|t| in_scope(&t.table))
+                .cloned()
+                .collect();
+            schema::create_triggers(&mut admin, &target_db, &triggers).await?;
+        }
+        if opts.users && !table_mode && !schema.users.is_empty() {
+            schema::restore_users(&mut admin, &schema.users).await?;
+        }
+
+        // Proof.
+        let tables = check_tables(&mut workers, &items, opts.verify, progress.clone()).await?;
+        Ok::<_, Error>((tables, bytes_loaded))
+    }
+    .await;
+    let (tables, bytes_loaded) = match applied {
+        Ok(done) => done,
+        Err(e) => {
+            let removed = remove_partial(target, &fresh_dbs, &items, table_mode).await;
+            return Err(e.context(match removed {
+                Ok(()) => {
+                    "restore failed; what it had created on the target was removed".to_string()
+                }
+                Err(c) => {
+                    format!("restore failed, and removing its partial work also failed ({c})")
+                }
+            }));
+        }
+    };
     let rows = tables.iter().map(|t| t.rows).sum();
     Ok(RestoreReport {
         backup_id: manifest.id.clone(),
@@ -224,6 +320,33 @@ pub async fn run_restore(
         seconds: started.elapsed().as_secs_f64(),
         verified: opts.verify,
     })
+}
+
+/// Drops the databases this restore created, or in table mode the tables it created.
+async fn remove_partial(
+    target: &ConnectionConfig,
+    fresh_dbs: &[String],
+    items: &[Item<'_>],
+    table_mode: bool,
+) -> Result<()> {
+    let mut conn = target.connect().await?;
+    conn.query_drop("SET SESSION foreign_key_checks = 0; SET SESSION sql_log_bin = 0")
+        .await?;
+    if table_mode {
+        for it in items {
+            conn.query_drop(format!(
+                "DROP TABLE IF EXISTS {}.{}",
+                quote_ident(&it.target_db),
+                quote_ident(&it.schema.name)
+            ))
+            .await?;
+        }
+    }
+    for db in fresh_dbs {
+        conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(db)))
+            .await?;
+    }
+    Ok(())
 }
 
 fn session_setup(identity: &ServerIdentity, keep_binlog: bool) -> String {
@@ -265,13 +388,19 @@ async fn preflight(
     rename: &dyn Fn(&str) -> String,
     table_mode: bool,
     drop_existing: bool,
-) -> Result<()> {
-    let existing: Vec<String> = admin.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA").await?;
+) -> Result<Vec<String>> {
+    let existing: Vec<String> = admin
+        .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+        .await?;
+    let all_targets: Vec<String> = dbs.iter().map(|d| rename(&d.name)).collect();
     if !table_mode {
-        let clash: Vec<String> =
-            dbs.iter().map(|d| rename(&d.name)).filter(|t| existing.contains(t)).collect();
+        let clash: Vec<String> = all_targets
+            .iter()
+            .filter(|t| existing.contains(t))
+            .cloned()
+            .collect();
         if clash.is_empty() {
-            return Ok(());
+            return Ok(all_targets);
         }
         if !drop_existing {
             return Err(Error::new(
@@ -285,10 +414,16 @@ async fn preflight(
         }
         for db in clash {
             tracing::info!(database = db, "dropping existing database on the target");
-            admin.query_drop(format!("DROP DATABASE {}", quote_ident(&db))).await?;
+            admin
+                .query_drop(format!("DROP DATABASE {}", quote_ident(&db)))
+                .await?;
         }
-        return Ok(());
+        return Ok(all_targets);
     }
+    let fresh: Vec<String> = all_targets
+        .into_iter()
+        .filter(|t| !existing.contains(t))
+        .collect();
     let mut clash = Vec::new();
     for it in items {
         if !existing.contains(&it.target_db) {
@@ -306,7 +441,7 @@ async fn preflight(
         }
     }
     if clash.is_empty() {
-        return Ok(());
+        return Ok(fresh);
     }
     if !drop_existing {
         return Err(Error::new(
@@ -314,15 +449,27 @@ async fn preflight(
             format!(
                 "the target already has table(s) {}; nothing was changed. Pass --drop-existing \
                  to replace them, or --rename-db old:new",
-                clash.iter().map(|(d, t)| format!("`{d}`.`{t}`")).collect::<Vec<_>>().join(", ")
+                clash
+                    .iter()
+                    .map(|(d, t)| format!("`{d}`.`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
-    admin.query_drop("SET SESSION foreign_key_checks = 0").await?;
+    admin
+        .query_drop("SET SESSION foreign_key_checks = 0")
+        .await?;
     for (d, t) in clash {
-        admin.query_drop(format!("DROP TABLE {}.{}", quote_ident(&d), quote_ident(&t))).await?;
+        admin
+            .query_drop(format!(
+                "DROP TABLE {}.{}",
+                quote_ident(&d),
+                quote_ident(&t)
+            ))
+            .await?;
     }
-    Ok(())
+    Ok(fresh)
 }
 
 /// Runs `jobs` over the worker connections, each worker taking the next job when free.
@@ -337,7 +484,9 @@ where
         async move {
             loop {
                 let job = queue.lock().expect("queue lock").pop_front();
-                let Some(job) = job else { return Ok::<_, Error>(()) };
+                let Some(job) = job else {
+                    return Ok::<_, Error>(());
+                };
                 f(conn, job).await?;
             }
         }
@@ -353,8 +502,11 @@ async fn load_all(
     workers: &mut [Conn],
     progress: Arc<dyn Progress>,
 ) -> Result<u64> {
-    let files: BTreeMap<&str, &crate::manifest::FileEntry> =
-        manifest.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let files: BTreeMap<&str, &crate::manifest::FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
     let mut jobs = Vec::new();
     for (i, it) in items.iter().enumerate() {
         if let Some(data) = it.data {
@@ -368,20 +520,36 @@ async fn load_all(
     let total: u64 = jobs.iter().map(|j| j.2).sum();
     progress.phase("load", total, "bytes");
     let loaded = std::sync::atomic::AtomicU64::new(0);
-    run_parallel(workers, jobs, async |conn: &mut Conn, (i, chunk, raw): (usize, ChunkEntry, u64)| {
-        let it = &items[i];
-        let data = it.data.expect("job only for tables with data");
-        let entry = files.get(chunk.file.as_str()).copied().ok_or_else(|| {
-            Error::integrity(format!("the manifest lists chunk `{}` but not its checksum", chunk.file))
-        })?;
-        let path = layout::backup_file(&manifest.id, &chunk.file);
-        let stream = read_verified(&**storage, &path, entry).await?;
-        let rows = decompress_stream(stream, &path)?;
-        load_chunk(conn, &it.target_db, &it.schema.name, &data.columns, rows, chunk.rows, &path).await?;
-        loaded.fetch_add(raw, std::sync::atomic::Ordering::Relaxed);
-        progress.advance(raw);
-        Ok(())
-    })
+    run_parallel(
+        workers,
+        jobs,
+        async |conn: &mut Conn, (i, chunk, raw): (usize, ChunkEntry, u64)| {
+            let it = &items[i];
+            let data = it.data.expect("job only for tables with data");
+            let entry = files.get(chunk.file.as_str()).copied().ok_or_else(|| {
+                Error::integrity(format!(
+                    "the manifest lists chunk `{}` but not its checksum",
+                    chunk.file
+                ))
+            })?;
+            let path = layout::backup_file(&manifest.id, &chunk.file);
+            let stream = read_verified(&**storage, &path, entry).await?;
+            let rows = decompress_stream(stream, &path)?;
+            load_chunk(
+                conn,
+                &it.target_db,
+                &it.schema.name,
+                &data.columns,
+                rows,
+                chunk.rows,
+                &path,
+            )
+            .await?;
+            loaded.fetch_add(raw, std::sync::atomic::Ordering::Relaxed);
+            progress.advance(raw);
+            Ok(())
+        },
+    )
     .await?;
     Ok(loaded.into_inner())
 }
@@ -411,9 +579,17 @@ async fn load_chunk(
     // The driver requires a Sync future; the stream is handed over through a mutex.
     let slot = std::sync::Mutex::new(Some(infile));
     conn.set_infile_handler(async move {
-        Ok(slot.lock().expect("infile slot").take().expect("infile stream used once"))
+        Ok(slot
+            .lock()
+            .expect("infile slot")
+            .take()
+            .expect("infile stream used once"))
     });
-    let cols = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let cols = columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         "LOAD DATA LOCAL INFILE 'holdfast-chunk' INTO TABLE {}.{} {LOAD_DATA_FORMAT} ({cols})",
         quote_ident(db),
@@ -424,13 +600,17 @@ async fn load_chunk(
     let stream_error = failure.lock().expect("failure slot").take();
     let outcome = match (stream_error, loaded) {
         (Some(e), _) => Err(e),
-        (None, Err(e)) => Err(Error::from(e).context(format!("loading `{path}` into `{db}`.`{table}`"))),
+        (None, Err(e)) => {
+            Err(Error::from(e).context(format!("loading `{path}` into `{db}`.`{table}`")))
+        }
         (None, Ok(())) => {
             let affected = conn.affected_rows();
             let warnings = conn.get_warnings();
             if affected != expected_rows || warnings > 0 {
-                let detail: Vec<(String, u32, String)> =
-                    conn.query("SHOW WARNINGS LIMIT 5").await.unwrap_or_default();
+                let detail: Vec<(String, u32, String)> = conn
+                    .query("SHOW WARNINGS LIMIT 5")
+                    .await
+                    .unwrap_or_default();
                 Err(Error::integrity(format!(
                     "loading `{path}` into `{db}`.`{table}`: {affected} rows loaded of {expected_rows}, \
                      {warnings} warnings {detail:?}"
@@ -458,49 +638,60 @@ async fn check_tables(
     verify: bool,
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<TableReport>> {
-    let with_data: Vec<usize> = (0..items.len()).filter(|&i| items[i].data.is_some()).collect();
-    progress.phase(if verify { "verify" } else { "count" }, with_data.len() as u64, "tables");
+    let with_data: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].data.is_some())
+        .collect();
+    progress.phase(
+        if verify { "verify" } else { "count" },
+        with_data.len() as u64,
+        "tables",
+    );
     let reports = Mutex::new(Vec::new());
     run_parallel(workers, with_data, async |conn: &mut Conn, i: usize| {
-        {
-            let it = &items[i];
-            let data = it.data.expect("filtered");
-            let plan = plan_table(conn, &it.target_db, &it.schema.name, data.with_history, u64::MAX).await?;
-            let name = format!("`{}`.`{}`", it.target_db, it.schema.name);
-            if plan.columns != data.columns {
-                return Err(Error::integrity(format!(
-                    "{name}: restored columns {:?} differ from the backup's {:?}",
-                    plan.columns, data.columns
-                )));
-            }
-            let rows: u64 = conn.query_first(plan.count_query()).await?.unwrap_or(0);
-            if rows != data.row_count {
-                return Err(Error::integrity(format!(
-                    "{name} has {rows} rows after the restore, the backup has {}",
-                    data.row_count
-                )));
-            }
-            let mut fingerprint_verified = None;
-            if verify {
-                let fp = fingerprint_table(conn, &plan).await?;
-                if fp != data.fingerprint {
-                    return Err(Error::integrity(format!(
-                        "{name}: the restored rows' fingerprint differs from the backup's \
-                         ({} rows {:032x} vs {} rows {:032x})",
-                        fp.rows, fp.sum, data.fingerprint.rows, data.fingerprint.sum
-                    )));
-                }
-                fingerprint_verified = Some(true);
-            }
-            reports.lock().expect("reports").push(TableReport {
-                database: it.target_db.clone(),
-                table: it.schema.name.clone(),
-                rows,
-                fingerprint_verified,
-            });
-            progress.advance(1);
-            Ok(())
+        let it = &items[i];
+        let data = it.data.expect("filtered");
+        let plan = plan_table(
+            conn,
+            &it.target_db,
+            &it.schema.name,
+            data.with_history,
+            u64::MAX,
+        )
+        .await?;
+        let name = format!("`{}`.`{}`", it.target_db, it.schema.name);
+        if plan.columns != data.columns {
+            return Err(Error::integrity(format!(
+                "{name}: restored columns {:?} differ from the backup's {:?}",
+                plan.columns, data.columns
+            )));
         }
+        let rows: u64 = conn.query_first(plan.count_query()).await?.unwrap_or(0);
+        if rows != data.row_count {
+            return Err(Error::integrity(format!(
+                "{name} has {rows} rows after the restore, the backup has {}",
+                data.row_count
+            )));
+        }
+        let mut fingerprint_verified = None;
+        if verify {
+            let fp = fingerprint_table(conn, &plan).await?;
+            if fp != data.fingerprint {
+                return Err(Error::integrity(format!(
+                    "{name}: the restored rows' fingerprint differs from the backup's \
+                         ({} rows {:032x} vs {} rows {:032x})",
+                    fp.rows, fp.sum, data.fingerprint.rows, data.fingerprint.sum
+                )));
+            }
+            fingerprint_verified = Some(true);
+        }
+        reports.lock().expect("reports").push(TableReport {
+            database: it.target_db.clone(),
+            table: it.schema.name.clone(),
+            rows,
+            fingerprint_verified,
+        });
+        progress.advance(1);
+        Ok(())
     })
     .await?;
     let mut out = reports.into_inner().expect("reports");

@@ -114,6 +114,9 @@ mod tests {
         let mut out = Vec::new();
         escape_into(b"\\N", &mut out);
         assert_eq!(out, b"\\\\N");
-        assert_eq!(decode_line(b"\\N\t\\\\N"), vec![None, Some(b"\\N".to_vec())]);
+        assert_eq!(
+            decode_line(b"\\N\t\\\\N"),
+            vec![None, Some(b"\\N".to_vec())]
+        );
     }
 }
