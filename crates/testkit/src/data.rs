@@ -239,26 +239,47 @@ pub async fn create_mixed_table(
 
 /// `CHECKSUM TABLE` of every base table in `db`, sorted by table name (`None` for a table the
 /// server could not checksum).
+///
+/// MariaDB 10.11's `CHECKSUM TABLE` is unreliable for tables with generated columns (the
+/// result depends on which table the session or table cache opened before), so such a table
+/// is checksummed through a temporary plain copy (`CREATE TEMPORARY TABLE .. AS SELECT *`),
+/// which is stable and equal for equal contents.
 pub async fn table_checksums(
     conn: &mut Conn,
     db: &str,
 ) -> Result<Vec<(String, Option<u64>)>, Error> {
-    let tables: Vec<String> = conn
+    let tables: Vec<(String, u64)> = conn
         .exec(
-            "SELECT TABLE_NAME FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            "SELECT t.TABLE_NAME, \
+               (SELECT COUNT(*) FROM information_schema.COLUMNS c \
+                WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME \
+                  AND c.IS_GENERATED <> 'NEVER') \
+             FROM information_schema.TABLES t \
+             WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE' ORDER BY t.TABLE_NAME",
             (db,),
         )
         .await?;
+    let qdb = quote_ident(db);
     let mut out = Vec::with_capacity(tables.len());
-    for table in tables {
-        let row: Option<(String, Option<u64>)> = conn
-            .query_first(format!(
-                "CHECKSUM TABLE {}.{}",
-                quote_ident(db),
-                quote_ident(&table)
+    for (table, generated) in tables {
+        let source = format!("{qdb}.{}", quote_ident(&table));
+        let target = if generated > 0 {
+            let copy = format!("{qdb}.`testkit_checksum_copy`");
+            conn.query_drop(format!(
+                "DROP TEMPORARY TABLE IF EXISTS {copy}; \
+                 CREATE TEMPORARY TABLE {copy} ENGINE=InnoDB AS SELECT * FROM {source}"
             ))
             .await?;
+            copy
+        } else {
+            source
+        };
+        let row: Option<(String, Option<u64>)> =
+            conn.query_first(format!("CHECKSUM TABLE {target}")).await?;
+        if generated > 0 {
+            conn.query_drop(format!("DROP TEMPORARY TABLE {target}"))
+                .await?;
+        }
         out.push((table, row.and_then(|(_, sum)| sum)));
     }
     Ok(out)

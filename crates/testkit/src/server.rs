@@ -1,9 +1,9 @@
 //! [`TestServer`]: one private `mariadbd` per test.
 //!
 //! Layout of a server's temp directory (`$TMPDIR/hft-XXXXXX/`): `data/` (the datadir, copied
-//! from the template), `mysqld.sock`, `error.log` (also receives the server's stdout/stderr),
-//! `mariadbd.pid` and `owner.pid` (the test process, used to sweep directories left behind by
-//! killed test runs).
+//! from the template), `tmp/` (the server's `--tmpdir`), `mysqld.sock`, `error.log` (also
+//! receives the server's stdout/stderr), `mariadbd.pid` and `owner.pid` (the test process, used
+//! to sweep directories left behind by killed test runs).
 
 use crate::binaries::{binary, require_binaries};
 use crate::{port, spawner, template};
@@ -310,6 +310,12 @@ impl TestServer {
         &self.error_log
     }
 
+    /// The server's own `--tmpdir` (internal temporary tables, filesort files), so nothing of
+    /// it lands in the shared /tmp and it all goes away with the server.
+    fn tmpdir(&self) -> PathBuf {
+        self.dir().join("tmp")
+    }
+
     fn error_log_tail(&self, lines: usize) -> String {
         tail(&self.error_log(), lines)
     }
@@ -333,6 +339,7 @@ impl TestServer {
         cmd.arg(format!("--binlog-format={}", self.opts.binlog_format))
             .arg(format!("--log-error={}", self.error_log.display()))
             .arg(format!("--pid-file={}", self.pid_file.display()))
+            .arg(format!("--tmpdir={}", self.tmpdir().display()))
             .arg("--innodb-buffer-pool-size=128M")
             .arg("--innodb-log-file-size=64M")
             .arg("--innodb-buffer-pool-load-at-startup=OFF")
@@ -350,6 +357,7 @@ impl TestServer {
     /// Spawns `mariadbd` on the current port and waits until it accepts connections.
     fn spawn_and_wait(&mut self) -> Result<(), StartError> {
         let _ = std::fs::remove_file(&self.socket);
+        std::fs::create_dir_all(self.tmpdir()).expect("holdfast-testkit: cannot create tmpdir");
         let log_offset = std::fs::metadata(&self.error_log)
             .map(|m| m.len())
             .unwrap_or(0);

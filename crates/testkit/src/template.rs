@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Bump when the way templates are built changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const MARKER: &str = "holdfast-template-ready";
 
 /// Options that must be given at initialisation time (they fix on-disk formats); when a test
@@ -54,19 +54,22 @@ pub(crate) fn init_args(extra_args: &[String]) -> Vec<String> {
 
 /// Copies a freshly initialised datadir to `dest` (which must not exist).
 pub(crate) fn copy_fresh_datadir(dest: &Path, init_args: &[String]) {
-    let template = template_datadir(init_args);
+    sparse_copy(&template_datadir(init_args), dest);
+}
+
+fn sparse_copy(from: &Path, to: &Path) {
     let out = Command::new("cp")
         .arg("-a")
         .arg("--sparse=always")
-        .arg(&template)
-        .arg(dest)
+        .arg(from)
+        .arg(to)
         .output()
         .expect("holdfast-testkit: cannot run cp");
     assert!(
         out.status.success(),
-        "holdfast-testkit: copying the datadir template {} to {} failed: {}",
-        template.display(),
-        dest.display(),
+        "holdfast-testkit: copying datadir {} to {} failed: {}",
+        from.display(),
+        to.display(),
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -103,11 +106,13 @@ fn template_datadir(init_args: &[String]) -> PathBuf {
         .prefix(&format!(".{name}-build-"))
         .tempdir_in(&tmp)
         .expect("holdfast-testkit: cannot create a temp dir for the datadir template");
-    let build_data = build.path().join("data");
+    // Initialise into `raw`, then keep a sparse copy as `data`: the redo log and system
+    // tablespace are mostly zeros (76 MB apparent, ~6 MB used).
+    let build_raw = build.path().join("raw");
     let log = build.path().join("install-db.log");
     let mut cmd = Command::new(binary("mariadb-install-db"));
     cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", build_data.display()))
+        .arg(format!("--datadir={}", build_raw.display()))
         .arg("--auth-root-authentication-method=normal")
         .arg("--skip-test-db");
     if let Some(user) = crate::server::run_as_user() {
@@ -125,6 +130,8 @@ fn template_datadir(init_args: &[String]) -> PathBuf {
         "holdfast-testkit: mariadb-install-db failed ({status}):\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+    sparse_copy(&build_raw, &build.path().join("data"));
+    let _ = std::fs::remove_dir_all(&build_raw);
     File::create(build.path().join(MARKER)).expect("holdfast-testkit: cannot write marker");
     let build = build.keep();
     std::fs::rename(&build, &dir).unwrap_or_else(|e| {

@@ -5,6 +5,7 @@ use holdfast_testkit::data::{
     TransferLimits,
 };
 use holdfast_testkit::TestServer;
+use mysql_async::prelude::Queryable;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,4 +114,25 @@ async fn mixed_table_has_edge_cases_and_checksums() {
         .await
         .unwrap();
     assert_eq!(table_checksums(&mut conn2, "m").await.unwrap(), sums);
+}
+
+#[tokio::test]
+async fn checksums_are_stable_for_tables_with_generated_columns() {
+    let server = TestServer::start();
+    server.sql(
+        "CREATE DATABASE g; \
+         CREATE TABLE g.a (id INT PRIMARY KEY, qty INT NOT NULL, price DECIMAL(10,2) NOT NULL, \
+           total DECIMAL(12,2) AS (qty * price) STORED, v INT AS (qty + 1) VIRTUAL); \
+         CREATE TABLE g.b LIKE g.a; \
+         INSERT INTO g.a (id, qty, price) SELECT seq, 1 + seq % 5, (seq * 37 % 50000) / 100 \
+           FROM g.seq_1_to_3000; \
+         INSERT INTO g.b (id, qty, price) SELECT id, qty, price FROM g.a",
+    );
+    let mut conn = server.conn().await;
+    let first = table_checksums(&mut conn, "g").await.unwrap();
+    assert_eq!(first[0].1, first[1].1, "equal contents, equal checksums");
+    for _ in 0..3 {
+        conn.query_drop("FLUSH TABLES").await.unwrap();
+        assert_eq!(table_checksums(&mut conn, "g").await.unwrap(), first);
+    }
 }

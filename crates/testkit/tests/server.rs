@@ -204,3 +204,15 @@ fn process_alive(pid: u32) -> bool {
         })
         .unwrap_or(false)
 }
+
+#[test]
+#[should_panic(expected = "could not start after 5 attempts; last: port")]
+fn a_taken_port_is_detected_and_retried() {
+    // `--port` in extra_args overrides the chosen free port, so every attempt collides.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let _ = TestServer::start_with(ServerOptions {
+        extra_args: vec![format!("--port={port}")],
+        ..ServerOptions::default()
+    });
+}

@@ -12,7 +12,4 @@ mod read;
 mod write;
 
 pub use read::{decompress_stream, read_all_verified, read_verified, Decompressor};
-pub use write::{HashingSink, ZstdSink};
-
-/// Size of the buffers handed to storage.
-pub const FLUSH_BYTES: usize = 4 * 1024 * 1024;
+pub use write::{HashingSink, ZstdSink, ZSTD_BLOCK};

@@ -1,9 +1,6 @@
-use std::io::Write;
-
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::FLUSH_BYTES;
 use crate::manifest::FileEntry;
 use crate::storage::{ObjectWriter, Storage};
 use crate::{Error, ErrorKind, Result};
@@ -68,21 +65,43 @@ impl HashingSink {
     }
 }
 
+/// Uncompressed bytes per zstd frame.
+pub const ZSTD_BLOCK: usize = 2 * 1024 * 1024;
+
 /// Compresses a byte stream with zstd into a [`HashingSink`].
+///
+/// The input is cut into blocks of [`ZSTD_BLOCK`] bytes, each compressed as one zstd frame with a
+/// reused context; the object is the concatenation of the frames, which `zstd -d` and every
+/// streaming decoder read as one stream. Independent frames cost little ratio at this size and
+/// avoid the streaming encoder's extra copies. At levels 1 and below the match finder uses a small
+/// hash table (hashLog 12, searchLog 1): on row data this is about 1.5x faster for the same ratio.
 pub struct ZstdSink {
-    encoder: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    compressor: zstd::bulk::Compressor<'static>,
+    input: Vec<u8>,
     sink: HashingSink,
     raw_size: u64,
+    frames: u64,
 }
 
 impl ZstdSink {
     pub fn new(sink: HashingSink, level: i32) -> Result<Self> {
-        let encoder = zstd::stream::write::Encoder::new(Vec::with_capacity(FLUSH_BYTES), level)
-            .map_err(|e| Error::with_source(ErrorKind::Internal, "zstd encoder", e))?;
+        let zerr = |e| Error::with_source(ErrorKind::Internal, "zstd encoder", e);
+        let mut compressor = zstd::bulk::Compressor::new(level).map_err(zerr)?;
+        if level <= 1 {
+            use zstd::zstd_safe::CParameter;
+            compressor
+                .set_parameter(CParameter::HashLog(12))
+                .map_err(zerr)?;
+            compressor
+                .set_parameter(CParameter::SearchLog(1))
+                .map_err(zerr)?;
+        }
         Ok(ZstdSink {
-            encoder,
+            compressor,
+            input: Vec::with_capacity(ZSTD_BLOCK),
             sink,
             raw_size: 0,
+            frames: 0,
         })
     }
 
@@ -91,25 +110,36 @@ impl ZstdSink {
         self.raw_size
     }
 
-    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
         self.raw_size += data.len() as u64;
-        self.encoder
-            .write_all(data)
-            .map_err(|e| Error::with_source(ErrorKind::Internal, "zstd compression failed", e))?;
-        if self.encoder.get_ref().len() >= FLUSH_BYTES {
-            let buf = std::mem::replace(self.encoder.get_mut(), Vec::with_capacity(FLUSH_BYTES));
-            self.sink.write(Bytes::from(buf)).await?;
+        while !data.is_empty() {
+            let room = ZSTD_BLOCK - self.input.len();
+            let take = room.min(data.len());
+            self.input.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.input.len() == ZSTD_BLOCK {
+                self.flush_frame().await?;
+            }
         }
         Ok(())
     }
 
-    /// Ends the zstd frame, completes the object, returns its entry.
-    pub async fn finish(mut self) -> Result<FileEntry> {
-        self.encoder
-            .do_finish()
+    async fn flush_frame(&mut self) -> Result<()> {
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(self.input.len()));
+        self.compressor
+            .compress_to_buffer(&self.input, &mut out)
             .map_err(|e| Error::with_source(ErrorKind::Internal, "zstd compression failed", e))?;
-        let buf = std::mem::take(self.encoder.get_mut());
-        self.sink.write(Bytes::from(buf)).await?;
+        self.input.clear();
+        self.frames += 1;
+        self.sink.write(Bytes::from(out)).await
+    }
+
+    /// Compresses what is left, completes the object, returns its entry. An empty input still
+    /// yields one (empty) frame, so every object is a valid zstd stream.
+    pub async fn finish(mut self) -> Result<FileEntry> {
+        if !self.input.is_empty() || self.frames == 0 {
+            self.flush_frame().await?;
+        }
         self.sink.finish().await
     }
 

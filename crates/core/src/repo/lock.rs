@@ -75,15 +75,17 @@ impl RepoLock {
                     );
                     storage.delete(&path).await?;
                 }
-                None => return Err(Error::new(
-                    ErrorKind::Locked,
-                    format!(
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::Locked,
+                        format!(
                         "the repository is locked by {} (pid {} on {}, since {}, valid until {}); \
                              wait for it to finish, or if that process is gone from another host, \
                              wait for the lock to expire",
                         holder.purpose, holder.pid, holder.host, holder.acquired, holder.expires
                     ),
-                )),
+                    ))
+                }
             }
         }
         Err(Error::new(

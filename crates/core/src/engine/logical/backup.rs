@@ -404,7 +404,7 @@ async fn integer_key(
         }
     }
     for name in index_names {
-        let parts: Vec<_> = rows.iter().filter(|r| &r.0 == name).collect();
+        let parts: Vec<_> = rows.iter().filter(|r| r.0 == name).collect();
         if parts.iter().any(|r| r.3 == "YES") {
             continue;
         }
@@ -539,46 +539,83 @@ async fn run_job(
             let plan = &plans[table];
             let rel = layout::chunk_file(&plan.database, &plan.table, index);
             let sink = HashingSink::create(storage, &layout::backup_file(id, &rel), &rel).await?;
-            let mut zsink = ZstdSink::new(sink, level)?;
-            let dumped = dump_chunk(conn, plan, &range, &mut zsink, progress).await;
-            match dumped {
-                Ok(fingerprint) => {
-                    let raw_size = zsink.raw_size();
-                    let file = zsink.finish().await?;
-                    let condition = plan
-                        .key
-                        .as_deref()
-                        .map_or("TRUE".to_string(), |k| range.condition(k));
-                    let entry = ChunkEntry {
-                        file: rel,
-                        range: condition,
-                        rows: fingerprint.rows,
-                        raw_size,
-                    };
-                    Ok(JobResult::Chunk {
-                        table,
-                        index,
-                        entry,
-                        file,
-                        fingerprint,
-                    })
+            let zsink = ZstdSink::new(sink, level)?;
+            // Compression, hashing and writing run in their own task, so the server keeps
+            // streaming rows to us while a block is being compressed.
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let writer = tokio::spawn(compress_and_store(zsink, rx));
+            let dumped = dump_chunk(conn, plan, &range, &tx, progress).await;
+            let stored = match &dumped {
+                Ok(_) => {
+                    drop(tx);
+                    writer.await
                 }
-                Err(e) => {
-                    zsink.abort().await;
-                    Err(e.context(format!("dumping `{}`.`{}`", plan.database, plan.table)))
+                Err(_) => {
+                    let _ = tx.send(Block::Abort).await;
+                    drop(tx);
+                    writer.await
                 }
-            }
+            };
+            let stored =
+                stored.map_err(|e| Error::internal(format!("compression task failed: {e}")))?;
+            let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
+            let fingerprint = dumped.map_err(|e| e.context(what()))?;
+            let (file, raw_size) = stored.map_err(|e| e.context(what()))?;
+            let condition = plan
+                .key
+                .as_deref()
+                .map_or("TRUE".to_string(), |k| range.condition(k));
+            let entry = ChunkEntry {
+                file: rel,
+                range: condition,
+                rows: fingerprint.rows,
+                raw_size,
+            };
+            Ok(JobResult::Chunk {
+                table,
+                index,
+                entry,
+                file,
+                fingerprint,
+            })
         }
     }
 }
 
+/// What the row reader hands to the compression task.
+enum Block {
+    Rows(Vec<u8>),
+    /// The reader failed: abandon the object.
+    Abort,
+}
+
+async fn compress_and_store(
+    mut sink: ZstdSink,
+    mut rx: tokio::sync::mpsc::Receiver<Block>,
+) -> Result<(FileEntry, u64)> {
+    while let Some(block) = rx.recv().await {
+        let failed = match block {
+            Block::Rows(buf) => sink.write(&buf).await.err(),
+            Block::Abort => Some(Error::internal("aborted by the row reader")),
+        };
+        if let Some(e) = failed {
+            sink.abort().await;
+            return Err(e);
+        }
+    }
+    let raw_size = sink.raw_size();
+    Ok((sink.finish().await?, raw_size))
+}
+
+/// Streams one range's rows as TSV blocks to the compression task.
 async fn dump_chunk(
     conn: &mut Conn,
     plan: &TablePlan,
     range: &KeyRange,
-    sink: &mut ZstdSink,
+    tx: &tokio::sync::mpsc::Sender<Block>,
     progress: &dyn Progress,
 ) -> Result<Fingerprint> {
+    let closed = || Error::internal("the compression task stopped early");
     let mut fingerprint = Fingerprint::default();
     let mut buf: Vec<u8> = Vec::with_capacity(ROW_BUFFER + 64 * 1024);
     let mut result = conn.query_iter(plan.query(range)).await?;
@@ -587,15 +624,15 @@ async fn dump_chunk(
         encode_row(&row, &mut buf);
         fingerprint.add_row(&buf[start..]);
         if buf.len() >= ROW_BUFFER {
-            sink.write(&buf).await?;
             progress.advance(buf.len() as u64);
-            buf.clear();
+            let full = std::mem::replace(&mut buf, Vec::with_capacity(ROW_BUFFER + 64 * 1024));
+            tx.send(Block::Rows(full)).await.map_err(|_| closed())?;
         }
     }
     drop(result);
     if !buf.is_empty() {
-        sink.write(&buf).await?;
         progress.advance(buf.len() as u64);
+        tx.send(Block::Rows(buf)).await.map_err(|_| closed())?;
     }
     Ok(fingerprint)
 }

@@ -28,7 +28,7 @@ use super::filter::Filter;
 use super::schema;
 use super::tsv::LOAD_DATA_FORMAT;
 use crate::manifest::{
-    BackupManifest, ChunkEntry, DatabaseSchema, SchemaDump, TableData, TableKind, TableSchema,
+    BackupManifest, ChunkEntry, DatabaseSchema, SchemaDump, TableData, TableSchema,
 };
 use crate::pipeline::{decompress_stream, read_all_verified, read_verified, Decompressor};
 use crate::progress::Progress;
@@ -88,6 +88,8 @@ pub struct RestoreReport {
     pub bytes_loaded: u64,
     pub seconds: f64,
     pub verified: bool,
+    /// Things restored only partly (a grant on an object that no longer exists).
+    pub warnings: Vec<String>,
 }
 
 /// One table in scope.
@@ -263,19 +265,14 @@ pub async fn run_restore(
             }
         }
 
-        // Everything that is not rows.
-        for it in items
-            .iter()
-            .filter(|it| it.schema.kind == TableKind::Sequence)
-        {
-            schema::restore_sequence_state(&mut admin, &it.target_db, it.schema).await?;
-        }
+        // Everything that is not rows (sequence values were set when the sequences were
+        // created). Routines come before views, which may call them.
         for db in &dbs {
             let target_db = rename(&db.name);
             let in_scope = |table: &str| opts.filter.table(&db.name, table);
             if !table_mode {
-                schema::create_views(&mut admin, &target_db, &db.views).await?;
                 schema::create_routines(&mut admin, &target_db, &db.routines).await?;
+                schema::create_views(&mut admin, &target_db, &db.views).await?;
                 schema::create_events(&mut admin, &target_db, &db.events).await?;
             }
             let triggers: Vec<_> = db
@@ -286,16 +283,20 @@ pub async fn run_restore(
                 .collect();
             schema::create_triggers(&mut admin, &target_db, &triggers).await?;
         }
+        let mut warnings = Vec::new();
         if opts.users && !table_mode && !schema.users.is_empty() {
-            schema::restore_users(&mut admin, &schema.users).await?;
+            for skipped in schema::restore_users(&mut admin, &schema.users).await? {
+                progress.note(&format!("warning: grant not restored: {skipped}"));
+                warnings.push(format!("grant not restored: {skipped}"));
+            }
         }
 
         // Proof.
         let tables = check_tables(&mut workers, &items, opts.verify, progress.clone()).await?;
-        Ok::<_, Error>((tables, bytes_loaded))
+        Ok::<_, Error>((tables, bytes_loaded, warnings))
     }
     .await;
-    let (tables, bytes_loaded) = match applied {
+    let (tables, bytes_loaded, warnings) = match applied {
         Ok(done) => done,
         Err(e) => {
             let removed = remove_partial(target, &fresh_dbs, &items, table_mode).await;
@@ -319,6 +320,7 @@ pub async fn run_restore(
         bytes_loaded,
         seconds: started.elapsed().as_secs_f64(),
         verified: opts.verify,
+        warnings,
     })
 }
 

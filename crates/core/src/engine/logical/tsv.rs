@@ -31,7 +31,14 @@ pub fn encode_row(row: &Row, out: &mut Vec<u8>) {
 
 /// Appends `value` with TSV escaping.
 pub fn escape_into(value: &[u8], out: &mut Vec<u8>) {
-    out.reserve(value.len());
+    // Most values need no escaping: two vectorised scans are much cheaper than a byte loop.
+    if memchr::memchr3(b'\\', b'\t', b'\n', value).is_none()
+        && memchr::memchr2(b'\r', 0, value).is_none()
+    {
+        out.extend_from_slice(value);
+        return;
+    }
+    out.reserve(value.len() + 8);
     let mut start = 0;
     for (i, &b) in value.iter().enumerate() {
         let esc = match b {

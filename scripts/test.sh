@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Run every check CI runs: formatting, clippy (warnings are errors), then all unit and
+# integration tests. Integration tests start real throwaway `mariadbd` servers (crates/testkit),
+# so MariaDB must be installed; missing packages are installed with apt-get when possible.
+#
+# Usage: scripts/test.sh [extra args for cargo nextest run / cargo test]
+# Environment: TEST_THREADS [2]  tests run at once (each may start one or more servers)
+set -Eeuo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"
+TEST_THREADS=${TEST_THREADS:-2}
+
+banner() { printf '\n==> %s\n' "$*"; }
+die() { echo "test.sh: $*" >&2; exit 1; }
+
+# ------------------------------------------------------------------ packages
+# command:package pairs; tests need the server binaries, some also the backup tools.
+ensure_packages() {
+  local -a pkgs=()
+  local pair cmd pkg
+  for pair in mariadbd:mariadb-server mariadb-install-db:mariadb-server mariadb:mariadb-client \
+              mariadb-admin:mariadb-client mariabackup:mariadb-backup mydumper:mydumper \
+              sysbench:sysbench zstd:zstd; do
+    cmd=${pair%%:*} pkg=${pair#*:}
+    if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${pkgs[*]} " != *" $pkg "* ]]; then pkgs+=("$pkg"); fi
+  done
+  [[ -x /usr/bin/time ]] || pkgs+=(time)
+  ((${#pkgs[@]} == 0)) && return 0
+
+  local -a sudo=()
+  if [[ $EUID -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null \
+      || die "missing packages: ${pkgs[*]}; install them with: sudo apt-get install ${pkgs[*]}"
+    sudo=(sudo -n)
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "missing packages: ${pkgs[*]} and no apt-get; install them by hand"
+  banner "installing ${pkgs[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+}
+ensure_packages
+
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (https://rustup.rs)"
+
+# ------------------------------------------------------------------ checks
+banner "cargo fmt --all -- --check"
+FMT_ARGS=(--check)
+[[ -t 1 ]] || FMT_ARGS+=(--color never) # plain diffs in CI logs
+cargo fmt --all -- "${FMT_ARGS[@]}"
+
+banner "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+  banner "cargo nextest run --workspace --no-fail-fast --test-threads $TEST_THREADS"
+  cargo nextest run --workspace --no-fail-fast --test-threads "$TEST_THREADS" "$@"
+  # nextest does not run doctests.
+  banner "cargo test --workspace --doc"
+  cargo test --workspace --doc
+else
+  banner "cargo-nextest not found; cargo test --workspace --no-fail-fast (--test-threads $TEST_THREADS)"
+  cargo test --workspace --no-fail-fast "$@" -- --test-threads "$TEST_THREADS"
+fi
+
+banner "all checks passed"
