@@ -42,20 +42,7 @@ fn flipped_byte_is_caught_by_verify_and_restore() {
         text(&out)
     );
 
-    let out = holdfast(&[
-        "restore",
-        "--repo",
-        &repo.url(),
-        "--target",
-        &target.url(),
-        "latest",
-    ]);
-    assert_code(&out, 20, "restore of a corrupt chunk");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&chunk),
-        "restore must name {chunk}:\n{}",
-        text(&out)
-    );
+    restore_fails_naming(&repo, &target, &chunk);
 }
 
 #[test]
@@ -73,6 +60,12 @@ fn deleted_file_is_caught_by_verify_and_restore() {
     assert_eq!(problems[0]["kind"], "missing");
     assert!(problems[0]["path"].as_str().unwrap().ends_with(&chunk));
 
+    restore_fails_naming(&repo, &target, &chunk);
+}
+
+/// A restore of the damaged backup exits with the integrity code, names the file, and leaves
+/// nothing behind on the target.
+fn restore_fails_naming(repo: &Repo, target: &TestServer, chunk: &str) {
     let out = holdfast(&[
         "restore",
         "--repo",
@@ -81,11 +74,19 @@ fn deleted_file_is_caught_by_verify_and_restore() {
         &target.url(),
         "latest",
     ]);
-    assert_code(&out, 20, "restore with a missing chunk");
+    assert_code(&out, 20, "restore of a damaged backup");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&chunk),
-        "{}",
+        stderr.contains(chunk),
+        "restore must name {chunk}:\n{}",
         text(&out)
+    );
+    let left =
+        target.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'd'");
+    assert_eq!(
+        left.trim(),
+        "0",
+        "the failed restore must remove what it created"
     );
 }
 

@@ -212,48 +212,31 @@ pub async fn run_restore(
         }
         let mut deferred: Vec<SplitCreate> = Vec::with_capacity(items.len());
         for it in &items {
-            deferred.push(schema::create_table(&mut admin, &it.target_db, it.schema, true).await?);
+            let split = schema::create_table(&mut admin, &it.target_db, it.schema, true).await?;
+            deferred.push(split);
             progress.advance(1);
         }
 
         // Rows.
+        let phase_started = Instant::now();
+        // Rows, each table's held-back indexes built right after its rows.
         let bytes_loaded = load_all(
             repo.storage(),
             manifest,
             &items,
+            &deferred,
             &mut workers,
             progress.clone(),
         )
         .await?;
 
-        // Indexes, then foreign keys (which may rely on those indexes).
-        progress.phase("index", items.len() as u64, "tables");
-        let index_jobs: Vec<(usize, SplitCreate)> = deferred
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| !d.deferred_indexes.is_empty())
-            .map(|(i, d)| {
-                (
-                    i,
-                    SplitCreate {
-                        create: String::new(),
-                        deferred_indexes: d.deferred_indexes.clone(),
-                        foreign_keys: Vec::new(),
-                    },
-                )
-            })
-            .collect();
-        run_parallel(
-            &mut workers,
-            index_jobs,
-            async |conn: &mut Conn, (i, split): (usize, SplitCreate)| {
-                let it = &items[i];
-                schema::add_deferred(conn, &it.target_db, &it.schema.name, &split).await?;
-                progress.advance(1);
-                Ok(())
-            },
-        )
-        .await?;
+        // Foreign keys last: they may rely on indexes of other tables.
+        tracing::info!(
+            seconds = phase_started.elapsed().as_secs_f64(),
+            bytes = bytes_loaded,
+            "rows loaded and secondary indexes built"
+        );
+        let phase_started = Instant::now();
         for (it, d) in items.iter().zip(&deferred) {
             if !d.foreign_keys.is_empty() {
                 let fks = SplitCreate {
@@ -265,6 +248,11 @@ pub async fn run_restore(
             }
         }
 
+        tracing::info!(
+            seconds = phase_started.elapsed().as_secs_f64(),
+            "foreign keys added"
+        );
+        let phase_started = Instant::now();
         // Everything that is not rows (sequence values were set when the sequences were
         // created). Routines come before views, which may call them.
         for db in &dbs {
@@ -292,7 +280,17 @@ pub async fn run_restore(
         }
 
         // Proof.
+        tracing::info!(
+            seconds = phase_started.elapsed().as_secs_f64(),
+            "views, routines, triggers, events and users created"
+        );
+        let phase_started = Instant::now();
         let tables = check_tables(&mut workers, &items, opts.verify, progress.clone()).await?;
+        tracing::info!(
+            seconds = phase_started.elapsed().as_secs_f64(),
+            verify = opts.verify,
+            "row counts checked"
+        );
         Ok::<_, Error>((tables, bytes_loaded, warnings))
     }
     .await;
@@ -501,6 +499,7 @@ async fn load_all(
     storage: &Arc<dyn Storage>,
     manifest: &BackupManifest,
     items: &[Item<'_>],
+    deferred: &[SplitCreate],
     workers: &mut [Conn],
     progress: Arc<dyn Progress>,
 ) -> Result<u64> {
@@ -509,25 +508,14 @@ async fn load_all(
         .iter()
         .map(|f| (f.path.as_str(), f))
         .collect();
-    let mut jobs = Vec::new();
-    for (i, it) in items.iter().enumerate() {
-        if let Some(data) = it.data {
-            for c in &data.chunks {
-                jobs.push((i, c.clone(), c.raw_size));
-            }
-        }
-    }
-    // Biggest first keeps workers busy to the end.
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.2));
-    let total: u64 = jobs.iter().map(|j| j.2).sum();
+    let (jobs, per_table) = plan_loads(items, deferred, workers.len());
+    let total: u64 = jobs.iter().map(|j| j.bytes).sum();
     progress.phase("load", total, "bytes");
     let loaded = std::sync::atomic::AtomicU64::new(0);
-    run_parallel(
-        workers,
-        jobs,
-        async |conn: &mut Conn, (i, chunk, raw): (usize, ChunkEntry, u64)| {
-            let it = &items[i];
-            let data = it.data.expect("job only for tables with data");
+    run_parallel(workers, jobs, async |conn: &mut Conn, job: LoadJob| {
+        let it = &items[job.item];
+        let data = it.data.expect("job only for tables with data");
+        for chunk in &job.chunks {
             let entry = files.get(chunk.file.as_str()).copied().ok_or_else(|| {
                 Error::integrity(format!(
                     "the manifest lists chunk `{}` but not its checksum",
@@ -537,23 +525,97 @@ async fn load_all(
             let path = layout::backup_file(&manifest.id, &chunk.file);
             let stream = read_verified(&**storage, &path, entry).await?;
             let rows = decompress_stream(stream, &path)?;
-            load_chunk(
-                conn,
-                &it.target_db,
-                &it.schema.name,
-                &data.columns,
-                rows,
-                chunk.rows,
-                &path,
-            )
-            .await?;
-            loaded.fetch_add(raw, std::sync::atomic::Ordering::Relaxed);
-            progress.advance(raw);
-            Ok(())
+            let (db, table) = (&it.target_db, &it.schema.name);
+            load_chunk(conn, db, table, &data.columns, rows, chunk.rows, &path).await?;
+            loaded.fetch_add(chunk.raw_size, std::sync::atomic::Ordering::Relaxed);
+            progress.advance(chunk.raw_size);
+        }
+        if let Some(indexes) = job.then_indexes {
+            schema::add_deferred(conn, &it.target_db, &it.schema.name, &indexes).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    let pending: Vec<(usize, SplitCreate)> = if !per_table {
+        deferred
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| indexes_only(d).map(|x| (i, x)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    run_parallel(
+        workers,
+        pending,
+        async |conn: &mut Conn, (i, indexes): (usize, SplitCreate)| {
+            schema::add_deferred(conn, &items[i].target_db, &items[i].schema.name, &indexes).await
         },
     )
     .await?;
     Ok(loaded.into_inner())
+}
+
+/// Chunks one worker loads in order, then the table's held-back indexes if this job completes
+/// the table.
+struct LoadJob {
+    item: usize,
+    chunks: Vec<ChunkEntry>,
+    bytes: u64,
+    then_indexes: Option<SplitCreate>,
+}
+
+/// Decides how chunks are spread over `workers` connections; also says whether jobs are whole
+/// tables. When there are at least as many
+/// tables as workers, each table is one job whose chunks load in key order on one connection:
+/// appending to a B-tree from one writer avoids the page-split and latch contention of
+/// several writers inserting into one table at once. With fewer tables than workers, chunks
+/// are spread individually so every connection has work. Biggest jobs go first either way.
+fn plan_loads(
+    items: &[Item<'_>],
+    deferred: &[SplitCreate],
+    workers: usize,
+) -> (Vec<LoadJob>, bool) {
+    let tables: Vec<(usize, &TableData)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, it)| it.data.map(|d| (i, d)))
+        .collect();
+    let per_table = tables.len() >= workers;
+    let mut jobs = Vec::new();
+    for (item, data) in tables {
+        if per_table {
+            let bytes = data.chunks.iter().map(|c| c.raw_size).sum();
+            let then_indexes = indexes_only(&deferred[item]);
+            jobs.push(LoadJob {
+                item,
+                chunks: data.chunks.clone(),
+                bytes,
+                then_indexes,
+            });
+        } else {
+            for c in &data.chunks {
+                let chunks = vec![c.clone()];
+                jobs.push(LoadJob {
+                    item,
+                    chunks,
+                    bytes: c.raw_size,
+                    then_indexes: None,
+                });
+            }
+        }
+    }
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.bytes));
+    (jobs, per_table)
+}
+
+/// The held-back secondary indexes of a table, without its foreign keys; `None` if there are
+/// none.
+fn indexes_only(split: &SplitCreate) -> Option<SplitCreate> {
+    (!split.deferred_indexes.is_empty()).then(|| SplitCreate {
+        foreign_keys: Vec::new(),
+        ..split.clone()
+    })
 }
 
 /// Loads one chunk in a transaction that commits only if the stream verified and every row
