@@ -232,3 +232,42 @@ fn filters_select_databases_and_tables() {
         "1"
     );
 }
+
+/// A chunk is readable without holdfast: `zstd -d` and a plain `LOAD DATA` restore its rows.
+#[test]
+fn chunks_load_with_standard_tools() {
+    let source = TestServer::start();
+    source.sql(
+        "CREATE DATABASE plain; CREATE TABLE plain.t (id INT PRIMARY KEY, v VARBINARY(20), n INT); \
+         INSERT INTO plain.t VALUES (1, 'tab\tnew\nline', NULL), (2, X'005C0D', 7), (3, '\\\\N', 0);",
+    );
+    let repo = Repo::init();
+    backup(&repo, &source, &[]);
+    let chunk = repo
+        .files()
+        .into_iter()
+        .find(|f| f.ends_with(".tsv.zst"))
+        .unwrap();
+    let tsv = repo.dir.path().join("chunk.tsv");
+    let out = std::process::Command::new("zstd")
+        .args(["-q", "-d", "-o"])
+        .arg(&tsv)
+        .arg(repo.path().join(&chunk))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "zstd -d failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    source.sql(&format!(
+        "CREATE TABLE plain.copy LIKE plain.t; \
+         LOAD DATA INFILE '{}' INTO TABLE plain.copy CHARACTER SET binary \
+         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (id, v, n);",
+        tsv.display()
+    ));
+    assert_eq!(
+        source.sql("SELECT id, HEX(v), n FROM plain.t ORDER BY id"),
+        source.sql("SELECT id, HEX(v), n FROM plain.copy ORDER BY id")
+    );
+}

@@ -128,176 +128,22 @@ pub async fn run_restore(
     opts.filter.validate()?;
     let started = Instant::now();
     let schema = load_schema(repo, manifest).await?;
-    let rename = |db: &str| -> String {
-        opts.renames
-            .iter()
-            .find(|(f, _)| f == db)
-            .map(|(_, t)| t.clone())
-            .unwrap_or_else(|| db.to_string())
-    };
-    for (from, _) in &opts.renames {
-        if !schema.databases.iter().any(|d| &d.name == from) {
-            return Err(Error::usage(format!(
-                "--rename-db: the backup has no database `{from}`"
-            )));
-        }
-    }
-    let dbs: Vec<&DatabaseSchema> = schema
-        .databases
-        .iter()
-        .filter(|d| opts.filter.database(&d.name))
-        .collect();
-    let mut items = Vec::new();
-    for db in &dbs {
-        for t in &db.tables {
-            if opts.filter.table(&db.name, &t.name) {
-                let data = manifest
-                    .tables
-                    .iter()
-                    .find(|d| d.database == db.name && d.table == t.name);
-                items.push(Item {
-                    target_db: rename(&db.name),
-                    schema: t,
-                    data,
-                });
-            }
-        }
-    }
-    if dbs.is_empty() {
-        return Err(Error::usage(
-            "nothing to restore: the filters match no database of the backup",
-        ));
-    }
-    let table_mode =
-        !opts.filter.include_tables.is_empty() || !opts.filter.exclude_tables.is_empty();
+    let scope = Scope::new(&schema, manifest, opts)?;
 
     let mut admin = target.connect().await?;
     let identity = ServerIdentity::read(&mut admin).await?;
-    let fresh_dbs = preflight(
-        &mut admin,
-        &dbs,
-        &items,
-        &rename,
-        table_mode,
-        opts.drop_existing,
-    )
-    .await?;
+    let fresh_dbs = preflight(&mut admin, &scope, opts.drop_existing).await?;
 
     // From here on the target changes; on failure, what this run created is removed again so the
     // target is left as it was (less anything `--drop-existing` replaced).
-    let applied = async {
-        let setup = session_setup(&identity, opts.keep_binlog);
-        let mut workers: Vec<Conn> = try_join_all((0..opts.workers.max(1)).map(|_| async {
-            let mut c = target.connect().await?;
-            c.query_drop(&setup)
-                .await
-                .map_err(|e| setup_error(e.into()))?;
-            Ok::<_, Error>(c)
-        }))
-        .await?;
-        admin
-            .query_drop(&setup)
-            .await
-            .map_err(|e| setup_error(e.into()))?;
-        // Definitions are text: the admin connection speaks utf8mb4, unlike the binary row loaders.
-        admin.query_drop("SET NAMES utf8mb4").await?;
-
-        // Schema: databases, then tables without their secondary indexes and foreign keys.
-        progress.phase("create", items.len() as u64, "tables");
-        for db in &dbs {
-            // An existing database (table mode) is left exactly as it is.
-            if fresh_dbs.contains(&rename(&db.name)) {
-                schema::create_database(&mut admin, db, &rename(&db.name)).await?;
-            }
-        }
-        let mut deferred: Vec<SplitCreate> = Vec::with_capacity(items.len());
-        for it in &items {
-            let split = schema::create_table(&mut admin, &it.target_db, it.schema, true).await?;
-            deferred.push(split);
-            progress.advance(1);
-        }
-
-        // Rows.
-        let phase_started = Instant::now();
-        // Rows, each table's held-back indexes built right after its rows.
-        let bytes_loaded = load_all(
-            repo.storage(),
-            manifest,
-            &items,
-            &deferred,
-            &mut workers,
-            progress.clone(),
-        )
-        .await?;
-
-        // Foreign keys last: they may rely on indexes of other tables.
-        tracing::info!(
-            seconds = phase_started.elapsed().as_secs_f64(),
-            bytes = bytes_loaded,
-            "rows loaded and secondary indexes built"
-        );
-        let phase_started = Instant::now();
-        for (it, d) in items.iter().zip(&deferred) {
-            if !d.foreign_keys.is_empty() {
-                let fks = SplitCreate {
-                    create: String::new(),
-                    deferred_indexes: Vec::new(),
-                    foreign_keys: d.foreign_keys.clone(),
-                };
-                schema::add_deferred(&mut admin, &it.target_db, &it.schema.name, &fks).await?;
-            }
-        }
-
-        tracing::info!(
-            seconds = phase_started.elapsed().as_secs_f64(),
-            "foreign keys added"
-        );
-        let phase_started = Instant::now();
-        // Everything that is not rows (sequence values were set when the sequences were
-        // created). Routines come before views, which may call them.
-        for db in &dbs {
-            let target_db = rename(&db.name);
-            let in_scope = |table: &str| opts.filter.table(&db.name, table);
-            if !table_mode {
-                schema::create_routines(&mut admin, &target_db, &db.routines).await?;
-                schema::create_views(&mut admin, &target_db, &db.views).await?;
-                schema::create_events(&mut admin, &target_db, &db.events).await?;
-            }
-            let triggers: Vec<_> = db
-                .triggers
-                .iter()
-                .filter(|t| in_scope(&t.table))
-                .cloned()
-                .collect();
-            schema::create_triggers(&mut admin, &target_db, &triggers).await?;
-        }
-        let mut warnings = Vec::new();
-        if opts.users && !table_mode && !schema.users.is_empty() {
-            for skipped in schema::restore_users(&mut admin, &schema.users).await? {
-                progress.note(&format!("warning: grant not restored: {skipped}"));
-                warnings.push(format!("grant not restored: {skipped}"));
-            }
-        }
-
-        // Proof.
-        tracing::info!(
-            seconds = phase_started.elapsed().as_secs_f64(),
-            "views, routines, triggers, events and users created"
-        );
-        let phase_started = Instant::now();
-        let tables = check_tables(&mut workers, &items, opts.verify, progress.clone()).await?;
-        tracing::info!(
-            seconds = phase_started.elapsed().as_secs_f64(),
-            verify = opts.verify,
-            "row counts checked"
-        );
-        Ok::<_, Error>((tables, bytes_loaded, warnings))
-    }
+    let applied = apply(
+        &scope, &schema, repo, manifest, target, &identity, admin, &fresh_dbs, opts, &progress,
+    )
     .await;
     let (tables, bytes_loaded, warnings) = match applied {
         Ok(done) => done,
         Err(e) => {
-            let removed = remove_partial(target, &fresh_dbs, &items, table_mode).await;
+            let removed = remove_partial(target, &fresh_dbs, &scope).await;
             return Err(e.context(match removed {
                 Ok(()) => {
                     "restore failed; what it had created on the target was removed".to_string()
@@ -308,13 +154,16 @@ pub async fn run_restore(
             }));
         }
     };
-    let rows = tables.iter().map(|t| t.rows).sum();
     Ok(RestoreReport {
         backup_id: manifest.id.clone(),
         target: target.display(),
-        databases: dbs.iter().map(|d| rename(&d.name)).collect(),
+        databases: scope
+            .dbs
+            .iter()
+            .map(|d| scope.target_name(&d.name))
+            .collect(),
+        rows: tables.iter().map(|t| t.rows).sum(),
         tables,
-        rows,
         bytes_loaded,
         seconds: started.elapsed().as_secs_f64(),
         verified: opts.verify,
@@ -322,13 +171,204 @@ pub async fn run_restore(
     })
 }
 
+/// What a restore covers: databases and tables passing the filters, with their target names.
+struct Scope<'a> {
+    dbs: Vec<&'a DatabaseSchema>,
+    items: Vec<Item<'a>>,
+    renames: &'a [(String, String)],
+    /// Table filters are in use: existing databases are kept, only tables are created.
+    table_mode: bool,
+    filter: &'a Filter,
+}
+
+impl<'a> Scope<'a> {
+    fn new(
+        schema: &'a SchemaDump,
+        manifest: &'a BackupManifest,
+        opts: &'a RestoreOptions,
+    ) -> Result<Self> {
+        for (from, _) in &opts.renames {
+            if !schema.databases.iter().any(|d| &d.name == from) {
+                return Err(Error::usage(format!(
+                    "--rename-db: the backup has no database `{from}`"
+                )));
+            }
+        }
+        let dbs: Vec<&DatabaseSchema> = schema
+            .databases
+            .iter()
+            .filter(|d| opts.filter.database(&d.name))
+            .collect();
+        if dbs.is_empty() {
+            return Err(Error::usage(
+                "nothing to restore: the filters match no database of the backup",
+            ));
+        }
+        let mut scope = Scope {
+            dbs,
+            items: Vec::new(),
+            renames: &opts.renames,
+            table_mode: !opts.filter.include_tables.is_empty()
+                || !opts.filter.exclude_tables.is_empty(),
+            filter: &opts.filter,
+        };
+        for db in scope.dbs.clone() {
+            for t in db
+                .tables
+                .iter()
+                .filter(|t| opts.filter.table(&db.name, &t.name))
+            {
+                let data = manifest
+                    .tables
+                    .iter()
+                    .find(|d| d.database == db.name && d.table == t.name);
+                scope.items.push(Item {
+                    target_db: scope.target_name(&db.name),
+                    schema: t,
+                    data,
+                });
+            }
+        }
+        Ok(scope)
+    }
+
+    fn target_name(&self, db: &str) -> String {
+        self.renames
+            .iter()
+            .find(|(f, _)| f == db)
+            .map_or_else(|| db.to_string(), |(_, t)| t.clone())
+    }
+}
+
+/// Logs how long a restore phase took.
+struct PhaseTimer(Instant);
+
+impl PhaseTimer {
+    fn start() -> Self {
+        PhaseTimer(Instant::now())
+    }
+
+    fn done(self, what: &str) {
+        tracing::info!(seconds = self.0.elapsed().as_secs_f64(), "{what}");
+    }
+}
+
+/// Everything a restore changes on the target, in order.
+#[allow(clippy::too_many_arguments)]
+async fn apply(
+    scope: &Scope<'_>,
+    schema: &SchemaDump,
+    repo: &Repository,
+    manifest: &BackupManifest,
+    target: &ConnectionConfig,
+    identity: &ServerIdentity,
+    mut admin: Conn,
+    fresh_dbs: &[String],
+    opts: &RestoreOptions,
+    progress: &Arc<dyn Progress>,
+) -> Result<(Vec<TableReport>, u64, Vec<String>)> {
+    let setup = session_setup(identity, opts.keep_binlog);
+    let mut workers: Vec<Conn> = try_join_all((0..opts.workers.max(1)).map(|_| async {
+        let mut c = target.connect().await?;
+        c.query_drop(&setup)
+            .await
+            .map_err(|e| setup_error(e.into()))?;
+        Ok::<_, Error>(c)
+    }))
+    .await?;
+    admin
+        .query_drop(&setup)
+        .await
+        .map_err(|e| setup_error(e.into()))?;
+    // Definitions are text: the admin connection speaks utf8mb4, unlike the binary row loaders.
+    admin.query_drop("SET NAMES utf8mb4").await?;
+
+    // Databases, then tables without their secondary indexes and foreign keys.
+    let phase = PhaseTimer::start();
+    progress.phase("create", scope.items.len() as u64, "tables");
+    for db in &scope.dbs {
+        let name = scope.target_name(&db.name);
+        // An existing database (table mode) is left exactly as it is.
+        if fresh_dbs.contains(&name) {
+            schema::create_database(&mut admin, db, &name).await?;
+        }
+    }
+    let mut deferred: Vec<SplitCreate> = Vec::with_capacity(scope.items.len());
+    for it in &scope.items {
+        deferred.push(schema::create_table(&mut admin, &it.target_db, it.schema, true).await?);
+        progress.advance(1);
+    }
+    phase.done("tables created");
+
+    // Rows, each table's held-back indexes built right after its rows.
+    let phase = PhaseTimer::start();
+    let bytes_loaded = load_all(
+        repo.storage(),
+        manifest,
+        &scope.items,
+        &deferred,
+        &mut workers,
+        progress.clone(),
+    )
+    .await?;
+    phase.done("rows loaded and secondary indexes built");
+
+    // Foreign keys last: they may rely on indexes of other tables.
+    let phase = PhaseTimer::start();
+    for (it, d) in scope.items.iter().zip(&deferred) {
+        if !d.foreign_keys.is_empty() {
+            let fks = SplitCreate {
+                foreign_keys: d.foreign_keys.clone(),
+                ..SplitCreate::default()
+            };
+            schema::add_deferred(&mut admin, &it.target_db, &it.schema.name, &fks).await?;
+        }
+    }
+    // Everything that is not rows (sequence values were set when the sequences were created).
+    // Routines come before views, which may call them; triggers after the rows, so they do not
+    // fire during the load.
+    for db in &scope.dbs {
+        let target_db = scope.target_name(&db.name);
+        if !scope.table_mode {
+            schema::create_routines(&mut admin, &target_db, &db.routines).await?;
+            schema::create_views(&mut admin, &target_db, &db.views).await?;
+            schema::create_events(&mut admin, &target_db, &db.events).await?;
+        }
+        let triggers: Vec<_> = db
+            .triggers
+            .iter()
+            .filter(|t| scope.filter.table(&db.name, &t.table))
+            .cloned()
+            .collect();
+        schema::create_triggers(&mut admin, &target_db, &triggers).await?;
+    }
+    let mut warnings = Vec::new();
+    if opts.users && !scope.table_mode && !schema.users.is_empty() {
+        for skipped in schema::restore_users(&mut admin, &schema.users).await? {
+            progress.note(&format!("warning: grant not restored: {skipped}"));
+            warnings.push(format!("grant not restored: {skipped}"));
+        }
+    }
+    phase.done("foreign keys, views, routines, triggers, events and users created");
+
+    // Proof.
+    let phase = PhaseTimer::start();
+    let tables = check_tables(&mut workers, &scope.items, opts.verify, progress.clone()).await?;
+    phase.done(if opts.verify {
+        "row counts and fingerprints checked"
+    } else {
+        "row counts checked"
+    });
+    Ok((tables, bytes_loaded, warnings))
+}
+
 /// Drops the databases this restore created, or in table mode the tables it created.
 async fn remove_partial(
     target: &ConnectionConfig,
     fresh_dbs: &[String],
-    items: &[Item<'_>],
-    table_mode: bool,
+    scope: &Scope<'_>,
 ) -> Result<()> {
+    let (items, table_mode) = (&scope.items, scope.table_mode);
     let mut conn = target.connect().await?;
     conn.query_drop("SET SESSION foreign_key_checks = 0; SET SESSION sql_log_bin = 0")
         .await?;
@@ -381,19 +421,23 @@ fn setup_error(e: Error) -> Error {
     }
 }
 
+/// Refuses (or with `drop_existing`, clears) what already exists on the target; returns the
+/// target databases this restore will create.
 async fn preflight(
     admin: &mut Conn,
-    dbs: &[&DatabaseSchema],
-    items: &[Item<'_>],
-    rename: &dyn Fn(&str) -> String,
-    table_mode: bool,
+    scope: &Scope<'_>,
     drop_existing: bool,
 ) -> Result<Vec<String>> {
+    let items = &scope.items;
     let existing: Vec<String> = admin
         .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
         .await?;
-    let all_targets: Vec<String> = dbs.iter().map(|d| rename(&d.name)).collect();
-    if !table_mode {
+    let all_targets: Vec<String> = scope
+        .dbs
+        .iter()
+        .map(|d| scope.target_name(&d.name))
+        .collect();
+    if !scope.table_mode {
         let clash: Vec<String> = all_targets
             .iter()
             .filter(|t| existing.contains(t))
