@@ -80,12 +80,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             seconds,
             manifest.lock_held_ms
         );
-        if !cp.binlog_file.is_empty() {
-            println!(
-                "consistent at {}:{} gtid {}",
-                cp.binlog_file, cp.binlog_pos, cp.gtid_set
-            );
-        }
+        println!("consistent at {}", cp.describe());
     }
     Ok(ExitCode::SUCCESS)
 }

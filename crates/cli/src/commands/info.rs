@@ -67,10 +67,8 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         rfc3339(m.finished)
     );
     println!(
-        "  consistent point  {}:{} gtid {} at {}",
-        cp.binlog_file,
-        cp.binlog_pos,
-        cp.gtid_set,
+        "  consistent point  {} at {}",
+        cp.describe(),
         rfc3339(cp.time)
     );
     println!("  lock held         {} ms", m.lock_held_ms);

@@ -47,12 +47,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         "ID", "ENGINE", "FINISHED", "TABLES", "ROWS", "SIZE"
     );
     for m in &backups {
-        let cp = &m.consistent_point;
-        let point = if cp.binlog_file.is_empty() {
-            "(binlog off)".to_string()
-        } else {
-            format!("{}:{} gtid {}", cp.binlog_file, cp.binlog_pos, cp.gtid_set)
-        };
+        let point = m.consistent_point.describe();
         println!(
             "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  {}",
             m.id,

@@ -74,6 +74,22 @@ pub struct ConsistentPoint {
     pub time: OffsetDateTime,
 }
 
+impl ConsistentPoint {
+    /// `binlog.000006:325, GTID 0-1-13` for people; says so when the binlog was off or no GTID
+    /// had been written yet.
+    pub fn describe(&self) -> String {
+        if self.binlog_file.is_empty() {
+            return "binary log off (no point-in-time recovery from this backup)".to_string();
+        }
+        let gtid = if self.gtid_set.is_empty() {
+            "no GTID yet"
+        } else {
+            &self.gtid_set
+        };
+        format!("{}:{}, GTID {gtid}", self.binlog_file, self.binlog_pos)
+    }
+}
+
 impl Default for ConsistentPoint {
     fn default() -> Self {
         ConsistentPoint {

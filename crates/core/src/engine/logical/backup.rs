@@ -121,10 +121,8 @@ async fn backup_locked(
         "snapshot aligned"
     );
     progress.note(&format!(
-        "snapshot at {}:{} gtid {} (lock held {} ms)",
-        snapshot.point.binlog_file,
-        snapshot.point.binlog_pos,
-        snapshot.point.gtid_set,
+        "snapshot at {} (lock held {} ms)",
+        snapshot.point.describe(),
         snapshot.lock_held.as_millis()
     ));
 
