@@ -271,3 +271,38 @@ fn chunks_load_with_standard_tools() {
         source.sql("SELECT id, HEX(v), n FROM plain.copy ORDER BY id")
     );
 }
+
+/// `--users` carries accounts and grants; without it they stay behind.
+#[test]
+fn users_and_grants_round_trip_on_request() {
+    let source = TestServer::start();
+    let target = TestServer::start();
+    source.sql(
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); \
+         CREATE USER 'reader'@'%' IDENTIFIED BY 's3cret'; GRANT SELECT ON app.* TO 'reader'@'%'; \
+         CREATE ROLE auditor; GRANT SELECT ON app.t TO auditor; GRANT auditor TO 'reader'@'%';",
+    );
+    let repo = Repo::init();
+    backup(&repo, &source, &["--users"]);
+    let manifest = json(&holdfast(&[
+        "info",
+        "--repo",
+        &repo.url(),
+        "latest",
+        "--json",
+    ]));
+    assert_eq!(manifest["includes_users"], true);
+    restore(&repo, &target, &[]);
+    for q in [
+        "SHOW GRANTS FOR 'reader'@'%'",
+        "SHOW GRANTS FOR auditor",
+        "SHOW CREATE USER 'reader'@'%'",
+    ] {
+        assert_eq!(source.sql(q), target.sql(q), "{q}");
+    }
+
+    let other = TestServer::start();
+    restore(&repo, &other, &["--no-users"]);
+    let users = other.sql("SELECT COUNT(*) FROM mysql.user WHERE User = 'reader'");
+    assert_eq!(users.trim(), "0", "--no-users must not create accounts");
+}
