@@ -216,7 +216,7 @@ pub struct TablePlan {
 impl TablePlan {
     pub fn query(&self, range: &KeyRange) -> String {
         match &self.key {
-            Some(k) if *range != KeyRange::ALL => {
+            Some(k) if !range.is_all() => {
                 format!(
                     "SELECT {} FROM {} WHERE {}",
                     self.select_list,
@@ -356,37 +356,165 @@ pub async fn plan_table(
     };
     let parts = chunk_count(estimated_bytes, chunk_bytes, MAX_CHUNKS_PER_TABLE);
     if parts > 1 {
-        if let Some(key) = integer_key(conn, db, table, &cols).await? {
-            let q = quote_ident(&key);
-            let bounds: Option<(Option<String>, Option<String>)> = conn
-                .query_first(format!("SELECT MIN({q}), MAX({q}) FROM {}", plan.from))
-                .await?;
-            if let Some((Some(min), Some(max))) = bounds {
-                let parse = |s: &str| {
-                    s.parse::<i128>()
-                        .map_err(|_| Error::server(format!("bad key bound `{s}`")))
-                };
-                plan.ranges = split_range(parse(&min)?, parse(&max)?, parts);
-            }
-            plan.key = Some(key);
+        if let Some(key) = split_key(conn, db, table, &cols).await? {
+            plan.ranges = match &key.literal {
+                None => integer_ranges(conn, &plan.from, &key.column, parts).await?,
+                Some(literal) => {
+                    let rows: u64 = conn
+                        .query_first(format!(
+                            "SELECT COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES \
+                             WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+                            quote_string(db),
+                            quote_string(table)
+                        ))
+                        .await?
+                        .unwrap_or(0);
+                    let step = (rows / parts).max(1);
+                    let bounds =
+                        sample_boundaries(conn, &plan.from, &key.column, literal, step, parts)
+                            .await?;
+                    KeyRange::tiling(bounds)
+                }
+            };
+            plan.key = Some(key.column);
         }
     }
     Ok(plan)
 }
 
+/// Ranges of an integer column from its MIN and MAX in the snapshot.
+async fn integer_ranges(
+    conn: &mut Conn,
+    from: &str,
+    column: &str,
+    parts: u64,
+) -> Result<Vec<KeyRange>> {
+    let q = quote_ident(column);
+    let bounds: Option<(Option<String>, Option<String>)> = conn
+        .query_first(format!("SELECT MIN({q}), MAX({q}) FROM {from}"))
+        .await?;
+    let Some((Some(min), Some(max))) = bounds else {
+        return Ok(vec![KeyRange::ALL]);
+    };
+    let parse = |s: &str| {
+        s.parse::<i128>()
+            .map_err(|_| Error::server(format!("bad key bound `{s}`")))
+    };
+    Ok(split_range(parse(&min)?, parse(&max)?, parts))
+}
+
+/// Boundaries of a non-integer key column: every `step`-th distinct value in key order, found by
+/// walking the index from the previous boundary. Each boundary is strictly greater than the one
+/// before under the very comparison the chunk conditions use, so the ranges tile the column.
+async fn sample_boundaries(
+    conn: &mut Conn,
+    from: &str,
+    column: &str,
+    literal: &LiteralKind,
+    step: u64,
+    parts: u64,
+) -> Result<Vec<String>> {
+    let q = quote_ident(column);
+    let mut bounds: Vec<String> = Vec::new();
+    while (bounds.len() as u64) + 1 < parts {
+        let after = bounds
+            .last()
+            .map_or(String::new(), |b| format!("WHERE {q} > {b} "));
+        let sql = format!(
+            "SELECT {q} FROM {from} {after}ORDER BY {q} LIMIT 1 OFFSET {}",
+            step - 1
+        );
+        let value: Option<Option<Vec<u8>>> = conn.query_first(sql).await?;
+        match value.flatten() {
+            Some(raw) => bounds.push(literal.render(&raw)),
+            None => break,
+        }
+    }
+    Ok(bounds)
+}
+
+/// How a sampled key value is written back as an SQL literal that compares like the column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiteralKind {
+    /// Text in the column's character set and collation: `_utf8mb4 X'..' COLLATE ..`.
+    Text { charset: String, collation: String },
+    /// Binary strings: `X'..'`.
+    Binary,
+    /// DECIMAL: the server's text form, an exact decimal literal.
+    Decimal,
+    /// Temporal types: the server's text form, quoted (read in the dump session's UTC).
+    Quoted,
+}
+
+impl LiteralKind {
+    /// The kind for a column type; `None` for types whose text form does not compare exactly
+    /// (FLOAT, DOUBLE, ENUM, SET, BIT, JSON, UUID, ...): such tables are dumped whole.
+    pub fn for_column(
+        data_type: &str,
+        charset: Option<&str>,
+        collation: Option<&str>,
+    ) -> Option<Self> {
+        match data_type {
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
+                let (cs, coll) = (charset?, collation?);
+                let plain = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                (plain(cs) && plain(coll)).then(|| LiteralKind::Text {
+                    charset: cs.to_string(),
+                    collation: coll.to_string(),
+                })
+            }
+            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+                Some(LiteralKind::Binary)
+            }
+            "decimal" => Some(LiteralKind::Decimal),
+            "date" | "datetime" | "timestamp" | "time" | "year" => Some(LiteralKind::Quoted),
+            _ => None,
+        }
+    }
+
+    pub fn render(&self, raw: &[u8]) -> String {
+        match self {
+            LiteralKind::Text { charset, collation } => {
+                format!("_{charset} X'{}' COLLATE {collation}", hex::encode(raw))
+            }
+            LiteralKind::Binary => format!("X'{}'", hex::encode(raw)),
+            LiteralKind::Decimal
+                if raw
+                    .iter()
+                    .all(|b| b.is_ascii_digit() || *b == b'.' || *b == b'-') =>
+            {
+                String::from_utf8_lossy(raw).into_owned()
+            }
+            LiteralKind::Decimal | LiteralKind::Quoted => {
+                quote_string(&String::from_utf8_lossy(raw))
+            }
+        }
+    }
+}
+
 const INTEGER_TYPES: &[&str] = &["tinyint", "smallint", "mediumint", "int", "bigint"];
 
-/// The leading column of the primary key, or of a unique key whose columns are all NOT NULL,
-/// if it is an integer column.
-async fn integer_key(
+/// The column a table is split on.
+struct SplitKey {
+    column: String,
+    /// `None` for an integer column (split arithmetically), else how to write sampled values.
+    literal: Option<LiteralKind>,
+}
+
+/// The leading column of the primary key, or of a unique key whose columns are all NOT NULL.
+/// An integer leading column is preferred (exact arithmetic split); otherwise the first key
+/// whose leading column can be sampled.
+async fn split_key(
     conn: &mut Conn,
     db: &str,
     table: &str,
     cols: &[ColumnInfo],
-) -> Result<Option<String>> {
-    let rows: Vec<(String, String, u64, String)> = conn
+) -> Result<Option<SplitKey>> {
+    type KeyRow = (String, String, u64, String, Option<String>, Option<String>);
+    let rows: Vec<KeyRow> = conn
         .query(format!(
-            "SELECT s.INDEX_NAME, s.COLUMN_NAME, s.SEQ_IN_INDEX, c.IS_NULLABLE \
+            "SELECT s.INDEX_NAME, s.COLUMN_NAME, s.SEQ_IN_INDEX, c.IS_NULLABLE, \
+                    c.CHARACTER_SET_NAME, c.COLLATION_NAME \
              FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c \
                ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME \
              WHERE s.TABLE_SCHEMA = {} AND s.TABLE_NAME = {} AND s.NON_UNIQUE = 0 \
@@ -401,20 +529,34 @@ async fn integer_key(
             index_names.push(name);
         }
     }
+    let mut sampled: Option<SplitKey> = None;
     for name in index_names {
         let parts: Vec<_> = rows.iter().filter(|r| r.0 == name).collect();
         if parts.iter().any(|r| r.3 == "YES") {
             continue;
         }
-        let lead = &parts[0].1;
-        let is_int = cols
-            .iter()
-            .any(|c| &c.name == lead && INTEGER_TYPES.contains(&c.data_type.as_str()));
-        if is_int {
-            return Ok(Some(lead.clone()));
+        let lead = parts[0];
+        let Some(col) = cols.iter().find(|c| c.name == lead.1) else {
+            continue;
+        };
+        if INTEGER_TYPES.contains(&col.data_type.as_str()) {
+            return Ok(Some(SplitKey {
+                column: col.name.clone(),
+                literal: None,
+            }));
+        }
+        if sampled.is_none() {
+            if let Some(kind) =
+                LiteralKind::for_column(&col.data_type, lead.4.as_deref(), lead.5.as_deref())
+            {
+                sampled = Some(SplitKey {
+                    column: col.name.clone(),
+                    literal: Some(kind),
+                });
+            }
         }
     }
-    Ok(None)
+    Ok(sampled)
 }
 
 /// A table's dump result.
@@ -466,7 +608,7 @@ async fn dump_tables(
             jobs.push_back(Job::Chunk {
                 table: t,
                 index,
-                range: *range,
+                range: range.clone(),
             });
         }
         jobs.push_back(Job::Count { table: t });
@@ -708,4 +850,48 @@ fn assemble(plans: &[TablePlan], results: Vec<JobResult>) -> Result<Vec<DumpedTa
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LiteralKind;
+
+    #[test]
+    fn sampled_key_literals() {
+        let text = LiteralKind::for_column("varchar", Some("utf8mb4"), Some("utf8mb4_general_ci"))
+            .unwrap();
+        assert_eq!(
+            text.render("Ab".as_bytes()),
+            "_utf8mb4 X'4162' COLLATE utf8mb4_general_ci"
+        );
+        assert_eq!(
+            LiteralKind::for_column("varbinary", None, None)
+                .unwrap()
+                .render(&[0, 0xff]),
+            "X'00ff'"
+        );
+        assert_eq!(
+            LiteralKind::for_column("decimal", None, None)
+                .unwrap()
+                .render(b"-12.50"),
+            "-12.50"
+        );
+        assert_eq!(
+            LiteralKind::for_column("datetime", None, None)
+                .unwrap()
+                .render(b"2024-01-02 03:04:05"),
+            "'2024-01-02 03:04:05'"
+        );
+        for unsupported in ["float", "double", "enum", "set", "bit", "json", "uuid"] {
+            assert_eq!(
+                LiteralKind::for_column(unsupported, Some("utf8mb4"), Some("x")),
+                None,
+                "{unsupported}"
+            );
+        }
+        assert_eq!(
+            LiteralKind::for_column("varchar", Some("utf8mb4"), Some("bad name; --")),
+            None
+        );
+    }
 }

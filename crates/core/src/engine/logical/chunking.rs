@@ -1,29 +1,51 @@
 //! Splitting a table into key ranges.
 //!
-//! A table with an integer leading column in its primary key (or a NOT NULL unique key) is split
-//! into ranges of that column. The ranges tile the whole integer line by construction: the first
-//! is open below, the last open above, and each boundary is the lower bound of the next range,
-//! so every row falls into exactly one chunk whatever values exist. Tables without such a key
-//! are streamed whole. Sizes come from the server's estimate of the table's bytes.
+//! A table with a primary key (or a NOT NULL unique key) is split into ranges of the key's
+//! leading column. The ranges tile the column's whole domain by construction: the first is open
+//! below, the last open above, and each boundary is the lower bound of the next range, so every
+//! row falls into exactly one chunk whatever values exist or arrive. For an integer column the
+//! boundaries are computed from MIN and MAX; for other types they are values sampled from the
+//! table in the snapshot (see `backup::sample_boundaries`), strictly increasing under the same
+//! comparison the chunk conditions use. Tables without such a key are streamed whole. Sizes come
+//! from the server's estimate of the table's bytes.
 
 use serde::{Deserialize, Serialize};
 
 use super::ddl::quote_ident;
 
-/// A half-open range `lo <= key < hi`; `None` is unbounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A half-open range `lo <= key < hi` with bounds as SQL literals; `None` is unbounded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRange {
-    pub lo: Option<i128>,
-    pub hi: Option<i128>,
+    pub lo: Option<String>,
+    pub hi: Option<String>,
 }
 
 impl KeyRange {
     pub const ALL: KeyRange = KeyRange { lo: None, hi: None };
 
+    pub fn is_all(&self) -> bool {
+        self.lo.is_none() && self.hi.is_none()
+    }
+
+    /// Ranges between consecutive `bounds` (strictly increasing), open at both ends.
+    pub fn tiling(bounds: Vec<String>) -> Vec<KeyRange> {
+        let mut ranges = Vec::with_capacity(bounds.len() + 1);
+        let mut lo = None;
+        for b in bounds {
+            ranges.push(KeyRange {
+                lo,
+                hi: Some(b.clone()),
+            });
+            lo = Some(b);
+        }
+        ranges.push(KeyRange { lo, hi: None });
+        ranges
+    }
+
     /// The SQL condition selecting this range of `column` (`TRUE` for everything).
     pub fn condition(&self, column: &str) -> String {
         let c = quote_ident(column);
-        match (self.lo, self.hi) {
+        match (&self.lo, &self.hi) {
             (None, None) => "TRUE".to_string(),
             (Some(lo), None) => format!("{c} >= {lo}"),
             (None, Some(hi)) => format!("{c} < {hi}"),
@@ -53,22 +75,19 @@ pub fn split_range(min: i128, max: i128, parts: u64) -> Vec<KeyRange> {
             bounds.push(b);
         }
     }
-    let mut ranges = Vec::with_capacity(bounds.len() + 1);
-    let mut lo = None;
-    for b in bounds {
-        ranges.push(KeyRange { lo, hi: Some(b) });
-        lo = Some(b);
-    }
-    ranges.push(KeyRange { lo, hi: None });
-    ranges
+    KeyRange::tiling(bounds.into_iter().map(|b| b.to_string()).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn int(b: &Option<String>) -> Option<i128> {
+        b.as_ref().map(|s| s.parse().unwrap())
+    }
+
     fn contains(r: &KeyRange, v: i128) -> bool {
-        r.lo.is_none_or(|lo| v >= lo) && r.hi.is_none_or(|hi| v < hi)
+        int(&r.lo).is_none_or(|lo| v >= lo) && int(&r.hi).is_none_or(|hi| v < hi)
     }
 
     #[test]
@@ -89,7 +108,7 @@ mod tests {
             assert_eq!(ranges.last().unwrap().hi, None);
             for w in ranges.windows(2) {
                 assert_eq!(w[0].hi, w[1].lo, "ranges must be contiguous");
-                assert!(w[0].hi.unwrap() > w[0].lo.unwrap_or(i128::MIN));
+                assert!(int(&w[0].hi).unwrap() > int(&w[0].lo).unwrap_or(i128::MIN));
             }
             // Every probe value, inside and outside the observed interval, is in exactly one.
             let probes = [
@@ -120,22 +139,26 @@ mod tests {
 
     #[test]
     fn conditions() {
+        let r = |lo: Option<&str>, hi: Option<&str>| KeyRange {
+            lo: lo.map(Into::into),
+            hi: hi.map(Into::into),
+        };
         assert_eq!(KeyRange::ALL.condition("id"), "TRUE");
+        assert_eq!(r(Some("5"), None).condition("id"), "`id` >= 5");
         assert_eq!(
-            KeyRange {
-                lo: Some(5),
-                hi: None
-            }
-            .condition("id"),
-            "`id` >= 5"
-        );
-        assert_eq!(
-            KeyRange {
-                lo: Some(5),
-                hi: Some(9)
-            }
-            .condition("a`b"),
+            r(Some("5"), Some("9")).condition("a`b"),
             "`a``b` >= 5 AND `a``b` < 9"
+        );
+        assert_eq!(r(None, Some("'x'")).condition("s"), "`s` < 'x'");
+        assert_eq!(KeyRange::tiling(vec![]), vec![KeyRange::ALL]);
+        let two = KeyRange::tiling(vec!["'b'".into(), "'m'".into()]);
+        assert_eq!(
+            two,
+            vec![
+                r(None, Some("'b'")),
+                r(Some("'b'"), Some("'m'")),
+                r(Some("'m'"), None)
+            ]
         );
     }
 }
