@@ -3,9 +3,9 @@
 //! 1. Lock the repository and remove debris of crashed runs.
 //! 2. Open one consistent snapshot on N worker connections (see [`crate::source::snapshot`]).
 //! 3. Read the schema objects in the snapshot and store them.
-//! 4. Plan every table into key-range chunks and queue them, biggest first, together with one
-//!    `COUNT(*)` per table taken in the same snapshot.
-//! 5. Workers stream each chunk's rows as TSV through zstd and SHA-256 into the repository.
+//! 4. Plan every table into key-range chunks and queue them, biggest table first.
+//! 5. Workers stream each chunk's rows as TSV through zstd and SHA-256 into the repository, while
+//!    one more connection in the same snapshot takes every table's `COUNT(*)`.
 //! 6. Check every table's dumped rows against its count, then commit the manifest.
 
 use std::collections::VecDeque;
@@ -108,8 +108,10 @@ async fn backup_locked(
         );
     }
 
+    // One connection more than the dump workers: it reads the schema, plans the chunks and then
+    // takes the row counts while the workers dump, so counting never holds up a worker.
     let snap_opts = SnapshotOptions {
-        workers: opts.workers,
+        workers: opts.workers + 1,
         lock_timeout: opts.lock_timeout,
     };
     let mut snapshot = open_snapshot(source, &identity, &snap_opts).await?;
@@ -127,25 +129,16 @@ async fn backup_locked(
     ));
 
     let storage = repo.storage().clone();
+    let mut control = snapshot
+        .workers
+        .pop()
+        .expect("the snapshot has a control connection");
     let outcome = async {
-        let schema = dump_schema(&mut snapshot.workers[0], &opts.filter, opts.with_users).await?;
+        let schema = dump_schema(&mut control, &opts.filter, opts.with_users).await?;
         let schema_entry = store_schema(&*storage, &id, &schema).await?;
-        let plans = plan_tables(
-            &mut snapshot.workers[0],
-            &schema,
-            &opts.filter,
-            opts.chunk_bytes,
-        )
-        .await?;
-        let dumped = dump_tables(
-            &storage,
-            &id,
-            plans,
-            std::mem::take(&mut snapshot.workers),
-            opts,
-            progress,
-        )
-        .await?;
+        let plans = plan_tables(&mut control, &schema, &opts.filter, opts.chunk_bytes).await?;
+        let workers = std::mem::take(&mut snapshot.workers);
+        let dumped = dump_tables(&storage, &id, plans, workers, control, opts, progress).await?;
         Ok::<_, Error>((schema, schema_entry, dumped))
     }
     .await;
@@ -565,29 +558,19 @@ struct DumpedTable {
     files: Vec<FileEntry>,
 }
 
-enum Job {
-    Chunk {
-        table: usize,
-        index: usize,
-        range: KeyRange,
-    },
-    Count {
-        table: usize,
-    },
+/// One key range of one table, for a dump worker.
+struct Job {
+    table: usize,
+    index: usize,
+    range: KeyRange,
 }
 
-enum JobResult {
-    Chunk {
-        table: usize,
-        index: usize,
-        entry: ChunkEntry,
-        file: FileEntry,
-        fingerprint: Fingerprint,
-    },
-    Count {
-        table: usize,
-        rows: u64,
-    },
+struct JobResult {
+    table: usize,
+    index: usize,
+    entry: ChunkEntry,
+    file: FileEntry,
+    fingerprint: Fingerprint,
 }
 
 async fn dump_tables(
@@ -595,6 +578,7 @@ async fn dump_tables(
     id: &str,
     plans: Vec<TablePlan>,
     workers: Vec<Conn>,
+    control: Conn,
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<DumpedTable>> {
@@ -605,18 +589,18 @@ async fn dump_tables(
     let mut jobs = VecDeque::new();
     for &t in &order {
         for (index, range) in plans[t].ranges.iter().enumerate() {
-            jobs.push_back(Job::Chunk {
+            jobs.push_back(Job {
                 table: t,
                 index,
                 range: range.clone(),
             });
         }
-        jobs.push_back(Job::Count { table: t });
     }
     let queue = Arc::new(Mutex::new(jobs));
     let plans = Arc::new(plans);
     let started = Instant::now();
-    let results = try_join_all(workers.into_iter().map(|conn| {
+    let counting = count_rows(control, &plans, order);
+    let dumping = try_join_all(workers.into_iter().map(|conn| {
         let queue = queue.clone();
         let plans = plans.clone();
         let storage = storage.clone();
@@ -635,9 +619,8 @@ async fn dump_tables(
             let _ = conn.query_drop("ROLLBACK").await;
             Ok::<_, Error>(out)
         }
-    }))
-    .await;
-    let results = match results {
+    }));
+    let (counts, results) = match futures::try_join!(counting, dumping) {
         Ok(r) => r,
         Err(e) => {
             queue.lock().expect("queue lock").clear();
@@ -645,7 +628,24 @@ async fn dump_tables(
         }
     };
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "rows dumped");
-    assemble(&plans, results.into_iter().flatten().collect())
+    assemble(&plans, results.into_iter().flatten().collect(), counts)
+}
+
+/// `COUNT(*)` of every table in the snapshot, biggest first, on the control connection.
+async fn count_rows(mut conn: Conn, plans: &[TablePlan], order: Vec<usize>) -> Result<Vec<u64>> {
+    let mut counts = vec![0; plans.len()];
+    for t in order {
+        let plan = &plans[t];
+        let rows: Option<u64> = conn.query_first(plan.count_query()).await.map_err(|e| {
+            Error::from(e).context(format!(
+                "counting rows of `{}`.`{}`",
+                plan.database, plan.table
+            ))
+        })?;
+        counts[t] = rows.unwrap_or(0);
+    }
+    let _ = conn.query_drop("ROLLBACK").await;
+    Ok(counts)
 }
 
 async fn run_job(
@@ -657,69 +657,52 @@ async fn run_job(
     level: i32,
     progress: &dyn Progress,
 ) -> Result<JobResult> {
-    match job {
-        Job::Count { table } => {
-            let plan = &plans[table];
-            let rows: Option<u64> = conn.query_first(plan.count_query()).await.map_err(|e| {
-                Error::from(e).context(format!(
-                    "counting rows of `{}`.`{}`",
-                    plan.database, plan.table
-                ))
-            })?;
-            Ok(JobResult::Count {
-                table,
-                rows: rows.unwrap_or(0),
-            })
+    let Job {
+        table,
+        index,
+        range,
+    } = job;
+    let plan = &plans[table];
+    let rel = layout::chunk_file(&plan.database, &plan.table, index);
+    let sink = HashingSink::create(storage, &layout::backup_file(id, &rel), &rel).await?;
+    let zsink = ZstdSink::new(sink, level)?;
+    // Compression, hashing and writing run in their own task, so the server keeps
+    // streaming rows to us while a block is being compressed.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let writer = tokio::spawn(compress_and_store(zsink, rx));
+    let dumped = dump_chunk(conn, plan, &range, &tx, progress).await;
+    let stored = match &dumped {
+        Ok(_) => {
+            drop(tx);
+            writer.await
         }
-        Job::Chunk {
-            table,
-            index,
-            range,
-        } => {
-            let plan = &plans[table];
-            let rel = layout::chunk_file(&plan.database, &plan.table, index);
-            let sink = HashingSink::create(storage, &layout::backup_file(id, &rel), &rel).await?;
-            let zsink = ZstdSink::new(sink, level)?;
-            // Compression, hashing and writing run in their own task, so the server keeps
-            // streaming rows to us while a block is being compressed.
-            let (tx, rx) = tokio::sync::mpsc::channel(4);
-            let writer = tokio::spawn(compress_and_store(zsink, rx));
-            let dumped = dump_chunk(conn, plan, &range, &tx, progress).await;
-            let stored = match &dumped {
-                Ok(_) => {
-                    drop(tx);
-                    writer.await
-                }
-                Err(_) => {
-                    let _ = tx.send(Block::Abort).await;
-                    drop(tx);
-                    writer.await
-                }
-            };
-            let stored =
-                stored.map_err(|e| Error::internal(format!("compression task failed: {e}")))?;
-            let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
-            let fingerprint = dumped.map_err(|e| e.context(what()))?;
-            let (file, raw_size) = stored.map_err(|e| e.context(what()))?;
-            let condition = plan
-                .key
-                .as_deref()
-                .map_or("TRUE".to_string(), |k| range.condition(k));
-            let entry = ChunkEntry {
-                file: rel,
-                range: condition,
-                rows: fingerprint.rows,
-                raw_size,
-            };
-            Ok(JobResult::Chunk {
-                table,
-                index,
-                entry,
-                file,
-                fingerprint,
-            })
+        Err(_) => {
+            let _ = tx.send(Block::Abort).await;
+            drop(tx);
+            writer.await
         }
-    }
+    };
+    let stored = stored.map_err(|e| Error::internal(format!("compression task failed: {e}")))?;
+    let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
+    let fingerprint = dumped.map_err(|e| e.context(what()))?;
+    let (file, raw_size) = stored.map_err(|e| e.context(what()))?;
+    let condition = plan
+        .key
+        .as_deref()
+        .map_or("TRUE".to_string(), |k| range.condition(k));
+    let entry = ChunkEntry {
+        file: rel,
+        range: condition,
+        rows: fingerprint.rows,
+        raw_size,
+    };
+    Ok(JobResult {
+        table,
+        index,
+        entry,
+        file,
+        fingerprint,
+    })
 }
 
 /// What the row reader hands to the compression task.
@@ -790,21 +773,16 @@ pub async fn fingerprint_table(conn: &mut Conn, plan: &TablePlan) -> Result<Fing
     Ok(fingerprint)
 }
 
-fn assemble(plans: &[TablePlan], results: Vec<JobResult>) -> Result<Vec<DumpedTable>> {
+/// Puts each table's chunks in order and checks its dumped rows against its snapshot count.
+fn assemble(
+    plans: &[TablePlan],
+    results: Vec<JobResult>,
+    counts: Vec<u64>,
+) -> Result<Vec<DumpedTable>> {
     let mut chunks: Vec<Vec<(usize, ChunkEntry, FileEntry, Fingerprint)>> =
         vec![Vec::new(); plans.len()];
-    let mut counts: Vec<Option<u64>> = vec![None; plans.len()];
     for r in results {
-        match r {
-            JobResult::Chunk {
-                table,
-                index,
-                entry,
-                file,
-                fingerprint,
-            } => chunks[table].push((index, entry, file, fingerprint)),
-            JobResult::Count { table, rows } => counts[table] = Some(rows),
-        }
+        chunks[r.table].push((r.index, r.entry, r.file, r.fingerprint));
     }
     let mut out = Vec::with_capacity(plans.len());
     for (i, plan) in plans.iter().enumerate() {
@@ -823,7 +801,7 @@ fn assemble(plans: &[TablePlan], results: Vec<JobResult>) -> Result<Vec<DumpedTa
         for p in &parts {
             fingerprint.merge(&p.3);
         }
-        let counted = counts[i].ok_or_else(|| Error::internal("missing row count"))?;
+        let counted = counts[i];
         if counted != fingerprint.rows {
             return Err(Error::new(
                 ErrorKind::Integrity,
