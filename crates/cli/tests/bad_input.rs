@@ -162,9 +162,24 @@ fn lock_timeout_gives_up_and_releases() {
             "-e",
             "BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT; SELECT SLEEP(8); BACKUP STAGE END;",
         ])
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Wait until the holder is inside its SLEEP, i.e. past BACKUP STAGE BLOCK_COMMIT.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let sleeping = source.sql(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(8)%'",
+        );
+        if sleeping.trim() != "0" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock holder never got its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let repo = Repo::init();
     let started = std::time::Instant::now();
     let out = holdfast(&[
