@@ -54,7 +54,7 @@ fn backup_under_transfer_load_is_consistent() {
     );
 
     for id in &ids {
-        let manifest = json(&holdfast(&["info", "--repo", &repo.url(), id, "--json"]));
+        let manifest = repo.manifest(id);
         let chunks = manifest["tables"][0]["chunks"].as_array().unwrap().len();
         assert!(
             chunks > 1,

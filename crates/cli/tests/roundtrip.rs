@@ -284,13 +284,7 @@ fn users_and_grants_round_trip_on_request() {
     );
     let repo = Repo::init();
     backup(&repo, &source, &["--users"]);
-    let manifest = json(&holdfast(&[
-        "info",
-        "--repo",
-        &repo.url(),
-        "latest",
-        "--json",
-    ]));
+    let manifest = repo.manifest("latest");
     assert_eq!(manifest["includes_users"], true);
     restore(&repo, &target, &[]);
     for q in [
@@ -325,13 +319,7 @@ fn non_integer_keys_are_chunked_completely() {
     );
     let repo = Repo::init();
     backup(&repo, &source, &["--chunk-size", "16k", "--threads", "3"]);
-    let manifest = json(&holdfast(&[
-        "info",
-        "--repo",
-        &repo.url(),
-        "latest",
-        "--json",
-    ]));
+    let manifest = repo.manifest("latest");
     for t in manifest["tables"].as_array().unwrap() {
         let chunks = t["chunks"].as_array().unwrap().len();
         assert!(

@@ -141,7 +141,7 @@ async fn check_file(
         Err(e) if e.kind() == ErrorKind::Integrity => return problem("missing", e.to_string()),
         Err(e) => return Err(e),
     };
-    let mut counter = chunk.map(|_| LineCounter::new(&path));
+    let mut counter = chunk.map(|_| LineCounter::new(&path)).transpose()?;
     while let Some(item) = stream.next().await {
         match item {
             Ok(bytes) => {
@@ -209,12 +209,12 @@ struct LineCounter {
 }
 
 impl LineCounter {
-    fn new(path: &str) -> Self {
-        LineCounter {
-            dec: Decompressor::new(path).expect("zstd decoder"),
+    fn new(path: &str) -> Result<Self> {
+        Ok(LineCounter {
+            dec: Decompressor::new(path)?,
             partial: Vec::new(),
             fingerprint: Fingerprint::default(),
-        }
+        })
     }
 
     fn feed(&mut self, compressed: &[u8]) -> Result<()> {

@@ -103,6 +103,13 @@ pub fn restore(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_json::
 }
 
 impl Repo {
+    /// `holdfast info <which> --json`: the manifest of a backup.
+    pub fn manifest(&self, which: &str) -> serde_json::Value {
+        let out = holdfast(&["info", "--repo", &self.url(), which, "--json"]);
+        assert_ok(&out, "info");
+        json(&out)
+    }
+
     /// Every file under the repository, relative.
     pub fn files(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -327,15 +327,16 @@ pub async fn plan_table(
         from.push_str(" FOR SYSTEM_TIME ALL");
     }
     let select_list = cols.iter().map(select_expr).collect::<Vec<_>>().join(", ");
-    let estimated_bytes: u64 = conn
+    // The server's estimates: bytes size the chunks, rows space sampled boundaries.
+    let (estimated_bytes, estimated_rows): (u64, u64) = conn
         .query_first(format!(
-            "SELECT COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES \
+            "SELECT COALESCE(DATA_LENGTH, 0), COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES \
              WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
             quote_string(db),
             quote_string(table)
         ))
         .await?
-        .unwrap_or(0);
+        .unwrap_or((0, 0));
     let mut plan = TablePlan {
         database: db.to_string(),
         table: table.to_string(),
@@ -353,16 +354,7 @@ pub async fn plan_table(
             plan.ranges = match &key.literal {
                 None => integer_ranges(conn, &plan.from, &key.column, parts).await?,
                 Some(literal) => {
-                    let rows: u64 = conn
-                        .query_first(format!(
-                            "SELECT COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES \
-                             WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
-                            quote_string(db),
-                            quote_string(table)
-                        ))
-                        .await?
-                        .unwrap_or(0);
-                    let step = (rows / parts).max(1);
+                    let step = (estimated_rows / parts).max(1);
                     let bounds =
                         sample_boundaries(conn, &plan.from, &key.column, literal, step, parts)
                             .await?;

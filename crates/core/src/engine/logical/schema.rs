@@ -266,13 +266,7 @@ async fn dump_routines(conn: &mut Conn, db: &str) -> Result<Vec<RoutineSchema>> 
             name,
             kind,
             create,
-            context: CreationContext {
-                sql_mode: text(&row, 1).unwrap_or_default(),
-                character_set_client: text(&row, 3).unwrap_or_default(),
-                collation_connection: text(&row, 4).unwrap_or_default(),
-                collation_database: text(&row, 5).unwrap_or_default(),
-                time_zone: String::new(),
-            },
+            context: creation_context(&row, 3, None),
         });
     }
     Ok(routines)
@@ -319,16 +313,23 @@ async fn dump_triggers(
             name,
             table,
             create: required(&row, 2, "SQL Original Statement")?,
-            context: CreationContext {
-                sql_mode: text(&row, 1).unwrap_or_default(),
-                character_set_client: text(&row, 3).unwrap_or_default(),
-                collation_connection: text(&row, 4).unwrap_or_default(),
-                collation_database: text(&row, 5).unwrap_or_default(),
-                time_zone: String::new(),
-            },
+            context: creation_context(&row, 3, None),
         });
     }
     Ok(triggers)
+}
+
+/// The creation context of a `SHOW CREATE PROCEDURE | FUNCTION | TRIGGER | EVENT` row:
+/// `sql_mode` in column 1, `character_set_client`, `collation_connection` and the database
+/// collation in three columns from `charsets`, and for events the time zone.
+fn creation_context(row: &Row, charsets: usize, time_zone: Option<usize>) -> CreationContext {
+    CreationContext {
+        sql_mode: text(row, 1).unwrap_or_default(),
+        character_set_client: text(row, charsets).unwrap_or_default(),
+        collation_connection: text(row, charsets + 1).unwrap_or_default(),
+        collation_database: text(row, charsets + 2).unwrap_or_default(),
+        time_zone: time_zone.and_then(|i| text(row, i)).unwrap_or_default(),
+    }
 }
 
 async fn dump_events(conn: &mut Conn, db: &str) -> Result<Vec<EventSchema>> {
@@ -352,13 +353,7 @@ async fn dump_events(conn: &mut Conn, db: &str) -> Result<Vec<EventSchema>> {
         events.push(EventSchema {
             name,
             create: required(&row, 3, "Create Event")?,
-            context: CreationContext {
-                sql_mode: text(&row, 1).unwrap_or_default(),
-                time_zone: text(&row, 2).unwrap_or_default(),
-                character_set_client: text(&row, 4).unwrap_or_default(),
-                collation_connection: text(&row, 5).unwrap_or_default(),
-                collation_database: text(&row, 6).unwrap_or_default(),
-            },
+            context: creation_context(&row, 4, Some(2)),
         });
     }
     Ok(events)
