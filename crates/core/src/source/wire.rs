@@ -179,14 +179,13 @@ impl WireConn {
         let mut buf = Vec::new();
         response.serialize(&mut buf);
         self.write_packet(&buf).await?;
-        self.finish_auth(config, plugin, nonce, secure).await
+        self.finish_auth(config, plugin, secure).await
     }
 
     async fn finish_auth(
         &mut self,
         config: &ConnectionConfig,
         mut plugin: AuthPlugin<'static>,
-        mut nonce: Vec<u8>,
         secure: bool,
     ) -> Result<()> {
         let password = config.password();
@@ -201,7 +200,7 @@ impl WireConn {
                             self.protocol_error(format!("unreadable auth switch request: {e}"))
                         })?;
                     plugin = switch.auth_plugin().into_owned();
-                    nonce = switch.plugin_data().to_vec();
+                    let nonce = switch.plugin_data().to_vec();
                     let data = auth_data(&plugin, password, &nonce, secure)?.unwrap_or_default();
                     self.write_packet(&data).await?;
                 }
@@ -399,7 +398,11 @@ impl WireConn {
         }
         let io = self.io.get_mut();
         io.write_all(&out).await.map_err(|e| self.io_error(e))?;
-        self.io.get_mut().flush().await.map_err(|e| self.io_error(e))
+        self.io
+            .get_mut()
+            .flush()
+            .await
+            .map_err(|e| self.io_error(e))
     }
 
     /// Parses the current packet as an `ERR` packet.
@@ -574,7 +577,8 @@ mod tls {
                 let certs = CertificateDer::pem_file_iter(cert)
                     .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
                     .map_err(|e| pem_error("ssl-cert", cert, e))?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error("ssl-key", key, e))?;
+                let key =
+                    PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error("ssl-key", key, e))?;
                 builder
                     .with_client_auth_cert(certs, key)
                     .map_err(|e| Error::usage(format!("TLS client certificate: {e}")))
@@ -584,14 +588,19 @@ mod tls {
     }
 
     fn pem_error(what: &str, path: &Path, e: rustls::pki_types::pem::Error) -> Error {
-        Error::usage(format!("cannot read the {what} file {}: {e}", path.display()))
+        Error::usage(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
     }
 
     fn roots(ca: Option<&Path>) -> Result<RootCertStore> {
         let mut roots = RootCertStore::empty();
         match ca {
             Some(path) => {
-                for cert in CertificateDer::pem_file_iter(path).map_err(|e| pem_error("ssl-ca", path, e))? {
+                for cert in
+                    CertificateDer::pem_file_iter(path).map_err(|e| pem_error("ssl-ca", path, e))?
+                {
                     let cert = cert.map_err(|e| pem_error("ssl-ca", path, e))?;
                     roots
                         .add(cert)
