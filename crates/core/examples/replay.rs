@@ -12,7 +12,9 @@ use holdfast::binlog::gtid::GtidPos;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().ok_or("usage: replay MYSQL_URL BINLOG_FILE...")?;
+    let url = args
+        .next()
+        .ok_or("usage: replay MYSQL_URL BINLOG_FILE...")?;
     let mut opts = mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url)?);
     if let Ok(pwd) = std::env::var("MYSQL_PWD") {
         opts = opts.pass(Some(pwd));

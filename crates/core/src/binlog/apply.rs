@@ -32,9 +32,7 @@ use serde::Serialize;
 use tokio::io::AsyncRead;
 
 use crate::binlog::compressed::{self, EventLayout};
-use crate::binlog::event::{
-    kind, Event, GroupTracker, Query, Boundary, GtidEvent, gtid_flags,
-};
+use crate::binlog::event::{gtid_flags, kind, Boundary, Event, GroupTracker, GtidEvent, Query};
 use crate::binlog::event_stream::EventStream;
 use crate::binlog::gtid::{Gtid, GtidPos};
 use crate::binlog::query_status::{CollationNames, QueryStatus, SessionContext};
@@ -157,19 +155,28 @@ struct Batch {
     /// Raw TABLE_MAP events of the statement in progress (repeated when a batch boundary
     /// splits a statement's row events).
     stmt_table_maps: Vec<Vec<u8>>,
+    /// A format description the session has not seen yet: it opens the next `BINLOG`.
+    fde: Option<Vec<u8>>,
 }
 
 impl Batch {
+    /// Appends a statement; the caller has sent any open `BINLOG` first (see
+    /// [`Applier::push`]).
     fn push(&mut self, stmt: &[u8]) {
-        self.close_rows();
+        debug_assert!(self.rows.is_empty());
         if !self.sql.is_empty() {
             self.sql.extend_from_slice(b";\n");
         }
         self.sql.extend_from_slice(stmt);
     }
 
+    /// Adds an event to the open `BINLOG` statement (the format description goes there too).
     fn push_rows_event(&mut self, raw: &[u8]) {
         if self.rows.is_empty() {
+            if let Some(fde) = self.fde.take() {
+                base64::engine::general_purpose::STANDARD.encode_string(fde, &mut self.rows);
+                self.rows.push('\n');
+            }
             for map in &self.stmt_table_maps {
                 base64::engine::general_purpose::STANDARD.encode_string(map, &mut self.rows);
                 self.rows.push('\n');
@@ -209,6 +216,7 @@ impl Batch {
         self.sql.clear();
         self.rows.clear();
         self.stmt_table_maps.clear();
+        self.fde = None;
     }
 }
 
@@ -241,16 +249,21 @@ impl Applier {
             .map_err(|e| map_mysql(e, "reading the target's max_allowed_packet"))?;
         let max_packet = max_packet.unwrap_or(16 << 20) as usize;
         // Leave room for the statement around the data and the packet header.
-        let max_batch = opts.max_batch_bytes.min(max_packet.saturating_sub(4096)).max(4096);
-        let rows: Vec<(u32, String, String)> = conn
+        let max_batch = opts
+            .max_batch_bytes
+            .min(max_packet.saturating_sub(4096))
+            .max(4096);
+        // Typed as options: MariaDB lists collation templates without an id.
+        let rows: Vec<(Option<u32>, Option<String>, Option<String>)> = conn
             .query(
-                "SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS",
+                "SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS \
+                 WHERE ID IS NOT NULL",
             )
             .await
             .map_err(|e| map_mysql(e, "reading the target's collations"))?;
         let collations = Collations(
             rows.into_iter()
-                .filter_map(|(id, cs, c)| Some((u16::try_from(id).ok()?, (cs, c))))
+                .filter_map(|(id, cs, c)| Some((u16::try_from(id?).ok()?, (cs?, c?))))
                 .collect(),
         );
         // As mariadb-binlog's output begins: behave like a replica applying events.
@@ -319,7 +332,10 @@ impl Applier {
             };
             self.report.events += 1;
             self.report.bytes += event.raw().len() as u64;
-            let at = Position { input: name, offset };
+            let at = Position {
+                input: name,
+                offset,
+            };
             if let Err(e) = self.event(&event, &at).await {
                 self.abandon_group().await;
                 return Err(e);
@@ -362,19 +378,17 @@ impl Applier {
 
     async fn event(&mut self, event: &Event<'_>, at: &Position<'_>) -> Result<()> {
         let code = event.header.type_code;
-        let boundary = self
-            .tracker
-            .observe(event)
-            .map_err(|e| e.context(at))?;
+        let boundary = self.tracker.observe(event).map_err(|e| e.context(at))?;
         if let Boundary::Begins(gtid) = boundary {
             return self.begin_group(event, &gtid, at).await;
         }
         let skipping = self.group.as_ref().is_some_and(|g| g.skip);
         match code {
             kind::FORMAT_DESCRIPTION => {
-                self.layout = Some(EventLayout::from_format_description(event).map_err(|e| e.context(at))?);
+                self.layout =
+                    Some(EventLayout::from_format_description(event).map_err(|e| e.context(at))?);
                 if self.sent_fde.as_deref() != Some(event.raw()) {
-                    self.batch.push(&binlog_statement(event.raw()));
+                    self.batch.fde = Some(event.raw().to_vec());
                     self.sent_fde = Some(event.raw().to_vec());
                 }
             }
@@ -396,20 +410,22 @@ impl Applier {
                 self.rows(&plain, at).await?;
             }
             kind::INTVAR => {
-                let stmt = statement_vars::intvar_statement(event.body()).map_err(|e| e.context(at))?;
-                self.batch.push(&stmt);
+                let stmt =
+                    statement_vars::intvar_statement(event.body()).map_err(|e| e.context(at))?;
+                self.push(&stmt, at).await?;
             }
             kind::RAND => {
-                let stmt = statement_vars::rand_statement(event.body()).map_err(|e| e.context(at))?;
-                self.batch.push(&stmt);
+                let stmt =
+                    statement_vars::rand_statement(event.body()).map_err(|e| e.context(at))?;
+                self.push(&stmt, at).await?;
             }
             kind::USER_VAR => {
                 let stmt = statement_vars::user_var_statement(event.body(), &self.collations)
                     .map_err(|e| e.context(at))?;
-                self.batch.push(&stmt);
+                self.push(&stmt, at).await?;
             }
             kind::XID => {
-                self.batch.push(b"COMMIT");
+                self.push(b"COMMIT", at).await?;
             }
             kind::XA_PREPARE => {
                 return Err(self.unsupported("an XA PREPARE", at));
@@ -444,7 +460,9 @@ impl Applier {
 
     fn layout(&self, at: &Position<'_>) -> Result<&EventLayout> {
         self.layout.as_ref().ok_or_else(|| {
-            Error::integrity(format!("{at}: an event comes before the format description"))
+            Error::integrity(format!(
+                "{at}: an event comes before the format description"
+            ))
         })
     }
 
@@ -463,13 +481,21 @@ impl Applier {
         )
     }
 
-    async fn begin_group(&mut self, event: &Event<'_>, gtid: &GtidEvent, at: &Position<'_>) -> Result<()> {
+    async fn begin_group(
+        &mut self,
+        event: &Event<'_>,
+        gtid: &GtidEvent,
+        at: &Position<'_>,
+    ) -> Result<()> {
         if self.group.is_some() {
             return Err(Error::integrity(format!(
                 "{at}: GTID {} begins while transaction {} is still open: the binlog is \
                  corrupt or pieces are missing",
                 gtid.gtid,
-                self.group.as_ref().map(|g| g.gtid.to_string()).unwrap_or_default()
+                self.group
+                    .as_ref()
+                    .map(|g| g.gtid.to_string())
+                    .unwrap_or_default()
             )));
         }
         let timestamp = event.header.timestamp;
@@ -497,20 +523,24 @@ impl Applier {
         }
         let g = gtid.gtid;
         if self.gtid_session != Some((g.domain, g.server)) {
-            self.batch.push(
+            self.push(
                 format!(
                     "SET @@session.gtid_domain_id={}, @@session.server_id={}",
                     g.domain, g.server
                 )
                 .as_bytes(),
-            );
+                at,
+            )
+            .await?;
             self.gtid_session = Some((g.domain, g.server));
         }
-        self.batch.push(
+        self.push(
             format!("SET @@session.gtid_seq_no={}, TIMESTAMP={timestamp}", g.seq).as_bytes(),
-        );
+            at,
+        )
+        .await?;
         if !gtid.is_standalone() {
-            self.batch.push(b"BEGIN");
+            self.push(b"BEGIN", at).await?;
         }
         Ok(())
     }
@@ -543,7 +573,10 @@ impl Applier {
         if group.skip {
             self.report.transactions_skipped += 1;
         } else {
+            // Flushed with the group still current, so an error names its GTID.
+            self.group = Some(group.clone());
             self.flush(at).await?;
+            self.group = None;
             self.report.transactions_applied += 1;
             self.report.last_applied = Some(group.gtid);
             self.report.last_applied_time = Some(i64::from(group.timestamp));
@@ -562,7 +595,8 @@ impl Applier {
     async fn query(&mut self, event: &Event<'_>, at: &Position<'_>) -> Result<()> {
         let plain;
         let event = if event.header.type_code == kind::QUERY_COMPRESSED {
-            plain = compressed::decompress_event(event, self.layout(at)?).map_err(|e| e.context(at))?;
+            plain =
+                compressed::decompress_event(event, self.layout(at)?).map_err(|e| e.context(at))?;
             Event::parse(&plain, event.checksum_alg()).map_err(|e| e.context(at))?
         } else {
             *event
@@ -572,8 +606,11 @@ impl Applier {
             // The GTID event already began the transaction.
             return Ok(());
         }
-        if self.group.is_some() && query.ends_transaction() && query.sql.eq_ignore_ascii_case(b"COMMIT") {
-            self.batch.push(b"COMMIT");
+        if self.group.is_some()
+            && query.ends_transaction()
+            && query.sql.eq_ignore_ascii_case(b"COMMIT")
+        {
+            self.push(b"COMMIT", at).await?;
             return Ok(());
         }
         let status = QueryStatus::parse(query.status_vars).map_err(|e| e.context(at))?;
@@ -593,10 +630,10 @@ impl Applier {
         }
         stmts.push(ts.into_bytes());
         for stmt in &stmts {
-            self.batch.push(stmt);
+            self.push(stmt, at).await?;
         }
         // The statement goes last in its batch: its text may end in a comment.
-        self.batch.push(query.sql);
+        self.push(query.sql, at).await?;
         let expected_error = query.error_code;
         let sql = self.batch.take();
         self.send(sql, at, expected_error).await
@@ -607,7 +644,11 @@ impl Applier {
         let code = raw[4];
         // Post-header: table id (4 bytes with a 6-byte post-header, else 6) then flags.
         let flags_at = crate::binlog::event::HEADER_LEN
-            + if layout.post_header_len(code) == 6 { 4 } else { 6 };
+            + if layout.post_header_len(code) == 6 {
+                4
+            } else {
+                6
+            };
         let flags = raw
             .get(flags_at..flags_at + 2)
             .map(|b| u16::from_le_bytes([b[0], b[1]]))
@@ -636,6 +677,17 @@ impl Applier {
         Ok(())
     }
 
+    /// Queues a statement. A `BINLOG` statement must end its round trip (applying row events
+    /// clears the "more results" status of the multi-statement reply, so a client would lose
+    /// track of the replies after it): an open one is sent first.
+    async fn push(&mut self, stmt: &[u8], at: &Position<'_>) -> Result<()> {
+        if !self.batch.rows.is_empty() {
+            self.flush(at).await?;
+        }
+        self.batch.push(stmt);
+        Ok(())
+    }
+
     /// Sends what is pending (part of a large transaction, or context before a statement).
     async fn flush(&mut self, at: &Position<'_>) -> Result<()> {
         if self.batch.is_empty() {
@@ -649,9 +701,18 @@ impl Applier {
         if let Some(g) = self.group.as_mut() {
             g.sent = true;
         }
+        if std::env::var_os("HOLDFAST_REPLAY_TRACE").is_some() {
+            eprintln!(
+                "---- batch ({} bytes)\n{}",
+                sql.len(),
+                String::from_utf8_lossy(&sql[..sql.len().min(3000)])
+            );
+        }
         match self.conn.query_drop(sql).await {
             Ok(()) => Ok(()),
-            Err(mysql_async::Error::Server(se)) if expected_error != 0 && se.code == expected_error => {
+            Err(mysql_async::Error::Server(se))
+                if expected_error != 0 && se.code == expected_error =>
+            {
                 // The statement failed the same way on the source.
                 Ok(())
             }
@@ -672,6 +733,7 @@ impl Applier {
     /// it commits.
     async fn abandon_group(&mut self) {
         self.batch.clear();
+        self.sent_fde = None;
         if self.group.take().is_some_and(|g| g.sent) {
             let _ = self.conn.query_drop("ROLLBACK").await;
         }
@@ -689,14 +751,6 @@ impl std::fmt::Display for Position<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} at offset {}", self.input, self.offset)
     }
-}
-
-/// `BINLOG '<base64>'` for one event.
-fn binlog_statement(raw: &[u8]) -> Vec<u8> {
-    let mut stmt = b"BINLOG '\n".to_vec();
-    stmt.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(raw).as_bytes());
-    stmt.extend_from_slice(b"\n'");
-    stmt
 }
 
 fn map_mysql(e: mysql_async::Error, what: &str) -> Error {

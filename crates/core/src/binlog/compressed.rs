@@ -82,7 +82,9 @@ pub fn decompress_event(ev: &event::Event<'_>, layout: &EventLayout) -> Result<V
     };
     let (record_at, plain_type) = if code == kind::QUERY_COMPRESSED {
         let post = layout.post_header_len(code);
-        let fixed = raw.get(HEADER_LEN..HEADER_LEN + 13).ok_or_else(|| bad("short header"))?;
+        let fixed = raw
+            .get(HEADER_LEN..HEADER_LEN + 13)
+            .ok_or_else(|| bad("short header"))?;
         let db_len = fixed[8] as usize;
         let status_len = u16::from_le_bytes([fixed[11], fixed[12]]) as usize;
         (HEADER_LEN + post + status_len + db_len + 1, kind::QUERY)
@@ -131,7 +133,10 @@ pub fn uncompress_record(record: &[u8]) -> std::result::Result<Vec<u8>, String> 
         return Err("record header lacks the compressed bit".into());
     }
     if (head & 0x70) >> 4 != 0 {
-        return Err(format!("unknown compression algorithm {}", (head & 0x70) >> 4));
+        return Err(format!(
+            "unknown compression algorithm {}",
+            (head & 0x70) >> 4
+        ));
     }
     let len_len = (head & 0x07) as usize;
     if !(1..=4).contains(&len_len) || rest.len() < len_len {

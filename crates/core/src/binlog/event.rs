@@ -51,6 +51,9 @@ pub mod kind {
     pub const DELETE_ROWS_COMPRESSED: u8 = 171;
 }
 
+/// Header flag of a file's format description: the file is open (not closed cleanly yet).
+pub const FLAG_BINLOG_IN_USE: u16 = 0x1;
+
 /// Header flag: the event was made up by the server for the stream (fake rotate, re-sent
 /// format description), not read from the binlog file.
 pub const FLAG_ARTIFICIAL: u16 = 0x20;
@@ -180,7 +183,19 @@ impl<'a> Event<'a> {
             return Ok(());
         }
         let (data, stored) = self.raw.split_at(self.raw.len() - CHECKSUM_LEN);
-        let computed = crc32fast::hash(data);
+        let mut computed = crc32fast::hash(data);
+        if computed != u32_le(stored)
+            && self.header.type_code == kind::FORMAT_DESCRIPTION
+            && self.header.flags & FLAG_BINLOG_IN_USE != 0
+        {
+            // The server sets "in use" in the file's format description after checksumming
+            // it, and clears it on a clean close: the checksum covers the flag cleared.
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&data[..17]);
+            hasher.update(&(self.header.flags & !FLAG_BINLOG_IN_USE).to_le_bytes());
+            hasher.update(&data[19..]);
+            computed = hasher.finalize();
+        }
         if computed != u32_le(stored) {
             return Err(Error::integrity(format!(
                 "binlog event checksum mismatch: type {} ending at position {}",
@@ -240,7 +255,10 @@ impl FormatDescription {
             return Err(Error::integrity("truncated format description event"));
         }
         let version = &body[2..52];
-        let end = version.iter().position(|&b| b == 0).unwrap_or(version.len());
+        let end = version
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(version.len());
         Ok(FormatDescription {
             binlog_version: u16::from_le_bytes([body[0], body[1]]),
             server_version: String::from_utf8_lossy(&version[..end]).into_owned(),
@@ -619,7 +637,10 @@ mod tests {
     fn truncated_input_is_an_error_not_a_panic() {
         let raw = event(kind::GTID, &gtid_body(1, 0, 0), 100);
         for len in 0..raw.len() {
-            assert!(Event::parse(&raw[..len], ChecksumAlg::Crc32).is_err(), "{len}");
+            assert!(
+                Event::parse(&raw[..len], ChecksumAlg::Crc32).is_err(),
+                "{len}"
+            );
         }
         // A declared size below the header length is corrupt.
         let mut bad = raw.clone();
@@ -655,11 +676,19 @@ mod tests {
             (kind::QUERY, query_body("BEGIN"), "none"),
             (kind::TABLE_MAP, vec![0; 8], "none"),
             (kind::XID, 9u64.to_le_bytes().to_vec(), "ends"),
-            (kind::GTID, gtid_body(2, 0, gtid_flags::STANDALONE), "begins"),
+            (
+                kind::GTID,
+                gtid_body(2, 0, gtid_flags::STANDALONE),
+                "begins",
+            ),
             (kind::QUERY, query_body("CREATE TABLE t (a int)"), "ends"),
             (kind::GTID, gtid_body(3, 0, 0), "begins"),
             (kind::QUERY, query_body("BEGIN"), "none"),
-            (kind::QUERY, query_body("insert into myisam_t values (1)"), "none"),
+            (
+                kind::QUERY,
+                query_body("insert into myisam_t values (1)"),
+                "none",
+            ),
             (kind::QUERY, query_body("ROLLBACK TO SAVEPOINT a"), "none"),
             (kind::QUERY, query_body(" commit"), "ends"),
             (kind::ROTATE, vec![0; 10], "none"),

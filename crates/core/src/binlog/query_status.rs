@@ -146,11 +146,7 @@ impl QueryStatus {
                     status.auto_increment = (c.u16("auto_increment")?, c.u16("auto_increment")?)
                 }
                 code::CHARSET => {
-                    status.charset = Some([
-                        c.u16("charset")?,
-                        c.u16("charset")?,
-                        c.u16("charset")?,
-                    ])
+                    status.charset = Some([c.u16("charset")?, c.u16("charset")?, c.u16("charset")?])
                 }
                 code::TIME_ZONE => {
                     let tz = c.short_str("time_zone")?;

@@ -164,15 +164,36 @@ mod tests {
         let s = |b: Vec<u8>| text(user_var_statement(&b, c));
         assert_eq!(s(user_var("a", true, 0, 0, &[], &[])), "SET @`a`:=NULL");
         assert_eq!(
-            s(user_var("b", false, INT_RESULT, 63, &(-5i64).to_le_bytes(), &[])),
+            s(user_var(
+                "b",
+                false,
+                INT_RESULT,
+                63,
+                &(-5i64).to_le_bytes(),
+                &[]
+            )),
             "SET @`b`:=-5"
         );
         assert_eq!(
-            s(user_var("b", false, INT_RESULT, 63, &u64::MAX.to_le_bytes(), &[1])),
+            s(user_var(
+                "b",
+                false,
+                INT_RESULT,
+                63,
+                &u64::MAX.to_le_bytes(),
+                &[1]
+            )),
             format!("SET @`b`:={}", u64::MAX)
         );
         assert_eq!(
-            s(user_var("r", false, REAL_RESULT, 63, &0.1f64.to_le_bytes(), &[])),
+            s(user_var(
+                "r",
+                false,
+                REAL_RESULT,
+                63,
+                &0.1f64.to_le_bytes(),
+                &[]
+            )),
             "SET @`r`:=0.1"
         );
         assert_eq!(
@@ -201,6 +222,9 @@ mod tests {
         assert_eq!(text(intvar_statement(&iv)), "SET INSERT_ID=42");
         let mut r = 1u64.to_le_bytes().to_vec();
         r.extend_from_slice(&2u64.to_le_bytes());
-        assert_eq!(text(rand_statement(&r)), "SET @@RAND_SEED1=1, @@RAND_SEED2=2");
+        assert_eq!(
+            text(rand_statement(&r)),
+            "SET @@RAND_SEED1=1, @@RAND_SEED2=2"
+        );
     }
 }
