@@ -51,6 +51,9 @@ pub mod kind {
     pub const DELETE_ROWS_COMPRESSED: u8 = 171;
 }
 
+/// Header flag of a file's format description: the file is open (not closed cleanly yet).
+pub const FLAG_BINLOG_IN_USE: u16 = 0x1;
+
 /// Header flag: the event was made up by the server for the stream (fake rotate, re-sent
 /// format description), not read from the binlog file.
 pub const FLAG_ARTIFICIAL: u16 = 0x20;
@@ -180,7 +183,19 @@ impl<'a> Event<'a> {
             return Ok(());
         }
         let (data, stored) = self.raw.split_at(self.raw.len() - CHECKSUM_LEN);
-        let computed = crc32fast::hash(data);
+        let mut computed = crc32fast::hash(data);
+        if computed != u32_le(stored)
+            && self.header.type_code == kind::FORMAT_DESCRIPTION
+            && self.header.flags & FLAG_BINLOG_IN_USE != 0
+        {
+            // The server sets "in use" in the file's format description after checksumming
+            // it, and clears it on a clean close: the checksum covers the flag cleared.
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&data[..17]);
+            hasher.update(&(self.header.flags & !FLAG_BINLOG_IN_USE).to_le_bytes());
+            hasher.update(&data[19..]);
+            computed = hasher.finalize();
+        }
         if computed != u32_le(stored) {
             return Err(Error::integrity(format!(
                 "binlog event checksum mismatch: type {} ending at position {}",
