@@ -82,7 +82,10 @@ pub fn plan_recovery(
     target: Target,
 ) -> Result<RecoveryPlan> {
     let base = choose_base(bases, segments, target)?;
-    let start = base.gtid.clone().expect("choose_base keeps backups with a position");
+    let start = base
+        .gtid
+        .clone()
+        .expect("choose_base keeps backups with a position");
     if let Target::Gtid(g) = target {
         if start.get(g.domain).is_some_and(|last| last.seq == g.seq) {
             return Ok(no_replay(base, start, target));
@@ -146,11 +149,13 @@ fn choose_base<'a>(
                 .to_string()
         }));
     }
-    let fits = |b: &&BaseCandidate| {
+    let fits = |b: &&&BaseCandidate| {
         let pos = b.gtid.as_ref().expect("filtered");
         match target {
             Target::Time(t) => b.time <= t,
-            Target::Gtid(g) => !pos.contains(&g) || pos.get(g.domain).is_some_and(|l| l.seq == g.seq),
+            Target::Gtid(g) => {
+                !pos.contains(&g) || pos.get(g.domain).is_some_and(|l| l.seq == g.seq)
+            }
             Target::BeforeGtid(g) => !pos.contains(&g),
             Target::Latest => true,
         }
@@ -171,7 +176,11 @@ fn choose_base<'a>(
                 .time
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
-            oldest.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default()
+            oldest
+                .gtid
+                .as_ref()
+                .map(|g| g.to_string())
+                .unwrap_or_default()
         ))
     })
 }
@@ -344,7 +353,9 @@ mod tests {
             start_pos: start,
             end_pos: end,
             header: start == 0,
-            piece_start: (start == 0).then(|| PieceStart::Gtid { from: pos(first - 1) }),
+            piece_start: (start == 0).then(|| PieceStart::Gtid {
+                from: pos(first - 1),
+            }),
             checksum: ChecksumAlg::Crc32,
             events: 1,
             transactions: last - first + 1,
@@ -461,5 +472,63 @@ mod tests {
         let plan = plan_recovery(&bases, &archive(), Target::Latest).unwrap();
         assert_eq!(plan.pieces, vec![vec![1, 2, 3]]);
         assert_eq!(plan.start, pos(25));
+    }
+}
+
+/// Parses a recovery time: RFC 3339 (`2026-11-21T04:05:06Z`, `…+08:00`), or
+/// `YYYY-MM-DD HH:MM:SS[.frac]` in UTC, optionally followed by ` +HH:MM` / `Z`.
+pub fn parse_time(text: &str) -> Result<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    let s = text.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let normalized = s.replacen(' ', "T", 1);
+    let (stamp, zone) = match normalized.rfind(['+', '-', 'Z']) {
+        Some(i) if i > 10 => (
+            normalized[..i].trim().to_string(),
+            normalized[i..].trim().to_string(),
+        ),
+        _ => (normalized.clone(), "Z".to_string()),
+    };
+    let zone = if zone.is_empty() {
+        "Z".to_string()
+    } else {
+        zone
+    };
+    OffsetDateTime::parse(&format!("{stamp}{zone}"), &Rfc3339).map_err(|_| {
+        Error::usage(format!(
+            "`{text}` is not a time: use `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339 with a zone, \
+             e.g. 2026-11-21T04:05:06+08:00"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_parse_in_utc_or_with_their_zone() {
+        let utc = parse_time("2026-11-21 04:05:06").unwrap();
+        assert_eq!(utc.unix_timestamp(), 1_795_233_906);
+        for same in [
+            "2026-11-21T04:05:06Z",
+            "2026-11-21 04:05:06Z",
+            "2026-11-21T12:05:06+08:00",
+            "2026-11-21 12:05:06 +08:00",
+            "2026-11-20 23:05:06-05:00",
+        ] {
+            assert_eq!(parse_time(same).unwrap(), utc, "{same}");
+        }
+        assert_eq!(
+            parse_time("2026-11-21 04:05:06.25")
+                .unwrap()
+                .unix_timestamp(),
+            1_795_233_906
+        );
+        for bad in ["", "yesterday", "2026-13-01 00:00:00", "04:05:06"] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
     }
 }
