@@ -107,25 +107,27 @@ pub async fn run_stream(
     let mut report = StreamReport::default();
     let mut backoff = options.retry_initial;
     let result = loop {
-        let start = match writer.resume_point(repo, source).await {
-            Ok(start) => start,
-            Err(e) => break Err(e),
+        let written_before = report.segments_written;
+        let outcome = match writer.resume_point(repo, source).await {
+            Ok(start) => {
+                stream_once(
+                    &mut writer,
+                    source,
+                    options,
+                    observer,
+                    &start,
+                    &cancel,
+                    &mut report,
+                )
+                .await
+            }
+            Err(e) => Err(e),
         };
-        let outcome = stream_once(
-            &mut writer,
-            source,
-            options,
-            observer,
-            &start,
-            &cancel,
-            &mut report,
-        )
-        .await;
         match outcome {
             Ok(Ended::Cancelled) | Ok(Ended::CaughtUp) => break Ok(()),
             Err(e) if e.is_transient() && !cancel.is_cancelled() => {
-                // Keep what is complete, forget the rest: the resume re-reads it.
-                if let Err(e) = writer.flush(true, &mut report, observer).await {
+                // Keep the complete transactions, forget the rest: the resume re-reads it.
+                if let Err(e) = writer.flush(false, &mut report, observer).await {
                     break Err(e);
                 }
                 writer.discard_pending();
@@ -141,11 +143,11 @@ pub async fn run_stream(
             }
             Err(e) => break Err(e),
         }
-        if report.segments_written > 0 {
+        if report.segments_written > written_before {
             backoff = options.retry_initial;
         }
     };
-    let flushed = writer.flush(true, &mut report, observer).await;
+    let flushed = writer.flush(false, &mut report, observer).await;
     writer.discard_pending();
     lock.release().await?;
     result?;
@@ -527,6 +529,13 @@ impl SegmentWriter {
         let file = self.current_file.clone().ok_or_else(|| {
             Error::integrity("the server sent a format description before naming the file")
         })?;
+        // Resumed at the archive's end and the server moved on to its next file (the previous
+        // one ended without a rotate event, as after a crash): the stream is continuous.
+        if self.piece_start == Some(PieceStart::Position)
+            && self.tail.as_ref().is_some_and(|t| t.source.file != file)
+        {
+            self.piece_start = Some(PieceStart::Rotation);
+        }
         self.source = Some(SegmentSource {
             server_id: event.header.server_id,
             server_version: fde.server_version,

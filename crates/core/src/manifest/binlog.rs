@@ -77,7 +77,8 @@ pub struct SegmentSource {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum PieceStart {
-    /// The server rotated to this file while streaming: continuous with the previous segment.
+    /// The server went on to this file while streaming (after a rotate event, or after a crash
+    /// left the previous file without one): continuous with the previous segment.
     Rotation,
     /// Reconnected to the same server and file at the archive's end position.
     Position,

@@ -264,7 +264,11 @@ fn check_continuity(run: &[SegmentIndex]) -> Result<()> {
             next.source == prev.source && next.start_pos == prev.end_pos
         } else {
             match &next.piece_start {
-                Some(PieceStart::Rotation) => prev.ends_file,
+                // The same server went on to its next file in one stream (after a rotate
+                // event, or after a crash left the previous file without one).
+                Some(PieceStart::Rotation) => {
+                    prev.ends_file || prev.source.server_id == next.source.server_id
+                }
                 Some(PieceStart::Position) => {
                     next.source == prev.source && next.start_pos == prev.end_pos
                 }
