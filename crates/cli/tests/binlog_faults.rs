@@ -67,7 +67,7 @@ fn writes(server: &TestServer, n: usize) {
     server.sql(&sql);
 }
 
-fn stop(mut child: Child) {
+fn stop(child: Child) {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "streamer exit: {}", text(&out));

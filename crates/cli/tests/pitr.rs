@@ -128,7 +128,7 @@ impl Streamer {
     }
 
     /// Waits until the archive holds `gtid_pos`, then stops the streamer with SIGTERM.
-    fn stop_when_archived(mut self, repo: &Repo, gtid_pos: &str) {
+    fn stop_when_archived(self, repo: &Repo, gtid_pos: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
@@ -188,7 +188,7 @@ fn recovers_to_gtids_times_and_just_before_a_drop() {
 
     setup(&source);
     phase(&source, &mut rng, 0);
-    backup(&repo, &source, &[]);
+    let first_backup = backup(&repo, &source, &[]);
     let streamer = Streamer::start(&repo, &source);
     let mut markers = Vec::new();
     for k in 1..=7 {
@@ -208,6 +208,17 @@ fn recovers_to_gtids_times_and_just_before_a_drop() {
     phase(&source, &mut rng, 8);
     let end = mark(&source, "end");
     streamer.stop_when_archived(&repo, &end.gtid_pos);
+
+    // `info` names the window: from the first backup to the end of the archive.
+    let info = json(&holdfast(&["info", "--repo", &repo.url(), "--json"]));
+    let window = &info["recoverable_window"];
+    assert_eq!(window["from_backup"], first_backup["id"], "{window}");
+    assert_eq!(
+        window["to_gtid"].as_str().unwrap(),
+        end.gtid_pos,
+        "{window}"
+    );
+    assert_eq!(window["gaps"].as_array().unwrap().len(), 0, "{window}");
 
     // By GTID, at several markers (before and after the second backup).
     for i in [0, 2, 3, 5] {

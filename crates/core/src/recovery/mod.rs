@@ -20,7 +20,7 @@ use crate::repo::Repository;
 use crate::source::conn::ConnectionConfig;
 use crate::{Error, ErrorKind, Result};
 
-pub use plan::{plan_recovery, BaseCandidate, RecoveryPlan, Target};
+pub use plan::{plan_recovery, recoverable_window, BaseCandidate, RecoveryPlan, Target, Window};
 
 /// What a point-in-time recovery did.
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +53,18 @@ pub fn base_candidate(manifest: &BackupManifest) -> Result<BaseCandidate> {
         gtid,
         time: cp.time,
     })
+}
+
+/// The recoverable window of the repository (see [`Window`]).
+pub async fn window(repo: &Repository) -> Result<Window> {
+    let bases = repo
+        .list_backups()
+        .await?
+        .iter()
+        .map(base_candidate)
+        .collect::<Result<Vec<_>>>()?;
+    let segments = Archive::new(repo.storage().clone()).segments().await?;
+    Ok(recoverable_window(&bases, &segments))
 }
 
 /// Plans a recovery from what the repository holds (nothing is changed).

@@ -110,7 +110,9 @@ pub fn plan_recovery(
     })?;
     check_archive_reaches(segments, first, &start)?;
     let last = last_needed(segments, first_new, target)?;
-    check_continuity(&segments[first..=last])?;
+    // Segments before the first new transaction are read only for the format description;
+    // continuity matters from the boundary before the first new transaction on.
+    check_continuity(&segments[first_new.saturating_sub(1).max(first)..=last])?;
     let mut pieces: Vec<Vec<u64>> = Vec::new();
     for s in &segments[first..=last] {
         if s.header || pieces.is_empty() {
@@ -471,11 +473,96 @@ mod tests {
     }
 
     #[test]
+    fn the_window_runs_from_the_oldest_continuous_backup_to_the_archive_end() {
+        let w = recoverable_window(&[base("A", 5), base("B", 15)], &archive());
+        assert_eq!(w.from_backup.as_deref(), Some("A"));
+        assert_eq!(w.to_gtid, Some(pos(30)));
+        assert_eq!(w.to_time, Some(t(30)));
+        assert!(w.gaps.is_empty());
+        // A hole after A's point: only B (after the hole) reaches the end.
+        let mut holed = archive();
+        holed[1].start_pos = 150;
+        let w = recoverable_window(&[base("A", 5), base("B", 25)], &holed);
+        assert_eq!(w.from_backup.as_deref(), Some("B"));
+        assert_eq!(w.gaps.len(), 1, "{:?}", w.gaps);
+        // No archive: the newest backup's point only.
+        let w = recoverable_window(&[base("A", 5)], &[]);
+        assert_eq!((w.from_time, w.to_time), (Some(t(5)), Some(t(5))));
+    }
+
+    #[test]
     fn a_piece_is_fed_from_its_header_even_when_the_base_is_further_on() {
         let bases = [base("B", 25)];
         let plan = plan_recovery(&bases, &archive(), Target::Latest).unwrap();
         assert_eq!(plan.pieces, vec![vec![1, 2, 3]]);
         assert_eq!(plan.start, pos(25));
+    }
+}
+
+/// The recoverable window: every point from `from` (a backup's consistent point) to `to` (the
+/// end of the archive) can be recovered; `gaps` names holes in the archive (points on their far
+/// side are only reachable from a backup taken after them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Window {
+    /// The oldest backup the archive continues from without a gap, and its point.
+    pub from_backup: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub from_time: Option<OffsetDateTime>,
+    pub from_gtid: Option<GtidPos>,
+    /// The end of the archive (or of the newest backup, without an archive).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub to_time: Option<OffsetDateTime>,
+    pub to_gtid: Option<GtidPos>,
+    pub gaps: Vec<String>,
+}
+
+/// Computes the recoverable window (see [`Window`]).
+pub fn recoverable_window(bases: &[BaseCandidate], segments: &[SegmentIndex]) -> Window {
+    let mut usable: Vec<&BaseCandidate> = bases.iter().filter(|b| b.gtid.is_some()).collect();
+    usable.sort_by_key(|b| b.time);
+    let gaps: Vec<String> = segments
+        .windows(2)
+        .filter_map(|pair| {
+            check_continuity(pair)
+                .err()
+                .map(|e| e.message().to_string())
+        })
+        .collect();
+    let end_time = segments
+        .last()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s.last_event_time as i64).ok());
+    for base in &usable {
+        if plan_recovery(std::slice::from_ref(*base), segments, Target::Latest).is_ok() {
+            let start = base.gtid.clone();
+            let covered_by_archive = segments
+                .last()
+                .is_some_and(|s| !start.as_ref().expect("usable").includes(&s.gtid_state));
+            return Window {
+                from_backup: Some(base.id.clone()),
+                from_time: Some(base.time),
+                from_gtid: start.clone(),
+                to_time: if covered_by_archive {
+                    end_time.map(|t| t.max(base.time))
+                } else {
+                    Some(base.time)
+                },
+                to_gtid: if covered_by_archive {
+                    segments.last().map(|s| s.gtid_state.clone())
+                } else {
+                    start
+                },
+                gaps,
+            };
+        }
+    }
+    let newest = usable.last();
+    Window {
+        from_backup: newest.map(|b| b.id.clone()),
+        from_time: newest.map(|b| b.time),
+        from_gtid: newest.and_then(|b| b.gtid.clone()),
+        to_time: newest.map(|b| b.time),
+        to_gtid: newest.and_then(|b| b.gtid.clone()),
+        gaps,
     }
 }
 
