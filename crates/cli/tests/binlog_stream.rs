@@ -170,3 +170,31 @@ fn a_user_without_replication_grants_is_told_what_to_grant() {
     assert_code(&out, 11, "no REPLICATION SLAVE");
     assert!(text(&out).contains("REPLICATION SLAVE"), "{}", text(&out));
 }
+
+#[test]
+fn a_statement_based_binlog_is_archived_with_a_clear_warning() {
+    let server = TestServer::start_with(ServerOptions {
+        binlog_format: "STATEMENT".to_string(),
+        ..Default::default()
+    });
+    let repo = Repo::init();
+    write_some(&server, 3);
+    let out = holdfast(&[
+        "binlog",
+        "stream",
+        "--repo",
+        &repo.url(),
+        "--source",
+        &server.url(),
+        "--until-caught-up",
+    ]);
+    assert_ok(&out, "stream a STATEMENT binlog");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("binlog_format is not ROW") && stderr.contains("STATEMENT"),
+        "{stderr}"
+    );
+    for (file, bytes) in archived_files(&repo) {
+        assert!(bytes == server_binlog(&server, &file), "{file}");
+    }
+}
