@@ -34,7 +34,13 @@ fn physical_backup(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_js
 fn restore_datadir(repo: &Repo, id: &str, datadir: &Path) -> serde_json::Value {
     let dir = datadir.display().to_string();
     let out = holdfast(&[
-        "restore", "--repo", &repo.url(), id, "--datadir", &dir, "--json",
+        "restore",
+        "--repo",
+        &repo.url(),
+        id,
+        "--datadir",
+        &dir,
+        "--json",
     ]);
     assert_ok(&out, "physical restore");
     json(&out)
@@ -135,7 +141,12 @@ fn full_and_two_incrementals_under_load_restore_to_their_consistent_points() {
     );
     let gtids: Vec<String> = [&full, &inc1, &inc2]
         .iter()
-        .map(|b| b["consistent_point"]["gtid_set"].as_str().unwrap().to_string())
+        .map(|b| {
+            b["consistent_point"]["gtid_set"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert!(
         gtids[0] != gtids[1] && gtids[1] != gtids[2],

@@ -41,7 +41,11 @@ fn broken_or_corrupt_chains_are_refused() {
     // No full backup to build on.
     let out = physical(&repo, &source, &["--incremental"]);
     assert_code(&out, 7, "incremental without a full backup");
-    assert!(stderr(&out).contains("no physical backup"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("no physical backup"),
+        "{}",
+        text(&out)
+    );
 
     let full = id_of(&physical(&repo, &source, &[]));
     source.sql("UPDATE d.t SET v = 'x' WHERE id <= 1000");
@@ -52,17 +56,32 @@ fn broken_or_corrupt_chains_are_refused() {
 
     // Misuse: a physical backup without --datadir, into a non-empty datadir; a logical backup
     // with --datadir.
-    let out = holdfast(&["restore", "--repo", &repo.url(), &inc2, "--target", &source.url()]);
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        &inc2,
+        "--target",
+        &source.url(),
+    ]);
     assert_code(&out, 2, "physical restore without --datadir");
     assert!(stderr(&out).contains("--datadir"), "{}", text(&out));
     let busy = scratch.path().join("busy");
     std::fs::create_dir(&busy).unwrap();
     std::fs::write(busy.join("keep.me"), "precious").unwrap();
     let out = holdfast(&[
-        "restore", "--repo", &repo.url(), &inc2, "--datadir", &busy.display().to_string(),
+        "restore",
+        "--repo",
+        &repo.url(),
+        &inc2,
+        "--datadir",
+        &busy.display().to_string(),
     ]);
     assert_code(&out, 14, "restore into a non-empty datadir");
-    assert_eq!(std::fs::read_to_string(busy.join("keep.me")).unwrap(), "precious");
+    assert_eq!(
+        std::fs::read_to_string(busy.join("keep.me")).unwrap(),
+        "precious"
+    );
     let logical = backup(&repo, &source, &["--databases", "d"]);
     let out = holdfast(&[
         "restore",
@@ -77,7 +96,9 @@ fn broken_or_corrupt_chains_are_refused() {
 
     // Corrupt the middle incremental's stream: verify names it, restore refuses and leaves
     // nothing behind.
-    let stream = repo.path().join(format!("backups/{inc1}/stream.xbstream.zst"));
+    let stream = repo
+        .path()
+        .join(format!("backups/{inc1}/stream.xbstream.zst"));
     let mut bytes = std::fs::read(&stream).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
@@ -87,16 +108,27 @@ fn broken_or_corrupt_chains_are_refused() {
     let report = json(&out);
     let problems = report[0]["problems"].as_array().unwrap();
     assert!(
-        problems.iter().any(|p| p["path"].as_str().unwrap().contains(&inc1)),
+        problems
+            .iter()
+            .any(|p| p["path"].as_str().unwrap().contains(&inc1)),
         "{report}"
     );
     let datadir = scratch.path().join("restored");
     let out = holdfast(&[
-        "restore", "--repo", &repo.url(), &inc2, "--datadir", &datadir.display().to_string(),
+        "restore",
+        "--repo",
+        &repo.url(),
+        &inc2,
+        "--datadir",
+        &datadir.display().to_string(),
     ]);
     assert_code(&out, 20, "restore through a corrupt parent");
     assert!(stderr(&out).contains(&inc1), "{}", text(&out));
-    assert!(!datadir.exists(), "a failed restore left {}", datadir.display());
+    assert!(
+        !datadir.exists(),
+        "a failed restore left {}",
+        datadir.display()
+    );
     std::fs::write(&stream, {
         bytes[mid] ^= 0xff;
         &bytes
@@ -122,17 +154,31 @@ fn broken_or_corrupt_chains_are_refused() {
         "{report}"
     );
     let out = holdfast(&[
-        "restore", "--repo", &repo.url(), &inc2, "--datadir", &datadir.display().to_string(),
+        "restore",
+        "--repo",
+        &repo.url(),
+        &inc2,
+        "--datadir",
+        &datadir.display().to_string(),
     ]);
     assert_code(&out, 20, "restore with a missing parent");
     assert!(stderr(&out).contains("missing"), "{}", text(&out));
     assert!(!datadir.exists());
     let out = physical(&repo, &source, &["--incremental", "--parent", &inc2]);
     assert_code(&out, 20, "incremental on a broken chain");
-    assert!(stderr(&out).contains("cannot take an incremental"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("cannot take an incremental"),
+        "{}",
+        text(&out)
+    );
     // The full backup alone still restores.
     let out = holdfast(&[
-        "restore", "--repo", &repo.url(), &full, "--datadir", &datadir.display().to_string(),
+        "restore",
+        "--repo",
+        &repo.url(),
+        &full,
+        "--datadir",
+        &datadir.display().to_string(),
         "--json",
     ]);
     assert_ok(&out, "restore of the intact full backup");
@@ -197,7 +243,10 @@ fn killed_physical_backups_leave_nothing_listed_and_no_debris() {
     for f in repo.files() {
         if let Some(rest) = f.strip_prefix("backups/") {
             let owner = rest.split('/').next().unwrap();
-            assert!(committed.iter().any(|c| c == owner), "debris left behind: {f}");
+            assert!(
+                committed.iter().any(|c| c == owner),
+                "debris left behind: {f}"
+            );
         }
     }
     assert!(

@@ -85,7 +85,10 @@ async fn ancestors(
     let mut child = manifest.clone();
     while let Some(parent_id) = child.parent().map(str::to_string) {
         if parent_id == manifest.id || chain.iter().any(|m| m.id == parent_id) {
-            problems.push(chain_problem(&child.id, format!("parent loop through {parent_id}")));
+            problems.push(chain_problem(
+                &child.id,
+                format!("parent loop through {parent_id}"),
+            ));
             break;
         }
         let parent = match repo.load_manifest(&parent_id).await {

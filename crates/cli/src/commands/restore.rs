@@ -184,10 +184,7 @@ async fn physical(
     if report.chain.len() > 1 {
         println!("chain applied: {}", report.chain.join(" -> "));
     }
-    println!(
-        "consistent at {}",
-        report.consistent_point.describe()
-    );
+    println!("consistent at {}", report.consistent_point.describe());
     if let Some(s) = &report.server {
         println!(
             "server started (pid {}), socket {}{}",

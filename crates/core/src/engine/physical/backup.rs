@@ -321,10 +321,12 @@ impl ToolRun<'_> {
             cmd.arg(format!("--incremental-lsn={lsn}"));
         }
         if self.replica {
-            cmd.arg("--slave-info").arg("--safe-slave-backup").arg(format!(
-                "--safe-slave-backup-timeout={}",
-                self.opts.lock_timeout.as_secs().max(1)
-            ));
+            cmd.arg("--slave-info")
+                .arg("--safe-slave-backup")
+                .arg(format!(
+                    "--safe-slave-backup-timeout={}",
+                    self.opts.lock_timeout.as_secs().max(1)
+                ));
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -416,8 +418,12 @@ async fn pump(
 ) -> Result<(FileEntry, u64)> {
     let mut stdout = child.stdout.take().expect("piped stdout");
     let storage = repo.storage();
-    let sink =
-        HashingSink::create(&**storage, &layout::backup_file(id, STREAM_FILE), STREAM_FILE).await?;
+    let sink = HashingSink::create(
+        &**storage,
+        &layout::backup_file(id, STREAM_FILE),
+        STREAM_FILE,
+    )
+    .await?;
     let mut sink = ParallelZstdSink::new(sink, opts.compression_level, opts.threads);
     let frame = sink.frame_size();
     let started = Instant::now();
@@ -465,7 +471,10 @@ async fn pump(
     }
 }
 
-async fn read_log(stderr: tokio::process::ChildStderr, watcher: Arc<Mutex<LockWatcher>>) -> Vec<u8> {
+async fn read_log(
+    stderr: tokio::process::ChildStderr,
+    watcher: Arc<Mutex<LockWatcher>>,
+) -> Vec<u8> {
     let mut reader = BufReader::new(stderr);
     let mut log = Vec::new();
     let mut line = Vec::new();
@@ -533,7 +542,8 @@ fn tool_failed(tool: &BackupTool, status: &str, log: &[u8]) -> Error {
 
 async fn store_log(repo: &Repository, id: &str, kind: ToolKind, log: &[u8]) -> Result<FileEntry> {
     let name = log_file_name(kind);
-    let sink = HashingSink::create(&**repo.storage(), &layout::backup_file(id, &name), &name).await?;
+    let sink =
+        HashingSink::create(&**repo.storage(), &layout::backup_file(id, &name), &name).await?;
     let mut z = ZstdSink::new(sink, 3)?;
     z.write(log).await?;
     z.finish().await
@@ -624,7 +634,12 @@ fn build_manifest(
         physical: Some(PhysicalInfo {
             tool: tool.kind.name().into(),
             tool_version: tool.version.clone(),
-            kind: if parent.is_some() { "incremental" } else { "full" }.into(),
+            kind: if parent.is_some() {
+                "incremental"
+            } else {
+                "full"
+            }
+            .into(),
             parent: parent.map(|p| p.id.clone()),
             from_lsn,
             to_lsn,

@@ -7,12 +7,15 @@ use crate::{Error, ErrorKind, Result};
 
 /// The physical part of a manifest, or an error saying the backup is not physical.
 pub fn physical_info(m: &BackupManifest) -> Result<&PhysicalInfo> {
-    m.physical.as_ref().filter(|_| m.is_physical()).ok_or_else(|| {
-        Error::usage(format!(
-            "backup {} is a {} backup, not a physical one",
-            m.id, m.engine
-        ))
-    })
+    m.physical
+        .as_ref()
+        .filter(|_| m.is_physical())
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "backup {} is a {} backup, not a physical one",
+                m.id, m.engine
+            ))
+        })
 }
 
 /// Why `child` cannot be applied on top of `parent`, if it cannot.
@@ -41,7 +44,10 @@ pub fn check_link(parent: &BackupManifest, child: &BackupManifest) -> Result<(),
 
 /// Every backup needed to restore `target`, base (full) first, `target` last. A missing parent
 /// or a broken link is an [`ErrorKind::Integrity`] error naming the backups involved.
-pub async fn resolve_chain(repo: &Repository, target: &BackupManifest) -> Result<Vec<BackupManifest>> {
+pub async fn resolve_chain(
+    repo: &Repository,
+    target: &BackupManifest,
+) -> Result<Vec<BackupManifest>> {
     physical_info(target)?;
     let mut chain = vec![target.clone()];
     loop {
@@ -106,7 +112,12 @@ mod tests {
             physical: Some(PhysicalInfo {
                 tool: "mariabackup".into(),
                 tool_version: "x".into(),
-                kind: if parent.is_some() { "incremental" } else { "full" }.into(),
+                kind: if parent.is_some() {
+                    "incremental"
+                } else {
+                    "full"
+                }
+                .into(),
                 parent: parent.map(str::to_string),
                 from_lsn: from,
                 to_lsn: to,

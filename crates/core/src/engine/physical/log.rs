@@ -46,7 +46,8 @@ impl LockWatcher {
             || line.contains("Executing LOCK BINLOG FOR BACKUP")
         {
             self.waiting = Some(("BLOCK_COMMIT".into(), now));
-        } else if line.contains("All tables unlocked") || line.contains("Executing BACKUP STAGE END")
+        } else if line.contains("All tables unlocked")
+            || line.contains("Executing BACKUP STAGE END")
         {
             self.settle(now);
             if let Some(t) = self.ddl_since.take() {
@@ -258,7 +259,10 @@ mod tests {
         let why = w.stalled(t0 + Duration::from_secs(3), limit).unwrap();
         assert!(why.contains("BLOCK_COMMIT"), "{why}");
         w.feed("[00] x Acquired locks for BACKUP STAGE BLOCK_COMMIT", t0);
-        assert!(w.stalled(t0 + Duration::from_secs(3), limit).unwrap().contains("blocked"));
+        assert!(w
+            .stalled(t0 + Duration::from_secs(3), limit)
+            .unwrap()
+            .contains("blocked"));
         w.feed("[00] x All tables unlocked", t0 + Duration::from_secs(1));
         assert_eq!(w.stalled(t0 + Duration::from_secs(9), limit), None);
     }
@@ -274,7 +278,10 @@ mod tests {
             "tool_name = mariabackup\nbinlog_pos = filename 'mysql-bin.000001', position '795', GTID of the last change '0-1-3'\nname = \n",
         );
         let (f, p, g) = parse_binlog_position(&info["binlog_pos"]).unwrap();
-        assert_eq!((f.as_str(), p, g.as_str()), ("mysql-bin.000001", 795, "0-1-3"));
+        assert_eq!(
+            (f.as_str(), p, g.as_str()),
+            ("mysql-bin.000001", 795, "0-1-3")
+        );
     }
 
     #[test]
@@ -303,7 +310,10 @@ mod tests {
         assert_eq!(p.gtid_set, "0-1-42");
         let log = "MySQL slave binlog position: master host 'db1', filename 'mysql-bin.000003', position '154'";
         let p = parse_primary_position(log).unwrap();
-        assert_eq!((p.binlog_file.as_str(), p.binlog_pos), ("mysql-bin.000003", 154));
+        assert_eq!(
+            (p.binlog_file.as_str(), p.binlog_pos),
+            ("mysql-bin.000003", 154)
+        );
         assert_eq!(parse_primary_position("no replica"), None);
     }
 }

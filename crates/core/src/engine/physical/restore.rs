@@ -75,8 +75,11 @@ pub async fn run_physical_restore(
     let started = Instant::now();
     let info = physical_info(manifest)?;
     let kind = ToolKind::from_name(&info.tool)?;
-    let tool = BackupTool::locate(kind, &format!("it is needed to restore {} backups", kind.name()))
-        .await?;
+    let tool = BackupTool::locate(
+        kind,
+        &format!("it is needed to restore {} backups", kind.name()),
+    )
+    .await?;
     let chain = resolve_chain(repo, manifest).await?;
     let datadir = absolute(&opts.datadir)?;
     let created = preflight(&datadir)?;
@@ -232,12 +235,20 @@ async fn restore_into(
         .arg(format!("--datadir={}", datadir.display()));
     run_tool(cmd, "move-back", &work.join("move-back.log")).await?;
     fix_ownership(datadir)?;
-    Ok((fetched, fetch_seconds, prepare_seconds, t.elapsed().as_secs_f64()))
+    Ok((
+        fetched,
+        fetch_seconds,
+        prepare_seconds,
+        t.elapsed().as_secs_f64(),
+    ))
 }
 
 fn stream_size(m: &BackupManifest) -> Option<u64> {
     let p = m.physical.as_ref()?;
-    m.files.iter().find(|f| f.path == p.stream_file).map(|f| f.size)
+    m.files
+        .iter()
+        .find(|f| f.path == p.stream_file)
+        .map(|f| f.size)
 }
 
 /// Streams one backup's xbstream from the repository into `<extractor> -x -C dir`.

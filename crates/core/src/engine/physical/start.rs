@@ -66,7 +66,10 @@ pub async fn start_server(datadir: &Path, opts: &StartOptions) -> Result<Started
     }
     cmd.arg(format!("--datadir={}", datadir.display()))
         .arg(format!("--socket={}", socket.display()))
-        .arg(format!("--pid-file={}", datadir.join("mysqld.pid").display()))
+        .arg(format!(
+            "--pid-file={}",
+            datadir.join("mysqld.pid").display()
+        ))
         .arg(format!("--log-error={}", error_log.display()));
     match opts.port {
         Some(port) => cmd
