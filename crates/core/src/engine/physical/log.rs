@@ -46,9 +46,7 @@ impl LockWatcher {
             || line.contains("Executing LOCK BINLOG FOR BACKUP")
         {
             self.waiting = Some(("BLOCK_COMMIT".into(), now));
-        } else if line.contains("All tables unlocked")
-            || line.contains("Executing BACKUP STAGE END")
-        {
+        } else if line.contains("All tables unlocked") {
             self.settle(now);
             if let Some(t) = self.ddl_since.take() {
                 self.times.ddl_blocked_ms = ms(now - t);
@@ -245,7 +243,7 @@ mod tests {
         // BLOCK_DDL acquired at line 6, BLOCK_COMMIT at line 9, unlocked at line 13.
         assert_eq!(w.times.ddl_blocked_ms, 70);
         assert_eq!(w.times.commits_blocked_ms, 40);
-        assert_eq!(w.times.longest_wait_ms, 10);
+        assert_eq!(w.times.longest_wait_ms, 20); // BACKUP STAGE START: lines 0 to 2
         assert!(w.commits_blocked_at.is_some());
     }
 
