@@ -10,6 +10,7 @@
 #   SRC_PORT [33071] CHK_PORT [33072]  TCP ports on 127.0.0.1 for the throwaway servers
 #   REUSE_FROM [/tmp/holdfast-bench]  a bench/logical.sh WORK whose prepared source of the same size
 #                   is copied instead of running sysbench prepare again (when no server uses it)
+#   INNODB_LOG [256M]  the source's innodb_log_file_size (disk: the datadir holds it)
 # --quick forces ROWS=100000 TABLES=4 RUNS=1 (smoke test).
 #
 # Per run, in rotated order, on the same datadir:
@@ -27,7 +28,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(dirname "$BENCH_DIR")
 export PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 QUICK=0
 for arg in "$@"; do
   case "$arg" in
@@ -48,6 +49,7 @@ HOLDFAST_BUILD=${HOLDFAST_BUILD:-1}
 SRC_PORT=${SRC_PORT:-33071}
 CHK_PORT=${CHK_PORT:-33072}
 REUSE_FROM=${REUSE_FROM:-/tmp/holdfast-bench}
+INNODB_LOG=${INNODB_LOG:-256M}
 for v in ROWS TABLES RUNS THREADS SRC_PORT CHK_PORT; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || { echo "physical.sh: $v must be a positive integer (got '${!v}')" >&2; exit 2; }
 done
@@ -100,7 +102,7 @@ start_server() {
   mariadbd --no-defaults --user="$(id -un)" --datadir="$data" --socket="$sock" --port="$port" \
     --bind-address=127.0.0.1 --pid-file="$data/../mysqld-$sid.pid" --log-error="$data/../error-$sid.log" \
     --log-bin="$data/binlog" --binlog-format=ROW --server-id="$sid" \
-    --innodb-buffer-pool-size=2G --innodb-log-file-size=1G --innodb-flush-log-at-trx-commit=2 \
+    --innodb-buffer-pool-size=2G --innodb-log-file-size="$INNODB_LOG" --innodb-flush-log-at-trx-commit=2 \
     --max-allowed-packet=1G --skip-name-resolve >/dev/null 2>&1 &
   PIDS+=($!); SOCKS+=("$sock")
   for _ in $(seq 1 600); do

@@ -254,3 +254,30 @@ fn killed_physical_backups_leave_nothing_listed_and_no_debris() {
         "no kill landed mid-backup; the test proved nothing (make the data bigger)"
     );
 }
+
+#[test]
+fn a_stalled_lock_stage_is_abandoned_within_the_lock_timeout() {
+    let source = TestServer::start();
+    let repo = Repo::init();
+    std::thread::scope(|scope| {
+        // Another session holds the server's backup lock for 10 s (as a concurrent backup
+        // would), so the tool's BACKUP STAGE START waits.
+        let holder = scope.spawn(|| {
+            source.sql(
+                "BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT; SELECT SLEEP(10); BACKUP STAGE END",
+            )
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let started = std::time::Instant::now();
+        let out = physical(&repo, &source, &["--lock-timeout", "2s"]);
+        let took = started.elapsed();
+        assert_code(&out, 13, "backup behind a held backup lock");
+        assert!(stderr(&out).contains("--lock-timeout"), "{}", text(&out));
+        assert!(took < Duration::from_secs(8), "gave up only after {took:?}");
+        let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
+        assert!(list.as_array().unwrap().is_empty(), "{list}");
+        holder.join().unwrap();
+    });
+    // Once the other session has let go, a backup goes through.
+    id_of(&physical(&repo, &source, &["--lock-timeout", "20s"]));
+}

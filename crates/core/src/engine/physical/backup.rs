@@ -167,7 +167,6 @@ async fn backup_locked(
         &identity,
         &tool,
         parent.as_ref(),
-        &scratch,
         streamed,
         log_entry,
         replica.and_then(|r| r.lag_seconds),
@@ -560,14 +559,12 @@ fn build_manifest(
     identity: &ServerIdentity,
     tool: &BackupTool,
     parent: Option<&Parent>,
-    scratch: &PrivateDir,
     streamed: Streamed,
     log_entry: FileEntry,
     replica_lag: Option<u64>,
 ) -> Result<BackupManifest> {
     let checkpoints = read_side_file(&streamed.lsn_dir, "xtrabackup_checkpoints")?;
     let info = read_side_file(&streamed.lsn_dir, "xtrabackup_info").unwrap_or_default();
-    let _ = scratch;
     let lsn = |key: &str| -> Result<u64> {
         checkpoints
             .get(key)

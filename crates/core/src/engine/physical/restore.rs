@@ -11,9 +11,9 @@
 //! 6. On any failure the work directory is removed and the datadir emptied again (removed if
 //!    this restore created it): nothing half-restored is left to be started by mistake.
 //!
-//! After the restore the datadir holds `xtrabackup_binlog_info` and the report carries the
-//! backup's consistent point (binlog file/position and GTID), from which point-in-time
-//! recovery continues.
+//! The report carries the backup's consistent point (binlog file/position and GTID, from the
+//! manifest), from which point-in-time recovery continues; the datadir also keeps the tool's
+//! `xtrabackup_info`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
