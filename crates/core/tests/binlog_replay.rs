@@ -223,7 +223,18 @@ async fn workload(conn: &mut Conn, seed: u64, rounds: u32) {
                 .await
             }
             _ => {
-                if rng.gen_bool(0.3) {
+                if rng.gen_bool(0.2) {
+                    // DDL and rows in one transaction (CREATE … SELECT under ROW logging).
+                    exec(
+                        conn,
+                        format!(
+                            "DROP TABLE IF EXISTS app.snap; CREATE TABLE app.snap ENGINE=InnoDB \
+                             AS SELECT id, name, at FROM app.items WHERE id % {} = 0",
+                            rng.gen_range(2..9)
+                        ),
+                    )
+                    .await;
+                } else if rng.gen_bool(0.3) {
                     exec(
                         conn,
                         format!("DROP TABLE IF EXISTS app.t{}", rng.gen_range(0..3)),

@@ -157,6 +157,9 @@ struct Batch {
     stmt_table_maps: Vec<Vec<u8>>,
     /// A format description the session has not seen yet: it opens the next `BINLOG`.
     fde: Option<Vec<u8>>,
+    /// How much of `sql` ends transactions already read whole (their `COMMIT`, deferred so it
+    /// travels with the next transaction's statements in one round trip).
+    committed: usize,
 }
 
 impl Batch {
@@ -209,7 +212,16 @@ impl Batch {
 
     fn take(&mut self) -> Vec<u8> {
         self.close_rows();
+        self.committed = 0;
         std::mem::take(&mut self.sql)
+    }
+
+    /// The statements of completed transactions; everything after them is dropped.
+    fn take_committed(&mut self) -> Vec<u8> {
+        let mut sql = std::mem::take(&mut self.sql);
+        sql.truncate(self.committed);
+        self.clear();
+        sql
     }
 
     fn clear(&mut self) {
@@ -217,6 +229,7 @@ impl Batch {
         self.rows.clear();
         self.stmt_table_maps.clear();
         self.fde = None;
+        self.committed = 0;
     }
 }
 
@@ -235,6 +248,8 @@ pub struct Applier {
     batch: Batch,
     /// `(gtid_domain_id, server_id)` last set on the session.
     gtid_session: Option<(u32, u32)>,
+    /// The transaction whose final statements wait in the batch.
+    deferred: Option<Gtid>,
     stopped: bool,
     report: ApplyReport,
 }
@@ -295,6 +310,7 @@ impl Applier {
             group: None,
             batch: Batch::default(),
             gtid_session: None,
+            deferred: None,
             stopped: false,
             report,
         })
@@ -328,6 +344,13 @@ impl Applier {
                 }
             };
             let Some((offset, event)) = next else {
+                if self.group.is_none() {
+                    let at = Position {
+                        input: name,
+                        offset: 0,
+                    };
+                    self.flush(&at).await?;
+                }
                 return Ok(true);
             };
             self.report.events += 1;
@@ -349,7 +372,16 @@ impl Applier {
     /// Ends the replay: an unfinished transaction is rolled back and reported as incomplete,
     /// the session's GTID variables are reset. Returns the report and the connection.
     pub async fn finish(mut self) -> Result<(ApplyReport, Conn)> {
-        if let Some(group) = self.group.take() {
+        let committed = self.batch.take_committed();
+        let group = self.group.take();
+        if !committed.is_empty() {
+            let at = Position {
+                input: "the end of the input",
+                offset: 0,
+            };
+            self.send(committed, &at, 0).await?;
+        }
+        if let Some(group) = group {
             if !group.skip {
                 self.report.incomplete = Some(Incomplete {
                     gtid: group.gtid,
@@ -357,7 +389,6 @@ impl Applier {
                     offset: group.offset,
                 });
             }
-            self.batch.clear();
             if group.sent {
                 self.conn
                     .query_drop("ROLLBACK")
@@ -500,6 +531,7 @@ impl Applier {
         }
         let timestamp = event.header.timestamp;
         if let Some(reason) = self.stop_before(&gtid.gtid, timestamp) {
+            self.flush(at).await?;
             self.stopped = true;
             self.report.stop_reason = reason;
             self.report.stopped_before = Some(gtid.gtid);
@@ -573,10 +605,16 @@ impl Applier {
         if group.skip {
             self.report.transactions_skipped += 1;
         } else {
-            // Flushed with the group still current, so an error names its GTID.
-            self.group = Some(group.clone());
-            self.flush(at).await?;
-            self.group = None;
+            // Its last statements (normally just COMMIT) wait for the next transaction's, to
+            // share its round trip; a stop, the end of the input or finish() sends them.
+            if self.batch.rows.is_empty() {
+                self.batch.committed = self.batch.sql.len();
+                self.deferred = Some(group.gtid);
+            } else {
+                self.group = Some(group.clone());
+                self.flush(at).await?;
+                self.group = None;
+            }
             self.report.transactions_applied += 1;
             self.report.last_applied = Some(group.gtid);
             self.report.last_applied_time = Some(i64::from(group.timestamp));
@@ -585,6 +623,7 @@ impl Applier {
         self.batch.stmt_table_maps.clear();
         if let Stop::AtGtid(target) = self.opts.stop {
             if group.gtid.domain == target.domain && group.gtid.seq == target.seq {
+                self.flush(at).await?;
                 self.stopped = true;
                 self.report.stop_reason = StopReason::Target;
             }
@@ -701,13 +740,12 @@ impl Applier {
         if let Some(g) = self.group.as_mut() {
             g.sent = true;
         }
-        if std::env::var_os("HOLDFAST_REPLAY_TRACE").is_some() {
-            eprintln!(
-                "---- batch ({} bytes)\n{}",
-                sql.len(),
-                String::from_utf8_lossy(&sql[..sql.len().min(3000)])
-            );
-        }
+        let deferred = self.deferred.take();
+        tracing::trace!(
+            bytes = sql.len(),
+            batch = %String::from_utf8_lossy(&sql[..sql.len().min(2000)]),
+            "replay batch"
+        );
         match self.conn.query_drop(sql).await {
             Ok(()) => Ok(()),
             Err(mysql_async::Error::Server(se))
@@ -717,12 +755,16 @@ impl Applier {
                 Ok(())
             }
             Err(e) => {
+                let committing = match deferred {
+                    Some(d) => format!("; the batch also commits GTID {d}"),
+                    None => String::new(),
+                };
                 let what = match &self.group {
                     Some(g) => format!(
-                        "replaying GTID {} (from {} at offset {}, failing near offset {})",
+                        "replaying GTID {} (from {} at offset {}, failing near offset {}{committing})",
                         g.gtid, g.input, g.offset, at.offset
                     ),
-                    None => format!("replaying {at}"),
+                    None => format!("replaying {at}{committing}"),
                 };
                 Err(map_mysql(e, &what))
             }
@@ -732,7 +774,11 @@ impl Applier {
     /// After an error: roll back what the open transaction sent, best effort, so nothing of
     /// it commits.
     async fn abandon_group(&mut self) {
-        self.batch.clear();
+        // Completed transactions still commit; the open one is dropped.
+        let committed = self.batch.take_committed();
+        if !committed.is_empty() {
+            let _ = self.conn.query_drop(committed).await;
+        }
         self.sent_fde = None;
         if self.group.take().is_some_and(|g| g.sent) {
             let _ = self.conn.query_drop("ROLLBACK").await;
