@@ -469,6 +469,28 @@ async fn cut_and_corrupt_input_is_reported_and_applies_nothing_partial() {
         Some(incomplete.gtid.seq)
     );
 
+    // The same cut as two pieces, the second starting with the magic bytes and the format
+    // description (as archive segments do): the transaction continues across them.
+    let fde_end = offsets[1];
+    let mut second = bytes[..fde_end].to_vec();
+    second.extend_from_slice(&bytes[xid_at..]);
+    let second_file = scratch.join("piece2.000001");
+    std::fs::write(&second_file, &second).unwrap();
+    let cut_file = scratch.join("cut.000001");
+    let whole = self::target();
+    let report = replay(
+        &whole,
+        &[cut_file, second_file],
+        ApplyOptions::new(GtidPos::new(), Stop::End),
+    )
+    .await;
+    assert_eq!(report.incomplete, None, "{report:?}");
+    let mut wconn = whole.conn().await;
+    assert_eq!(
+        one(&mut wconn, "SELECT GROUP_CONCAT(id ORDER BY id) FROM d.t").await,
+        "1,2,3"
+    );
+
     // Cut inside an event: a clear integrity error naming the input and offset; the open
     // transaction is rolled back.
     let mid = cut(file, xid_at + 7, scratch, "mid.000001");

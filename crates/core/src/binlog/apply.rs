@@ -12,16 +12,19 @@
 //!   INTVAR/RAND/USER_VAR as the `SET`s they stand for; XID becomes `COMMIT`.
 //! - Every transaction keeps its GTID: `gtid_domain_id`, `server_id` and `gtid_seq_no` are set
 //!   before it, so a target with its binlog on ends with the source's GTID state.
-//! - One transaction is normally one round trip: its statements are sent together as a
-//!   multi-statement batch at its end (a large one in batches of at most `max_batch_bytes`).
+//! - One transaction is normally one round trip: its statements go as one multi-statement
+//!   batch ending with its `BINLOG` statement, and its `COMMIT` opens the next transaction's
+//!   batch (a large transaction goes in batches of at most `max_batch_bytes`).
 //!
 //! Contracts: a transaction is applied whole or not at all (as far as the target's engines
 //! are transactional); the applier never applies a transaction past the stop condition; an
 //! incomplete transaction at the end of the input is rolled back and reported, not applied;
 //! bad bytes are an [`ErrorKind::Integrity`] error naming the input and offset, and a server
-//! error names the GTID and offset of the transaction it refused. The applier is not
-//! idempotent on its own: feeding the same file twice applies it twice unless the start
-//! position says it is already there.
+//! error names the GTID and offset of the transaction it refused; after such an error the
+//! open transaction is rolled back and the applier refuses further input (start a new one from
+//! the target's position). The applier is not idempotent on its own: feeding the same file
+//! twice applies it twice unless the start position says it is already there. Call
+//! [`Applier::finish`]: the last transaction's `COMMIT` may still wait in the batch.
 
 use std::collections::HashMap;
 
@@ -251,6 +254,8 @@ pub struct Applier {
     /// The transaction whose final statements wait in the batch.
     deferred: Option<Gtid>,
     stopped: bool,
+    /// An error ended the replay; the session state is unknown.
+    failed: bool,
     report: ApplyReport,
 }
 
@@ -312,6 +317,7 @@ impl Applier {
             gtid_session: None,
             deferred: None,
             stopped: false,
+            failed: false,
             report,
         })
     }
@@ -331,6 +337,11 @@ impl Applier {
     /// the next input. Returns `false` once the stop condition is reached (the rest of this
     /// input was not read). `name` names the input in errors and the report.
     pub async fn apply<R: AsyncRead + Unpin>(&mut self, name: &str, reader: R) -> Result<bool> {
+        if self.failed {
+            return Err(Error::internal(
+                "the applier failed earlier; start a new one from the target's position",
+            ));
+        }
         if self.stopped {
             return Ok(false);
         }
@@ -774,6 +785,7 @@ impl Applier {
     /// After an error: roll back what the open transaction sent, best effort, so nothing of
     /// it commits.
     async fn abandon_group(&mut self) {
+        self.failed = true;
         // Completed transactions still commit; the open one is dropped.
         let committed = self.batch.take_committed();
         if !committed.is_empty() {
