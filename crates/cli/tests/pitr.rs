@@ -324,3 +324,76 @@ fn targets_outside_the_window_exit_15_and_change_nothing() {
         "a refused recovery must not touch the target"
     );
 }
+
+#[test]
+fn recovers_on_top_of_a_physical_backup() {
+    let source = TestServer::start();
+    let repo = Repo::init();
+    let mut rng = StdRng::seed_from_u64(7);
+    setup(&source);
+    phase(&source, &mut rng, 0);
+    backup(&repo, &source, &["--engine", "physical"]);
+    phase(&source, &mut rng, 1);
+    let target_point = mark(&source, "after phase 1");
+    phase(&source, &mut rng, 2);
+    let out = holdfast(&[
+        "binlog",
+        "stream",
+        "--repo",
+        &repo.url(),
+        "--source",
+        &source.url(),
+        "--until-caught-up",
+    ]);
+    assert_ok(&out, "stream");
+
+    let scratch = tempfile::tempdir().unwrap();
+    let datadir = scratch.path().join("restored");
+    let dir = datadir.display().to_string();
+    // A physical base needs --datadir; --target alone is refused clearly.
+    let t = TestServer::start();
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--target",
+        &t.url(),
+        "--to-gtid",
+        &target_point.gtid_pos,
+    ]);
+    assert_code(&out, 2, "physical base without --datadir");
+    assert!(text(&out).contains("--datadir"), "{}", text(&out));
+
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--datadir",
+        &dir,
+        "--to-gtid",
+        &target_point.gtid_pos,
+        "--json",
+    ]);
+    assert_ok(&out, "restore --datadir --to-gtid");
+    let report = json(&out);
+    assert_eq!(
+        report["gtid_position"].as_str().unwrap(),
+        target_point.gtid_pos
+    );
+    // Stop the server holdfast started, then look at the datadir with a test server.
+    let pid = report["physical_restore"]["server"]["pid"]
+        .as_u64()
+        .unwrap() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(Instant::now() < deadline, "restored server did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let restored = TestServer::start_on_datadir(&datadir, Default::default());
+    assert_eq!(
+        checksums(&restored),
+        target_point.checksums,
+        "PITR on a physical base"
+    );
+}
