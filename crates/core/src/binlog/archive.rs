@@ -168,9 +168,20 @@ pub fn data_path(source: &SegmentSource, start_pos: u64, seq: u64) -> String {
     format!(
         "{DATA_DIR}{}/{}@{}/{start_pos:012}.{seq:08}.zst",
         source.server_id,
-        crate::repo::layout::encode_name(&source.file),
+        encode_file_name(&source.file),
         source.file_created
     )
+}
+
+/// Binlog file names keep their dots (`mysql-bin.000003`), so the archive reads like the
+/// server's directory; anything unusual is percent-encoded.
+fn encode_file_name(name: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'-').remove(b'.');
+    match name {
+        "." | ".." | "" => utf8_percent_encode(name, NON_ALPHANUMERIC).to_string(),
+        _ => utf8_percent_encode(name, SET).to_string(),
+    }
 }
 
 #[cfg(test)]
