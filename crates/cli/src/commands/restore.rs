@@ -1,15 +1,20 @@
 //! `holdfast restore [ID|latest]`: a logical backup into a running server (`--target`), or a
-//! physical backup and its incremental chain into an empty datadir (`--datadir`). The engine
-//! comes from the backup's manifest.
+//! physical backup and its incremental chain into an empty datadir (`--datadir`); the engine comes
+//! from the backup's manifest. With `--to-time`, `--to-gtid`, `--before-gtid` or `--latest`, a
+//! point-in-time recovery: the newest suitable backup, then the binlog archive replayed up to the
+//! target.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
+use holdfast::binlog::gtid::Gtid;
 use holdfast::engine::logical::restore::{run_restore, RestoreOptions};
 use holdfast::engine::physical::{run_physical_restore, PhysicalRestoreOptions, StartOptions};
 use holdfast::manifest::BackupManifest;
 use holdfast::repo::Repository;
+use holdfast::recovery::plan::parse_time;
+use holdfast::recovery::{plan_for, recover, replay_planned, Target};
 
 use crate::args::{default_threads, FilterArgs, GlobalArgs, RepoArgs, ServerArgs};
 use crate::output::{human_bytes, print_json, progress};
@@ -47,6 +52,19 @@ pub struct Args {
     /// Do not restore users and grants even if the backup has them.
     #[arg(long)]
     no_users: bool,
+    /// Point-in-time recovery to this time: every transaction committed at or before it
+    /// (`YYYY-MM-DD HH:MM:SS` in UTC, or RFC 3339 with a zone).
+    #[arg(long, group = "pitr")]
+    to_time: Option<String>,
+    /// Point-in-time recovery up to and including this MariaDB GTID (domain-server-seq).
+    #[arg(long, group = "pitr")]
+    to_gtid: Option<String>,
+    /// Point-in-time recovery to just before this GTID (undo an accidental transaction).
+    #[arg(long, group = "pitr")]
+    before_gtid: Option<String>,
+    /// Point-in-time recovery to the end of the binlog archive.
+    #[arg(long, group = "pitr")]
+    latest: bool,
     /// Physical backups: the datadir to restore into (empty or absent).
     #[arg(long)]
     datadir: Option<PathBuf>,
@@ -68,7 +86,31 @@ pub struct Args {
     start_defaults_file: Option<PathBuf>,
 }
 
+impl Args {
+    fn recovery_target(&self) -> Result<Option<Target>> {
+        let gtid = |s: &str| s.parse::<Gtid>();
+        Ok(
+            match (&self.to_time, &self.to_gtid, &self.before_gtid, self.latest) {
+                (Some(t), ..) => Some(Target::Time(parse_time(t)?)),
+                (_, Some(g), ..) => Some(Target::Gtid(gtid(g)?)),
+                (_, _, Some(g), _) => Some(Target::BeforeGtid(gtid(g)?)),
+                (.., true) => Some(Target::Latest),
+                _ => None,
+            },
+        )
+    }
+}
+
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
+    if let Some(point) = args.recovery_target()? {
+        if args.backup != "latest" {
+            bail!(holdfast::Error::usage(
+                "a point-in-time recovery chooses its base backup itself; do not name a backup \
+                 together with --to-time/--to-gtid/--before-gtid/--latest"
+            ));
+        }
+        return point_in_time(global, args, point).await;
+    }
     let repo = args.repo.open().await?;
     let manifest = repo.resolve(&args.backup).await?;
     if manifest.is_physical() {
@@ -91,15 +133,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         renames.push((from.to_string(), to.to_string()));
     }
     let target = args.server.resolve(args.target.as_deref())?;
-    let opts = RestoreOptions {
-        workers: args.threads.max(1),
-        filter: args.filter.filter(),
-        renames,
-        drop_existing: args.drop_existing,
-        keep_binlog: args.keep_binlog,
-        verify: args.verify,
-        users: !args.no_users,
-    };
+    let opts = args.logical_options(renames);
     let report = run_restore(&repo, &manifest, &target, &opts, progress(global)).await?;
     if global.json {
         print_json(&report)?;
@@ -123,6 +157,97 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--to-time/--to-gtid/--before-gtid/--latest`: restore the planned base (logical into
+/// `--target`, physical into `--datadir` with a server started on it), then replay the archive.
+async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result<ExitCode> {
+    let repo = args.repo.open().await?;
+    let (plan, segments) = plan_for(&repo, point).await?;
+    let manifest = repo.load_manifest(&plan.base).await?;
+    let report = if manifest.is_physical() {
+        let Some(datadir) = args.datadir.clone() else {
+            bail!(holdfast::Error::usage(format!(
+                "the base for this recovery is physical backup {}: give --datadir DIR (a server \
+                 is started on it to replay the archive)",
+                manifest.id
+            )));
+        };
+        let opts = PhysicalRestoreOptions {
+            datadir,
+            work_dir: args.work_dir.clone(),
+            prepare_memory: args.prepare_memory.clone(),
+            start: Some(StartOptions {
+                defaults_file: args.start_defaults_file.clone(),
+                port: args.start_port,
+                ..Default::default()
+            }),
+        };
+        let base = run_physical_restore(&repo, &manifest, &opts, progress(global)).await?;
+        let socket = base
+            .server
+            .as_ref()
+            .map(|s| s.socket.clone())
+            .ok_or_else(|| holdfast::Error::internal("the restored server was not started"))?;
+        let url = format!("mysql://root@localhost/?socket={}", socket.display());
+        let target = args.server.resolve(Some(&url))?;
+        let report =
+            replay_planned(&repo, &target, &plan, &segments, args.keep_binlog, base.backup_id.clone()).await?;
+        if !global.json {
+            println!(
+                "restored physical backup {} into {}",
+                base.backup_id,
+                base.datadir.display()
+            );
+        }
+        report
+    } else {
+        if args.datadir.is_some() {
+            bail!(holdfast::Error::usage(format!(
+                "the base for this recovery is logical backup {}: restore it into a running \
+                 server with --target (--datadir is for physical backups)",
+                manifest.id
+            )));
+        }
+        let target = args.server.resolve(args.target.as_deref())?;
+        let opts = args.logical_options(Vec::new());
+        recover(&repo, &target, point, &opts, progress(global)).await?
+    };
+    if global.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "restored backup {} and replayed {} archived segments ({} transactions) up to {}; the \
+             server is at GTID {} (set as gtid_slave_pos) in {:.1}s",
+            report.base_backup,
+            report.segments_replayed,
+            report.replay.as_ref().map_or(0, |r| r.transactions_applied),
+            report.target,
+            report.gtid_position,
+            report.seconds
+        );
+        if let Some(incomplete) = report.replay.as_ref().and_then(|r| r.incomplete.as_ref()) {
+            println!(
+                "note: the archive ends inside transaction {}; it was not applied",
+                incomplete.gtid
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Args {
+    fn logical_options(&self, renames: Vec<(String, String)>) -> RestoreOptions {
+        RestoreOptions {
+            workers: self.threads.max(1),
+            filter: self.filter.filter(),
+            renames,
+            drop_existing: self.drop_existing,
+            keep_binlog: self.keep_binlog,
+            verify: self.verify,
+            users: !self.no_users,
+        }
+    }
 }
 
 async fn physical(

@@ -3,6 +3,7 @@
 //! - [`RepoConfig`]: `holdfast.repo`, written once by `init`.
 //! - [`BackupManifest`]: `backups/<id>/manifest`, written last: the backup's commit point.
 //! - [`LockRecord`]: `locks/<name>.lock`, the owner and expiry of a repository lock.
+//! - [`SegmentIndex`]: `binlog/index/<seq>.json`, one archived binlog segment, written after its data.
 //! - [`SchemaDump`]: `backups/<id>/schema.json.zst`, the schema objects of a logical backup.
 //! - [`PhysicalInfo`]: the physical part of a [`BackupManifest`] (LSNs, parent, tool, locks).
 //!
@@ -10,12 +11,14 @@
 //! they know with a message telling the user to upgrade holdfast, so an old binary never
 //! misreads a newer repository. Additive changes (new optional fields) keep the number.
 
+mod binlog;
 mod physical;
 mod schema;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use binlog::*;
 pub use physical::*;
 pub use schema::*;
 
