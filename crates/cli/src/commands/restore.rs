@@ -12,9 +12,9 @@ use holdfast::binlog::gtid::Gtid;
 use holdfast::engine::logical::restore::{run_restore, RestoreOptions};
 use holdfast::engine::physical::{run_physical_restore, PhysicalRestoreOptions, StartOptions};
 use holdfast::manifest::BackupManifest;
-use holdfast::repo::Repository;
 use holdfast::recovery::plan::parse_time;
 use holdfast::recovery::{plan_for, recover, replay_planned, Target};
+use holdfast::repo::Repository;
 
 use crate::args::{default_threads, FilterArgs, GlobalArgs, RepoArgs, ServerArgs};
 use crate::output::{human_bytes, print_json, progress};
@@ -191,8 +191,15 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
             .ok_or_else(|| holdfast::Error::internal("the restored server was not started"))?;
         let url = format!("mysql://root@localhost/?socket={}", socket.display());
         let target = args.server.resolve(Some(&url))?;
-        let report =
-            replay_planned(&repo, &target, &plan, &segments, args.keep_binlog, base.backup_id.clone()).await?;
+        let report = replay_planned(
+            &repo,
+            &target,
+            &plan,
+            &segments,
+            args.keep_binlog,
+            base.backup_id.clone(),
+        )
+        .await?;
         if !global.json {
             println!(
                 "restored physical backup {} into {}",
