@@ -166,8 +166,8 @@ step() {  # step RUN NAME
   case $name in
     hf-backup)
       rm -rf "$OUT/repo"; "$HOLDFAST" init --repo "$OUT/repo" >/dev/null
-      wall=$(timed "$HOLDFAST" backup --repo "$OUT/repo" --source "$SRC_URL" --engine physical \
-        --threads "$THREADS" --json >"$LOGS/hf-backup-$run.json" 2>"$LOGS/hf-backup-$run.err") \
+      wall=$(timed bash -c "'$HOLDFAST' backup --repo '$OUT/repo' --source '$SRC_URL' --engine physical \
+        --threads $THREADS --json >'$LOGS/hf-backup-$run.json' 2>'$LOGS/hf-backup-$run.err'") \
         || die "holdfast backup failed: $(tail -5 "$LOGS/hf-backup-$run.err")"
       record "$run" backup "holdfast backup --engine physical" "$wall" "$(du -sb "$OUT/repo" | cut -f1)" ;;
     mb-zstd)
@@ -184,8 +184,8 @@ step() {  # step RUN NAME
       record "$run" backup "mariabackup --stream | zstd -1 -T$THREADS (info)" "$wall" "$(stat -c %s "$OUT/mb1/full.xb.zst")" ;;
     hf-restore)
       rm -rf "$OUT/hf-data"
-      wall=$(timed "$HOLDFAST" restore --repo "$OUT/repo" latest --datadir "$OUT/hf-data" --json \
-        >"$LOGS/hf-restore-$run.json" 2>"$LOGS/hf-restore-$run.err") \
+      wall=$(timed bash -c "'$HOLDFAST' restore --repo '$OUT/repo' latest --datadir '$OUT/hf-data' --json \
+        >'$LOGS/hf-restore-$run.json' 2>'$LOGS/hf-restore-$run.err'") \
         || die "holdfast restore failed: $(tail -5 "$LOGS/hf-restore-$run.err")"
       record "$run" restore "holdfast restore --datadir" "$wall" "$(du -sb "$OUT/hf-data" | cut -f1)" ;;
     hand-restore)

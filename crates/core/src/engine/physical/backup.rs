@@ -45,7 +45,8 @@ pub struct PhysicalBackupOptions {
     /// The parent of an incremental; default: the newest physical backup of the same server.
     pub parent: Option<String>,
     pub compression_level: i32,
-    /// Frames compressed at once, and the tool's `--parallel` copy threads.
+    /// Frames compressed at once (the tool copies with its default single thread, leaving the
+    /// cores to compression).
     pub threads: usize,
     /// Longest the tool may wait for a lock stage, or block commits, before it is stopped.
     pub lock_timeout: Duration,
@@ -311,7 +312,6 @@ impl ToolRun<'_> {
             .arg("--stream=xbstream")
             .arg(format!("--target-dir={}", target.display()))
             .arg(format!("--extra-lsndir={}", lsn_dir.display()))
-            .arg(format!("--parallel={}", self.opts.threads.max(1)))
             .arg(format!(
                 "--ftwrl-wait-timeout={}",
                 self.opts.lock_timeout.as_secs().max(1)

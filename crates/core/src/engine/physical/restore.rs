@@ -33,6 +33,7 @@ use crate::manifest::{BackupManifest, ConsistentPoint};
 use crate::pipeline::{decompress_stream, read_verified};
 use crate::progress::Progress;
 use crate::repo::{layout, Repository};
+use crate::storage::ByteStream;
 use crate::{Error, ErrorKind, Result};
 
 #[derive(Debug, Clone, Default)]
@@ -296,6 +297,7 @@ async fn fetch_stream(
         s
     });
     let fed = async {
+        // Three stages overlap: read + SHA-256, decompression, and the pipe into the extractor.
         let verified = read_verified(&**repo.storage(), &path, entry).await?;
         let p = progress.clone();
         let counted = verified.inspect(move |c| {
@@ -303,7 +305,7 @@ async fn fetch_stream(
                 p.advance(b.len() as u64);
             }
         });
-        let mut raw = decompress_stream(counted.boxed(), &path)?;
+        let mut raw = prefetch(decompress_stream(prefetch(counted.boxed()), &path)?);
         while let Some(chunk) = raw.next().await {
             let chunk = chunk?;
             stdin.write_all(&chunk).await.map_err(|e| {
@@ -338,6 +340,23 @@ async fn fetch_stream(
         )));
     }
     Ok(entry.size)
+}
+
+/// Runs `stream` ahead on its own task, a few items deep, so its work overlaps the consumer's.
+fn prefetch(mut stream: ByteStream) -> ByteStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }
 
 async fn prepare(
