@@ -26,7 +26,7 @@ use crate::manifest::{
     BackupManifest, ChunkEntry, FileEntry, Fingerprint, SchemaDump, TableData, TableKind,
     MANIFEST_FORMAT,
 };
-use crate::pipeline::{HashingSink, ZstdSink};
+use crate::pipeline::{HashingSink, ZstdSink, ZSTD_BLOCK};
 use crate::progress::Progress;
 use crate::repo::{layout, RepoLock, Repository};
 use crate::source::snapshot::{open_snapshot, SnapshotOptions};
@@ -63,8 +63,9 @@ impl Default for BackupOptions {
 
 /// Most chunks one table is split into.
 const MAX_CHUNKS_PER_TABLE: u64 = 4096;
-/// TSV bytes accumulated before handing them to the compressor.
-const ROW_BUFFER: usize = 256 * 1024;
+/// TSV bytes accumulated before handing them to the compressor: one zstd frame each, cut at a
+/// line end, so a block is compressed where it lies.
+const ROW_BUFFER: usize = ZSTD_BLOCK;
 
 /// Runs a logical backup into `repo` and returns the committed manifest.
 pub async fn run_backup(
@@ -710,7 +711,7 @@ async fn compress_and_store(
 ) -> Result<(FileEntry, u64)> {
     while let Some(block) = rx.recv().await {
         let failed = match block {
-            Block::Rows(buf) => sink.write(&buf).await.err(),
+            Block::Rows(buf) => sink.write_frame(&buf).await.err(),
             Block::Abort => Some(Error::internal("aborted by the row reader")),
         };
         if let Some(e) = failed {
