@@ -66,6 +66,33 @@ const MAX_CHUNKS_PER_TABLE: u64 = 4096;
 /// TSV bytes accumulated before handing them to the compressor: one zstd frame each, cut at a
 /// line end, so a block is compressed where it lies.
 const ROW_BUFFER: usize = ZSTD_BLOCK;
+/// Room past [`ROW_BUFFER`] so the row that crosses it rarely makes the buffer grow.
+const ROW_SLACK: usize = 64 * 1024;
+
+/// Row blocks handed back by the compressors for the readers to fill again: a fresh 2 MiB
+/// buffer per block would cost page faults on every block.
+#[derive(Default)]
+struct BlockPool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+impl BlockPool {
+    /// Most blocks kept: enough for every worker's blocks in flight.
+    const KEEP: usize = 32;
+
+    fn take(&self) -> Vec<u8> {
+        let recycled = self.free.lock().expect("block pool lock").pop();
+        recycled.unwrap_or_else(|| Vec::with_capacity(ROW_BUFFER + ROW_SLACK))
+    }
+
+    fn give(&self, mut block: Vec<u8>) {
+        block.clear();
+        let mut free = self.free.lock().expect("block pool lock");
+        if free.len() < Self::KEEP {
+            free.push(block);
+        }
+    }
+}
 
 /// Runs a logical backup into `repo` and returns the committed manifest.
 pub async fn run_backup(
@@ -592,12 +619,14 @@ async fn dump_tables(
     let queue = Arc::new(Mutex::new(jobs));
     let plans = Arc::new(plans);
     let started = Instant::now();
+    let pool = Arc::new(BlockPool::default());
     let counting = count_rows(control, &plans, order);
     let dumping = try_join_all(workers.into_iter().map(|conn| {
         let queue = queue.clone();
         let plans = plans.clone();
         let storage = storage.clone();
         let progress = progress.clone();
+        let pool = pool.clone();
         let id = id.to_string();
         let level = opts.compression_level;
         async move {
@@ -606,7 +635,15 @@ async fn dump_tables(
             loop {
                 let job = queue.lock().expect("queue lock").pop_front();
                 let Some(job) = job else { break };
-                out.push(run_job(&mut conn, &*storage, &id, &plans, job, level, &*progress).await?);
+                let ctx = JobContext {
+                    storage: &*storage,
+                    id: &id,
+                    plans: &plans,
+                    level,
+                    progress: &*progress,
+                    pool: &pool,
+                };
+                out.push(run_job(&mut conn, &ctx, job).await?);
             }
             // End the snapshot transaction politely.
             let _ = conn.query_drop("ROLLBACK").await;
@@ -641,29 +678,31 @@ async fn count_rows(mut conn: Conn, plans: &[TablePlan], order: Vec<usize>) -> R
     Ok(counts)
 }
 
-async fn run_job(
-    conn: &mut Conn,
-    storage: &dyn Storage,
-    id: &str,
-    plans: &[TablePlan],
-    job: Job,
+/// What a dump worker shares with the others.
+struct JobContext<'a> {
+    storage: &'a dyn Storage,
+    id: &'a str,
+    plans: &'a [TablePlan],
     level: i32,
-    progress: &dyn Progress,
-) -> Result<JobResult> {
+    progress: &'a dyn Progress,
+    pool: &'a Arc<BlockPool>,
+}
+
+async fn run_job(conn: &mut Conn, ctx: &JobContext<'_>, job: Job) -> Result<JobResult> {
     let Job {
         table,
         index,
         range,
     } = job;
-    let plan = &plans[table];
+    let plan = &ctx.plans[table];
     let rel = layout::chunk_file(&plan.database, &plan.table, index);
-    let sink = HashingSink::create(storage, &layout::backup_file(id, &rel), &rel).await?;
-    let zsink = ZstdSink::new(sink, level)?;
+    let sink = HashingSink::create(ctx.storage, &layout::backup_file(ctx.id, &rel), &rel).await?;
+    let zsink = ZstdSink::new(sink, ctx.level)?;
     // Compression, hashing and writing run in their own task, so the server keeps
     // streaming rows to us while a block is being compressed.
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let writer = tokio::spawn(compress_and_store(zsink, rx));
-    let dumped = dump_chunk(conn, plan, &range, &tx, progress).await;
+    let writer = tokio::spawn(compress_and_store(zsink, rx, ctx.pool.clone()));
+    let dumped = dump_chunk(conn, plan, &range, &tx, ctx).await;
     let stored = match &dumped {
         Ok(_) => {
             drop(tx);
@@ -708,10 +747,15 @@ enum Block {
 async fn compress_and_store(
     mut sink: ZstdSink,
     mut rx: tokio::sync::mpsc::Receiver<Block>,
+    pool: Arc<BlockPool>,
 ) -> Result<(FileEntry, u64)> {
     while let Some(block) = rx.recv().await {
         let failed = match block {
-            Block::Rows(buf) => sink.write_frame(&buf).await.err(),
+            Block::Rows(buf) => {
+                let written = sink.write_frame(&buf).await;
+                pool.give(buf);
+                written.err()
+            }
             Block::Abort => Some(Error::internal("aborted by the row reader")),
         };
         if let Some(e) = failed {
@@ -729,11 +773,12 @@ async fn dump_chunk(
     plan: &TablePlan,
     range: &KeyRange,
     tx: &tokio::sync::mpsc::Sender<Block>,
-    progress: &dyn Progress,
+    ctx: &JobContext<'_>,
 ) -> Result<Fingerprint> {
+    let progress = ctx.progress;
     let closed = || Error::internal("the compression task stopped early");
     let mut fingerprint = Fingerprint::default();
-    let mut buf: Vec<u8> = Vec::with_capacity(ROW_BUFFER + 64 * 1024);
+    let mut buf = ctx.pool.take();
     let mut result = conn.query_iter(plan.query(range)).await?;
     while let Some(row) = result.next().await? {
         let start = buf.len();
@@ -741,7 +786,7 @@ async fn dump_chunk(
         fingerprint.add_row(&buf[start..]);
         if buf.len() >= ROW_BUFFER {
             progress.advance(buf.len() as u64);
-            let full = std::mem::replace(&mut buf, Vec::with_capacity(ROW_BUFFER + 64 * 1024));
+            let full = std::mem::replace(&mut buf, ctx.pool.take());
             tx.send(Block::Rows(full)).await.map_err(|_| closed())?;
         }
     }
