@@ -10,11 +10,13 @@
 //! - [`source`]: connecting to a server (URL, option files, environment), flavor detection and the
 //!   consistent snapshot shared by the dump workers.
 //! - [`engine::logical`]: the logical backup and restore engine.
+//! - [`binlog`]: binlog event framing and MariaDB GTIDs, for archiving and replay.
 //! - [`verify`]: checking every file of a backup against its manifest.
 //!
 //! This crate never prints and never exits the process: it returns typed [`Error`]s whose
 //! [`ErrorKind`] the CLI maps to stable exit codes.
 
+pub mod binlog;
 pub mod engine;
 pub mod error;
 pub mod manifest;
