@@ -21,7 +21,7 @@ use super::chunking::{chunk_count, split_range, KeyRange};
 use super::ddl::{quote_ident, quote_string};
 use super::filter::Filter;
 use super::schema::dump_schema;
-use super::tsv::encode_row;
+use super::tsv::{encode_packet, encode_row};
 use crate::manifest::{
     BackupManifest, ChunkEntry, FileEntry, Fingerprint, SchemaDump, TableData, TableKind,
     MANIFEST_FORMAT,
@@ -29,7 +29,8 @@ use crate::manifest::{
 use crate::pipeline::{HashingSink, ZstdSink, ZSTD_BLOCK};
 use crate::progress::Progress;
 use crate::repo::{layout, RepoLock, Repository};
-use crate::source::snapshot::{open_snapshot, SnapshotOptions};
+use crate::source::snapshot::{open_snapshot, Snapshot, SnapshotOptions};
+use crate::source::wire::WireConn;
 use crate::source::{ConnectionConfig, ServerIdentity};
 use crate::storage::Storage;
 use crate::{Error, ErrorKind, Result};
@@ -139,10 +140,10 @@ async fn backup_locked(
     // One connection more than the dump workers: it reads the schema, plans the chunks and then
     // takes the row counts while the workers dump, so counting never holds up a worker.
     let snap_opts = SnapshotOptions {
-        workers: opts.workers + 1,
+        readers: opts.workers,
         lock_timeout: opts.lock_timeout,
     };
-    let mut snapshot = open_snapshot(source, &identity, &snap_opts).await?;
+    let snapshot = open_snapshot(source, &identity, &snap_opts).await?;
     tracing::info!(
         binlog_file = snapshot.point.binlog_file,
         binlog_pos = snapshot.point.binlog_pos,
@@ -157,16 +158,17 @@ async fn backup_locked(
     ));
 
     let storage = repo.storage().clone();
-    let mut control = snapshot
-        .workers
-        .pop()
-        .expect("the snapshot has a control connection");
+    let Snapshot {
+        mut control,
+        readers,
+        point,
+        lock_held,
+    } = snapshot;
     let outcome = async {
         let schema = dump_schema(&mut control, &opts.filter, opts.with_users).await?;
         let schema_entry = store_schema(&*storage, &id, &schema).await?;
         let plans = plan_tables(&mut control, &schema, &opts.filter, opts.chunk_bytes).await?;
-        let workers = std::mem::take(&mut snapshot.workers);
-        let dumped = dump_tables(&storage, &id, plans, workers, control, opts, progress).await?;
+        let dumped = dump_tables(&storage, &id, plans, readers, control, opts, progress).await?;
         Ok::<_, Error>((schema, schema_entry, dumped))
     }
     .await;
@@ -193,8 +195,8 @@ async fn backup_locked(
         server: identity.info(),
         started,
         finished: OffsetDateTime::now_utc(),
-        consistent_point: snapshot.point.clone(),
-        lock_held_ms: snapshot.lock_held.as_millis() as u64,
+        consistent_point: point,
+        lock_held_ms: lock_held.as_millis() as u64,
         compression: "zstd".into(),
         schema_file: schema_entry.path,
         tables,
@@ -597,7 +599,7 @@ async fn dump_tables(
     storage: &Arc<dyn Storage>,
     id: &str,
     plans: Vec<TablePlan>,
-    workers: Vec<Conn>,
+    workers: Vec<WireConn>,
     control: Conn,
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
@@ -646,7 +648,7 @@ async fn dump_tables(
                 out.push(run_job(&mut conn, &ctx, job).await?);
             }
             // End the snapshot transaction politely.
-            let _ = conn.query_drop("ROLLBACK").await;
+            let _ = conn.execute("ROLLBACK").await;
             Ok::<_, Error>(out)
         }
     }));
@@ -688,7 +690,7 @@ struct JobContext<'a> {
     pool: &'a Arc<BlockPool>,
 }
 
-async fn run_job(conn: &mut Conn, ctx: &JobContext<'_>, job: Job) -> Result<JobResult> {
+async fn run_job(conn: &mut WireConn, ctx: &JobContext<'_>, job: Job) -> Result<JobResult> {
     let Job {
         table,
         index,
@@ -767,9 +769,10 @@ async fn compress_and_store(
     Ok((sink.finish().await?, raw_size))
 }
 
-/// Streams one range's rows as TSV blocks to the compression task.
+/// Streams one range's rows as TSV blocks to the compression task, straight from the row
+/// packets.
 async fn dump_chunk(
-    conn: &mut Conn,
+    conn: &mut WireConn,
     plan: &TablePlan,
     range: &KeyRange,
     tx: &tokio::sync::mpsc::Sender<Block>,
@@ -779,10 +782,24 @@ async fn dump_chunk(
     let closed = || Error::internal("the compression task stopped early");
     let mut fingerprint = Fingerprint::default();
     let mut buf = ctx.pool.take();
-    let mut result = conn.query_iter(plan.query(range)).await?;
-    while let Some(row) = result.next().await? {
+    let columns = conn.query(&plan.query(range)).await?;
+    if columns != plan.columns.len() {
+        return Err(Error::server(format!(
+            "the dump query returned {columns} columns, {} expected",
+            plan.columns.len()
+        )));
+    }
+    while let Some(packet) = conn.next_row().await? {
         let start = buf.len();
-        encode_row(&row, &mut buf);
+        match encode_packet(packet, &mut buf) {
+            Ok(n) if n == columns => {}
+            Ok(n) => {
+                return Err(Error::server(format!(
+                    "a row packet has {n} values, {columns} expected"
+                )))
+            }
+            Err(e) => return Err(Error::server(e.to_string())),
+        }
         fingerprint.add_row(&buf[start..]);
         if buf.len() >= ROW_BUFFER {
             progress.advance(buf.len() as u64);
@@ -790,8 +807,9 @@ async fn dump_chunk(
             tx.send(Block::Rows(full)).await.map_err(|_| closed())?;
         }
     }
-    drop(result);
-    if !buf.is_empty() {
+    if buf.is_empty() {
+        ctx.pool.give(buf);
+    } else {
         progress.advance(buf.len() as u64);
         tx.send(Block::Rows(buf)).await.map_err(|_| closed())?;
     }
