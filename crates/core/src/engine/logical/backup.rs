@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::future::try_join_all;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use time::OffsetDateTime;
@@ -64,36 +63,10 @@ impl Default for BackupOptions {
 
 /// Most chunks one table is split into.
 const MAX_CHUNKS_PER_TABLE: u64 = 4096;
-/// TSV bytes accumulated before handing them to the compressor: one zstd frame each, cut at a
-/// line end, so a block is compressed where it lies.
+/// TSV bytes of one block: one zstd frame each, cut at a line end, compressed where it lies.
 const ROW_BUFFER: usize = ZSTD_BLOCK;
 /// Room past [`ROW_BUFFER`] so the row that crosses it rarely makes the buffer grow.
 const ROW_SLACK: usize = 64 * 1024;
-
-/// Row blocks handed back by the compressors for the readers to fill again: a fresh 2 MiB
-/// buffer per block would cost page faults on every block.
-#[derive(Default)]
-struct BlockPool {
-    free: Mutex<Vec<Vec<u8>>>,
-}
-
-impl BlockPool {
-    /// Most blocks kept: enough for every worker's blocks in flight.
-    const KEEP: usize = 32;
-
-    fn take(&self) -> Vec<u8> {
-        let recycled = self.free.lock().expect("block pool lock").pop();
-        recycled.unwrap_or_else(|| Vec::with_capacity(ROW_BUFFER + ROW_SLACK))
-    }
-
-    fn give(&self, mut block: Vec<u8>) {
-        block.clear();
-        let mut free = self.free.lock().expect("block pool lock");
-        if free.len() < Self::KEEP {
-            free.push(block);
-        }
-    }
-}
 
 /// Runs a logical backup into `repo` and returns the committed manifest.
 pub async fn run_backup(
@@ -621,19 +594,21 @@ async fn dump_tables(
     let queue = Arc::new(Mutex::new(jobs));
     let plans = Arc::new(plans);
     let started = Instant::now();
-    let pool = Arc::new(BlockPool::default());
     let counting = count_rows(control, &plans, order);
-    let dumping = try_join_all(workers.into_iter().map(|conn| {
+    // Each worker is its own task: it reads a block of rows, then compresses, hashes and
+    // writes it, so the only hand-offs are the storage writes.
+    let mut tasks = tokio::task::JoinSet::new();
+    for conn in workers {
         let queue = queue.clone();
         let plans = plans.clone();
         let storage = storage.clone();
         let progress = progress.clone();
-        let pool = pool.clone();
         let id = id.to_string();
         let level = opts.compression_level;
-        async move {
+        tasks.spawn(async move {
             let mut conn = conn;
             let mut out = Vec::new();
+            let mut block = Vec::with_capacity(ROW_BUFFER + ROW_SLACK);
             loop {
                 let job = queue.lock().expect("queue lock").pop_front();
                 let Some(job) = job else { break };
@@ -643,15 +618,22 @@ async fn dump_tables(
                     plans: &plans,
                     level,
                     progress: &*progress,
-                    pool: &pool,
                 };
-                out.push(run_job(&mut conn, &ctx, job).await?);
+                out.push(run_job(&mut conn, &ctx, job, &mut block).await?);
             }
             // End the snapshot transaction politely.
             let _ = conn.execute("ROLLBACK").await;
             Ok::<_, Error>(out)
+        });
+    }
+    let dumping = async {
+        let mut results = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let done = joined.map_err(|e| Error::internal(format!("dump worker failed: {e}")))?;
+            results.extend(done?);
         }
-    }));
+        Ok::<_, Error>(results)
+    };
     let (counts, results) = match futures::try_join!(counting, dumping) {
         Ok(r) => r,
         Err(e) => {
@@ -660,7 +642,7 @@ async fn dump_tables(
         }
     };
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "rows dumped");
-    assemble(&plans, results.into_iter().flatten().collect(), counts)
+    assemble(&plans, results, counts)
 }
 
 /// `COUNT(*)` of every table in the snapshot, biggest first, on the control connection.
@@ -687,10 +669,14 @@ struct JobContext<'a> {
     plans: &'a [TablePlan],
     level: i32,
     progress: &'a dyn Progress,
-    pool: &'a Arc<BlockPool>,
 }
 
-async fn run_job(conn: &mut WireConn, ctx: &JobContext<'_>, job: Job) -> Result<JobResult> {
+async fn run_job(
+    conn: &mut WireConn,
+    ctx: &JobContext<'_>,
+    job: Job,
+    block: &mut Vec<u8>,
+) -> Result<JobResult> {
     let Job {
         table,
         index,
@@ -699,27 +685,18 @@ async fn run_job(conn: &mut WireConn, ctx: &JobContext<'_>, job: Job) -> Result<
     let plan = &ctx.plans[table];
     let rel = layout::chunk_file(&plan.database, &plan.table, index);
     let sink = HashingSink::create(ctx.storage, &layout::backup_file(ctx.id, &rel), &rel).await?;
-    let zsink = ZstdSink::new(sink, ctx.level)?;
-    // Compression, hashing and writing run in their own task, so the server keeps
-    // streaming rows to us while a block is being compressed.
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let writer = tokio::spawn(compress_and_store(zsink, rx, ctx.pool.clone()));
-    let dumped = dump_chunk(conn, plan, &range, &tx, ctx).await;
-    let stored = match &dumped {
-        Ok(_) => {
-            drop(tx);
-            writer.await
-        }
-        Err(_) => {
-            let _ = tx.send(Block::Abort).await;
-            drop(tx);
-            writer.await
+    let mut zsink = ZstdSink::new(sink, ctx.level)?;
+    let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
+    let fingerprint = match dump_chunk(conn, plan, &range, &mut zsink, block, ctx.progress).await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            zsink.abort().await;
+            return Err(e.context(what()));
         }
     };
-    let stored = stored.map_err(|e| Error::internal(format!("compression task failed: {e}")))?;
-    let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
-    let fingerprint = dumped.map_err(|e| e.context(what()))?;
-    let (file, raw_size) = stored.map_err(|e| e.context(what()))?;
+    let raw_size = zsink.raw_size();
+    let file = zsink.finish().await.map_err(|e| e.context(what()))?;
     let condition = plan
         .key
         .as_deref()
@@ -739,49 +716,18 @@ async fn run_job(conn: &mut WireConn, ctx: &JobContext<'_>, job: Job) -> Result<
     })
 }
 
-/// What the row reader hands to the compression task.
-enum Block {
-    Rows(Vec<u8>),
-    /// The reader failed: abandon the object.
-    Abort,
-}
-
-async fn compress_and_store(
-    mut sink: ZstdSink,
-    mut rx: tokio::sync::mpsc::Receiver<Block>,
-    pool: Arc<BlockPool>,
-) -> Result<(FileEntry, u64)> {
-    while let Some(block) = rx.recv().await {
-        let failed = match block {
-            Block::Rows(buf) => {
-                let written = sink.write_frame(&buf).await;
-                pool.give(buf);
-                written.err()
-            }
-            Block::Abort => Some(Error::internal("aborted by the row reader")),
-        };
-        if let Some(e) = failed {
-            sink.abort().await;
-            return Err(e);
-        }
-    }
-    let raw_size = sink.raw_size();
-    Ok((sink.finish().await?, raw_size))
-}
-
-/// Streams one range's rows as TSV blocks to the compression task, straight from the row
-/// packets.
+/// Streams one range's rows as TSV, straight from the row packets, into `sink`: one zstd frame
+/// per block of [`ROW_BUFFER`] bytes, cut at a line end.
 async fn dump_chunk(
     conn: &mut WireConn,
     plan: &TablePlan,
     range: &KeyRange,
-    tx: &tokio::sync::mpsc::Sender<Block>,
-    ctx: &JobContext<'_>,
+    sink: &mut ZstdSink,
+    block: &mut Vec<u8>,
+    progress: &dyn Progress,
 ) -> Result<Fingerprint> {
-    let progress = ctx.progress;
-    let closed = || Error::internal("the compression task stopped early");
     let mut fingerprint = Fingerprint::default();
-    let mut buf = ctx.pool.take();
+    block.clear();
     let columns = conn.query(&plan.query(range)).await?;
     if columns != plan.columns.len() {
         return Err(Error::server(format!(
@@ -790,8 +736,8 @@ async fn dump_chunk(
         )));
     }
     while let Some(packet) = conn.next_row().await? {
-        let start = buf.len();
-        match encode_packet(packet, &mut buf) {
+        let start = block.len();
+        match encode_packet(packet, block) {
             Ok(n) if n == columns => {}
             Ok(n) => {
                 return Err(Error::server(format!(
@@ -800,18 +746,17 @@ async fn dump_chunk(
             }
             Err(e) => return Err(Error::server(e.to_string())),
         }
-        fingerprint.add_row(&buf[start..]);
-        if buf.len() >= ROW_BUFFER {
-            progress.advance(buf.len() as u64);
-            let full = std::mem::replace(&mut buf, ctx.pool.take());
-            tx.send(Block::Rows(full)).await.map_err(|_| closed())?;
+        fingerprint.add_row(&block[start..]);
+        if block.len() >= ROW_BUFFER {
+            progress.advance(block.len() as u64);
+            sink.write_frame(block).await?;
+            block.clear();
         }
     }
-    if buf.is_empty() {
-        ctx.pool.give(buf);
-    } else {
-        progress.advance(buf.len() as u64);
-        tx.send(Block::Rows(buf)).await.map_err(|_| closed())?;
+    if !block.is_empty() {
+        progress.advance(block.len() as u64);
+        sink.write_frame(block).await?;
+        block.clear();
     }
     Ok(fingerprint)
 }
