@@ -687,8 +687,7 @@ async fn run_job(
     let sink = HashingSink::create(ctx.storage, &layout::backup_file(ctx.id, &rel), &rel).await?;
     let mut zsink = ZstdSink::new(sink, ctx.level)?;
     let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
-    let fingerprint = match dump_chunk(conn, plan, &range, &mut zsink, block, ctx.progress).await
-    {
+    let fingerprint = match dump_chunk(conn, plan, &range, &mut zsink, block, ctx.progress).await {
         Ok(f) => f,
         Err(e) => {
             zsink.abort().await;

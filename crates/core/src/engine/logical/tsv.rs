@@ -226,7 +226,12 @@ mod tests {
             &[Some(&long), Some(&longer), None],
             &[Some(&[0xFB, 0xFF, 0x00])],
             // Length prefixes that are themselves special bytes (9 = tab, 10 = newline, 0).
-            &[Some(b"123456789"), Some(b"1234567890"), Some(b""), Some(b"x\ny")],
+            &[
+                Some(b"123456789"),
+                Some(b"1234567890"),
+                Some(b""),
+                Some(b"x\ny"),
+            ],
             &[Some(b"a\\b"), Some(b"plain"), Some(b"\r"), Some(b"tail")],
         ];
         for &row in rows {
