@@ -70,8 +70,10 @@ pub const ZSTD_BLOCK: usize = 2 * 1024 * 1024;
 
 /// Compresses a byte stream with zstd into a [`HashingSink`].
 ///
-/// The input is cut into blocks of [`ZSTD_BLOCK`] bytes, each compressed as one zstd frame with a
-/// reused context; the object is the concatenation of the frames, which `zstd -d` and every
+/// [`write`](ZstdSink::write) cuts its input into blocks of [`ZSTD_BLOCK`] bytes;
+/// [`write_frame`](ZstdSink::write_frame) takes a block the caller cut (a dump cuts at line
+/// ends). Each block is compressed as one zstd frame with a reused context; the object is the
+/// concatenation of the frames, which `zstd -d` and every
 /// streaming decoder read as one stream. Independent frames cost little ratio at this size and
 /// avoid the streaming encoder's extra copies. At levels 1 and below the match finder uses a small
 /// hash table (hashLog 12, searchLog 1): on row data this is about 1.5x faster for the same ratio.
