@@ -63,6 +63,8 @@ impl Default for BackupOptions {
 
 /// Most chunks one table is split into.
 const MAX_CHUNKS_PER_TABLE: u64 = 4096;
+/// Chunks per worker whose objects may still be closing while the worker reads on.
+const MAX_CLOSING: usize = 4;
 /// TSV bytes of one block: one zstd frame each, cut at a line end, compressed where it lies.
 const ROW_BUFFER: usize = ZSTD_BLOCK;
 /// Room past [`ROW_BUFFER`] so the row that crosses it rarely makes the buffer grow.
@@ -609,6 +611,7 @@ async fn dump_tables(
             let mut conn = conn;
             let mut out = Vec::new();
             let mut block = Vec::with_capacity(ROW_BUFFER + ROW_SLACK);
+            let mut closing = VecDeque::new();
             loop {
                 let job = queue.lock().expect("queue lock").pop_front();
                 let Some(job) = job else { break };
@@ -619,10 +622,18 @@ async fn dump_tables(
                     level,
                     progress: &*progress,
                 };
-                out.push(run_job(&mut conn, &ctx, job, &mut block).await?);
+                closing.push_back(run_job(&mut conn, &ctx, job, &mut block).await?);
+                if closing.len() > MAX_CLOSING {
+                    if let Some(oldest) = closing.pop_front() {
+                        out.push(oldest.done().await?);
+                    }
+                }
             }
             // End the snapshot transaction politely.
             let _ = conn.execute("ROLLBACK").await;
+            for chunk in closing {
+                out.push(chunk.done().await?);
+            }
             Ok::<_, Error>(out)
         });
     }
@@ -671,12 +682,40 @@ struct JobContext<'a> {
     progress: &'a dyn Progress,
 }
 
+/// A chunk whose rows are all read while its object is still being completed (the last frame
+/// written, the file synced) in a task of its own, so the worker reads on meanwhile. Every
+/// chunk is [`done`](Closing::done) before the manifest can be written.
+struct Closing {
+    table: usize,
+    index: usize,
+    entry: ChunkEntry,
+    fingerprint: Fingerprint,
+    close: tokio::task::JoinHandle<Result<FileEntry>>,
+    what: String,
+}
+
+impl Closing {
+    async fn done(self) -> Result<JobResult> {
+        let closed = self
+            .close
+            .await
+            .map_err(|e| Error::internal(format!("closing a chunk failed: {e}")))?;
+        Ok(JobResult {
+            table: self.table,
+            index: self.index,
+            entry: self.entry,
+            file: closed.map_err(|e| e.context(self.what))?,
+            fingerprint: self.fingerprint,
+        })
+    }
+}
+
 async fn run_job(
     conn: &mut WireConn,
     ctx: &JobContext<'_>,
     job: Job,
     block: &mut Vec<u8>,
-) -> Result<JobResult> {
+) -> Result<Closing> {
     let Job {
         table,
         index,
@@ -695,7 +734,7 @@ async fn run_job(
         }
     };
     let raw_size = zsink.raw_size();
-    let file = zsink.finish().await.map_err(|e| e.context(what()))?;
+    let close = tokio::spawn(zsink.finish());
     let condition = plan
         .key
         .as_deref()
@@ -706,12 +745,13 @@ async fn run_job(
         rows: fingerprint.rows,
         raw_size,
     };
-    Ok(JobResult {
+    Ok(Closing {
         table,
         index,
         entry,
-        file,
         fingerprint,
+        close,
+        what: what(),
     })
 }
 
