@@ -38,6 +38,9 @@ enum Command {
     Restore(commands::restore::Args),
     /// Check a backup's files against its manifest.
     Verify(commands::verify::Args),
+    /// Binlog archiving: `stream` continuously, `list` what is archived.
+    #[command(subcommand)]
+    Binlog(commands::binlog::Command),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Command::Info(a) => commands::info::run(&cli.global, a).await,
             Command::Restore(a) => commands::restore::run(&cli.global, a).await,
             Command::Verify(a) => commands::verify::run(&cli.global, a).await,
+            Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
         }
     });
     match result {

@@ -22,6 +22,7 @@ pub mod error;
 pub mod manifest;
 pub mod pipeline;
 pub mod progress;
+pub mod recovery;
 pub mod repo;
 pub mod source;
 pub mod storage;

@@ -51,6 +51,9 @@ pub mod kind {
     pub const DELETE_ROWS_COMPRESSED: u8 = 171;
 }
 
+/// Header flag of a file's format description: the file is open (not closed cleanly yet).
+pub const FLAG_BINLOG_IN_USE: u16 = 0x1;
+
 /// Header flag: the event was made up by the server for the stream (fake rotate, re-sent
 /// format description), not read from the binlog file.
 pub const FLAG_ARTIFICIAL: u16 = 0x20;
@@ -180,7 +183,19 @@ impl<'a> Event<'a> {
             return Ok(());
         }
         let (data, stored) = self.raw.split_at(self.raw.len() - CHECKSUM_LEN);
-        let computed = crc32fast::hash(data);
+        let mut computed = crc32fast::hash(data);
+        if computed != u32_le(stored)
+            && self.header.type_code == kind::FORMAT_DESCRIPTION
+            && self.header.flags & FLAG_BINLOG_IN_USE != 0
+        {
+            // The server sets "in use" in the file's format description after checksumming
+            // it, and clears it on a clean close: the checksum covers the flag cleared.
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&data[..17]);
+            hasher.update(&(self.header.flags & !FLAG_BINLOG_IN_USE).to_le_bytes());
+            hasher.update(&data[19..]);
+            computed = hasher.finalize();
+        }
         if computed != u32_le(stored) {
             return Err(Error::integrity(format!(
                 "binlog event checksum mismatch: type {} ending at position {}",
@@ -689,6 +704,26 @@ mod tests {
             assert_eq!(got, want, "event type {code}");
         }
         assert!(!t.in_group());
+    }
+
+    #[test]
+    fn an_open_files_format_description_checks_with_the_in_use_flag_cleared() {
+        // binlog version 4, server version, created, header length, post-header lengths,
+        // checksum algorithm CRC32, then the checksum.
+        let mut body = 4u16.to_le_bytes().to_vec();
+        body.extend_from_slice(&[0; 50]);
+        body.extend_from_slice(&0u32.to_le_bytes());
+        body.push(HEADER_LEN as u8);
+        body.extend_from_slice(&[0; 10]);
+        body.push(1);
+        let mut raw = event(kind::FORMAT_DESCRIPTION, &body, 0);
+        assert!(Event::parse(&raw, ChecksumAlg::Off).is_ok());
+        // The server sets the flag after checksumming the event.
+        raw[17] |= FLAG_BINLOG_IN_USE as u8;
+        let ev = Event::parse(&raw, ChecksumAlg::Off).unwrap();
+        assert_eq!(ev.checksum_alg(), ChecksumAlg::Crc32);
+        raw[30] ^= 1;
+        assert!(Event::parse(&raw, ChecksumAlg::Off).is_err());
     }
 
     #[test]
