@@ -1,6 +1,6 @@
-//! One consistent snapshot shared by N worker connections.
+//! One consistent snapshot shared by a driver connection and N raw reader connections.
 //!
-//! Every worker opens a `REPEATABLE READ` transaction `WITH CONSISTENT SNAPSHOT` while a brief
+//! Every member opens a `REPEATABLE READ` transaction `WITH CONSISTENT SNAPSHOT` while a brief
 //! server-wide lock stops commits (MariaDB: `BACKUP STAGE BLOCK_COMMIT`, which waits only for
 //! commits in flight, not for long queries; MySQL: `FLUSH TABLES WITH READ LOCK`), and the binlog
 //! coordinates and GTID position are read under the same lock. The lock is then released: it is
@@ -9,8 +9,10 @@
 //! connection is killed from another connection, which releases everything, and the backup fails
 //! with [`ErrorKind::LockTimeout`] instead of stalling production.
 //!
-//! On MariaDB each worker's `binlog_snapshot_position` is then compared with the locked
-//! coordinates: equal values prove the snapshots are the same point in history.
+//! The control member is a driver ([`Conn`]) connection, for the schema, planning and counting;
+//! the readers are raw-protocol ([`WireConn`]) connections that stream rows without building a
+//! value per column. On MariaDB each member's `binlog_snapshot_position` is then compared with
+//! the locked coordinates: equal values prove the snapshots are the same point in history.
 
 use std::time::{Duration, Instant};
 
@@ -21,44 +23,100 @@ use time::OffsetDateTime;
 
 use super::conn::ConnectionConfig;
 use super::server::{Flavor, ServerIdentity};
+use super::wire::WireConn;
 use crate::manifest::ConsistentPoint;
 use crate::{Error, ErrorKind, Result};
 
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {
-    pub workers: usize,
+    /// Raw reader connections besides the control connection.
+    pub readers: usize,
     /// Longest time the server-wide lock may be waited for plus held.
     pub lock_timeout: Duration,
 }
 
-/// Worker connections inside one consistent snapshot.
+/// Connections inside one consistent snapshot.
 pub struct Snapshot {
-    pub workers: Vec<Conn>,
+    /// The driver connection, for typed queries (schema, plans, counts).
+    pub control: Conn,
+    /// Raw connections that read rows.
+    pub readers: Vec<WireConn>,
     pub point: ConsistentPoint,
     /// How long the server-wide lock was held (acquired to released).
     pub lock_held: Duration,
 }
 
-/// Session settings of a dump worker: exact bytes (no charset conversion), TIMESTAMP values in UTC
-/// (no daylight-saving ambiguity), no statement timeouts, patience with a slow reader.
-pub const WORKER_SETUP: &str = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
-     SET NAMES binary; SET time_zone = '+00:00'; SET SESSION net_write_timeout = 3600; SET SESSION net_read_timeout = 3600; \
-     SET SESSION wait_timeout = 86400";
+/// Session settings of a snapshot member, one statement each: exact bytes (no charset
+/// conversion), TIMESTAMP values in UTC (no daylight-saving ambiguity), no statement timeouts,
+/// patience with a slow reader.
+pub const WORKER_SETUP: &[&str] = &[
+    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    "SET NAMES binary",
+    "SET time_zone = '+00:00'",
+    "SET SESSION net_write_timeout = 3600",
+    "SET SESSION net_read_timeout = 3600",
+    "SET SESSION wait_timeout = 86400",
+];
+
+/// A connection of either kind taking part in the snapshot.
+enum Member {
+    Driver(Conn),
+    Raw(WireConn),
+}
+
+impl Member {
+    async fn run(&mut self, sql: &str) -> Result<()> {
+        match self {
+            Member::Driver(c) => Ok(c.query_drop(sql).await?),
+            Member::Raw(c) => c.execute(sql).await,
+        }
+    }
+
+    /// Name/value rows of a `SHOW ... STATUS` statement.
+    async fn pairs(&mut self, sql: &str) -> Result<Vec<(String, String)>> {
+        match self {
+            Member::Driver(c) => Ok(c.query(sql).await?),
+            Member::Raw(c) => Ok(c
+                .query_text(sql)
+                .await?
+                .into_iter()
+                .filter_map(|row| match row.as_slice() {
+                    [Some(k), Some(v)] => Some((k.clone(), v.clone())),
+                    _ => None,
+                })
+                .collect()),
+        }
+    }
+
+    async fn setup(mut self, flavor: Flavor) -> Result<Self> {
+        for sql in WORKER_SETUP {
+            self.run(sql).await?;
+        }
+        if flavor == Flavor::MariaDb {
+            self.run("SET SESSION max_statement_time = 0").await?;
+        }
+        Ok(self)
+    }
+}
 
 pub async fn open_snapshot(
     config: &ConnectionConfig,
     identity: &ServerIdentity,
     opts: &SnapshotOptions,
 ) -> Result<Snapshot> {
-    let workers = try_join_all((0..opts.workers.max(1)).map(|_| async {
-        let mut c = config.connect().await?;
-        c.query_drop(WORKER_SETUP).await?;
-        if identity.flavor == Flavor::MariaDb {
-            c.query_drop("SET SESSION max_statement_time = 0").await?;
-        }
-        Ok::<_, Error>(c)
-    }))
-    .await?;
+    let control = async {
+        Member::Driver(config.connect().await?)
+            .setup(identity.flavor)
+            .await
+    };
+    let readers = (0..opts.readers).map(|_| async {
+        Member::Raw(WireConn::connect(config).await?)
+            .setup(identity.flavor)
+            .await
+    });
+    let (control, readers) = futures::try_join!(control, try_join_all(readers))?;
+    let mut workers = readers;
+    workers.push(control);
     let mut locker = config.connect().await?;
     let locker_id = locker.id();
     let mut watchdog = config.connect().await?;
@@ -70,14 +128,24 @@ pub async fn open_snapshot(
     )
     .await;
     match locked {
-        Ok(Ok((workers, point, held))) => {
+        Ok(Ok((mut workers, point, held))) => {
             drop(watchdog);
-            let snapshot = Snapshot {
-                workers,
+            let Some(Member::Driver(control)) = workers.pop() else {
+                return Err(Error::internal("the snapshot lost its control connection"));
+            };
+            let readers = workers
+                .into_iter()
+                .filter_map(|m| match m {
+                    Member::Raw(c) => Some(c),
+                    Member::Driver(_) => None,
+                })
+                .collect();
+            Ok(Snapshot {
+                control,
+                readers,
                 point,
                 lock_held: held,
-            };
-            Ok(snapshot)
+            })
         }
         Ok(Err(e)) => {
             let _ = watchdog
@@ -106,10 +174,10 @@ pub async fn open_snapshot(
 
 async fn locked_phase(
     locker: &mut Conn,
-    mut workers: Vec<Conn>,
+    mut workers: Vec<Member>,
     flavor: Flavor,
     timeout: Duration,
-) -> Result<(Vec<Conn>, ConsistentPoint, Duration)> {
+) -> Result<(Vec<Member>, ConsistentPoint, Duration)> {
     let wait_secs = timeout.as_secs().max(1);
     locker
         .query_drop(format!("SET SESSION lock_wait_timeout = {wait_secs}"))
@@ -132,7 +200,7 @@ async fn locked_phase(
     try_join_all(
         workers
             .iter_mut()
-            .map(|w| w.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")),
+            .map(|w| w.run("START TRANSACTION WITH CONSISTENT SNAPSHOT")),
     )
     .await?;
     let point = read_point(locker, flavor).await?;
@@ -200,9 +268,9 @@ async fn read_point(conn: &mut Conn, flavor: Flavor) -> Result<ConsistentPoint> 
     })
 }
 
-async fn prove_same_point(worker: &mut Conn, point: &ConsistentPoint) -> Result<()> {
-    let rows: Vec<(String, String)> = worker
-        .query("SHOW SESSION STATUS LIKE '%inlog_snapshot_%'")
+async fn prove_same_point(worker: &mut Member, point: &ConsistentPoint) -> Result<()> {
+    let rows = worker
+        .pairs("SHOW SESSION STATUS LIKE '%inlog_snapshot_%'")
         .await?;
     // The session runs `SET NAMES binary`, so match names in Rust, case-insensitively.
     let get = |name: &str| {

@@ -18,7 +18,7 @@ use mysql_common::packets::{
     AuthPlugin, AuthSwitchRequest, ErrPacket, HandshakePacket, HandshakeResponse, SslRequest,
 };
 use mysql_common::proto::MySerialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::source::conn::{ConnectionConfig, TlsMode, CONNECT_TIMEOUT};
 use crate::{Error, ErrorKind, Result};
@@ -41,6 +41,9 @@ pub struct WireConn {
     packet: Vec<u8>,
     /// Rows of the current result set are still to be read.
     pending_rows: bool,
+    /// Bytes at the front of the read buffer lent out as the last row by
+    /// [`next_row`](WireConn::next_row); consumed before the next read.
+    lent: usize,
     endpoint: String,
 }
 
@@ -101,6 +104,7 @@ impl WireConn {
             connection_id: 0,
             packet: Vec::new(),
             pending_rows: false,
+            lent: 0,
             endpoint: config.endpoint(),
         };
         conn.handshake(config).await?;
@@ -326,10 +330,23 @@ impl WireConn {
     }
 
     /// The next row of the current result set as its raw payload (length-encoded values, 0xfb
-    /// for NULL), or `None` at the end. The slice is valid until the next call.
+    /// for NULL), or `None` at the end. The slice is valid until the next call. A row that lies
+    /// whole in the read buffer is lent from there without a copy (and is then not the
+    /// [`last_packet`](Self::last_packet)).
     pub async fn next_row(&mut self) -> Result<Option<&[u8]>> {
         if !self.pending_rows {
             return Ok(None);
+        }
+        self.release();
+        let buffered = self.io.buffer();
+        if let [a, b, c, seq, rest @ ..] = buffered {
+            let len = u32::from_le_bytes([*a, *b, *c, 0]) as usize;
+            let first = rest.first().copied();
+            if len < MAX_PACKET && rest.len() >= len && !matches!(first, Some(0xfe | 0xff)) {
+                self.seq = seq.wrapping_add(1);
+                self.lent = 4 + len;
+                return Ok(Some(&self.io.buffer()[4..4 + len]));
+            }
         }
         self.read_packet().await?;
         match self.packet.first().copied() {
@@ -353,6 +370,7 @@ impl WireConn {
 
     /// Reads the next whole packet payload (joining packets of 16 MiB and more).
     pub async fn read_packet(&mut self) -> Result<&[u8]> {
+        self.release();
         self.packet.clear();
         loop {
             let mut header = [0u8; 4];
@@ -371,6 +389,14 @@ impl WireConn {
             if len < MAX_PACKET {
                 return Ok(&self.packet);
             }
+        }
+    }
+
+    /// Gives back the buffer bytes of a row lent by [`next_row`](Self::next_row).
+    fn release(&mut self) {
+        if self.lent > 0 {
+            self.io.consume(self.lent);
+            self.lent = 0;
         }
     }
 

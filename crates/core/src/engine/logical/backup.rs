@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::future::try_join_all;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use time::OffsetDateTime;
@@ -21,15 +20,16 @@ use super::chunking::{chunk_count, split_range, KeyRange};
 use super::ddl::{quote_ident, quote_string};
 use super::filter::Filter;
 use super::schema::dump_schema;
-use super::tsv::encode_row;
+use super::tsv::{encode_packet, encode_row};
 use crate::manifest::{
     BackupManifest, ChunkEntry, FileEntry, Fingerprint, SchemaDump, TableData, TableKind,
     MANIFEST_FORMAT,
 };
-use crate::pipeline::{HashingSink, ZstdSink};
+use crate::pipeline::{HashingSink, ZstdSink, ZSTD_BLOCK};
 use crate::progress::Progress;
 use crate::repo::{layout, RepoLock, Repository};
-use crate::source::snapshot::{open_snapshot, SnapshotOptions};
+use crate::source::snapshot::{open_snapshot, Snapshot, SnapshotOptions};
+use crate::source::wire::WireConn;
 use crate::source::{ConnectionConfig, ServerIdentity};
 use crate::storage::Storage;
 use crate::{Error, ErrorKind, Result};
@@ -63,8 +63,12 @@ impl Default for BackupOptions {
 
 /// Most chunks one table is split into.
 const MAX_CHUNKS_PER_TABLE: u64 = 4096;
-/// TSV bytes accumulated before handing them to the compressor.
-const ROW_BUFFER: usize = 256 * 1024;
+/// Chunks per worker whose objects may still be closing while the worker reads on.
+const MAX_CLOSING: usize = 4;
+/// TSV bytes of one block: one zstd frame each, cut at a line end, compressed where it lies.
+const ROW_BUFFER: usize = ZSTD_BLOCK;
+/// Room past [`ROW_BUFFER`] so the row that crosses it rarely makes the buffer grow.
+const ROW_SLACK: usize = 64 * 1024;
 
 /// Runs a logical backup into `repo` and returns the committed manifest.
 pub async fn run_backup(
@@ -111,10 +115,10 @@ async fn backup_locked(
     // One connection more than the dump workers: it reads the schema, plans the chunks and then
     // takes the row counts while the workers dump, so counting never holds up a worker.
     let snap_opts = SnapshotOptions {
-        workers: opts.workers + 1,
+        readers: opts.workers,
         lock_timeout: opts.lock_timeout,
     };
-    let mut snapshot = open_snapshot(source, &identity, &snap_opts).await?;
+    let snapshot = open_snapshot(source, &identity, &snap_opts).await?;
     tracing::info!(
         binlog_file = snapshot.point.binlog_file,
         binlog_pos = snapshot.point.binlog_pos,
@@ -129,16 +133,17 @@ async fn backup_locked(
     ));
 
     let storage = repo.storage().clone();
-    let mut control = snapshot
-        .workers
-        .pop()
-        .expect("the snapshot has a control connection");
+    let Snapshot {
+        mut control,
+        readers,
+        point,
+        lock_held,
+    } = snapshot;
     let outcome = async {
         let schema = dump_schema(&mut control, &opts.filter, opts.with_users).await?;
         let schema_entry = store_schema(&*storage, &id, &schema).await?;
         let plans = plan_tables(&mut control, &schema, &opts.filter, opts.chunk_bytes).await?;
-        let workers = std::mem::take(&mut snapshot.workers);
-        let dumped = dump_tables(&storage, &id, plans, workers, control, opts, progress).await?;
+        let dumped = dump_tables(&storage, &id, plans, readers, control, opts, progress).await?;
         Ok::<_, Error>((schema, schema_entry, dumped))
     }
     .await;
@@ -165,8 +170,8 @@ async fn backup_locked(
         server: identity.info(),
         started,
         finished: OffsetDateTime::now_utc(),
-        consistent_point: snapshot.point.clone(),
-        lock_held_ms: snapshot.lock_held.as_millis() as u64,
+        consistent_point: point,
+        lock_held_ms: lock_held.as_millis() as u64,
         compression: "zstd".into(),
         schema_file: schema_entry.path,
         tables,
@@ -570,7 +575,7 @@ async fn dump_tables(
     storage: &Arc<dyn Storage>,
     id: &str,
     plans: Vec<TablePlan>,
-    workers: Vec<Conn>,
+    workers: Vec<WireConn>,
     control: Conn,
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
@@ -593,26 +598,54 @@ async fn dump_tables(
     let plans = Arc::new(plans);
     let started = Instant::now();
     let counting = count_rows(control, &plans, order);
-    let dumping = try_join_all(workers.into_iter().map(|conn| {
+    // Each worker is its own task: it reads a block of rows, then compresses, hashes and
+    // writes it, so the only hand-offs are the storage writes.
+    let mut tasks = tokio::task::JoinSet::new();
+    for conn in workers {
         let queue = queue.clone();
         let plans = plans.clone();
         let storage = storage.clone();
         let progress = progress.clone();
         let id = id.to_string();
         let level = opts.compression_level;
-        async move {
+        tasks.spawn(async move {
             let mut conn = conn;
             let mut out = Vec::new();
+            let mut block = Vec::with_capacity(ROW_BUFFER + ROW_SLACK);
+            let mut closing = VecDeque::new();
             loop {
                 let job = queue.lock().expect("queue lock").pop_front();
                 let Some(job) = job else { break };
-                out.push(run_job(&mut conn, &*storage, &id, &plans, job, level, &*progress).await?);
+                let ctx = JobContext {
+                    storage: &*storage,
+                    id: &id,
+                    plans: &plans,
+                    level,
+                    progress: &*progress,
+                };
+                closing.push_back(run_job(&mut conn, &ctx, job, &mut block).await?);
+                if closing.len() > MAX_CLOSING {
+                    if let Some(oldest) = closing.pop_front() {
+                        out.push(oldest.done().await?);
+                    }
+                }
             }
             // End the snapshot transaction politely.
-            let _ = conn.query_drop("ROLLBACK").await;
+            let _ = conn.execute("ROLLBACK").await;
+            for chunk in closing {
+                out.push(chunk.done().await?);
+            }
             Ok::<_, Error>(out)
+        });
+    }
+    let dumping = async {
+        let mut results = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let done = joined.map_err(|e| Error::internal(format!("dump worker failed: {e}")))?;
+            results.extend(done?);
         }
-    }));
+        Ok::<_, Error>(results)
+    };
     let (counts, results) = match futures::try_join!(counting, dumping) {
         Ok(r) => r,
         Err(e) => {
@@ -621,7 +654,7 @@ async fn dump_tables(
         }
     };
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "rows dumped");
-    assemble(&plans, results.into_iter().flatten().collect(), counts)
+    assemble(&plans, results, counts)
 }
 
 /// `COUNT(*)` of every table in the snapshot, biggest first, on the control connection.
@@ -641,44 +674,68 @@ async fn count_rows(mut conn: Conn, plans: &[TablePlan], order: Vec<usize>) -> R
     Ok(counts)
 }
 
-async fn run_job(
-    conn: &mut Conn,
-    storage: &dyn Storage,
-    id: &str,
-    plans: &[TablePlan],
-    job: Job,
+/// What a dump worker shares with the others.
+struct JobContext<'a> {
+    storage: &'a dyn Storage,
+    id: &'a str,
+    plans: &'a [TablePlan],
     level: i32,
-    progress: &dyn Progress,
-) -> Result<JobResult> {
+    progress: &'a dyn Progress,
+}
+
+/// A chunk whose rows are all read while its object is still being completed (the last frame
+/// written, the file synced) in a task of its own, so the worker reads on meanwhile. Every
+/// chunk is [`done`](Closing::done) before the manifest can be written.
+struct Closing {
+    table: usize,
+    index: usize,
+    entry: ChunkEntry,
+    fingerprint: Fingerprint,
+    close: tokio::task::JoinHandle<Result<FileEntry>>,
+    what: String,
+}
+
+impl Closing {
+    async fn done(self) -> Result<JobResult> {
+        let closed = self
+            .close
+            .await
+            .map_err(|e| Error::internal(format!("closing a chunk failed: {e}")))?;
+        Ok(JobResult {
+            table: self.table,
+            index: self.index,
+            entry: self.entry,
+            file: closed.map_err(|e| e.context(self.what))?,
+            fingerprint: self.fingerprint,
+        })
+    }
+}
+
+async fn run_job(
+    conn: &mut WireConn,
+    ctx: &JobContext<'_>,
+    job: Job,
+    block: &mut Vec<u8>,
+) -> Result<Closing> {
     let Job {
         table,
         index,
         range,
     } = job;
-    let plan = &plans[table];
+    let plan = &ctx.plans[table];
     let rel = layout::chunk_file(&plan.database, &plan.table, index);
-    let sink = HashingSink::create(storage, &layout::backup_file(id, &rel), &rel).await?;
-    let zsink = ZstdSink::new(sink, level)?;
-    // Compression, hashing and writing run in their own task, so the server keeps
-    // streaming rows to us while a block is being compressed.
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let writer = tokio::spawn(compress_and_store(zsink, rx));
-    let dumped = dump_chunk(conn, plan, &range, &tx, progress).await;
-    let stored = match &dumped {
-        Ok(_) => {
-            drop(tx);
-            writer.await
-        }
-        Err(_) => {
-            let _ = tx.send(Block::Abort).await;
-            drop(tx);
-            writer.await
+    let sink = HashingSink::create(ctx.storage, &layout::backup_file(ctx.id, &rel), &rel).await?;
+    let mut zsink = ZstdSink::new(sink, ctx.level)?;
+    let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
+    let fingerprint = match dump_chunk(conn, plan, &range, &mut zsink, block, ctx.progress).await {
+        Ok(f) => f,
+        Err(e) => {
+            zsink.abort().await;
+            return Err(e.context(what()));
         }
     };
-    let stored = stored.map_err(|e| Error::internal(format!("compression task failed: {e}")))?;
-    let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
-    let fingerprint = dumped.map_err(|e| e.context(what()))?;
-    let (file, raw_size) = stored.map_err(|e| e.context(what()))?;
+    let raw_size = zsink.raw_size();
+    let close = tokio::spawn(zsink.finish());
     let condition = plan
         .key
         .as_deref()
@@ -689,66 +746,57 @@ async fn run_job(
         rows: fingerprint.rows,
         raw_size,
     };
-    Ok(JobResult {
+    Ok(Closing {
         table,
         index,
         entry,
-        file,
         fingerprint,
+        close,
+        what: what(),
     })
 }
 
-/// What the row reader hands to the compression task.
-enum Block {
-    Rows(Vec<u8>),
-    /// The reader failed: abandon the object.
-    Abort,
-}
-
-async fn compress_and_store(
-    mut sink: ZstdSink,
-    mut rx: tokio::sync::mpsc::Receiver<Block>,
-) -> Result<(FileEntry, u64)> {
-    while let Some(block) = rx.recv().await {
-        let failed = match block {
-            Block::Rows(buf) => sink.write(&buf).await.err(),
-            Block::Abort => Some(Error::internal("aborted by the row reader")),
-        };
-        if let Some(e) = failed {
-            sink.abort().await;
-            return Err(e);
-        }
-    }
-    let raw_size = sink.raw_size();
-    Ok((sink.finish().await?, raw_size))
-}
-
-/// Streams one range's rows as TSV blocks to the compression task.
+/// Streams one range's rows as TSV, straight from the row packets, into `sink`: one zstd frame
+/// per block of [`ROW_BUFFER`] bytes, cut at a line end.
 async fn dump_chunk(
-    conn: &mut Conn,
+    conn: &mut WireConn,
     plan: &TablePlan,
     range: &KeyRange,
-    tx: &tokio::sync::mpsc::Sender<Block>,
+    sink: &mut ZstdSink,
+    block: &mut Vec<u8>,
     progress: &dyn Progress,
 ) -> Result<Fingerprint> {
-    let closed = || Error::internal("the compression task stopped early");
     let mut fingerprint = Fingerprint::default();
-    let mut buf: Vec<u8> = Vec::with_capacity(ROW_BUFFER + 64 * 1024);
-    let mut result = conn.query_iter(plan.query(range)).await?;
-    while let Some(row) = result.next().await? {
-        let start = buf.len();
-        encode_row(&row, &mut buf);
-        fingerprint.add_row(&buf[start..]);
-        if buf.len() >= ROW_BUFFER {
-            progress.advance(buf.len() as u64);
-            let full = std::mem::replace(&mut buf, Vec::with_capacity(ROW_BUFFER + 64 * 1024));
-            tx.send(Block::Rows(full)).await.map_err(|_| closed())?;
+    block.clear();
+    let columns = conn.query(&plan.query(range)).await?;
+    if columns != plan.columns.len() {
+        return Err(Error::server(format!(
+            "the dump query returned {columns} columns, {} expected",
+            plan.columns.len()
+        )));
+    }
+    while let Some(packet) = conn.next_row().await? {
+        let start = block.len();
+        match encode_packet(packet, block) {
+            Ok(n) if n == columns => {}
+            Ok(n) => {
+                return Err(Error::server(format!(
+                    "a row packet has {n} values, {columns} expected"
+                )))
+            }
+            Err(e) => return Err(Error::server(e.to_string())),
+        }
+        fingerprint.add_row(&block[start..]);
+        if block.len() >= ROW_BUFFER {
+            progress.advance(block.len() as u64);
+            sink.write_frame(block).await?;
+            block.clear();
         }
     }
-    drop(result);
-    if !buf.is_empty() {
-        progress.advance(buf.len() as u64);
-        tx.send(Block::Rows(buf)).await.map_err(|_| closed())?;
+    if !block.is_empty() {
+        progress.advance(block.len() as u64);
+        sink.write_frame(block).await?;
+        block.clear();
     }
     Ok(fingerprint)
 }
