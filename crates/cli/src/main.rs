@@ -38,6 +38,8 @@ enum Command {
     Restore(commands::restore::Args),
     /// Check a backup's files against its manifest.
     Verify(commands::verify::Args),
+    /// Remove the files of backups that never committed.
+    Cleanup(commands::cleanup::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
             Command::Info(a) => commands::info::run(&cli.global, a).await,
             Command::Restore(a) => commands::restore::run(&cli.global, a).await,
             Command::Verify(a) => commands::verify::run(&cli.global, a).await,
+            Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod backup;
+pub mod cleanup;
 pub mod info;
 pub mod init;
 pub mod list;
