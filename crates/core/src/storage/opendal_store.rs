@@ -22,6 +22,9 @@ use crate::{Error, ErrorKind, Result};
 
 /// Part size of streaming writes and chunk size of reads: bounds memory per open stream.
 const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Where local-disk writes are staged before their rename, inside the repository directory (a
+/// rename must not cross file systems); never listed.
+const LOCAL_TMP_DIR: &str = ".holdfast-tmp";
 /// Parts of one object uploaded at once (memory: this many parts plus one being filled).
 const PART_CONCURRENCY: usize = 2;
 
@@ -31,6 +34,9 @@ pub struct OpendalStorage {
     write_op: Operator,
     location: String,
     capabilities: Capabilities,
+    local: bool,
+    /// The repository directory, for local disk.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl OpendalStorage {
@@ -55,12 +61,13 @@ impl OpendalStorage {
             )
         };
         let (op, conditional_writes_honoured) = match location {
-            Location::File { root } => (
-                Operator::new(services::Fs::default().root(root))
-                    .map_err(config_err)?
-                    .finish(),
-                true,
-            ),
+            Location::File { root } => {
+                // Writes go to a temporary file renamed into place on close: a reader never
+                // sees a torn object (lock records, manifests), and `abort` can discard it.
+                let tmp = format!("{}/{LOCAL_TMP_DIR}", root.trim_end_matches('/'));
+                let b = services::Fs::default().root(root).atomic_write_dir(&tmp);
+                (Operator::new(b).map_err(config_err)?.finish(), true)
+            }
             Location::S3 {
                 bucket,
                 prefix,
@@ -213,6 +220,11 @@ impl OpendalStorage {
             write_op,
             location: shown,
             capabilities,
+            local: matches!(location, Location::File { .. }),
+            local_root: match location {
+                Location::File { root } => Some(std::path::PathBuf::from(root)),
+                _ => None,
+            },
         })
     }
 }
@@ -303,6 +315,9 @@ impl Storage for OpendalStorage {
     }
 
     async fn put_if_absent(&self, path: &str, data: Bytes) -> Result<bool> {
+        if let Some(root) = &self.local_root {
+            return local_create(root, path, data).await;
+        }
         if self.capabilities.atomic_create {
             return match self.op.write_with(path, data).if_not_exists(true).await {
                 Ok(_) => Ok(true),
@@ -350,6 +365,17 @@ impl Storage for OpendalStorage {
             .chunk(PART_SIZE)
             .await
             .map_err(|e| map_err(e, path))?;
+        let mut range = range;
+        if range.end != u64::MAX {
+            // A range past the end reads to the end (the store would report a short read).
+            let size = self
+                .stat(path)
+                .await?
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("`{path}` does not exist")))?
+                .size;
+            range.end = range.end.min(size);
+            range.start = range.start.min(range.end);
+        }
         let owned = path.to_string();
         let stream = if range.end == u64::MAX {
             reader.into_bytes_stream(range.start..).await
@@ -359,18 +385,18 @@ impl Storage for OpendalStorage {
         .map_err(|e| map_err(e, path))?
         .map_err(move |e| {
             // The stream's errors are io::Errors wrapping OpenDAL's; keep them retryable.
-            let transient = e
+            let transient = match e
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<opendal::Error>())
-                .is_some_and(|oe| oe.is_temporary())
-                || matches!(
+            {
+                Some(oe) => oe.is_temporary(),
+                None => matches!(
                     e.kind(),
                     std::io::ErrorKind::TimedOut
                         | std::io::ErrorKind::ConnectionReset
                         | std::io::ErrorKind::ConnectionAborted
-                        | std::io::ErrorKind::UnexpectedEof
-                        | std::io::ErrorKind::Interrupted
-                );
+                ),
+            };
             let err =
                 Error::with_source(ErrorKind::Storage, format!("reading `{owned}` failed"), e);
             if transient {
@@ -399,14 +425,24 @@ impl Storage for OpendalStorage {
             Err(e) if e.kind() == OdKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(map_err(e, prefix)),
         };
-        Ok(entries
-            .into_iter()
-            .filter(|e| e.metadata().is_file())
-            .map(|e| ObjectMeta {
-                path: e.path().to_string(),
-                size: e.metadata().content_length(),
-            })
-            .collect())
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            if !e.metadata().is_file() || e.path().starts_with(LOCAL_TMP_DIR) {
+                continue;
+            }
+            // Local disk's listing carries no sizes; object stores' listings do.
+            let size = match self.local {
+                true => self.stat(e.path()).await?.map(|m| m.size),
+                false => Some(e.metadata().content_length()),
+            };
+            if let Some(size) = size {
+                out.push(ObjectMeta {
+                    path: e.path().to_string(),
+                    size,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
@@ -425,11 +461,40 @@ impl Storage for OpendalStorage {
     }
 }
 
+/// Atomic create-if-absent on local disk: the content goes to a staging file first, then a hard
+/// link gives it its name, which fails if the name exists. Readers never see a partial file.
+async fn local_create(root: &std::path::Path, path: &str, data: Bytes) -> Result<bool> {
+    let io_err = |e: std::io::Error| {
+        Error::with_source(ErrorKind::Storage, format!("cannot create `{path}`"), e)
+    };
+    let staging = root
+        .join(LOCAL_TMP_DIR)
+        .join(format!("create-{}", uuid::Uuid::new_v4()));
+    let target = root.join(path);
+    if let Some(parent) = staging.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io_err)?;
+    }
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io_err)?;
+    }
+    tokio::fs::write(&staging, &data).await.map_err(io_err)?;
+    let linked = tokio::fs::hard_link(&staging, &target).await;
+    let _ = tokio::fs::remove_file(&staging).await;
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
 /// Used by tests that measure what a store really does with `If-None-Match`.
 impl OpendalStorage {
     /// Sends a conditional create (`If-None-Match: *`) whatever the capabilities say, and
     /// reports whether the store accepted it. For measuring a store, not for locking.
     pub async fn raw_conditional_create(&self, path: &str, data: Bytes) -> Result<bool> {
+        if let Some(root) = &self.local_root {
+            return local_create(root, path, data).await;
+        }
         match self.op.write_with(path, data).if_not_exists(true).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == OdKind::ConditionNotMatch => Ok(false),
