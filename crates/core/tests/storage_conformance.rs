@@ -106,9 +106,13 @@ mod cases {
 
     pub async fn put_get(f: &Fixture) {
         let s = &*f.storage;
-        s.put("a/b/one", Bytes::from_static(b"first")).await.unwrap();
+        s.put("a/b/one", Bytes::from_static(b"first"))
+            .await
+            .unwrap();
         assert_eq!(&s.get("a/b/one").await.unwrap()[..], b"first");
-        s.put("a/b/one", Bytes::from_static(b"second, longer")).await.unwrap();
+        s.put("a/b/one", Bytes::from_static(b"second, longer"))
+            .await
+            .unwrap();
         assert_eq!(&s.get("a/b/one").await.unwrap()[..], b"second, longer");
         s.put("empty", Bytes::new()).await.unwrap();
         assert_eq!(s.get("empty").await.unwrap().len(), 0);
@@ -124,7 +128,10 @@ mod cases {
         let s = &*f.storage;
         let err = s.get("nope/missing").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-        assert!(!err.is_transient(), "a missing object is not worth retrying");
+        assert!(
+            !err.is_transient(),
+            "a missing object is not worth retrying"
+        );
         assert!(s.stat("nope/missing").await.unwrap().is_none());
         let err = match s.reader("nope/missing").await {
             Err(e) => e,
@@ -162,9 +169,20 @@ mod cases {
         let data = random_bytes(3 * 1024 * 1024 + 17);
         s.put("r/obj", Bytes::from(data.clone())).await.unwrap();
         let n = data.len() as u64;
-        for range in [0..10, 5..6, 1000..2_000_000, n - 17..n, n - 5..n + 100, 0..n] {
+        for range in [
+            0..10,
+            5..6,
+            1000..2_000_000,
+            n - 17..n,
+            n - 5..n + 100,
+            0..n,
+        ] {
             let want = &data[range.start as usize..(range.end.min(n)) as usize];
-            assert_eq!(read_range(s, "r/obj", range.clone()).await, want, "{range:?}");
+            assert_eq!(
+                read_range(s, "r/obj", range.clone()).await,
+                want,
+                "{range:?}"
+            );
         }
         assert_eq!(read_range(s, "r/obj", 7..u64::MAX).await, &data[7..]);
     }
@@ -188,7 +206,10 @@ mod cases {
             );
         }
         w.close().await.unwrap();
-        assert_eq!(s.stat("big/object").await.unwrap().unwrap().size, total as u64);
+        assert_eq!(
+            s.stat("big/object").await.unwrap().unwrap().size,
+            total as u64
+        );
         let back = read_all(s, "big/object").await;
         assert_eq!(back.len(), total);
         assert_eq!(Sha256::digest(&back), hash.finalize());
@@ -204,14 +225,18 @@ mod cases {
         // Aborted after several parts went up.
         let mut w = s.writer("up/aborted").await.unwrap();
         for _ in 0..20 {
-            w.write(Bytes::from(random_bytes(1024 * 1024))).await.unwrap();
+            w.write(Bytes::from(random_bytes(1024 * 1024)))
+                .await
+                .unwrap();
         }
         w.abort().await.unwrap();
         assert!(s.stat("up/aborted").await.unwrap().is_none());
         // Dropped without close: what a crash mid-upload does.
         let mut w = s.writer("up/dropped").await.unwrap();
         for _ in 0..20 {
-            w.write(Bytes::from(random_bytes(1024 * 1024))).await.unwrap();
+            w.write(Bytes::from(random_bytes(1024 * 1024)))
+                .await
+                .unwrap();
         }
         drop(w);
         if f.local {
@@ -227,8 +252,14 @@ mod cases {
 
     pub async fn put_if_absent(f: &Fixture) {
         let s = &*f.storage;
-        assert!(s.put_if_absent("c/once", Bytes::from_static(b"1")).await.unwrap());
-        assert!(!s.put_if_absent("c/once", Bytes::from_static(b"2")).await.unwrap());
+        assert!(s
+            .put_if_absent("c/once", Bytes::from_static(b"1"))
+            .await
+            .unwrap());
+        assert!(!s
+            .put_if_absent("c/once", Bytes::from_static(b"2"))
+            .await
+            .unwrap());
         assert_eq!(&s.get("c/once").await.unwrap()[..], b"1");
     }
 
@@ -278,7 +309,9 @@ mod cases {
     /// A held lock is reported with its holder; a stale one (expired) is taken over.
     pub async fn lock_reports_holder_and_expires(f: &Fixture) {
         let lock = RepoLock::acquire(f.storage.clone(), "first").await.unwrap();
-        let err = RepoLock::acquire(f.storage.clone(), "second").await.unwrap_err();
+        let err = RepoLock::acquire(f.storage.clone(), "second")
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Locked);
         assert!(err.message().contains("first"), "{err}");
         // Make our record look expired (a holder that crashed on another host long ago).
@@ -288,7 +321,10 @@ mod cases {
         let body = serde_json::to_vec(&record).unwrap();
         f.storage.put(lock.path(), Bytes::from(body)).await.unwrap();
         let taken = RepoLock::acquire(f.storage.clone(), "third").await.unwrap();
-        assert!(lock.ensure_held().await.is_err(), "the old holder must notice");
+        assert!(
+            lock.ensure_held().await.is_err(),
+            "the old holder must notice"
+        );
         taken.release().await.unwrap();
     }
 }
@@ -356,7 +392,10 @@ fn conditional_create_is_measured_not_assumed() {
         let opts = garage_options(&garage);
         let loc = storage::Location::parse(&garage.repo_url("measure")).unwrap();
         let raw = storage::OpendalStorage::open(&loc, &opts).unwrap();
-        assert!(raw.raw_conditional_create("probe", Bytes::from_static(b"1")).await.unwrap());
+        assert!(raw
+            .raw_conditional_create("probe", Bytes::from_static(b"1"))
+            .await
+            .unwrap());
         let second = raw
             .raw_conditional_create("probe", Bytes::from_static(b"2"))
             .await
@@ -365,14 +404,24 @@ fn conditional_create_is_measured_not_assumed() {
             second,
             "Garage now honours If-None-Match: revisit the s3 default for custom endpoints"
         );
-        assert_eq!(&raw.get("probe").await.unwrap()[..], b"2", "the second create overwrote");
+        assert_eq!(
+            &raw.get("probe").await.unwrap()[..],
+            b"2",
+            "the second create overwrote"
+        );
         assert!(!raw.capabilities().atomic_create);
 
         let dir = tempfile::tempdir().unwrap();
         let local = storage::OpendalStorage::local(&dir.path().display().to_string()).unwrap();
         assert!(local.capabilities().atomic_create);
-        assert!(local.raw_conditional_create("p", Bytes::from_static(b"1")).await.unwrap());
-        assert!(!local.raw_conditional_create("p", Bytes::from_static(b"2")).await.unwrap());
+        assert!(local
+            .raw_conditional_create("p", Bytes::from_static(b"1"))
+            .await
+            .unwrap());
+        assert!(!local
+            .raw_conditional_create("p", Bytes::from_static(b"2"))
+            .await
+            .unwrap());
     });
 }
 

@@ -60,6 +60,8 @@ impl GarageServer {
                 "metadata_dir = \"{root}/meta\"\n\
                  data_dir = \"{root}/data\"\n\
                  db_engine = \"sqlite\"\n\
+                 metadata_fsync = true\n\
+                 data_fsync = true\n\
                  replication_factor = 1\n\
                  rpc_bind_addr = \"127.0.0.1:{rpc_port}\"\n\
                  rpc_public_addr = \"127.0.0.1:{rpc_port}\"\n\
@@ -174,7 +176,7 @@ impl GarageServer {
                 .env("GARAGE_DEFAULT_ACCESS_KEY", &self.access_key_id)
                 .env("GARAGE_DEFAULT_SECRET_KEY", &self.secret_access_key)
                 .env("GARAGE_DEFAULT_BUCKET", BUCKET)
-                .env("RUST_LOG", "garage=warn")
+                .env("RUST_LOG", "garage=info")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("dup garage log"))
                 .stderr(log.try_clone().expect("dup garage log"));
@@ -187,8 +189,7 @@ impl GarageServer {
                     self.child = None;
                     let log = self.log();
                     // The port may still be held by the previous instance for a moment.
-                    if log.contains("Address already in use") && started.elapsed() < READY_TIMEOUT
-                    {
+                    if log.contains("Address already in use") && started.elapsed() < READY_TIMEOUT {
                         std::thread::sleep(Duration::from_millis(250));
                         break;
                     }

@@ -39,7 +39,11 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     for o in &orphans {
         println!(
             "{} uncommitted backup {}: {} files, {}",
-            if args.dry_run { "would remove" } else { "removed" },
+            if args.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            },
             o.id,
             o.files,
             human_bytes(o.bytes)

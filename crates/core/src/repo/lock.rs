@@ -69,8 +69,11 @@ impl RepoLock {
             };
             match round {
                 Round::Won { path, record } => {
-                    let refresher =
-                        Some(spawn_refresher(storage.clone(), path.clone(), record.clone()));
+                    let refresher = Some(spawn_refresher(
+                        storage.clone(),
+                        path.clone(),
+                        record.clone(),
+                    ));
                     return Ok(RepoLock {
                         storage,
                         path,
@@ -140,7 +143,10 @@ fn exclusive_path() -> String {
 
 fn contender_path(record: &LockRecord) -> String {
     let millis = record.acquired.unix_timestamp_nanos() / 1_000_000;
-    format!("{LOCKS_DIR}{CONTENDERS_DIR}{millis:013}-{}.lock", record.token)
+    format!(
+        "{LOCKS_DIR}{CONTENDERS_DIR}{millis:013}-{}.lock",
+        record.token
+    )
 }
 
 /// Contenders are ordered by (acquisition time, token): the earlier intent goes first.

@@ -210,8 +210,14 @@ impl Repository {
         lock.ensure_held().await?;
         let orphans = self.orphans().await?;
         for o in &orphans {
-            tracing::info!(backup = o.id, files = o.files, "removing debris of an uncommitted backup");
-            self.storage.delete_prefix(&layout::backup_dir(&o.id)).await?;
+            tracing::info!(
+                backup = o.id,
+                files = o.files,
+                "removing debris of an uncommitted backup"
+            );
+            self.storage
+                .delete_prefix(&layout::backup_dir(&o.id))
+                .await?;
         }
         Ok(orphans)
     }

@@ -72,9 +72,8 @@ impl Location {
             if input.is_empty() {
                 return Err(Error::usage("the repository location is empty"));
             }
-            let path = std::path::absolute(input).map_err(|e| {
-                Error::usage(format!("invalid repository path `{input}`: {e}"))
-            })?;
+            let path = std::path::absolute(input)
+                .map_err(|e| Error::usage(format!("invalid repository path `{input}`: {e}")))?;
             return Ok(Location::File {
                 root: path.to_string_lossy().into_owned(),
             });
@@ -96,7 +95,10 @@ impl Location {
         let mut q = Query::new(&url);
         let location = match url.scheme() {
             "file" => {
-                if url.host_str().is_some_and(|h| !h.is_empty() && h != "localhost") {
+                if url
+                    .host_str()
+                    .is_some_and(|h| !h.is_empty() && h != "localhost")
+                {
                     return Err(Error::usage(format!(
                         "`{input}`: a file URL names a local path: file:///path/to/repo"
                     )));
@@ -148,7 +150,9 @@ impl Location {
                 let host = url
                     .host_str()
                     .filter(|h| !h.is_empty())
-                    .ok_or_else(|| Error::usage(format!("`{input}` names no host: sftp://user@host/path")))?
+                    .ok_or_else(|| {
+                        Error::usage(format!("`{input}` names no host: sftp://user@host/path"))
+                    })?
                     .to_string();
                 let root = percent_decode(url.path());
                 if root.is_empty() || root == "/" {
@@ -332,13 +336,26 @@ mod tests {
         );
         assert!(matches!(
             Location::parse("s3://b?path_style=false&conditional_writes=true").unwrap(),
-            Location::S3 { virtual_host: true, conditional_writes: Some(true), .. }
+            Location::S3 {
+                virtual_host: true,
+                conditional_writes: Some(true),
+                ..
+            }
         ));
-        assert!(matches!(Location::parse("oss://b/p").unwrap(), Location::Oss { .. }));
-        assert!(matches!(Location::parse("gcs://b/p").unwrap(), Location::Gcs { .. }));
+        assert!(matches!(
+            Location::parse("oss://b/p").unwrap(),
+            Location::Oss { .. }
+        ));
+        assert!(matches!(
+            Location::parse("gcs://b/p").unwrap(),
+            Location::Gcs { .. }
+        ));
         assert!(matches!(
             Location::parse("azblob://c/p?account=acct").unwrap(),
-            Location::Azblob { account: Some(_), .. }
+            Location::Azblob {
+                account: Some(_),
+                ..
+            }
         ));
         assert_eq!(
             Location::parse("sftp://backup@host:2222/srv/repo?key=/k").unwrap(),
@@ -350,7 +367,10 @@ mod tests {
                 key: Some("/k".into()),
             }
         );
-        assert!(matches!(Location::parse("relative/dir").unwrap(), Location::File { .. }));
+        assert!(matches!(
+            Location::parse("relative/dir").unwrap(),
+            Location::File { .. }
+        ));
     }
 
     #[test]
@@ -368,7 +388,11 @@ mod tests {
             let err = Location::parse(url).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Usage, "{url}");
             assert!(err.message().contains(want), "{url}: {}", err.message());
-            assert!(!err.message().contains("SECRET"), "{url} leaked: {}", err.message());
+            assert!(
+                !err.message().contains("SECRET"),
+                "{url} leaked: {}",
+                err.message()
+            );
         }
     }
 

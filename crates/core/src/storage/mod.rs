@@ -13,8 +13,8 @@
 //!   jitter, transient errors only), [`ThrottleStorage`] (`--max-rate`), [`LimitStorage`]
 //!   (concurrent requests) and [`TimeoutStorage`] (per request).
 
-pub mod location;
 mod limit;
+pub mod location;
 mod opendal_store;
 mod retry;
 mod throttle;
@@ -146,7 +146,8 @@ pub fn slice_stream(stream: ByteStream, range: Range<u64>) -> ByteStream {
                     pos = end;
                     let from = range.start.max(start);
                     let to = range.end.min(end);
-                    (from < to).then(|| Ok(chunk.slice((from - start) as usize..(to - start) as usize)))
+                    (from < to)
+                        .then(|| Ok(chunk.slice((from - start) as usize..(to - start) as usize)))
                 }
             };
             futures::future::ready(out)

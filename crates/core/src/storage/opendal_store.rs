@@ -114,7 +114,10 @@ impl OpendalStorage {
                 }
                 let from_env = |k: &str| std::env::var(k).ok();
                 let (id, secret) = match &options.credentials {
-                    Some(c) => (Some(c.access_key_id.clone()), Some(c.secret_access_key.clone())),
+                    Some(c) => (
+                        Some(c.access_key_id.clone()),
+                        Some(c.secret_access_key.clone()),
+                    ),
                     None => (
                         from_env("ALIBABA_CLOUD_ACCESS_KEY_ID"),
                         from_env("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),

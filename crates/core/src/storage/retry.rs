@@ -131,7 +131,9 @@ impl Storage for RetryStorage {
 
     async fn reader_range(&self, path: &str, range: Range<u64>) -> Result<ByteStream> {
         let stream = self
-            .run("read", path, || self.inner.reader_range(path, range.clone()))
+            .run("read", path, || {
+                self.inner.reader_range(path, range.clone())
+            })
             .await?;
         Ok(resuming(
             self.inner.clone(),

@@ -41,8 +41,8 @@ impl Bucket {
         let cells = (bytes_per_second / CELL).clamp(1, u32::MAX as u64) as u32;
         let per_second = NonZeroU32::new(cells).expect("clamped to at least 1");
         let burst = cells.max(64);
-        let quota = Quota::per_second(per_second)
-            .allow_burst(NonZeroU32::new(burst).expect("at least 64"));
+        let quota =
+            Quota::per_second(per_second).allow_burst(NonZeroU32::new(burst).expect("at least 64"));
         Bucket {
             limiter: RateLimiter::direct(quota),
             burst,

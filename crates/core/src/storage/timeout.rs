@@ -28,7 +28,12 @@ impl TimeoutStorage {
         TimeoutStorage { inner, limit }
     }
 
-    async fn limited<T>(&self, what: &str, path: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    async fn limited<T>(
+        &self,
+        what: &str,
+        path: &str,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         within(self.limit, what, path, fut).await
     }
 }
@@ -63,7 +68,8 @@ impl Storage for TimeoutStorage {
     }
 
     async fn put(&self, path: &str, data: Bytes) -> Result<()> {
-        self.limited("writing", path, self.inner.put(path, data)).await
+        self.limited("writing", path, self.inner.put(path, data))
+            .await
     }
 
     async fn put_if_absent(&self, path: &str, data: Bytes) -> Result<bool> {
@@ -111,11 +117,13 @@ impl Storage for TimeoutStorage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        self.limited("listing", prefix, self.inner.list(prefix)).await
+        self.limited("listing", prefix, self.inner.list(prefix))
+            .await
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
-        self.limited("deleting", path, self.inner.delete(path)).await
+        self.limited("deleting", path, self.inner.delete(path))
+            .await
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
