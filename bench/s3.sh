@@ -4,7 +4,7 @@
 #
 # Usage: bench/s3.sh [--quick] [--help]
 # Environment (defaults in brackets):
-#   ROWS [500000]  rows per sysbench table      TABLES [4]  sysbench tables
+#   ROWS [300000]  rows per sysbench table      TABLES [4]  sysbench tables
 #   RUNS [3]       measured runs (medians)      THREADS [2] holdfast --threads
 #   HOLDFAST [$CARGO_TARGET_DIR or target]/release/holdfast (built first unless HOLDFAST is set)
 #   WORK [/tmp/holdfast-bench-s3]   MAX_RATE []  e.g. 50MiB/s to also exercise --max-rate
@@ -26,7 +26,7 @@ for arg in "$@"; do
   esac
 done
 [[ $QUICK == 1 ]] && { ROWS=100000; TABLES=2; RUNS=1; }
-ROWS=${ROWS:-500000} TABLES=${TABLES:-4} RUNS=${RUNS:-3} THREADS=${THREADS:-2}
+ROWS=${ROWS:-300000} TABLES=${TABLES:-4} RUNS=${RUNS:-3} THREADS=${THREADS:-2}
 WORK=${WORK:-/tmp/holdfast-bench-s3}
 MAX_RATE=${MAX_RATE:-}
 for v in ROWS TABLES RUNS THREADS; do
@@ -72,7 +72,7 @@ start_mariadb() { # DIR PORT ID
     --skip-test-db "${USER_ARG[@]}" >"$dir/install.log" 2>&1 || die "mariadb-install-db failed ($dir/install.log)"
   mariadbd --no-defaults "${USER_ARG[@]}" --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
     --bind-address=127.0.0.1 --server-id="$3" --log-bin=mysql-bin --binlog-format=ROW \
-    --innodb-buffer-pool-size=1G --innodb-log-file-size=512M --innodb-flush-log-at-trx-commit=2 \
+    --innodb-buffer-pool-size=512M --innodb-log-file-size=64M --innodb-flush-log-at-trx-commit=2 \
     --local-infile=1 --max-allowed-packet=1G --skip-name-resolve --tmpdir="$dir/tmp" \
     --log-error="$dir/error.log" >>"$dir/error.log" 2>&1 &
   PIDS+=($!)
@@ -154,6 +154,7 @@ for run in $(seq 1 "$RUNS"); do
     measure backup "$dest" "$run" "$url"
     measure restore "$dest" "$run" "$url"
   done
+  rm -rf "$WORK/repo-file-$run"   # keep the disk footprint to one run's repositories
 done
 
 python3 - "$RESULTS" "$WORK/results.json" <<'PY'
