@@ -53,12 +53,19 @@ impl OpendalStorage {
     /// The backend named by `location`; credentials come from the environment.
     pub fn open(location: &Location, options: &StorageOptions) -> Result<Self> {
         let shown = location.to_string();
-        let config_err = |e: opendal::Error| {
-            Error::with_source(
+        // A bad configuration is a usage error; anything else (a local root that cannot be
+        // created, say) is the storage failing.
+        let config_err = |e: opendal::Error| match e.kind() {
+            OdKind::ConfigInvalid => Error::with_source(
                 ErrorKind::Usage,
                 format!("cannot configure the storage backend for {shown}"),
                 e,
-            )
+            ),
+            _ => Error::with_source(
+                ErrorKind::Storage,
+                format!("cannot open the repository storage at {shown}"),
+                e,
+            ),
         };
         let (op, conditional_writes_honoured) = match location {
             Location::File { root } => {
