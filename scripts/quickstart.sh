@@ -57,6 +57,8 @@ else
   HOLDFAST="${CARGO_TARGET_DIR:-$ROOT/target}/release/holdfast"
 fi
 [[ -x $HOLDFAST ]] || die "holdfast binary $HOLDFAST not found or not executable"
+# Garage, the S3-compatible server the tests and bench/s3.sh use (cached in ~/.cargo/bin).
+bash "$ROOT/scripts/ensure-garage.sh" || die "could not install garage (cargo install --locked garage)"
 holdfast() { (set -x; "$HOLDFAST" "$@"); }
 
 # ------------------------------------------------------------------ 3. servers

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every check CI runs: formatting, clippy (warnings are errors), then all unit and
-# integration tests. Integration tests start real throwaway `mariadbd` servers (crates/testkit),
-# so MariaDB must be installed; missing packages are installed with apt-get when possible.
+# integration tests. Integration tests start real throwaway `mariadbd` servers and Garage S3
+# servers (crates/testkit), so MariaDB and garage must be installed; missing apt packages are
+# installed with apt-get when possible, garage with cargo install (cached in ~/.cargo/bin).
 #
 # Usage: scripts/test.sh [extra args for cargo nextest run / cargo test]
 # Environment: TEST_THREADS [2]  tests run at once (each may start one or more servers)
@@ -43,6 +44,11 @@ ensure_packages() {
 ensure_packages
 
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (https://rustup.rs)"
+
+# The storage suite runs against a real S3-compatible server (Garage), never skipped.
+banner "garage (S3-compatible server for the storage tests)"
+bash "$ROOT/scripts/ensure-garage.sh" || die "could not install garage; the storage tests need it"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 # ------------------------------------------------------------------ checks
 banner "cargo fmt --all -- --check"

@@ -9,7 +9,7 @@ use holdfast::engine::logical::Filter;
 use holdfast::repo::Repository;
 use holdfast::source::conn::TlsMode;
 use holdfast::source::{ConnectionConfig, ConnectionSpec};
-use holdfast::storage::{self, Storage};
+use holdfast::storage::{self, RetryPolicy, Storage, StorageOptions};
 
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
@@ -29,14 +29,42 @@ pub struct GlobalArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RepoArgs {
-    /// Repository location: file:///path (or a plain path).
+    /// Repository location: file:///path (or a plain path), s3://bucket/prefix?endpoint=…&region=…,
+    /// oss://, gcs://, azblob://, sftp://. Credentials come from the environment
+    /// (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, …) or the store's credentials file, never the URL.
     #[arg(long, env = "HOLDFAST_REPO")]
     pub repo: String,
+    /// Bandwidth limit for the repository, uploads and downloads together (e.g. 50MiB/s).
+    #[arg(long, env = "HOLDFAST_MAX_RATE", value_parser = parse_rate, value_name = "RATE")]
+    pub max_rate: Option<u64>,
+    /// Time limit of one storage request; a stalled request is retried.
+    #[arg(long, env = "HOLDFAST_STORAGE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub storage_timeout: std::time::Duration,
+    /// Retries of a failed storage request (transient errors only, exponential backoff).
+    #[arg(long, env = "HOLDFAST_STORAGE_RETRIES", default_value_t = 6)]
+    pub storage_retries: usize,
+    /// Storage requests in flight at once.
+    #[arg(long, env = "HOLDFAST_STORAGE_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub storage_concurrency: u64,
 }
 
 impl RepoArgs {
+    pub fn options(&self) -> StorageOptions {
+        StorageOptions {
+            retry: RetryPolicy {
+                retries: self.storage_retries,
+                ..RetryPolicy::default()
+            },
+            request_timeout: self.storage_timeout,
+            max_rate: self.max_rate,
+            max_concurrent: self.storage_concurrency as usize,
+            credentials: None,
+        }
+    }
+
     pub fn storage(&self) -> Result<Arc<dyn Storage>> {
-        Ok(storage::open_url(&self.repo)?)
+        Ok(storage::open(&self.repo, &self.options())?)
     }
 
     pub async fn open(&self) -> Result<Repository> {
@@ -161,6 +189,17 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is too large"))
 }
 
+/// Parses rates like `50MiB/s`, `10M` (per second), at least 1KiB/s.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let n = parse_size(t)?;
+    if n < 1024 {
+        return Err(format!("`{s}` is below the smallest rate, 1KiB/s"));
+    }
+    Ok(n)
+}
+
 /// Parses durations like `10s`, `500ms`, `2m`, or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
@@ -192,6 +231,9 @@ mod tests {
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("x").is_err());
         assert!(parse_size("5 parsecs").is_err());
+        assert_eq!(parse_rate("50MiB/s").unwrap(), 50 << 20);
+        assert_eq!(parse_rate("2M").unwrap(), 2 << 20);
+        assert!(parse_rate("10").is_err());
     }
 
     #[test]

@@ -41,6 +41,8 @@ enum Command {
     /// Binlog archiving: `stream` continuously, `list` what is archived.
     #[command(subcommand)]
     Binlog(commands::binlog::Command),
+    /// Remove the files of backups that never committed.
+    Cleanup(commands::cleanup::Args),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
             Command::Restore(a) => commands::restore::run(&cli.global, a).await,
             Command::Verify(a) => commands::verify::run(&cli.global, a).await,
             Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
+            Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,
         }
     });
     match result {

@@ -6,6 +6,8 @@
 //!   template (see `template.rs`), so a start costs about a second instead of running
 //!   `mariadb-install-db` every time.
 //! - [`require_binaries`] fails loudly (never skips) when the MariaDB binaries are missing.
+//! - [`GarageServer`] starts a private single-node Garage (an S3-compatible object store) with
+//!   one bucket and key, for storage tests; it panics, never skips, when `garage` is missing.
 //! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
 //!
 //! Set `HOLDFAST_TESTKIT_KEEP=1` to keep a server's directory after the test for inspection
@@ -13,10 +15,12 @@
 
 mod binaries;
 pub mod data;
+mod garage;
 mod port;
 mod server;
 mod spawner;
 mod template;
 
 pub use binaries::{find_binary, require_binaries};
+pub use garage::{require_garage, GarageServer, GARAGE_REGION};
 pub use server::{ServerOptions, TestServer};

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod binlog;
+pub mod cleanup;
 pub mod info;
 pub mod init;
 pub mod list;

@@ -35,6 +35,20 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         reports.push(verify_backup(&repo, m, args.deep, progress(global)).await?);
     }
     let ok = reports.iter().all(|r| r.ok());
+    // Debris of interrupted backups is not corruption, but it takes space: say so.
+    let orphans = repo.orphans().await?;
+    if !orphans.is_empty() {
+        let bytes: u64 = orphans.iter().map(|o| o.bytes).sum();
+        let ids: Vec<&str> = orphans.iter().map(|o| o.id.as_str()).collect();
+        eprintln!(
+            "note: {} uncommitted backup(s) ({}, {} files, {}) left by interrupted runs or in \
+             progress; `holdfast cleanup` removes them",
+            orphans.len(),
+            ids.join(", "),
+            orphans.iter().map(|o| o.files).sum::<usize>(),
+            human_bytes(bytes)
+        );
+    }
     if global.json {
         print_json(&reports)?;
     } else {

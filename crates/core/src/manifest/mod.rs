@@ -52,6 +52,14 @@ pub struct LockRecord {
     /// The lock may be taken over by anyone after this instant; holders refresh it.
     #[serde(with = "time::serde::rfc3339")]
     pub expires: OffsetDateTime,
+    /// `false` while a contender on a store without conditional writes has announced itself
+    /// but not yet won (see `repo/lock.rs`); records written before this field are held.
+    #[serde(default = "held_by_default")]
+    pub held: bool,
+}
+
+fn held_by_default() -> bool {
+    true
 }
 
 /// The server a backup was taken from.

@@ -1,18 +1,28 @@
-//! The exclusive repository lock: `locks/exclusive.lock` holding a [`LockRecord`].
+//! The exclusive repository lock.
 //!
-//! Acquisition creates the file with an if-absent write. A lock held by a dead process on this
-//! host, or whose expiry has passed, is stale and taken over. The holder refreshes the expiry in the
-//! background, so a live holder never loses the lock, and a crashed holder on another host
-//! blocks others for at most [`LOCK_TTL`].
+//! A lock is a [`LockRecord`] (owner, purpose, expiry, token) under `locks/`. Two protocols, one
+//! per kind of store, each safe on its own and each respecting the other's objects:
 //!
-//! Stores without atomic create (see `Capabilities::atomic_create`) make acquisition a best-effort
-//! check-then-write; after writing, the holder reads the lock back and gives up if another token
-//! won, which narrows but does not close the race.
+//! - **Conditional** (stores whose `Capabilities::atomic_create` is true: local disk, AWS S3):
+//!   `locks/exclusive.lock` is created with an if-absent write, which exactly one contender wins.
+//! - **Contended** (stores that ignore conditional writes, such as Garage): each contender writes
+//!   its own `locks/exclusive/<millis>-<token>.lock` as an *intent*, lists `locks/`, and backs off
+//!   if another live lock is held or an earlier intent exists. Otherwise it rewrites its record
+//!   as *held*, lists again, and wins only if still no other live lock is held and no earlier
+//!   intent exists. Safety needs only read-after-write and list-after-write consistency: of two
+//!   contenders that both marked themselves held, the one that listed last saw the other's held
+//!   record and backed off. Simultaneous contenders may both back off; they retry with jitter.
+//!
+//! A lock held by a dead process on this host, or whose expiry has passed, is stale and taken
+//! over (removed, with a warning). The holder refreshes the expiry in the background, so a live
+//! holder never loses the lock, and a crashed holder on another host blocks others for at most
+//! [`LOCK_TTL`]. Before committing, writers call [`RepoLock::ensure_held`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rand::Rng;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
@@ -25,8 +35,13 @@ use crate::{Error, ErrorKind, Result};
 pub const LOCK_TTL: Duration = Duration::from_secs(300);
 /// How often a holder refreshes its lock.
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// Rounds of contention before giving up.
+const ATTEMPTS: u32 = 6;
 
 pub const EXCLUSIVE_LOCK: &str = "exclusive.lock";
+/// Directory of the contended protocol's per-contender records of the exclusive lock, under
+/// `locks/` (every named lock `<stem>.lock` has its own `<stem>/`).
+pub const CONTENDERS_DIR: &str = "exclusive/";
 
 /// A held lock; released by [`RepoLock::release`] or, failing that, by expiry.
 #[derive(Debug)]
@@ -37,70 +52,58 @@ pub struct RepoLock {
     refresher: Option<JoinHandle<()>>,
 }
 
+enum Round {
+    Won { path: String, record: LockRecord },
+    HeldBy(LockRecord),
+    Contended,
+}
+
 impl RepoLock {
+    /// Takes the exclusive lock for `purpose`, or fails with [`ErrorKind::Locked`] naming the
+    /// holder.
     pub async fn acquire(storage: Arc<dyn Storage>, purpose: &str) -> Result<RepoLock> {
         Self::acquire_named(storage, EXCLUSIVE_LOCK, purpose).await
     }
 
     /// Takes the lock `locks/<name>` (for example the binlog archive's single-writer lock,
-    /// which backups do not contend for).
+    /// `binlog.lock`, which backups do not contend for). `name` ends with `.lock`.
     pub async fn acquire_named(
         storage: Arc<dyn Storage>,
         name: &str,
         purpose: &str,
     ) -> Result<RepoLock> {
-        let path = format!("{LOCKS_DIR}{name}");
-        for _attempt in 0..3 {
-            let record = new_record(purpose);
-            let body = encode(&record)?;
-            if storage.put_if_absent(&path, body).await? {
-                if !storage.capabilities().atomic_create {
-                    let back = read_record(&*storage, &path).await?;
-                    if back.as_ref().map(|r| &r.token) != Some(&record.token) {
-                        continue;
-                    }
-                }
-                let refresher = Some(spawn_refresher(
-                    storage.clone(),
-                    path.clone(),
-                    record.clone(),
-                ));
-                return Ok(RepoLock {
-                    storage,
-                    path,
-                    record,
-                    refresher,
-                });
-            }
-            let Some(holder) = read_record(&*storage, &path).await? else {
-                continue; // released between our write and read
+        let name = LockName::new(name);
+        for attempt in 0..ATTEMPTS {
+            let round = if storage.capabilities().atomic_create {
+                conditional_round(&*storage, &name, purpose).await?
+            } else {
+                contended_round(&*storage, &name, purpose).await?
             };
-            match staleness(&holder, OffsetDateTime::now_utc()) {
-                Some(why) => {
-                    tracing::warn!(
-                        host = holder.host,
-                        pid = holder.pid,
-                        purpose = holder.purpose,
-                        "taking over a stale repository lock: {why}"
-                    );
-                    storage.delete(&path).await?;
+            match round {
+                Round::Won { path, record } => {
+                    let refresher = Some(spawn_refresher(
+                        storage.clone(),
+                        path.clone(),
+                        record.clone(),
+                    ));
+                    return Ok(RepoLock {
+                        storage,
+                        path,
+                        record,
+                        refresher,
+                    });
                 }
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::Locked,
-                        format!(
-                        "the repository is locked by {} (pid {} on {}, since {}, valid until {}); \
-                             wait for it to finish, or if that process is gone from another host, \
-                             wait for the lock to expire",
-                        holder.purpose, holder.pid, holder.host, holder.acquired, holder.expires
-                    ),
-                    ))
+                Round::HeldBy(holder) => return Err(locked_by(&holder)),
+                Round::Contended => {
+                    let base = 50u64 << attempt.min(6);
+                    let jitter = rand::thread_rng().gen_range(0..=base);
+                    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
                 }
             }
         }
         Err(Error::new(
             ErrorKind::Locked,
-            "could not take the repository lock: it keeps changing hands",
+            "could not take the repository lock: it keeps changing hands; try again",
         ))
     }
 
@@ -108,10 +111,15 @@ impl RepoLock {
         &self.record
     }
 
-    /// Fails if the lock file no longer carries our token (taken over after an expiry).
+    /// The repository path of this lock's record.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Fails if our lock record is gone or no longer ours (taken over after an expiry).
     pub async fn ensure_held(&self) -> Result<()> {
         match read_record(&*self.storage, &self.path).await? {
-            Some(r) if r.token == self.record.token => Ok(()),
+            Some(r) if r.token == self.record.token && r.held => Ok(()),
             _ => Err(Error::new(
                 ErrorKind::Locked,
                 "the repository lock was lost (taken over by another process); nothing was committed",
@@ -141,6 +149,146 @@ impl Drop for RepoLock {
     }
 }
 
+/// One named lock: its conditional record `locks/<stem>.lock` and its contenders' directory
+/// `locks/<stem>/`.
+struct LockName {
+    stem: String,
+}
+
+impl LockName {
+    fn new(name: &str) -> LockName {
+        LockName {
+            stem: name.strip_suffix(".lock").unwrap_or(name).to_string(),
+        }
+    }
+
+    fn path(&self) -> String {
+        format!("{LOCKS_DIR}{}.lock", self.stem)
+    }
+
+    fn contender_path(&self, record: &LockRecord) -> String {
+        let millis = record.acquired.unix_timestamp_nanos() / 1_000_000;
+        format!(
+            "{LOCKS_DIR}{}/{millis:013}-{}.lock",
+            self.stem, record.token
+        )
+    }
+
+    /// Whether a listed object is a record of this lock (either protocol).
+    fn owns(&self, path: &str) -> bool {
+        path == self.path()
+            || path
+                .strip_prefix(LOCKS_DIR)
+                .and_then(|rest| rest.strip_prefix(self.stem.as_str()))
+                .is_some_and(|rest| rest.starts_with('/') && rest.ends_with(".lock"))
+    }
+}
+
+/// Contenders are ordered by (acquisition time, token): the earlier intent goes first.
+fn before(a: &LockRecord, b: &LockRecord) -> bool {
+    (a.acquired, &a.token) < (b.acquired, &b.token)
+}
+
+/// One round of the conditional protocol.
+async fn conditional_round(storage: &dyn Storage, name: &LockName, purpose: &str) -> Result<Round> {
+    let path = name.path();
+    let record = new_record(purpose, true);
+    if storage.put_if_absent(&path, encode(&record)?).await? {
+        // A peer configured to use the contended protocol on this store must not be holding.
+        let others = live_others(storage, name, &path, false).await?;
+        if let Some(holder) = others.into_iter().find(|r| r.held) {
+            storage.delete(&path).await?;
+            return Ok(Round::HeldBy(holder));
+        }
+        return Ok(Round::Won { path, record });
+    }
+    let Some(holder) = read_record(storage, &path).await? else {
+        return Ok(Round::Contended); // released between our write and read
+    };
+    match staleness(&holder, OffsetDateTime::now_utc()) {
+        Some(why) => {
+            warn_takeover(&holder, &why);
+            storage.delete(&path).await?;
+            Ok(Round::Contended)
+        }
+        None => Ok(Round::HeldBy(holder)),
+    }
+}
+
+/// One round of the contended protocol (no conditional writes needed).
+async fn contended_round(storage: &dyn Storage, name: &LockName, purpose: &str) -> Result<Round> {
+    let mut record = new_record(purpose, false);
+    let path = name.contender_path(&record);
+    storage.put(&path, encode(&record)?).await?;
+    for phase in ["intent", "held"] {
+        if phase == "held" {
+            record.held = true;
+            storage.put(&path, encode(&record)?).await?;
+        }
+        let others = live_others(storage, name, &path, true).await?;
+        let held = others.iter().find(|r| r.held).cloned();
+        let earlier = others.iter().any(|r| !r.held && before(r, &record));
+        if held.is_some() || earlier {
+            storage.delete(&path).await?;
+            return Ok(match (phase, held) {
+                // Someone won before we announced ourselves: report them.
+                ("intent", Some(holder)) => Round::HeldBy(holder),
+                _ => Round::Contended,
+            });
+        }
+    }
+    Ok(Round::Won { path, record })
+}
+
+/// Every live record of this lock except ours. With `take_over`, stale ones are removed.
+async fn live_others(
+    storage: &dyn Storage,
+    name: &LockName,
+    own: &str,
+    take_over: bool,
+) -> Result<Vec<LockRecord>> {
+    let now = OffsetDateTime::now_utc();
+    let mut live = Vec::new();
+    for object in storage.list(LOCKS_DIR).await? {
+        if object.path == own || !name.owns(&object.path) {
+            continue;
+        }
+        let Some(record) = read_record(storage, &object.path).await? else {
+            continue; // released meanwhile
+        };
+        match staleness(&record, now) {
+            None => live.push(record),
+            Some(why) if take_over => {
+                warn_takeover(&record, &why);
+                storage.delete(&object.path).await?;
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(live)
+}
+
+fn warn_takeover(holder: &LockRecord, why: &str) {
+    tracing::warn!(
+        host = holder.host,
+        pid = holder.pid,
+        purpose = holder.purpose,
+        "taking over a stale repository lock: {why}"
+    );
+}
+
+fn locked_by(holder: &LockRecord) -> Error {
+    Error::new(
+        ErrorKind::Locked,
+        format!(
+            "the repository is locked by {} (pid {} on {}, since {}, valid until {}); \
+             wait for it to finish, or if that process is gone from another host, \
+             wait for the lock to expire",
+            holder.purpose, holder.pid, holder.host, holder.acquired, holder.expires
+        ),
+    )
+}
+
 fn spawn_refresher(storage: Arc<dyn Storage>, path: String, record: LockRecord) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -163,7 +311,7 @@ fn spawn_refresher(storage: Arc<dyn Storage>, path: String, record: LockRecord) 
     })
 }
 
-fn new_record(purpose: &str) -> LockRecord {
+fn new_record(purpose: &str, held: bool) -> LockRecord {
     let now = OffsetDateTime::now_utc();
     LockRecord {
         token: uuid::Uuid::new_v4().to_string(),
@@ -172,6 +320,7 @@ fn new_record(purpose: &str) -> LockRecord {
         purpose: purpose.to_string(),
         acquired: now,
         expires: now + LOCK_TTL,
+        held,
     }
 }
 
@@ -192,6 +341,7 @@ async fn read_record(storage: &dyn Storage, path: &str) -> Result<Option<LockRec
                 purpose: "unknown (unreadable lock file)".into(),
                 acquired: OffsetDateTime::UNIX_EPOCH,
                 expires: OffsetDateTime::UNIX_EPOCH,
+                held: true,
             })
         })),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -241,6 +391,7 @@ mod tests {
             purpose: "backup".into(),
             acquired: now,
             expires: now + time::Duration::seconds(expires_in),
+            held: true,
         }
     }
 

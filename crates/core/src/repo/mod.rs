@@ -2,7 +2,8 @@
 //!
 //! Commit protocol: a backup writes all its files under `backups/<id>/`, then its `manifest`
 //! last. A backup exists if and only if its manifest exists, so an interrupted backup is never
-//! listed; its files are debris that the next writer (holding the exclusive lock) removes.
+//! listed; its files are debris ([`Repository::orphans`]) that `verify` reports and the next
+//! writer, or `holdfast cleanup`, removes while holding the exclusive lock.
 
 pub mod layout;
 pub mod lock;
@@ -18,6 +19,14 @@ use crate::storage::Storage;
 use crate::{Error, ErrorKind, Result};
 
 pub use lock::RepoLock;
+
+/// The files of a backup that never committed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Orphan {
+    pub id: String,
+    pub files: usize,
+    pub bytes: u64,
+}
 
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -172,27 +181,61 @@ impl Repository {
         self.load_manifest(which).await
     }
 
-    /// Removes the files of backups that never committed (a crashed or killed run).
-    /// Requires the exclusive lock, so no backup can be in progress. Returns the removed ids.
-    pub async fn clean_debris(&self, _lock: &RepoLock) -> Result<Vec<String>> {
+    /// Backups that never committed: files under `backups/<id>/` without a manifest. They are
+    /// debris of an interrupted run, or the files of a backup in progress right now (take the
+    /// exclusive lock to rule that out). Oldest first.
+    pub async fn orphans(&self) -> Result<Vec<Orphan>> {
         let objects = self.storage.list(layout::BACKUPS_DIR).await?;
-        let mut all: Vec<&str> = objects
+        let committed: std::collections::HashSet<&str> = objects
             .iter()
-            .filter_map(|o| layout::backup_owner(&o.path))
+            .filter_map(|o| layout::manifest_owner(&o.path))
             .collect();
-        all.sort();
-        all.dedup();
-        let committed = self.backup_ids().await?;
-        let mut removed = Vec::new();
-        for id in all {
-            if committed.iter().any(|c| c == id) {
+        let mut by_id: std::collections::BTreeMap<&str, Orphan> = Default::default();
+        for o in &objects {
+            let Some(id) = layout::backup_owner(&o.path) else {
+                continue;
+            };
+            if committed.contains(id) {
                 continue;
             }
-            tracing::info!(backup = id, "removing debris of an uncommitted backup");
-            self.storage.delete_prefix(&layout::backup_dir(id)).await?;
-            removed.push(id.to_string());
+            let entry = by_id.entry(id).or_insert_with(|| Orphan {
+                id: id.to_string(),
+                files: 0,
+                bytes: 0,
+            });
+            entry.files += 1;
+            entry.bytes += o.size;
         }
-        Ok(removed)
+        Ok(by_id.into_values().collect())
+    }
+
+    /// Removes the files of backups that never committed (a crashed or killed run).
+    /// Requires the exclusive lock, so no backup can be in progress. Returns what was removed.
+    pub async fn remove_orphans(&self, lock: &RepoLock) -> Result<Vec<Orphan>> {
+        lock.ensure_held().await?;
+        let orphans = self.orphans().await?;
+        for o in &orphans {
+            tracing::info!(
+                backup = o.id,
+                files = o.files,
+                "removing debris of an uncommitted backup"
+            );
+            self.storage
+                .delete_prefix(&layout::backup_dir(&o.id))
+                .await?;
+        }
+        Ok(orphans)
+    }
+
+    /// Removes the files of backups that never committed; see [`Repository::remove_orphans`].
+    /// Returns the removed ids.
+    pub async fn clean_debris(&self, lock: &RepoLock) -> Result<Vec<String>> {
+        Ok(self
+            .remove_orphans(lock)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect())
     }
 
     /// Writes the manifest: the commit point of a backup. Everything it lists must be durable.

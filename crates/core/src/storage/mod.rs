@@ -1,32 +1,60 @@
-//! The storage trait every repository backend implements, and its local-disk implementation.
+//! The storage trait every repository backend implements, the backends, and the decorators
+//! that wrap them.
 //!
 //! Paths are `/`-separated, relative to the repository root, never starting with `/`.
 //! Backends are driven through [`Storage`]; what a backend really guarantees is stated by its
-//! [`Capabilities`], never assumed (an object store has no directories and no atomic rename).
+//! [`Capabilities`], never assumed (an object store has no directories and no atomic rename, and
+//! some S3-compatible stores silently ignore conditional writes).
+//!
+//! - [`OpendalStorage`]: every backend, through Apache OpenDAL: local disk (`file://`), S3 and
+//!   S3-compatible stores (`s3://`), Alibaba OSS (`oss://`), Google Cloud Storage (`gcs://`),
+//!   Azure Blob (`azblob://`) and SFTP (`sftp://`). See [`location`] for the URL syntax.
+//! - Decorators, each one concern, stacked by [`open`]: [`RetryStorage`] (exponential backoff with
+//!   jitter, transient errors only), [`ThrottleStorage`] (`--max-rate`), [`LimitStorage`]
+//!   (concurrent requests) and [`TimeoutStorage`] (per request).
 
+mod limit;
+pub mod location;
 mod opendal_store;
+mod retry;
+mod throttle;
+mod timeout;
 
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
-use crate::{Error, ErrorKind, Result};
+use crate::Result;
 
+pub use limit::LimitStorage;
+pub use location::Location;
 pub use opendal_store::OpendalStorage;
+pub use retry::{RetryPolicy, RetryStorage};
+pub use throttle::ThrottleStorage;
+pub use timeout::TimeoutStorage;
 
 /// A stream of byte chunks read from storage.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
-/// What a backend really does.
+/// What a backend really does. Callers branch on these instead of assuming a disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
-    /// `put_if_absent` is atomic: of two concurrent callers exactly one succeeds.
+    /// `put_if_absent` is atomic: of two concurrent callers exactly one succeeds. False on
+    /// stores that ignore `If-None-Match` (Garage), where `put_if_absent` is check-then-write.
     pub atomic_create: bool,
-    /// A completed write is visible to `list` immediately.
+    /// A completed write is visible to `list` immediately (the lock protocol relies on it).
     pub list_after_write: bool,
+    /// `reader_range` fetches only the requested bytes (otherwise it reads and skips).
+    pub range_reads: bool,
+    /// Streaming writes are uploaded in parts: an interrupted write leaves invisible parts on
+    /// the store until they are aborted (holdfast aborts them; a bucket lifecycle rule for
+    /// incomplete multipart uploads catches a killed process).
+    pub multipart_uploads: bool,
 }
 
 /// One stored object as listed.
@@ -38,9 +66,11 @@ pub struct ObjectMeta {
 
 /// A streaming writer for one object.
 ///
-/// Contract: nothing is visible at the path until [`ObjectWriter::close`] returns `Ok`; after
-/// `abort` (or a crash) the backend may leave invisible debris that `Storage::delete` of the same
-/// path removes. Writers are not restartable: an error leaves the writer unusable.
+/// Contract: nothing is visible at the path until [`ObjectWriter::close`] returns `Ok`, except
+/// on local disk, where a partial file may exist (the manifest-written-last commit protocol
+/// makes such debris harmless). After `abort` (or a crash) the backend may leave invisible
+/// debris that `Storage::delete` of the same path removes. Writers are not restartable: an
+/// error leaves the writer unusable. Memory is bounded by the backend's part size.
 #[async_trait]
 pub trait ObjectWriter: Send {
     /// Appends bytes. May buffer; memory use is bounded by the backend's part size.
@@ -54,13 +84,13 @@ pub trait ObjectWriter: Send {
 /// An object store holding one repository.
 ///
 /// Every method is idempotent unless stated otherwise, so a retry decorator may call it again.
-/// A missing object is an error of kind [`ErrorKind::NotFound`], never an empty result.
+/// A missing object is an error of kind [`crate::ErrorKind::NotFound`], never an empty result.
 #[async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// What the backend guarantees.
     fn capabilities(&self) -> Capabilities;
 
-    /// A human-readable location, for messages (`file:///backups/repo`).
+    /// A human-readable location, for messages (`file:///backups/repo`). Never holds secrets.
     fn location(&self) -> String;
 
     /// Writes a whole object, replacing any previous one. Durable when it returns `Ok`.
@@ -68,6 +98,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Writes an object only if nothing exists at `path`. Returns `false` if it already existed.
     /// Atomic only when `capabilities().atomic_create`; otherwise a best effort check-then-write.
+    /// Not idempotent by itself: a retry after a lost response sees the object it wrote, so
+    /// callers that retry compare the content (the retry decorator does).
     async fn put_if_absent(&self, path: &str, data: Bytes) -> Result<bool>;
 
     /// Starts a streaming write of an object.
@@ -78,6 +110,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Reads an object as a stream of chunks.
     async fn reader(&self, path: &str) -> Result<ByteStream>;
+
+    /// Reads the bytes `range` of an object as a stream; an `end` past the object's size reads
+    /// to its end (`u64::MAX` means "to the end"). The default reads from the start and skips,
+    /// which is correct for any backend or decorator; backends with `range_reads` override it.
+    async fn reader_range(&self, path: &str, range: Range<u64>) -> Result<ByteStream> {
+        let stream = self.reader(path).await?;
+        Ok(slice_stream(stream, range))
+    }
 
     /// The object's metadata, or `None` if it does not exist.
     async fn stat(&self, path: &str) -> Result<Option<ObjectMeta>>;
@@ -93,26 +133,95 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn delete_prefix(&self, prefix: &str) -> Result<()>;
 }
 
-/// Opens the storage named by a repository URL: `file:///path` or a plain path.
+/// Keeps only the bytes `range` (offsets within the whole stream) of a stream.
+pub fn slice_stream(stream: ByteStream, range: Range<u64>) -> ByteStream {
+    let mut pos = 0u64;
+    stream
+        .filter_map(move |item| {
+            let out = match item {
+                Err(e) => Some(Err(e)),
+                Ok(chunk) => {
+                    let start = pos;
+                    let end = pos + chunk.len() as u64;
+                    pos = end;
+                    let from = range.start.max(start);
+                    let to = range.end.min(end);
+                    (from < to)
+                        .then(|| Ok(chunk.slice((from - start) as usize..(to - start) as usize)))
+                }
+            };
+            futures::future::ready(out)
+        })
+        .boxed()
+}
+
+/// How holdfast talks to a repository's storage; the CLI's `--max-rate`, `--storage-timeout`,
+/// `--storage-retries` and `--storage-concurrency` fill it.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+    /// Time limit of one request (and of the wait for the next chunk of a read).
+    pub request_timeout: Duration,
+    /// Bytes per second, uploads and downloads together; `None` for no limit.
+    pub max_rate: Option<u64>,
+    /// Requests in flight at once.
+    pub max_concurrent: usize,
+    /// Explicit credentials (from a configuration file); `None` reads the environment and the
+    /// store's own credentials files. Never from the command line.
+    pub credentials: Option<Credentials>,
+}
+
+/// An access key pair for S3 and OSS. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(60),
+            max_rate: None,
+            max_concurrent: 32,
+            credentials: None,
+        }
+    }
+}
+
+/// Opens the storage named by a repository URL (see [`location`]) with the default options.
 pub fn open_url(url: &str) -> Result<Arc<dyn Storage>> {
-    if let Some(rest) = url.strip_prefix("file://") {
-        return Ok(Arc::new(OpendalStorage::local(rest)?));
+    open(url, &StorageOptions::default())
+}
+
+/// Opens the storage named by a repository URL, wrapped in the decorators `options` asks for:
+/// retry ∘ throttle ∘ concurrency limit ∘ timeout ∘ backend. A retry re-enters the throttle
+/// (re-sent bytes count) and the limit (a request waiting to be retried holds no slot); each
+/// attempt has its own timeout.
+pub fn open(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage>> {
+    let location = Location::parse(url)?;
+    let backend: Arc<dyn Storage> = Arc::new(OpendalStorage::open(&location, options)?);
+    Ok(decorate(backend, options))
+}
+
+/// Wraps any backend in the decorators `options` asks for (see [`open`]).
+pub fn decorate(backend: Arc<dyn Storage>, options: &StorageOptions) -> Arc<dyn Storage> {
+    let mut s: Arc<dyn Storage> = Arc::new(TimeoutStorage::new(backend, options.request_timeout));
+    s = Arc::new(LimitStorage::new(s, options.max_concurrent));
+    if let Some(rate) = options.max_rate {
+        s = Arc::new(ThrottleStorage::new(s, rate));
     }
-    if url.contains("://") {
-        let scheme = url.split("://").next().unwrap_or_default();
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "repository URL scheme `{scheme}://` is not supported yet; use file:///path/to/repo"
-            ),
-        ));
-    }
-    let path = std::path::absolute(url).map_err(|e| {
-        Error::with_source(
-            ErrorKind::Usage,
-            format!("invalid repository path `{url}`"),
-            e,
-        )
-    })?;
-    Ok(Arc::new(OpendalStorage::local(&path.to_string_lossy())?))
+    Arc::new(RetryStorage::new(s, options.retry.clone()))
 }

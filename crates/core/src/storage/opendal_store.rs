@@ -1,42 +1,255 @@
-//! [`Storage`] over an Apache OpenDAL operator (the `fs` service for local disk).
+//! [`Storage`] over an Apache OpenDAL operator: one type for every backend.
+//!
+//! Two operators share the backend: `op` for whole-object requests (the [`RetryStorage`]
+//! decorator above retries those), and `write_op` for streaming writes, with OpenDAL's own
+//! timeout and retry layers inside it. A multipart upload's parts are retried there, part by
+//! part, because a stream cannot be replayed from above without buffering all of it; the part
+//! being sent is the only data held (bounded memory).
+//!
+//! [`RetryStorage`]: super::RetryStorage
+
+use std::ops::Range;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{services, ErrorKind as OdKind, Operator};
 
-use super::{ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage};
+use super::location::Location;
+use super::{ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageOptions};
 use crate::{Error, ErrorKind, Result};
 
-/// Part size for streaming writes: bounds memory per open writer.
-const WRITE_CHUNK: usize = 8 * 1024 * 1024;
+/// Part size of streaming writes and chunk size of reads: bounds memory per open stream.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Where local-disk writes are staged before their rename, inside the repository directory (a
+/// rename must not cross file systems); never listed.
+const LOCAL_TMP_DIR: &str = ".holdfast-tmp";
+/// Parts of one object uploaded at once (memory: this many parts plus one being filled).
+const PART_CONCURRENCY: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct OpendalStorage {
     op: Operator,
+    write_op: Operator,
     location: String,
     capabilities: Capabilities,
+    local: bool,
+    /// The repository directory, for local disk.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl OpendalStorage {
-    /// Local disk rooted at `root` (created on first write).
+    /// Local disk rooted at `root` (created on first write), default options.
     pub fn local(root: &str) -> Result<Self> {
-        let builder = services::Fs::default().root(root);
-        let op = Operator::new(builder)
-            .map_err(|e| map_err(e, root))?
-            .finish();
-        let cap = op.info().full_capability();
+        Self::open(
+            &Location::File {
+                root: root.to_string(),
+            },
+            &StorageOptions::default(),
+        )
+    }
+
+    /// The backend named by `location`; credentials come from the environment.
+    pub fn open(location: &Location, options: &StorageOptions) -> Result<Self> {
+        let shown = location.to_string();
+        // A bad configuration is a usage error; anything else (a local root that cannot be
+        // created, say) is the storage failing.
+        let config_err = |e: opendal::Error| match e.kind() {
+            OdKind::ConfigInvalid => Error::with_source(
+                ErrorKind::Usage,
+                format!("cannot configure the storage backend for {shown}"),
+                e,
+            ),
+            _ => Error::with_source(
+                ErrorKind::Storage,
+                format!("cannot open the repository storage at {shown}"),
+                e,
+            ),
+        };
+        let (op, conditional_writes_honoured) = match location {
+            Location::File { root } => {
+                // Writes go to a temporary file renamed into place on close: a reader never
+                // sees a torn object (lock records, manifests), and `abort` can discard it.
+                let tmp = format!("{}/{LOCAL_TMP_DIR}", root.trim_end_matches('/'));
+                let b = services::Fs::default().root(root).atomic_write_dir(&tmp);
+                (Operator::new(b).map_err(config_err)?.finish(), true)
+            }
+            Location::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                virtual_host,
+                conditional_writes,
+            } => {
+                let mut b = services::S3::default()
+                    .bucket(bucket)
+                    .root(&root_of(prefix))
+                    .region(region.as_deref().unwrap_or("us-east-1"));
+                if let Some(e) = endpoint {
+                    // A self-hosted store: no EC2 instance metadata to ask for credentials.
+                    b = b.endpoint(e).disable_ec2_metadata();
+                }
+                if let Some(c) = &options.credentials {
+                    b = b
+                        .access_key_id(&c.access_key_id)
+                        .secret_access_key(&c.secret_access_key);
+                    if let Some(t) = &c.session_token {
+                        b = b.session_token(t);
+                    }
+                }
+                if *virtual_host {
+                    b = b.enable_virtual_host_style();
+                }
+                // AWS S3 honours If-None-Match since 2024; S3-compatible stores vary (Garage
+                // 2.5 ignores it, measured in crates/core/tests/storage_conformance.rs), so a
+                // custom endpoint is assumed not to unless the URL says otherwise.
+                let honoured = conditional_writes.unwrap_or(endpoint.is_none());
+                (Operator::new(b).map_err(config_err)?.finish(), honoured)
+            }
+            Location::Oss {
+                bucket,
+                prefix,
+                endpoint,
+            } => {
+                let mut b = services::Oss::default()
+                    .bucket(bucket)
+                    .root(&root_of(prefix));
+                if let Some(e) = endpoint {
+                    b = b.endpoint(e);
+                }
+                let from_env = |k: &str| std::env::var(k).ok();
+                let (id, secret) = match &options.credentials {
+                    Some(c) => (
+                        Some(c.access_key_id.clone()),
+                        Some(c.secret_access_key.clone()),
+                    ),
+                    None => (
+                        from_env("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+                        from_env("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+                    ),
+                };
+                if let Some(v) = id {
+                    b = b.access_key_id(&v);
+                }
+                if let Some(v) = secret {
+                    b = b.access_key_secret(&v);
+                }
+                (Operator::new(b).map_err(config_err)?.finish(), false)
+            }
+            Location::Gcs {
+                bucket,
+                prefix,
+                endpoint,
+            } => {
+                let mut b = services::Gcs::default()
+                    .bucket(bucket)
+                    .root(&root_of(prefix));
+                if let Some(e) = endpoint {
+                    b = b.endpoint(e);
+                }
+                if let Ok(v) = std::env::var("GOOGLE_APPLICATION_CREDENTIALS") {
+                    b = b.credential_path(&v);
+                }
+                (Operator::new(b).map_err(config_err)?.finish(), false)
+            }
+            Location::Azblob {
+                container,
+                prefix,
+                account,
+                endpoint,
+            } => {
+                let account = account
+                    .clone()
+                    .or_else(|| std::env::var("AZURE_STORAGE_ACCOUNT").ok())
+                    .ok_or_else(|| {
+                        Error::usage(format!(
+                            "{shown}: name the storage account with `?account=NAME` or \
+                             AZURE_STORAGE_ACCOUNT"
+                        ))
+                    })?;
+                let endpoint = endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+                let mut b = services::Azblob::default()
+                    .container(container)
+                    .root(&root_of(prefix))
+                    .account_name(&account)
+                    .endpoint(&endpoint);
+                if let Ok(v) = std::env::var("AZURE_STORAGE_ACCOUNT_KEY") {
+                    b = b.account_key(&v);
+                }
+                if let Ok(v) = std::env::var("AZURE_STORAGE_SAS_TOKEN") {
+                    b = b.sas_token(&v);
+                }
+                (Operator::new(b).map_err(config_err)?.finish(), false)
+            }
+            Location::Sftp {
+                user,
+                host,
+                port,
+                root,
+                key,
+            } => {
+                let endpoint = match port {
+                    Some(p) => format!("ssh://{host}:{p}"),
+                    None => format!("ssh://{host}"),
+                };
+                let mut b = services::Sftp::default().endpoint(&endpoint).root(root);
+                if let Some(u) = user {
+                    b = b.user(u);
+                }
+                if let Some(k) = key {
+                    b = b.key(k);
+                }
+                (Operator::new(b).map_err(config_err)?.finish(), false)
+            }
+        };
+        let full = op.info().full_capability();
+        let capabilities = Capabilities {
+            atomic_create: full.write_with_if_not_exists && conditional_writes_honoured,
+            list_after_write: true,
+            range_reads: full.read,
+            multipart_uploads: full.write_can_multi && !matches!(location, Location::File { .. }),
+        };
+        let retry = &options.retry;
+        let write_op = op
+            .clone()
+            .layer(TimeoutLayer::new().with_io_timeout(options.request_timeout))
+            .layer(
+                RetryLayer::new()
+                    .with_max_times(retry.retries)
+                    .with_min_delay(retry.min_delay)
+                    .with_max_delay(retry.max_delay)
+                    .with_factor(2.0)
+                    .with_jitter(),
+            );
         Ok(OpendalStorage {
             op,
-            location: format!("file://{root}"),
-            capabilities: Capabilities {
-                atomic_create: cap.write_with_if_not_exists,
-                list_after_write: true,
+            write_op,
+            location: shown,
+            capabilities,
+            local: matches!(location, Location::File { .. }),
+            local_root: match location {
+                Location::File { root } => Some(std::path::PathBuf::from(root)),
+                _ => None,
             },
         })
     }
 }
 
+/// OpenDAL roots are absolute within the bucket.
+fn root_of(prefix: &str) -> String {
+    if prefix.is_empty() {
+        "/".to_string()
+    } else {
+        format!("/{prefix}/")
+    }
+}
+
+/// Maps an OpenDAL error to ours: the kind callers branch on, whether a retry may help, and a
+/// message that says what to check.
 fn map_err(e: opendal::Error, path: &str) -> Error {
     let kind = match e.kind() {
         OdKind::NotFound => ErrorKind::NotFound,
@@ -45,10 +258,15 @@ fn map_err(e: opendal::Error, path: &str) -> Error {
     };
     let what = match e.kind() {
         OdKind::NotFound => format!("`{path}` does not exist"),
-        OdKind::PermissionDenied => format!("permission denied on `{path}`"),
+        OdKind::PermissionDenied => format!(
+            "permission denied on `{path}`: check the store's credentials (for S3: \
+             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials) and their rights \
+             on the bucket"
+        ),
+        OdKind::RateLimited => format!("the store is rate limiting requests on `{path}`"),
         _ => format!("storage operation on `{path}` failed"),
     };
-    let transient = e.is_temporary();
+    let transient = e.is_temporary() || e.kind() == OdKind::RateLimited;
     let err = Error::with_source(kind, what, e);
     if transient {
         err.transient()
@@ -72,11 +290,15 @@ impl ObjectWriter for OpendalWriter {
     }
 
     async fn close(mut self: Box<Self>) -> Result<()> {
-        self.inner
-            .close()
-            .await
-            .map(|_| ())
-            .map_err(|e| map_err(e, &self.path))
+        match self.inner.close().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = map_err(e, &self.path);
+                // Leave no parts behind on the store.
+                let _ = self.inner.abort().await;
+                Err(err)
+            }
+        }
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
@@ -103,6 +325,9 @@ impl Storage for OpendalStorage {
     }
 
     async fn put_if_absent(&self, path: &str, data: Bytes) -> Result<bool> {
+        if let Some(root) = &self.local_root {
+            return local_create(root, path, data).await;
+        }
         if self.capabilities.atomic_create {
             return match self.op.write_with(path, data).if_not_exists(true).await {
                 Ok(_) => Ok(true),
@@ -119,9 +344,10 @@ impl Storage for OpendalStorage {
 
     async fn writer(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
         let inner = self
-            .op
+            .write_op
             .writer_with(path)
-            .chunk(WRITE_CHUNK)
+            .chunk(PART_SIZE)
+            .concurrent(PART_CONCURRENCY)
             .await
             .map_err(|e| map_err(e, path))?;
         Ok(Box::new(OpendalWriter {
@@ -139,20 +365,56 @@ impl Storage for OpendalStorage {
     }
 
     async fn reader(&self, path: &str) -> Result<ByteStream> {
+        self.reader_range(path, 0..u64::MAX).await
+    }
+
+    async fn reader_range(&self, path: &str, range: Range<u64>) -> Result<ByteStream> {
         let reader = self
             .op
             .reader_with(path)
-            .chunk(WRITE_CHUNK)
+            .chunk(PART_SIZE)
             .await
             .map_err(|e| map_err(e, path))?;
+        let mut range = range;
+        if range.end != u64::MAX {
+            // A range past the end reads to the end (the store would report a short read).
+            let size = self
+                .stat(path)
+                .await?
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("`{path}` does not exist")))?
+                .size;
+            range.end = range.end.min(size);
+            range.start = range.start.min(range.end);
+        }
         let owned = path.to_string();
-        let stream = reader
-            .into_bytes_stream(..)
-            .await
-            .map_err(|e| map_err(e, path))?
-            .map_err(move |e| {
-                Error::with_source(ErrorKind::Storage, format!("reading `{owned}` failed"), e)
-            });
+        let stream = if range.end == u64::MAX {
+            reader.into_bytes_stream(range.start..).await
+        } else {
+            reader.into_bytes_stream(range).await
+        }
+        .map_err(|e| map_err(e, path))?
+        .map_err(move |e| {
+            // The stream's errors are io::Errors wrapping OpenDAL's; keep them retryable.
+            let transient = match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<opendal::Error>())
+            {
+                Some(oe) => oe.is_temporary(),
+                None => matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                ),
+            };
+            let err =
+                Error::with_source(ErrorKind::Storage, format!("reading `{owned}` failed"), e);
+            if transient {
+                err.transient()
+            } else {
+                err
+            }
+        });
         Ok(stream.boxed())
     }
 
@@ -173,14 +435,24 @@ impl Storage for OpendalStorage {
             Err(e) if e.kind() == OdKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(map_err(e, prefix)),
         };
-        Ok(entries
-            .into_iter()
-            .filter(|e| e.metadata().is_file())
-            .map(|e| ObjectMeta {
-                path: e.path().to_string(),
-                size: e.metadata().content_length(),
-            })
-            .collect())
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            if !e.metadata().is_file() || e.path().starts_with(LOCAL_TMP_DIR) {
+                continue;
+            }
+            // Local disk's listing carries no sizes; object stores' listings do.
+            let size = match self.local {
+                true => self.stat(e.path()).await?.map(|m| m.size),
+                false => Some(e.metadata().content_length()),
+            };
+            if let Some(size) = size {
+                out.push(ObjectMeta {
+                    path: e.path().to_string(),
+                    size,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
@@ -196,5 +468,47 @@ impl Storage for OpendalStorage {
             .remove_all(prefix)
             .await
             .map_err(|e| map_err(e, prefix))
+    }
+}
+
+/// Atomic create-if-absent on local disk: the content goes to a staging file first, then a hard
+/// link gives it its name, which fails if the name exists. Readers never see a partial file.
+async fn local_create(root: &std::path::Path, path: &str, data: Bytes) -> Result<bool> {
+    let io_err = |e: std::io::Error| {
+        Error::with_source(ErrorKind::Storage, format!("cannot create `{path}`"), e)
+    };
+    let staging = root
+        .join(LOCAL_TMP_DIR)
+        .join(format!("create-{}", uuid::Uuid::new_v4()));
+    let target = root.join(path);
+    if let Some(parent) = staging.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io_err)?;
+    }
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io_err)?;
+    }
+    tokio::fs::write(&staging, &data).await.map_err(io_err)?;
+    let linked = tokio::fs::hard_link(&staging, &target).await;
+    let _ = tokio::fs::remove_file(&staging).await;
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// Used by tests that measure what a store really does with `If-None-Match`.
+impl OpendalStorage {
+    /// Sends a conditional create (`If-None-Match: *`) whatever the capabilities say, and
+    /// reports whether the store accepted it. For measuring a store, not for locking.
+    pub async fn raw_conditional_create(&self, path: &str, data: Bytes) -> Result<bool> {
+        if let Some(root) = &self.local_root {
+            return local_create(root, path, data).await;
+        }
+        match self.op.write_with(path, data).if_not_exists(true).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == OdKind::ConditionNotMatch => Ok(false),
+            Err(e) => Err(map_err(e, path)),
+        }
     }
 }
