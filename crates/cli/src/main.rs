@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod keys;
 mod output;
 
 use std::process::ExitCode;
@@ -38,6 +39,10 @@ enum Command {
     Restore(commands::restore::Args),
     /// Check a backup's files against its manifest.
     Verify(commands::verify::Args),
+    /// Copy backups and the binlog archive to another repository.
+    Copy(commands::copy::Args),
+    /// Manage the key slots of an encrypted repository.
+    Key(commands::key::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,8 @@ fn main() -> ExitCode {
             Command::Info(a) => commands::info::run(&cli.global, a).await,
             Command::Restore(a) => commands::restore::run(&cli.global, a).await,
             Command::Verify(a) => commands::verify::run(&cli.global, a).await,
+            Command::Copy(a) => commands::copy::run(&cli.global, a).await,
+            Command::Key(a) => commands::key::run(&cli.global, a).await,
         }
     });
     match result {

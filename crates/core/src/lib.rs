@@ -15,6 +15,7 @@
 //! This crate never prints and never exits the process: it returns typed [`Error`]s whose
 //! [`ErrorKind`] the CLI maps to stable exit codes.
 
+pub mod copy;
 pub mod engine;
 pub mod error;
 pub mod manifest;

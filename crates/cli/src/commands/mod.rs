@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
 pub mod backup;
+pub mod copy;
 pub mod info;
 pub mod init;
+pub mod key;
 pub mod list;
 pub mod restore;
 pub mod verify;

@@ -4,6 +4,7 @@
 //! Backends are driven through [`Storage`]; what a backend really guarantees is stated by its
 //! [`Capabilities`], never assumed (an object store has no directories and no atomic rename).
 
+pub mod encrypted;
 mod opendal_store;
 
 use std::pin::Pin;
@@ -15,6 +16,7 @@ use futures::Stream;
 
 use crate::{Error, ErrorKind, Result};
 
+pub use encrypted::EncryptedStorage;
 pub use opendal_store::OpendalStorage;
 
 /// A stream of byte chunks read from storage.
