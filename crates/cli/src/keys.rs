@@ -66,7 +66,11 @@ pub fn read_passphrase_file(path: &Path) -> holdfast::Result<String> {
 /// Asks on the terminal without echo.
 pub fn prompt(question: &str) -> holdfast::Result<String> {
     let answer = prompt_password(question).map_err(|e| {
-        Error::with_source(ErrorKind::Usage, "cannot read a passphrase from the terminal", e)
+        Error::with_source(
+            ErrorKind::Usage,
+            "cannot read a passphrase from the terminal",
+            e,
+        )
     })?;
     if answer.is_empty() {
         return Err(Error::usage("the passphrase is empty"));

@@ -24,7 +24,7 @@ fn copy(args: &[&str]) -> serde_json::Value {
 fn copies_between_plain_and_encrypted_incrementally() {
     let source = TestServer::start();
     source.sql(
-        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY, v VARCHAR(100), KEY (v)); \
+        "CREATE DATABASE d; USE d; CREATE TABLE d.t (id INT PRIMARY KEY, v VARCHAR(100), KEY (v)); \
          INSERT INTO d.t SELECT seq, MD5(seq) FROM seq_1_to_30000; \
          CREATE TABLE d.u (a INT, b BLOB); INSERT INTO d.u VALUES (1, X'00FF'), (NULL, NULL);",
     );
@@ -41,10 +41,23 @@ fn copies_between_plain_and_encrypted_incrementally() {
     // plain -> encrypted: everything, then nothing new the second time.
     let enc = Repo::uninit();
     let pf = pass_file(&enc, "copy pass");
-    let out = holdfast(&["init", "--repo", &enc.url(), "--encrypt", "--passphrase-file", &pf]);
+    let out = holdfast(&[
+        "init",
+        "--repo",
+        &enc.url(),
+        "--encrypt",
+        "--passphrase-file",
+        &pf,
+    ]);
     assert_ok(&out, "init --encrypt");
     let report = copy(&[
-        "--from", &plain.url(), "--to", &enc.url(), "--to-passphrase-file", &pf, "--all",
+        "--from",
+        &plain.url(),
+        "--to",
+        &enc.url(),
+        "--to-passphrase-file",
+        &pf,
+        "--all",
     ]);
     assert_eq!(report["copied"].as_array().unwrap().len(), 2, "{report}");
     assert_eq!(report["binlog_objects_copied"], 2, "{report}");
@@ -52,25 +65,48 @@ fn copies_between_plain_and_encrypted_incrementally() {
     for f in enc.files() {
         if f != "holdfast.repo" {
             let body = std::fs::read(enc.path().join(&f)).unwrap();
-            assert!(body.starts_with(b"age-encryption.org/v1\n"), "{f} not encrypted");
+            assert!(
+                body.starts_with(b"age-encryption.org/v1\n"),
+                "{f} not encrypted"
+            );
         }
     }
     let again = copy(&[
-        "--from", &plain.url(), "--to", &enc.url(), "--to-passphrase-file", &pf, "--all",
+        "--from",
+        &plain.url(),
+        "--to",
+        &enc.url(),
+        "--to-passphrase-file",
+        &pf,
+        "--all",
     ]);
     assert_eq!(again["copied"].as_array().unwrap().len(), 0, "{again}");
     assert_eq!(again["skipped"].as_array().unwrap().len(), 2, "{again}");
     assert_eq!(again["files_copied"], 0, "{again}");
     assert_eq!(again["binlog_objects_copied"], 0, "{again}");
     assert_eq!(again["binlog_objects_skipped"], 2, "{again}");
-    let out = holdfast(&["verify", "--repo", &enc.url(), "--passphrase-file", &pf, "--all", "--deep"]);
+    let out = holdfast(&[
+        "verify",
+        "--repo",
+        &enc.url(),
+        "--passphrase-file",
+        &pf,
+        "--all",
+        "--deep",
+    ]);
     assert_ok(&out, "verify the encrypted copy");
 
     // encrypted -> plain, one backup by id: restores equal to the source.
     let back = Repo::init();
     let id2 = second["id"].as_str().unwrap();
     let report = copy(&[
-        "--from", &enc.url(), "--from-passphrase-file", &pf, "--to", &back.url(), id2,
+        "--from",
+        &enc.url(),
+        "--from-passphrase-file",
+        &pf,
+        "--to",
+        &back.url(),
+        id2,
     ]);
     assert_eq!(report["copied"], serde_json::json!([id2]), "{report}");
     assert_eq!(
@@ -90,7 +126,7 @@ fn copies_between_plain_and_encrypted_incrementally() {
 fn copy_resumes_an_interrupted_run_and_refuses_bad_input() {
     let source = TestServer::start();
     source.sql(
-        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY, v VARCHAR(100)); \
+        "CREATE DATABASE d; USE d; CREATE TABLE d.t (id INT PRIMARY KEY, v VARCHAR(100)); \
          INSERT INTO d.t SELECT seq, MD5(seq) FROM seq_1_to_20000;",
     );
     let from = Repo::init();
@@ -103,7 +139,7 @@ fn copy_resumes_an_interrupted_run_and_refuses_bad_input() {
         .into_iter()
         .filter(|f| f.starts_with("backups/") && !f.ends_with("/manifest"))
         .collect();
-    assert!(files.len() >= 3, "{files:?}");
+    assert!(files.len() >= 2, "{files:?}");
     for f in &files[..2] {
         let dst = to.path().join(f);
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
@@ -116,14 +152,32 @@ fn copy_resumes_an_interrupted_run_and_refuses_bad_input() {
 
     let report = copy(&["--from", &from.url(), "--to", &to.url(), "--all"]);
     assert_eq!(report["files_kept"], 1, "{report}");
-    assert_eq!(report["files_copied"].as_u64().unwrap() as usize, files.len() - 1, "{report}");
+    assert_eq!(
+        report["files_copied"].as_u64().unwrap() as usize,
+        files.len() - 1,
+        "{report}"
+    );
     let out = holdfast(&["verify", "--repo", &to.url(), id, "--deep"]);
     assert_ok(&out, "verify the resumed copy");
 
     // Nothing selected, an unknown id, the same repository: refused, nothing written.
-    let out = holdfast(&["copy", "--from", &from.url(), "--to", &to.url(), "--no-binlog"]);
+    let out = holdfast(&[
+        "copy",
+        "--from",
+        &from.url(),
+        "--to",
+        &to.url(),
+        "--no-binlog",
+    ]);
     assert_code(&out, 2, "copy with nothing selected");
-    let out = holdfast(&["copy", "--from", &from.url(), "--to", &to.url(), "20200101T000000Z-0000"]);
+    let out = holdfast(&[
+        "copy",
+        "--from",
+        &from.url(),
+        "--to",
+        &to.url(),
+        "20200101T000000Z-0000",
+    ]);
     assert_code(&out, 7, "copy of an unknown backup");
     let out = holdfast(&["copy", "--from", &from.url(), "--to", &from.url(), "--all"]);
     assert_code(&out, 2, "copy onto itself");
@@ -131,7 +185,14 @@ fn copy_resumes_an_interrupted_run_and_refuses_bad_input() {
     let enc = Repo::uninit();
     let pf = pass_file(&enc, "right");
     assert_ok(
-        &holdfast(&["init", "--repo", &enc.url(), "--encrypt", "--passphrase-file", &pf]),
+        &holdfast(&[
+            "init",
+            "--repo",
+            &enc.url(),
+            "--encrypt",
+            "--passphrase-file",
+            &pf,
+        ]),
         "init",
     );
     let before = enc.files();

@@ -10,7 +10,7 @@ use std::process::Command;
 use common::*;
 use holdfast_testkit::TestServer;
 
-const DATA: &str = "CREATE DATABASE shop; \
+const DATA: &str = "CREATE DATABASE shop; USE shop; \
     CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(64), price DECIMAL(10,2), note BLOB, KEY by_name (name)); \
     INSERT INTO shop.items SELECT seq, CONCAT('item ', seq, '\t', MD5(seq)), seq / 7, IF(seq % 5 = 0, NULL, UNHEX(MD5(seq))) FROM seq_1_to_20000; \
     CREATE TABLE shop.nokey (a INT, b TEXT); INSERT INTO shop.nokey VALUES (1, 'x\\ny'), (NULL, NULL);";
@@ -26,7 +26,14 @@ fn init_encrypted(extra: &[&str]) -> (Repo, String) {
     let repo = Repo::uninit();
     let pf = pass_file(&repo, "pass.txt", "correct horse battery staple");
     let url = repo.url();
-    let mut args = vec!["init", "--repo", &url, "--encrypt", "--passphrase-file", &pf];
+    let mut args = vec![
+        "init",
+        "--repo",
+        &url,
+        "--encrypt",
+        "--passphrase-file",
+        &pf,
+    ];
     args.extend_from_slice(extra);
     assert_ok(&holdfast(&args), "init --encrypt");
     (repo, pf)
@@ -46,7 +53,10 @@ fn age_identity(dir: &Path, name: &str) -> (PathBuf, String) {
         .arg(&file)
         .output()
         .unwrap();
-    (file, String::from_utf8(public.stdout).unwrap().trim().to_string())
+    (
+        file,
+        String::from_utf8(public.stdout).unwrap().trim().to_string(),
+    )
 }
 
 /// Path -> content of every file of the repository.
@@ -93,7 +103,11 @@ fn encrypted_backup_restores_equal_and_decrypts_by_hand() {
     source.sql(DATA);
     let (repo, pf) = init_encrypted(&[]);
 
-    let summary = backup(&repo, &source, &["--chunk-size", "256k", "--passphrase-file", &pf]);
+    let summary = backup(
+        &repo,
+        &source,
+        &["--chunk-size", "256k", "--passphrase-file", &pf],
+    );
     assert_eq!(summary["rows"], 20002, "{summary}");
     // Every file but the descriptor is an age file; no plaintext row leaks.
     for (path, body) in snapshot(&repo) {
@@ -110,14 +124,24 @@ fn encrypted_backup_restores_equal_and_decrypts_by_hand() {
         );
     }
     let out = holdfast(&[
-        "verify", "--repo", &repo.url(), "--passphrase-file", &pf, "--deep", "--json",
+        "verify",
+        "--repo",
+        &repo.url(),
+        "--passphrase-file",
+        &pf,
+        "--deep",
+        "--json",
     ]);
     assert_ok(&out, "verify --deep of an encrypted backup");
     assert_eq!(json(&out)[0]["problems"].as_array().unwrap().len(), 0);
 
     let report = restore(&repo, &target, &["--verify", "--passphrase-file", &pf]);
     assert_eq!(report["verified"], true);
-    assert_eq!(checksums(&source), checksums(&target), "CHECKSUM TABLE differs");
+    assert_eq!(
+        checksums(&source),
+        checksums(&target),
+        "CHECKSUM TABLE differs"
+    );
 
     // By hand: export the data key, `age -d` a chunk, `zstd -d`, plain LOAD DATA.
     let key = export_key(&repo, &pf);
@@ -144,7 +168,10 @@ fn encrypted_backup_restores_equal_and_decrypts_by_hand() {
     );
     let tsv = repo.dir.path().join("chunk.tsv");
     run_tool(
-        Command::new("zstd").args(["-q", "-d", "-o"]).arg(&tsv).arg(&zst),
+        Command::new("zstd")
+            .args(["-q", "-d", "-o"])
+            .arg(&tsv)
+            .arg(&zst),
         "zstd -d",
     );
     source.sql(&format!(
@@ -160,11 +187,12 @@ fn encrypted_backup_restores_equal_and_decrypts_by_hand() {
         .unwrap();
     assert!(loaded > 0, "the hand-decrypted chunk loaded no rows");
     assert_eq!(
-        source.sql(
-            "SELECT COUNT(*) FROM shop.copy c JOIN shop.items i USING (id) \
+        source
+            .sql(
+                "SELECT COUNT(*) FROM shop.copy c JOIN shop.items i USING (id) \
              WHERE NOT (c.name <=> i.name AND c.price <=> i.price AND c.note <=> i.note)"
-        )
-        .trim(),
+            )
+            .trim(),
         "0",
         "hand-decrypted rows differ from the source"
     );
@@ -199,7 +227,15 @@ fn wrong_or_missing_key_fails_before_any_work_and_writes_nothing() {
     let attempts: Vec<(&str, Vec<&str>, Vec<(&str, &str)>)> = vec![
         (
             "backup with a wrong passphrase file",
-            vec!["backup", "--repo", &url, "--source", &src, "--passphrase-file", &wrong],
+            vec![
+                "backup",
+                "--repo",
+                &url,
+                "--source",
+                &src,
+                "--passphrase-file",
+                &wrong,
+            ],
             vec![],
         ),
         (
@@ -215,7 +251,12 @@ fn wrong_or_missing_key_fails_before_any_work_and_writes_nothing() {
         (
             "restore with an identity that matches no slot",
             vec![
-                "restore", "--repo", &url, "--target", &tgt, "--identity-file",
+                "restore",
+                "--repo",
+                &url,
+                "--target",
+                &tgt,
+                "--identity-file",
                 other_id.to_str().unwrap(),
             ],
             vec![],
@@ -231,7 +272,11 @@ fn wrong_or_missing_key_fails_before_any_work_and_writes_nothing() {
             "{what}: the message must say the key is wrong or missing and name the repository:\n{stderr}"
         );
     }
-    assert_eq!(snapshot(&repo), before, "a refused command changed the repository");
+    assert_eq!(
+        snapshot(&repo),
+        before,
+        "a refused command changed the repository"
+    );
     assert_eq!(
         target
             .sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop'")
@@ -250,9 +295,16 @@ fn tampering_is_detected_naming_the_file() {
     let target = TestServer::start();
     source.sql(DATA);
     let (repo, pf) = init_encrypted(&[]);
-    let first = backup(&repo, &source, &["--chunk-size", "256k", "--passphrase-file", &pf]);
+    let first = backup(
+        &repo,
+        &source,
+        &["--chunk-size", "256k", "--passphrase-file", &pf],
+    );
     let second = backup(&repo, &source, &["--passphrase-file", &pf]);
-    let (a, b) = (first["id"].as_str().unwrap(), second["id"].as_str().unwrap());
+    let (a, b) = (
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+    );
     let key = export_key(&repo, &pf);
     let url = repo.url();
 
@@ -275,7 +327,14 @@ fn tampering_is_detected_naming_the_file() {
         text(&out)
     );
     let out = holdfast(&[
-        "restore", "--repo", &url, "--passphrase-file", &pf, "--target", &target.url(), a,
+        "restore",
+        "--repo",
+        &url,
+        "--passphrase-file",
+        &pf,
+        "--target",
+        &target.url(),
+        a,
     ]);
     assert_code(&out, 20, "restore of a flipped chunk");
     assert!(
@@ -311,14 +370,21 @@ fn tampering_is_detected_naming_the_file() {
     // 3. A forged manifest: decrypted, edited, and re-encrypted by hand with `age -r` to the
     //    data key's public recipient. A valid age file, but not written by holdfast.
     let plain = run_tool(
-        Command::new("age").arg("-d").arg("-i").arg(&key).arg(repo.path().join(format!("backups/{b}/manifest"))),
+        Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&key)
+            .arg(repo.path().join(format!("backups/{b}/manifest"))),
         "age -d",
     );
     let mut forged: serde_json::Value = serde_json::from_slice(&plain).unwrap();
     forged["id"] = serde_json::Value::String(a.to_string());
     let forged_plain = repo.dir.path().join("forged.json");
     std::fs::write(&forged_plain, serde_json::to_vec(&forged).unwrap()).unwrap();
-    let recipient = run_tool(Command::new("age-keygen").arg("-y").arg(&key), "age-keygen -y");
+    let recipient = run_tool(
+        Command::new("age-keygen").arg("-y").arg(&key),
+        "age-keygen -y",
+    );
     let recipient = String::from_utf8(recipient).unwrap();
     std::fs::remove_file(&manifest_a).unwrap();
     run_tool(
@@ -360,12 +426,30 @@ fn key_rotation_rewraps_without_rewriting_data() {
     let url = repo.url();
 
     let out = holdfast(&[
-        "key", "add", "--repo", &url, "--passphrase-file", &old, "--new-passphrase-file", &new,
-        "--recipient", &recipient, "--json",
+        "key",
+        "add",
+        "--repo",
+        &url,
+        "--passphrase-file",
+        &old,
+        "--new-passphrase-file",
+        &new,
+        "--recipient",
+        &recipient,
+        "--json",
     ]);
     assert_ok(&out, "key add");
     assert_eq!(json(&out)["slots"].as_array().unwrap().len(), 3);
-    let out = holdfast(&["key", "remove", "--repo", &url, "--passphrase-file", &new, "0", "--json"]);
+    let out = holdfast(&[
+        "key",
+        "remove",
+        "--repo",
+        &url,
+        "--passphrase-file",
+        &new,
+        "0",
+        "--json",
+    ]);
     assert_ok(&out, "key remove 0");
     let slots = json(&out)["slots"].as_array().unwrap().clone();
     assert_eq!(slots.len(), 2);
@@ -373,7 +457,14 @@ fn key_rotation_rewraps_without_rewriting_data() {
 
     let out = holdfast(&["list", "--repo", &url, "--passphrase-file", &old]);
     assert_code(&out, 8, "the removed passphrase");
-    let out = holdfast(&["verify", "--repo", &url, "--passphrase-file", &new, "--deep"]);
+    let out = holdfast(&[
+        "verify",
+        "--repo",
+        &url,
+        "--passphrase-file",
+        &new,
+        "--deep",
+    ]);
     assert_ok(&out, "verify with the new passphrase");
     restore(
         &repo,
@@ -393,7 +484,14 @@ fn key_rotation_rewraps_without_rewriting_data() {
     );
 
     let out = holdfast(&[
-        "key", "remove", "--repo", &url, "--passphrase-file", &new, "0", "1",
+        "key",
+        "remove",
+        "--repo",
+        &url,
+        "--passphrase-file",
+        &new,
+        "0",
+        "1",
     ]);
     assert_code(&out, 2, "removing every slot");
 }

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use holdfast::repo::keys::ExposeSecret;
 use holdfast::manifest::{KeySlot, KeySlotKind};
+use holdfast::repo::keys::ExposeSecret;
 use holdfast::repo::keys::NewSlot;
 use holdfast::repo::Repository;
 use serde_json::json;

@@ -114,10 +114,8 @@ impl DataKey {
 
     /// Wraps the data key for a new slot. Passphrase slots cost about a second (scrypt).
     pub fn wrap(&self, slot: &NewSlot) -> Result<KeySlot> {
-        let plaintext = SecretString::from(format!(
-            "{}\n",
-            self.identity.to_string().expose_secret()
-        ));
+        let plaintext =
+            SecretString::from(format!("{}\n", self.identity.to_string().expose_secret()));
         let (kind, recipient, encryptor) = match slot {
             NewSlot::Passphrase(pass) => {
                 if pass.expose_secret().is_empty() {
@@ -194,8 +192,7 @@ pub struct KeyCredentials {
 
 /// Supplies credentials for an encrypted repository; called only when one is opened.
 pub trait KeySource: Send + Sync {
-    fn credentials(&self, location: &str, encryption: &EncryptionConfig)
-        -> Result<KeyCredentials>;
+    fn credentials(&self, location: &str, encryption: &EncryptionConfig) -> Result<KeyCredentials>;
 }
 
 /// For callers that only work with plain repositories: an encrypted one is a [`ErrorKind::Key`]
@@ -258,8 +255,8 @@ pub fn unlock(
     if !creds.identity_files.is_empty() {
         let mut identities = Vec::new();
         for f in &creds.identity_files {
-            let file = age::IdentityFile::from_file(f.to_string_lossy().into_owned())
-                .map_err(|e| {
+            let file =
+                age::IdentityFile::from_file(f.to_string_lossy().into_owned()).map_err(|e| {
                     Error::with_source(
                         ErrorKind::Usage,
                         format!("cannot read the identity file {}", f.display()),
@@ -364,11 +361,7 @@ mod tests {
         let user = x25519::Identity::generate();
         let dir = tempfile::tempdir().unwrap();
         let id_file = dir.path().join("id.txt");
-        std::fs::write(
-            &id_file,
-            format!("{}\n", user.to_string().expose_secret()),
-        )
-        .unwrap();
+        std::fs::write(&id_file, format!("{}\n", user.to_string().expose_secret())).unwrap();
         let cfg = key
             .config(&[
                 NewSlot::Passphrase(SecretString::from("correct horse")),

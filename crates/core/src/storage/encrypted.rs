@@ -101,7 +101,9 @@ impl age::Recipient for AuthRecipient<'_> {
     ) -> std::result::Result<(Vec<Stanza>, std::collections::HashSet<String>), age::EncryptError>
     {
         let (mut stanzas, labels) = self.key.recipient().wrap_file_key(file_key)?;
-        let tag = auth_tag(self.key, self.path, file_key).finalize().into_bytes();
+        let tag = auth_tag(self.key, self.path, file_key)
+            .finalize()
+            .into_bytes();
         stanzas.push(Stanza {
             tag: AUTH_TAG.to_string(),
             args: vec![AUTH_VERSION.to_string(), hex::encode(tag)],
