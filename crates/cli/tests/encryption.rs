@@ -210,6 +210,9 @@ fn encrypted_backup_restores_equal_and_decrypts_by_hand() {
     assert_eq!(manifest["id"], id);
 }
 
+/// What is tried, its arguments, its environment.
+type Attempt<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
 #[test]
 fn wrong_or_missing_key_fails_before_any_work_and_writes_nothing() {
     let source = TestServer::start();
@@ -224,7 +227,7 @@ fn wrong_or_missing_key_fails_before_any_work_and_writes_nothing() {
     let url = repo.url();
     let src = source.url();
     let tgt = target.url();
-    let attempts: Vec<(&str, Vec<&str>, Vec<(&str, &str)>)> = vec![
+    let attempts: Vec<Attempt> = vec![
         (
             "backup with a wrong passphrase file",
             vec![
