@@ -96,6 +96,51 @@ fn copies_between_plain_and_encrypted_incrementally() {
     ]);
     assert_ok(&out, "verify the encrypted copy");
 
+    // encrypted -> encrypted under another key.
+    let enc2 = Repo::uninit();
+    let pf2 = pass_file(&enc2, "another pass");
+    let out = holdfast(&[
+        "init",
+        "--repo",
+        &enc2.url(),
+        "--encrypt",
+        "--passphrase-file",
+        &pf2,
+    ]);
+    assert_ok(&out, "init --encrypt");
+    let report = copy(&[
+        "--from",
+        &enc.url(),
+        "--from-passphrase-file",
+        &pf,
+        "--to",
+        &enc2.url(),
+        "--to-passphrase-file",
+        &pf2,
+        "latest",
+        "--no-binlog",
+    ]);
+    assert_eq!(report["copied"].as_array().unwrap().len(), 1, "{report}");
+    let out = holdfast(&[
+        "verify",
+        "--repo",
+        &enc2.url(),
+        "--passphrase-file",
+        &pf2,
+        "--deep",
+    ]);
+    assert_ok(&out, "verify the copy under another key");
+    let chunk = enc2
+        .files()
+        .into_iter()
+        .find(|f| f.ends_with(".tsv.zst"))
+        .unwrap();
+    assert_ne!(
+        std::fs::read(enc.path().join(&chunk)).unwrap(),
+        std::fs::read(enc2.path().join(&chunk)).unwrap(),
+        "the copy must be re-encrypted under the destination's key"
+    );
+
     // encrypted -> plain, one backup by id: restores equal to the source.
     let back = Repo::init();
     let id2 = second["id"].as_str().unwrap();

@@ -498,3 +498,43 @@ fn key_rotation_rewraps_without_rewriting_data() {
     ]);
     assert_code(&out, 2, "removing every slot");
 }
+
+#[test]
+fn init_encrypt_refuses_bad_input_and_writes_nothing() {
+    let repo = Repo::uninit();
+    let url = repo.url();
+    let out = holdfast(&["init", "--repo", &url, "--encrypt"]);
+    assert_code(
+        &out,
+        2,
+        "init --encrypt without a passphrase and no terminal",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--passphrase-file"),
+        "the message must say where a passphrase comes from:\n{}",
+        text(&out)
+    );
+    let out = holdfast(&["init", "--repo", &url, "--recipient", "age1notarecipient"]);
+    assert_code(&out, 2, "init with a malformed recipient");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("age1notarecipient"),
+        "{}",
+        text(&out)
+    );
+    let empty = repo.dir.path().join("empty.txt");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = holdfast(&[
+        "init",
+        "--repo",
+        &url,
+        "--encrypt",
+        "--passphrase-file",
+        empty.to_str().unwrap(),
+    ]);
+    assert_code(&out, 2, "init with an empty passphrase file");
+    assert!(
+        repo.files().is_empty(),
+        "refused inits wrote {:?}",
+        repo.files()
+    );
+}
