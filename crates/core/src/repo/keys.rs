@@ -31,6 +31,14 @@ pub const SCHEME: &str = "age-x25519-hmac-v1";
 
 const MAC_KEY_INFO: &[u8] = b"holdfast repository file authentication v1";
 
+/// scrypt cost of passphrase slots: N = 2^18 (256 MiB, about a second). Fixed rather than
+/// tuned to the machine running `init` (age's default), which picked 2^20 (1 GiB, several
+/// seconds under load) on a fast idle box: too heavy next to a database server.
+const SCRYPT_LOG_N: u8 = 18;
+/// The highest scrypt cost a slot may ask for when opening (a damaged or hostile slot cannot
+/// make holdfast spend more than 1 GiB and a few seconds).
+const SCRYPT_MAX_LOG_N: u8 = 20;
+
 /// The data key of an encrypted repository. Never printed (its `Debug` is redacted).
 pub struct DataKey {
     identity: x25519::Identity,
@@ -121,11 +129,11 @@ impl DataKey {
                 if pass.expose_secret().is_empty() {
                     return Err(Error::usage("the passphrase is empty"));
                 }
-                (
-                    KeySlotKind::Passphrase,
-                    None,
-                    age::Encryptor::with_user_passphrase(pass.clone()),
-                )
+                let mut r = age::scrypt::Recipient::new(pass.clone());
+                r.set_work_factor(SCRYPT_LOG_N);
+                let enc = age::Encryptor::with_recipients(std::iter::once(&r as _))
+                    .map_err(|e| Error::internal(format!("age encryption setup failed: {e}")))?;
+                (KeySlotKind::Passphrase, None, enc)
             }
             NewSlot::Recipient(text) => {
                 let r = parse_recipient(text)?;
@@ -239,7 +247,8 @@ pub fn unlock(
     let slots_of = |kind| encryption.slots.iter().filter(move |s| s.kind == kind);
     let mut tried = Vec::new();
     if let Some(pass) = &creds.passphrase {
-        let identity = age::scrypt::Identity::new(pass.clone());
+        let mut identity = age::scrypt::Identity::new(pass.clone());
+        identity.set_max_work_factor(SCRYPT_MAX_LOG_N);
         let n = slots_of(KeySlotKind::Passphrase).count();
         for slot in slots_of(KeySlotKind::Passphrase) {
             if let Some(key) = open_slot(slot, &[&identity as &dyn age::Identity])? {
