@@ -79,7 +79,12 @@ pub fn prompt(question: &str) -> holdfast::Result<String> {
 }
 
 /// A new passphrase: from a file, the environment variable, or typed twice on the terminal.
-pub fn new_passphrase(file: Option<&Path>, env_var: &str) -> holdfast::Result<String> {
+/// `file_flag` names the option that gives the file, for the message.
+pub fn new_passphrase(
+    file: Option<&Path>,
+    file_flag: &str,
+    env_var: &str,
+) -> holdfast::Result<String> {
     if let Some(f) = file {
         return read_passphrase_file(f);
     }
@@ -89,7 +94,7 @@ pub fn new_passphrase(file: Option<&Path>, env_var: &str) -> holdfast::Result<St
     if !std::io::stdin().is_terminal() {
         return Err(Error::new(
             ErrorKind::Usage,
-            format!("a new passphrase is needed: pass --new-passphrase-file FILE or set {env_var}"),
+            format!("a new passphrase is needed: pass {file_flag} FILE or set {env_var}"),
         ));
     }
     let first = prompt("new passphrase: ")?;

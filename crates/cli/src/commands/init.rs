@@ -35,6 +35,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         if passphrase_given || args.recipient.is_empty() {
             let pass = new_passphrase(
                 args.repo.key.passphrase_file.as_deref(),
+                "--passphrase-file",
                 "HOLDFAST_PASSPHRASE",
             )?;
             slots.push(NewSlot::Passphrase(pass.into()));

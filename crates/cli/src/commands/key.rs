@@ -78,8 +78,11 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             let mut repo = repo.open().await?;
             let mut slots = Vec::new();
             if passphrase || new_passphrase_file.is_some() || recipient.is_empty() {
-                let pass =
-                    new_passphrase(new_passphrase_file.as_deref(), "HOLDFAST_NEW_PASSPHRASE")?;
+                let pass = new_passphrase(
+                    new_passphrase_file.as_deref(),
+                    "--new-passphrase-file",
+                    "HOLDFAST_NEW_PASSPHRASE",
+                )?;
                 slots.push(NewSlot::Passphrase(pass.into()));
             }
             slots.extend(recipient.into_iter().map(NewSlot::Recipient));
