@@ -39,6 +39,9 @@ enum Command {
     Restore(commands::restore::Args),
     /// Check a backup's files against its manifest.
     Verify(commands::verify::Args),
+    /// Binlog archiving: `stream` continuously, `list` what is archived.
+    #[command(subcommand)]
+    Binlog(commands::binlog::Command),
     /// Copy backups and the binlog archive to another repository.
     Copy(commands::copy::Args),
     /// Manage the key slots of an encrypted repository.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
             Command::Info(a) => commands::info::run(&cli.global, a).await,
             Command::Restore(a) => commands::restore::run(&cli.global, a).await,
             Command::Verify(a) => commands::verify::run(&cli.global, a).await,
+            Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
             Command::Copy(a) => commands::copy::run(&cli.global, a).await,
             Command::Key(a) => commands::key::run(&cli.global, a).await,
         }

@@ -119,3 +119,13 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// A binlog event timestamp (seconds since the epoch, UTC) as RFC 3339; `-` for 0 (unknown).
+pub fn unix_time(seconds: u32) -> String {
+    if seconds == 0 {
+        return "-".to_string();
+    }
+    time::OffsetDateTime::from_unix_timestamp(seconds as i64)
+        .map(rfc3339)
+        .unwrap_or_default()
+}

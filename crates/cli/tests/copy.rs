@@ -33,10 +33,14 @@ fn copies_between_plain_and_encrypted_incrementally() {
     source.sql("INSERT INTO d.t VALUES (30001, 'later')");
     let second = backup(&plain, &source, &[]);
     // A binlog archive as the streamer lays it out: segments and their index sidecars.
-    let seg_dir = plain.path().join("binlog/0-1");
+    let seg_dir = plain
+        .path()
+        .join("binlog/data/1/mysql-bin.000001@1700000000");
+    let index_dir = plain.path().join("binlog/index");
     std::fs::create_dir_all(&seg_dir).unwrap();
-    std::fs::write(seg_dir.join("000001.binlog.zst"), vec![7u8; 300_000]).unwrap();
-    std::fs::write(seg_dir.join("000001.index"), b"{\"first\":4}").unwrap();
+    std::fs::create_dir_all(&index_dir).unwrap();
+    std::fs::write(seg_dir.join("4.1.zst"), vec![7u8; 300_000]).unwrap();
+    std::fs::write(index_dir.join("00000000000000000001.json"), b"{\"seq\":1}").unwrap();
 
     // plain -> encrypted: everything, then nothing new the second time.
     let enc = Repo::uninit();
@@ -155,7 +159,11 @@ fn copies_between_plain_and_encrypted_incrementally() {
     ]);
     assert_eq!(report["copied"], serde_json::json!([id2]), "{report}");
     assert_eq!(
-        std::fs::read(back.path().join("binlog/0-1/000001.binlog.zst")).unwrap(),
+        std::fs::read(
+            back.path()
+                .join("binlog/data/1/mysql-bin.000001@1700000000/4.1.zst")
+        )
+        .unwrap(),
         vec![7u8; 300_000],
         "binlog segment round trip"
     );

@@ -227,13 +227,11 @@ async fn verifies(storage: &dyn Storage, path: &str, entry: &FileEntry) -> bool 
     true
 }
 
-/// Whether a binlog archive object is an index sidecar, which must land after the data it
-/// describes (a reader trusts an index only if its segment is there).
+/// Whether a binlog archive object is an index entry (`binlog/index/<seq>.json`), the commit
+/// point of its segment, which must land after the data it describes (see
+/// docs/binlog-archive.md). Other JSON sidecars are treated the same way.
 pub fn is_binlog_index(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    [".index", ".idx", ".json", ".meta"]
-        .iter()
-        .any(|ext| name.ends_with(ext))
+    path.starts_with("binlog/index/") || path.ends_with(".json")
 }
 
 async fn copy_binlog(src: &Repository, dst: &Repository, report: &mut CopyReport) -> Result<()> {
@@ -296,8 +294,9 @@ mod tests {
 
     #[test]
     fn sidecars_are_recognised() {
-        assert!(is_binlog_index("binlog/1-1/000001.index"));
-        assert!(is_binlog_index("binlog/x/seg.json"));
-        assert!(!is_binlog_index("binlog/x/000001.binlog.zst"));
+        assert!(is_binlog_index("binlog/index/00000000000000000042.json"));
+        assert!(!is_binlog_index(
+            "binlog/data/1/mysql-bin.000003@1700000000/4.42.zst"
+        ));
     }
 }

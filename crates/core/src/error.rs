@@ -35,6 +35,8 @@ pub enum ErrorKind {
     TargetNotEmpty,
     /// A lock could not be obtained on the server in time; nothing was changed.
     LockTimeout,
+    /// The recovery target is outside what the backups and the binlog archive can reach.
+    NotRecoverable,
     /// Interrupted by the user.
     Interrupted,
     /// A bug or an unexpected state in holdfast itself.
@@ -58,6 +60,7 @@ impl ErrorKind {
             ErrorKind::Server => 12,
             ErrorKind::LockTimeout => 13,
             ErrorKind::TargetNotEmpty => 14,
+            ErrorKind::NotRecoverable => 15,
             ErrorKind::Integrity => 20,
             ErrorKind::Interrupted => 130,
         }

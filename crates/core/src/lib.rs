@@ -13,17 +13,20 @@
 //! - [`source`]: connecting to a server (URL, option files, environment), flavor detection and the
 //!   consistent snapshot shared by the dump workers.
 //! - [`engine::logical`]: the logical backup and restore engine.
+//! - [`binlog`]: binlog event framing and MariaDB GTIDs, for archiving and replay.
 //! - [`verify`]: checking every file of a backup against its manifest.
 //!
 //! This crate never prints and never exits the process: it returns typed [`Error`]s whose
 //! [`ErrorKind`] the CLI maps to stable exit codes.
 
+pub mod binlog;
 pub mod copy;
 pub mod engine;
 pub mod error;
 pub mod manifest;
 pub mod pipeline;
 pub mod progress;
+pub mod recovery;
 pub mod repo;
 pub mod source;
 pub mod storage;

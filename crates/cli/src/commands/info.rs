@@ -21,6 +21,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let Some(which) = args.backup else {
         let backups = repo.list_backups().await?;
         let stored: u64 = backups.iter().map(|m| m.stored_bytes()).sum();
+        let window = holdfast::recovery::window(&repo).await?;
         let cfg = repo.config();
         if global.json {
             print_json(&json!({
@@ -35,6 +36,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 "stored_bytes": stored,
                 "oldest": backups.first().map(|m| &m.id),
                 "newest": backups.last().map(|m| &m.id),
+                "recoverable_window": window,
             }))?;
         } else {
             println!("repository {}", repo.storage().location());
@@ -52,6 +54,28 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             println!("  backups   {} ({})", backups.len(), human_bytes(stored));
             if let (Some(o), Some(n)) = (backups.first(), backups.last()) {
                 println!("  oldest    {}  newest {}", o.id, n.id);
+            }
+            match (&window.from_time, &window.to_time) {
+                (Some(from), Some(to)) => {
+                    let gtid = |g: &Option<holdfast::binlog::gtid::GtidPos>| {
+                        g.as_ref().map(|g| g.to_string()).unwrap_or_default()
+                    };
+                    println!(
+                        "  recoverable from {} (backup {}, GTID {})",
+                        rfc3339(*from),
+                        window.from_backup.as_deref().unwrap_or("-"),
+                        gtid(&window.from_gtid)
+                    );
+                    println!(
+                        "              to   {} (GTID {})",
+                        rfc3339(*to),
+                        gtid(&window.to_gtid)
+                    );
+                }
+                _ => println!("  recoverable nothing yet: no backup with a binlog position"),
+            }
+            for gap in &window.gaps {
+                println!("  GAP: {gap}");
             }
         }
         return Ok(ExitCode::SUCCESS);

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod backup;
+pub mod binlog;
 pub mod copy;
 pub mod info;
 pub mod init;

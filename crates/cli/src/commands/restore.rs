@@ -1,9 +1,14 @@
-//! `holdfast restore [ID|latest]`: restore a logical backup into a server.
+//! `holdfast restore [ID|latest]`: restore a logical backup into a server; with `--to-time`,
+//! `--to-gtid`, `--before-gtid` or `--latest`, a point-in-time recovery (the newest suitable
+//! backup, then the binlog archive replayed up to the target).
 
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
+use holdfast::binlog::gtid::Gtid;
 use holdfast::engine::logical::restore::{run_restore, RestoreOptions};
+use holdfast::recovery::plan::parse_time;
+use holdfast::recovery::{recover, Target};
 
 use crate::args::{default_threads, FilterArgs, GlobalArgs, RepoArgs, ServerArgs};
 use crate::output::{human_bytes, print_json, progress};
@@ -40,6 +45,34 @@ pub struct Args {
     /// Do not restore users and grants even if the backup has them.
     #[arg(long)]
     no_users: bool,
+    /// Point-in-time recovery to this time: every transaction committed at or before it
+    /// (`YYYY-MM-DD HH:MM:SS` in UTC, or RFC 3339 with a zone).
+    #[arg(long, group = "pitr")]
+    to_time: Option<String>,
+    /// Point-in-time recovery up to and including this MariaDB GTID (domain-server-seq).
+    #[arg(long, group = "pitr")]
+    to_gtid: Option<String>,
+    /// Point-in-time recovery to just before this GTID (undo an accidental transaction).
+    #[arg(long, group = "pitr")]
+    before_gtid: Option<String>,
+    /// Point-in-time recovery to the end of the binlog archive.
+    #[arg(long, group = "pitr")]
+    latest: bool,
+}
+
+impl Args {
+    fn recovery_target(&self) -> Result<Option<Target>> {
+        let gtid = |s: &str| s.parse::<Gtid>();
+        Ok(
+            match (&self.to_time, &self.to_gtid, &self.before_gtid, self.latest) {
+                (Some(t), ..) => Some(Target::Time(parse_time(t)?)),
+                (_, Some(g), ..) => Some(Target::Gtid(gtid(g)?)),
+                (_, _, Some(g), _) => Some(Target::BeforeGtid(gtid(g)?)),
+                (.., true) => Some(Target::Latest),
+                _ => None,
+            },
+        )
+    }
 }
 
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
@@ -52,8 +85,14 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         };
         renames.push((from.to_string(), to.to_string()));
     }
+    let recovery = args.recovery_target()?;
+    if recovery.is_some() && args.backup != "latest" {
+        bail!(holdfast::Error::usage(
+            "a point-in-time recovery chooses its base backup itself; do not name a backup \
+             together with --to-time/--to-gtid/--before-gtid/--latest"
+        ));
+    }
     let repo = args.repo.open().await?;
-    let manifest = repo.resolve(&args.backup).await?;
     let target = args.server.resolve(args.target.as_deref())?;
     let opts = RestoreOptions {
         workers: args.threads.max(1),
@@ -64,6 +103,32 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         verify: args.verify,
         users: !args.no_users,
     };
+    if let Some(point) = recovery {
+        let report = recover(&repo, &target, point, &opts, progress(global)).await?;
+        if global.json {
+            print_json(&report)?;
+        } else {
+            println!(
+                "restored backup {} into {} and replayed {} archived segments ({} transactions) \
+                 up to {}; the server is at GTID {} (set as gtid_slave_pos) in {:.1}s",
+                report.base.backup_id,
+                report.base.target,
+                report.segments_replayed,
+                report.replay.as_ref().map_or(0, |r| r.transactions_applied),
+                report.target,
+                report.gtid_position,
+                report.seconds
+            );
+            if let Some(incomplete) = report.replay.as_ref().and_then(|r| r.incomplete.as_ref()) {
+                println!(
+                    "note: the archive ends inside transaction {}; it was not applied",
+                    incomplete.gtid
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let manifest = repo.resolve(&args.backup).await?;
     let report = run_restore(&repo, &manifest, &target, &opts, progress(global)).await?;
     if global.json {
         print_json(&report)?;

@@ -4,17 +4,20 @@
 //!   with [`EncryptionConfig`] when the repository is encrypted.
 //! - [`BackupManifest`]: `backups/<id>/manifest`, written last: the backup's commit point.
 //! - [`LockRecord`]: `locks/<name>.lock`, the owner and expiry of a repository lock.
+//! - [`SegmentIndex`]: `binlog/index/<seq>.json`, one archived binlog segment, written after its data.
 //! - [`SchemaDump`]: `backups/<id>/schema.json.zst`, the schema objects of a logical backup.
 //!
 //! All are JSON. Each top-level type carries a `format` number; readers refuse a format newer than
 //! they know with a message telling the user to upgrade holdfast, so an old binary never
 //! misreads a newer repository. Additive changes (new optional fields) keep the number.
 
+mod binlog;
 mod schema;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use binlog::*;
 pub use schema::*;
 
 /// The newest repository format this build reads; it writes this for encrypted repositories.

@@ -39,7 +39,17 @@ pub struct RepoLock {
 
 impl RepoLock {
     pub async fn acquire(storage: Arc<dyn Storage>, purpose: &str) -> Result<RepoLock> {
-        let path = format!("{LOCKS_DIR}{EXCLUSIVE_LOCK}");
+        Self::acquire_named(storage, EXCLUSIVE_LOCK, purpose).await
+    }
+
+    /// Takes the lock `locks/<name>` (for example the binlog archive's single-writer lock,
+    /// which backups do not contend for).
+    pub async fn acquire_named(
+        storage: Arc<dyn Storage>,
+        name: &str,
+        purpose: &str,
+    ) -> Result<RepoLock> {
+        let path = format!("{LOCKS_DIR}{name}");
         for _attempt in 0..3 {
             let record = new_record(purpose);
             let body = encode(&record)?;

@@ -223,6 +223,11 @@ impl Repository {
         RepoLock::acquire(self.storage.clone(), purpose).await
     }
 
+    /// Takes a named lock other than the exclusive one (see [`RepoLock::acquire_named`]).
+    pub async fn lock_named(&self, name: &str, purpose: &str) -> Result<RepoLock> {
+        RepoLock::acquire_named(self.storage.clone(), name, purpose).await
+    }
+
     /// The ids of committed backups (those with a manifest), oldest first.
     pub async fn backup_ids(&self) -> Result<Vec<String>> {
         let mut ids: Vec<String> = self

@@ -9,6 +9,7 @@
 pub mod conn;
 pub mod server;
 pub mod snapshot;
+pub mod wire;
 
 pub use conn::{ConnectionConfig, ConnectionSpec};
 pub use server::{Flavor, ServerIdentity};

@@ -1,0 +1,202 @@
+//! `holdfast binlog stream | list`: continuous binlog archiving and the archive's contents.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use holdfast::binlog::archive::Archive;
+use holdfast::binlog::client::DumpStart;
+use holdfast::binlog::stream::{run_stream, StreamObserver, StreamOptions};
+use holdfast::manifest::SegmentIndex;
+use holdfast::Error;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{parse_duration, parse_size, GlobalArgs, RepoArgs, ServerArgs};
+use crate::output::{human_bytes, print_json, unix_time};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Archive the server's binlog continuously (until SIGINT/SIGTERM), resuming where the
+    /// archive ends.
+    Stream(Box<StreamArgs>),
+    /// List archived segments with their positions, times and GTID ranges.
+    List(ListArgs),
+}
+
+#[derive(clap::Args)]
+pub struct StreamArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// The server to archive: mysql://user@host:port/ or mysql://user@localhost/?socket=/path.
+    #[arg(long, env = "HOLDFAST_SOURCE")]
+    source: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Our server_id as a replica (must be unique in the replication topology).
+    #[arg(long, default_value_t = StreamOptions::default().replica_server_id)]
+    server_id: u32,
+    /// Longest time an event waits before it is in the repository.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    flush_interval: Duration,
+    /// Largest segment (a bigger transaction is split across segments).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    max_segment: u64,
+    /// Heartbeat period asked of the server; three missed beats mean a dead link.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    heartbeat: Duration,
+    /// Longest wait between reconnection attempts.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    max_retry_wait: Duration,
+    /// Archive what the server has now, then exit (for cron-style use and tests).
+    #[arg(long)]
+    until_caught_up: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+}
+
+pub async fn run(global: &GlobalArgs, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Stream(args) => stream(global, *args).await,
+        Command::List(args) => list(global, args).await,
+    }
+}
+
+struct LogObserver;
+
+impl StreamObserver for LogObserver {
+    fn connected(&self, start: &DumpStart) {
+        match start {
+            DumpStart::Position { file, pos } => {
+                tracing::info!(file = %file, pos, "streaming from the archive's end position")
+            }
+            DumpStart::Gtid(g) => tracing::info!(gtid = %g, "streaming after GTID position"),
+        }
+    }
+    fn segment(&self, s: &SegmentIndex) {
+        tracing::info!(
+            seq = s.seq,
+            file = %s.source.file,
+            end_pos = s.end_pos,
+            events = s.events,
+            transactions = s.transactions,
+            gtid = %s.gtid_state,
+            "segment archived"
+        );
+    }
+    fn retrying(&self, error: &Error, wait: Duration) {
+        tracing::warn!(error = %error, wait_ms = wait.as_millis() as u64, "reconnecting");
+    }
+}
+
+async fn stream(global: &GlobalArgs, args: StreamArgs) -> Result<ExitCode> {
+    let repo = args.repo.open().await?;
+    let source = args.server.resolve(args.source.as_deref())?;
+    let options = StreamOptions {
+        replica_server_id: args.server_id,
+        flush_interval: args.flush_interval,
+        max_segment_bytes: args.max_segment.max(64 * 1024) as usize,
+        heartbeat: args.heartbeat,
+        retry_max: args.max_retry_wait,
+        until_caught_up: args.until_caught_up,
+        ..StreamOptions::default()
+    };
+    let cancel = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(cancel.clone()));
+    let report = run_stream(&repo, &source, &options, &LogObserver, cancel).await?;
+    if global.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "archived {} segments, {} transactions, {} of binlog; archive ends at GTID {}",
+            report.segments_written,
+            report.transactions,
+            human_bytes(report.bytes),
+            if report.gtid_state.is_empty() {
+                "(none)"
+            } else {
+                &report.gtid_state
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cancel_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping: writing what is pending");
+    cancel.cancel();
+}
+
+async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
+    let repo = args.repo.open().await?;
+    let segments = Archive::new(repo.storage().clone()).segments().await?;
+    if global.json {
+        let rows: Vec<_> = segments
+            .iter()
+            .map(|s| {
+                json!({
+                    "seq": s.seq,
+                    "server_id": s.source.server_id,
+                    "file": s.source.file,
+                    "file_created": s.source.file_created,
+                    "start_pos": s.start_pos,
+                    "end_pos": s.end_pos,
+                    "first_event_time": unix_time(s.first_event_time),
+                    "last_event_time": unix_time(s.last_event_time),
+                    "first_gtid": s.first_gtid,
+                    "last_gtid": s.last_gtid,
+                    "gtid_state": s.gtid_state,
+                    "events": s.events,
+                    "transactions": s.transactions,
+                    "open_transaction": s.open_transaction,
+                    "raw_bytes": s.raw_size,
+                    "stored_bytes": s.object.size,
+                    "object": s.object.path,
+                })
+            })
+            .collect();
+        print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if segments.is_empty() {
+        println!("no archived binlog in {}", repo.storage().location());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>6} {:<22} {:>10} {:>10} {:<20} {:<20} {:>6} {:>9}  GTIDS",
+        "SEQ", "FILE", "START", "END", "FIRST EVENT", "LAST EVENT", "TRX", "SIZE"
+    );
+    for s in &segments {
+        let gtids = match (&s.first_gtid, &s.last_gtid) {
+            (Some(a), Some(b)) if a != b => format!("{a} .. {b}"),
+            (Some(a), _) | (None, Some(a)) => a.to_string(),
+            (None, None) => "-".to_string(),
+        };
+        println!(
+            "{:>6} {:<22} {:>10} {:>10} {:<20} {:<20} {:>6} {:>9}  {}{}",
+            s.seq,
+            s.source.file,
+            s.start_pos,
+            s.end_pos,
+            unix_time(s.first_event_time),
+            unix_time(s.last_event_time),
+            s.transactions,
+            human_bytes(s.object.size),
+            gtids,
+            if s.open_transaction { " (open)" } else { "" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

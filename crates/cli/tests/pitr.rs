@@ -1,0 +1,326 @@
+//! Point-in-time recovery end to end on real servers: a randomized workload (inserts, updates,
+//! deletes, DDL, a large transaction, two databases, latin1 and utf8mb4 data) runs while
+//! `holdfast binlog stream` archives it and backups are taken; markers record the source's GTID
+//! position, time and `CHECKSUM TABLE` of every table. Restores to markers by GTID, by time,
+//! just before a `DROP TABLE`, and to the end of the archive each equal the marker's reference.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use holdfast_testkit::TestServer;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+struct Marker {
+    label: String,
+    gtid_pos: String,
+    /// Every transaction up to the marker committed at or before this second, every later one
+    /// after it.
+    time: i64,
+    checksums: Vec<String>,
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Records a marker, then waits for the next second so later transactions have a later
+/// timestamp.
+fn mark(server: &TestServer, label: &str) -> Marker {
+    let gtid_pos = server.sql("SELECT @@gtid_binlog_pos").trim().to_string();
+    let checksums = checksums(server);
+    let time = now_secs().floor() as i64;
+    while now_secs().floor() as i64 <= time {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Marker {
+        label: label.to_string(),
+        gtid_pos,
+        time,
+        checksums,
+    }
+}
+
+fn setup(server: &TestServer) {
+    server.sql(
+        "CREATE DATABASE shop CHARACTER SET utf8mb4; CREATE DATABASE crm CHARACTER SET latin1; \
+         CREATE TABLE shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, customer INT NOT NULL, \
+           amount DECIMAL(12,2), note VARCHAR(100), created TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6), KEY (customer)); \
+         CREATE TABLE shop.items (order_id INT, line INT, sku VARBINARY(32), qty INT, PRIMARY KEY (order_id, line)); \
+         CREATE TABLE crm.customers (id INT PRIMARY KEY, name VARCHAR(60), city VARCHAR(40)) ; \
+         CREATE TABLE crm.notes (id BIGINT AUTO_INCREMENT PRIMARY KEY, body TEXT, blob_col BLOB);",
+    );
+}
+
+/// One phase of random work; `k` makes names unique.
+fn phase(server: &TestServer, rng: &mut StdRng, k: usize) {
+    let mut sql = String::new();
+    for _ in 0..rng.gen_range(5..15) {
+        match rng.gen_range(0..6) {
+            0 | 1 => {
+                let c = rng.gen_range(1..50);
+                sql.push_str(&format!(
+                    "BEGIN; INSERT INTO shop.orders (customer, amount, note) VALUES ({c}, {}.{:02}, 'ümlaut ☃ {k}'); \
+                     INSERT INTO shop.items VALUES (LAST_INSERT_ID(), 1, UNHEX('00FF{:04X}'), {}); COMMIT;\n",
+                    rng.gen_range(1..10_000),
+                    rng.gen_range(0..100),
+                    rng.gen_range(0..65_535),
+                    rng.gen_range(1..9)
+                ));
+            }
+            2 => sql.push_str(&format!(
+                "UPDATE shop.orders SET amount = amount * 1.1, note = CONCAT(IFNULL(note, ''), 'u') WHERE customer = {};\n",
+                rng.gen_range(1..50)
+            )),
+            3 => sql.push_str(&format!(
+                "DELETE FROM shop.orders WHERE id % 11 = {} LIMIT 3;\n",
+                rng.gen_range(0..11)
+            )),
+            4 => sql.push_str(&format!(
+                "INSERT INTO crm.customers VALUES ({id}, 'Zoë Ñandú {k}', 'Köln') ON DUPLICATE KEY UPDATE city = 'Malmö';\n",
+                id = rng.gen_range(1..200)
+            )),
+            _ => sql.push_str(&format!(
+                "INSERT INTO crm.notes (body, blob_col) VALUES (REPEAT('n\\t\\\\', {}), UNHEX('000A0D5C'));\n",
+                rng.gen_range(1..300)
+            )),
+        }
+    }
+    match k % 4 {
+        // DDL between the data changes.
+        1 => sql.push_str(&format!(
+            "ALTER TABLE shop.orders ADD COLUMN c{k} INT DEFAULT {k}; CREATE TABLE crm.t{k} (a INT PRIMARY KEY, b VARCHAR(10)); INSERT INTO crm.t{k} VALUES (1, 'x');\n"
+        )),
+        // A large transaction.
+        2 => sql.push_str(
+            "BEGIN; INSERT INTO crm.notes (body) SELECT REPEAT('big', 50) FROM crm.seq_1_to_20000; UPDATE crm.notes SET body = 'rewritten' WHERE id % 5 = 0; COMMIT;\n",
+        ),
+        _ => {}
+    }
+    server.sql(&sql);
+}
+
+struct Streamer(Child);
+
+impl Streamer {
+    fn start(repo: &Repo, server: &TestServer) -> Streamer {
+        let child = Command::new(bin())
+            .args([
+                "binlog",
+                "stream",
+                "--repo",
+                &repo.url(),
+                "--source",
+                &server.url(),
+            ])
+            .args(["--flush-interval", "200ms"])
+            .env("HOME", "/nonexistent")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start holdfast binlog stream");
+        Streamer(child)
+    }
+
+    /// Waits until the archive holds `gtid_pos`, then stops the streamer with SIGTERM.
+    fn stop_when_archived(self, repo: &Repo, gtid_pos: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
+            let segments = json(&out);
+            let archived = segments
+                .as_array()
+                .and_then(|a| a.last())
+                .map(|s| s["gtid_state"].as_str().unwrap_or("").to_string());
+            if archived.as_deref() == Some(gtid_pos) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the archive did not reach {gtid_pos} (it is at {archived:?})"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let out = self.0.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the streamer did not stop cleanly: {}",
+            text(&out)
+        );
+    }
+}
+
+fn restore_to(repo: &Repo, flag: &str, value: &str) -> (TestServer, serde_json::Value) {
+    let target = TestServer::start();
+    let url = repo.url();
+    let t = target.url();
+    let mut args = vec!["restore", "--repo", &url, "--target", &t, "--json", flag];
+    if !value.is_empty() {
+        args.push(value);
+    }
+    let out = holdfast(&args);
+    assert_ok(&out, &format!("restore {flag} {value}"));
+    let report = json(&out);
+    (target, report)
+}
+
+fn last_gtid(pos: &str) -> &str {
+    // One domain in this test: "0-1-N".
+    pos
+}
+
+#[test]
+fn recovers_to_gtids_times_and_just_before_a_drop() {
+    let source = TestServer::start();
+    let repo = Repo::init();
+    let seed: u64 = std::env::var("HOLDFAST_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    eprintln!("workload seed {seed} (HOLDFAST_TEST_SEED to repeat)");
+    let mut rng = StdRng::seed_from_u64(seed);
+
+    setup(&source);
+    phase(&source, &mut rng, 0);
+    let first_backup = backup(&repo, &source, &[]);
+    let streamer = Streamer::start(&repo, &source);
+    let mut markers = Vec::new();
+    for k in 1..=7 {
+        phase(&source, &mut rng, k);
+        if k == 4 {
+            backup(&repo, &source, &[]);
+        }
+        markers.push(mark(&source, &format!("after phase {k}")));
+    }
+    // The accident: a table dropped by mistake, then more work.
+    let before_drop = mark(&source, "before the drop");
+    source.sql("DROP TABLE crm.customers");
+    let drop_gtid = source.sql("SELECT @@gtid_binlog_pos").trim().to_string();
+    // The application carries on with an empty table.
+    source
+        .sql("CREATE TABLE crm.customers (id INT PRIMARY KEY, name VARCHAR(60), city VARCHAR(40))");
+    phase(&source, &mut rng, 8);
+    let end = mark(&source, "end");
+    streamer.stop_when_archived(&repo, &end.gtid_pos);
+
+    // `info` names the window: from the first backup to the end of the archive.
+    let info = json(&holdfast(&["info", "--repo", &repo.url(), "--json"]));
+    let window = &info["recoverable_window"];
+    assert_eq!(window["from_backup"], first_backup["id"], "{window}");
+    assert_eq!(
+        window["to_gtid"].as_str().unwrap(),
+        end.gtid_pos,
+        "{window}"
+    );
+    assert_eq!(window["gaps"].as_array().unwrap().len(), 0, "{window}");
+
+    // By GTID, at several markers (before and after the second backup).
+    for i in [0, 2, 3, 5] {
+        let m = &markers[i];
+        let (target, report) = restore_to(&repo, "--to-gtid", last_gtid(&m.gtid_pos));
+        assert_eq!(
+            checksums(&target),
+            m.checksums,
+            "--to-gtid {} ({})",
+            m.gtid_pos,
+            m.label
+        );
+        assert_eq!(report["gtid_position"].as_str().unwrap(), m.gtid_pos);
+        assert_eq!(
+            target.sql("SELECT @@gtid_slave_pos").trim(),
+            m.gtid_pos,
+            "gtid_slave_pos after --to-gtid {}",
+            m.gtid_pos
+        );
+    }
+    // By time.
+    for i in [1, 4, 6] {
+        let m = &markers[i];
+        let t = time::OffsetDateTime::from_unix_timestamp(m.time).unwrap();
+        let when = t
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let (target, _) = restore_to(&repo, "--to-time", &when);
+        assert_eq!(
+            checksums(&target),
+            m.checksums,
+            "--to-time {when} ({})",
+            m.label
+        );
+    }
+    // Just before the accident.
+    let (target, _) = restore_to(&repo, "--before-gtid", &drop_gtid);
+    assert_eq!(
+        checksums(&target),
+        before_drop.checksums,
+        "--before-gtid {drop_gtid}"
+    );
+    assert!(target
+        .sql("SELECT COUNT(*) FROM crm.customers")
+        .trim()
+        .parse::<u64>()
+        .is_ok());
+    // The whole archive.
+    let (target, _) = restore_to(&repo, "--latest", "");
+    assert_eq!(checksums(&target), end.checksums, "--latest");
+}
+
+#[test]
+fn targets_outside_the_window_exit_15_and_change_nothing() {
+    let source = TestServer::start();
+    let repo = Repo::init();
+    source
+        .sql("CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY); INSERT INTO d.t VALUES (1)");
+    let too_early = now_secs() as i64 - 3600;
+    backup(&repo, &source, &[]);
+    source.sql("INSERT INTO d.t VALUES (2)");
+    let out = holdfast(&[
+        "binlog",
+        "stream",
+        "--repo",
+        &repo.url(),
+        "--source",
+        &source.url(),
+        "--until-caught-up",
+    ]);
+    assert_ok(&out, "stream");
+    let target = TestServer::start();
+    let when = time::OffsetDateTime::from_unix_timestamp(too_early)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let late = time::OffsetDateTime::from_unix_timestamp(now_secs() as i64 + 3600)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for (flag, value, why) in [
+        ("--to-time", when.as_str(), "before the oldest"),
+        ("--to-time", late.as_str(), "beyond the archive"),
+        ("--to-gtid", "0-1-999", "beyond the archive"),
+    ] {
+        let out = holdfast(&[
+            "restore",
+            "--repo",
+            &repo.url(),
+            "--target",
+            &target.url(),
+            flag,
+            value,
+        ]);
+        assert_code(&out, 15, &format!("{flag} {value}"));
+        assert!(text(&out).contains(why), "{flag} {value}: {}", text(&out));
+    }
+    assert_eq!(
+        target
+            .sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'd'")
+            .trim(),
+        "0",
+        "a refused recovery must not touch the target"
+    );
+}

@@ -1,0 +1,196 @@
+//! The binlog archive in a repository: segment data objects and their index entries.
+//!
+//! ```text
+//! binlog/data/<server_id>/<file>@<created>/<start_pos>.<seq>.zst   events, zstd-compressed
+//! binlog/index/<seq>.json                                     SegmentIndex, written after the data
+//! ```
+//!
+//! A segment exists if and only if its index entry exists (the same commit rule as backups). Data
+//! objects without an index entry are debris of an interrupted write; the streamer removes them
+//! when it starts. Within one file instance the data objects sort by position, so
+//! `cat binlog/data/1/mysql-bin.000003@1700000000/*.zst | zstd -d` is that binlog file
+//! (when it was archived as one piece).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{decode_versioned, FileEntry, SegmentIndex, SegmentSource, SEGMENT_FORMAT};
+use crate::pipeline::read_all_verified;
+use crate::storage::Storage;
+use crate::{Error, ErrorKind, Result};
+
+pub const DATA_DIR: &str = "binlog/data/";
+pub const INDEX_DIR: &str = "binlog/index/";
+/// zstd level for segments: they are small and written every second, so favour speed.
+const SEGMENT_ZSTD_LEVEL: i32 = 3;
+
+/// The archive of one repository.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    storage: Arc<dyn Storage>,
+}
+
+impl Archive {
+    pub fn new(storage: Arc<dyn Storage>) -> Archive {
+        Archive { storage }
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Sequence numbers of every committed segment, ascending.
+    pub async fn sequence_numbers(&self) -> Result<Vec<u64>> {
+        let mut seqs: Vec<u64> = self
+            .storage
+            .list(INDEX_DIR)
+            .await?
+            .iter()
+            .filter_map(|o| parse_index_name(&o.path))
+            .collect();
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    /// Every committed segment, in archive order.
+    pub async fn segments(&self) -> Result<Vec<SegmentIndex>> {
+        let seqs = self.sequence_numbers().await?;
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            out.push(self.load_index(seq).await?);
+        }
+        Ok(out)
+    }
+
+    /// The newest committed segment, if any.
+    pub async fn last_segment(&self) -> Result<Option<SegmentIndex>> {
+        match self.sequence_numbers().await?.last() {
+            Some(&seq) => Ok(Some(self.load_index(seq).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn load_index(&self, seq: u64) -> Result<SegmentIndex> {
+        let path = index_path(seq);
+        let bytes = self.storage.get(&path).await?;
+        let index: SegmentIndex = decode_versioned(&bytes, &format!("`{path}`"), SEGMENT_FORMAT)?;
+        if index.seq != seq {
+            return Err(Error::integrity(format!(
+                "`{path}` describes segment {} instead of {seq}",
+                index.seq
+            )));
+        }
+        Ok(index)
+    }
+
+    /// Stores a segment's events (data first, then the index entry, which commits it).
+    /// `index.object` is filled in here; the rest of `index` describes `raw`.
+    pub async fn write_segment(&self, mut index: SegmentIndex, raw: &[u8]) -> Result<SegmentIndex> {
+        let compressed = zstd::bulk::compress(raw, SEGMENT_ZSTD_LEVEL)
+            .map_err(|e| Error::internal(format!("compressing a binlog segment: {e}")))?;
+        let path = data_path(&index.source, index.start_pos, index.seq);
+        index.object = FileEntry {
+            path: path.clone(),
+            size: compressed.len() as u64,
+            sha256: hex::encode(Sha256::digest(&compressed)),
+        };
+        index.raw_size = raw.len() as u64;
+        self.storage.put(&path, Bytes::from(compressed)).await?;
+        let body = serde_json::to_vec_pretty(&index)
+            .map_err(|e| Error::internal(format!("encoding a segment index: {e}")))?;
+        let index_path = index_path(index.seq);
+        if !self
+            .storage
+            .put_if_absent(&index_path, Bytes::from(body))
+            .await?
+        {
+            return Err(Error::new(
+                ErrorKind::Locked,
+                format!(
+                    "`{index_path}` already exists: another streamer is writing to this archive"
+                ),
+            ));
+        }
+        Ok(index)
+    }
+
+    /// A segment's events, verified against its index entry and decompressed.
+    pub async fn read_segment(&self, index: &SegmentIndex) -> Result<Vec<u8>> {
+        let compressed =
+            read_all_verified(&*self.storage, &index.object.path, &index.object).await?;
+        let raw = zstd::bulk::decompress(&compressed, index.raw_size as usize).map_err(|e| {
+            Error::integrity(format!("`{}` does not decompress: {e}", index.object.path))
+        })?;
+        if raw.len() as u64 != index.raw_size {
+            return Err(Error::integrity(format!(
+                "`{}` decompresses to {} bytes, its index says {}",
+                index.object.path,
+                raw.len(),
+                index.raw_size
+            )));
+        }
+        Ok(raw)
+    }
+
+    /// Removes data objects that no committed segment references (an interrupted write).
+    /// Only the archive's single writer may call this.
+    pub async fn remove_debris(&self, committed: &[SegmentIndex]) -> Result<Vec<String>> {
+        let referenced: std::collections::HashSet<&str> =
+            committed.iter().map(|s| s.object.path.as_str()).collect();
+        let mut removed = Vec::new();
+        for object in self.storage.list(DATA_DIR).await? {
+            if !referenced.contains(object.path.as_str()) {
+                self.storage.delete(&object.path).await?;
+                removed.push(object.path);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+pub fn index_path(seq: u64) -> String {
+    format!("{INDEX_DIR}{seq:012}.json")
+}
+
+fn parse_index_name(path: &str) -> Option<u64> {
+    path.strip_prefix(INDEX_DIR)?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
+}
+
+/// `binlog/data/<server_id>/<file>@<created>/<start_pos>.<seq>.zst`, named by the file offset
+/// the segment's bytes start at (0 for the first segment of a file: it holds the magic), so
+/// that the objects of one file sort in file order; the sequence number keeps names unique.
+pub fn data_path(source: &SegmentSource, start_pos: u64, seq: u64) -> String {
+    format!(
+        "{DATA_DIR}{}/{}@{}/{start_pos:012}.{seq:08}.zst",
+        source.server_id,
+        crate::repo::layout::encode_name(&source.file),
+        source.file_created
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_sort_in_file_order_and_round_trip() {
+        let source = SegmentSource {
+            server_id: 7,
+            server_version: "10.11".into(),
+            file: "mysql-bin.000003".into(),
+            file_created: 1_700_000_000,
+        };
+        assert_eq!(
+            data_path(&source, 0, 5),
+            "binlog/data/7/mysql-bin.000003@1700000000/000000000000.00000005.zst"
+        );
+        assert!(data_path(&source, 9_999, 9) < data_path(&source, 10_000, 8));
+        assert_eq!(parse_index_name(&index_path(42)), Some(42));
+        assert_eq!(parse_index_name("binlog/index/x.json"), None);
+    }
+}

@@ -1,0 +1,225 @@
+//! The replication connection: registers as a replica and receives binlog events as the exact
+//! bytes the server wrote, over [`WireConn`].
+//!
+//! MariaDB strategy: the session declares itself checksum-aware with the server's own
+//! algorithm (`@master_binlog_checksum = @@global.binlog_checksum`, so events arrive exactly as
+//! stored), GTID-aware (`@mariadb_slave_capability = 4`), asks for ANNOTATE_ROWS events, sets a
+//! heartbeat period, and starts either at a file and position or at a GTID position
+//! (`@slave_connect_state`).
+
+use std::time::Duration;
+
+use mysql_common::constants::Command;
+
+use crate::binlog::event::{ChecksumAlg, HEADER_LEN};
+use crate::binlog::gtid::GtidPos;
+use crate::source::conn::ConnectionConfig;
+use crate::source::wire::WireConn;
+use crate::{Error, ErrorKind, Result};
+
+/// MariaDB: the replica understands GTIDs and every event type of 10.0+.
+const MARIA_SLAVE_CAPABILITY_GTID: u32 = 4;
+/// COM_BINLOG_DUMP flags.
+const DUMP_NON_BLOCK: u16 = 1;
+const DUMP_SEND_ANNOTATE_ROWS: u16 = 2;
+
+/// Where the stream starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DumpStart {
+    /// At a byte offset of a binlog file (4 for its first event).
+    Position { file: String, pos: u64 },
+    /// After the transactions of a GTID position (empty: from the oldest binlog with complete
+    /// history).
+    Gtid(GtidPos),
+}
+
+#[derive(Debug, Clone)]
+pub struct DumpRequest {
+    /// Our server id as a replica; must differ from every server in the topology.
+    pub replica_server_id: u32,
+    pub start: DumpStart,
+    /// The server sends a heartbeat after this much silence.
+    pub heartbeat: Duration,
+    /// End the stream when the server has sent everything it has (instead of waiting).
+    pub non_blocking: bool,
+}
+
+/// One item of the stream.
+#[derive(Debug)]
+pub enum Received<'a> {
+    /// A whole event (header, body and checksum).
+    Event(&'a [u8]),
+    /// The server has nothing more (only with `non_blocking`).
+    End,
+}
+
+/// An open binlog stream.
+pub struct BinlogClient {
+    conn: WireConn,
+    checksum: ChecksumAlg,
+    read_timeout: Duration,
+    endpoint: String,
+}
+
+impl BinlogClient {
+    /// Connects, prepares the session and sends the dump request.
+    pub async fn open(config: &ConnectionConfig, request: &DumpRequest) -> Result<BinlogClient> {
+        let mut conn = WireConn::connect(config).await?;
+        let endpoint = config.endpoint();
+        let heartbeat_ns = request.heartbeat.as_nanos().max(1_000_000);
+        let mut setup = vec![
+            "SET @master_binlog_checksum = @@global.binlog_checksum".to_string(),
+            format!("SET @mariadb_slave_capability = {MARIA_SLAVE_CAPABILITY_GTID}"),
+            format!("SET @master_heartbeat_period = {heartbeat_ns}"),
+        ];
+        if let DumpStart::Gtid(pos) = &request.start {
+            setup.push(format!("SET @slave_connect_state = '{pos}'"));
+            setup.push("SET @slave_gtid_strict_mode = 0".into());
+            setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
+        }
+        for sql in &setup {
+            conn.execute(sql).await.map_err(|e| {
+                e.context(format_args!(
+                    "preparing the replication session on {endpoint}"
+                ))
+            })?;
+        }
+        let alg = conn
+            .query_text("SELECT @@global.binlog_checksum")
+            .await?
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default();
+        let checksum = if alg.eq_ignore_ascii_case("CRC32") {
+            ChecksumAlg::Crc32
+        } else {
+            ChecksumAlg::Off
+        };
+        let mut client = BinlogClient {
+            conn,
+            checksum,
+            read_timeout: request.heartbeat * 3 + Duration::from_secs(5),
+            endpoint,
+        };
+        client.register(request.replica_server_id).await?;
+        client.dump(request).await?;
+        Ok(client)
+    }
+
+    /// The checksum algorithm of events the server makes up for the stream (the fake rotate
+    /// that comes before any format description).
+    pub fn checksum(&self) -> ChecksumAlg {
+        self.checksum
+    }
+
+    async fn register(&mut self, server_id: u32) -> Result<()> {
+        let host = crate::repo::lock::hostname();
+        let host = &host.as_bytes()[..host.len().min(60)];
+        let mut payload = vec![Command::COM_REGISTER_SLAVE as u8];
+        payload.extend_from_slice(&server_id.to_le_bytes());
+        payload.push(host.len() as u8);
+        payload.extend_from_slice(host);
+        payload.push(0); // user
+        payload.push(0); // password
+        payload.extend_from_slice(&0u16.to_le_bytes()); // port
+        payload.extend_from_slice(&0u32.to_le_bytes()); // replication rank
+        payload.extend_from_slice(&0u32.to_le_bytes()); // master id
+        self.conn.send_command(&payload).await?;
+        let packet = self.conn.read_packet().await?;
+        if packet.first() == Some(&0xff) {
+            return Err(self.dump_error());
+        }
+        Ok(())
+    }
+
+    async fn dump(&mut self, request: &DumpRequest) -> Result<()> {
+        let (file, pos) = match &request.start {
+            DumpStart::Position { file, pos } => (file.as_str(), *pos),
+            DumpStart::Gtid(_) => ("", 4),
+        };
+        let pos = u32::try_from(pos).map_err(|_| {
+            Error::usage(format!(
+                "binlog position {pos} is beyond what the replication protocol can request"
+            ))
+        })?;
+        let mut flags = DUMP_SEND_ANNOTATE_ROWS;
+        if request.non_blocking {
+            flags |= DUMP_NON_BLOCK;
+        }
+        let mut payload = vec![Command::COM_BINLOG_DUMP as u8];
+        payload.extend_from_slice(&pos.to_le_bytes());
+        payload.extend_from_slice(&flags.to_le_bytes());
+        payload.extend_from_slice(&request.replica_server_id.to_le_bytes());
+        payload.extend_from_slice(file.as_bytes());
+        self.conn.send_command(&payload).await
+    }
+
+    /// The next event, or the end of a non-blocking stream. A silent server (no event and no
+    /// heartbeat for three heartbeat periods) is a transient `Connect` error.
+    pub async fn next(&mut self) -> Result<Received<'_>> {
+        let timeout = self.read_timeout;
+        match tokio::time::timeout(timeout, self.conn.read_packet()).await {
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Connect,
+                    format!(
+                        "{} sent nothing for {}s, not even a heartbeat: the link is dead",
+                        self.endpoint,
+                        timeout.as_secs()
+                    ),
+                )
+                .transient())
+            }
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(_)) => {}
+        }
+        let packet = self.conn.last_packet();
+        match packet.first() {
+            Some(0x00) if packet.len() > HEADER_LEN => Ok(Received::Event(&packet[1..])),
+            Some(0xfe) if packet.len() < 9 => Ok(Received::End),
+            Some(0xff) => Err(self.dump_error()),
+            _ => Err(Error::integrity(format!(
+                "{} sent a packet that is not a binlog event ({} bytes)",
+                self.endpoint,
+                packet.len()
+            ))),
+        }
+    }
+
+    fn dump_error(&self) -> Error {
+        let err = self.conn.parse_server_error();
+        match err.code {
+            1227 | 1045 => Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "{} refused the binlog stream: {} — grant it with \
+                     `GRANT REPLICATION SLAVE ON *.* TO <user>` (MariaDB also accepts \
+                     BINLOG MONITOR / REPLICATION SLAVE ADMIN for the checks)",
+                    self.endpoint, err.message
+                ),
+            ),
+            1236 => Error::new(
+                ErrorKind::Server,
+                format!(
+                    "{} cannot send the requested binlog: {} (error 1236). The binlogs the \
+                     archive needs were purged, or the server is not of this replication \
+                     topology",
+                    self.endpoint, err.message
+                ),
+            ),
+            code => Error::new(
+                ErrorKind::Server,
+                format!(
+                    "{} ended the binlog stream with error {code}: {}",
+                    self.endpoint, err.message
+                ),
+            )
+            .transient(),
+        }
+    }
+}
+
+/// True for the dump error that means "the position or GTID you asked for is not in my binlogs".
+pub fn is_missing_history(e: &Error) -> bool {
+    e.kind() == ErrorKind::Server && e.message().contains("(error 1236)")
+}

@@ -1,0 +1,19 @@
+//! Binlog archiving and replay.
+//!
+//! - [`event`]: event framing and the few event bodies holdfast reads; [`gtid`]: MariaDB GTIDs.
+//! - Archiving: [`client`] (the replication connection), [`stream`] (the archiving loop),
+//!   [`archive`] (segments in the repository).
+//! - Replay: [`apply`] (the portable replay over SQL) with its helpers: streaming event reading
+//!   ([`event_stream`]), QUERY session context ([`query_status`]), INTVAR/RAND/USER_VAR
+//!   ([`statement_vars`]) and compressed events ([`compressed`]).
+
+pub mod apply;
+pub mod archive;
+pub mod client;
+pub mod compressed;
+pub mod event;
+pub mod event_stream;
+pub mod gtid;
+pub mod query_status;
+pub mod statement_vars;
+pub mod stream;

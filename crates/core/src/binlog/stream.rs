@@ -1,0 +1,766 @@
+//! `holdfast binlog stream`: archive every binlog event as it arrives, resume exactly where
+//! the archive ends after any disconnect or restart, and follow a failover by GTID.
+//!
+//! Events go into a pending segment; at every flush interval (and at rotation) the pending
+//! events up to the last transaction boundary become a segment in the repository. A segment is
+//! cut inside a transaction only when the transaction alone exceeds the segment size limit.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::binlog::archive::Archive;
+use crate::binlog::client::{is_missing_history, BinlogClient, DumpRequest, DumpStart, Received};
+use crate::binlog::event::{
+    kind, reseal_checksum, Boundary, ChecksumAlg, Event, FormatDescription, GroupTracker, Rotate,
+    BINLOG_MAGIC, FLAG_ARTIFICIAL,
+};
+use crate::binlog::gtid::{Gtid, GtidPos};
+use crate::manifest::{FileEntry, PieceStart, SegmentIndex, SegmentSource, SEGMENT_FORMAT};
+use crate::repo::Repository;
+use crate::source::conn::ConnectionConfig;
+use crate::source::wire::WireConn;
+use crate::{Error, ErrorKind, Result};
+
+/// Name of the lock the single writer of the archive holds.
+pub const STREAM_LOCK: &str = "binlog.lock";
+
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    pub replica_server_id: u32,
+    /// Longest time an event waits before it is in the repository (at a transaction boundary).
+    pub flush_interval: Duration,
+    /// A pending segment larger than this is written even inside a transaction.
+    pub max_segment_bytes: usize,
+    pub heartbeat: Duration,
+    /// First and longest wait between reconnection attempts (exponential, with jitter).
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Archive what the server has, then stop (instead of waiting for new events).
+    pub until_caught_up: bool,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            replica_server_id: 0x686f_6c64, // "hold"
+            flush_interval: Duration::from_secs(1),
+            max_segment_bytes: 16 << 20,
+            heartbeat: Duration::from_secs(2),
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(30),
+            until_caught_up: false,
+        }
+    }
+}
+
+/// What a streaming run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StreamReport {
+    pub segments_written: u64,
+    pub events: u64,
+    pub transactions: u64,
+    pub bytes: u64,
+    pub reconnects: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_gtid: Option<Gtid>,
+    pub gtid_state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_segment: Option<u64>,
+}
+
+/// Called as the stream makes progress (for logs, progress lines and metrics).
+pub trait StreamObserver: Send + Sync {
+    fn connected(&self, _start: &DumpStart) {}
+    fn segment(&self, _segment: &SegmentIndex) {}
+    fn retrying(&self, _error: &Error, _wait: Duration) {}
+}
+
+/// An observer that does nothing.
+pub struct Quiet;
+impl StreamObserver for Quiet {}
+
+/// Streams until `cancel` fires (or, with `until_caught_up`, until the server has sent all it
+/// has), then writes what is pending and returns. Transient failures are retried forever with
+/// backoff; permanent ones (credentials, grants, binlog off, history purged) end the run.
+pub async fn run_stream(
+    repo: &Repository,
+    source: &ConnectionConfig,
+    options: &StreamOptions,
+    observer: &dyn StreamObserver,
+    cancel: CancellationToken,
+) -> Result<StreamReport> {
+    preflight(source).await?;
+    let lock = repo.lock_named(STREAM_LOCK, "binlog stream").await?;
+    let archive = Archive::new(repo.storage().clone());
+    let committed = archive.segments().await?;
+    let removed = archive.remove_debris(&committed).await?;
+    if !removed.is_empty() {
+        tracing::info!(
+            count = removed.len(),
+            "removed debris of an interrupted segment write"
+        );
+    }
+    let mut writer = SegmentWriter::new(archive, committed.last().cloned());
+    let mut report = StreamReport::default();
+    let mut backoff = options.retry_initial;
+    let result = loop {
+        let written_before = report.segments_written;
+        let outcome = match writer.resume_point(repo, source).await {
+            Ok(start) => {
+                stream_once(
+                    &mut writer,
+                    source,
+                    options,
+                    observer,
+                    &start,
+                    &cancel,
+                    &mut report,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(Ended::Cancelled) | Ok(Ended::CaughtUp) => break Ok(()),
+            Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+                // Keep the complete transactions, forget the rest: the resume re-reads it.
+                if let Err(e) = writer.flush(false, &mut report, observer).await {
+                    break Err(e);
+                }
+                writer.discard_pending();
+                let wait = jitter(backoff);
+                observer.retrying(&e, wait);
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "binlog stream interrupted; reconnecting");
+                report.reconnects += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.cancelled() => break Ok(()),
+                }
+                backoff = (backoff * 2).min(options.retry_max);
+            }
+            Err(e) => break Err(e),
+        }
+        if report.segments_written > written_before {
+            backoff = options.retry_initial;
+        }
+    };
+    let flushed = writer.flush(false, &mut report, observer).await;
+    writer.discard_pending();
+    lock.release().await?;
+    result?;
+    flushed?;
+    report.gtid_state = writer.tail_state().to_string();
+    report.last_gtid = writer.last_gtid;
+    report.last_segment = writer.next_seq.checked_sub(1).filter(|s| *s > 0);
+    Ok(report)
+}
+
+enum Ended {
+    Cancelled,
+    CaughtUp,
+}
+
+async fn stream_once(
+    writer: &mut SegmentWriter,
+    source: &ConnectionConfig,
+    options: &StreamOptions,
+    observer: &dyn StreamObserver,
+    start: &DumpStart,
+    cancel: &CancellationToken,
+    report: &mut StreamReport,
+) -> Result<Ended> {
+    let request = DumpRequest {
+        replica_server_id: options.replica_server_id,
+        start: start.clone(),
+        heartbeat: options.heartbeat,
+        non_blocking: options.until_caught_up,
+    };
+    let (mut client, start, oldest) = match BinlogClient::open(source, &request).await {
+        Ok(c) => (c, start.clone(), false),
+        Err(e) if is_missing_history(&e) && writer.tail.is_none() => {
+            // Nothing archived yet and the server no longer has the history we asked for:
+            // start at its oldest binlog, and say there is a gap before it.
+            let oldest = oldest_binlog(source).await?;
+            tracing::warn!(file = %oldest, "the server no longer has the binlogs from the newest backup's point; archiving from its oldest binlog (a gap precedes it)");
+            let start = DumpStart::Position {
+                file: oldest,
+                pos: 4,
+            };
+            let client = BinlogClient::open(
+                source,
+                &DumpRequest {
+                    start: start.clone(),
+                    ..request.clone()
+                },
+            )
+            .await?;
+            (client, start, true)
+        }
+        Err(e) => return Err(e),
+    };
+    writer.begin_piece(&start, oldest, client.checksum());
+    observer.connected(&start);
+    let mut next_flush = Instant::now() + options.flush_interval;
+    loop {
+        let received = tokio::select! {
+            r = client.next() => r?,
+            _ = tokio::time::sleep_until(next_flush.into()) => {
+                writer.flush(false, report, observer).await?;
+                next_flush = Instant::now() + options.flush_interval;
+                continue;
+            }
+            _ = cancel.cancelled() => return Ok(Ended::Cancelled),
+        };
+        match received {
+            Received::End => return Ok(Ended::CaughtUp),
+            Received::Event(raw) => {
+                let raw = raw.to_vec();
+                if writer.accept(&raw)? == Accepted::EndsFile {
+                    writer.flush(true, report, observer).await?;
+                }
+                if writer.pending_len() >= options.max_segment_bytes {
+                    writer.flush(true, report, observer).await?;
+                }
+                if Instant::now() >= next_flush {
+                    writer.flush(false, report, observer).await?;
+                    next_flush = Instant::now() + options.flush_interval;
+                }
+            }
+        }
+    }
+}
+
+/// Checks the server can be archived before taking any lock: binlog on, a row-based format
+/// (statement-based is archived, with a warning), MariaDB.
+async fn preflight(source: &ConnectionConfig) -> Result<()> {
+    let mut conn = WireConn::connect(source).await?;
+    let rows = conn
+        .query_text("SELECT @@log_bin, @@binlog_format, @@version")
+        .await?;
+    let row = rows.first().cloned().unwrap_or_default();
+    let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    if get(0) != "1" {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "{} has the binary log off (log_bin=0): there is nothing to archive. Start it \
+                 with --log-bin (and --binlog-format=ROW, a server_id and, for failover, GTIDs)",
+                source.endpoint()
+            ),
+        ));
+    }
+    if !get(2).contains("MariaDB") {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "{} runs MySQL {}: binlog streaming supports MariaDB so far",
+                source.endpoint(),
+                get(2)
+            ),
+        ));
+    }
+    if get(1) != "ROW" {
+        tracing::warn!(
+            binlog_format = %get(1),
+            "binlog_format is not ROW: statement-based events replay only as well as the \
+             statements are deterministic; set binlog_format=ROW for exact point-in-time recovery"
+        );
+    }
+    Ok(())
+}
+
+async fn oldest_binlog(source: &ConnectionConfig) -> Result<String> {
+    let mut conn = WireConn::connect(source).await?;
+    let rows = conn.query_text("SHOW BINARY LOGS").await?;
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .ok_or_else(|| Error::server(format!("{} lists no binary logs", source.endpoint())))
+}
+
+async fn server_has_file(source: &ConnectionConfig, file: &str) -> Result<bool> {
+    let mut conn = WireConn::connect(source).await?;
+    let rows = conn.query_text("SHOW BINARY LOGS").await?;
+    Ok(rows
+        .iter()
+        .any(|r| r.first().cloned().flatten().as_deref() == Some(file)))
+}
+
+async fn server_id(source: &ConnectionConfig) -> Result<u32> {
+    let mut conn = WireConn::connect(source).await?;
+    let rows = conn.query_text("SELECT @@server_id").await?;
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::server("cannot read @@server_id"))
+}
+
+fn jitter(d: Duration) -> Duration {
+    let factor = rand::thread_rng().gen_range(0.8..1.2);
+    d.mul_f64(factor)
+}
+
+/// Where the archive ends: the point the next event must continue from.
+#[derive(Debug, Clone)]
+struct Tail {
+    source: SegmentSource,
+    end_pos: u64,
+    ends_file: bool,
+    gtid_state: GtidPos,
+}
+
+impl Tail {
+    fn of(segment: &SegmentIndex) -> Tail {
+        Tail {
+            source: segment.source.clone(),
+            end_pos: segment.end_pos,
+            ends_file: segment.ends_file,
+            gtid_state: segment.gtid_state.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepted {
+    Stored,
+    Skipped,
+    EndsFile,
+}
+
+/// Per-event bookkeeping of the pending buffer.
+#[derive(Debug, Clone)]
+struct EventMark {
+    end: usize,
+    timestamp: u32,
+    log_pos: u32,
+    begins: Option<Gtid>,
+    ends_group: bool,
+    ends_file: bool,
+    /// The pending bytes up to here end at a transaction boundary.
+    boundary: bool,
+}
+
+/// Turns received events into segments: tracks the current file, transaction boundaries and
+/// GTID state, and writes segments to the archive.
+struct SegmentWriter {
+    archive: Archive,
+    tail: Option<Tail>,
+    next_seq: u64,
+    /// The file the server is sending (from the last rotate).
+    current_file: Option<String>,
+    /// The current file's instance and format description, once seen.
+    source: Option<SegmentSource>,
+    fde: Option<Vec<u8>>,
+    checksum: ChecksumAlg,
+    /// How the next piece starts, until its header is written.
+    piece_start: Option<PieceStart>,
+    /// The next stored event must start a new piece (with a header).
+    need_header: bool,
+    tracker: GroupTracker,
+    /// GTID state including groups completed in `pending`.
+    state: GtidPos,
+    pending: Vec<u8>,
+    marks: Vec<EventMark>,
+    pending_header: bool,
+    pending_start: u64,
+    open_group: Option<Gtid>,
+    /// A group that began in an already written segment and has not ended yet.
+    carry_open: Option<Gtid>,
+    last_gtid: Option<Gtid>,
+}
+
+impl SegmentWriter {
+    fn new(archive: Archive, last: Option<SegmentIndex>) -> SegmentWriter {
+        let next_seq = last.as_ref().map_or(1, |s| s.seq + 1);
+        let state = last
+            .as_ref()
+            .map(|s| s.gtid_state.clone())
+            .unwrap_or_default();
+        SegmentWriter {
+            archive,
+            tail: last.as_ref().map(Tail::of),
+            next_seq,
+            current_file: None,
+            source: None,
+            fde: None,
+            checksum: ChecksumAlg::Off,
+            piece_start: None,
+            need_header: true,
+            tracker: GroupTracker::default(),
+            state,
+            pending: Vec::new(),
+            marks: Vec::new(),
+            pending_header: false,
+            pending_start: 0,
+            open_group: None,
+            carry_open: None,
+            last_gtid: last.and_then(|s| s.last_gtid),
+        }
+    }
+
+    fn tail_state(&self) -> &GtidPos {
+        &self.state
+    }
+
+    fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Decides where to ask the server to start: the exact file position when it is the same
+    /// server and still has the file, else by GTID from the archive's end (or, for an empty
+    /// archive, from the newest backup's consistent point).
+    async fn resume_point(
+        &self,
+        repo: &Repository,
+        source: &ConnectionConfig,
+    ) -> Result<DumpStart> {
+        match &self.tail {
+            Some(tail) => {
+                if !tail.ends_file
+                    && server_id(source).await? == tail.source.server_id
+                    && server_has_file(source, &tail.source.file).await?
+                {
+                    return Ok(DumpStart::Position {
+                        file: tail.source.file.clone(),
+                        pos: tail.end_pos,
+                    });
+                }
+                Ok(DumpStart::Gtid(tail.gtid_state.clone()))
+            }
+            None => {
+                let newest = repo.list_backups().await?.into_iter().next_back();
+                let from = match newest {
+                    Some(m) => m
+                        .consistent_point
+                        .gtid_set
+                        .parse::<GtidPos>()
+                        .map_err(|e| {
+                            Error::integrity(format!(
+                                "backup {} records an unreadable GTID position: {e}",
+                                m.id
+                            ))
+                        })?,
+                    None => GtidPos::new(),
+                };
+                Ok(DumpStart::Gtid(from))
+            }
+        }
+    }
+
+    /// A new connection starts a new piece unless it continues the tail exactly.
+    fn begin_piece(&mut self, start: &DumpStart, oldest: bool, checksum: ChecksumAlg) {
+        self.checksum = checksum;
+        self.tracker.reset();
+        self.open_group = None;
+        self.current_file = None;
+        self.source = None;
+        self.fde = None;
+        self.need_header = true;
+        self.piece_start = Some(match start {
+            _ if oldest => PieceStart::Oldest,
+            DumpStart::Position { .. } => PieceStart::Position,
+            DumpStart::Gtid(from) => PieceStart::Gtid { from: from.clone() },
+        });
+    }
+
+    fn accept(&mut self, raw: &[u8]) -> Result<Accepted> {
+        let event = Event::parse(raw, self.checksum)?;
+        let h = event.header;
+        match h.type_code {
+            kind::HEARTBEAT => return Ok(Accepted::Skipped),
+            kind::ROTATE if h.log_pos == 0 || h.is_artificial() => {
+                let rotate = Rotate::parse(&event)?;
+                if self.current_file.as_deref() != Some(rotate.next_file.as_str()) {
+                    self.current_file = Some(rotate.next_file);
+                    self.source = None;
+                }
+                return Ok(Accepted::Skipped);
+            }
+            kind::FORMAT_DESCRIPTION => return self.accept_fde(&event),
+            _ if h.log_pos == 0 => return Ok(Accepted::Skipped), // other artificial events
+            _ => {}
+        }
+        if self.source.is_none() {
+            return Err(Error::integrity(format!(
+                "the server sent event type {} before the file's format description",
+                h.type_code
+            )));
+        }
+        let boundary = self.tracker.observe(&event)?;
+        let mut begins = None;
+        let mut ends_group = false;
+        match boundary {
+            Boundary::Begins(g) => {
+                begins = Some(g.gtid);
+                self.open_group = Some(g.gtid);
+            }
+            Boundary::Ends => {
+                ends_group = true;
+                if let Some(g) = self.open_group.take() {
+                    self.state.advance(g);
+                    self.last_gtid = Some(g);
+                }
+            }
+            Boundary::None => {}
+        }
+        let ends_file = matches!(h.type_code, kind::ROTATE | kind::STOP);
+        if ends_file {
+            let rotate_next = (h.type_code == kind::ROTATE)
+                .then(|| Rotate::parse(&event))
+                .transpose()?;
+            if let Some(r) = rotate_next {
+                self.current_file = Some(r.next_file);
+            }
+        }
+        self.push_event(raw, h.timestamp, h.log_pos, begins, ends_group, ends_file)?;
+        if ends_file {
+            // The next file starts with its own format description at offset 4.
+            self.piece_start = Some(PieceStart::Rotation);
+            return Ok(Accepted::EndsFile);
+        }
+        Ok(Accepted::Stored)
+    }
+
+    fn accept_fde(&mut self, event: &Event<'_>) -> Result<Accepted> {
+        let fde = FormatDescription::parse(event)?;
+        self.checksum = fde.checksum;
+        let file = self.current_file.clone().ok_or_else(|| {
+            Error::integrity("the server sent a format description before naming the file")
+        })?;
+        // Resumed at the archive's end and the server moved on to its next file (the previous
+        // one ended without a rotate event, as after a crash): the stream is continuous.
+        if self.piece_start == Some(PieceStart::Position)
+            && self.tail.as_ref().is_some_and(|t| t.source.file != file)
+        {
+            self.piece_start = Some(PieceStart::Rotation);
+        }
+        self.source = Some(SegmentSource {
+            server_id: event.header.server_id,
+            server_version: fde.server_version,
+            file,
+            file_created: event.header.timestamp,
+        });
+        // Keep the event as it stands in the file: a re-sent copy has position 0 and the
+        // artificial flag, the original ends at 4 + its length.
+        let mut raw = event.raw().to_vec();
+        let end = (BINLOG_MAGIC.len() + raw.len()) as u32;
+        let flags = event.header.flags & !FLAG_ARTIFICIAL;
+        if event.header.log_pos != end || flags != event.header.flags {
+            raw[13..17].copy_from_slice(&end.to_le_bytes());
+            raw[17..19].copy_from_slice(&flags.to_le_bytes());
+            if fde.checksum == ChecksumAlg::Crc32 {
+                reseal_checksum(&mut raw);
+            }
+        }
+        self.fde = Some(raw);
+        self.need_header = true;
+        Ok(Accepted::Skipped)
+    }
+
+    /// Decides, at the first event after a format description, whether the events continue
+    /// the archive's tail or start a new piece (whose data then starts with a header).
+    fn open_piece(&mut self, event_start: u64) -> Result<()> {
+        self.need_header = false;
+        let source = self.source.clone().expect("checked by accept");
+        let fde = self.fde.clone().expect("set with source");
+        let continues_tail = self
+            .tail
+            .as_ref()
+            .is_some_and(|t| t.source == source && !t.ends_file && t.end_pos == event_start);
+        if continues_tail && self.pending.is_empty() {
+            self.piece_start = None;
+            return Ok(());
+        }
+        if self.piece_start == Some(PieceStart::Position) {
+            return Err(Error::new(
+                ErrorKind::Server,
+                format!(
+                    "the server's {} at position {event_start} is not the archived file (it was \
+                     created at another time: the server was re-initialised or its binlogs \
+                     reset). Refusing to mix histories; move the archive aside or point the \
+                     stream at a server of the same topology",
+                    source.file
+                ),
+            ));
+        }
+        if !self.pending.is_empty() {
+            return Err(Error::internal(
+                "a new binlog piece starts while events of the previous one are pending",
+            ));
+        }
+        self.pending_header = true;
+        self.pending.extend_from_slice(&BINLOG_MAGIC);
+        self.pending.extend_from_slice(&fde);
+        // Right after the format description: the file from its start; else a piece that
+        // starts mid-file, named by its first event's position.
+        self.pending_start = if event_start == (BINLOG_MAGIC.len() + fde.len()) as u64 {
+            0
+        } else {
+            event_start
+        };
+        self.marks.push(EventMark {
+            end: self.pending.len(),
+            timestamp: 0,
+            log_pos: 0,
+            begins: None,
+            ends_group: false,
+            ends_file: false,
+            boundary: true,
+        });
+        Ok(())
+    }
+
+    fn push_event(
+        &mut self,
+        raw: &[u8],
+        timestamp: u32,
+        log_pos: u32,
+        begins: Option<Gtid>,
+        ends_group: bool,
+        ends_file: bool,
+    ) -> Result<()> {
+        let event_start = (log_pos as u64).saturating_sub(raw.len() as u64);
+        if self.need_header {
+            self.open_piece(event_start)?;
+        }
+        if self.pending.is_empty() {
+            self.pending_header = false;
+            self.pending_start = event_start;
+        }
+        self.pending.extend_from_slice(raw);
+        self.marks.push(EventMark {
+            end: self.pending.len(),
+            timestamp,
+            log_pos,
+            begins,
+            ends_group,
+            ends_file,
+            boundary: !self.tracker.in_group(),
+        });
+        Ok(())
+    }
+
+    /// Drops pending events that were not written (after a lost connection they are re-read).
+    fn discard_pending(&mut self) {
+        self.pending.clear();
+        self.marks.clear();
+        self.tracker.reset();
+        self.open_group = None;
+        self.carry_open = None;
+        self.state = self
+            .tail
+            .as_ref()
+            .map(|t| t.gtid_state.clone())
+            .unwrap_or_default();
+    }
+
+    /// Writes pending events as a segment: everything when `all` (even inside a transaction),
+    /// else up to the last transaction boundary.
+    async fn flush(
+        &mut self,
+        all: bool,
+        report: &mut StreamReport,
+        observer: &dyn StreamObserver,
+    ) -> Result<()> {
+        let cut = if all {
+            self.marks.len()
+        } else {
+            match self.marks.iter().rposition(|m| m.boundary) {
+                Some(i) => i + 1,
+                None => return Ok(()),
+            }
+        };
+        if cut == 0 {
+            return Ok(());
+        }
+        let marks: Vec<EventMark> = self.marks.drain(..cut).collect();
+        let len = marks.last().expect("cut > 0").end;
+        let bytes: Vec<u8> = self.pending.drain(..len).collect();
+        for m in &mut self.marks {
+            m.end -= len;
+        }
+        let last = marks.last().expect("cut > 0");
+        let open_transaction = !last.boundary;
+        let source = self
+            .source
+            .clone()
+            .or_else(|| self.tail.as_ref().map(|t| t.source.clone()))
+            .ok_or_else(|| Error::internal("flushing events of an unknown file"))?;
+        // The GTID state after these events: groups ending in them.
+        let mut gtid_state = self
+            .tail
+            .as_ref()
+            .map(|t| t.gtid_state.clone())
+            .unwrap_or_default();
+        let mut transactions = 0;
+        let mut first_gtid = None;
+        let mut last_gtid = None;
+        let mut open: Option<Gtid> = None;
+        for m in &marks {
+            if let Some(g) = m.begins {
+                first_gtid.get_or_insert(g);
+                open = Some(g);
+            }
+            if m.ends_group {
+                transactions += 1;
+                if let Some(g) = open.take().or(self.carry_open) {
+                    gtid_state.advance(g);
+                    last_gtid = Some(g);
+                }
+                self.carry_open = None;
+            }
+        }
+        // A transaction still open at the end continues in the next segment.
+        self.carry_open = open.or(if open_transaction {
+            self.carry_open
+        } else {
+            None
+        });
+        let header = self.pending_header;
+        let real: Vec<&EventMark> = marks.iter().filter(|m| m.log_pos != 0).collect();
+        let index = SegmentIndex {
+            format: SEGMENT_FORMAT,
+            seq: self.next_seq,
+            source: source.clone(),
+            start_pos: self.pending_start,
+            end_pos: last.log_pos as u64,
+            header,
+            piece_start: if header {
+                self.piece_start.take()
+            } else {
+                None
+            },
+            checksum: self.checksum,
+            events: marks.len() as u64,
+            transactions,
+            first_event_time: real.first().map_or(0, |m| m.timestamp),
+            last_event_time: real.last().map_or(0, |m| m.timestamp),
+            first_gtid,
+            last_gtid,
+            gtid_state: gtid_state.clone(),
+            open_transaction,
+            ends_file: last.ends_file,
+            raw_size: 0,
+            object: FileEntry {
+                path: String::new(),
+                size: 0,
+                sha256: String::new(),
+            },
+            archived: OffsetDateTime::now_utc(),
+        };
+        let written = self.archive.write_segment(index, &bytes).await?;
+        self.next_seq += 1;
+        report.segments_written += 1;
+        report.events += written.events;
+        report.transactions += written.transactions;
+        report.bytes += written.raw_size;
+        self.tail = Some(Tail::of(&written));
+        // The rest of the pending buffer continues right after this segment.
+        self.pending_header = false;
+        self.pending_start = written.end_pos;
+        observer.segment(&written);
+        Ok(())
+    }
+}

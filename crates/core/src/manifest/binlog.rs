@@ -1,0 +1,90 @@
+//! `binlog/index/<seq>.json`: one archived binlog segment's index entry, written after the
+//! segment's data object: the segment's commit point.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::binlog::event::ChecksumAlg;
+use crate::binlog::gtid::{Gtid, GtidPos};
+use crate::manifest::FileEntry;
+
+/// The segment index format this build writes and the newest it can read.
+pub const SEGMENT_FORMAT: u32 = 1;
+
+/// One archived segment: a run of whole events of one binlog file, in the order the server
+/// wrote them. The data object holds the events zstd-compressed; a segment with `header`
+/// starts with the binlog magic and the file's format description event, so the segments of
+/// one file instance, concatenated in order and decompressed, are a binlog file that
+/// `mariadb-binlog` reads.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentIndex {
+    pub format: u32,
+    /// Archive order: 1, 2, 3 … with no reuse, across files, servers and failovers.
+    pub seq: u64,
+    /// Where the events come from.
+    pub source: SegmentSource,
+    /// File offset this segment's bytes continue from: 0 for a file's first segment (which
+    /// holds the magic), else the offset of its first event. A header segment of a piece that
+    /// starts mid-file holds a copy of the file's format description, then events from here.
+    pub start_pos: u64,
+    /// File offset just after the last event.
+    pub end_pos: u64,
+    /// The data starts with the magic and the file's format description (a piece's first segment).
+    pub header: bool,
+    /// For a piece's first segment: how the stream reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub piece_start: Option<PieceStart>,
+    pub checksum: ChecksumAlg,
+    /// Events stored (the header's format description included).
+    pub events: u64,
+    /// Transactions (event groups) that end in this segment.
+    pub transactions: u64,
+    /// Timestamps (seconds since the epoch) of the first and last event, header excluded.
+    pub first_event_time: u32,
+    pub last_event_time: u32,
+    /// First GTID that begins in this segment and last GTID that ends in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_gtid: Option<Gtid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_gtid: Option<Gtid>,
+    /// The archive's GTID position after this segment (complete transactions only).
+    pub gtid_state: GtidPos,
+    /// The segment ends inside a transaction, which continues in the next segment.
+    pub open_transaction: bool,
+    /// The segment ends its file (a ROTATE or STOP event was its last event).
+    pub ends_file: bool,
+    /// Decompressed size.
+    pub raw_size: u64,
+    /// The data object (path relative to the repository root).
+    pub object: FileEntry,
+    #[serde(with = "time::serde::rfc3339")]
+    pub archived: OffsetDateTime,
+}
+
+/// The binlog file instance a segment belongs to. A re-initialised server writing
+/// `mysql-bin.000001` again has another creation time, so its files never collide.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct SegmentSource {
+    /// `server_id` of the server whose binlog this is (from its format description event).
+    pub server_id: u32,
+    pub server_version: String,
+    pub file: String,
+    /// Timestamp of the file's format description event: when the file was started.
+    pub file_created: u32,
+}
+
+/// How the streamer arrived at the first event of a piece of a file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum PieceStart {
+    /// The server went on to this file while streaming (after a rotate event, or after a crash
+    /// left the previous file without one): continuous with the previous segment.
+    Rotation,
+    /// Reconnected to the same server and file at the archive's end position.
+    Position,
+    /// Connected by GTID (first start, a restart on another server, a failover): continuous
+    /// from `from`.
+    Gtid { from: GtidPos },
+    /// Started at the oldest binlog the server had, with nothing archived before it.
+    Oldest,
+}

@@ -1,0 +1,213 @@
+//! Point-in-time recovery: plan ([`plan`], pure), restore the base backup, replay the archive.
+
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+use serde::Serialize;
+
+use crate::binlog::apply::{Applier, ApplyOptions, ApplyReport, Stop};
+use crate::binlog::archive::Archive;
+use crate::binlog::gtid::GtidPos;
+use crate::engine::logical::restore::{run_restore, RestoreOptions, RestoreReport};
+use crate::manifest::{BackupManifest, SegmentIndex};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::source::conn::ConnectionConfig;
+use crate::{Error, ErrorKind, Result};
+
+pub use plan::{plan_recovery, recoverable_window, BaseCandidate, RecoveryPlan, Target, Window};
+
+/// What a point-in-time recovery did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryReport {
+    pub target: String,
+    pub base: RestoreReport,
+    pub segments_replayed: usize,
+    pub replay: Option<ApplyReport>,
+    /// The restored server's GTID position (also set as its `gtid_slave_pos`).
+    pub gtid_position: String,
+    pub replay_seconds: f64,
+    pub seconds: f64,
+}
+
+/// The planner's view of a backup.
+pub fn base_candidate(manifest: &BackupManifest) -> Result<BaseCandidate> {
+    let cp = &manifest.consistent_point;
+    let gtid = if cp.binlog_file.is_empty() {
+        None
+    } else {
+        Some(cp.gtid_set.parse::<GtidPos>().map_err(|e| {
+            Error::integrity(format!(
+                "backup {} records an unreadable GTID position `{}`: {e}",
+                manifest.id, cp.gtid_set
+            ))
+        })?)
+    };
+    Ok(BaseCandidate {
+        id: manifest.id.clone(),
+        gtid,
+        time: cp.time,
+    })
+}
+
+/// The recoverable window of the repository (see [`Window`]).
+pub async fn window(repo: &Repository) -> Result<Window> {
+    let bases = repo
+        .list_backups()
+        .await?
+        .iter()
+        .map(base_candidate)
+        .collect::<Result<Vec<_>>>()?;
+    let segments = Archive::new(repo.storage().clone()).segments().await?;
+    Ok(recoverable_window(&bases, &segments))
+}
+
+/// Plans a recovery from what the repository holds (nothing is changed).
+pub async fn plan_for(
+    repo: &Repository,
+    target: Target,
+) -> Result<(RecoveryPlan, Vec<SegmentIndex>)> {
+    let manifests = repo.list_backups().await?;
+    let bases = manifests
+        .iter()
+        .map(base_candidate)
+        .collect::<Result<Vec<_>>>()?;
+    let segments = Archive::new(repo.storage().clone()).segments().await?;
+    let plan = plan_recovery(&bases, &segments, target)?;
+    Ok((plan, segments))
+}
+
+/// Restores the planned base backup into `target` and replays the archive up to the target.
+pub async fn recover(
+    repo: &Repository,
+    server: &ConnectionConfig,
+    target: Target,
+    restore: &RestoreOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<RecoveryReport> {
+    let started = Instant::now();
+    let (plan, segments) = plan_for(repo, target).await?;
+    let manifest = repo.load_manifest(&plan.base).await?;
+    if manifest.engine != "logical" {
+        return Err(Error::usage(format!(
+            "backup {} is a {} backup; point-in-time recovery replays on top of logical \
+             backups in this version",
+            manifest.id, manifest.engine
+        )));
+    }
+    if restore.filter != Default::default() || !restore.renames.is_empty() {
+        return Err(Error::usage(
+            "point-in-time recovery restores whole backups: the binlog replay touches every \
+             database, so --databases/--tables/--rename-db cannot be combined with it",
+        ));
+    }
+    let base = run_restore(repo, &manifest, server, restore, progress).await?;
+    let replay_started = Instant::now();
+    let replay = replay(repo, server, &plan, &segments, restore.keep_binlog).await?;
+    let position = replay
+        .as_ref()
+        .map_or_else(|| plan.start.clone(), |r| r.position.clone());
+    set_gtid_position(server, &position).await?;
+    Ok(RecoveryReport {
+        target: target.to_string(),
+        base,
+        segments_replayed: plan.segment_count(),
+        replay,
+        gtid_position: position.to_string(),
+        replay_seconds: replay_started.elapsed().as_secs_f64(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Replays the plan's pieces into `server` over one SQL session.
+pub async fn replay(
+    repo: &Repository,
+    server: &ConnectionConfig,
+    plan: &RecoveryPlan,
+    segments: &[SegmentIndex],
+    keep_binlog: bool,
+) -> Result<Option<ApplyReport>> {
+    if plan.pieces.is_empty() {
+        return Ok(None);
+    }
+    let stop = match plan.target {
+        Target::Latest => Stop::End,
+        Target::Time(t) => Stop::AtTime(t.unix_timestamp()),
+        Target::Gtid(g) => Stop::AtGtid(g),
+        Target::BeforeGtid(g) => Stop::BeforeGtid(g),
+    };
+    let mut conn = server.connect().await?;
+    if !keep_binlog {
+        conn.query_drop("SET SESSION sql_log_bin = 0")
+            .await
+            .map_err(|e| {
+                Error::with_source(
+                    ErrorKind::Server,
+                    "turning the binary log off for the replay",
+                    e,
+                )
+            })?;
+    }
+    let mut applier = Applier::new(conn, ApplyOptions::new(plan.start.clone(), stop)).await?;
+    let archive = Archive::new(repo.storage().clone());
+    for piece in &plan.pieces {
+        let members: Vec<SegmentIndex> = piece
+            .iter()
+            .map(|seq| {
+                segments
+                    .iter()
+                    .find(|s| s.seq == *seq)
+                    .cloned()
+                    .ok_or_else(|| Error::internal(format!("planned segment {seq} vanished")))
+            })
+            .collect::<Result<_>>()?;
+        let name = members
+            .first()
+            .map(|s| format!("{} (segment {})", s.source.file, s.seq))
+            .unwrap_or_default();
+        let archive = archive.clone();
+        let bytes = futures::stream::iter(members).then(move |s| {
+            let archive = archive.clone();
+            async move {
+                archive
+                    .read_segment(&s)
+                    .await
+                    .map(Bytes::from)
+                    .map_err(std::io::Error::other)
+            }
+        });
+        let reader = tokio_util::io::StreamReader::new(Box::pin(bytes));
+        if !applier.apply(&name, reader).await? {
+            break;
+        }
+    }
+    let (report, _conn) = applier.finish().await?;
+    if let (Target::Gtid(g) | Target::BeforeGtid(g), false) = (
+        plan.target,
+        report.stop_reason == crate::binlog::apply::StopReason::Target,
+    ) {
+        return Err(Error::new(
+            ErrorKind::NotRecoverable,
+            format!(
+                "the replay did not reach GTID {g} ({:?}); the server now holds the base backup \
+                 plus transactions up to {}",
+                report.stop_reason, report.position
+            ),
+        ));
+    }
+    Ok(Some(report))
+}
+
+/// Records the restored position as the server's replication position, so it can be attached
+/// as a replica of the original topology (`CHANGE MASTER TO … MASTER_USE_GTID=slave_pos`).
+async fn set_gtid_position(server: &ConnectionConfig, position: &GtidPos) -> Result<()> {
+    let mut conn = server.connect().await?;
+    conn.query_drop(format!("SET GLOBAL gtid_slave_pos = '{position}'"))
+        .await
+        .map_err(|e| Error::with_source(ErrorKind::Server, "setting gtid_slave_pos", e))
+}
