@@ -2,14 +2,18 @@
 //!
 //! Every file listed in the manifest must exist with the recorded size and SHA-256. With `deep`,
 //! data chunks are also decompressed and their rows counted and fingerprinted, which proves the
-//! manifest's row counts and fingerprints without a server. Problems are collected, not
-//! short-circuited, so one run names every missing or corrupt file.
+//! manifest's row counts and fingerprints without a server; a physical backup's files are
+//! decompressed end to end. An incremental physical backup is only as good as its chain, so the
+//! whole chain is checked: every ancestor's manifest must exist and link up (each starts at the
+//! LSN its parent ended at), and every ancestor's files are verified too. Problems are
+//! collected, not short-circuited, so one run names every missing or corrupt file.
 
 use std::sync::Arc;
 
 use futures::{stream, StreamExt};
 use serde::Serialize;
 
+use crate::engine::physical::chain::check_link;
 use crate::manifest::{BackupManifest, ChunkEntry, FileEntry, Fingerprint};
 use crate::pipeline::{read_verified, Decompressor};
 use crate::progress::Progress;
@@ -21,7 +25,7 @@ use crate::{ErrorKind, Result};
 pub struct Problem {
     /// Repository path of the file.
     pub path: String,
-    /// `missing`, `corrupt`, `rows`.
+    /// `missing`, `corrupt`, `rows`, `chain`.
     pub kind: String,
     pub detail: String,
 }
@@ -29,6 +33,9 @@ pub struct Problem {
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
     pub backup_id: String,
+    /// The backups checked, base first: just `backup_id`, or a physical incremental's whole
+    /// chain.
+    pub chain: Vec<String>,
     pub files: usize,
     pub bytes: u64,
     pub deep: bool,
@@ -49,9 +56,89 @@ pub async fn verify_backup(
     deep: bool,
     progress: Arc<dyn Progress>,
 ) -> Result<VerifyReport> {
-    let storage = repo.storage().clone();
-    let total: u64 = manifest.files.iter().map(|f| f.size).sum();
+    let (ancestors, mut problems) = ancestors(repo, manifest).await?;
+    let all: Vec<&BackupManifest> = ancestors.iter().chain(std::iter::once(manifest)).collect();
+    let total: u64 = all.iter().map(|m| m.stored_bytes()).sum();
     progress.phase("verify", total, "bytes");
+    for m in &all {
+        problems.extend(verify_files(repo, m, deep, progress.clone()).await?);
+    }
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(VerifyReport {
+        backup_id: manifest.id.clone(),
+        chain: all.iter().map(|m| m.id.clone()).collect(),
+        files: all.iter().map(|m| m.files.len()).sum(),
+        bytes: total,
+        deep,
+        problems,
+    })
+}
+
+/// The ancestors of a physical incremental (base first) that could be loaded, and problems with
+/// the chain: a missing parent, a parent that does not link up.
+async fn ancestors(
+    repo: &Repository,
+    manifest: &BackupManifest,
+) -> Result<(Vec<BackupManifest>, Vec<Problem>)> {
+    let mut chain: Vec<BackupManifest> = Vec::new();
+    let mut problems = Vec::new();
+    let mut child = manifest.clone();
+    while let Some(parent_id) = child.parent().map(str::to_string) {
+        if parent_id == manifest.id || chain.iter().any(|m| m.id == parent_id) {
+            problems.push(chain_problem(
+                &child.id,
+                format!("parent loop through {parent_id}"),
+            ));
+            break;
+        }
+        let parent = match repo.load_manifest(&parent_id).await {
+            Ok(p) => p,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                problems.push(chain_problem(
+                    &child.id,
+                    format!(
+                        "its parent {parent_id} is missing from the repository: the chain is \
+                         broken and cannot be restored"
+                    ),
+                ));
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::Integrity => {
+                problems.push(chain_problem(
+                    &parent_id,
+                    format!("the manifest of parent {parent_id} is unreadable: {e}"),
+                ));
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Err(why) = check_link(&parent, &child) {
+            problems.push(chain_problem(&child.id, why));
+        }
+        chain.push(parent.clone());
+        child = parent;
+    }
+    chain.reverse();
+    Ok((chain, problems))
+}
+
+fn chain_problem(id: &str, detail: String) -> Problem {
+    Problem {
+        path: layout::manifest_path(id),
+        kind: "chain".into(),
+        detail,
+    }
+}
+
+/// Checks one backup's own files.
+async fn verify_files(
+    repo: &Repository,
+    manifest: &BackupManifest,
+    deep: bool,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<Problem>> {
+    let storage = repo.storage().clone();
+    let decode_all = deep && manifest.is_physical();
     let chunk_of = |path: &str| -> Option<ChunkEntry> {
         manifest
             .tables
@@ -81,9 +168,11 @@ pub async fn verify_backup(
             let storage = storage.clone();
             let progress = progress.clone();
             let chunk = if deep { chunk_of(&f.path) } else { None };
+            let decode = decode_all && f.path.ends_with(".zst");
             let id = manifest.id.clone();
             async move {
-                let outcome = check_file(&*storage, &id, &f, chunk.as_ref(), &*progress).await?;
+                let outcome =
+                    check_file(&*storage, &id, &f, chunk.as_ref(), decode, &*progress).await?;
                 Ok::<_, crate::Error>((f.path, outcome))
             }
         })
@@ -104,14 +193,7 @@ pub async fn verify_backup(
     if deep {
         problems.extend(check_table_fingerprints(manifest, &fingerprints));
     }
-    problems.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(VerifyReport {
-        backup_id: manifest.id.clone(),
-        files: manifest.files.len(),
-        bytes: total,
-        deep,
-        problems,
-    })
+    Ok(problems)
 }
 
 enum Checked {
@@ -126,6 +208,7 @@ async fn check_file(
     id: &str,
     entry: &FileEntry,
     chunk: Option<&ChunkEntry>,
+    decode: bool,
     progress: &dyn Progress,
 ) -> Result<Checked> {
     let path = layout::backup_file(id, &entry.path);
@@ -142,6 +225,11 @@ async fn check_file(
         Err(e) => return Err(e),
     };
     let mut counter = chunk.map(|_| LineCounter::new(&path)).transpose()?;
+    let mut decoder = if decode {
+        Some(Decompressor::new(&path)?)
+    } else {
+        None
+    };
     while let Some(item) = stream.next().await {
         match item {
             Ok(bytes) => {
@@ -151,9 +239,19 @@ async fn check_file(
                         return problem("corrupt", e.to_string());
                     }
                 }
+                if let Some(d) = decoder.as_mut() {
+                    if let Err(e) = d.feed(&bytes, |_| {}) {
+                        return problem("corrupt", e.to_string());
+                    }
+                }
             }
             Err(e) if e.kind() == ErrorKind::Integrity => return problem("corrupt", e.to_string()),
             Err(e) => return Err(e),
+        }
+    }
+    if let Some(d) = decoder {
+        if let Err(e) = d.finish() {
+            return problem("corrupt", e.to_string());
         }
     }
     if let (Some(c), Some(chunk)) = (counter, chunk) {

@@ -42,6 +42,7 @@ fn manifest(id: &str) -> BackupManifest {
         tables: vec![],
         files: vec![],
         includes_users: false,
+        physical: None,
     }
 }
 

@@ -83,39 +83,7 @@ impl TestServer {
 
     /// Starts a server with `opts`. Panics (with the error log) if it cannot start within 60 s.
     pub fn start_with(opts: ServerOptions) -> TestServer {
-        require_binaries();
-        static SWEEP: Once = Once::new();
-        SWEEP.call_once(sweep_leftovers);
-
-        let dir = tempfile::Builder::new()
-            .prefix(DIR_PREFIX)
-            .tempdir_in(std::env::temp_dir())
-            .expect("holdfast-testkit: cannot create a temp dir for the server");
-        let _ = std::fs::write(dir.path().join("owner.pid"), std::process::id().to_string());
-        let mut socket_dir = None;
-        let mut socket = dir.path().join("mysqld.sock");
-        if socket.as_os_str().len() >= 100 {
-            // sun_path is 108 bytes; a long $TMPDIR would not fit.
-            let short = tempfile::Builder::new()
-                .prefix(DIR_PREFIX)
-                .tempdir_in("/tmp")
-                .expect("holdfast-testkit: cannot create a socket dir in /tmp");
-            socket = short.path().join("mysqld.sock");
-            socket_dir = Some(short);
-        }
-        let mut server = TestServer {
-            datadir: dir.path().join("data"),
-            error_log: dir.path().join("error.log"),
-            pid_file: dir.path().join("mariadbd.pid"),
-            socket,
-            socket_dir,
-            dir: Some(dir),
-            port: 0,
-            child: None,
-            log_reported: false,
-            opts,
-        };
-
+        let mut server = TestServer::unstarted(opts, None);
         let init_args = template::init_args(&server.opts.extra_args);
         let mut last_error = String::new();
         for attempt in 0..START_ATTEMPTS {
@@ -143,6 +111,68 @@ impl TestServer {
         );
     }
 
+    /// Starts a server on an existing datadir (a restored physical backup, say), used in place:
+    /// it is not copied and not removed on drop (the caller owns it). Socket, logs and tmpdir
+    /// live in the server's own temp directory as usual. Panics (with the error log) if the
+    /// server cannot start within 60 s.
+    pub fn start_on_datadir(datadir: &Path, opts: ServerOptions) -> TestServer {
+        let mut server = TestServer::unstarted(opts, Some(datadir.to_path_buf()));
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            server.port = port::free_port();
+            match server.spawn_and_wait() {
+                Ok(()) => return server,
+                Err(StartError::AddrInUse) => {
+                    last_error = format!("port {} was already in use", server.port);
+                }
+                Err(StartError::Failed(msg)) => {
+                    server.log_reported = true;
+                    panic!("{msg}")
+                }
+            }
+        }
+        panic!(
+            "holdfast-testkit: mariadbd could not start on {} after {START_ATTEMPTS} attempts; \
+             last: {last_error}",
+            datadir.display()
+        );
+    }
+
+    fn unstarted(opts: ServerOptions, datadir: Option<PathBuf>) -> TestServer {
+        require_binaries();
+        static SWEEP: Once = Once::new();
+        SWEEP.call_once(sweep_leftovers);
+
+        let dir = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir_in(std::env::temp_dir())
+            .expect("holdfast-testkit: cannot create a temp dir for the server");
+        let _ = std::fs::write(dir.path().join("owner.pid"), std::process::id().to_string());
+        let mut socket_dir = None;
+        let mut socket = dir.path().join("mysqld.sock");
+        if socket.as_os_str().len() >= 100 {
+            // sun_path is 108 bytes; a long $TMPDIR would not fit.
+            let short = tempfile::Builder::new()
+                .prefix(DIR_PREFIX)
+                .tempdir_in("/tmp")
+                .expect("holdfast-testkit: cannot create a socket dir in /tmp");
+            socket = short.path().join("mysqld.sock");
+            socket_dir = Some(short);
+        }
+        TestServer {
+            datadir: datadir.unwrap_or_else(|| dir.path().join("data")),
+            error_log: dir.path().join("error.log"),
+            pid_file: dir.path().join("mariadbd.pid"),
+            socket,
+            socket_dir,
+            dir: Some(dir),
+            port: 0,
+            child: None,
+            log_reported: false,
+            opts,
+        }
+    }
+
     /// The server's Unix socket.
     pub fn socket(&self) -> &Path {
         &self.socket
@@ -159,9 +189,13 @@ impl TestServer {
     }
 
     /// The server's temp directory (parent of the datadir, socket and logs); a handy place for
-    /// a test's other scratch files, removed with the server.
+    /// a test's other scratch files, removed with the server. For a server started with
+    /// [`start_on_datadir`](Self::start_on_datadir) it does not hold the datadir.
     pub fn dir(&self) -> &Path {
-        self.datadir.parent().expect("datadir has a parent")
+        self.dir
+            .as_ref()
+            .map(|d| d.path())
+            .expect("the server's directory exists until drop")
     }
 
     /// The options the server runs with.

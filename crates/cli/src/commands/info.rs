@@ -113,6 +113,31 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         m.compression,
         m.files.len()
     );
+    if let Some(p) = &m.physical {
+        println!(
+            "  physical          {} by {} ({})",
+            p.kind, p.tool, p.tool_version
+        );
+        if let Some(parent) = &p.parent {
+            println!("  parent            {parent}");
+        }
+        println!(
+            "  LSN               from {} to {} (last {})",
+            p.from_lsn, p.to_lsn, p.last_lsn
+        );
+        println!(
+            "  locks             commits blocked {} ms, DDL blocked {} ms, longest wait {} ms",
+            p.locks.commits_blocked_ms, p.locks.ddl_blocked_ms, p.locks.longest_wait_ms
+        );
+        if let Some(r) = &p.replica_of {
+            println!(
+                "  replica of        {} ({}; lag {}s at start)",
+                r.primary_host, r.raw, r.lag_seconds
+            );
+        }
+        println!("  tool log          {}", p.log_file);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "  users and grants  {}",
         if m.includes_users {

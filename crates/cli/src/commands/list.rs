@@ -32,6 +32,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     "raw_bytes": m.raw_bytes(),
                     "stored_bytes": m.stored_bytes(),
                     "consistent_point": m.consistent_point,
+                    "physical": m.physical,
                 })
             })
             .collect();
@@ -47,14 +48,32 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         "ID", "ENGINE", "FINISHED", "TABLES", "ROWS", "SIZE"
     );
     for m in &backups {
-        let point = m.consistent_point.describe();
+        let mut point = m.consistent_point.describe();
+        let (engine, tables, rows) = match &m.physical {
+            Some(p) => {
+                if let Some(parent) = &p.parent {
+                    point = format!("{point}; on top of {parent}");
+                }
+                let kind = if p.parent.is_some() {
+                    "phys-inc"
+                } else {
+                    "physical"
+                };
+                (kind.to_string(), "-".to_string(), "-".to_string())
+            }
+            None => (
+                m.engine.clone(),
+                m.tables.len().to_string(),
+                m.total_rows().to_string(),
+            ),
+        };
         println!(
             "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  {}",
             m.id,
-            m.engine,
+            engine,
             rfc3339(m.finished),
-            m.tables.len(),
-            m.total_rows(),
+            tables,
+            rows,
             human_bytes(m.stored_bytes()),
             point
         );

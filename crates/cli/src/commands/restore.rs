@@ -1,14 +1,20 @@
-//! `holdfast restore [ID|latest]`: restore a logical backup into a server; with `--to-time`,
-//! `--to-gtid`, `--before-gtid` or `--latest`, a point-in-time recovery (the newest suitable
-//! backup, then the binlog archive replayed up to the target).
+//! `holdfast restore [ID|latest]`: a logical backup into a running server (`--target`), or a
+//! physical backup and its incremental chain into an empty datadir (`--datadir`); the engine comes
+//! from the backup's manifest. With `--to-time`, `--to-gtid`, `--before-gtid` or `--latest`, a
+//! point-in-time recovery: the newest suitable backup, then the binlog archive replayed up to the
+//! target.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use holdfast::binlog::gtid::Gtid;
 use holdfast::engine::logical::restore::{run_restore, RestoreOptions};
+use holdfast::engine::physical::{run_physical_restore, PhysicalRestoreOptions, StartOptions};
+use holdfast::manifest::BackupManifest;
 use holdfast::recovery::plan::parse_time;
-use holdfast::recovery::{recover, Target};
+use holdfast::recovery::{plan_for, recover, replay_planned, Target};
+use holdfast::repo::Repository;
 
 use crate::args::{default_threads, FilterArgs, GlobalArgs, RepoArgs, ServerArgs};
 use crate::output::{human_bytes, print_json, progress};
@@ -20,7 +26,8 @@ pub struct Args {
     /// The backup to restore: an id or `latest`.
     #[arg(default_value = "latest")]
     backup: String,
-    /// The server to restore into: mysql://user@host:port/ or mysql://user@localhost/?socket=/path.
+    /// Logical backups: the server to restore into: mysql://user@host:port/ or
+    /// mysql://user@localhost/?socket=/path.
     #[arg(long, env = "HOLDFAST_TARGET")]
     target: Option<String>,
     #[command(flatten)]
@@ -58,6 +65,25 @@ pub struct Args {
     /// Point-in-time recovery to the end of the binlog archive.
     #[arg(long, group = "pitr")]
     latest: bool,
+    /// Physical backups: the datadir to restore into (empty or absent).
+    #[arg(long)]
+    datadir: Option<PathBuf>,
+    /// Physical: where streams are unpacked and prepared (default: beside the datadir, same
+    /// filesystem).
+    #[arg(long, requires = "datadir")]
+    work_dir: Option<PathBuf>,
+    /// Physical: memory for the prepare step (the tool's --use-memory, e.g. 1G).
+    #[arg(long, requires = "datadir")]
+    prepare_memory: Option<String>,
+    /// Physical: start a server on the restored datadir (socket <datadir>/mysqld.sock).
+    #[arg(long, requires = "datadir")]
+    start: bool,
+    /// With --start: also listen on this TCP port on 127.0.0.1.
+    #[arg(long, requires = "start")]
+    start_port: Option<u16>,
+    /// With --start: the server's option file (default: --no-defaults).
+    #[arg(long, requires = "start")]
+    start_defaults_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -76,6 +102,27 @@ impl Args {
 }
 
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
+    if let Some(point) = args.recovery_target()? {
+        if args.backup != "latest" {
+            bail!(holdfast::Error::usage(
+                "a point-in-time recovery chooses its base backup itself; do not name a backup \
+                 together with --to-time/--to-gtid/--before-gtid/--latest"
+            ));
+        }
+        return point_in_time(global, args, point).await;
+    }
+    let repo = args.repo.open().await?;
+    let manifest = repo.resolve(&args.backup).await?;
+    if manifest.is_physical() {
+        return physical(global, &repo, &manifest, args).await;
+    }
+    if args.datadir.is_some() {
+        bail!(holdfast::Error::usage(format!(
+            "backup {} is a logical backup: restore it into a running server with --target \
+             (--datadir is for physical backups)",
+            manifest.id
+        )));
+    }
     let mut renames = Vec::new();
     for r in &args.rename_db {
         let Some((from, to)) = r.split_once(':') else {
@@ -85,50 +132,8 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         };
         renames.push((from.to_string(), to.to_string()));
     }
-    let recovery = args.recovery_target()?;
-    if recovery.is_some() && args.backup != "latest" {
-        bail!(holdfast::Error::usage(
-            "a point-in-time recovery chooses its base backup itself; do not name a backup \
-             together with --to-time/--to-gtid/--before-gtid/--latest"
-        ));
-    }
-    let repo = args.repo.open().await?;
     let target = args.server.resolve(args.target.as_deref())?;
-    let opts = RestoreOptions {
-        workers: args.threads.max(1),
-        filter: args.filter.filter(),
-        renames,
-        drop_existing: args.drop_existing,
-        keep_binlog: args.keep_binlog,
-        verify: args.verify,
-        users: !args.no_users,
-    };
-    if let Some(point) = recovery {
-        let report = recover(&repo, &target, point, &opts, progress(global)).await?;
-        if global.json {
-            print_json(&report)?;
-        } else {
-            println!(
-                "restored backup {} into {} and replayed {} archived segments ({} transactions) \
-                 up to {}; the server is at GTID {} (set as gtid_slave_pos) in {:.1}s",
-                report.base.backup_id,
-                report.base.target,
-                report.segments_replayed,
-                report.replay.as_ref().map_or(0, |r| r.transactions_applied),
-                report.target,
-                report.gtid_position,
-                report.seconds
-            );
-            if let Some(incomplete) = report.replay.as_ref().and_then(|r| r.incomplete.as_ref()) {
-                println!(
-                    "note: the archive ends inside transaction {}; it was not applied",
-                    incomplete.gtid
-                );
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let manifest = repo.resolve(&args.backup).await?;
+    let opts = args.logical_options(renames);
     let report = run_restore(&repo, &manifest, &target, &opts, progress(global)).await?;
     if global.json {
         print_json(&report)?;
@@ -149,6 +154,175 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             } else {
                 ""
             }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--to-time/--to-gtid/--before-gtid/--latest`: restore the planned base (logical into
+/// `--target`, physical into `--datadir` with a server started on it), then replay the archive.
+async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result<ExitCode> {
+    let repo = args.repo.open().await?;
+    let (plan, segments) = plan_for(&repo, point).await?;
+    let manifest = repo.load_manifest(&plan.base).await?;
+    let report = if manifest.is_physical() {
+        let Some(datadir) = args.datadir.clone() else {
+            bail!(holdfast::Error::usage(format!(
+                "the base for this recovery is physical backup {}: give --datadir DIR (a server \
+                 is started on it to replay the archive)",
+                manifest.id
+            )));
+        };
+        let opts = PhysicalRestoreOptions {
+            datadir,
+            work_dir: args.work_dir.clone(),
+            prepare_memory: args.prepare_memory.clone(),
+            start: Some(StartOptions {
+                defaults_file: args.start_defaults_file.clone(),
+                port: args.start_port,
+                ..Default::default()
+            }),
+        };
+        let base = run_physical_restore(&repo, &manifest, &opts, progress(global)).await?;
+        let socket = base
+            .server
+            .as_ref()
+            .map(|s| s.socket.clone())
+            .ok_or_else(|| holdfast::Error::internal("the restored server was not started"))?;
+        let url = format!("mysql://root@localhost/?socket={}", socket.display());
+        let target = args.server.resolve(Some(&url))?;
+        let report = replay_planned(
+            &repo,
+            &target,
+            &plan,
+            &segments,
+            args.keep_binlog,
+            base.backup_id.clone(),
+        )
+        .await?;
+        if !global.json {
+            println!(
+                "restored physical backup {} into {}",
+                base.backup_id,
+                base.datadir.display()
+            );
+        }
+        report
+    } else {
+        if args.datadir.is_some() {
+            bail!(holdfast::Error::usage(format!(
+                "the base for this recovery is logical backup {}: restore it into a running \
+                 server with --target (--datadir is for physical backups)",
+                manifest.id
+            )));
+        }
+        let target = args.server.resolve(args.target.as_deref())?;
+        let opts = args.logical_options(Vec::new());
+        recover(&repo, &target, point, &opts, progress(global)).await?
+    };
+    if global.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "restored backup {} and replayed {} archived segments ({} transactions) up to {}; the \
+             server is at GTID {} (set as gtid_slave_pos) in {:.1}s",
+            report.base_backup,
+            report.segments_replayed,
+            report.replay.as_ref().map_or(0, |r| r.transactions_applied),
+            report.target,
+            report.gtid_position,
+            report.seconds
+        );
+        if let Some(incomplete) = report.replay.as_ref().and_then(|r| r.incomplete.as_ref()) {
+            println!(
+                "note: the archive ends inside transaction {}; it was not applied",
+                incomplete.gtid
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Args {
+    fn logical_options(&self, renames: Vec<(String, String)>) -> RestoreOptions {
+        RestoreOptions {
+            workers: self.threads.max(1),
+            filter: self.filter.filter(),
+            renames,
+            drop_existing: self.drop_existing,
+            keep_binlog: self.keep_binlog,
+            verify: self.verify,
+            users: !self.no_users,
+        }
+    }
+}
+
+async fn physical(
+    global: &GlobalArgs,
+    repo: &Repository,
+    manifest: &BackupManifest,
+    args: Args,
+) -> Result<ExitCode> {
+    let Some(datadir) = args.datadir else {
+        bail!(holdfast::Error::usage(format!(
+            "backup {} is a physical backup: restore it into an empty datadir with --datadir DIR \
+             (then start a server on it, or add --start)",
+            manifest.id
+        )));
+    };
+    let f = &args.filter;
+    let logical_only = args.target.is_some()
+        || !f.databases.is_empty()
+        || !f.exclude_databases.is_empty()
+        || !f.tables.is_empty()
+        || !f.exclude_tables.is_empty()
+        || !args.rename_db.is_empty()
+        || args.drop_existing
+        || args.verify
+        || args.no_users;
+    if logical_only {
+        bail!(holdfast::Error::usage(format!(
+            "backup {} is a physical backup, restored whole into --datadir: --target, filters, \
+             --rename-db, --drop-existing, --verify and --no-users apply to logical backups",
+            manifest.id
+        )));
+    }
+    let opts = PhysicalRestoreOptions {
+        datadir,
+        work_dir: args.work_dir,
+        prepare_memory: args.prepare_memory,
+        start: args.start.then(|| StartOptions {
+            defaults_file: args.start_defaults_file,
+            port: args.start_port,
+            ..Default::default()
+        }),
+    };
+    let report = run_physical_restore(repo, manifest, &opts, progress(global)).await?;
+    if global.json {
+        print_json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "restored physical backup {} into {} in {:.1}s (fetch {:.1}s, prepare {:.1}s, move back \
+         {:.1}s; {} read)",
+        report.backup_id,
+        report.datadir.display(),
+        report.seconds,
+        report.fetch_seconds,
+        report.prepare_seconds,
+        report.move_back_seconds,
+        human_bytes(report.bytes_fetched)
+    );
+    if report.chain.len() > 1 {
+        println!("chain applied: {}", report.chain.join(" -> "));
+    }
+    println!("consistent at {}", report.consistent_point.describe());
+    if let Some(s) = &report.server {
+        println!(
+            "server started (pid {}), socket {}{}",
+            s.pid,
+            s.socket.display(),
+            s.port.map(|p| format!(", port {p}")).unwrap_or_default()
         );
     }
     Ok(ExitCode::SUCCESS)

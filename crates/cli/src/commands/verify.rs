@@ -39,6 +39,9 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         print_json(&reports)?;
     } else {
         for r in &reports {
+            if r.chain.len() > 1 {
+                println!("backup {}: chain {}", r.backup_id, r.chain.join(" -> "));
+            }
             if r.ok() {
                 println!(
                     "backup {}: OK ({} files, {}{})",

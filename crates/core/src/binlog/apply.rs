@@ -12,16 +12,19 @@
 //!   INTVAR/RAND/USER_VAR as the `SET`s they stand for; XID becomes `COMMIT`.
 //! - Every transaction keeps its GTID: `gtid_domain_id`, `server_id` and `gtid_seq_no` are set
 //!   before it, so a target with its binlog on ends with the source's GTID state.
-//! - One transaction is normally one round trip: its statements are sent together as a
-//!   multi-statement batch at its end (a large one in batches of at most `max_batch_bytes`).
+//! - One transaction is normally one round trip: its statements go as one multi-statement
+//!   batch ending with its `BINLOG` statement, and its `COMMIT` opens the next transaction's
+//!   batch (a large transaction goes in batches of at most `max_batch_bytes`).
 //!
 //! Contracts: a transaction is applied whole or not at all (as far as the target's engines
 //! are transactional); the applier never applies a transaction past the stop condition; an
 //! incomplete transaction at the end of the input is rolled back and reported, not applied;
 //! bad bytes are an [`ErrorKind::Integrity`] error naming the input and offset, and a server
-//! error names the GTID and offset of the transaction it refused. The applier is not
-//! idempotent on its own: feeding the same file twice applies it twice unless the start
-//! position says it is already there.
+//! error names the GTID and offset of the transaction it refused; after such an error the
+//! open transaction is rolled back and the applier refuses further input (start a new one from
+//! the target's position). The applier is not idempotent on its own: feeding the same file
+//! twice applies it twice unless the start position says it is already there. Call
+//! [`Applier::finish`]: the last transaction's `COMMIT` may still wait in the batch.
 
 use std::collections::HashMap;
 
@@ -157,6 +160,9 @@ struct Batch {
     stmt_table_maps: Vec<Vec<u8>>,
     /// A format description the session has not seen yet: it opens the next `BINLOG`.
     fde: Option<Vec<u8>>,
+    /// How much of `sql` ends transactions already read whole (their `COMMIT`, deferred so it
+    /// travels with the next transaction's statements in one round trip).
+    committed: usize,
 }
 
 impl Batch {
@@ -209,7 +215,16 @@ impl Batch {
 
     fn take(&mut self) -> Vec<u8> {
         self.close_rows();
+        self.committed = 0;
         std::mem::take(&mut self.sql)
+    }
+
+    /// The statements of completed transactions; everything after them is dropped.
+    fn take_committed(&mut self) -> Vec<u8> {
+        let mut sql = std::mem::take(&mut self.sql);
+        sql.truncate(self.committed);
+        self.clear();
+        sql
     }
 
     fn clear(&mut self) {
@@ -217,6 +232,7 @@ impl Batch {
         self.rows.clear();
         self.stmt_table_maps.clear();
         self.fde = None;
+        self.committed = 0;
     }
 }
 
@@ -235,7 +251,11 @@ pub struct Applier {
     batch: Batch,
     /// `(gtid_domain_id, server_id)` last set on the session.
     gtid_session: Option<(u32, u32)>,
+    /// The transaction whose final statements wait in the batch.
+    deferred: Option<Gtid>,
     stopped: bool,
+    /// An error ended the replay; the session state is unknown.
+    failed: bool,
     report: ApplyReport,
 }
 
@@ -295,7 +315,9 @@ impl Applier {
             group: None,
             batch: Batch::default(),
             gtid_session: None,
+            deferred: None,
             stopped: false,
+            failed: false,
             report,
         })
     }
@@ -315,6 +337,11 @@ impl Applier {
     /// the next input. Returns `false` once the stop condition is reached (the rest of this
     /// input was not read). `name` names the input in errors and the report.
     pub async fn apply<R: AsyncRead + Unpin>(&mut self, name: &str, reader: R) -> Result<bool> {
+        if self.failed {
+            return Err(Error::internal(
+                "the applier failed earlier; start a new one from the target's position",
+            ));
+        }
         if self.stopped {
             return Ok(false);
         }
@@ -328,6 +355,13 @@ impl Applier {
                 }
             };
             let Some((offset, event)) = next else {
+                if self.group.is_none() {
+                    let at = Position {
+                        input: name,
+                        offset: 0,
+                    };
+                    self.flush(&at).await?;
+                }
                 return Ok(true);
             };
             self.report.events += 1;
@@ -349,7 +383,16 @@ impl Applier {
     /// Ends the replay: an unfinished transaction is rolled back and reported as incomplete,
     /// the session's GTID variables are reset. Returns the report and the connection.
     pub async fn finish(mut self) -> Result<(ApplyReport, Conn)> {
-        if let Some(group) = self.group.take() {
+        let committed = self.batch.take_committed();
+        let group = self.group.take();
+        if !committed.is_empty() {
+            let at = Position {
+                input: "the end of the input",
+                offset: 0,
+            };
+            self.send(committed, &at, 0).await?;
+        }
+        if let Some(group) = group {
             if !group.skip {
                 self.report.incomplete = Some(Incomplete {
                     gtid: group.gtid,
@@ -357,7 +400,6 @@ impl Applier {
                     offset: group.offset,
                 });
             }
-            self.batch.clear();
             if group.sent {
                 self.conn
                     .query_drop("ROLLBACK")
@@ -500,6 +542,7 @@ impl Applier {
         }
         let timestamp = event.header.timestamp;
         if let Some(reason) = self.stop_before(&gtid.gtid, timestamp) {
+            self.flush(at).await?;
             self.stopped = true;
             self.report.stop_reason = reason;
             self.report.stopped_before = Some(gtid.gtid);
@@ -573,10 +616,16 @@ impl Applier {
         if group.skip {
             self.report.transactions_skipped += 1;
         } else {
-            // Flushed with the group still current, so an error names its GTID.
-            self.group = Some(group.clone());
-            self.flush(at).await?;
-            self.group = None;
+            // Its last statements (normally just COMMIT) wait for the next transaction's, to
+            // share its round trip; a stop, the end of the input or finish() sends them.
+            if self.batch.rows.is_empty() {
+                self.batch.committed = self.batch.sql.len();
+                self.deferred = Some(group.gtid);
+            } else {
+                self.group = Some(group.clone());
+                self.flush(at).await?;
+                self.group = None;
+            }
             self.report.transactions_applied += 1;
             self.report.last_applied = Some(group.gtid);
             self.report.last_applied_time = Some(i64::from(group.timestamp));
@@ -585,6 +634,7 @@ impl Applier {
         self.batch.stmt_table_maps.clear();
         if let Stop::AtGtid(target) = self.opts.stop {
             if group.gtid.domain == target.domain && group.gtid.seq == target.seq {
+                self.flush(at).await?;
                 self.stopped = true;
                 self.report.stop_reason = StopReason::Target;
             }
@@ -701,13 +751,12 @@ impl Applier {
         if let Some(g) = self.group.as_mut() {
             g.sent = true;
         }
-        if std::env::var_os("HOLDFAST_REPLAY_TRACE").is_some() {
-            eprintln!(
-                "---- batch ({} bytes)\n{}",
-                sql.len(),
-                String::from_utf8_lossy(&sql[..sql.len().min(3000)])
-            );
-        }
+        let deferred = self.deferred.take();
+        tracing::trace!(
+            bytes = sql.len(),
+            batch = %String::from_utf8_lossy(&sql[..sql.len().min(2000)]),
+            "replay batch"
+        );
         match self.conn.query_drop(sql).await {
             Ok(()) => Ok(()),
             Err(mysql_async::Error::Server(se))
@@ -717,12 +766,16 @@ impl Applier {
                 Ok(())
             }
             Err(e) => {
+                let committing = match deferred {
+                    Some(d) => format!("; the batch also commits GTID {d}"),
+                    None => String::new(),
+                };
                 let what = match &self.group {
                     Some(g) => format!(
-                        "replaying GTID {} (from {} at offset {}, failing near offset {})",
+                        "replaying GTID {} (from {} at offset {}, failing near offset {}{committing})",
                         g.gtid, g.input, g.offset, at.offset
                     ),
-                    None => format!("replaying {at}"),
+                    None => format!("replaying {at}{committing}"),
                 };
                 Err(map_mysql(e, &what))
             }
@@ -732,7 +785,12 @@ impl Applier {
     /// After an error: roll back what the open transaction sent, best effort, so nothing of
     /// it commits.
     async fn abandon_group(&mut self) {
-        self.batch.clear();
+        self.failed = true;
+        // Completed transactions still commit; the open one is dropped.
+        let committed = self.batch.take_committed();
+        if !committed.is_empty() {
+            let _ = self.conn.query_drop(committed).await;
+        }
         self.sent_fde = None;
         if self.group.take().is_some_and(|g| g.sent) {
             let _ = self.conn.query_drop("ROLLBACK").await;

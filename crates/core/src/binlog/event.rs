@@ -707,6 +707,26 @@ mod tests {
     }
 
     #[test]
+    fn an_open_files_format_description_checks_with_the_in_use_flag_cleared() {
+        // binlog version 4, server version, created, header length, post-header lengths,
+        // checksum algorithm CRC32, then the checksum.
+        let mut body = 4u16.to_le_bytes().to_vec();
+        body.extend_from_slice(&[0; 50]);
+        body.extend_from_slice(&0u32.to_le_bytes());
+        body.push(HEADER_LEN as u8);
+        body.extend_from_slice(&[0; 10]);
+        body.push(1);
+        let mut raw = event(kind::FORMAT_DESCRIPTION, &body, 0);
+        assert!(Event::parse(&raw, ChecksumAlg::Off).is_ok());
+        // The server sets the flag after checksumming the event.
+        raw[17] |= FLAG_BINLOG_IN_USE as u8;
+        let ev = Event::parse(&raw, ChecksumAlg::Off).unwrap();
+        assert_eq!(ev.checksum_alg(), ChecksumAlg::Crc32);
+        raw[30] ^= 1;
+        assert!(Event::parse(&raw, ChecksumAlg::Off).is_err());
+    }
+
+    #[test]
     fn reader_walks_a_file_and_names_the_offset_of_a_bad_event() {
         let mut file = BINLOG_MAGIC.to_vec();
         file.extend(event(kind::GTID, &gtid_body(1, 0, 0), 50));

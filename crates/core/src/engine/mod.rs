@@ -1,4 +1,5 @@
-//! Backup engines. Only the logical engine exists today; the physical engine (mariabackup /
-//! xtrabackup) will sit beside it.
+//! Backup engines: [`logical`] (rows as TSV through N snapshot connections) and [`physical`]
+//! (`mariabackup` / `xtrabackup` streams, full and incremental).
 
 pub mod logical;
+pub mod physical;

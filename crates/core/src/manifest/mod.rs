@@ -6,18 +6,21 @@
 //! - [`LockRecord`]: `locks/<name>.lock`, the owner and expiry of a repository lock.
 //! - [`SegmentIndex`]: `binlog/index/<seq>.json`, one archived binlog segment, written after its data.
 //! - [`SchemaDump`]: `backups/<id>/schema.json.zst`, the schema objects of a logical backup.
+//! - [`PhysicalInfo`]: the physical part of a [`BackupManifest`] (LSNs, parent, tool, locks).
 //!
 //! All are JSON. Each top-level type carries a `format` number; readers refuse a format newer than
 //! they know with a message telling the user to upgrade holdfast, so an old binary never
 //! misreads a newer repository. Additive changes (new optional fields) keep the number.
 
 mod binlog;
+mod physical;
 mod schema;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use binlog::*;
+pub use physical::*;
 pub use schema::*;
 
 /// The newest repository format this build reads; it writes this for encrypted repositories.
@@ -226,7 +229,7 @@ pub struct TableData {
 pub struct BackupManifest {
     pub format: u32,
     pub id: String,
-    /// `logical` (today) or `physical`.
+    /// `logical` or `physical`.
     pub engine: String,
     pub tool_version: String,
     pub server: ServerInfo,
@@ -239,17 +242,33 @@ pub struct BackupManifest {
     pub lock_held_ms: u64,
     /// The compression of data files (`zstd`).
     pub compression: String,
-    /// Path of the schema file, relative to the backup directory.
+    /// Path of the schema file, relative to the backup directory (logical backups; empty for
+    /// physical ones).
+    #[serde(default)]
     pub schema_file: String,
+    /// Tables and their chunks (logical backups; empty for physical ones).
+    #[serde(default)]
     pub tables: Vec<TableData>,
     /// Every stored file of the backup except the manifest itself.
     pub files: Vec<FileEntry>,
     /// Whether users and grants were included.
     #[serde(default)]
     pub includes_users: bool,
+    /// Physical backups only: LSNs, parent, tool and lock times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical: Option<PhysicalInfo>,
 }
 
 impl BackupManifest {
+    /// The parent of an incremental physical backup.
+    pub fn parent(&self) -> Option<&str> {
+        self.physical.as_ref().and_then(|p| p.parent.as_deref())
+    }
+
+    pub fn is_physical(&self) -> bool {
+        self.engine == "physical"
+    }
+
     pub fn total_rows(&self) -> u64 {
         self.tables.iter().map(|t| t.row_count).sum()
     }
@@ -258,7 +277,11 @@ impl BackupManifest {
         self.files.iter().map(|f| f.size).sum()
     }
 
+    /// Uncompressed bytes: TSV of every chunk (logical) or the xbstream (physical).
     pub fn raw_bytes(&self) -> u64 {
+        if let Some(p) = &self.physical {
+            return p.stream_bytes;
+        }
         self.tables
             .iter()
             .flat_map(|t| &t.chunks)

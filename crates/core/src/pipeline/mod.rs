@@ -4,12 +4,16 @@
 //!
 //! - [`HashingSink`]: uploads bytes to one object while computing its size and SHA-256.
 //! - [`ZstdSink`]: compresses into a [`HashingSink`] (a standard zstd frame, `zstd -d` reads it).
+//! - [`ParallelZstdSink`]: the same format, frames compressed on several cores at once (for one
+//!   large stream such as a physical backup).
 //! - [`read_verified`]: streams an object back, failing with an integrity error that names the
 //!   file if its size or checksum differs from the manifest.
 //! - [`Decompressor`]: incremental zstd decompression of such a stream.
 
+mod parallel;
 mod read;
 mod write;
 
+pub use parallel::ParallelZstdSink;
 pub use read::{decompress_stream, read_all_verified, read_verified, Decompressor};
 pub use write::{HashingSink, ZstdSink, ZSTD_BLOCK};

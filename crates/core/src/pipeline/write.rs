@@ -65,6 +65,22 @@ impl HashingSink {
     }
 }
 
+/// A block compressor with holdfast's settings for `level` (see [`ZstdSink`]).
+pub(crate) fn new_compressor(level: i32) -> Result<zstd::bulk::Compressor<'static>> {
+    let zerr = |e| Error::with_source(ErrorKind::Internal, "zstd encoder", e);
+    let mut compressor = zstd::bulk::Compressor::new(level).map_err(zerr)?;
+    if level <= 1 {
+        use zstd::zstd_safe::CParameter;
+        compressor
+            .set_parameter(CParameter::HashLog(12))
+            .map_err(zerr)?;
+        compressor
+            .set_parameter(CParameter::SearchLog(1))
+            .map_err(zerr)?;
+    }
+    Ok(compressor)
+}
+
 /// Uncompressed bytes per zstd frame.
 pub const ZSTD_BLOCK: usize = 2 * 1024 * 1024;
 
@@ -85,19 +101,8 @@ pub struct ZstdSink {
 
 impl ZstdSink {
     pub fn new(sink: HashingSink, level: i32) -> Result<Self> {
-        let zerr = |e| Error::with_source(ErrorKind::Internal, "zstd encoder", e);
-        let mut compressor = zstd::bulk::Compressor::new(level).map_err(zerr)?;
-        if level <= 1 {
-            use zstd::zstd_safe::CParameter;
-            compressor
-                .set_parameter(CParameter::HashLog(12))
-                .map_err(zerr)?;
-            compressor
-                .set_parameter(CParameter::SearchLog(1))
-                .map_err(zerr)?;
-        }
         Ok(ZstdSink {
-            compressor,
+            compressor: new_compressor(level)?,
             input: Vec::with_capacity(ZSTD_BLOCK),
             sink,
             raw_size: 0,

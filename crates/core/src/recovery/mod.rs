@@ -26,7 +26,10 @@ pub use plan::{plan_recovery, recoverable_window, BaseCandidate, RecoveryPlan, T
 #[derive(Debug, Clone, Serialize)]
 pub struct RecoveryReport {
     pub target: String,
-    pub base: RestoreReport,
+    pub base_backup: String,
+    /// The logical restore of the base (a physical base reports its own restore).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<RestoreReport>,
     pub segments_replayed: usize,
     pub replay: Option<ApplyReport>,
     /// The restored server's GTID position (also set as its `gtid_slave_pos`).
@@ -93,11 +96,11 @@ pub async fn recover(
     let started = Instant::now();
     let (plan, segments) = plan_for(repo, target).await?;
     let manifest = repo.load_manifest(&plan.base).await?;
-    if manifest.engine != "logical" {
+    if manifest.is_physical() {
         return Err(Error::usage(format!(
-            "backup {} is a {} backup; point-in-time recovery replays on top of logical \
-             backups in this version",
-            manifest.id, manifest.engine
+            "the base for this recovery is physical backup {}: restore it with the physical \
+             engine (holdfast restore --datadir …) and replay with replay_planned",
+            manifest.id
         )));
     }
     if restore.filter != Default::default() || !restore.renames.is_empty() {
@@ -107,19 +110,44 @@ pub async fn recover(
         ));
     }
     let base = run_restore(repo, &manifest, server, restore, progress).await?;
-    let replay_started = Instant::now();
-    let replay = replay(repo, server, &plan, &segments, restore.keep_binlog).await?;
+    let mut report = replay_planned(
+        repo,
+        server,
+        &plan,
+        &segments,
+        restore.keep_binlog,
+        manifest.id.clone(),
+    )
+    .await?;
+    report.base = Some(base);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Replays a plan into a server that already holds its base backup, then records the reached
+/// position as the server's `gtid_slave_pos`.
+pub async fn replay_planned(
+    repo: &Repository,
+    server: &ConnectionConfig,
+    plan: &RecoveryPlan,
+    segments: &[SegmentIndex],
+    keep_binlog: bool,
+    base_backup: String,
+) -> Result<RecoveryReport> {
+    let started = Instant::now();
+    let replay = replay(repo, server, plan, segments, keep_binlog).await?;
     let position = replay
         .as_ref()
         .map_or_else(|| plan.start.clone(), |r| r.position.clone());
     set_gtid_position(server, &position).await?;
     Ok(RecoveryReport {
-        target: target.to_string(),
-        base,
+        target: plan.target.to_string(),
+        base_backup,
+        base: None,
         segments_replayed: plan.segment_count(),
         replay,
         gtid_position: position.to_string(),
-        replay_seconds: replay_started.elapsed().as_secs_f64(),
+        replay_seconds: started.elapsed().as_secs_f64(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -172,6 +172,7 @@ async fn backup_locked(
         tables,
         files,
         includes_users: opts.with_users && !schema.users.is_empty(),
+        physical: None,
     };
     repo.commit(lock, &manifest).await?;
     Ok(manifest)
