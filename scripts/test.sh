@@ -23,7 +23,7 @@ ensure_packages() {
   local pair cmd pkg
   for pair in mariadbd:mariadb-server mariadb-install-db:mariadb-server mariadb:mariadb-client \
               mariadb-admin:mariadb-client mariabackup:mariadb-backup mydumper:mydumper \
-              sysbench:sysbench zstd:zstd; do
+              sysbench:sysbench zstd:zstd age:age age-keygen:age; do
     cmd=${pair%%:*} pkg=${pair#*:}
     if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${pkgs[*]} " != *" $pkg "* ]]; then pkgs+=("$pkg"); fi
   done

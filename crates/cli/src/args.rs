@@ -11,6 +11,8 @@ use holdfast::source::conn::TlsMode;
 use holdfast::source::{ConnectionConfig, ConnectionSpec};
 use holdfast::storage::{self, RetryPolicy, Storage, StorageOptions};
 
+pub use crate::keys::Keys;
+
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// Print reports as JSON on stdout.
@@ -47,6 +49,8 @@ pub struct RepoArgs {
     #[arg(long, env = "HOLDFAST_STORAGE_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub storage_concurrency: u64,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 impl RepoArgs {
@@ -67,8 +71,33 @@ impl RepoArgs {
         Ok(storage::open(&self.repo, &self.options())?)
     }
 
+    /// Opens the repository; an encrypted one is unlocked first (or the command fails with
+    /// the key exit code before doing anything).
     pub async fn open(&self) -> Result<Repository> {
-        Ok(Repository::open(self.storage()?).await?)
+        let source = self.key.source("HOLDFAST_PASSPHRASE");
+        Ok(Repository::open_with(self.storage()?, &source).await?)
+    }
+}
+
+/// The key of an encrypted repository. The passphrase never comes from argv.
+#[derive(Args, Debug, Clone, Default)]
+pub struct KeyArgs {
+    /// Encrypted repository: a file whose first line is the passphrase (or set
+    /// HOLDFAST_PASSPHRASE; on a terminal holdfast asks).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Encrypted repository: an age identity file that opens a recipient key slot (repeatable).
+    #[arg(long)]
+    pub identity_file: Vec<PathBuf>,
+}
+
+impl KeyArgs {
+    pub fn source(&self, env_var: &'static str) -> Keys {
+        Keys {
+            passphrase_file: self.passphrase_file.clone(),
+            identity_files: self.identity_file.clone(),
+            env_var,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod keys;
 mod output;
 
 use std::process::ExitCode;
@@ -43,6 +44,10 @@ enum Command {
     Binlog(commands::binlog::Command),
     /// Remove the files of backups that never committed.
     Cleanup(commands::cleanup::Args),
+    /// Copy backups and the binlog archive to another repository.
+    Copy(commands::copy::Args),
+    /// Manage the key slots of an encrypted repository.
+    Key(commands::key::Args),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +73,8 @@ fn main() -> ExitCode {
             Command::Verify(a) => commands::verify::run(&cli.global, a).await,
             Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
             Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,
+            Command::Copy(a) => commands::copy::run(&cli.global, a).await,
+            Command::Key(a) => commands::key::run(&cli.global, a).await,
         }
     });
     match result {

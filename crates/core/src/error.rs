@@ -17,6 +17,8 @@ pub enum ErrorKind {
     RepoInvalid,
     /// Another process holds the repository lock.
     Locked,
+    /// The repository is encrypted and no key was given, or the key given does not open it.
+    Key,
     /// The storage failed: permission denied, full disk, I/O error.
     Storage,
     /// A requested object (backup id, file) does not exist.
@@ -50,6 +52,7 @@ impl ErrorKind {
             ErrorKind::RepoMissing => 3,
             ErrorKind::RepoInvalid => 4,
             ErrorKind::Locked => 5,
+            ErrorKind::Key => 8,
             ErrorKind::Storage => 6,
             ErrorKind::NotFound => 7,
             ErrorKind::Connect => 10,

@@ -2,9 +2,12 @@
 //!
 //! The main types:
 //! - [`storage::Storage`]: the object-store trait every repository backend implements
-//!   (local disk through Apache OpenDAL today), with its contracts and capabilities.
+//!   (local disk through Apache OpenDAL today), with its contracts and capabilities;
+//!   [`storage::EncryptedStorage`] wraps any of them with age encryption and authentication.
 //! - [`repo::Repository`]: an opened repository: format check, the exclusive lock, the
-//!   manifest-written-last commit protocol, listing and debris cleanup.
+//!   manifest-written-last commit protocol, listing and debris cleanup; [`repo::keys`]: the data
+//!   key of an encrypted repository, its key slots and rotation.
+//! - [`copy`]: copying backups and the binlog archive between repositories.
 //! - [`manifest`]: every on-disk type, versioned, in one place.
 //! - [`pipeline`]: streaming compression and hashing between the engines and storage.
 //! - [`source`]: connecting to a server (URL, option files, environment), flavor detection and the
@@ -17,6 +20,7 @@
 //! [`ErrorKind`] the CLI maps to stable exit codes.
 
 pub mod binlog;
+pub mod copy;
 pub mod engine;
 pub mod error;
 pub mod manifest;

@@ -30,6 +30,8 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 "format": cfg.format,
                 "created": rfc3339(cfg.created),
                 "created_by": cfg.created_by,
+                "encrypted": repo.is_encrypted(),
+                "key_id": cfg.encryption.as_ref().map(|e| &e.key_id),
                 "backups": backups.len(),
                 "stored_bytes": stored,
                 "oldest": backups.first().map(|m| &m.id),
@@ -41,6 +43,14 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             println!("  id        {}", cfg.id);
             println!("  format    {}", cfg.format);
             println!("  created   {} by {}", rfc3339(cfg.created), cfg.created_by);
+            match &cfg.encryption {
+                Some(e) => println!(
+                    "  encrypted yes (age, data key {}, {} key slot(s))",
+                    e.key_id,
+                    e.slots.len()
+                ),
+                None => println!("  encrypted no"),
+            }
             println!("  backups   {} ({})", backups.len(), human_bytes(stored));
             if let (Some(o), Some(n)) = (backups.first(), backups.last()) {
                 println!("  oldest    {}  newest {}", o.id, n.id);

@@ -49,6 +49,10 @@ pub fn holdfast_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.args(args)
         .env_remove("MYSQL_PWD")
         .env_remove("HOLDFAST_PASSWORD")
+        .env_remove("HOLDFAST_PASSPHRASE")
+        .env_remove("HOLDFAST_NEW_PASSPHRASE")
+        .env_remove("HOLDFAST_FROM_PASSPHRASE")
+        .env_remove("HOLDFAST_TO_PASSPHRASE")
         .env("HOME", "/nonexistent");
     for (k, v) in env {
         cmd.env(k, v);

@@ -1,6 +1,7 @@
 //! Every on-disk type of the repository, in one place, versioned.
 //!
-//! - [`RepoConfig`]: `holdfast.repo`, written once by `init`.
+//! - [`RepoConfig`]: `holdfast.repo`, written by `init`, rewritten only to re-wrap the data key;
+//!   with [`EncryptionConfig`] when the repository is encrypted.
 //! - [`BackupManifest`]: `backups/<id>/manifest`, written last: the backup's commit point.
 //! - [`LockRecord`]: `locks/<name>.lock`, the owner and expiry of a repository lock.
 //! - [`SegmentIndex`]: `binlog/index/<seq>.json`, one archived binlog segment, written after its data.
@@ -22,8 +23,10 @@ pub use binlog::*;
 pub use physical::*;
 pub use schema::*;
 
-/// The repository format this build writes and the newest it can read.
-pub const REPO_FORMAT: u32 = 1;
+/// The newest repository format this build reads; it writes this for encrypted repositories.
+pub const REPO_FORMAT: u32 = 2;
+/// The format of an unencrypted repository (readable by every holdfast since the first).
+pub const REPO_FORMAT_PLAIN: u32 = 1;
 /// The backup manifest format this build writes and the newest it can read.
 pub const MANIFEST_FORMAT: u32 = 1;
 
@@ -36,6 +39,45 @@ pub struct RepoConfig {
     pub created: OffsetDateTime,
     /// The holdfast version that created the repository.
     pub created_by: String,
+    /// Present when every file but this one is encrypted (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionConfig>,
+}
+
+/// How an encrypted repository's files are encrypted, and its data key in wrapped form.
+///
+/// The data key is an age X25519 identity. Each key slot holds it encrypted (ASCII-armored age)
+/// either with a passphrase (age's scrypt recipient) or to an age X25519 recipient of the user,
+/// so `age -d` can unwrap any slot by hand. The passphrase itself is never stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EncryptionConfig {
+    /// `age-x25519-hmac-v1`: every file is an age file to the data key's recipient, with a
+    /// `holdfast-auth` stanza binding it to its path (see `storage::encrypted`).
+    pub scheme: String,
+    /// A fingerprint of the data key (not secret): the first 16 hex digits of the SHA-256 of
+    /// its public recipient. Checked after unwrapping, and shown by `key list`.
+    pub key_id: String,
+    pub slots: Vec<KeySlot>,
+}
+
+/// One wrapped copy of the data key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeySlot {
+    pub kind: KeySlotKind,
+    /// The age recipient (`age1...`) the key is wrapped to, for `recipient` slots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub added: OffsetDateTime,
+    /// The data identity (`AGE-SECRET-KEY-1...`), age-encrypted and ASCII-armored.
+    pub wrapped: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeySlotKind {
+    Passphrase,
+    Recipient,
 }
 
 /// `locks/<name>.lock`.

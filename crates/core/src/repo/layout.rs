@@ -1,7 +1,8 @@
 //! Where things live inside a repository.
 //!
 //! ```text
-//! holdfast.repo                       format, id
+//! holdfast.repo                       format, id, wrapped data key (clear; the only clear file
+//!                                     of an encrypted repository)
 //! locks/exclusive.lock                owner and expiry of the exclusive lock
 //! backups/<id>/manifest               written last: the commit point
 //! backups/<id>/schema.json.zst        schema objects
@@ -14,6 +15,8 @@ use time::OffsetDateTime;
 use crate::{Error, Result};
 
 pub const REPO_FILE: &str = "holdfast.repo";
+/// The previous `holdfast.repo`, present only while a key change rewrites it.
+pub const REPO_FILE_PREVIOUS: &str = "holdfast.repo.previous";
 pub const BACKUPS_DIR: &str = "backups/";
 pub const LOCKS_DIR: &str = "locks/";
 pub const MANIFEST: &str = "manifest";

@@ -1,10 +1,17 @@
-//! An opened repository: format check, listing, the commit protocol and debris cleanup.
+//! An opened repository: format check, encryption, listing, the commit protocol and debris
+//! cleanup.
 //!
 //! Commit protocol: a backup writes all its files under `backups/<id>/`, then its `manifest`
 //! last. A backup exists if and only if its manifest exists, so an interrupted backup is never
 //! listed; its files are debris ([`Repository::orphans`]) that `verify` reports and the next
 //! writer, or `holdfast cleanup`, removes while holding the exclusive lock.
+//!
+//! Encryption: when `holdfast.repo` carries an [`EncryptionConfig`], opening unwraps the data key
+//! first (see [`keys`]) and every later read and write goes through
+//! [`EncryptedStorage`], so engines, verify and copy never see ciphertext. A wrong or missing
+//! key fails the open, before any work and without writing anything.
 
+pub mod keys;
 pub mod layout;
 pub mod lock;
 
@@ -14,10 +21,14 @@ use bytes::Bytes;
 use futures::future::try_join_all;
 use time::OffsetDateTime;
 
-use crate::manifest::{decode_versioned, BackupManifest, RepoConfig, MANIFEST_FORMAT, REPO_FORMAT};
-use crate::storage::Storage;
+use crate::manifest::{
+    decode_versioned, BackupManifest, EncryptionConfig, KeySlot, RepoConfig, MANIFEST_FORMAT,
+    REPO_FORMAT, REPO_FORMAT_PLAIN,
+};
+use crate::storage::{EncryptedStorage, Storage};
 use crate::{Error, ErrorKind, Result};
 
+use keys::{DataKey, KeySource, NewSlot, NoKey};
 pub use lock::RepoLock;
 
 /// The files of a backup that never committed.
@@ -30,13 +41,25 @@ pub struct Orphan {
 
 #[derive(Debug, Clone)]
 pub struct Repository {
+    /// The storage engines use: decrypting and encrypting when the repository is encrypted.
     storage: Arc<dyn Storage>,
     config: RepoConfig,
+    key: Option<Arc<DataKey>>,
 }
 
+/// Paths an encrypted repository keeps in the clear: the descriptor (which holds the wrapped
+/// key) and its copy while it is being rewritten.
+const CLEAR_PATHS: &[&str] = &[layout::REPO_FILE, layout::REPO_FILE_PREVIOUS];
+
 impl Repository {
-    /// Creates a repository at an empty location.
+    /// Creates an unencrypted repository at an empty location.
     pub async fn init(storage: Arc<dyn Storage>) -> Result<Repository> {
+        Repository::init_with(storage, &[]).await
+    }
+
+    /// Creates a repository at an empty location; encrypted with a new random data key wrapped
+    /// by each of `slots` when there are any.
+    pub async fn init_with(storage: Arc<dyn Storage>, slots: &[NewSlot]) -> Result<Repository> {
         if storage.stat(layout::REPO_FILE).await?.is_some() {
             return Err(Error::new(
                 ErrorKind::RepoInvalid,
@@ -55,16 +78,26 @@ impl Repository {
                 ),
             ));
         }
+        let (key, encryption) = if slots.is_empty() {
+            (None, None)
+        } else {
+            let key = DataKey::generate();
+            let encryption = key.config(slots)?;
+            (Some(Arc::new(key)), Some(encryption))
+        };
         let config = RepoConfig {
-            format: REPO_FORMAT,
+            format: if encryption.is_some() {
+                REPO_FORMAT
+            } else {
+                REPO_FORMAT_PLAIN
+            },
             id: uuid::Uuid::new_v4().to_string(),
             created: OffsetDateTime::now_utc(),
             created_by: format!("holdfast {}", env!("CARGO_PKG_VERSION")),
+            encryption,
         };
-        let body =
-            serde_json::to_vec_pretty(&config).map_err(|e| Error::internal(e.to_string()))?;
         if !storage
-            .put_if_absent(layout::REPO_FILE, Bytes::from(body))
+            .put_if_absent(layout::REPO_FILE, encode_config(&config)?)
             .await?
         {
             return Err(Error::new(
@@ -75,35 +108,36 @@ impl Repository {
                 ),
             ));
         }
-        Ok(Repository { storage, config })
+        Ok(Repository::assemble(storage, config, key))
     }
 
-    /// Opens an existing repository, refusing formats newer than this build reads.
+    /// Opens an existing unencrypted repository; an encrypted one fails with [`ErrorKind::Key`].
     pub async fn open(storage: Arc<dyn Storage>) -> Result<Repository> {
-        let body = match storage.get(layout::REPO_FILE).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(Error::new(
-                    ErrorKind::RepoMissing,
-                    format!(
-                        "no holdfast repository at {} (missing `{}`); create one with `holdfast init --repo {}`",
-                        storage.location(),
-                        layout::REPO_FILE,
-                        storage.location()
-                    ),
-                ))
-            }
-            Err(e) => return Err(e),
+        Repository::open_with(storage, &NoKey).await
+    }
+
+    /// Opens an existing repository, refusing formats newer than this build reads. When it is
+    /// encrypted, `keys` is asked for credentials and the data key is unwrapped before this
+    /// returns: a wrong or missing key is an [`ErrorKind::Key`] error, and nothing is written.
+    pub async fn open_with(storage: Arc<dyn Storage>, keys: &dyn KeySource) -> Result<Repository> {
+        let config = read_config(&*storage).await?;
+        let key = match &config.encryption {
+            Some(enc) => Some(Arc::new(keys::unlock(&storage.location(), enc, keys)?)),
+            None => None,
         };
-        let what = format!("{}/{}", storage.location(), layout::REPO_FILE);
-        let config: RepoConfig = decode_versioned(&body, &what, REPO_FORMAT).map_err(|e| {
-            if e.kind() == ErrorKind::Integrity {
-                Error::new(ErrorKind::RepoInvalid, e.to_string())
-            } else {
-                e
-            }
-        })?;
-        Ok(Repository { storage, config })
+        Ok(Repository::assemble(storage, config, key))
+    }
+
+    fn assemble(storage: Arc<dyn Storage>, config: RepoConfig, key: Option<Arc<DataKey>>) -> Self {
+        let storage: Arc<dyn Storage> = match &key {
+            Some(k) => Arc::new(EncryptedStorage::new(storage, k.clone(), CLEAR_PATHS)),
+            None => storage,
+        };
+        Repository {
+            storage,
+            config,
+            key,
+        }
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -112,6 +146,85 @@ impl Repository {
 
     pub fn config(&self) -> &RepoConfig {
         &self.config
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The unwrapped data key of an encrypted repository.
+    pub fn data_key(&self) -> Option<&DataKey> {
+        self.key.as_deref()
+    }
+
+    /// Adds key slots (re-wrapping the data key); data files are not touched.
+    pub async fn add_key_slots(&mut self, lock: &RepoLock, slots: &[NewSlot]) -> Result<()> {
+        let key = self.require_key()?;
+        let mut added: Vec<KeySlot> = slots.iter().map(|s| key.wrap(s)).collect::<Result<_>>()?;
+        let mut config = self.config.clone();
+        let enc = config.encryption.as_mut().expect("encrypted");
+        enc.slots.append(&mut added);
+        self.rewrite_config(lock, config).await
+    }
+
+    /// Removes key slots by index; refuses to remove the last one. Data files are not touched.
+    pub async fn remove_key_slots(&mut self, lock: &RepoLock, indexes: &[usize]) -> Result<()> {
+        self.require_key()?;
+        let mut config = self.config.clone();
+        let enc: &mut EncryptionConfig = config.encryption.as_mut().expect("encrypted");
+        if let Some(bad) = indexes.iter().find(|&&i| i >= enc.slots.len()) {
+            return Err(Error::usage(format!(
+                "there is no key slot {bad} (the repository has {}; `holdfast key list` shows them)",
+                enc.slots.len()
+            )));
+        }
+        let keep: Vec<KeySlot> = enc
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !indexes.contains(i))
+            .map(|(_, s)| s.clone())
+            .collect();
+        if keep.is_empty() {
+            return Err(Error::usage(
+                "refusing to remove every key slot: the repository could never be opened again;                  add another slot first (`holdfast key add`)",
+            ));
+        }
+        enc.slots = keep;
+        self.rewrite_config(lock, config).await
+    }
+
+    fn require_key(&self) -> Result<&DataKey> {
+        self.key.as_deref().ok_or_else(|| {
+            Error::usage(format!(
+                "{} is not encrypted; it has no keys to manage",
+                self.storage.location()
+            ))
+        })
+    }
+
+    /// Replaces `holdfast.repo`. A copy of the old one is kept at `holdfast.repo.previous` until
+    /// the new one is written and read back, so a crash in between never loses every key slot.
+    async fn rewrite_config(&mut self, lock: &RepoLock, config: RepoConfig) -> Result<()> {
+        lock.ensure_held().await?;
+        let old = encode_config(&self.config)?;
+        self.storage.put(layout::REPO_FILE_PREVIOUS, old).await?;
+        self.storage
+            .put(layout::REPO_FILE, encode_config(&config)?)
+            .await?;
+        let back = read_config(&*self.storage).await?;
+        if back != config {
+            return Err(Error::new(
+                ErrorKind::Storage,
+                format!(
+                    "holdfast.repo did not read back as written; the previous version is in {}",
+                    layout::REPO_FILE_PREVIOUS
+                ),
+            ));
+        }
+        self.storage.delete(layout::REPO_FILE_PREVIOUS).await?;
+        self.config = config;
+        Ok(())
     }
 
     /// Takes the exclusive repository lock for `purpose`.
@@ -247,4 +360,47 @@ impl Repository {
             .put(&layout::manifest_path(&manifest.id), Bytes::from(body))
             .await
     }
+}
+
+fn encode_config(config: &RepoConfig) -> Result<Bytes> {
+    serde_json::to_vec_pretty(config)
+        .map(Bytes::from)
+        .map_err(|e| Error::internal(e.to_string()))
+}
+
+/// Reads and decodes `holdfast.repo`.
+async fn read_config(storage: &dyn Storage) -> Result<RepoConfig> {
+    let body = match storage.get(layout::REPO_FILE).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let previous = storage.stat(layout::REPO_FILE_PREVIOUS).await?.is_some();
+            let hint = if previous {
+                format!(
+                    "; `{}` exists: a key change was interrupted, rename it to `{}`",
+                    layout::REPO_FILE_PREVIOUS,
+                    layout::REPO_FILE
+                )
+            } else {
+                String::new()
+            };
+            return Err(Error::new(
+                ErrorKind::RepoMissing,
+                format!(
+                    "no holdfast repository at {} (missing `{}`); create one with `holdfast init --repo {}`{hint}",
+                    storage.location(),
+                    layout::REPO_FILE,
+                    storage.location()
+                ),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let what = format!("{}/{}", storage.location(), layout::REPO_FILE);
+    decode_versioned(&body, &what, REPO_FORMAT).map_err(|e| {
+        if e.kind() == ErrorKind::Integrity {
+            Error::new(ErrorKind::RepoInvalid, e.to_string())
+        } else {
+            e
+        }
+    })
 }

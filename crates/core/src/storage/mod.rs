@@ -13,6 +13,7 @@
 //!   jitter, transient errors only), [`ThrottleStorage`] (`--max-rate`), [`LimitStorage`]
 //!   (concurrent requests) and [`TimeoutStorage`] (per request).
 
+pub mod encrypted;
 mod limit;
 pub mod location;
 mod opendal_store;
@@ -31,6 +32,7 @@ use futures::{Stream, StreamExt};
 
 use crate::Result;
 
+pub use encrypted::EncryptedStorage;
 pub use limit::LimitStorage;
 pub use location::Location;
 pub use opendal_store::OpendalStorage;
