@@ -190,7 +190,10 @@ pub fn parse_primary_position(log: &str) -> Option<PrimaryPosition> {
         p.binlog_file = file;
         p.binlog_pos = pos;
     }
-    if let Some(g) = after(&raw, "gtid_slave_pos ") {
+    if let Some(g) = quoted_after(&raw, "gtid_slave_pos '") {
+        // MariaDB 10.x: `gtid_slave_pos '0-1-4'; master '<connection>' master_use_gtid = …`.
+        p.gtid_set = clean_gtid(&g);
+    } else if let Some(g) = after(&raw, "gtid_slave_pos ") {
         p.gtid_set = clean_gtid(g.trim().trim_matches('\''));
     } else if let Some(g) = quoted_after(&raw, "purge list '") {
         p.gtid_set = clean_gtid(&g);
@@ -211,6 +214,14 @@ fn clean_gtid(g: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mariadb_10_11_slave_position_line_parses() {
+        let line = "[00] 2026-11-21 05:31:10 MySQL slave binlog position: gtid_slave_pos '0-1-4'; \
+                    master '' master_use_gtid = slave_pos\n";
+        let p = parse_primary_position(line).unwrap();
+        assert_eq!(p.gtid_set, "0-1-4");
+    }
 
     const MARIABACKUP: &str = "\
 [00] 2026-11-21 03:18:54 Starting BACKUP STAGE START
