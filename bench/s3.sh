@@ -121,15 +121,21 @@ log "garage on :$S3_PORT ($(garage --version | head -1))"
 
 RATE_ARGS=(); [[ -n $MAX_RATE ]] && RATE_ARGS=(--max-rate "$MAX_RATE")
 RESULTS="$WORK/measurements.jsonl"
+# The encrypted destination is opened with an age identity (a recipient key slot), so what is
+# measured is the data path (age on every byte), not a passphrase's scrypt.
+IDENTITY="$WORK/identity.txt"
+rm -f "$IDENTITY"; age-keygen -o "$IDENTITY" 2>/dev/null
+RECIPIENT=$(age-keygen -y "$IDENTITY")
 measure() { # KIND DEST RUN URL
   local kind=$1 dest=$2 run=$3 url=$4 start end out
+  local key=(); [[ $dest == s3enc ]] && key=(--identity-file "$IDENTITY")
   start=$(date +%s.%N)
   if [[ $kind == backup ]]; then
     out=$("$HOLDFAST" backup --repo "$url" --source "mysql://root@127.0.0.1:$SRC_PORT/" \
-      --threads "$THREADS" --json --no-progress "${RATE_ARGS[@]}") || die "backup to $dest failed"
+      --threads "$THREADS" --json --no-progress "${RATE_ARGS[@]}" "${key[@]}") || die "backup to $dest failed"
   else
     out=$("$HOLDFAST" restore --repo "$url" --target "mysql://root@127.0.0.1:$TGT_PORT/" \
-      --threads "$THREADS" --drop-existing --json --no-progress "${RATE_ARGS[@]}") || die "restore from $dest failed"
+      --threads "$THREADS" --drop-existing --json --no-progress "${RATE_ARGS[@]}" "${key[@]}") || die "restore from $dest failed"
   fi
   end=$(date +%s.%N)
   python3 - "$kind" "$dest" "$run" "$start" "$end" "$out" >>"$RESULTS" <<'PY'
@@ -146,11 +152,15 @@ for run in $(seq 1 "$RUNS"); do
   file_url="file://$WORK/repo-file-$run"
   s3_url="s3://holdfast-bench/run-$run?endpoint=http://127.0.0.1:$S3_PORT&region=garage"
   "$HOLDFAST" init --repo "$file_url" >/dev/null
+  s3enc_url="s3://holdfast-bench/enc-$run?endpoint=http://127.0.0.1:$S3_PORT&region=garage"
   "$HOLDFAST" init --repo "$s3_url" >/dev/null
-  # Alternate the order so drift on a noisy machine does not favour one destination.
-  if (( run % 2 )); then order=(file s3); else order=(s3 file); fi
+  "$HOLDFAST" init --repo "$s3enc_url" --recipient "$RECIPIENT" >/dev/null
+  # Rotate the order so drift on a noisy machine does not favour one destination.
+  case $(( run % 3 )) in
+    1) order=(file s3 s3enc) ;; 2) order=(s3 s3enc file) ;; *) order=(s3enc file s3) ;;
+  esac
   for dest in "${order[@]}"; do
-    url=$file_url; [[ $dest == s3 ]] && url=$s3_url
+    case $dest in file) url=$file_url ;; s3) url=$s3_url ;; *) url=$s3enc_url ;; esac
     measure backup "$dest" "$run" "$url"
     measure restore "$dest" "$run" "$url"
   done
@@ -164,7 +174,7 @@ raw = next(r["raw_bytes"] for r in rows if r["kind"] == "backup" and r["raw_byte
 out = {}
 print(f"\n{'step':<8} {'dest':<6} {'median s':>9} {'MiB/s raw':>10} {'runs':>5}")
 for kind in ("backup", "restore"):
-    for dest in ("file", "s3"):
+    for dest in ("file", "s3", "s3enc"):
         xs = [r["seconds"] for r in rows if r["kind"] == kind and r["dest"] == dest]
         m = statistics.median(xs)
         out[f"{kind}_{dest}_s"] = m
@@ -173,6 +183,9 @@ for kind in ("backup", "restore"):
     ratio = out[f"{kind}_s3_s"] / out[f"{kind}_file_s"]
     out[f"{kind}_s3_over_file"] = ratio
     print(f"{kind}: s3/local wall-time ratio {ratio:.2f}")
+    enc = out[f"{kind}_s3enc_s"] / out[f"{kind}_s3_s"]
+    out[f"{kind}_s3enc_over_s3"] = enc
+    print(f"{kind}: encrypted s3 / plain s3 wall-time ratio {enc:.2f} (bar <= 1.10)")
 out["raw_bytes"] = raw
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY
