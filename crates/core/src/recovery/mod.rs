@@ -1,5 +1,8 @@
-//! Point-in-time recovery: plan ([`plan`], pure), restore the base backup, replay the archive.
+//! Point-in-time recovery: plan ([`plan`], pure), restore the base backup, replay the archive
+//! on one of two paths: portable ([`replay`], SQL over one session) or fast ([`fast`], the
+//! server's own replication fed by holdfast acting as its primary).
 
+pub mod fast;
 pub mod plan;
 
 use std::sync::Arc;
@@ -22,13 +25,51 @@ use crate::{Error, ErrorKind, Result};
 
 pub use plan::{plan_recovery, recoverable_window, BaseCandidate, RecoveryPlan, Target, Window};
 
+/// How the archive is replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayPath {
+    /// Over a plain SQL session (any account that can write the data).
+    #[default]
+    Portable,
+    /// Through the target's own (parallel) replication, holdfast serving the archive as its
+    /// primary (needs REPLICATION SLAVE ADMIN or SUPER on the target).
+    Fast,
+}
+
+impl std::str::FromStr for ReplayPath {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<ReplayPath> {
+        match s {
+            "portable" => Ok(ReplayPath::Portable),
+            "fast" => Ok(ReplayPath::Fast),
+            other => Err(Error::usage(format!(
+                "--replay `{other}`: choose `portable` or `fast`"
+            ))),
+        }
+    }
+}
+
+/// Settings of the replay.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    pub path: ReplayPath,
+    /// Fast path: `slave_parallel_threads` during the replay (0: the server's setting).
+    pub parallel_threads: u64,
+}
+
 /// What a point-in-time recovery did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecoveryReport {
     pub target: String,
     pub base: RestoreReport,
     pub segments_replayed: usize,
+    pub replay_path: ReplayPath,
+    /// The portable replay's report.
     pub replay: Option<ApplyReport>,
+    /// The fast replay's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast: Option<fast::FastReport>,
     /// The restored server's GTID position (also set as its `gtid_slave_pos`).
     pub gtid_position: String,
     pub replay_seconds: f64,
@@ -88,6 +129,7 @@ pub async fn recover(
     server: &ConnectionConfig,
     target: Target,
     restore: &RestoreOptions,
+    replay_opts: &ReplayOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<RecoveryReport> {
     let started = Instant::now();
@@ -106,18 +148,46 @@ pub async fn recover(
              database, so --databases/--tables/--rename-db cannot be combined with it",
         ));
     }
-    let base = run_restore(repo, &manifest, server, restore, progress).await?;
+    // Everything the fast path can check is checked before the target is changed.
+    let archive = Archive::new(repo.storage().clone());
+    let pieces = fast::planned_pieces(&plan, &segments)?;
+    let until = match replay_opts.path {
+        ReplayPath::Fast if !plan.pieces.is_empty() => {
+            fast::check_can_replicate(server).await?;
+            Some(fast::until_position(&archive, &pieces, &plan.start, plan.target).await?)
+        }
+        _ => None,
+    };
+    let base = run_restore(repo, &manifest, server, restore, progress.clone()).await?;
     let replay_started = Instant::now();
-    let replay = replay(repo, server, &plan, &segments, restore.keep_binlog).await?;
-    let position = replay
-        .as_ref()
-        .map_or_else(|| plan.start.clone(), |r| r.position.clone());
+    let (replay, fast) = match until {
+        Some(until) if until.transactions > 0 => {
+            let opts = fast::FastOptions {
+                parallel_threads: replay_opts.parallel_threads,
+            };
+            let report =
+                fast::replay_fast(&archive, server, &plan, pieces, &until, &opts, progress).await?;
+            (None, Some(report))
+        }
+        Some(_) => (None, None),
+        None => (
+            replay(repo, server, &plan, &segments, restore.keep_binlog).await?,
+            None,
+        ),
+    };
+    let position = match (&replay, &fast) {
+        (Some(r), _) => r.position.clone(),
+        (_, Some(f)) => f.position.clone(),
+        _ => plan.start.clone(),
+    };
     set_gtid_position(server, &position).await?;
     Ok(RecoveryReport {
         target: target.to_string(),
         base,
         segments_replayed: plan.segment_count(),
+        replay_path: replay_opts.path,
         replay,
+        fast,
         gtid_position: position.to_string(),
         replay_seconds: replay_started.elapsed().as_secs_f64(),
         seconds: started.elapsed().as_secs_f64(),
