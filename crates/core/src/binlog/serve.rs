@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_common::constants::{CapabilityFlags, ColumnType, Command, StatusFlags};
-use mysql_common::io::ParseBuf;
-use mysql_common::packets::{Column, HandshakePacket, HandshakeResponse};
+use mysql_common::packets::{Column, HandshakePacket};
 use mysql_common::proto::MySerialize;
 use rand::distributions::{Alphanumeric, DistString};
 use rand::Rng;
@@ -33,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::binlog::archive::Archive;
 use crate::binlog::event::{
-    kind, reseal_checksum, Boundary, ChecksumAlg, EventReader, GroupTracker, Rotate, BINLOG_MAGIC,
+    kind, reseal_checksum, Boundary, ChecksumAlg, EventReader, GroupTracker, Rotate,
     FLAG_ARTIFICIAL, FLAG_BINLOG_IN_USE, HEADER_LEN,
 };
 use crate::binlog::gtid::{Gtid, GtidPos};
@@ -47,6 +46,8 @@ const SERVER_VERSION: &str = "5.5.5-10.11.0-MariaDB-holdfast-replay";
 pub const REPLAY_USER: &str = "holdfast_replay";
 const MAX_PACKET: usize = 0xff_ffff;
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+/// GTID_LIST flag (in the count's top bits): the replica's `@slave_until_gtid` is reached.
+const GTID_LIST_UNTIL_REACHED: u32 = 1 << 28;
 
 /// What the primary serves: the planned pieces of the archive, in order.
 #[derive(Debug, Clone)]
@@ -189,7 +190,7 @@ async fn accept_loop(
             Ok(()) => {}
             // The archive could not be read: the replay cannot go on.
             Err(e) if e.kind() != ErrorKind::Connect => return Err(e),
-            Err(e) => tracing::debug!("replay primary: replica link ended: {e}"),
+            Err(e) => tracing::warn!("replay primary: replica link ended: {e}"),
         }
     }
 }
@@ -285,16 +286,15 @@ impl ServerConn {
         self.seq = 0;
         self.write_packet(&buf).await?;
         let packet = self.read_packet().await?;
-        let response: HandshakeResponse<'_> = ParseBuf(&packet)
-            .parse(())
-            .map_err(|e| link_error(format!("unreadable login from the replica: {e}")))?;
+        let (user, scramble) = parse_login(&packet)
+            .ok_or_else(|| link_error("unreadable login from the replica".to_string()))?;
         let expected = mysql_common::scramble::scramble_native(&nonce, password.as_bytes());
-        let accepted = response.user() == REPLAY_USER.as_bytes()
-            && expected.is_some_and(|e| response.scramble_buf() == e.as_slice());
+        let accepted =
+            user == REPLAY_USER.as_bytes() && expected.is_some_and(|e| scramble == e.as_slice());
         if accepted {
             self.send_ok().await?;
         } else {
-            let user = String::from_utf8_lossy(response.user()).into_owned();
+            let user = String::from_utf8_lossy(user).into_owned();
             self.send_err(
                 1045,
                 "28000",
@@ -365,6 +365,7 @@ impl ServerConn {
             file: String::new(),
             pos: 4,
             checksum: announced,
+            until_signalled: false,
         };
         'pieces: for piece in &plan.pieces {
             let mut tracker = GroupTracker::default();
@@ -389,6 +390,7 @@ impl ServerConn {
                     match boundary {
                         Boundary::Begins(g) => {
                             if cursor.until_reached() {
+                                self.send_until_reached(plan, &mut cursor).await?;
                                 break 'pieces;
                             }
                             skipping = cursor.sent.contains(&g.gtid) || cursor.past_until(&g.gtid);
@@ -413,8 +415,28 @@ impl ServerConn {
                 break;
             }
         }
+        if cursor.until.is_some() && cursor.until_reached() && !cursor.until_signalled {
+            self.send_until_reached(plan, &mut cursor).await?;
+        }
         self.io.get_mut().flush().await.map_err(io_error)?;
         self.idle(session.heartbeat, &mut cursor).await
+    }
+
+    /// Tells the replica its UNTIL position is reached, as a MariaDB primary does: an
+    /// artificial GTID_LIST event with the "until reached" flag, which stops its SQL thread.
+    async fn send_until_reached(&mut self, plan: &ServePlan, cursor: &mut Cursor) -> Result<()> {
+        let gtids: Vec<Gtid> = cursor.sent.gtids().copied().collect();
+        let mut body = ((gtids.len() as u32) | GTID_LIST_UNTIL_REACHED)
+            .to_le_bytes()
+            .to_vec();
+        for g in &gtids {
+            body.extend_from_slice(&g.domain.to_le_bytes());
+            body.extend_from_slice(&g.server.to_le_bytes());
+            body.extend_from_slice(&g.seq.to_le_bytes());
+        }
+        let event = artificial_event(kind::GTID_LIST, plan.server_id, 0, &body, cursor.checksum);
+        cursor.until_signalled = true;
+        self.send_packet_event(&event).await
     }
 
     /// An artificial ROTATE to the piece's file, then the file's format description.
@@ -611,6 +633,7 @@ struct Cursor {
     pos: u64,
     /// Checksum algorithm of the current file's events.
     checksum: ChecksumAlg,
+    until_signalled: bool,
 }
 
 impl Cursor {
@@ -799,9 +822,22 @@ fn link_error(message: String) -> Error {
     Error::new(ErrorKind::Connect, message)
 }
 
-/// True when `raw` starts a binlog file (the magic), as a piece's first segment does.
-pub fn starts_file(raw: &[u8]) -> bool {
-    raw.starts_with(&BINLOG_MAGIC)
+/// The user name and auth response of a protocol-41 login packet.
+fn parse_login(packet: &[u8]) -> Option<(&[u8], &[u8])> {
+    let caps = u32::from_le_bytes(packet.get(..4)?.try_into().ok()?);
+    let rest = packet.get(32..)?;
+    let nul = rest.iter().position(|&b| b == 0)?;
+    let (user, rest) = (&rest[..nul], &rest[nul + 1..]);
+    let auth = if caps & CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA.bits() != 0 {
+        let (&len, rest) = rest.split_first()?;
+        rest.get(..usize::from(len).min(250))?
+    } else if caps & CapabilityFlags::CLIENT_SECURE_CONNECTION.bits() != 0 {
+        let (&len, rest) = rest.split_first()?;
+        rest.get(..usize::from(len))?
+    } else {
+        &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+    };
+    Some((user, auth))
 }
 
 #[cfg(test)]
@@ -861,6 +897,7 @@ mod tests {
             file: String::new(),
             pos: 4,
             checksum: ChecksumAlg::Off,
+            until_signalled: false,
         };
         assert!(!cursor.until_reached());
         assert!(!cursor.past_until(&"0-1-7".parse().unwrap()));

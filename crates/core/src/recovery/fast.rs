@@ -36,6 +36,8 @@ use crate::{Error, ErrorKind, Result};
 pub const CONNECTION_NAME: &str = "holdfast_replay";
 /// An IO-thread error that lasts this long ends the replay.
 const IO_ERROR_GRACE: Duration = Duration::from_secs(10);
+/// Neither received nor applied anything new for this long: the replay is stuck.
+const STALL_LIMIT: Duration = Duration::from_secs(120);
 
 /// Where the replay stops, found by reading the planned segments.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -341,20 +343,39 @@ async fn run_replication(
     .await?;
     let mut io_error_since: Option<Instant> = None;
     let mut applied_before = 0u64;
+    let mut last_change = (Instant::now(), String::new());
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Some(e) = primary.failure().await {
             return Err(e.context("serving the archive to the target"));
         }
         let status = slave_status(conn).await?;
-        let position: GtidPos = status
-            .gtid_slave_pos
+        let position: GtidPos = query_one(conn, "SELECT @@global.gtid_slave_pos")
+            .await?
             .parse()
             .unwrap_or_else(|_| plan.start.clone());
         let applied = applied_since(&plan.start, &position);
         if applied > applied_before {
             progress.advance(applied - applied_before);
             applied_before = applied;
+        }
+        let marker = format!("{position}|{}", status.gtid_io_pos);
+        if marker != last_change.1 {
+            last_change = (Instant::now(), marker);
+        } else if last_change.0.elapsed() > STALL_LIMIT {
+            return Err(Error::new(
+                ErrorKind::Server,
+                format!(
+                    "the target's replication made no progress for {}s (IO: {}, SQL: {}, \
+                     received up to {}, applied up to {}, stopping at {})",
+                    STALL_LIMIT.as_secs(),
+                    status.io_state,
+                    status.sql_state,
+                    status.gtid_io_pos,
+                    position,
+                    until.position
+                ),
+            ));
         }
         if status.sql_errno != 0 {
             let next = next_transaction_after(&position, &until.position);
@@ -414,7 +435,9 @@ struct SlaveStatus {
     io_error: String,
     sql_errno: u64,
     sql_error: String,
-    gtid_slave_pos: String,
+    gtid_io_pos: String,
+    io_state: String,
+    sql_state: String,
 }
 
 async fn slave_status(conn: &mut Conn) -> Result<SlaveStatus> {
@@ -436,7 +459,9 @@ async fn slave_status(conn: &mut Conn) -> Result<SlaveStatus> {
         io_error: text("Last_IO_Error"),
         sql_errno: text("Last_SQL_Errno").parse().unwrap_or(0),
         sql_error: text("Last_SQL_Error"),
-        gtid_slave_pos: text("Gtid_Slave_Pos"),
+        gtid_io_pos: text("Gtid_IO_Pos"),
+        io_state: text("Slave_IO_State"),
+        sql_state: text("Slave_SQL_Running_State"),
     })
 }
 
