@@ -358,3 +358,61 @@ fn targets_outside_the_window_exit_15_and_change_nothing() {
         "a refused recovery must not touch the target"
     );
 }
+
+#[test]
+fn fast_replay_without_replication_privileges_is_refused_before_anything_changes() {
+    let source = TestServer::start();
+    let repo = Repo::init();
+    source
+        .sql("CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY); INSERT INTO d.t VALUES (1)");
+    backup(&repo, &source, &[]);
+    source.sql("INSERT INTO d.t VALUES (2)");
+    let out = holdfast(&[
+        "binlog",
+        "stream",
+        "--repo",
+        &repo.url(),
+        "--source",
+        &source.url(),
+        "--until-caught-up",
+    ]);
+    assert_ok(&out, "stream");
+    let target = TestServer::start();
+    // Everything a restore needs, but not the right to drive replication.
+    target.sql(
+        "CREATE USER restorer@'%' IDENTIFIED BY 'restore-pw'; \
+         GRANT ALL PRIVILEGES ON *.* TO restorer@'%'; \
+         REVOKE SUPER, REPLICATION SLAVE ADMIN ON *.* FROM restorer@'%'",
+    );
+    let url = format!("mysql://restorer@127.0.0.1:{}/", target.port());
+    let out = holdfast_env(
+        &[
+            "restore",
+            "--repo",
+            &repo.url(),
+            "--target",
+            &url,
+            "--replay",
+            "fast",
+            "--latest",
+        ],
+        &[("HOLDFAST_PASSWORD", "restore-pw")],
+    );
+    assert_code(
+        &out,
+        11,
+        "restore --replay fast by an account without REPLICATION SLAVE ADMIN",
+    );
+    assert!(
+        text(&out).contains("REPLICATION SLAVE ADMIN") && text(&out).contains("--replay portable"),
+        "the error must say what to grant or use: {}",
+        text(&out)
+    );
+    assert_eq!(
+        target
+            .sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'd'")
+            .trim(),
+        "0",
+        "a refused fast replay must not touch the target"
+    );
+}

@@ -185,30 +185,29 @@ pub struct FastOptions {
 }
 
 /// Checks, without changing anything, that `server` lets this account drive replication
-/// (CHANGE MASTER / START SLAVE need SUPER or REPLICATION SLAVE ADMIN).
+/// (CHANGE MASTER / START SLAVE / SET GLOBAL gtid_slave_pos need SUPER or REPLICATION SLAVE
+/// ADMIN granted globally).
 pub async fn check_can_replicate(server: &ConnectionConfig) -> Result<()> {
     let mut conn = server.connect().await?;
-    // Stopping a connection that does not exist needs the privilege and changes nothing.
-    match conn
-        .query_drop(format!("STOP SLAVE '{CONNECTION_NAME}'"))
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(mysql_async::Error::Server(e)) if e.code == 1617 => Ok(()),
-        Err(mysql_async::Error::Server(e)) if e.code == 1227 => Err(Error::new(
+    let granted = query_one(
+        &mut conn,
+        "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES \
+         WHERE PRIVILEGE_TYPE IN ('SUPER', 'REPLICATION SLAVE ADMIN') \
+         AND GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
+         SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')",
+    )
+    .await?;
+    if granted.trim() == "0" {
+        return Err(Error::new(
             ErrorKind::Auth,
             format!(
-                "--replay fast needs the target account {} to drive replication ({}): grant \
-                 it REPLICATION SLAVE ADMIN (or SUPER), or use --replay portable",
-                server.user, e.message
+                "--replay fast needs the target account {} to drive replication: grant it \
+                 REPLICATION SLAVE ADMIN (or SUPER) on *.*, or use --replay portable",
+                server.user
             ),
-        )),
-        Err(e) => Err(Error::with_source(
-            ErrorKind::Server,
-            "checking that the target can run the replay as a replica",
-            e,
-        )),
+        ));
     }
+    Ok(())
 }
 
 /// Replays the plan into `server` through its own replication, from `plan.start` to `until`.
@@ -518,6 +517,11 @@ async fn exec(conn: &mut Conn, sql: &str) -> Result<()> {
             mysql_async::Error::Server(s) if s.code == 1227 => ErrorKind::Auth,
             _ => ErrorKind::Server,
         };
-        Error::with_source(kind, format!("`{what}` on the target failed: {e}"), e)
+        let hint = if kind == ErrorKind::Auth {
+            " (grant REPLICATION SLAVE ADMIN, or use --replay portable)"
+        } else {
+            ""
+        };
+        Error::with_source(kind, format!("`{what}` on the target failed{hint}"), e)
     })
 }
