@@ -416,3 +416,54 @@ fn fast_replay_without_replication_privileges_is_refused_before_anything_changes
         "a refused fast replay must not touch the target"
     );
 }
+
+#[test]
+fn fast_replay_reports_a_replica_side_error_with_its_gtid_and_cleans_up() {
+    let source = TestServer::start();
+    let repo = Repo::init();
+    source
+        .sql("CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY); INSERT INTO d.t VALUES (1)");
+    backup(&repo, &source, &[]);
+    // A table the archive never saw created: the replayed insert into it fails on the target.
+    source.sql(
+        "SET sql_log_bin = 0; CREATE DATABASE e; CREATE TABLE e.t (a INT PRIMARY KEY); \
+         SET sql_log_bin = 1; INSERT INTO d.t VALUES (2)",
+    );
+    let applied = source.sql("SELECT @@gtid_binlog_pos").trim().to_string();
+    source.sql("INSERT INTO e.t VALUES (1); INSERT INTO d.t VALUES (3)");
+    let out = holdfast(&[
+        "binlog",
+        "stream",
+        "--repo",
+        &repo.url(),
+        "--source",
+        &source.url(),
+        "--until-caught-up",
+    ]);
+    assert_ok(&out, "stream");
+    let target = TestServer::start();
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--target",
+        &target.url(),
+        "--replay",
+        "fast",
+        "--latest",
+    ]);
+    assert_code(&out, 12, "restore --replay fast over a conflicting event");
+    let message = text(&out);
+    assert!(
+        message.contains("error 1146") && message.contains("replication stopped at"),
+        "the error must name the server's error and where it stopped: {message}"
+    );
+    let seq: u64 = applied.rsplit('-').next().unwrap().parse().unwrap();
+    assert!(
+        message.contains(&format!("0-?-{}", seq + 1)),
+        "the error must name the failing transaction: {message}"
+    );
+    assert_eq!(target.sql("SELECT COUNT(*) FROM d.t").trim(), "2");
+    assert_eq!(target.sql("SHOW ALL SLAVES STATUS").trim(), "");
+    assert_eq!(target.sql("SELECT @@global.server_id").trim(), "1");
+}
