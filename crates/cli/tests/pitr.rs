@@ -156,17 +156,37 @@ impl Streamer {
     }
 }
 
-fn restore_to(repo: &Repo, flag: &str, value: &str) -> (TestServer, serde_json::Value) {
+/// Both replay paths; every recovery check runs on each.
+const REPLAY_PATHS: [&str; 2] = ["portable", "fast"];
+
+fn restore_to(
+    repo: &Repo,
+    replay: &str,
+    flag: &str,
+    value: &str,
+) -> (TestServer, serde_json::Value) {
     let target = TestServer::start();
     let url = repo.url();
     let t = target.url();
-    let mut args = vec!["restore", "--repo", &url, "--target", &t, "--json", flag];
+    let mut args = vec![
+        "restore", "--repo", &url, "--target", &t, "--json", "--replay", replay, flag,
+    ];
     if !value.is_empty() {
         args.push(value);
     }
     let out = holdfast(&args);
-    assert_ok(&out, &format!("restore {flag} {value}"));
+    assert_ok(&out, &format!("restore --replay {replay} {flag} {value}"));
     let report = json(&out);
+    assert_eq!(report["replay_path"], replay, "{report}");
+    if replay == "fast" {
+        eprintln!("--replay fast {flag} {value}: {}", report["fast"]);
+        // The replay's replication connection is gone again.
+        assert_eq!(
+            target.sql("SHOW ALL SLAVES STATUS").trim(),
+            "",
+            "--replay fast left a replica connection"
+        );
+    }
     (target, report)
 }
 
@@ -221,13 +241,16 @@ fn recovers_to_gtids_times_and_just_before_a_drop() {
     assert_eq!(window["gaps"].as_array().unwrap().len(), 0, "{window}");
 
     // By GTID, at several markers (before and after the second backup).
-    for i in [0, 2, 3, 5] {
+    for (i, replay) in [0, 2, 3, 5]
+        .into_iter()
+        .flat_map(|i| REPLAY_PATHS.map(|r| (i, r)))
+    {
         let m = &markers[i];
-        let (target, report) = restore_to(&repo, "--to-gtid", last_gtid(&m.gtid_pos));
+        let (target, report) = restore_to(&repo, replay, "--to-gtid", last_gtid(&m.gtid_pos));
         assert_eq!(
             checksums(&target),
             m.checksums,
-            "--to-gtid {} ({})",
+            "--replay {replay} --to-gtid {} ({})",
             m.gtid_pos,
             m.label
         );
@@ -240,35 +263,46 @@ fn recovers_to_gtids_times_and_just_before_a_drop() {
         );
     }
     // By time.
-    for i in [1, 4, 6] {
+    for (i, replay) in [1, 4, 6]
+        .into_iter()
+        .flat_map(|i| REPLAY_PATHS.map(|r| (i, r)))
+    {
         let m = &markers[i];
         let t = time::OffsetDateTime::from_unix_timestamp(m.time).unwrap();
         let when = t
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
-        let (target, _) = restore_to(&repo, "--to-time", &when);
+        let (target, _) = restore_to(&repo, replay, "--to-time", &when);
         assert_eq!(
             checksums(&target),
             m.checksums,
-            "--to-time {when} ({})",
+            "--replay {replay} --to-time {when} ({})",
             m.label
         );
     }
-    // Just before the accident.
-    let (target, _) = restore_to(&repo, "--before-gtid", &drop_gtid);
-    assert_eq!(
-        checksums(&target),
-        before_drop.checksums,
-        "--before-gtid {drop_gtid}"
-    );
-    assert!(target
-        .sql("SELECT COUNT(*) FROM crm.customers")
-        .trim()
-        .parse::<u64>()
-        .is_ok());
-    // The whole archive.
-    let (target, _) = restore_to(&repo, "--latest", "");
-    assert_eq!(checksums(&target), end.checksums, "--latest");
+    for replay in REPLAY_PATHS {
+        // Just before the accident.
+        let (target, _) = restore_to(&repo, replay, "--before-gtid", &drop_gtid);
+        assert_eq!(
+            checksums(&target),
+            before_drop.checksums,
+            "--replay {replay} --before-gtid {drop_gtid}"
+        );
+        assert!(target
+            .sql("SELECT COUNT(*) FROM crm.customers")
+            .trim()
+            .parse::<u64>()
+            .is_ok());
+        // The whole archive.
+        let (target, report) = restore_to(&repo, replay, "--latest", "");
+        assert_eq!(
+            checksums(&target),
+            end.checksums,
+            "--replay {replay} --latest"
+        );
+        assert_eq!(report["gtid_position"].as_str().unwrap(), end.gtid_pos);
+        assert_eq!(target.sql("SELECT @@gtid_slave_pos").trim(), end.gtid_pos);
+    }
 }
 
 #[test]
@@ -323,6 +357,115 @@ fn targets_outside_the_window_exit_15_and_change_nothing() {
         "0",
         "a refused recovery must not touch the target"
     );
+}
+
+#[test]
+fn fast_replay_without_replication_privileges_is_refused_before_anything_changes() {
+    let source = TestServer::start();
+    let repo = Repo::init();
+    source
+        .sql("CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY); INSERT INTO d.t VALUES (1)");
+    backup(&repo, &source, &[]);
+    source.sql("INSERT INTO d.t VALUES (2)");
+    let out = holdfast(&[
+        "binlog",
+        "stream",
+        "--repo",
+        &repo.url(),
+        "--source",
+        &source.url(),
+        "--until-caught-up",
+    ]);
+    assert_ok(&out, "stream");
+    let target = TestServer::start();
+    // Everything a restore needs, but not the right to drive replication.
+    target.sql(
+        "CREATE USER restorer@'%' IDENTIFIED BY 'restore-pw'; \
+         GRANT ALL PRIVILEGES ON *.* TO restorer@'%'; \
+         REVOKE SUPER, REPLICATION SLAVE ADMIN ON *.* FROM restorer@'%'",
+    );
+    let url = format!("mysql://restorer@127.0.0.1:{}/", target.port());
+    let out = holdfast_env(
+        &[
+            "restore",
+            "--repo",
+            &repo.url(),
+            "--target",
+            &url,
+            "--replay",
+            "fast",
+            "--latest",
+        ],
+        &[("HOLDFAST_PASSWORD", "restore-pw")],
+    );
+    assert_code(
+        &out,
+        11,
+        "restore --replay fast by an account without REPLICATION SLAVE ADMIN",
+    );
+    assert!(
+        text(&out).contains("REPLICATION SLAVE ADMIN") && text(&out).contains("--replay portable"),
+        "the error must say what to grant or use: {}",
+        text(&out)
+    );
+    assert_eq!(
+        target
+            .sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'd'")
+            .trim(),
+        "0",
+        "a refused fast replay must not touch the target"
+    );
+}
+
+#[test]
+fn fast_replay_reports_a_replica_side_error_with_its_gtid_and_cleans_up() {
+    let source = TestServer::start();
+    let repo = Repo::init();
+    source
+        .sql("CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY); INSERT INTO d.t VALUES (1)");
+    backup(&repo, &source, &[]);
+    // A table the archive never saw created: the replayed insert into it fails on the target.
+    source.sql(
+        "SET sql_log_bin = 0; CREATE DATABASE e; CREATE TABLE e.t (a INT PRIMARY KEY); \
+         SET sql_log_bin = 1; INSERT INTO d.t VALUES (2)",
+    );
+    let applied = source.sql("SELECT @@gtid_binlog_pos").trim().to_string();
+    source.sql("INSERT INTO e.t VALUES (1); INSERT INTO d.t VALUES (3)");
+    let out = holdfast(&[
+        "binlog",
+        "stream",
+        "--repo",
+        &repo.url(),
+        "--source",
+        &source.url(),
+        "--until-caught-up",
+    ]);
+    assert_ok(&out, "stream");
+    let target = TestServer::start();
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--target",
+        &target.url(),
+        "--replay",
+        "fast",
+        "--latest",
+    ]);
+    assert_code(&out, 12, "restore --replay fast over a conflicting event");
+    let message = text(&out);
+    assert!(
+        message.contains("error 1146") && message.contains("replication stopped at"),
+        "the error must name the server's error and where it stopped: {message}"
+    );
+    let seq: u64 = applied.rsplit('-').next().unwrap().parse().unwrap();
+    assert!(
+        message.contains(&format!("0-?-{}", seq + 1)),
+        "the error must name the failing transaction: {message}"
+    );
+    assert_eq!(target.sql("SELECT COUNT(*) FROM d.t").trim(), "2");
+    assert_eq!(target.sql("SHOW ALL SLAVES STATUS").trim(), "");
+    assert_eq!(target.sql("SELECT @@global.server_id").trim(), "1");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use holdfast::engine::logical::restore::{run_restore, RestoreOptions};
 use holdfast::engine::physical::{run_physical_restore, PhysicalRestoreOptions, StartOptions};
 use holdfast::manifest::BackupManifest;
 use holdfast::recovery::plan::parse_time;
-use holdfast::recovery::{plan_for, recover, replay_planned, Target};
+use holdfast::recovery::{plan_for, recover, replay_planned, ReplayOptions, ReplayPath, Target};
 use holdfast::repo::Repository;
 
 use crate::args::{default_threads, FilterArgs, GlobalArgs, RepoArgs, ServerArgs};
@@ -84,6 +84,15 @@ pub struct Args {
     /// With --start: the server's option file (default: --no-defaults).
     #[arg(long, requires = "start")]
     start_defaults_file: Option<PathBuf>,
+    /// How a point-in-time recovery replays the archive: `portable` (SQL over one session, any
+    /// account that can write the data) or `fast` (the target's own parallel replication, fed
+    /// by holdfast as its primary on 127.0.0.1; needs REPLICATION SLAVE ADMIN or SUPER).
+    #[arg(long, value_name = "PATH", default_value = "portable")]
+    replay: ReplayPath,
+    /// With --replay fast: the target's slave_parallel_threads during the replay (0 keeps
+    /// the server's setting).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    replay_threads: u64,
 }
 
 impl Args {
@@ -163,6 +172,10 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
 /// `--target`, physical into `--datadir` with a server started on it), then replay the archive.
 async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result<ExitCode> {
     let repo = args.repo.open().await?;
+    let replay = ReplayOptions {
+        path: args.replay,
+        parallel_threads: args.replay_threads,
+    };
     let (plan, segments) = plan_for(&repo, point).await?;
     let manifest = repo.load_manifest(&plan.base).await?;
     let report = if manifest.is_physical() {
@@ -197,7 +210,9 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
             &plan,
             &segments,
             args.keep_binlog,
+            &replay,
             base.backup_id.clone(),
+            progress(global),
         )
         .await?;
         if global.json {
@@ -224,7 +239,7 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
         }
         let target = args.server.resolve(args.target.as_deref())?;
         let opts = args.logical_options(Vec::new());
-        recover(&repo, &target, point, &opts, progress(global)).await?
+        recover(&repo, &target, point, &opts, &replay, progress(global)).await?
     };
     if global.json {
         print_json(&report)?;
@@ -234,7 +249,12 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
              server is at GTID {} (set as gtid_slave_pos) in {:.1}s",
             report.base_backup,
             report.segments_replayed,
-            report.replay.as_ref().map_or(0, |r| r.transactions_applied),
+            report
+                .replay
+                .as_ref()
+                .map(|r| r.transactions_applied)
+                .or(report.fast.as_ref().map(|f| f.transactions_applied))
+                .unwrap_or(0),
             report.target,
             report.gtid_position,
             report.seconds

@@ -67,6 +67,35 @@ pub enum Stop {
     BeforeGtid(Gtid),
 }
 
+impl Stop {
+    /// The stop reason if the transaction `gtid`, committed at `timestamp`, must not be applied
+    /// (shared by both replay paths so they stop at the same transaction).
+    pub fn before(&self, gtid: &Gtid, timestamp: u32) -> Option<StopReason> {
+        match *self {
+            Stop::End => None,
+            Stop::AtTime(t) => (i64::from(timestamp) > t).then_some(StopReason::Target),
+            Stop::BeforeGtid(target) if gtid.domain == target.domain => {
+                if gtid.seq == target.seq {
+                    Some(StopReason::Target)
+                } else if gtid.seq > target.seq {
+                    Some(StopReason::TargetMissing)
+                } else {
+                    None
+                }
+            }
+            Stop::AtGtid(target) if gtid.domain == target.domain && gtid.seq > target.seq => {
+                Some(StopReason::TargetMissing)
+            }
+            _ => None,
+        }
+    }
+
+    /// True when applying `gtid` completes the target (the inclusive GTID target).
+    pub fn completed_by(&self, gtid: &Gtid) -> bool {
+        matches!(*self, Stop::AtGtid(t) if t.domain == gtid.domain && t.seq == gtid.seq)
+    }
+}
+
 /// Why the replay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -541,7 +570,7 @@ impl Applier {
             )));
         }
         let timestamp = event.header.timestamp;
-        if let Some(reason) = self.stop_before(&gtid.gtid, timestamp) {
+        if let Some(reason) = self.opts.stop.before(&gtid.gtid, timestamp) {
             self.flush(at).await?;
             self.stopped = true;
             self.report.stop_reason = reason;
@@ -586,27 +615,6 @@ impl Applier {
             self.push(b"BEGIN", at).await?;
         }
         Ok(())
-    }
-
-    /// The stop reason if the transaction `gtid`, committed at `timestamp`, must not be applied.
-    fn stop_before(&self, gtid: &Gtid, timestamp: u32) -> Option<StopReason> {
-        match self.opts.stop {
-            Stop::End => None,
-            Stop::AtTime(t) => (i64::from(timestamp) > t).then_some(StopReason::Target),
-            Stop::BeforeGtid(target) if gtid.domain == target.domain => {
-                if gtid.seq == target.seq {
-                    Some(StopReason::Target)
-                } else if gtid.seq > target.seq {
-                    Some(StopReason::TargetMissing)
-                } else {
-                    None
-                }
-            }
-            Stop::AtGtid(target) if gtid.domain == target.domain && gtid.seq > target.seq => {
-                Some(StopReason::TargetMissing)
-            }
-            _ => None,
-        }
     }
 
     async fn end_group(&mut self, at: &Position<'_>) -> Result<()> {

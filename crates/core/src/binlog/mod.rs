@@ -5,7 +5,8 @@
 //!   [`archive`] (segments in the repository).
 //! - Replay: [`apply`] (the portable replay over SQL) with its helpers: streaming event reading
 //!   ([`event_stream`]), QUERY session context ([`query_status`]), INTVAR/RAND/USER_VAR
-//!   ([`statement_vars`]) and compressed events ([`compressed`]).
+//!   ([`statement_vars`]) and compressed events ([`compressed`]); [`serve`] (the fast replay: a
+//!   minimal primary serving the archive to the restored server's own replication).
 
 pub mod apply;
 pub mod archive;
@@ -15,5 +16,6 @@ pub mod event;
 pub mod event_stream;
 pub mod gtid;
 pub mod query_status;
+pub mod serve;
 pub mod statement_vars;
 pub mod stream;

@@ -1,5 +1,8 @@
-//! Point-in-time recovery: plan ([`plan`], pure), restore the base backup, replay the archive.
+//! Point-in-time recovery: plan ([`plan`], pure), restore the base backup, replay the archive
+//! on one of two paths: portable ([`replay`], SQL over one session) or fast ([`fast`], the
+//! server's own replication fed by holdfast acting as its primary).
 
+pub mod fast;
 pub mod plan;
 
 use std::sync::Arc;
@@ -22,6 +25,39 @@ use crate::{Error, ErrorKind, Result};
 
 pub use plan::{plan_recovery, recoverable_window, BaseCandidate, RecoveryPlan, Target, Window};
 
+/// How the archive is replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayPath {
+    /// Over a plain SQL session (any account that can write the data).
+    #[default]
+    Portable,
+    /// Through the target's own (parallel) replication, holdfast serving the archive as its
+    /// primary (needs REPLICATION SLAVE ADMIN or SUPER on the target).
+    Fast,
+}
+
+impl std::str::FromStr for ReplayPath {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<ReplayPath> {
+        match s {
+            "portable" => Ok(ReplayPath::Portable),
+            "fast" => Ok(ReplayPath::Fast),
+            other => Err(Error::usage(format!(
+                "--replay `{other}`: choose `portable` or `fast`"
+            ))),
+        }
+    }
+}
+
+/// Settings of the replay.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    pub path: ReplayPath,
+    /// Fast path: `slave_parallel_threads` during the replay (0: the server's setting).
+    pub parallel_threads: u64,
+}
+
 /// What a point-in-time recovery did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecoveryReport {
@@ -31,7 +67,12 @@ pub struct RecoveryReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<RestoreReport>,
     pub segments_replayed: usize,
+    pub replay_path: ReplayPath,
+    /// The portable replay's report.
     pub replay: Option<ApplyReport>,
+    /// The fast replay's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast: Option<fast::FastReport>,
     /// The restored server's GTID position (also set as its `gtid_slave_pos`).
     pub gtid_position: String,
     pub replay_seconds: f64,
@@ -85,12 +126,14 @@ pub async fn plan_for(
     Ok((plan, segments))
 }
 
-/// Restores the planned base backup into `target` and replays the archive up to the target.
+/// Restores the planned base backup (logical) into `server` and replays the archive up to the
+/// target.
 pub async fn recover(
     repo: &Repository,
     server: &ConnectionConfig,
     target: Target,
     restore: &RestoreOptions,
+    replay_opts: &ReplayOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<RecoveryReport> {
     let started = Instant::now();
@@ -98,8 +141,8 @@ pub async fn recover(
     let manifest = repo.load_manifest(&plan.base).await?;
     if manifest.is_physical() {
         return Err(Error::usage(format!(
-            "the base for this recovery is physical backup {}: restore it with the physical \
-             engine (holdfast restore --datadir …) and replay with replay_planned",
+            "the base for this recovery is physical backup {}: restore it into a datadir \
+             (holdfast restore --datadir …), which replays with replay_planned",
             manifest.id
         )));
     }
@@ -109,14 +152,19 @@ pub async fn recover(
              database, so --databases/--tables/--rename-db cannot be combined with it",
         ));
     }
-    let base = run_restore(repo, &manifest, server, restore, progress).await?;
-    let mut report = replay_planned(
+    // Everything the fast path can check is checked before the target is changed.
+    let ready = prepare_fast(repo, server, &plan, &segments, replay_opts).await?;
+    let base = run_restore(repo, &manifest, server, restore, progress.clone()).await?;
+    let mut report = finish_replay(
         repo,
         server,
         &plan,
         &segments,
         restore.keep_binlog,
+        replay_opts,
+        ready,
         manifest.id.clone(),
+        progress,
     )
     .await?;
     report.base = Some(base);
@@ -124,28 +172,108 @@ pub async fn recover(
     Ok(report)
 }
 
-/// Replays a plan into a server that already holds its base backup, then records the reached
-/// position as the server's `gtid_slave_pos`.
+/// Replays a plan into a server that already holds its base backup (a physical restore with a
+/// started server), then records the reached position as its `gtid_slave_pos`.
+#[allow(clippy::too_many_arguments)]
 pub async fn replay_planned(
     repo: &Repository,
     server: &ConnectionConfig,
     plan: &RecoveryPlan,
     segments: &[SegmentIndex],
     keep_binlog: bool,
+    replay_opts: &ReplayOptions,
     base_backup: String,
+    progress: Arc<dyn Progress>,
+) -> Result<RecoveryReport> {
+    let ready = prepare_fast(repo, server, plan, segments, replay_opts).await?;
+    finish_replay(
+        repo,
+        server,
+        plan,
+        segments,
+        keep_binlog,
+        replay_opts,
+        ready,
+        base_backup,
+        progress,
+    )
+    .await
+}
+
+/// The fast path's checks and stop position, computed before anything changes.
+struct FastReady {
+    pieces: Vec<Vec<SegmentIndex>>,
+    until: fast::UntilPosition,
+}
+
+async fn prepare_fast(
+    repo: &Repository,
+    server: &ConnectionConfig,
+    plan: &RecoveryPlan,
+    segments: &[SegmentIndex],
+    replay_opts: &ReplayOptions,
+) -> Result<Option<FastReady>> {
+    if replay_opts.path != ReplayPath::Fast || plan.pieces.is_empty() {
+        return Ok(None);
+    }
+    let archive = Archive::new(repo.storage().clone());
+    let pieces = fast::planned_pieces(plan, segments)?;
+    fast::check_can_replicate(server).await?;
+    let until = fast::until_position(&archive, &pieces, &plan.start, plan.target).await?;
+    Ok(Some(FastReady { pieces, until }))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish_replay(
+    repo: &Repository,
+    server: &ConnectionConfig,
+    plan: &RecoveryPlan,
+    segments: &[SegmentIndex],
+    keep_binlog: bool,
+    replay_opts: &ReplayOptions,
+    ready: Option<FastReady>,
+    base_backup: String,
+    progress: Arc<dyn Progress>,
 ) -> Result<RecoveryReport> {
     let started = Instant::now();
-    let replay = replay(repo, server, plan, segments, keep_binlog).await?;
-    let position = replay
-        .as_ref()
-        .map_or_else(|| plan.start.clone(), |r| r.position.clone());
+    let (replay, fast) = match ready {
+        Some(ready) if ready.until.transactions > 0 => {
+            let archive = Archive::new(repo.storage().clone());
+            let opts = fast::FastOptions {
+                parallel_threads: replay_opts.parallel_threads,
+            };
+            let report = fast::replay_fast(
+                &archive,
+                server,
+                plan,
+                ready.pieces,
+                &ready.until,
+                &opts,
+                progress,
+            )
+            .await?;
+            (None, Some(report))
+        }
+        Some(_) => (None, None),
+        None => (
+            replay(repo, server, plan, segments, keep_binlog).await?,
+            None,
+        ),
+    };
+    let position = match (&replay, &fast) {
+        (Some(r), _) => r.position.clone(),
+        (_, Some(f)) => f.position.clone(),
+        _ => plan.start.clone(),
+    };
     set_gtid_position(server, &position).await?;
     Ok(RecoveryReport {
         target: plan.target.to_string(),
         base_backup,
         base: None,
         segments_replayed: plan.segment_count(),
+        replay_path: replay_opts.path,
         replay,
+        fast,
         gtid_position: position.to_string(),
         replay_seconds: started.elapsed().as_secs_f64(),
         seconds: started.elapsed().as_secs_f64(),
