@@ -188,15 +188,7 @@ fn follows_a_failover_to_a_promoted_replica_by_gtid() {
     backup(&repo, &primary, &[]);
     writes(&primary, 20);
     let once = |server: &TestServer| {
-        let out = holdfast(&[
-            "binlog",
-            "stream",
-            "--repo",
-            &repo.url(),
-            "--source",
-            &server.url(),
-            "--until-caught-up",
-        ]);
+        let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
         assert_ok(&out, "binlog stream");
     };
     once(&primary);
@@ -223,30 +215,14 @@ fn a_reinitialised_server_never_overwrites_the_archive() {
     let repo = Repo::init();
     first.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(50), n INT DEFAULT 0)");
     writes(&first, 10);
-    let out = holdfast(&[
-        "binlog",
-        "stream",
-        "--repo",
-        &repo.url(),
-        "--source",
-        &first.url(),
-        "--until-caught-up",
-    ]);
+    let out = stream_until_caught_up(&repo.url(), &first.url(), &[]);
     assert_ok(&out, "stream the first server");
     let before = repo.files();
     drop(first);
     // Same server_id, binlog numbering from 000001 again, another history.
     let second = TestServer::start();
     second.sql("CREATE DATABASE other");
-    let out = holdfast(&[
-        "binlog",
-        "stream",
-        "--repo",
-        &repo.url(),
-        "--source",
-        &second.url(),
-        "--until-caught-up",
-    ]);
+    let out = stream_until_caught_up(&repo.url(), &second.url(), &[]);
     assert_code(&out, 12, "stream a re-initialised server");
     assert!(text(&out).contains("1236"), "{}", text(&out));
     let after: Vec<String> = repo

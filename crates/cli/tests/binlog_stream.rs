@@ -10,16 +10,7 @@ use common::*;
 use holdfast_testkit::{ServerOptions, TestServer};
 
 fn stream_once(repo: &Repo, server: &TestServer) -> serde_json::Value {
-    let out = holdfast(&[
-        "binlog",
-        "stream",
-        "--repo",
-        &repo.url(),
-        "--source",
-        &server.url(),
-        "--until-caught-up",
-        "--json",
-    ]);
+    let out = stream_until_caught_up(&repo.url(), &server.url(), &["--json"]);
     assert_ok(&out, "binlog stream --until-caught-up");
     json(&out)
 }
@@ -135,15 +126,7 @@ fn a_server_with_the_binlog_off_is_refused_clearly() {
         ..Default::default()
     });
     let repo = Repo::init();
-    let out = holdfast(&[
-        "binlog",
-        "stream",
-        "--repo",
-        &repo.url(),
-        "--source",
-        &server.url(),
-        "--until-caught-up",
-    ]);
+    let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
     assert_code(&out, 2, "binlog off");
     assert!(text(&out).contains("binary log off"), "{}", text(&out));
     assert!(segments(&repo).is_empty());
@@ -179,15 +162,7 @@ fn a_statement_based_binlog_is_archived_with_a_clear_warning() {
     });
     let repo = Repo::init();
     write_some(&server, 3);
-    let out = holdfast(&[
-        "binlog",
-        "stream",
-        "--repo",
-        &repo.url(),
-        "--source",
-        &server.url(),
-        "--until-caught-up",
-    ]);
+    let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
     assert_ok(&out, "stream a STATEMENT binlog");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

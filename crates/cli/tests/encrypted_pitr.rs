@@ -34,18 +34,7 @@ fn encrypted_archive_recovers_and_copies_with_its_binlog() {
         "USE shop; UPDATE t SET v = 'changed' WHERE id % 10 = 0; DELETE FROM t WHERE id > 4900; \
          CREATE TABLE later (a INT PRIMARY KEY); INSERT INTO later VALUES (1), (2);",
     );
-    let out = holdfast(&[
-        "binlog",
-        "stream",
-        "--repo",
-        &url,
-        "--source",
-        &source.url(),
-        "--until-caught-up",
-        "--passphrase-file",
-        &pf,
-        "--json",
-    ]);
+    let out = stream_until_caught_up(&url, &source.url(), &["--passphrase-file", &pf, "--json"]);
     assert_ok(&out, "binlog stream into an encrypted repository");
     let binlog_files: Vec<String> = repo
         .files()

@@ -314,15 +314,7 @@ fn targets_outside_the_window_exit_15_and_change_nothing() {
     let too_early = now_secs() as i64 - 3600;
     backup(&repo, &source, &[]);
     source.sql("INSERT INTO d.t VALUES (2)");
-    let out = holdfast(&[
-        "binlog",
-        "stream",
-        "--repo",
-        &repo.url(),
-        "--source",
-        &source.url(),
-        "--until-caught-up",
-    ]);
+    let out = stream_until_caught_up(&repo.url(), &source.url(), &[]);
     assert_ok(&out, "stream");
     let target = TestServer::start();
     let when = time::OffsetDateTime::from_unix_timestamp(too_early)
@@ -367,15 +359,7 @@ fn fast_replay_without_replication_privileges_is_refused_before_anything_changes
         .sql("CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY); INSERT INTO d.t VALUES (1)");
     backup(&repo, &source, &[]);
     source.sql("INSERT INTO d.t VALUES (2)");
-    let out = holdfast(&[
-        "binlog",
-        "stream",
-        "--repo",
-        &repo.url(),
-        "--source",
-        &source.url(),
-        "--until-caught-up",
-    ]);
+    let out = stream_until_caught_up(&repo.url(), &source.url(), &[]);
     assert_ok(&out, "stream");
     let target = TestServer::start();
     // Everything a restore needs, but not the right to drive replication.
@@ -431,15 +415,7 @@ fn fast_replay_reports_a_replica_side_error_with_its_gtid_and_cleans_up() {
     );
     let applied = source.sql("SELECT @@gtid_binlog_pos").trim().to_string();
     source.sql("INSERT INTO e.t VALUES (1); INSERT INTO d.t VALUES (3)");
-    let out = holdfast(&[
-        "binlog",
-        "stream",
-        "--repo",
-        &repo.url(),
-        "--source",
-        &source.url(),
-        "--until-caught-up",
-    ]);
+    let out = stream_until_caught_up(&repo.url(), &source.url(), &[]);
     assert_ok(&out, "stream");
     let target = TestServer::start();
     let out = holdfast(&[
@@ -479,15 +455,7 @@ fn recovers_on_top_of_a_physical_backup() {
     phase(&source, &mut rng, 1);
     let target_point = mark(&source, "after phase 1");
     phase(&source, &mut rng, 2);
-    let out = holdfast(&[
-        "binlog",
-        "stream",
-        "--repo",
-        &repo.url(),
-        "--source",
-        &source.url(),
-        "--until-caught-up",
-    ]);
+    let out = stream_until_caught_up(&repo.url(), &source.url(), &[]);
     assert_ok(&out, "stream");
 
     let scratch = tempfile::tempdir().unwrap();

@@ -170,3 +170,18 @@ pub fn checksums(server: &TestServer) -> Vec<String> {
     }
     out
 }
+
+/// `holdfast binlog stream --until-caught-up`: archives what the server has, then exits.
+pub fn stream_until_caught_up(repo_url: &str, source_url: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "binlog",
+        "stream",
+        "--repo",
+        repo_url,
+        "--source",
+        source_url,
+        "--until-caught-up",
+    ];
+    args.extend_from_slice(extra);
+    holdfast(&args)
+}
