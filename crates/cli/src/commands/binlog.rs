@@ -37,7 +37,7 @@ pub struct StreamArgs {
     #[arg(long, default_value_t = StreamOptions::default().replica_server_id)]
     server_id: u32,
     /// Longest time an event waits before it is in the repository.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     flush_interval: Duration,
     /// Largest segment (a bigger transaction is split across segments).
     #[arg(long, default_value = "16MiB", value_parser = parse_size)]

@@ -46,7 +46,7 @@ impl Default for StreamOptions {
     fn default() -> Self {
         StreamOptions {
             replica_server_id: 0x686f_6c64, // "hold"
-            flush_interval: Duration::from_secs(1),
+            flush_interval: Duration::from_millis(500),
             max_segment_bytes: 16 << 20,
             heartbeat: Duration::from_secs(2),
             retry_initial: Duration::from_millis(500),
