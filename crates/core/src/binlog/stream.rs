@@ -368,6 +368,8 @@ struct SegmentWriter {
     open_group: Option<Gtid>,
     /// A group that began in an already written segment and has not ended yet.
     carry_open: Option<Gtid>,
+    /// The last stored event ended its file: the next file's piece starts by rotation.
+    rotated: bool,
     last_gtid: Option<Gtid>,
 }
 
@@ -396,6 +398,7 @@ impl SegmentWriter {
             pending_start: 0,
             open_group: None,
             carry_open: None,
+            rotated: false,
             last_gtid: last.and_then(|s| s.last_gtid),
         }
     }
@@ -452,6 +455,7 @@ impl SegmentWriter {
     /// A new connection starts a new piece unless it continues the tail exactly.
     fn begin_piece(&mut self, start: &DumpStart, oldest: bool, checksum: ChecksumAlg) {
         self.checksum = checksum;
+        self.rotated = false;
         self.tracker.reset();
         self.open_group = None;
         self.current_file = None;
@@ -516,8 +520,9 @@ impl SegmentWriter {
         }
         self.push_event(raw, h.timestamp, h.log_pos, begins, ends_group, ends_file)?;
         if ends_file {
-            // The next file starts with its own format description at offset 4.
-            self.piece_start = Some(PieceStart::Rotation);
+            // The next file starts with its own format description at offset 4; the pending
+            // piece is written (with its own start) before that arrives.
+            self.rotated = true;
             return Ok(Accepted::EndsFile);
         }
         Ok(Accepted::Stored)
@@ -529,6 +534,9 @@ impl SegmentWriter {
         let file = self.current_file.clone().ok_or_else(|| {
             Error::integrity("the server sent a format description before naming the file")
         })?;
+        if std::mem::take(&mut self.rotated) {
+            self.piece_start = Some(PieceStart::Rotation);
+        }
         // Resumed at the archive's end and the server moved on to its next file (the previous
         // one ended without a rotate event, as after a crash): the stream is continuous.
         if self.piece_start == Some(PieceStart::Position)
