@@ -67,13 +67,13 @@ for run in $(seq 1 "$RUNS"); do
   for tool in fast portable peer; do
     reset_target
     if [[ $tool == peer ]]; then
-      "$HOLDFAST" restore --repo "$REPO" --target "mysql://root@127.0.0.1:$TGT_PORT/" "$BACKUP_ID" >/dev/null
+      "$HOLDFAST" restore --repo "$REPO" --target "mysql://root@127.0.0.1:$TGT_PORT/" "$BACKUP_ID" --drop-existing >/dev/null
       start_t=$(date +%s.%N)
       mariadb-binlog --no-defaults --start-position="$POS" "${FILES[@]}" \
         | mariadb --no-defaults -uroot -h127.0.0.1 -P"$TGT_PORT" || die "mariadb-binlog | mariadb failed"
       secs=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$start_t" "$(date +%s.%N)")
     else
-      out=$("$HOLDFAST" restore --repo "$REPO" --target "mysql://root@127.0.0.1:$TGT_PORT/" --latest --replay "$tool" --json --no-progress)
+      out=$("$HOLDFAST" restore --repo "$REPO" --target "mysql://root@127.0.0.1:$TGT_PORT/" --latest --replay "$tool" --drop-existing --json --no-progress)
       secs=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["replay_seconds"])' "$out")
     fi
     check "$tool run $run"
