@@ -351,6 +351,30 @@ impl Repository {
             .collect())
     }
 
+    /// Takes the exclusive lock for a new backup and removes the debris of interrupted ones
+    /// (said through `progress`). On failure the lock is released.
+    pub async fn lock_for_backup(
+        &self,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<RepoLock> {
+        let lock = self.lock("backup").await?;
+        match self.clean_debris(&lock).await {
+            Ok(removed) => {
+                if !removed.is_empty() {
+                    progress.note(&format!(
+                        "removed debris of {} interrupted backup(s)",
+                        removed.len()
+                    ));
+                }
+                Ok(lock)
+            }
+            Err(e) => {
+                let _ = lock.release().await;
+                Err(e)
+            }
+        }
+    }
+
     /// Writes the manifest: the commit point of a backup. Everything it lists must be durable.
     pub async fn commit(&self, lock: &RepoLock, manifest: &BackupManifest) -> Result<()> {
         lock.ensure_held().await?;

@@ -78,7 +78,7 @@ pub async fn run_backup(
     progress: Arc<dyn Progress>,
 ) -> Result<BackupManifest> {
     opts.filter.validate()?;
-    let lock = repo.lock("backup").await?;
+    let lock = repo.lock_for_backup(&*progress).await?;
     let result = backup_locked(repo, &lock, source, opts, progress).await;
     let released = lock.release().await;
     let manifest = result?;
@@ -93,13 +93,6 @@ async fn backup_locked(
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<BackupManifest> {
-    let removed = repo.clean_debris(lock).await?;
-    if !removed.is_empty() {
-        progress.note(&format!(
-            "removed debris of {} interrupted backup(s)",
-            removed.len()
-        ));
-    }
     let started = OffsetDateTime::now_utc();
     let id = layout::new_backup_id(started);
     let mut probe = source.connect().await?;

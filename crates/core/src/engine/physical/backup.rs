@@ -84,7 +84,7 @@ pub async fn run_physical_backup(
             "--parent names the base of an incremental backup; add --incremental",
         ));
     }
-    let lock = repo.lock("backup").await?;
+    let lock = repo.lock_for_backup(&*progress).await?;
     let result = backup_locked(repo, &lock, source, opts, progress).await;
     let released = lock.release().await;
     let manifest = result?;
@@ -99,13 +99,6 @@ async fn backup_locked(
     opts: &PhysicalBackupOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<BackupManifest> {
-    let removed = repo.clean_debris(lock).await?;
-    if !removed.is_empty() {
-        progress.note(&format!(
-            "removed debris of {} interrupted backup(s)",
-            removed.len()
-        ));
-    }
     let mut conn = source.connect().await?;
     let identity = ServerIdentity::read(&mut conn).await?;
     let tool = BackupTool::for_server(&identity).await?;
