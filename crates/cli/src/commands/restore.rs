@@ -175,6 +175,7 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
     let replay = ReplayOptions {
         path: args.replay,
         parallel_threads: args.replay_threads,
+        keep_binlog: args.keep_binlog,
     };
     let (plan, segments) = plan_for(&repo, point).await?;
     let manifest = repo.load_manifest(&plan.base).await?;
@@ -204,17 +205,8 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
             .ok_or_else(|| holdfast::Error::internal("the restored server was not started"))?;
         let url = format!("mysql://root@localhost/?socket={}", socket.display());
         let target = args.server.resolve(Some(&url))?;
-        let report = replay_planned(
-            &repo,
-            &target,
-            &plan,
-            &segments,
-            args.keep_binlog,
-            &replay,
-            base.backup_id.clone(),
-            progress(global),
-        )
-        .await?;
+        let report =
+            replay_planned(&repo, &target, &plan, &segments, &replay, progress(global)).await?;
         if global.json {
             let mut value = serde_json::to_value(&report)?;
             value["physical_restore"] = serde_json::to_value(&base)?;

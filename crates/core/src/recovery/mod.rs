@@ -56,6 +56,8 @@ pub struct ReplayOptions {
     pub path: ReplayPath,
     /// Fast path: `slave_parallel_threads` during the replay (0: the server's setting).
     pub parallel_threads: u64,
+    /// Portable path: write the replayed transactions to the target's binary log.
+    pub keep_binlog: bool,
 }
 
 /// What a point-in-time recovery did.
@@ -155,18 +157,8 @@ pub async fn recover(
     // Everything the fast path can check is checked before the target is changed.
     let ready = prepare_fast(repo, server, &plan, &segments, replay_opts).await?;
     let base = run_restore(repo, &manifest, server, restore, progress.clone()).await?;
-    let mut report = finish_replay(
-        repo,
-        server,
-        &plan,
-        &segments,
-        restore.keep_binlog,
-        replay_opts,
-        ready,
-        manifest.id.clone(),
-        progress,
-    )
-    .await?;
+    let mut report =
+        finish_replay(repo, server, &plan, &segments, replay_opts, ready, progress).await?;
     report.base = Some(base);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -174,30 +166,16 @@ pub async fn recover(
 
 /// Replays a plan into a server that already holds its base backup (a physical restore with a
 /// started server), then records the reached position as its `gtid_slave_pos`.
-#[allow(clippy::too_many_arguments)]
 pub async fn replay_planned(
     repo: &Repository,
     server: &ConnectionConfig,
     plan: &RecoveryPlan,
     segments: &[SegmentIndex],
-    keep_binlog: bool,
     replay_opts: &ReplayOptions,
-    base_backup: String,
     progress: Arc<dyn Progress>,
 ) -> Result<RecoveryReport> {
     let ready = prepare_fast(repo, server, plan, segments, replay_opts).await?;
-    finish_replay(
-        repo,
-        server,
-        plan,
-        segments,
-        keep_binlog,
-        replay_opts,
-        ready,
-        base_backup,
-        progress,
-    )
-    .await
+    finish_replay(repo, server, plan, segments, replay_opts, ready, progress).await
 }
 
 /// The fast path's checks and stop position, computed before anything changes.
@@ -223,16 +201,13 @@ async fn prepare_fast(
     Ok(Some(FastReady { pieces, until }))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn finish_replay(
     repo: &Repository,
     server: &ConnectionConfig,
     plan: &RecoveryPlan,
     segments: &[SegmentIndex],
-    keep_binlog: bool,
     replay_opts: &ReplayOptions,
     ready: Option<FastReady>,
-    base_backup: String,
     progress: Arc<dyn Progress>,
 ) -> Result<RecoveryReport> {
     let started = Instant::now();
@@ -256,7 +231,7 @@ async fn finish_replay(
         }
         Some(_) => (None, None),
         None => (
-            replay(repo, server, plan, segments, keep_binlog).await?,
+            replay(repo, server, plan, segments, replay_opts.keep_binlog).await?,
             None,
         ),
     };
@@ -268,7 +243,7 @@ async fn finish_replay(
     set_gtid_position(server, &position).await?;
     Ok(RecoveryReport {
         target: plan.target.to_string(),
-        base_backup,
+        base_backup: plan.base.clone(),
         base: None,
         segments_replayed: plan.segment_count(),
         replay_path: replay_opts.path,
