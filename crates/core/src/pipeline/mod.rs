@@ -4,8 +4,9 @@
 //!
 //! - [`HashingSink`]: uploads bytes to one object while computing its size and SHA-256.
 //! - [`ZstdSink`]: compresses into a [`HashingSink`] (a standard zstd frame, `zstd -d` reads it).
-//! - [`ParallelZstdSink`]: the same format, frames compressed on several cores at once (for one
-//!   large stream such as a physical backup).
+//! - [`ParallelZstdSink`]: the same format, frames compressed on the blocking pool while the
+//!   caller reads on (a physical backup's one large stream on several cores; each dump worker's
+//!   chunks, so reading rows and compressing them overlap).
 //! - [`read_verified`]: streams an object back, failing with an integrity error that names the
 //!   file if its size or checksum differs from the manifest.
 //! - [`Decompressor`]: incremental zstd decompression of such a stream.

@@ -5,6 +5,10 @@
 //! source; finished frames are hashed and uploaded strictly in input order. The object is the
 //! same concatenation of independent zstd frames (`zstd -d` reads it as one stream), so readers
 //! cannot tell the two sinks apart. Memory: at most `threads + 1` frames in flight.
+//!
+//! A caller that cuts its own frames (a dump cuts at line ends) hands each one over with
+//! [`write_frame`](ParallelZstdSink::write_frame) and gets back an empty buffer to fill next,
+//! recycled from a finished frame, so reading and compressing overlap without new allocations.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -20,8 +24,10 @@ pub struct ParallelZstdSink {
     sink: HashingSink,
     level: i32,
     input: Vec<u8>,
-    in_flight: VecDeque<JoinHandle<Result<Vec<u8>>>>,
+    in_flight: VecDeque<JoinHandle<Result<Compressed>>>,
     max_in_flight: usize,
+    /// Input buffers of finished frames, for [`write_frame`](Self::write_frame) to hand back.
+    spare: Vec<Vec<u8>>,
     raw_size: u64,
     frames: u64,
 }
@@ -35,6 +41,7 @@ impl ParallelZstdSink {
             input: Vec::with_capacity(ZSTD_BLOCK),
             in_flight: VecDeque::new(),
             max_in_flight: threads.max(1) + 1,
+            spare: Vec::new(),
             raw_size: 0,
             frames: 0,
         }
@@ -58,7 +65,8 @@ impl ParallelZstdSink {
             self.raw_size += take as u64;
             data = &data[take..];
             if self.input.len() == ZSTD_BLOCK {
-                let frame = std::mem::replace(&mut self.input, Vec::with_capacity(ZSTD_BLOCK));
+                let next = self.spare_buffer(ZSTD_BLOCK);
+                let frame = std::mem::replace(&mut self.input, next);
                 self.submit(frame).await?;
             }
         }
@@ -75,13 +83,38 @@ impl ParallelZstdSink {
         self.write(&data).await
     }
 
+    /// Submits `frame`, cut by the caller, as one frame of its own (after whatever
+    /// [`write`](Self::write) buffered) without copying it, and returns an empty buffer of at
+    /// least the same capacity to fill next.
+    pub async fn write_frame(&mut self, frame: Vec<u8>) -> Result<Vec<u8>> {
+        if !self.input.is_empty() {
+            let buffered = std::mem::take(&mut self.input);
+            self.submit(buffered).await?;
+        }
+        let capacity = frame.capacity();
+        if !frame.is_empty() {
+            self.raw_size += frame.len() as u64;
+            self.submit(frame).await?;
+        }
+        Ok(self.spare_buffer(capacity))
+    }
+
+    /// An empty buffer of at least `capacity` bytes, recycled from a finished frame if one is
+    /// spare.
+    fn spare_buffer(&mut self, capacity: usize) -> Vec<u8> {
+        let mut buffer = self.spare.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.reserve(capacity);
+        buffer
+    }
+
     async fn submit(&mut self, frame: Vec<u8>) -> Result<()> {
         while self.in_flight.len() >= self.max_in_flight {
             self.drain_one().await?;
         }
         let level = self.level;
         self.in_flight
-            .push_back(tokio::task::spawn_blocking(move || compress(&frame, level)));
+            .push_back(tokio::task::spawn_blocking(move || compress(frame, level)));
         self.frames += 1;
         Ok(())
     }
@@ -90,10 +123,13 @@ impl ParallelZstdSink {
         let Some(handle) = self.in_flight.pop_front() else {
             return Ok(());
         };
-        let compressed = handle
+        let Compressed { input, output } = handle
             .await
             .map_err(|e| Error::internal(format!("compression task failed: {e}")))??;
-        self.sink.write(Bytes::from(compressed)).await
+        if self.spare.len() < self.max_in_flight {
+            self.spare.push(input);
+        }
+        self.sink.write(Bytes::from(output)).await
     }
 
     /// Compresses what is left, waits for every frame, completes the object. An empty input
@@ -124,17 +160,26 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
-fn compress(frame: &[u8], level: i32) -> Result<Vec<u8>> {
+/// A compressed frame, with its input buffer for reuse.
+struct Compressed {
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
+fn compress(frame: Vec<u8>, level: i32) -> Result<Compressed> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(l, _)| *l != level) {
             *slot = Some((level, new_compressor(level)?));
         }
         let (_, compressor) = slot.as_mut().expect("just set");
-        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(frame.len()));
+        let mut output = Vec::with_capacity(zstd::zstd_safe::compress_bound(frame.len()));
         compressor
-            .compress_to_buffer(frame, &mut out)
+            .compress_to_buffer(&frame, &mut output)
             .map_err(|e| Error::with_source(ErrorKind::Internal, "zstd compression failed", e))?;
-        Ok(out)
+        Ok(Compressed {
+            input: frame,
+            output,
+        })
     })
 }

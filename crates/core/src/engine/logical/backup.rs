@@ -25,7 +25,7 @@ use crate::manifest::{
     BackupManifest, ChunkEntry, FileEntry, Fingerprint, SchemaDump, TableData, TableKind,
     MANIFEST_FORMAT,
 };
-use crate::pipeline::{HashingSink, ZstdSink, ZSTD_BLOCK};
+use crate::pipeline::{HashingSink, ParallelZstdSink, ZstdSink, ZSTD_BLOCK};
 use crate::progress::Progress;
 use crate::repo::{layout, RepoLock, Repository};
 use crate::source::snapshot::{open_snapshot, Snapshot, SnapshotOptions};
@@ -65,8 +65,12 @@ impl Default for BackupOptions {
 const MAX_CHUNKS_PER_TABLE: u64 = 4096;
 /// Chunks per worker whose objects may still be closing while the worker reads on.
 const MAX_CLOSING: usize = 4;
-/// TSV bytes of one block: one zstd frame each, cut at a line end, compressed where it lies.
+/// TSV bytes of one block: one zstd frame each, cut at a line end.
 const ROW_BUFFER: usize = ZSTD_BLOCK;
+/// Blocks of one worker compressing on the blocking pool while the worker reads the next: the
+/// server keeps sending rows instead of waiting for the client to compress (see
+/// [`ParallelZstdSink`]).
+const COMPRESSING_PER_WORKER: usize = 1;
 /// Room past [`ROW_BUFFER`] so the row that crosses it rarely makes the buffer grow.
 const ROW_SLACK: usize = 64 * 1024;
 
@@ -591,8 +595,8 @@ async fn dump_tables(
     let plans = Arc::new(plans);
     let started = Instant::now();
     let counting = count_rows(control, &plans, order);
-    // Each worker is its own task: it reads a block of rows, then compresses, hashes and
-    // writes it, so the only hand-offs are the storage writes.
+    // Each worker is its own task: it reads a block of rows and hands it to the blocking pool
+    // to compress while it reads the next; it hashes and writes finished frames in order.
     let mut tasks = tokio::task::JoinSet::new();
     for conn in workers {
         let queue = queue.clone();
@@ -718,7 +722,7 @@ async fn run_job(
     let plan = &ctx.plans[table];
     let rel = layout::chunk_file(&plan.database, &plan.table, index);
     let sink = HashingSink::create(ctx.storage, &layout::backup_file(ctx.id, &rel), &rel).await?;
-    let mut zsink = ZstdSink::new(sink, ctx.level)?;
+    let mut zsink = ParallelZstdSink::new(sink, ctx.level, COMPRESSING_PER_WORKER);
     let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
     let fingerprint = match dump_chunk(conn, plan, &range, &mut zsink, block, ctx.progress).await {
         Ok(f) => f,
@@ -755,7 +759,7 @@ async fn dump_chunk(
     conn: &mut WireConn,
     plan: &TablePlan,
     range: &KeyRange,
-    sink: &mut ZstdSink,
+    sink: &mut ParallelZstdSink,
     block: &mut Vec<u8>,
     progress: &dyn Progress,
 ) -> Result<Fingerprint> {
@@ -782,14 +786,12 @@ async fn dump_chunk(
         fingerprint.add_row(&block[start..]);
         if block.len() >= ROW_BUFFER {
             progress.advance(block.len() as u64);
-            sink.write_frame(block).await?;
-            block.clear();
+            *block = sink.write_frame(std::mem::take(block)).await?;
         }
     }
     if !block.is_empty() {
         progress.advance(block.len() as u64);
-        sink.write_frame(block).await?;
-        block.clear();
+        *block = sink.write_frame(std::mem::take(block)).await?;
     }
     Ok(fingerprint)
 }

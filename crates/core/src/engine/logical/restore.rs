@@ -392,9 +392,16 @@ async fn remove_partial(
 fn session_setup(identity: &ServerIdentity, keep_binlog: bool) -> String {
     let mut s = String::from(
         "SET NAMES binary; SET time_zone = '+00:00'; SET SESSION foreign_key_checks = 0; \
-         SET SESSION unique_checks = 0; SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'; \
+         SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'; \
          SET SESSION net_read_timeout = 3600; SET SESSION net_write_timeout = 3600",
     );
+    // unique_checks = 0 makes InnoDB since MariaDB 10.6 load an empty table through its bulk
+    // insert path, which here costs about 3x the server CPU of ordinary inserts for the first
+    // chunk of every table (1M sbtest rows: 1.1 to 2.0 s against 0.6 s). Loading in key order
+    // with the checks on is cheaper; older servers and MySQL skip the unique-key lookups.
+    if !(identity.flavor == Flavor::MariaDb && identity.major_minor() >= (10, 6)) {
+        s.push_str("; SET SESSION unique_checks = 0");
+    }
     if !keep_binlog {
         s.push_str("; SET SESSION sql_log_bin = 0");
     }
