@@ -132,6 +132,7 @@ pub async fn run_restore(
 
     let mut admin = target.connect().await?;
     let identity = ServerIdentity::read(&mut admin).await?;
+    check_same_flavor(manifest, &identity)?;
     let fresh_dbs = preflight(&mut admin, &scope, opts.drop_existing).await?;
 
     // From here on the target changes; on failure, what this run created is removed again so the
@@ -425,6 +426,43 @@ fn setup_error(e: Error) -> Error {
     } else {
         e
     }
+}
+
+/// Refuses a target of the other flavor than the backup's source, before anything changes.
+///
+/// MariaDB and MySQL share a protocol and most SQL, but not what a faithful logical restore
+/// relies on: MySQL's JSON is a binary type and MariaDB's is LONGTEXT, MariaDB has sequences,
+/// system versioning, UUID/INET6 types and its own collations, the two print different
+/// `SHOW CREATE` syntax, and their GTIDs (kept for point-in-time recovery) are incompatible. A
+/// restore that half works would be worse than none; moving between them is a migration
+/// (`mysqldump` plus fixes), not a restore.
+fn check_same_flavor(manifest: &BackupManifest, target: &ServerIdentity) -> Result<()> {
+    let source = manifest.server.flavor.as_str();
+    if source.is_empty() || source == target.flavor.name() {
+        return Ok(());
+    }
+    let pretty = |name: &str| {
+        match name {
+            "mariadb" => "MariaDB",
+            "mysql" => "MySQL",
+            other => other,
+        }
+        .to_string()
+    };
+    Err(Error::new(
+        ErrorKind::TargetNotEmpty,
+        format!(
+            "backup {} was taken from {} {} but the target is {} {}: holdfast restores a \
+             logical backup only into a server of the same flavor (their JSON types, sequences, \
+             collations and GTIDs differ); nothing was changed. Restore into a {} server",
+            manifest.id,
+            pretty(source),
+            manifest.server.version,
+            pretty(target.flavor.name()),
+            target.version,
+            pretty(source),
+        ),
+    ))
 }
 
 /// Refuses (or with `drop_existing`, clears) what already exists on the target; returns the
