@@ -919,3 +919,28 @@ async fn check_tables(
     out.sort_by(|a, b| (&a.database, &a.table).cmp(&(&b.database, &b.table)));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_columns_load_through_a_utf8mb4_conversion() {
+        let names = ["id".to_string(), "we`ird".to_string(), "doc".to_string()];
+        let plain = LoadColumns {
+            names: &names,
+            json: &[],
+        };
+        assert_eq!(plain.load_data_clause(), "(`id`, `we``ird`, `doc`)");
+        let json = ["doc".to_string(), "we`ird".to_string()];
+        let with_json = LoadColumns {
+            names: &names,
+            json: &json,
+        };
+        assert_eq!(
+            with_json.load_data_clause(),
+            "(`id`, @holdfast_1, @holdfast_2) SET `we``ird` = CONVERT(@holdfast_1 USING utf8mb4), \
+             `doc` = CONVERT(@holdfast_2 USING utf8mb4)"
+        );
+    }
+}
