@@ -614,7 +614,6 @@ async fn json_columns(
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn load_all(
     storage: &Arc<dyn Storage>,
     manifest: &BackupManifest,
