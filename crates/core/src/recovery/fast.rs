@@ -158,7 +158,7 @@ pub async fn until_position(
                             }
                         }
                     }
-                    Boundary::None => {}
+                    Boundary::BeginsAnonymous | Boundary::None => {}
                 }
             }
         }

@@ -87,7 +87,7 @@ pub fn plan_recovery(
         .clone()
         .expect("choose_base keeps backups with a position");
     if let Target::Gtid(g) = target {
-        if start.get(g.domain).is_some_and(|last| last.seq == g.seq) {
+        if start.ends_at(&g) {
             return Ok(no_replay(base, start, target));
         }
     }
@@ -156,7 +156,7 @@ fn choose_base<'a>(
         match target {
             Target::Time(t) => b.time <= t,
             Target::Gtid(g) => {
-                !pos.contains(&g) || pos.get(g.domain).is_some_and(|l| l.seq == g.seq)
+                !pos.contains(&g) || pos.ends_at(&g)
             }
             Target::BeforeGtid(g) => !pos.contains(&g),
             Target::Latest => true,
@@ -333,11 +333,7 @@ mod tests {
     }
 
     fn g(seq: u64) -> Gtid {
-        Gtid {
-            domain: 0,
-            server: 1,
-            seq,
-        }
+        Gtid::maria(0, 1, seq)
     }
 
     fn pos(seq: u64) -> GtidPos {
