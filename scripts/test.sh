@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run every check CI runs: formatting, clippy (warnings are errors), then all unit and
-# integration tests. Integration tests start real throwaway `mariadbd` servers and Garage S3
-# servers (crates/testkit), so MariaDB and garage must be installed; missing apt packages are
-# installed with apt-get when possible, garage with cargo install (cached in ~/.cargo/bin).
+# integration tests. Integration tests start real throwaway `mariadbd` servers, MySQL 5.7
+# `mysqld` servers and Garage S3 servers (crates/testkit), so all three must be installed; missing
+# apt packages are installed with apt-get when possible, garage with cargo install (cached in
+# ~/.cargo/bin), MySQL with scripts/install-mysql.sh (cached in ~/.cache/holdfast).
 #
 # Usage: scripts/test.sh [extra args for cargo nextest run / cargo test]
 # Environment: TEST_THREADS [2]  tests run at once (each may start one or more servers)
@@ -49,6 +50,10 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolcha
 banner "garage (S3-compatible server for the storage tests)"
 bash "$ROOT/scripts/ensure-garage.sh" || die "could not install garage; the storage tests need it"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+# The MySQL-flavor tests run a real MySQL 5.7 server (crates/testkit), never skipped.
+banner "mysql 5.7 (for the MySQL-flavor tests)"
+bash "$ROOT/scripts/install-mysql.sh" || die "could not install MySQL 5.7; the MySQL tests need it"
 
 # ------------------------------------------------------------------ checks
 banner "cargo fmt --all -- --check"

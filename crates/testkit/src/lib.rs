@@ -1,11 +1,13 @@
-//! Test support for holdfast: real, throwaway MariaDB servers and data generators.
+//! Test support for holdfast: real, throwaway MariaDB and MySQL servers and data generators.
 //!
 //! - [`TestServer`] starts a private `mariadbd` (own temp directory, datadir, Unix socket and
 //!   TCP port on 127.0.0.1) and kills it and removes everything on `Drop`. One server per test:
 //!   tests never share server state. Servers start from a cached, freshly initialised datadir
 //!   template (see `template.rs`), so a start costs about a second instead of running
-//!   `mariadb-install-db` every time.
-//! - [`require_binaries`] fails loudly (never skips) when the MariaDB binaries are missing.
+//!   `mariadb-install-db` every time. With [`Flavor::MySql`] in [`ServerOptions`] it runs a
+//!   MySQL 5.7 `mysqld` instead, with GTIDs on.
+//! - [`require_binaries`] fails loudly (never skips) when the MariaDB binaries are missing;
+//!   [`require_mysql`] likewise when MySQL is (`scripts/install-mysql.sh` installs it).
 //! - [`GarageServer`] starts a private single-node Garage (an S3-compatible object store) with
 //!   one bucket and key, for storage tests; it panics, never skips, when `garage` is missing.
 //! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
@@ -15,12 +17,17 @@
 
 mod binaries;
 pub mod data;
+mod flavor;
 mod garage;
 mod port;
 mod server;
 mod spawner;
 mod template;
 
-pub use binaries::{find_binary, require_binaries};
+pub use binaries::{
+    default_mysql_basedir, find_binary, find_mysql, require_binaries, require_mysql, MysqlInstall,
+    MYSQL_BASEDIR_ENV,
+};
+pub use flavor::Flavor;
 pub use garage::{require_garage, GarageServer, GARAGE_REGION};
 pub use server::{ServerOptions, TestServer};

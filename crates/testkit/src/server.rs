@@ -1,12 +1,13 @@
-//! [`TestServer`]: one private `mariadbd` per test.
+//! [`TestServer`]: one private `mariadbd` (or MySQL 5.7 `mysqld`) per test.
 //!
 //! Layout of a server's temp directory (`$TMPDIR/hft-XXXXXX/`): `data/` (the datadir, copied
 //! from the template), `tmp/` (the server's `--tmpdir`), `mysqld.sock`, `error.log` (also
-//! receives the server's stdout/stderr), `mariadbd.pid` and `owner.pid` (the test process, used
-//! to sweep directories left behind by killed test runs).
+//! receives the server's stdout/stderr), `mariadbd.pid` (the server's pid file, whatever the
+//! flavor) and `owner.pid` (the test process, used to sweep directories left behind by killed
+//! test runs).
 
-use crate::binaries::{binary, require_binaries};
-use crate::{port, spawner, template};
+use crate::binaries::{binary, require_binaries, require_mysql};
+use crate::{port, spawner, template, Flavor};
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -25,19 +26,22 @@ const DIR_PREFIX: &str = "hft-";
 /// defaults (for example `--binlog-format=MIXED` or `--gtid-strict-mode=ON`).
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
+    /// MariaDB (the default) or MySQL 5.7.
+    pub flavor: Flavor,
     /// `--server-id`; give replicas and primaries in one test different ids.
     pub server_id: u32,
     /// `--log-bin=mysql-bin` when true, `--skip-log-bin` otherwise.
     pub binlog: bool,
     /// `--binlog-format`.
     pub binlog_format: String,
-    /// More `mariadbd` options, appended after all defaults.
+    /// More `mariadbd`/`mysqld` options, appended after all defaults.
     pub extra_args: Vec<String>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
+            flavor: Flavor::MariaDb,
             server_id: 1,
             binlog: true,
             binlog_format: "ROW".to_string(),
@@ -46,14 +50,19 @@ impl Default for ServerOptions {
     }
 }
 
-/// A throwaway `mariadbd` listening on its own Unix socket and on `127.0.0.1:port`, with
-/// `root` and an empty password. Dropping it SIGKILLs the server, waits for it, and removes
-/// its directory (datadir included).
+/// A throwaway `mariadbd` (or `mysqld`) listening on its own Unix socket and on
+/// `127.0.0.1:port`, with `root` and an empty password. Dropping it SIGKILLs the server, waits
+/// for it, and removes its directory (datadir included).
 ///
 /// Defaults besides the options in [`ServerOptions`]: `--no-defaults` (no `/etc/mysql`),
 /// 128M buffer pool, 64M redo log, `--skip-name-resolve`, `--max-allowed-packet=1G`,
 /// `--local-infile=1`, `--secure-file-priv=""`, utf8mb4 server charset (as Debian configures
 /// it), binlog base name `mysql-bin`.
+///
+/// A [`Flavor::MySql`] server (MySQL 5.7, see [`require_mysql`](crate::require_mysql)) also
+/// runs with `gtid_mode=ON`, `enforce_gtid_consistency=ON`, `log_slave_updates=ON`,
+/// `binlog_checksum=CRC32`, `explicit_defaults_for_timestamp` and the performance schema off
+/// (as in MariaDB); each server has its own `server_uuid`.
 pub struct TestServer {
     opts: ServerOptions,
     dir: Option<TempDir>,
@@ -85,6 +94,7 @@ impl TestServer {
     pub fn start_with(opts: ServerOptions) -> TestServer {
         let mut server = TestServer::unstarted(opts, None);
         let init_args = template::init_args(&server.opts.extra_args);
+        let flavor = server.opts.flavor;
         let mut last_error = String::new();
         for attempt in 0..START_ATTEMPTS {
             if attempt > 0 {
@@ -92,7 +102,7 @@ impl TestServer {
                 // from a clean copy so tests always see a pristine server.
                 let _ = std::fs::remove_dir_all(&server.datadir);
             }
-            template::copy_fresh_datadir(&server.datadir, &init_args);
+            template::copy_fresh_datadir(&server.datadir, flavor, &init_args);
             server.port = port::free_port();
             match server.spawn_and_wait() {
                 Ok(()) => return server,
@@ -106,8 +116,9 @@ impl TestServer {
             }
         }
         panic!(
-            "holdfast-testkit: mariadbd could not start after {START_ATTEMPTS} attempts; \
-             last: {last_error}"
+            "holdfast-testkit: {} could not start after {START_ATTEMPTS} attempts; \
+             last: {last_error}",
+            flavor.server_binary()
         );
     }
 
@@ -132,14 +143,20 @@ impl TestServer {
             }
         }
         panic!(
-            "holdfast-testkit: mariadbd could not start on {} after {START_ATTEMPTS} attempts; \
+            "holdfast-testkit: {} could not start on {} after {START_ATTEMPTS} attempts; \
              last: {last_error}",
+            server.opts.flavor.server_binary(),
             datadir.display()
         );
     }
 
     fn unstarted(opts: ServerOptions, datadir: Option<PathBuf>) -> TestServer {
-        require_binaries();
+        match opts.flavor {
+            Flavor::MariaDb => require_binaries(),
+            Flavor::MySql => {
+                require_mysql();
+            }
+        }
         static SWEEP: Once = Once::new();
         SWEEP.call_once(sweep_leftovers);
 
@@ -218,7 +235,12 @@ impl TestServer {
         format!("mysql://root@localhost/?socket={}", self.socket.display())
     }
 
-    /// The `mariadbd` process id, while it runs.
+    /// The server's flavor.
+    pub fn flavor(&self) -> Flavor {
+        self.opts.flavor
+    }
+
+    /// The `mariadbd` (or `mysqld`) process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
@@ -322,8 +344,8 @@ impl TestServer {
                     std::thread::sleep(Duration::from_millis(250));
                 }
                 Err(StartError::AddrInUse) => panic!(
-                    "holdfast-testkit: cannot restart mariadbd: port {} is taken by another \
-                     process",
+                    "holdfast-testkit: cannot restart {}: port {} is taken by another process",
+                    self.opts.flavor.server_binary(),
                     self.port
                 ),
                 Err(StartError::Failed(msg)) => {
@@ -355,8 +377,24 @@ impl TestServer {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(binary("mariadbd"));
-        cmd.arg("--no-defaults");
+        let mut cmd = match self.opts.flavor {
+            Flavor::MariaDb => {
+                let mut cmd = Command::new(binary("mariadbd"));
+                cmd.arg("--no-defaults");
+                cmd
+            }
+            Flavor::MySql => {
+                let mysql = require_mysql();
+                let mut cmd = Command::new(&mysql.mysqld);
+                cmd.arg("--no-defaults")
+                    .arg(format!("--basedir={}", mysql.basedir.display()))
+                    .arg(format!(
+                        "--lc-messages-dir={}",
+                        mysql.messages_dir.display()
+                    ));
+                cmd
+            }
+        };
         if let Some(user) = run_as_user() {
             cmd.arg(format!("--user={user}"));
         }
@@ -383,12 +421,20 @@ impl TestServer {
             .arg("--local-infile=1")
             .arg("--secure-file-priv=")
             .arg("--character-set-server=utf8mb4")
-            .arg("--collation-server=utf8mb4_general_ci")
-            .args(&self.opts.extra_args);
+            .arg("--collation-server=utf8mb4_general_ci");
+        if self.opts.flavor == Flavor::MySql {
+            cmd.arg("--explicit-defaults-for-timestamp")
+                .arg("--gtid-mode=ON")
+                .arg("--enforce-gtid-consistency=ON")
+                .arg("--log-slave-updates=ON")
+                .arg("--binlog-checksum=CRC32")
+                .arg("--performance-schema=OFF");
+        }
+        cmd.args(&self.opts.extra_args);
         cmd
     }
 
-    /// Spawns `mariadbd` on the current port and waits until it accepts connections.
+    /// Spawns the server on the current port and waits until it accepts connections.
     fn spawn_and_wait(&mut self) -> Result<(), StartError> {
         let _ = std::fs::remove_file(&self.socket);
         std::fs::create_dir_all(self.tmpdir()).expect("holdfast-testkit: cannot create tmpdir");
@@ -405,8 +451,12 @@ impl TestServer {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup error log"))
             .stderr(log);
-        let child = spawner::spawn_tied_to_process(cmd)
-            .unwrap_or_else(|e| panic!("holdfast-testkit: cannot spawn mariadbd: {e}"));
+        let child = spawner::spawn_tied_to_process(cmd).unwrap_or_else(|e| {
+            panic!(
+                "holdfast-testkit: cannot spawn {}: {e}",
+                self.opts.flavor.server_binary()
+            )
+        });
         self.child = Some(child);
 
         let started = Instant::now();
@@ -419,8 +469,10 @@ impl TestServer {
                     return Err(StartError::AddrInUse);
                 }
                 return Err(StartError::Failed(format!(
-                    "holdfast-testkit: mariadbd exited during startup ({status}).\n\
-                     command: {cmdline}\nerror log tail:\n{}",
+                    "holdfast-testkit: {} exited during startup ({status}).\n\
+                     command: {cmdline}\nerrors:\n{}\nerror log tail:\n{}",
+                    self.opts.flavor.server_binary(),
+                    error_lines(&new_log),
                     tail(&new_log, 40)
                 )));
             }
@@ -430,8 +482,9 @@ impl TestServer {
             if started.elapsed() > READY_TIMEOUT {
                 self.kill();
                 return Err(StartError::Failed(format!(
-                    "holdfast-testkit: mariadbd did not accept connections within {}s.\n\
+                    "holdfast-testkit: {} did not accept connections within {}s.\n\
                      command: {cmdline}\nerror log tail:\n{}",
+                    self.opts.flavor.server_binary(),
                     READY_TIMEOUT.as_secs(),
                     tail(&self.error_log_since(log_offset), 40)
                 )));
@@ -537,6 +590,15 @@ fn write_packet(stream: &mut UnixStream, seq: u8, payload: &[u8]) -> Option<()> 
     let mut packet = vec![len[0], len[1], len[2], seq];
     packet.extend_from_slice(payload);
     stream.write_all(&packet).ok()
+}
+
+/// The `[ERROR]` lines of a log (MySQL follows a startup error with dozens of shutdown notes,
+/// which would push it out of the tail).
+fn error_lines(log: &str) -> String {
+    log.lines()
+        .filter(|l| l.contains("[ERROR]"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn tail(text: &str, lines: usize) -> String {

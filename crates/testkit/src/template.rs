@@ -1,13 +1,14 @@
 //! A cached, freshly initialised datadir that new servers copy instead of running
-//! `mariadb-install-db` (about 2.5 s) every time.
+//! `mariadb-install-db` (about 2.5 s) or `mysqld --initialize-insecure` (about 5 s) every time.
 //!
 //! nextest runs each test in its own process, so the cache lives on disk under the temp dir,
-//! keyed by the `mariadbd` binary (path, size, mtime), the uid and the options that affect
-//! initialisation. One process builds it under an exclusive `flock` while the others wait; it
+//! keyed by the flavor, the server binary (path, size, mtime), the uid and the options that
+//! affect initialisation. One process builds it under an exclusive `flock` while the others wait; it
 //! is built in a scratch directory and renamed into place, so a template that exists is
 //! complete. Copies are sparse (`cp --sparse=always`), so a new datadir costs a few MB of writes.
 
-use crate::binaries::binary;
+use crate::binaries::{binary, require_mysql};
+use crate::Flavor;
 use std::collections::hash_map::DefaultHasher;
 use std::fs::{File, OpenOptions};
 use std::hash::{Hash, Hasher};
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Bump when the way templates are built changes.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 const MARKER: &str = "holdfast-template-ready";
 
 /// Options that must be given at initialisation time (they fix on-disk formats); when a test
@@ -33,6 +34,14 @@ const INIT_OPTIONS: &[&str] = &[
 
 /// Options always used at initialisation, matching the server's startup options.
 pub(crate) const BASE_INIT_ARGS: &[&str] = &["--innodb-log-file-size=64M"];
+
+/// Run by `mysqld --initialize-insecure`: root without a password over TCP too, like MariaDB's.
+const MYSQL_TCP_ROOT: &str = "\
+CREATE USER 'root'@'127.0.0.1' IDENTIFIED WITH mysql_native_password BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+CREATE USER 'root'@'::1' IDENTIFIED WITH mysql_native_password BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'::1' WITH GRANT OPTION;
+";
 
 /// The subset of `extra_args` that affects initialisation.
 pub(crate) fn init_args(extra_args: &[String]) -> Vec<String> {
@@ -52,9 +61,9 @@ pub(crate) fn init_args(extra_args: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Copies a freshly initialised datadir to `dest` (which must not exist).
-pub(crate) fn copy_fresh_datadir(dest: &Path, init_args: &[String]) {
-    sparse_copy(&template_datadir(init_args), dest);
+/// Copies a freshly initialised datadir of `flavor` to `dest` (which must not exist).
+pub(crate) fn copy_fresh_datadir(dest: &Path, flavor: Flavor, init_args: &[String]) {
+    sparse_copy(&template_datadir(flavor, init_args), dest);
 }
 
 fn sparse_copy(from: &Path, to: &Path) {
@@ -75,12 +84,16 @@ fn sparse_copy(from: &Path, to: &Path) {
 }
 
 /// Returns the template's datadir, building it first if needed.
-fn template_datadir(init_args: &[String]) -> PathBuf {
-    let mariadbd = binary("mariadbd");
+fn template_datadir(flavor: Flavor, init_args: &[String]) -> PathBuf {
+    let server = match flavor {
+        Flavor::MariaDb => binary("mariadbd"),
+        Flavor::MySql => require_mysql().mysqld,
+    };
     let mut hasher = DefaultHasher::new();
     FORMAT.hash(&mut hasher);
-    mariadbd.hash(&mut hasher);
-    if let Ok(meta) = mariadbd.metadata() {
+    flavor.hash(&mut hasher);
+    server.hash(&mut hasher);
+    if let Ok(meta) = server.metadata() {
         (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino()).hash(&mut hasher);
     }
     BASE_INIT_ARGS.hash(&mut hasher);
@@ -110,26 +123,61 @@ fn template_datadir(init_args: &[String]) -> PathBuf {
     // tablespace are mostly zeros (76 MB apparent, ~6 MB used).
     let build_raw = build.path().join("raw");
     let log = build.path().join("install-db.log");
-    let mut cmd = Command::new(binary("mariadb-install-db"));
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", build_raw.display()))
-        .arg("--auth-root-authentication-method=normal")
-        .arg("--skip-test-db");
+    let mut cmd = match flavor {
+        Flavor::MariaDb => {
+            let mut cmd = Command::new(binary("mariadb-install-db"));
+            cmd.arg("--no-defaults")
+                .arg(format!("--datadir={}", build_raw.display()))
+                .arg("--auth-root-authentication-method=normal")
+                .arg("--skip-test-db");
+            cmd
+        }
+        Flavor::MySql => {
+            let mysql = require_mysql();
+            // MariaDB's installer also makes root@127.0.0.1 and root@::1 (tests connect over
+            // TCP); MySQL's makes only root@localhost.
+            let init_file = build.path().join("init.sql");
+            std::fs::write(&init_file, MYSQL_TCP_ROOT)
+                .expect("holdfast-testkit: cannot write the MySQL init file");
+            let mut cmd = Command::new(&mysql.mysqld);
+            cmd.arg("--no-defaults")
+                .arg("--initialize-insecure")
+                .arg(format!("--basedir={}", mysql.basedir.display()))
+                .arg(format!(
+                    "--lc-messages-dir={}",
+                    mysql.messages_dir.display()
+                ))
+                .arg(format!("--datadir={}", build_raw.display()))
+                .arg("--explicit-defaults-for-timestamp")
+                .arg(format!("--init-file={}", init_file.display()))
+                .arg(format!("--log-error={}", log.display()));
+            cmd
+        }
+    };
     if let Some(user) = crate::server::run_as_user() {
         cmd.arg(format!("--user={user}"));
     }
     cmd.args(BASE_INIT_ARGS).args(init_args);
-    let log_file = File::create(&log).expect("holdfast-testkit: cannot create install-db log");
+    let log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("holdfast-testkit: cannot create the initialisation log");
     cmd.stdout(log_file.try_clone().expect("dup log file"))
         .stderr(log_file);
-    let status = cmd
-        .status()
-        .expect("holdfast-testkit: cannot run mariadb-install-db");
+    let status = cmd.status().unwrap_or_else(|e| {
+        panic!("holdfast-testkit: cannot initialise a {flavor:?} datadir: {e}")
+    });
     assert!(
         status.success(),
-        "holdfast-testkit: mariadb-install-db failed ({status}):\n{}",
+        "holdfast-testkit: initialising a {flavor:?} datadir failed ({status}):\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+    if flavor == Flavor::MySql {
+        // MySQL writes the server UUID (the source id of its GTIDs) to auto.cnf on first start;
+        // every copy must make its own, or all test servers would share one.
+        let _ = std::fs::remove_file(build_raw.join("auto.cnf"));
+    }
     sparse_copy(&build_raw, &build.path().join("data"));
     let _ = std::fs::remove_dir_all(&build_raw);
     File::create(build.path().join(MARKER)).expect("holdfast-testkit: cannot write marker");
