@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use holdfast_testkit::{ServerOptions, TestServer};
+use holdfast_testkit::{Flavor, ServerOptions, TestServer};
 
 fn spawn_streamer(repo: &Repo, server: &TestServer) -> Child {
     Command::new(bin())
@@ -111,14 +111,14 @@ fn assert_continuous(repo: &Repo) {
     }
     for s in segments {
         if let Some(first) = s["first_gtid"].as_str() {
-            let seq: u64 = first.rsplit('-').next().unwrap().parse().unwrap();
+            let seq = gtid_number(first);
             assert!(
                 seq > last_seq_no,
                 "GTID {first} archived twice or out of order"
             );
         }
         if let Some(last) = s["last_gtid"].as_str() {
-            last_seq_no = last.rsplit('-').next().unwrap().parse().unwrap();
+            last_seq_no = gtid_number(last);
         }
     }
 }
@@ -235,4 +235,68 @@ fn a_reinitialised_server_never_overwrites_the_archive() {
         .filter(|f| !f.starts_with("locks/"))
         .collect();
     assert_eq!(after, before, "the archive must be untouched");
+}
+
+/// The archived bytes of each file of `server` equal the server's file (the "in use" flag of
+/// the active file's format description aside).
+fn assert_archive_equals_server_files(repo: &Repo, server: &TestServer) {
+    let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
+    let mut files: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for s in json(&out).as_array().unwrap() {
+        let object = repo.path().join(s["object"].as_str().unwrap());
+        let raw = zstd::decode_all(&std::fs::read(&object).unwrap()[..]).unwrap();
+        files
+            .entry(s["file"].as_str().unwrap().to_string())
+            .or_default()
+            .extend_from_slice(&raw);
+    }
+    assert!(!files.is_empty());
+    for (file, bytes) in files {
+        let mut original = std::fs::read(server.datadir().join(&file)).unwrap();
+        original[4 + 17] &= !1;
+        assert!(bytes == original, "{file}: archived bytes differ from the server's");
+    }
+}
+
+#[test]
+fn mysql_archive_survives_dump_thread_kill_and_its_own_kill() {
+    let source = TestServer::start_with(ServerOptions {
+        flavor: Flavor::MySql,
+        ..Default::default()
+    });
+    let repo = Repo::init();
+    source.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(50), n INT DEFAULT 0)");
+    writes(&source, 20);
+    let mut streamer = spawn_streamer(&repo, &source);
+    writes(&source, 30);
+    wait_archived(&repo, &gtid_state(&source));
+
+    // 1. The server kills the replication connection.
+    let dump = source
+        .sql("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+    let dump = dump.trim();
+    assert!(!dump.is_empty(), "no Binlog Dump thread on the source");
+    source.sql(&format!("KILL {dump}"));
+    writes(&source, 30);
+    source.sql("FLUSH BINARY LOGS");
+    writes(&source, 10);
+    wait_archived(&repo, &gtid_state(&source));
+
+    // 2. holdfast is killed with -9 mid-stream and started again.
+    writes(&source, 10);
+    streamer.kill().unwrap();
+    let _ = streamer.wait();
+    writes(&source, 30);
+    streamer = spawn_streamer(&repo, &source);
+    writes(&source, 10);
+    wait_archived(&repo, &gtid_state(&source));
+    stop(streamer);
+
+    assert_continuous(&repo);
+    assert_archive_equals_server_files(&repo, &source);
+    // binlog list shows MySQL GTIDs and uuid:interval states.
+    let out = holdfast(&["binlog", "list", "--repo", &repo.url()]);
+    assert_ok(&out, "binlog list");
+    let uuid = source.sql("SELECT @@server_uuid").trim().to_string();
+    assert!(text(&out).contains(&format!("{uuid}:1-")), "{}", text(&out));
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::*;
-use holdfast_testkit::{ServerOptions, TestServer};
+use holdfast_testkit::{Flavor, ServerOptions, TestServer};
 
 fn stream_once(repo: &Repo, server: &TestServer) -> serde_json::Value {
     let out = stream_until_caught_up(&repo.url(), &server.url(), &["--json"]);
@@ -58,7 +58,19 @@ fn write_some(server: &TestServer, rounds: usize) {
 
 #[test]
 fn the_archive_reproduces_every_binlog_file_byte_for_byte() {
-    let server = TestServer::start();
+    archive_reproduces_every_binlog_file(Flavor::MariaDb);
+}
+
+#[test]
+fn the_archive_reproduces_every_mysql_binlog_file_byte_for_byte() {
+    archive_reproduces_every_binlog_file(Flavor::MySql);
+}
+
+fn archive_reproduces_every_binlog_file(flavor: Flavor) {
+    let server = TestServer::start_with(ServerOptions {
+        flavor,
+        ..Default::default()
+    });
     let repo = Repo::init();
     write_some(&server, 20);
     server.sql("FLUSH BINARY LOGS");
@@ -71,7 +83,7 @@ fn the_archive_reproduces_every_binlog_file_byte_for_byte() {
     );
     assert_eq!(
         report["gtid_state"].as_str().unwrap(),
-        server.sql("SELECT @@gtid_binlog_pos").trim()
+        gtid_state(&server)
     );
 
     let files = archived_files(&repo);
