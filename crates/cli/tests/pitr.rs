@@ -175,15 +175,6 @@ fn server(flavor: Flavor) -> TestServer {
     })
 }
 
-fn restore_to(
-    repo: &Repo,
-    replay: &str,
-    flag: &str,
-    value: &str,
-) -> (TestServer, serde_json::Value) {
-    restore_to_flavor(Flavor::MariaDb, repo, replay, flag, value)
-}
-
 fn restore_to_flavor(
     flavor: Flavor,
     repo: &Repo,

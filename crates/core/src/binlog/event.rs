@@ -356,7 +356,7 @@ impl GtidEvent {
     /// MySQL's GTID event (type 33).
     pub fn parse_mysql(event: &Event<'_>) -> Result<GtidEvent> {
         use mysql_common::binlog::events::{FormatDescriptionEvent, GtidEvent as MyGtid};
-        use mysql_common::binlog::{BinlogCtx, BinlogVersion};
+        use mysql_common::binlog::{consts::BinlogVersion, BinlogCtx};
         use mysql_common::io::ParseBuf;
         use mysql_common::proto::MyDeserialize;
         let body = event.body();
@@ -413,7 +413,7 @@ pub fn parse_gtid_list(event: &Event<'_>) -> Result<Vec<Gtid>> {
 /// MySQL's PREVIOUS_GTIDS event: the GTID set of everything written before this file.
 pub fn parse_previous_gtids(event: &Event<'_>) -> Result<GtidPos> {
     use mysql_common::binlog::events::{FormatDescriptionEvent, PreviousGtidsEvent};
-    use mysql_common::binlog::{BinlogCtx, BinlogVersion};
+    use mysql_common::binlog::{consts::BinlogVersion, BinlogCtx};
     use mysql_common::io::ParseBuf;
     use mysql_common::proto::MyDeserialize;
     let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);

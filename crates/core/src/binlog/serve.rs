@@ -650,9 +650,13 @@ impl Cursor {
     /// The transaction lies beyond the replica's UNTIL position (a domain it does not name, or
     /// after its GTID in that domain).
     fn past_until(&self, gtid: &Gtid) -> bool {
+        // The fast path serves MariaDB archives only; a MySQL GTID is never sent.
+        let Some(g) = gtid.as_maria() else {
+            return true;
+        };
         self.until
             .as_ref()
-            .is_some_and(|until| until.get(gtid.domain).is_none_or(|u| gtid.seq > u.seq))
+            .is_some_and(|until| until.get(g.domain).is_none_or(|u| g.seq > u.seq))
     }
 }
 
