@@ -800,6 +800,87 @@ mod tests {
         assert!(!t.in_group());
     }
 
+    /// MySQL 5.7's GTID event body: flags, sid, gno, logical-clock type and timestamps.
+    fn mysql_gtid_body(sid: [u8; 16], gno: u64) -> Vec<u8> {
+        let mut b = vec![1u8];
+        b.extend_from_slice(&sid);
+        b.extend_from_slice(&gno.to_le_bytes());
+        b.push(2); // LOGICAL_TIMESTAMP_TYPECODE
+        b.extend_from_slice(&7u64.to_le_bytes());
+        b.extend_from_slice(&8u64.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn mysql_gtid_and_previous_gtids_events_parse_and_reject_truncation() {
+        let sid = *uuid::Uuid::parse_str("3e11fa47-71ca-11e1-9e33-c80aa9429562")
+            .unwrap()
+            .as_bytes();
+        let raw = event(kind::MYSQL_GTID, &mysql_gtid_body(sid, 42), 100);
+        let ev = Event::parse(&raw, ChecksumAlg::Crc32).unwrap();
+        let g = GtidEvent::parse_mysql(&ev).unwrap();
+        assert_eq!(g.gtid.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:42");
+        for len in 0..25 {
+            let short = event(kind::MYSQL_GTID, &mysql_gtid_body(sid, 42)[..len], 100);
+            let ev = Event::parse(&short, ChecksumAlg::Crc32).unwrap();
+            assert!(GtidEvent::parse_mysql(&ev).is_err(), "{len}");
+        }
+        // PREVIOUS_GTIDS: one sid with intervals [1, 6) and [8, 10).
+        let mut body = 1u64.to_le_bytes().to_vec();
+        body.extend_from_slice(&sid);
+        body.extend_from_slice(&2u64.to_le_bytes());
+        for (a, b) in [(1u64, 6u64), (8, 10)] {
+            body.extend_from_slice(&a.to_le_bytes());
+            body.extend_from_slice(&b.to_le_bytes());
+        }
+        let raw = event(kind::PREVIOUS_GTIDS, &body, 200);
+        let ev = Event::parse(&raw, ChecksumAlg::Crc32).unwrap();
+        assert_eq!(
+            parse_previous_gtids(&ev).unwrap().to_string(),
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:8-9"
+        );
+        for len in [0, 7, 8, 20, 31, body.len() - 1] {
+            let short = event(kind::PREVIOUS_GTIDS, &body[..len], 200);
+            let ev = Event::parse(&short, ChecksumAlg::Crc32).unwrap();
+            let parsed = parse_previous_gtids(&ev);
+            // A body cut at the sid count is an empty set only when it declares none.
+            assert!(parsed.is_err(), "{len}: {parsed:?}");
+        }
+    }
+
+    #[test]
+    fn mysql_groups_end_at_xid_commit_or_after_a_ddl() {
+        let sid = [7u8; 16];
+        let mut t = GroupTracker::default();
+        let seq = [
+            (kind::MYSQL_GTID, mysql_gtid_body(sid, 1), "begins"),
+            (kind::QUERY, query_body("BEGIN"), "none"),
+            (kind::TABLE_MAP, vec![0; 8], "none"),
+            (kind::WRITE_ROWS, vec![0; 8], "none"),
+            (kind::XID, 9u64.to_le_bytes().to_vec(), "ends"),
+            (kind::MYSQL_GTID, mysql_gtid_body(sid, 2), "begins"),
+            (kind::QUERY, query_body("CREATE TABLE t (a int)"), "ends"),
+            (kind::MYSQL_GTID, mysql_gtid_body(sid, 3), "begins"),
+            (kind::QUERY, query_body("BEGIN"), "none"),
+            (kind::QUERY, query_body("insert into myisam_t values (1)"), "none"),
+            (kind::QUERY, query_body("COMMIT"), "ends"),
+            (kind::ANONYMOUS_GTID, mysql_gtid_body([0; 16], 1), "begins"),
+            (kind::QUERY, query_body("DROP TABLE t"), "ends"),
+            (kind::PREVIOUS_GTIDS, 0u64.to_le_bytes().to_vec(), "none"),
+        ];
+        for (code, body, want) in seq {
+            let raw = event(code, &body, 1);
+            let ev = Event::parse(&raw, ChecksumAlg::Crc32).unwrap();
+            let got = match t.observe(&ev).unwrap() {
+                Boundary::Begins(_) | Boundary::BeginsAnonymous => "begins",
+                Boundary::Ends => "ends",
+                Boundary::None => "none",
+            };
+            assert_eq!(got, want, "event type {code}");
+        }
+        assert!(!t.in_group());
+    }
+
     #[test]
     fn an_open_files_format_description_checks_with_the_in_use_flag_cleared() {
         // binlog version 4, server version, created, header length, post-header lengths,
