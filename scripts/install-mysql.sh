@@ -23,7 +23,6 @@ die() { echo "install-mysql: $*" >&2; exit 1; }
 apt_install() {
   local -a pkgs=("$@")
   local -a sudo=()
-  local -a sudo=()
   if [[ $EUID -ne 0 ]]; then
     command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null \
       || die "missing ${pkgs[*]}; install them with: sudo apt-get install ${pkgs[*]}"
@@ -36,9 +35,10 @@ apt_install() {
 }
 
 # mysqld 5.7 links libaio and libnuma, which a minimal Debian lacks.
+ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
 libs=()
-ldconfig -p 2>/dev/null | grep -q 'libaio\.so\.1 ' || libs+=(libaio1)
-ldconfig -p 2>/dev/null | grep -q 'libnuma\.so\.1 ' || libs+=(libnuma1)
+"$ldconfig" -p 2>/dev/null | grep -q 'libaio\.so\.1 ' || libs+=(libaio1)
+"$ldconfig" -p 2>/dev/null | grep -q 'libnuma\.so\.1 ' || libs+=(libnuma1)
 ((${#libs[@]} == 0)) || apt_install "${libs[@]}"
 
 if [[ -x $BASEDIR/bin/mysqld && -f $BASEDIR/share/mysql/english/errmsg.sys ]] \

@@ -6,15 +6,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::*;
-use holdfast_testkit::TestServer;
+use holdfast_testkit::{Flavor, ServerOptions, TestServer};
 
 const ACCOUNTS: usize = 2000;
 const INITIAL: i64 = 1000;
 
 #[test]
 fn backup_under_transfer_load_is_consistent() {
-    let source = TestServer::start();
-    let target = TestServer::start();
+    backup_under_transfer_load(Flavor::MariaDb);
+}
+
+/// The same on MySQL 5.7, whose snapshot is aligned under `FLUSH TABLES WITH READ LOCK`.
+#[test]
+fn mysql_backup_under_transfer_load_is_consistent() {
+    backup_under_transfer_load(Flavor::MySql);
+}
+
+fn backup_under_transfer_load(flavor: Flavor) {
+    let opts = || ServerOptions {
+        flavor,
+        ..ServerOptions::default()
+    };
+    let source = TestServer::start_with(opts());
+    let target = TestServer::start_with(opts());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut conn = source.conn().await;
@@ -55,6 +69,22 @@ fn backup_under_transfer_load_is_consistent() {
 
     for id in &ids {
         let manifest = repo.manifest(id);
+        assert_eq!(
+            manifest["server"]["flavor"],
+            match flavor {
+                Flavor::MariaDb => "mariadb",
+                Flavor::MySql => "mysql",
+            }
+        );
+        // The consistent point names a GTID set: MariaDB's domain-server-seq, MySQL's uuid:range.
+        let gtid = manifest["consistent_point"]["gtid_set"].as_str().unwrap();
+        match flavor {
+            Flavor::MariaDb => assert!(gtid.starts_with("0-1-"), "{gtid}"),
+            Flavor::MySql => assert!(
+                gtid.starts_with(source.sql("SELECT @@server_uuid").trim()),
+                "{gtid}"
+            ),
+        }
         let chunks = manifest["tables"][0]["chunks"].as_array().unwrap().len();
         assert!(
             chunks > 1,

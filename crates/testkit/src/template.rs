@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Bump when the way templates are built changes.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 const MARKER: &str = "holdfast-template-ready";
 
 /// Options that must be given at initialisation time (they fix on-disk formats); when a test
@@ -35,12 +35,15 @@ const INIT_OPTIONS: &[&str] = &[
 /// Options always used at initialisation, matching the server's startup options.
 pub(crate) const BASE_INIT_ARGS: &[&str] = &["--innodb-log-file-size=64M"];
 
-/// Run by `mysqld --initialize-insecure`: root without a password over TCP too, like MariaDB's.
+/// Run by `mysqld --initialize-insecure`: root without a password over TCP too, with the same
+/// grants as root@localhost (PROXY included), like MariaDB's installer makes them.
 const MYSQL_TCP_ROOT: &str = "\
 CREATE USER 'root'@'127.0.0.1' IDENTIFIED WITH mysql_native_password BY '';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+GRANT PROXY ON ''@'' TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 CREATE USER 'root'@'::1' IDENTIFIED WITH mysql_native_password BY '';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'::1' WITH GRANT OPTION;
+GRANT PROXY ON ''@'' TO 'root'@'::1' WITH GRANT OPTION;
 ";
 
 /// The subset of `extra_args` that affects initialisation.

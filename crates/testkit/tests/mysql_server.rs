@@ -77,6 +77,12 @@ async fn starts_mysql_57_with_gtids_on() {
     assert_eq!(server.sql("SELECT 1+1; SELECT 'a\tb'"), "2\na\\tb\n");
     assert!(server.error_log().contains("ready for connections"));
     assert!(server.datadir().join("mysql-bin.000001").is_file());
+    // root over TCP has root@localhost's grants, as with MariaDB.
+    assert_eq!(
+        server.sql("SHOW GRANTS FOR 'root'@'127.0.0.1'"),
+        "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION\n\
+         GRANT PROXY ON ''@'' TO 'root'@'127.0.0.1' WITH GRANT OPTION\n"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod wire;
 
 pub use conn::{ConnectionConfig, ConnectionSpec};
 pub use server::{Flavor, ServerIdentity};
+pub use snapshot::MYSQL_CONNECTION_COLLATION;
 
 use crate::{Error, ErrorKind};
 

@@ -58,6 +58,15 @@ pub const WORKER_SETUP: &[&str] = &[
     "SET SESSION wait_timeout = 86400",
 ];
 
+/// On MySQL, after `SET NAMES binary`: rows still arrive as raw bytes (`character_set_results`)
+/// and our literals carry their own character set, but the connection collation must not be
+/// `binary`. MySQL resolves a table's generated-column expressions in the collation of the
+/// session that opens it and caches the result: a table first opened by a `binary` session
+/// fails later, for every session, to evaluate JSON functions in its generated columns
+/// ("Cannot create a JSON value from a string with CHARACTER SET 'binary'"). A backup must
+/// never do that to the application's tables.
+pub const MYSQL_CONNECTION_COLLATION: &str = "SET collation_connection = utf8mb4_bin";
+
 /// A connection of either kind taking part in the snapshot.
 enum Member {
     Driver(Conn),
@@ -92,8 +101,9 @@ impl Member {
         for sql in WORKER_SETUP {
             self.run(sql).await?;
         }
-        if flavor == Flavor::MariaDb {
-            self.run("SET SESSION max_statement_time = 0").await?;
+        match flavor {
+            Flavor::MariaDb => self.run("SET SESSION max_statement_time = 0").await?,
+            Flavor::MySql => self.run(MYSQL_CONNECTION_COLLATION).await?,
         }
         Ok(self)
     }
@@ -255,15 +265,22 @@ async fn read_point(conn: &mut Conn, flavor: Flavor) -> Result<ConsistentPoint> 
         }
         None => (String::new(), 0),
     };
+    // MySQL 5.7: a bare @@gtid_executed is the (deprecated) session value, empty outside a
+    // transaction; the server prints a set of several UUIDs over several lines.
     let gtid_sql = match flavor {
         Flavor::MariaDb => "SELECT @@gtid_binlog_pos",
-        Flavor::MySql => "SELECT @@gtid_executed",
+        Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
     };
     let gtid: Option<String> = conn.query_first(gtid_sql).await?;
+    let gtid_set = gtid
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     Ok(ConsistentPoint {
         binlog_file,
         binlog_pos,
-        gtid_set: gtid.unwrap_or_default(),
+        gtid_set,
         time,
     })
 }

@@ -261,13 +261,14 @@ pub async fn table_columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec
 
 /// The select expression of a column, chosen so that the value loads back exactly:
 /// - FLOAT is widened to DOUBLE, whose text form round-trips (the server prints FLOAT with 6
-///   significant digits);
+///   significant digits), by `* 1e0`: exact, keeps the sign of -0, and unlike
+///   `CAST(.. AS DOUBLE)` also understood by MySQL before 8.0.17;
 /// - MariaDB's UUID, INET6 and INET4 are dumped in their binary form, because a binary-charset
 ///   load (as ours is) reads these types from their binary form, not their text.
 fn select_expr(c: &ColumnInfo) -> String {
     let q = quote_ident(&c.name);
     match c.data_type.as_str() {
-        "float" => format!("CAST({q} AS DOUBLE)"),
+        "float" => format!("{q} * 1e0"),
         "uuid" | "inet6" | "inet4" => format!("CAST({q} AS BINARY)"),
         _ => q,
     }

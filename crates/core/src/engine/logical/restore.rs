@@ -33,7 +33,7 @@ use crate::manifest::{
 use crate::pipeline::{decompress_stream, read_all_verified, read_verified, Decompressor};
 use crate::progress::Progress;
 use crate::repo::{layout, Repository};
-use crate::source::{ConnectionConfig, Flavor, ServerIdentity};
+use crate::source::{ConnectionConfig, Flavor, ServerIdentity, MYSQL_CONNECTION_COLLATION};
 use crate::storage::Storage;
 use crate::{Error, ErrorKind, Result};
 
@@ -132,6 +132,7 @@ pub async fn run_restore(
 
     let mut admin = target.connect().await?;
     let identity = ServerIdentity::read(&mut admin).await?;
+    check_same_flavor(manifest, &identity)?;
     let fresh_dbs = preflight(&mut admin, &scope, opts.drop_existing).await?;
 
     // From here on the target changes; on failure, what this run created is removed again so the
@@ -302,11 +303,13 @@ async fn apply(
 
     // Rows, each table's held-back indexes built right after its rows.
     let phase = PhaseTimer::start();
+    let json = json_columns(&mut admin, identity, &scope.items).await?;
     let bytes_loaded = load_all(
         repo.storage(),
         manifest,
         &scope.items,
         &deferred,
+        &json,
         &mut workers,
         progress.clone(),
     )
@@ -398,6 +401,10 @@ fn session_setup(identity: &ServerIdentity, keep_binlog: bool) -> String {
     if !keep_binlog {
         s.push_str("; SET SESSION sql_log_bin = 0");
     }
+    if identity.flavor == Flavor::MySql {
+        s.push_str("; ");
+        s.push_str(MYSQL_CONNECTION_COLLATION);
+    }
     if identity.flavor == Flavor::MariaDb {
         s.push_str("; SET SESSION max_statement_time = 0");
         if identity.major_minor() >= (10, 11) {
@@ -419,6 +426,43 @@ fn setup_error(e: Error) -> Error {
     } else {
         e
     }
+}
+
+/// Refuses a target of the other flavor than the backup's source, before anything changes.
+///
+/// MariaDB and MySQL share a protocol and most SQL, but not what a faithful logical restore
+/// relies on: MySQL's JSON is a binary type and MariaDB's is LONGTEXT, MariaDB has sequences,
+/// system versioning, UUID/INET6 types and its own collations, the two print different
+/// `SHOW CREATE` syntax, and their GTIDs (kept for point-in-time recovery) are incompatible. A
+/// restore that half works would be worse than none; moving between them is a migration
+/// (`mysqldump` plus fixes), not a restore.
+fn check_same_flavor(manifest: &BackupManifest, target: &ServerIdentity) -> Result<()> {
+    let source = manifest.server.flavor.as_str();
+    if source.is_empty() || source == target.flavor.name() {
+        return Ok(());
+    }
+    let pretty = |name: &str| {
+        match name {
+            "mariadb" => "MariaDB",
+            "mysql" => "MySQL",
+            other => other,
+        }
+        .to_string()
+    };
+    Err(Error::new(
+        ErrorKind::TargetNotEmpty,
+        format!(
+            "backup {} was taken from {} {} but the target is {} {}: holdfast restores a \
+             logical backup only into a server of the same flavor (their JSON types, sequences, \
+             collations and GTIDs differ); nothing was changed. Restore into a {} server",
+            manifest.id,
+            pretty(source),
+            manifest.server.version,
+            pretty(target.flavor.name()),
+            target.version,
+            pretty(source),
+        ),
+    ))
 }
 
 /// Refuses (or with `drop_existing`, clears) what already exists on the target; returns the
@@ -539,11 +583,43 @@ where
     Ok(())
 }
 
+/// Per item, the columns of the created table that are MySQL's binary JSON type (MariaDB's JSON
+/// is LONGTEXT and needs nothing): MySQL refuses to build JSON from the binary character set the
+/// loaders use, so [`load_chunk`] converts these from utf8mb4 text. `None` for a MariaDB target.
+async fn json_columns(
+    admin: &mut Conn,
+    identity: &ServerIdentity,
+    items: &[Item<'_>],
+) -> Result<Option<Vec<Vec<String>>>> {
+    if identity.flavor != Flavor::MySql {
+        return Ok(None);
+    }
+    let rows: Vec<(String, String, String)> = admin
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE DATA_TYPE = 'json' AND TABLE_SCHEMA NOT IN \
+             ('mysql', 'information_schema', 'performance_schema', 'sys')",
+        )
+        .await?;
+    Ok(Some(
+        items
+            .iter()
+            .map(|it| {
+                rows.iter()
+                    .filter(|(d, t, _)| *d == it.target_db && *t == it.schema.name)
+                    .map(|(_, _, c)| c.clone())
+                    .collect()
+            })
+            .collect(),
+    ))
+}
+
 async fn load_all(
     storage: &Arc<dyn Storage>,
     manifest: &BackupManifest,
     items: &[Item<'_>],
     deferred: &[SplitCreate],
+    json: &Option<Vec<Vec<String>>>,
     workers: &mut [Conn],
     progress: Arc<dyn Progress>,
 ) -> Result<u64> {
@@ -570,7 +646,11 @@ async fn load_all(
             let stream = read_verified(&**storage, &path, entry).await?;
             let rows = decompress_stream(stream, &path)?;
             let (db, table) = (&it.target_db, &it.schema.name);
-            load_chunk(conn, db, table, &data.columns, rows, chunk.rows, &path).await?;
+            let columns = LoadColumns {
+                names: &data.columns,
+                json: json.as_ref().map_or(&[][..], |j| &j[job.item][..]),
+            };
+            load_chunk(conn, db, table, &columns, rows, chunk.rows, &path).await?;
             loaded.fetch_add(chunk.raw_size, std::sync::atomic::Ordering::Relaxed);
             progress.advance(chunk.raw_size);
         }
@@ -662,13 +742,49 @@ fn indexes_only(split: &SplitCreate) -> Option<SplitCreate> {
     })
 }
 
+/// The columns a chunk holds, in order, and which of them are MySQL JSON.
+struct LoadColumns<'a> {
+    names: &'a [String],
+    json: &'a [String],
+}
+
+impl LoadColumns<'_> {
+    /// The column list and `SET` clause of `LOAD DATA`: JSON columns go through a user variable
+    /// converted to utf8mb4 (the chunk holds the server's own utf8mb4 text of the value).
+    fn load_data_clause(&self) -> String {
+        let mut sets = Vec::new();
+        let list = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if self.json.contains(c) {
+                    sets.push(format!(
+                        "{} = CONVERT(@holdfast_{i} USING utf8mb4)",
+                        quote_ident(c)
+                    ));
+                    format!("@holdfast_{i}")
+                } else {
+                    quote_ident(c)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        if sets.is_empty() {
+            format!("({list})")
+        } else {
+            format!("({list}) SET {}", sets.join(", "))
+        }
+    }
+}
+
 /// Loads one chunk in a transaction that commits only if the stream verified and every row
 /// arrived.
 async fn load_chunk(
     conn: &mut Conn,
     db: &str,
     table: &str,
-    columns: &[String],
+    columns: &LoadColumns<'_>,
     rows: crate::storage::ByteStream,
     expected_rows: u64,
     path: &str,
@@ -693,15 +809,11 @@ async fn load_chunk(
             .take()
             .expect("infile stream used once"))
     });
-    let cols = columns
-        .iter()
-        .map(|c| quote_ident(c))
-        .collect::<Vec<_>>()
-        .join(", ");
     let sql = format!(
-        "LOAD DATA LOCAL INFILE 'holdfast-chunk' INTO TABLE {}.{} {LOAD_DATA_FORMAT} ({cols})",
+        "LOAD DATA LOCAL INFILE 'holdfast-chunk' INTO TABLE {}.{} {LOAD_DATA_FORMAT} {}",
         quote_ident(db),
-        quote_ident(table)
+        quote_ident(table),
+        columns.load_data_clause()
     );
     conn.query_drop("START TRANSACTION").await?;
     let loaded = conn.query_drop(&sql).await;
@@ -805,4 +917,29 @@ async fn check_tables(
     let mut out = reports.into_inner().expect("reports");
     out.sort_by(|a, b| (&a.database, &a.table).cmp(&(&b.database, &b.table)));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_columns_load_through_a_utf8mb4_conversion() {
+        let names = ["id".to_string(), "we`ird".to_string(), "doc".to_string()];
+        let plain = LoadColumns {
+            names: &names,
+            json: &[],
+        };
+        assert_eq!(plain.load_data_clause(), "(`id`, `we``ird`, `doc`)");
+        let json = ["doc".to_string(), "we`ird".to_string()];
+        let with_json = LoadColumns {
+            names: &names,
+            json: &json,
+        };
+        assert_eq!(
+            with_json.load_data_clause(),
+            "(`id`, @holdfast_1, @holdfast_2) SET `we``ird` = CONVERT(@holdfast_1 USING utf8mb4), \
+             `doc` = CONVERT(@holdfast_2 USING utf8mb4)"
+        );
+    }
 }

@@ -892,10 +892,14 @@ impl SavedSession {
             .values
             .iter()
             .map(|(name, value)| {
-                let value = value
-                    .as_deref()
-                    .map(quote_string)
-                    .unwrap_or_else(|| "NULL".to_string());
+                // Numbers unquoted: MySQL refuses `foreign_key_checks = '1'` (MariaDB takes it).
+                let value = match value.as_deref() {
+                    None => "NULL".to_string(),
+                    Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                        v.to_string()
+                    }
+                    Some(v) => quote_string(v),
+                };
                 format!("SESSION {name} = {value}")
             })
             .collect::<Vec<_>>()
