@@ -254,7 +254,10 @@ fn assert_archive_equals_server_files(repo: &Repo, server: &TestServer) {
     for (file, bytes) in files {
         let mut original = std::fs::read(server.datadir().join(&file)).unwrap();
         original[4 + 17] &= !1;
-        assert!(bytes == original, "{file}: archived bytes differ from the server's");
+        assert!(
+            bytes == original,
+            "{file}: archived bytes differ from the server's"
+        );
     }
 }
 

@@ -81,10 +81,7 @@ fn archive_reproduces_every_binlog_file(flavor: Flavor) {
         report["segments_written"].as_u64().unwrap() >= 2,
         "{report}"
     );
-    assert_eq!(
-        report["gtid_state"].as_str().unwrap(),
-        gtid_state(&server)
-    );
+    assert_eq!(report["gtid_state"].as_str().unwrap(), gtid_state(&server));
 
     let files = archived_files(&repo);
     let on_server: Vec<String> = server

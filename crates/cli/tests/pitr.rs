@@ -266,6 +266,10 @@ fn recovers_to_gtids_times_and_just_before_an_accident(flavor: Flavor) {
     phase(&source, &mut rng, 8);
     let end = mark(&source, "end");
     streamer.stop_when_archived(&repo, &end.gtid_pos);
+    // The references differ, so an equal restore proves where the replay stopped.
+    assert!(!end.checksums.is_empty());
+    assert_ne!(markers[0].checksums, end.checksums);
+    assert_ne!(before_drop.checksums, end.checksums);
 
     // `info` names the window: from the first backup to the end of the archive.
     let info = json(&holdfast(&["info", "--repo", &repo.url(), "--json"]));
@@ -284,7 +288,8 @@ fn recovers_to_gtids_times_and_just_before_an_accident(flavor: Flavor) {
         .flat_map(|i| replay_paths(flavor).iter().map(move |r| (i, *r)))
     {
         let m = &markers[i];
-        let (target, report) = restore_to_flavor(flavor, &repo, replay, "--to-gtid", &last_gtid(&m.gtid_pos));
+        let (target, report) =
+            restore_to_flavor(flavor, &repo, replay, "--to-gtid", &last_gtid(&m.gtid_pos));
         assert_eq!(
             checksums(&target),
             m.checksums,
@@ -320,8 +325,7 @@ fn recovers_to_gtids_times_and_just_before_an_accident(flavor: Flavor) {
     }
     for &replay in replay_paths(flavor) {
         // Just before the accident.
-        let (target, _) =
-            restore_to_flavor(flavor, &repo, replay, "--before-gtid", &drop_gtid);
+        let (target, _) = restore_to_flavor(flavor, &repo, replay, "--before-gtid", &drop_gtid);
         assert_eq!(
             checksums(&target),
             before_drop.checksums,
@@ -368,7 +372,8 @@ fn target_before(repo: &Repo, gtid: &str) -> TestServer {
 fn mysql_refuses_fast_replay_and_a_target_with_its_own_gtids() {
     let source = server(Flavor::MySql);
     let repo = Repo::init();
-    source.sql("CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY); INSERT INTO d.t VALUES (1)");
+    source
+        .sql("CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY); INSERT INTO d.t VALUES (1)");
     backup(&repo, &source, &[]);
     source.sql("INSERT INTO d.t VALUES (2)");
     let out = stream_until_caught_up(&repo.url(), &source.url(), &[]);
@@ -376,7 +381,9 @@ fn mysql_refuses_fast_replay_and_a_target_with_its_own_gtids() {
     let target = server(Flavor::MySql);
     let t = target.url();
     let url = repo.url();
-    let out = holdfast(&["restore", "--repo", &url, "--target", &t, "--latest", "--replay", "fast"]);
+    let out = holdfast(&[
+        "restore", "--repo", &url, "--target", &t, "--latest", "--replay", "fast",
+    ]);
     assert_code(&out, 2, "--replay fast on MySQL");
     assert!(text(&out).contains("--replay portable"), "{}", text(&out));
     // A target with GTID history of its own is refused before anything is restored.

@@ -358,7 +358,11 @@ async fn stops_land_exactly_on_gtid_and_time_targets() {
         assert_eq!(report.last_applied, Some(m.gtid), "{report:?}");
         // An inclusive GTID stop ends right after its commit, without reading further.
         let next = (i > 0).then_some(m.gtid.number() + 1);
-        assert_eq!(report.stopped_before.map(|g| g.number()), next, "{report:?}");
+        assert_eq!(
+            report.stopped_before.map(|g| g.number()),
+            next,
+            "{report:?}"
+        );
         if i > 0 {
             assert!(report.transactions_skipped > 0, "{report:?}");
         }

@@ -42,9 +42,9 @@ use crate::binlog::compressed::{self, EventLayout};
 use crate::binlog::event::{gtid_flags, kind, Boundary, Event, GroupTracker, GtidEvent, Query};
 use crate::binlog::event_stream::EventStream;
 use crate::binlog::gtid::{Gtid, GtidPos};
-use crate::source::server::Flavor;
 use crate::binlog::query_status::{CollationNames, QueryStatus, SessionContext};
 use crate::binlog::statement_vars;
+use crate::source::server::Flavor;
 use crate::{Error, ErrorKind, Result};
 
 /// Default upper bound of one batch sent to the server (further capped by the target's
@@ -628,8 +628,7 @@ impl Applier {
                 // Its BEGIN comes as a QUERY event; a DDL commits on its own.
                 return self
                     .push(
-                        format!("SET @@session.gtid_next='{g}', TIMESTAMP={timestamp}")
-                            .as_bytes(),
+                        format!("SET @@session.gtid_next='{g}', TIMESTAMP={timestamp}").as_bytes(),
                         at,
                     )
                     .await;

@@ -150,7 +150,10 @@ impl BinlogClient {
 
     async fn dump(&mut self, request: &DumpRequest) -> Result<()> {
         if let (Flavor::MySql, DumpStart::Gtid(set)) = (request.flavor, &request.start) {
-            return self.conn.send_command(&mysql_dump_gtid(request, set)?).await;
+            return self
+                .conn
+                .send_command(&mysql_dump_gtid(request, set)?)
+                .await;
         }
         let (file, pos) = match &request.start {
             DumpStart::Position { file, pos } => (file.as_str(), *pos),

@@ -365,7 +365,9 @@ impl GtidEvent {
         let parsed = MyGtid::deserialize(ctx, &mut ParseBuf(body))
             .map_err(|e| Error::integrity(format!("corrupt MySQL GTID event: {e}")))?;
         if parsed.gno() == 0 {
-            return Err(Error::integrity("corrupt MySQL GTID event: transaction number 0"));
+            return Err(Error::integrity(
+                "corrupt MySQL GTID event: transaction number 0",
+            ));
         }
         Ok(GtidEvent {
             gtid: Gtid::MySql(MysqlGtid {
@@ -433,7 +435,9 @@ pub fn parse_previous_gtids(event: &Event<'_>) -> Result<GtidPos> {
             }
             // Interval ends are exclusive; a set this large is corrupt, not a loop to run.
             if i.end() - i.start() > 1 << 40 {
-                return Err(Error::integrity("corrupt PREVIOUS_GTIDS event: interval too large"));
+                return Err(Error::integrity(
+                    "corrupt PREVIOUS_GTIDS event: interval too large",
+                ));
             }
             pos.add_range(uuid, i.start(), i.end() - 1);
         }
@@ -819,7 +823,10 @@ mod tests {
         let raw = event(kind::MYSQL_GTID, &mysql_gtid_body(sid, 42), 100);
         let ev = Event::parse(&raw, ChecksumAlg::Crc32).unwrap();
         let g = GtidEvent::parse_mysql(&ev).unwrap();
-        assert_eq!(g.gtid.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:42");
+        assert_eq!(
+            g.gtid.to_string(),
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:42"
+        );
         for len in 0..25 {
             let short = event(kind::MYSQL_GTID, &mysql_gtid_body(sid, 42)[..len], 100);
             let ev = Event::parse(&short, ChecksumAlg::Crc32).unwrap();
@@ -862,7 +869,11 @@ mod tests {
             (kind::QUERY, query_body("CREATE TABLE t (a int)"), "ends"),
             (kind::MYSQL_GTID, mysql_gtid_body(sid, 3), "begins"),
             (kind::QUERY, query_body("BEGIN"), "none"),
-            (kind::QUERY, query_body("insert into myisam_t values (1)"), "none"),
+            (
+                kind::QUERY,
+                query_body("insert into myisam_t values (1)"),
+                "none",
+            ),
             (kind::QUERY, query_body("COMMIT"), "ends"),
             (kind::ANONYMOUS_GTID, mysql_gtid_body([0; 16], 1), "begins"),
             (kind::QUERY, query_body("DROP TABLE t"), "ends"),

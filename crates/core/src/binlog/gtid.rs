@@ -229,10 +229,7 @@ impl IntervalSet {
             self.ranges.insert(lo, (start, end));
             return;
         }
-        let merged = (
-            start.min(self.ranges[lo].0),
-            end.max(self.ranges[hi - 1].1),
-        );
+        let merged = (start.min(self.ranges[lo].0), end.max(self.ranges[hi - 1].1));
         self.ranges.splice(lo..hi, [merged]);
     }
 
@@ -370,11 +367,10 @@ impl GtidPos {
             .domains
             .values()
             .all(|g| self.contains(&Gtid::MariaDb(*g)))
-            && other.sources.iter().all(|(sid, set)| {
-                self.sources
-                    .get(sid)
-                    .is_some_and(|mine| mine.includes(set))
-            })
+            && other
+                .sources
+                .iter()
+                .all(|(sid, set)| self.sources.get(sid).is_some_and(|mine| mine.includes(set)))
     }
 }
 
@@ -539,7 +535,8 @@ mod tests {
     #[test]
     fn interval_sets_insert_merge_and_include() {
         // (inserted ranges, expected ranges)
-        let cases: &[(&[(u64, u64)], &[(u64, u64)])] = &[
+        type Ranges = &'static [(u64, u64)];
+        let cases: &[(Ranges, Ranges)] = &[
             (&[(1, 1)], &[(1, 1)]),
             (&[(1, 1), (2, 2), (3, 3)], &[(1, 3)]),
             (&[(5, 5), (1, 1), (3, 3)], &[(1, 1), (3, 3), (5, 5)]),
@@ -551,7 +548,10 @@ mod tests {
             (&[(10, 20), (21, 21), (22, 22)], &[(10, 22)]),
             (&[(10, 20), (1, 9)], &[(1, 20)]),
             (&[(10, 20), (1, 8)], &[(1, 8), (10, 20)]),
-            (&[(u64::MAX - 1, u64::MAX), (1, 1)], &[(1, 1), (u64::MAX - 1, u64::MAX)]),
+            (
+                &[(u64::MAX - 1, u64::MAX), (1, 1)],
+                &[(1, 1), (u64::MAX - 1, u64::MAX)],
+            ),
         ];
         for (inserts, want) in cases {
             let mut set = IntervalSet::default();
@@ -563,7 +563,14 @@ mod tests {
         let mut set = IntervalSet::default();
         set.insert_range(1, 5);
         set.insert_range(7, 9);
-        for (n, want) in [(0, false), (1, true), (5, true), (6, false), (7, true), (10, false)] {
+        for (n, want) in [
+            (0, false),
+            (1, true),
+            (5, true),
+            (6, false),
+            (7, true),
+            (10, false),
+        ] {
             assert_eq!(set.contains(n), want, "{n}");
         }
         let sub = |r: &[(u64, u64)]| {

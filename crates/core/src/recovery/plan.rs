@@ -155,9 +155,7 @@ fn choose_base<'a>(
         let pos = b.gtid.as_ref().expect("filtered");
         match target {
             Target::Time(t) => b.time <= t,
-            Target::Gtid(g) => {
-                !pos.contains(&g) || pos.ends_at(&g)
-            }
+            Target::Gtid(g) => !pos.contains(&g) || pos.ends_at(&g),
             Target::BeforeGtid(g) => !pos.contains(&g),
             Target::Latest => true,
         }
@@ -506,7 +504,10 @@ mod tests {
         archive()
             .into_iter()
             .map(|mut s| {
-                let (first, last) = (s.first_gtid.unwrap().number(), s.last_gtid.unwrap().number());
+                let (first, last) = (
+                    s.first_gtid.unwrap().number(),
+                    s.last_gtid.unwrap().number(),
+                );
                 s.first_gtid = Some(m(first));
                 s.last_gtid = Some(m(last));
                 s.gtid_state = mset(last);
