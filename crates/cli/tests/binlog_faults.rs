@@ -211,7 +211,22 @@ fn follows_a_failover_to_a_promoted_replica_by_gtid() {
 
 #[test]
 fn a_reinitialised_server_never_overwrites_the_archive() {
-    let first = TestServer::start();
+    reinitialised_server_never_overwrites_the_archive(Flavor::MariaDb);
+}
+
+#[test]
+fn a_reinitialised_mysql_server_never_overwrites_the_archive() {
+    reinitialised_server_never_overwrites_the_archive(Flavor::MySql);
+}
+
+fn reinitialised_server_never_overwrites_the_archive(flavor: Flavor) {
+    let start = || {
+        TestServer::start_with(ServerOptions {
+            flavor,
+            ..Default::default()
+        })
+    };
+    let first = start();
     let repo = Repo::init();
     first.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(50), n INT DEFAULT 0)");
     writes(&first, 10);
@@ -220,7 +235,8 @@ fn a_reinitialised_server_never_overwrites_the_archive() {
     let before = repo.files();
     drop(first);
     // Same server_id, binlog numbering from 000001 again, another history.
-    let second = TestServer::start();
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = start();
     second.sql("CREATE DATABASE other");
     let out = stream_until_caught_up(&repo.url(), &second.url(), &[]);
     assert_code(&out, 12, "stream a re-initialised server");

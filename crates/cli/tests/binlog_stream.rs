@@ -130,8 +130,15 @@ fn archive_reproduces_every_binlog_file(flavor: Flavor) {
 
 #[test]
 fn a_server_with_the_binlog_off_is_refused_clearly() {
+    for flavor in Flavor::ALL {
+        binlog_off_is_refused_clearly(flavor);
+    }
+}
+
+fn binlog_off_is_refused_clearly(flavor: Flavor) {
     let server = TestServer::start_with(ServerOptions {
         binlog: false,
+        flavor,
         ..Default::default()
     });
     let repo = Repo::init();
@@ -143,7 +150,16 @@ fn a_server_with_the_binlog_off_is_refused_clearly() {
 
 #[test]
 fn a_user_without_replication_grants_is_told_what_to_grant() {
-    let server = TestServer::start();
+    for flavor in Flavor::ALL {
+        user_without_replication_grants_is_told_what_to_grant(flavor);
+    }
+}
+
+fn user_without_replication_grants_is_told_what_to_grant(flavor: Flavor) {
+    let server = TestServer::start_with(ServerOptions {
+        flavor,
+        ..Default::default()
+    });
     server.sql("CREATE USER 'peek'@'%' IDENTIFIED BY 'pw'; GRANT SELECT ON *.* TO 'peek'@'%'");
     let repo = Repo::init();
     let url = format!("mysql://peek@127.0.0.1:{}/", server.port());
@@ -181,4 +197,53 @@ fn a_statement_based_binlog_is_archived_with_a_clear_warning() {
     for (file, bytes) in archived_files(&repo) {
         assert!(bytes == server_binlog(&server, &file), "{file}");
     }
+}
+
+#[test]
+fn a_mysql_server_without_gtids_is_told_what_to_set() {
+    let server = TestServer::start_with(ServerOptions {
+        flavor: Flavor::MySql,
+        extra_args: vec![
+            "--gtid-mode=OFF".to_string(),
+            "--enforce-gtid-consistency=OFF".to_string(),
+        ],
+        ..Default::default()
+    });
+    let repo = Repo::init();
+    let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
+    assert_code(&out, 2, "gtid_mode=OFF");
+    assert!(
+        text(&out).contains("gtid_mode=ON") && text(&out).contains("enforce_gtid_consistency=ON"),
+        "{}",
+        text(&out)
+    );
+    assert!(segments(&repo).is_empty());
+}
+
+#[test]
+fn a_mysql_server_that_purged_the_needed_binlogs_is_refused_with_1236() {
+    let server = TestServer::start_with(ServerOptions {
+        flavor: Flavor::MySql,
+        ..Default::default()
+    });
+    let repo = Repo::init();
+    write_some(&server, 3);
+    let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
+    assert_ok(&out, "first stream");
+    let before = segments(&repo).len();
+    // The archive ends in a file the server then purges, with transactions after it.
+    write_some(&server, 3);
+    server.sql("FLUSH BINARY LOGS");
+    write_some(&server, 3);
+    let newest = server
+        .sql("SHOW MASTER STATUS")
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
+    server.sql(&format!("PURGE BINARY LOGS TO '{newest}'"));
+    let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
+    assert_code(&out, 12, "purged binlogs");
+    assert!(text(&out).contains("1236"), "{}", text(&out));
+    assert_eq!(segments(&repo).len(), before, "nothing may be archived");
 }
