@@ -154,6 +154,7 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
                     "file_created": s.source.file_created,
                     "start_pos": s.start_pos,
                     "end_pos": s.end_pos,
+                    "piece_start": s.piece_start,
                     "first_event_time": unix_time(s.first_event_time),
                     "last_event_time": unix_time(s.last_event_time),
                     "first_gtid": s.first_gtid,
