@@ -24,7 +24,7 @@ use crate::binlog::event::{
     BINLOG_MAGIC, FLAG_ARTIFICIAL,
 };
 use crate::binlog::gtid::{Gtid, GtidPos};
-use crate::manifest::{FileEntry, PieceStart, SegmentIndex, SegmentSource, SEGMENT_FORMAT};
+use crate::manifest::{segment_format_for, FileEntry, PieceStart, SegmentIndex, SegmentSource};
 use crate::repo::Repository;
 use crate::source::conn::ConnectionConfig;
 use crate::source::server::Flavor;
@@ -809,7 +809,7 @@ impl SegmentWriter {
         let header = self.pending_header;
         let real: Vec<&EventMark> = marks.iter().filter(|m| m.log_pos != 0).collect();
         let index = SegmentIndex {
-            format: SEGMENT_FORMAT,
+            format: segment_format_for(&gtid_state, first_gtid.as_ref(), last_gtid.as_ref()),
             seq: self.next_seq,
             source: source.clone(),
             start_pos: self.pending_start,
