@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use holdfast_testkit::{ServerOptions, TestServer};
+use holdfast_testkit::{Flavor, ServerOptions, TestServer};
 
 fn spawn_streamer(repo: &Repo, server: &TestServer) -> Child {
     Command::new(bin())
@@ -74,7 +74,10 @@ fn stop(child: Child) {
 }
 
 fn restored_latest_equals(repo: &Repo, source: &TestServer) {
-    let target = TestServer::start();
+    let target = TestServer::start_with(ServerOptions {
+        flavor: source.flavor(),
+        ..Default::default()
+    });
     let out = holdfast(&[
         "restore",
         "--repo",
@@ -90,35 +93,44 @@ fn restored_latest_equals(repo: &Repo, source: &TestServer) {
         checksums(source),
         "restore --latest vs source"
     );
-    assert_eq!(
-        target.sql("SELECT @@gtid_slave_pos").trim(),
-        source.sql("SELECT @@gtid_binlog_pos").trim()
-    );
+    let restored = match source.flavor() {
+        Flavor::MariaDb => target.sql("SELECT @@gtid_slave_pos").trim().to_string(),
+        Flavor::MySql => gtid_state(&target),
+    };
+    assert_eq!(restored, gtid_state(source));
 }
 
-/// Every archived segment follows the previous one: within a file positions touch, and GTID
-/// sequence numbers only grow (no duplicate transaction).
+/// Every archived segment follows the previous one: within a file positions touch (unless a
+/// new piece starts by GTID, where a MySQL server leaves out what the archive has), holdfast
+/// sees no gap, and GTID sequence numbers only grow (no duplicate transaction).
 fn assert_continuous(repo: &Repo) {
+    let info = json(&holdfast(&["info", "--repo", &repo.url(), "--json"]));
+    let gaps = &info["recoverable_window"]["gaps"];
+    assert!(gaps.as_array().is_none_or(|g| g.is_empty()), "gaps: {gaps}");
     let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
     let segments = json(&out);
     let segments = segments.as_array().unwrap();
     let mut last_seq_no = 0u64;
     for pair in segments.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        if a["file"] == b["file"] && a["server_id"] == b["server_id"] && b["start_pos"] != 0 {
+        if a["file"] == b["file"]
+            && a["server_id"] == b["server_id"]
+            && b["start_pos"] != 0
+            && b["piece_start"]["kind"] != "gtid"
+        {
             assert_eq!(a["end_pos"], b["start_pos"], "hole between {a} and {b}");
         }
     }
     for s in segments {
         if let Some(first) = s["first_gtid"].as_str() {
-            let seq: u64 = first.rsplit('-').next().unwrap().parse().unwrap();
+            let seq = gtid_number(first);
             assert!(
                 seq > last_seq_no,
                 "GTID {first} archived twice or out of order"
             );
         }
         if let Some(last) = s["last_gtid"].as_str() {
-            last_seq_no = last.rsplit('-').next().unwrap().parse().unwrap();
+            last_seq_no = gtid_number(last);
         }
     }
 }
@@ -166,20 +178,35 @@ fn survives_connection_kill_server_crash_and_its_own_kill() {
 
 #[test]
 fn follows_a_failover_to_a_promoted_replica_by_gtid() {
+    follows_a_failover_by_gtid(Flavor::MariaDb);
+}
+
+#[test]
+fn mysql_follows_a_failover_to_a_promoted_replica_by_gtid() {
+    follows_a_failover_by_gtid(Flavor::MySql);
+}
+
+fn follows_a_failover_by_gtid(flavor: Flavor) {
     let extra = vec!["--log-slave-updates".to_string()];
     let mut primary = TestServer::start_with(ServerOptions {
         server_id: 1,
         extra_args: extra.clone(),
+        flavor,
         ..Default::default()
     });
     let replica = TestServer::start_with(ServerOptions {
         server_id: 2,
         extra_args: extra,
+        flavor,
         ..Default::default()
     });
+    let auto_position = match flavor {
+        Flavor::MariaDb => "MASTER_USE_GTID=slave_pos",
+        Flavor::MySql => "MASTER_AUTO_POSITION=1",
+    };
     replica.sql(&format!(
         "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='root', \
-         MASTER_USE_GTID=slave_pos; START SLAVE",
+         {auto_position}; START SLAVE",
         primary.port()
     ));
     let repo = Repo::init();
@@ -194,24 +221,44 @@ fn follows_a_failover_to_a_promoted_replica_by_gtid() {
     once(&primary);
     // More work reaches the replica but not the archive; then the primary dies.
     writes(&primary, 15);
-    let pos = primary.sql("SELECT @@gtid_binlog_pos").trim().to_string();
-    replica.sql(&format!("SELECT MASTER_GTID_WAIT('{pos}', 30)"));
+    let pos = gtid_state(&primary);
+    let waited = match flavor {
+        Flavor::MariaDb => replica.sql(&format!("SELECT MASTER_GTID_WAIT('{pos}', 30)")),
+        Flavor::MySql => replica.sql(&format!("SELECT WAIT_FOR_EXECUTED_GTID_SET('{pos}', 30)")),
+    };
+    assert_eq!(
+        waited.trim(),
+        "0",
+        "the replica did not catch up with {pos}"
+    );
     primary.kill();
     // Promotion: the replica stops replicating and takes writes.
     replica.sql("STOP SLAVE; RESET SLAVE ALL");
     writes(&replica, 25);
     once(&replica);
-    assert_eq!(
-        archived_state(&repo).unwrap(),
-        replica.sql("SELECT @@gtid_binlog_pos").trim()
-    );
+    assert_eq!(archived_state(&repo).unwrap(), gtid_state(&replica));
     assert_continuous(&repo);
     restored_latest_equals(&repo, &replica);
 }
 
 #[test]
 fn a_reinitialised_server_never_overwrites_the_archive() {
-    let first = TestServer::start();
+    reinitialised_server_never_overwrites_the_archive(Flavor::MariaDb);
+}
+
+#[test]
+fn a_reinitialised_mysql_server_never_overwrites_the_archive() {
+    reinitialised_server_never_overwrites_the_archive(Flavor::MySql);
+}
+
+fn reinitialised_server_never_overwrites_the_archive(flavor: Flavor) {
+    let start = || {
+        TestServer::start_with(ServerOptions {
+            flavor,
+            ..Default::default()
+        })
+    };
+    let first = start();
     let repo = Repo::init();
     first.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(50), n INT DEFAULT 0)");
     writes(&first, 10);
@@ -220,7 +267,8 @@ fn a_reinitialised_server_never_overwrites_the_archive() {
     let before = repo.files();
     drop(first);
     // Same server_id, binlog numbering from 000001 again, another history.
-    let second = TestServer::start();
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = start();
     second.sql("CREATE DATABASE other");
     let out = stream_until_caught_up(&repo.url(), &second.url(), &[]);
     assert_code(&out, 12, "stream a re-initialised server");
@@ -235,4 +283,71 @@ fn a_reinitialised_server_never_overwrites_the_archive() {
         .filter(|f| !f.starts_with("locks/"))
         .collect();
     assert_eq!(after, before, "the archive must be untouched");
+}
+
+/// The archived bytes of each file of `server` equal the server's file (the "in use" flag of
+/// the active file's format description aside).
+fn assert_archive_equals_server_files(repo: &Repo, server: &TestServer) {
+    let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
+    let mut files: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for s in json(&out).as_array().unwrap() {
+        let object = repo.path().join(s["object"].as_str().unwrap());
+        let raw = zstd::decode_all(&std::fs::read(&object).unwrap()[..]).unwrap();
+        files
+            .entry(s["file"].as_str().unwrap().to_string())
+            .or_default()
+            .extend_from_slice(&raw);
+    }
+    assert!(!files.is_empty());
+    for (file, bytes) in files {
+        let mut original = std::fs::read(server.datadir().join(&file)).unwrap();
+        original[4 + 17] &= !1;
+        assert!(
+            bytes == original,
+            "{file}: archived bytes differ from the server's"
+        );
+    }
+}
+
+#[test]
+fn mysql_archive_survives_dump_thread_kill_and_its_own_kill() {
+    let source = TestServer::start_with(ServerOptions {
+        flavor: Flavor::MySql,
+        ..Default::default()
+    });
+    let repo = Repo::init();
+    source.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(50), n INT DEFAULT 0)");
+    writes(&source, 20);
+    let mut streamer = spawn_streamer(&repo, &source);
+    writes(&source, 30);
+    wait_archived(&repo, &gtid_state(&source));
+
+    // 1. The server kills the replication connection.
+    let dump = source
+        .sql("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+    let dump = dump.trim();
+    assert!(!dump.is_empty(), "no Binlog Dump thread on the source");
+    source.sql(&format!("KILL {dump}"));
+    writes(&source, 30);
+    source.sql("FLUSH BINARY LOGS");
+    writes(&source, 10);
+    wait_archived(&repo, &gtid_state(&source));
+
+    // 2. holdfast is killed with -9 mid-stream and started again.
+    writes(&source, 10);
+    streamer.kill().unwrap();
+    let _ = streamer.wait();
+    writes(&source, 30);
+    streamer = spawn_streamer(&repo, &source);
+    writes(&source, 10);
+    wait_archived(&repo, &gtid_state(&source));
+    stop(streamer);
+
+    assert_continuous(&repo);
+    assert_archive_equals_server_files(&repo, &source);
+    // binlog list shows MySQL GTIDs and uuid:interval states.
+    let out = holdfast(&["binlog", "list", "--repo", &repo.url()]);
+    assert_ok(&out, "binlog list");
+    let uuid = source.sql("SELECT @@server_uuid").trim().to_string();
+    assert!(text(&out).contains(&format!("{uuid}:1-")), "{}", text(&out));
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::*;
-use holdfast_testkit::{ServerOptions, TestServer};
+use holdfast_testkit::{Flavor, ServerOptions, TestServer};
 
 fn stream_once(repo: &Repo, server: &TestServer) -> serde_json::Value {
     let out = stream_until_caught_up(&repo.url(), &server.url(), &["--json"]);
@@ -58,7 +58,19 @@ fn write_some(server: &TestServer, rounds: usize) {
 
 #[test]
 fn the_archive_reproduces_every_binlog_file_byte_for_byte() {
-    let server = TestServer::start();
+    archive_reproduces_every_binlog_file(Flavor::MariaDb);
+}
+
+#[test]
+fn the_archive_reproduces_every_mysql_binlog_file_byte_for_byte() {
+    archive_reproduces_every_binlog_file(Flavor::MySql);
+}
+
+fn archive_reproduces_every_binlog_file(flavor: Flavor) {
+    let server = TestServer::start_with(ServerOptions {
+        flavor,
+        ..Default::default()
+    });
     let repo = Repo::init();
     write_some(&server, 20);
     server.sql("FLUSH BINARY LOGS");
@@ -69,10 +81,7 @@ fn the_archive_reproduces_every_binlog_file_byte_for_byte() {
         report["segments_written"].as_u64().unwrap() >= 2,
         "{report}"
     );
-    assert_eq!(
-        report["gtid_state"].as_str().unwrap(),
-        server.sql("SELECT @@gtid_binlog_pos").trim()
-    );
+    assert_eq!(report["gtid_state"].as_str().unwrap(), gtid_state(&server));
 
     let files = archived_files(&repo);
     let on_server: Vec<String> = server
@@ -121,8 +130,15 @@ fn the_archive_reproduces_every_binlog_file_byte_for_byte() {
 
 #[test]
 fn a_server_with_the_binlog_off_is_refused_clearly() {
+    for flavor in Flavor::ALL {
+        binlog_off_is_refused_clearly(flavor);
+    }
+}
+
+fn binlog_off_is_refused_clearly(flavor: Flavor) {
     let server = TestServer::start_with(ServerOptions {
         binlog: false,
+        flavor,
         ..Default::default()
     });
     let repo = Repo::init();
@@ -134,7 +150,16 @@ fn a_server_with_the_binlog_off_is_refused_clearly() {
 
 #[test]
 fn a_user_without_replication_grants_is_told_what_to_grant() {
-    let server = TestServer::start();
+    for flavor in Flavor::ALL {
+        user_without_replication_grants_is_told_what_to_grant(flavor);
+    }
+}
+
+fn user_without_replication_grants_is_told_what_to_grant(flavor: Flavor) {
+    let server = TestServer::start_with(ServerOptions {
+        flavor,
+        ..Default::default()
+    });
     server.sql("CREATE USER 'peek'@'%' IDENTIFIED BY 'pw'; GRANT SELECT ON *.* TO 'peek'@'%'");
     let repo = Repo::init();
     let url = format!("mysql://peek@127.0.0.1:{}/", server.port());
@@ -172,4 +197,53 @@ fn a_statement_based_binlog_is_archived_with_a_clear_warning() {
     for (file, bytes) in archived_files(&repo) {
         assert!(bytes == server_binlog(&server, &file), "{file}");
     }
+}
+
+#[test]
+fn a_mysql_server_without_gtids_is_told_what_to_set() {
+    let server = TestServer::start_with(ServerOptions {
+        flavor: Flavor::MySql,
+        extra_args: vec![
+            "--gtid-mode=OFF".to_string(),
+            "--enforce-gtid-consistency=OFF".to_string(),
+        ],
+        ..Default::default()
+    });
+    let repo = Repo::init();
+    let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
+    assert_code(&out, 2, "gtid_mode=OFF");
+    assert!(
+        text(&out).contains("gtid_mode=ON") && text(&out).contains("enforce_gtid_consistency=ON"),
+        "{}",
+        text(&out)
+    );
+    assert!(segments(&repo).is_empty());
+}
+
+#[test]
+fn a_mysql_server_that_purged_the_needed_binlogs_is_refused_with_1236() {
+    let server = TestServer::start_with(ServerOptions {
+        flavor: Flavor::MySql,
+        ..Default::default()
+    });
+    let repo = Repo::init();
+    write_some(&server, 3);
+    let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
+    assert_ok(&out, "first stream");
+    let before = segments(&repo).len();
+    // The archive ends in a file the server then purges, with transactions after it.
+    write_some(&server, 3);
+    server.sql("FLUSH BINARY LOGS");
+    write_some(&server, 3);
+    let newest = server
+        .sql("SHOW MASTER STATUS")
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
+    server.sql(&format!("PURGE BINARY LOGS TO '{newest}'"));
+    let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
+    assert_code(&out, 12, "purged binlogs");
+    assert!(text(&out).contains("1236"), "{}", text(&out));
+    assert_eq!(segments(&repo).len(), before, "nothing may be archived");
 }

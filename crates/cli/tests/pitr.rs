@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use holdfast_testkit::TestServer;
+use holdfast_testkit::{Flavor, ServerOptions, TestServer};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 struct Marker {
@@ -32,7 +32,7 @@ fn now_secs() -> f64 {
 /// Records a marker, then waits for the next second so later transactions have a later
 /// timestamp.
 fn mark(server: &TestServer, label: &str) -> Marker {
-    let gtid_pos = server.sql("SELECT @@gtid_binlog_pos").trim().to_string();
+    let gtid_pos = gtid_state(server);
     let checksums = checksums(server);
     let time = now_secs().floor() as i64;
     while now_secs().floor() as i64 <= time {
@@ -97,9 +97,11 @@ fn phase(server: &TestServer, rng: &mut StdRng, k: usize) {
             "ALTER TABLE shop.orders ADD COLUMN c{k} INT DEFAULT {k}; CREATE TABLE crm.t{k} (a INT PRIMARY KEY, b VARCHAR(10)); INSERT INTO crm.t{k} VALUES (1, 'x');\n"
         )),
         // A large transaction.
-        2 => sql.push_str(
-            "BEGIN; INSERT INTO crm.notes (body) SELECT REPEAT('big', 50) FROM crm.seq_1_to_20000; UPDATE crm.notes SET body = 'rewritten' WHERE id % 5 = 0; COMMIT;\n",
-        ),
+        2 => sql.push_str(match server.flavor() {
+            Flavor::MariaDb => "BEGIN; INSERT INTO crm.notes (body) SELECT REPEAT('big', 50) FROM crm.seq_1_to_20000; UPDATE crm.notes SET body = 'rewritten' WHERE id % 5 = 0; COMMIT;\n",
+            // No sequence engine on MySQL.
+            Flavor::MySql => "BEGIN; INSERT INTO crm.notes (body) SELECT REPEAT('big', 50) FROM information_schema.COLLATIONS a, information_schema.COLLATIONS b LIMIT 20000; UPDATE crm.notes SET body = 'rewritten' WHERE id % 5 = 0; COMMIT;\n",
+        }),
         _ => {}
     }
     server.sql(&sql);
@@ -156,16 +158,31 @@ impl Streamer {
     }
 }
 
-/// Both replay paths; every recovery check runs on each.
+/// Both replay paths on MariaDB; every recovery check runs on each. MySQL replays portably.
 const REPLAY_PATHS: [&str; 2] = ["portable", "fast"];
 
-fn restore_to(
+fn replay_paths(flavor: Flavor) -> &'static [&'static str] {
+    match flavor {
+        Flavor::MariaDb => &REPLAY_PATHS,
+        Flavor::MySql => &REPLAY_PATHS[..1],
+    }
+}
+
+fn server(flavor: Flavor) -> TestServer {
+    TestServer::start_with(ServerOptions {
+        flavor,
+        ..Default::default()
+    })
+}
+
+fn restore_to_flavor(
+    flavor: Flavor,
     repo: &Repo,
     replay: &str,
     flag: &str,
     value: &str,
 ) -> (TestServer, serde_json::Value) {
-    let target = TestServer::start();
+    let target = server(flavor);
     let url = repo.url();
     let t = target.url();
     let mut args = vec![
@@ -190,14 +207,28 @@ fn restore_to(
     (target, report)
 }
 
-fn last_gtid(pos: &str) -> &str {
-    // One domain in this test: "0-1-N".
-    pos
+/// The newest GTID of a one-lane position: MariaDB "0-1-N" is itself, MySQL "uuid:1-N" gives
+/// "uuid:N".
+fn last_gtid(pos: &str) -> String {
+    match pos.split_once(':') {
+        None => pos.to_string(),
+        Some((uuid, ranges)) => format!("{uuid}:{}", gtid_number(ranges)),
+    }
 }
 
 #[test]
 fn recovers_to_gtids_times_and_just_before_a_drop() {
-    let source = TestServer::start();
+    recovers_to_gtids_times_and_just_before_an_accident(Flavor::MariaDb);
+}
+
+#[test]
+fn mysql_recovers_to_gtids_times_and_just_before_a_mass_delete() {
+    recovers_to_gtids_times_and_just_before_an_accident(Flavor::MySql);
+}
+
+/// The accident is a `DROP TABLE` on MariaDB and a mass `DELETE` (a large row event) on MySQL.
+fn recovers_to_gtids_times_and_just_before_an_accident(flavor: Flavor) {
+    let source = server(flavor);
     let repo = Repo::init();
     let seed: u64 = std::env::var("HOLDFAST_TEST_SEED")
         .ok()
@@ -220,14 +251,25 @@ fn recovers_to_gtids_times_and_just_before_a_drop() {
     }
     // The accident: a table dropped by mistake, then more work.
     let before_drop = mark(&source, "before the drop");
-    source.sql("DROP TABLE crm.customers");
-    let drop_gtid = source.sql("SELECT @@gtid_binlog_pos").trim().to_string();
+    if flavor == Flavor::MySql {
+        source.sql("DELETE FROM crm.customers");
+    } else {
+        source.sql("DROP TABLE crm.customers");
+    }
+    let drop_gtid = last_gtid(&gtid_state(&source));
     // The application carries on with an empty table.
-    source
-        .sql("CREATE TABLE crm.customers (id INT PRIMARY KEY, name VARCHAR(60), city VARCHAR(40))");
+    if flavor == Flavor::MariaDb {
+        source.sql(
+            "CREATE TABLE crm.customers (id INT PRIMARY KEY, name VARCHAR(60), city VARCHAR(40))",
+        );
+    }
     phase(&source, &mut rng, 8);
     let end = mark(&source, "end");
     streamer.stop_when_archived(&repo, &end.gtid_pos);
+    // The references differ, so an equal restore proves where the replay stopped.
+    assert!(!end.checksums.is_empty());
+    assert_ne!(markers[0].checksums, end.checksums);
+    assert_ne!(before_drop.checksums, end.checksums);
 
     // `info` names the window: from the first backup to the end of the archive.
     let info = json(&holdfast(&["info", "--repo", &repo.url(), "--json"]));
@@ -243,10 +285,11 @@ fn recovers_to_gtids_times_and_just_before_a_drop() {
     // By GTID, at several markers (before and after the second backup).
     for (i, replay) in [0, 2, 3, 5]
         .into_iter()
-        .flat_map(|i| REPLAY_PATHS.map(|r| (i, r)))
+        .flat_map(|i| replay_paths(flavor).iter().map(move |r| (i, *r)))
     {
         let m = &markers[i];
-        let (target, report) = restore_to(&repo, replay, "--to-gtid", last_gtid(&m.gtid_pos));
+        let (target, report) =
+            restore_to_flavor(flavor, &repo, replay, "--to-gtid", &last_gtid(&m.gtid_pos));
         assert_eq!(
             checksums(&target),
             m.checksums,
@@ -256,23 +299,23 @@ fn recovers_to_gtids_times_and_just_before_a_drop() {
         );
         assert_eq!(report["gtid_position"].as_str().unwrap(), m.gtid_pos);
         assert_eq!(
-            target.sql("SELECT @@gtid_slave_pos").trim(),
+            restored_gtid_state(&target),
             m.gtid_pos,
-            "gtid_slave_pos after --to-gtid {}",
+            "GTID state after --to-gtid {}",
             m.gtid_pos
         );
     }
     // By time.
     for (i, replay) in [1, 4, 6]
         .into_iter()
-        .flat_map(|i| REPLAY_PATHS.map(|r| (i, r)))
+        .flat_map(|i| replay_paths(flavor).iter().map(move |r| (i, *r)))
     {
         let m = &markers[i];
         let t = time::OffsetDateTime::from_unix_timestamp(m.time).unwrap();
         let when = t
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
-        let (target, _) = restore_to(&repo, replay, "--to-time", &when);
+        let (target, _) = restore_to_flavor(flavor, &repo, replay, "--to-time", &when);
         assert_eq!(
             checksums(&target),
             m.checksums,
@@ -280,9 +323,9 @@ fn recovers_to_gtids_times_and_just_before_a_drop() {
             m.label
         );
     }
-    for replay in REPLAY_PATHS {
+    for &replay in replay_paths(flavor) {
         // Just before the accident.
-        let (target, _) = restore_to(&repo, replay, "--before-gtid", &drop_gtid);
+        let (target, _) = restore_to_flavor(flavor, &repo, replay, "--before-gtid", &drop_gtid);
         assert_eq!(
             checksums(&target),
             before_drop.checksums,
@@ -294,15 +337,61 @@ fn recovers_to_gtids_times_and_just_before_a_drop() {
             .parse::<u64>()
             .is_ok());
         // The whole archive.
-        let (target, report) = restore_to(&repo, replay, "--latest", "");
+        let (target, report) = restore_to_flavor(flavor, &repo, replay, "--latest", "");
         assert_eq!(
             checksums(&target),
             end.checksums,
             "--replay {replay} --latest"
         );
         assert_eq!(report["gtid_position"].as_str().unwrap(), end.gtid_pos);
-        assert_eq!(target.sql("SELECT @@gtid_slave_pos").trim(), end.gtid_pos);
+        assert_eq!(restored_gtid_state(&target), end.gtid_pos);
+        if flavor == Flavor::MySql {
+            assert_eq!(
+                restored_gtid_state(&target_before(&repo, &drop_gtid)),
+                before_drop.gtid_pos
+            );
+        }
     }
+}
+
+/// The restored server's GTID state: MariaDB's `gtid_slave_pos` (set by the recovery), MySQL's
+/// `gtid_executed` (every replayed transaction keeps its GTID).
+fn restored_gtid_state(target: &TestServer) -> String {
+    match target.flavor() {
+        Flavor::MariaDb => target.sql("SELECT @@gtid_slave_pos").trim().to_string(),
+        Flavor::MySql => gtid_state(target),
+    }
+}
+
+/// A MySQL target recovered to just before `gtid`.
+fn target_before(repo: &Repo, gtid: &str) -> TestServer {
+    restore_to_flavor(Flavor::MySql, repo, "portable", "--before-gtid", gtid).0
+}
+
+#[test]
+fn mysql_refuses_fast_replay_and_a_target_with_its_own_gtids() {
+    let source = server(Flavor::MySql);
+    let repo = Repo::init();
+    source
+        .sql("CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY); INSERT INTO d.t VALUES (1)");
+    backup(&repo, &source, &[]);
+    source.sql("INSERT INTO d.t VALUES (2)");
+    let out = stream_until_caught_up(&repo.url(), &source.url(), &[]);
+    assert_ok(&out, "stream");
+    let target = server(Flavor::MySql);
+    let t = target.url();
+    let url = repo.url();
+    let out = holdfast(&[
+        "restore", "--repo", &url, "--target", &t, "--latest", "--replay", "fast",
+    ]);
+    assert_code(&out, 2, "--replay fast on MySQL");
+    assert!(text(&out).contains("--replay portable"), "{}", text(&out));
+    // A target with GTID history of its own is refused before anything is restored.
+    target.sql("CREATE DATABASE mine");
+    let out = holdfast(&["restore", "--repo", &url, "--target", &t, "--latest"]);
+    assert_code(&out, 14, "a MySQL target with its own GTIDs");
+    assert!(text(&out).contains("RESET MASTER"), "{}", text(&out));
+    assert_eq!(target.sql("SHOW DATABASES LIKE 'd'").trim(), "");
 }
 
 #[test]

@@ -350,25 +350,26 @@ async fn stops_land_exactly_on_gtid_and_time_targets() {
         // Continue from where the last replay stopped: earlier transactions are skipped.
         let stop = match i {
             0 => Stop::AtGtid(m.gtid),
-            1 => Stop::BeforeGtid(Gtid {
-                seq: m.gtid.seq + 1,
-                ..m.gtid
-            }),
+            1 => Stop::BeforeGtid(m.gtid.with_number(m.gtid.number() + 1)),
             _ => Stop::AtTime(m.second),
         };
         let report = replay(&target, &files, ApplyOptions::new(start.clone(), stop)).await;
         assert_eq!(report.stop_reason, StopReason::Target, "{report:?}");
         assert_eq!(report.last_applied, Some(m.gtid), "{report:?}");
         // An inclusive GTID stop ends right after its commit, without reading further.
-        let next = (i > 0).then_some(m.gtid.seq + 1);
-        assert_eq!(report.stopped_before.map(|g| g.seq), next, "{report:?}");
+        let next = (i > 0).then_some(m.gtid.number() + 1);
+        assert_eq!(
+            report.stopped_before.map(|g| g.number()),
+            next,
+            "{report:?}"
+        );
         if i > 0 {
             assert!(report.transactions_skipped > 0, "{report:?}");
         }
         let mut tconn = target.conn().await;
         assert_eq!(all_checksums(&mut tconn).await, m.state, "marker {i}");
         start = report.position.clone();
-        assert_eq!(start.get(0), Some(&m.gtid));
+        assert_eq!(start.get(0).map(|g| Gtid::MariaDb(*g)), Some(m.gtid));
     }
 
     // A time before everything applies nothing; a GTID that never comes stops at the gap.
@@ -381,11 +382,7 @@ async fn stops_land_exactly_on_gtid_and_time_targets() {
     .await;
     assert_eq!(report.transactions_applied, 0);
     assert_eq!(report.stop_reason, StopReason::Target);
-    let missing = Gtid {
-        domain: 0,
-        server: 1,
-        seq: 1_000_000,
-    };
+    let missing = Gtid::maria(0, 1, 1_000_000);
     let report = replay(
         &empty,
         &files,
@@ -465,8 +462,8 @@ async fn cut_and_corrupt_input_is_reported_and_applies_nothing_partial() {
         "1"
     );
     assert_eq!(
-        report.last_applied.map(|g| g.seq + 1),
-        Some(incomplete.gtid.seq)
+        report.last_applied.map(|g| g.number() + 1),
+        Some(incomplete.gtid.number())
     );
 
     // The same cut as two pieces, the second starting with the magic bytes and the format
@@ -571,7 +568,7 @@ async fn server_errors_name_the_gtid_and_position() {
          INSERT INTO d.t VALUES (1)",
     )
     .await;
-    let start: GtidPos = format!("0-1-{}", failing.seq - 1).parse().unwrap();
+    let start: GtidPos = format!("0-1-{}", failing.number() - 1).parse().unwrap();
     let err = replay_into(
         target.conn().await,
         &files,

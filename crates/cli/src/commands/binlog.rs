@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use holdfast::binlog::archive::Archive;
 use holdfast::binlog::client::DumpStart;
+use holdfast::binlog::gtid::Gtid;
 use holdfast::binlog::stream::{run_stream, StreamObserver, StreamOptions};
 use holdfast::manifest::SegmentIndex;
 use holdfast::Error;
@@ -153,6 +154,7 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
                     "file_created": s.source.file_created,
                     "start_pos": s.start_pos,
                     "end_pos": s.end_pos,
+                    "piece_start": s.piece_start,
                     "first_event_time": unix_time(s.first_event_time),
                     "last_event_time": unix_time(s.last_event_time),
                     "first_gtid": s.first_gtid,
@@ -180,6 +182,10 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
     );
     for s in &segments {
         let gtids = match (&s.first_gtid, &s.last_gtid) {
+            // MySQL: one source's interval, as in gtid_executed.
+            (Some(Gtid::MySql(a)), Some(Gtid::MySql(b))) if a.sid == b.sid && a.gno < b.gno => {
+                format!("{}:{}-{}", a.sid, a.gno, b.gno)
+            }
             (Some(a), Some(b)) if a != b => format!("{a} .. {b}"),
             (Some(a), _) | (None, Some(a)) => a.to_string(),
             (None, None) => "-".to_string(),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use holdfast_testkit::TestServer;
+use holdfast_testkit::{Flavor, TestServer};
 
 pub struct Repo {
     pub dir: tempfile::TempDir,
@@ -212,4 +212,30 @@ pub fn stream_until_caught_up(repo_url: &str, source_url: &str, extra: &[&str]) 
     ];
     args.extend_from_slice(extra);
     holdfast(&args)
+}
+
+/// The server's GTID state as holdfast writes it: MariaDB's `gtid_binlog_pos`, or MySQL's
+/// `gtid_executed` with its sources sorted by uuid and without the newlines MySQL puts in.
+pub fn gtid_state(server: &TestServer) -> String {
+    match server.flavor() {
+        Flavor::MariaDb => server.sql("SELECT @@gtid_binlog_pos").trim().to_string(),
+        Flavor::MySql => normalize_gtid_set(&server.sql("SELECT @@global.gtid_executed")),
+    }
+}
+
+/// A MySQL GTID set in holdfast's spelling (sources sorted, no whitespace).
+pub fn normalize_gtid_set(text: &str) -> String {
+    let mut parts: Vec<String> = text
+        .replace("\\n", "")
+        .split(',')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.sort();
+    parts.join(",")
+}
+
+/// The number of a GTID of either flavor (`0-1-42` or `uuid:42`).
+pub fn gtid_number(gtid: &str) -> u64 {
+    gtid.rsplit(['-', ':']).next().unwrap().parse().unwrap()
 }

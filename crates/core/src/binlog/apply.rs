@@ -10,8 +10,12 @@
 //!   to the server as `BINLOG '<base64>'` statements after the file's FORMAT_DESCRIPTION;
 //!   QUERY events go with their session context (see [`query_status`](super::query_status)),
 //!   INTVAR/RAND/USER_VAR as the `SET`s they stand for; XID becomes `COMMIT`.
-//! - Every transaction keeps its GTID: `gtid_domain_id`, `server_id` and `gtid_seq_no` are set
-//!   before it, so a target with its binlog on ends with the source's GTID state.
+//! - Every transaction keeps its GTID: on MariaDB `gtid_domain_id`, `server_id` and
+//!   `gtid_seq_no` are set before it, so a target with its binlog on ends with the source's
+//!   GTID state; on MySQL `gtid_next='uuid:gno'` (recorded in the target's `gtid_executed`
+//!   even with `sql_log_bin=0`), and `gtid_next=AUTOMATIC` again at the end. A MySQL
+//!   transaction's `BEGIN` is its own QUERY event (its GTID event does not say whether a
+//!   transaction or a lone DDL follows).
 //! - One transaction is normally one round trip: its statements go as one multi-statement
 //!   batch ending with its `BINLOG` statement, and its `COMMIT` opens the next transaction's
 //!   batch (a large transaction goes in batches of at most `max_batch_bytes`).
@@ -40,6 +44,7 @@ use crate::binlog::event_stream::EventStream;
 use crate::binlog::gtid::{Gtid, GtidPos};
 use crate::binlog::query_status::{CollationNames, QueryStatus, SessionContext};
 use crate::binlog::statement_vars;
+use crate::source::server::Flavor;
 use crate::{Error, ErrorKind, Result};
 
 /// Default upper bound of one batch sent to the server (further capped by the target's
@@ -74,16 +79,18 @@ impl Stop {
         match *self {
             Stop::End => None,
             Stop::AtTime(t) => (i64::from(timestamp) > t).then_some(StopReason::Target),
-            Stop::BeforeGtid(target) if gtid.domain == target.domain => {
-                if gtid.seq == target.seq {
+            Stop::BeforeGtid(target) if gtid.lane() == target.lane() => {
+                if gtid.number() == target.number() {
                     Some(StopReason::Target)
-                } else if gtid.seq > target.seq {
+                } else if gtid.number() > target.number() {
                     Some(StopReason::TargetMissing)
                 } else {
                     None
                 }
             }
-            Stop::AtGtid(target) if gtid.domain == target.domain && gtid.seq > target.seq => {
+            Stop::AtGtid(target)
+                if gtid.lane() == target.lane() && gtid.number() > target.number() =>
+            {
                 Some(StopReason::TargetMissing)
             }
             _ => None,
@@ -92,7 +99,7 @@ impl Stop {
 
     /// True when applying `gtid` completes the target (the inclusive GTID target).
     pub fn completed_by(&self, gtid: &Gtid) -> bool {
-        matches!(*self, Stop::AtGtid(t) if t.domain == gtid.domain && t.seq == gtid.seq)
+        matches!(*self, Stop::AtGtid(t) if t.lane() == gtid.lane() && t.number() == gtid.number())
     }
 }
 
@@ -280,6 +287,8 @@ pub struct Applier {
     batch: Batch,
     /// `(gtid_domain_id, server_id)` last set on the session.
     gtid_session: Option<(u32, u32)>,
+    /// The target's flavor (MySQL takes `gtid_next`, MariaDB `gtid_seq_no`).
+    flavor: Flavor,
     /// The transaction whose final statements wait in the batch.
     deferred: Option<Gtid>,
     stopped: bool,
@@ -292,11 +301,13 @@ impl Applier {
     /// Prepares `conn` (a session on the target, with the privileges to run `BINLOG` and set
     /// `gtid_seq_no`, e.g. SUPER or BINLOG REPLAY + ...) for replay.
     pub async fn new(mut conn: Conn, opts: ApplyOptions) -> Result<Applier> {
-        let max_packet: Option<u64> = conn
-            .query_first("SELECT @@max_allowed_packet")
+        let row: Option<(u64, String)> = conn
+            .query_first("SELECT @@max_allowed_packet, @@version")
             .await
             .map_err(|e| map_mysql(e, "reading the target's max_allowed_packet"))?;
-        let max_packet = max_packet.unwrap_or(16 << 20) as usize;
+        let (max_packet, version) = row.unwrap_or((16 << 20, String::new()));
+        let max_packet = max_packet as usize;
+        let flavor = Flavor::from_version(&version);
         // Leave room for the statement around the data and the packet header.
         let max_batch = opts
             .max_batch_bytes
@@ -337,13 +348,14 @@ impl Applier {
             opts,
             max_batch,
             collations,
-            session: SessionContext::default(),
+            session: SessionContext::for_flavor(flavor),
             sent_fde: None,
             layout: None,
             tracker: GroupTracker::default(),
             group: None,
             batch: Batch::default(),
             gtid_session: None,
+            flavor,
             deferred: None,
             stopped: false,
             failed: false,
@@ -436,12 +448,19 @@ impl Applier {
                     .map_err(|e| map_mysql(e, "rolling back the incomplete transaction"))?;
             }
         }
-        self.conn
-            .query_drop(
+        let reset = match self.flavor {
+            Flavor::MariaDb => {
                 "SET @@session.server_id=@@global.server_id, \
                  @@session.gtid_domain_id=@@global.gtid_domain_id, \
-                 @@session.pseudo_slave_mode=0, TIMESTAMP=DEFAULT",
-            )
+                 @@session.pseudo_slave_mode=0, TIMESTAMP=DEFAULT"
+            }
+            Flavor::MySql => {
+                "SET @@session.gtid_next=AUTOMATIC, @@session.pseudo_slave_mode=0, \
+                 TIMESTAMP=DEFAULT"
+            }
+        };
+        self.conn
+            .query_drop(reset)
             .await
             .map_err(|e| map_mysql(e, "resetting the replay session"))?;
         Ok((self.report, self.conn))
@@ -452,6 +471,16 @@ impl Applier {
         let boundary = self.tracker.observe(event).map_err(|e| e.context(at))?;
         if let Boundary::Begins(gtid) = boundary {
             return self.begin_group(event, &gtid, at).await;
+        }
+        if boundary == Boundary::BeginsAnonymous {
+            return Err(Error::new(
+                ErrorKind::NotRecoverable,
+                format!(
+                    "{at}: a transaction without a GTID (written while the source's gtid_mode \
+                     was not ON): holdfast replays MySQL binlogs by GTID; recover to a point \
+                     before it, or take a base backup after gtid_mode=ON"
+                ),
+            ));
         }
         let skipping = self.group.as_ref().is_some_and(|g| g.skip);
         match code {
@@ -593,7 +622,24 @@ impl Applier {
         if gtid.flags & (gtid_flags::PREPARED_XA | gtid_flags::COMPLETED_XA) != 0 {
             return Err(self.unsupported("an XA", at));
         }
-        let g = gtid.gtid;
+        let g = match (gtid.gtid, self.flavor) {
+            (Gtid::MariaDb(g), Flavor::MariaDb) => g,
+            (Gtid::MySql(g), Flavor::MySql) => {
+                // Its BEGIN comes as a QUERY event; a DDL commits on its own.
+                return self
+                    .push(
+                        format!("SET @@session.gtid_next='{g}', TIMESTAMP={timestamp}").as_bytes(),
+                        at,
+                    )
+                    .await;
+            }
+            (other, flavor) => {
+                return Err(Error::usage(format!(
+                    "{at}: GTID {other} cannot be replayed into a {flavor:?} server: replay a \
+                     binlog into a server of the flavor that wrote it"
+                )));
+            }
+        };
         if self.gtid_session != Some((g.domain, g.server)) {
             self.push(
                 format!(
@@ -641,7 +687,7 @@ impl Applier {
         }
         self.batch.stmt_table_maps.clear();
         if let Stop::AtGtid(target) = self.opts.stop {
-            if group.gtid.domain == target.domain && group.gtid.seq == target.seq {
+            if group.gtid.lane() == target.lane() && group.gtid.number() == target.number() {
                 self.flush(at).await?;
                 self.stopped = true;
                 self.report.stop_reason = StopReason::Target;
@@ -661,8 +707,14 @@ impl Applier {
         };
         let query = Query::parse(&event).map_err(|e| e.context(at))?;
         if query.is_begin() && self.group.is_some() {
-            // The GTID event already began the transaction.
+            // MariaDB: the GTID event already began the transaction.
+            if self.flavor == Flavor::MySql {
+                self.push(b"BEGIN", at).await?;
+            }
             return Ok(());
+        }
+        if self.flavor == Flavor::MySql && query.is_xa_start() {
+            return Err(self.unsupported("an XA", at));
         }
         if self.group.is_some()
             && query.ends_transaction()

@@ -1,19 +1,28 @@
 //! The replication connection: registers as a replica and receives binlog events as the exact
 //! bytes the server wrote, over [`WireConn`].
 //!
-//! MariaDB strategy: the session declares itself checksum-aware with the server's own
-//! algorithm (`@master_binlog_checksum = @@global.binlog_checksum`, so events arrive exactly as
-//! stored), GTID-aware (`@mariadb_slave_capability = 4`), asks for ANNOTATE_ROWS events, sets a
-//! heartbeat period, and starts either at a file and position or at a GTID position
-//! (`@slave_connect_state`).
+//! Both flavors declare the session checksum-aware with the server's own algorithm
+//! (`@master_binlog_checksum = @@global.binlog_checksum`, so events arrive exactly as stored)
+//! and set a heartbeat period (`@master_heartbeat_period`), then register as a replica.
+//!
+//! - MariaDB strategy: GTID-aware (`@mariadb_slave_capability = 4`), asks for ANNOTATE_ROWS
+//!   events, and starts with COM_BINLOG_DUMP either at a file and position or at a GTID
+//!   position (`@slave_connect_state`).
+//! - MySQL strategy: COM_BINLOG_DUMP at a file and position, or COM_BINLOG_DUMP_GTID with the
+//!   SID/interval block of the set the replica already has (mysql_common's packet types): the
+//!   server starts at the first binlog file with transactions outside the set and leaves out
+//!   the transactions inside it.
 
 use std::time::Duration;
 
 use mysql_common::constants::Command;
+use mysql_common::packets::{BinlogDumpFlags, ComBinlogDumpGtid, GnoInterval, Sid};
+use mysql_common::proto::MySerialize;
 
 use crate::binlog::event::{ChecksumAlg, HEADER_LEN};
 use crate::binlog::gtid::GtidPos;
 use crate::source::conn::ConnectionConfig;
+use crate::source::server::Flavor;
 use crate::source::wire::WireConn;
 use crate::{Error, ErrorKind, Result};
 
@@ -29,12 +38,15 @@ pub enum DumpStart {
     /// At a byte offset of a binlog file (4 for its first event).
     Position { file: String, pos: u64 },
     /// After the transactions of a GTID position (empty: from the oldest binlog with complete
-    /// history).
+    /// history). MariaDB: one GTID per domain; MySQL: the set of every transaction the
+    /// replica has.
     Gtid(GtidPos),
 }
 
 #[derive(Debug, Clone)]
 pub struct DumpRequest {
+    /// Which dialect of the replication protocol the server speaks.
+    pub flavor: Flavor,
     /// Our server id as a replica; must differ from every server in the topology.
     pub replica_server_id: u32,
     pub start: DumpStart,
@@ -69,10 +81,14 @@ impl BinlogClient {
         let heartbeat_ns = request.heartbeat.as_nanos().max(1_000_000);
         let mut setup = vec![
             "SET @master_binlog_checksum = @@global.binlog_checksum".to_string(),
-            format!("SET @mariadb_slave_capability = {MARIA_SLAVE_CAPABILITY_GTID}"),
             format!("SET @master_heartbeat_period = {heartbeat_ns}"),
         ];
-        if let DumpStart::Gtid(pos) = &request.start {
+        if request.flavor == Flavor::MariaDb {
+            setup.push(format!(
+                "SET @mariadb_slave_capability = {MARIA_SLAVE_CAPABILITY_GTID}"
+            ));
+        }
+        if let (Flavor::MariaDb, DumpStart::Gtid(pos)) = (request.flavor, &request.start) {
             setup.push(format!("SET @slave_connect_state = '{pos}'"));
             setup.push("SET @slave_gtid_strict_mode = 0".into());
             setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
@@ -133,6 +149,12 @@ impl BinlogClient {
     }
 
     async fn dump(&mut self, request: &DumpRequest) -> Result<()> {
+        if let (Flavor::MySql, DumpStart::Gtid(set)) = (request.flavor, &request.start) {
+            return self
+                .conn
+                .send_command(&mysql_dump_gtid(request, set)?)
+                .await;
+        }
         let (file, pos) = match &request.start {
             DumpStart::Position { file, pos } => (file.as_str(), *pos),
             DumpStart::Gtid(_) => ("", 4),
@@ -142,7 +164,11 @@ impl BinlogClient {
                 "binlog position {pos} is beyond what the replication protocol can request"
             ))
         })?;
-        let mut flags = DUMP_SEND_ANNOTATE_ROWS;
+        // MySQL reads flag 2 as "through position"; ANNOTATE_ROWS is MariaDB's.
+        let mut flags = match request.flavor {
+            Flavor::MariaDb => DUMP_SEND_ANNOTATE_ROWS,
+            Flavor::MySql => 0,
+        };
         if request.non_blocking {
             flags |= DUMP_NON_BLOCK;
         }
@@ -193,8 +219,8 @@ impl BinlogClient {
                 ErrorKind::Auth,
                 format!(
                     "{} refused the binlog stream: {} — grant it with \
-                     `GRANT REPLICATION SLAVE ON *.* TO <user>` (MariaDB also accepts \
-                     BINLOG MONITOR / REPLICATION SLAVE ADMIN for the checks)",
+                     `GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO <user>` (MariaDB \
+                     also accepts BINLOG MONITOR / REPLICATION SLAVE ADMIN for the checks)",
                     self.endpoint, err.message
                 ),
             ),
@@ -217,6 +243,41 @@ impl BinlogClient {
             .transient(),
         }
     }
+}
+
+/// COM_BINLOG_DUMP_GTID asking for every transaction outside `set` (MySQL). An empty set asks
+/// for everything from the oldest binlog.
+fn mysql_dump_gtid(request: &DumpRequest, set: &GtidPos) -> Result<Vec<u8>> {
+    if set.gtids().next().is_some() {
+        return Err(Error::usage(format!(
+            "the MySQL server was asked to resume from the MariaDB GTID position {set}: the \
+             archive was written from a MariaDB server; stream a MySQL server into its own \
+             repository"
+        )));
+    }
+    let sids: Vec<Sid<'static>> = set
+        .sources()
+        .map(|(uuid, intervals)| {
+            // The wire intervals are end-exclusive.
+            let intervals = intervals
+                .ranges()
+                .iter()
+                .map(|&(s, e)| GnoInterval::new(s, e.saturating_add(1)))
+                .collect();
+            Sid::new(*uuid.as_bytes()).with_intervals(intervals)
+        })
+        .collect();
+    let mut flags = BinlogDumpFlags::empty();
+    if request.non_blocking {
+        flags |= BinlogDumpFlags::BINLOG_DUMP_NON_BLOCK;
+    }
+    let cmd = ComBinlogDumpGtid::new(request.replica_server_id)
+        .with_pos(4)
+        .with_sids(sids)
+        .with_flags(flags);
+    let mut payload = Vec::new();
+    cmd.serialize(&mut payload);
+    Ok(payload)
 }
 
 /// True for the dump error that means "the position or GTID you asked for is not in my binlogs".

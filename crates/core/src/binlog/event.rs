@@ -1,11 +1,12 @@
 //! Binlog event framing: the v4 event header, checksums, and the few event bodies holdfast
-//! needs to understand (rotation, format description, MariaDB GTIDs, transaction ends, queries).
+//! needs to understand (rotation, format description, GTIDs of both flavors, transaction ends,
+//! queries). MySQL's GTID and PREVIOUS_GTIDS bodies are decoded by mysql_common.
 //!
 //! Every parser checks lengths before it reads, so truncated or corrupt bytes are an
 //! [`ErrorKind::Integrity`] error naming what is wrong, never a panic. Events are kept as the
 //! exact bytes the server sent (header, body and checksum): holdfast archives them unchanged.
 
-use crate::binlog::gtid::Gtid;
+use crate::binlog::gtid::{Gtid, GtidPos, MariaGtid, MysqlGtid};
 use crate::{Error, Result};
 
 /// The four bytes every binlog file starts with.
@@ -33,9 +34,19 @@ pub mod kind {
     pub const DELETE_ROWS_V1: u8 = 25;
     pub const INCIDENT: u8 = 26;
     pub const HEARTBEAT: u8 = 27;
+    /// MySQL: the statement text of the row events that follow (informational).
+    pub const ROWS_QUERY: u8 = 29;
     pub const WRITE_ROWS: u8 = 30;
     pub const UPDATE_ROWS: u8 = 31;
     pub const DELETE_ROWS: u8 = 32;
+    /// MySQL: starts a transaction with a GTID (`uuid:gno`).
+    pub const MYSQL_GTID: u8 = 33;
+    /// MySQL: starts a transaction without a GTID (gtid_mode OFF or transitioning).
+    pub const ANONYMOUS_GTID: u8 = 34;
+    /// MySQL: the GTID set of everything before this file, after its format description.
+    pub const PREVIOUS_GTIDS: u8 = 35;
+    pub const TRANSACTION_CONTEXT: u8 = 36;
+    pub const VIEW_CHANGE: u8 = 37;
     pub const XA_PREPARE: u8 = 38;
     pub const ANNOTATE_ROWS: u8 = 160;
     pub const BINLOG_CHECKPOINT: u8 = 161;
@@ -304,7 +315,9 @@ pub mod gtid_flags {
     pub const COMPLETED_XA: u8 = 128;
 }
 
-/// MariaDB's GTID event: starts every event group (transaction or standalone statement).
+/// A GTID event: starts every event group (transaction or standalone statement). MariaDB's
+/// carries flags that say whether the group is standalone; MySQL's does not (its flags here are
+/// 0), the group's first statement tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GtidEvent {
     pub gtid: Gtid,
@@ -330,13 +343,39 @@ impl GtidEvent {
             None
         };
         Ok(GtidEvent {
-            gtid: Gtid {
+            gtid: Gtid::MariaDb(MariaGtid {
                 domain,
                 server: event.header.server_id,
                 seq,
-            },
+            }),
             flags,
             commit_id,
+        })
+    }
+
+    /// MySQL's GTID event (type 33).
+    pub fn parse_mysql(event: &Event<'_>) -> Result<GtidEvent> {
+        use mysql_common::binlog::events::{FormatDescriptionEvent, GtidEvent as MyGtid};
+        use mysql_common::binlog::{consts::BinlogVersion, BinlogCtx};
+        use mysql_common::io::ParseBuf;
+        use mysql_common::proto::MyDeserialize;
+        let body = event.body();
+        let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+        let ctx = BinlogCtx::new(event.raw().len(), &fde, kind::MYSQL_GTID);
+        let parsed = MyGtid::deserialize(ctx, &mut ParseBuf(body))
+            .map_err(|e| Error::integrity(format!("corrupt MySQL GTID event: {e}")))?;
+        if parsed.gno() == 0 {
+            return Err(Error::integrity(
+                "corrupt MySQL GTID event: transaction number 0",
+            ));
+        }
+        Ok(GtidEvent {
+            gtid: Gtid::MySql(MysqlGtid {
+                sid: uuid::Uuid::from_bytes(parsed.sid()),
+                gno: parsed.gno(),
+            }),
+            flags: 0,
+            commit_id: None,
         })
     }
 
@@ -363,12 +402,47 @@ pub fn parse_gtid_list(event: &Event<'_>) -> Result<Vec<Gtid>> {
     Ok(entries
         .chunks_exact(16)
         .take(count)
-        .map(|e| Gtid {
-            domain: u32_le(&e[0..4]),
-            server: u32_le(&e[4..8]),
-            seq: u64::from_le_bytes(e[8..16].try_into().expect("8 bytes")),
+        .map(|e| {
+            Gtid::MariaDb(MariaGtid {
+                domain: u32_le(&e[0..4]),
+                server: u32_le(&e[4..8]),
+                seq: u64::from_le_bytes(e[8..16].try_into().expect("8 bytes")),
+            })
         })
         .collect())
+}
+
+/// MySQL's PREVIOUS_GTIDS event: the GTID set of everything written before this file.
+pub fn parse_previous_gtids(event: &Event<'_>) -> Result<GtidPos> {
+    use mysql_common::binlog::events::{FormatDescriptionEvent, PreviousGtidsEvent};
+    use mysql_common::binlog::{consts::BinlogVersion, BinlogCtx};
+    use mysql_common::io::ParseBuf;
+    use mysql_common::proto::MyDeserialize;
+    let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+    let ctx = BinlogCtx::new(event.raw().len(), &fde, kind::PREVIOUS_GTIDS);
+    let parsed = PreviousGtidsEvent::deserialize(ctx, &mut ParseBuf(event.body()))
+        .map_err(|e| Error::integrity(format!("corrupt PREVIOUS_GTIDS event: {e}")))?;
+    let mut pos = GtidPos::new();
+    for sid in parsed.sids() {
+        let uuid = uuid::Uuid::from_bytes(sid.uuid());
+        for i in sid.intervals() {
+            if i.start() == 0 || i.end() <= i.start() {
+                return Err(Error::integrity(format!(
+                    "corrupt PREVIOUS_GTIDS event: interval [{}, {}) of {uuid}",
+                    i.start(),
+                    i.end()
+                )));
+            }
+            // Interval ends are exclusive; a set this large is corrupt, not a loop to run.
+            if i.end() - i.start() > 1 << 40 {
+                return Err(Error::integrity(
+                    "corrupt PREVIOUS_GTIDS event: interval too large",
+                ));
+            }
+            pos.add_range(uuid, i.start(), i.end() - 1);
+        }
+    }
+    Ok(pos)
 }
 
 /// XID: the commit of a transaction on a transactional engine.
@@ -428,6 +502,12 @@ impl<'a> Query<'a> {
             || starts_with_ignore_case(sql, b"ROLLBACK") && !is_rollback_to_savepoint(sql)
             || starts_with_ignore_case(sql, b"XA COMMIT")
             || starts_with_ignore_case(sql, b"XA ROLLBACK")
+    }
+
+    /// True for `XA START` (MySQL writes it, not `BEGIN`, at the start of an XA transaction).
+    pub fn is_xa_start(&self) -> bool {
+        let sql = trim_ascii_start(self.sql);
+        starts_with_ignore_case(sql, b"XA START") || starts_with_ignore_case(sql, b"XA BEGIN")
     }
 
     /// True for `BEGIN` (or `START TRANSACTION`), which opens a non-standalone group.
@@ -524,7 +604,8 @@ impl<'a> Iterator for EventReader<'a> {
     }
 }
 
-/// Tracks where event groups (transactions) begin and end in a MariaDB event sequence.
+/// Tracks where event groups (transactions) begin and end in an event sequence of either
+/// flavor.
 #[derive(Debug, Default, Clone)]
 pub struct GroupTracker {
     open: Option<OpenGroup>,
@@ -532,7 +613,9 @@ pub struct GroupTracker {
 
 #[derive(Debug, Clone, Copy)]
 struct OpenGroup {
-    standalone: bool,
+    /// `None` for a MySQL group until its first statement: `BEGIN` opens a transaction that
+    /// ends at XID or COMMIT, anything else (DDL) is the whole group.
+    standalone: Option<bool>,
 }
 
 /// What an event means for transaction boundaries.
@@ -540,6 +623,8 @@ struct OpenGroup {
 pub enum Boundary {
     /// The event starts a group (a GTID event).
     Begins(GtidEvent),
+    /// The event starts a group without a GTID (MySQL's ANONYMOUS_GTID).
+    BeginsAnonymous,
     /// The event ends the open group.
     Ends,
     /// Inside a group, or an event outside any group (format description, rotate…).
@@ -553,21 +638,41 @@ impl GroupTracker {
         if code == kind::GTID {
             let gtid = GtidEvent::parse(event)?;
             self.open = Some(OpenGroup {
-                standalone: gtid.is_standalone(),
+                standalone: Some(gtid.is_standalone()),
             });
             return Ok(Boundary::Begins(gtid));
         }
-        let Some(group) = self.open else {
+        if code == kind::MYSQL_GTID || code == kind::ANONYMOUS_GTID {
+            self.open = Some(OpenGroup { standalone: None });
+            return Ok(if code == kind::MYSQL_GTID {
+                Boundary::Begins(GtidEvent::parse_mysql(event)?)
+            } else {
+                Boundary::BeginsAnonymous
+            });
+        }
+        let Some(group) = self.open.as_mut() else {
             return Ok(Boundary::None);
         };
         let ends = match code {
             kind::XID | kind::XA_PREPARE => true,
             kind::QUERY => {
                 let query = Query::parse(event)?;
-                group.standalone || query.ends_transaction()
+                match group.standalone {
+                    Some(standalone) => standalone || query.ends_transaction(),
+                    None => {
+                        let begins = query.is_begin() || query.is_xa_start();
+                        group.standalone = Some(!begins);
+                        !begins
+                    }
+                }
             }
-            kind::QUERY_COMPRESSED => group.standalone,
-            _ => false,
+            kind::QUERY_COMPRESSED => group.standalone == Some(true),
+            // A MySQL group's first event decides: rows without BEGIN do not happen, but a
+            // group must not stay undecided.
+            _ => {
+                group.standalone.get_or_insert(false);
+                false
+            }
         };
         if ends {
             self.open = None;
@@ -619,14 +724,7 @@ mod tests {
         let raw = event(kind::GTID, &gtid_body(42, 3, 0), 100);
         let ev = Event::parse(&raw, ChecksumAlg::Crc32).unwrap();
         let g = GtidEvent::parse(&ev).unwrap();
-        assert_eq!(
-            g.gtid,
-            Gtid {
-                domain: 3,
-                server: 7,
-                seq: 42
-            }
-        );
+        assert_eq!(g.gtid, Gtid::maria(3, 7, 42));
         let mut bad = raw.clone();
         bad[20] ^= 1;
         let err = Event::parse(&bad, ChecksumAlg::Crc32).unwrap_err();
@@ -697,7 +795,95 @@ mod tests {
             let raw = event(code, &body, 1);
             let ev = Event::parse(&raw, ChecksumAlg::Crc32).unwrap();
             let got = match t.observe(&ev).unwrap() {
-                Boundary::Begins(_) => "begins",
+                Boundary::Begins(_) | Boundary::BeginsAnonymous => "begins",
+                Boundary::Ends => "ends",
+                Boundary::None => "none",
+            };
+            assert_eq!(got, want, "event type {code}");
+        }
+        assert!(!t.in_group());
+    }
+
+    /// MySQL 5.7's GTID event body: flags, sid, gno, logical-clock type and timestamps.
+    fn mysql_gtid_body(sid: [u8; 16], gno: u64) -> Vec<u8> {
+        let mut b = vec![1u8];
+        b.extend_from_slice(&sid);
+        b.extend_from_slice(&gno.to_le_bytes());
+        b.push(2); // LOGICAL_TIMESTAMP_TYPECODE
+        b.extend_from_slice(&7u64.to_le_bytes());
+        b.extend_from_slice(&8u64.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn mysql_gtid_and_previous_gtids_events_parse_and_reject_truncation() {
+        let sid = *uuid::Uuid::parse_str("3e11fa47-71ca-11e1-9e33-c80aa9429562")
+            .unwrap()
+            .as_bytes();
+        let raw = event(kind::MYSQL_GTID, &mysql_gtid_body(sid, 42), 100);
+        let ev = Event::parse(&raw, ChecksumAlg::Crc32).unwrap();
+        let g = GtidEvent::parse_mysql(&ev).unwrap();
+        assert_eq!(
+            g.gtid.to_string(),
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:42"
+        );
+        for len in 0..25 {
+            let short = event(kind::MYSQL_GTID, &mysql_gtid_body(sid, 42)[..len], 100);
+            let ev = Event::parse(&short, ChecksumAlg::Crc32).unwrap();
+            assert!(GtidEvent::parse_mysql(&ev).is_err(), "{len}");
+        }
+        // PREVIOUS_GTIDS: one sid with intervals [1, 6) and [8, 10).
+        let mut body = 1u64.to_le_bytes().to_vec();
+        body.extend_from_slice(&sid);
+        body.extend_from_slice(&2u64.to_le_bytes());
+        for (a, b) in [(1u64, 6u64), (8, 10)] {
+            body.extend_from_slice(&a.to_le_bytes());
+            body.extend_from_slice(&b.to_le_bytes());
+        }
+        let raw = event(kind::PREVIOUS_GTIDS, &body, 200);
+        let ev = Event::parse(&raw, ChecksumAlg::Crc32).unwrap();
+        assert_eq!(
+            parse_previous_gtids(&ev).unwrap().to_string(),
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:8-9"
+        );
+        for len in [0, 7, 8, 20, 31, body.len() - 1] {
+            let short = event(kind::PREVIOUS_GTIDS, &body[..len], 200);
+            let ev = Event::parse(&short, ChecksumAlg::Crc32).unwrap();
+            let parsed = parse_previous_gtids(&ev);
+            // A body cut at the sid count is an empty set only when it declares none.
+            assert!(parsed.is_err(), "{len}: {parsed:?}");
+        }
+    }
+
+    #[test]
+    fn mysql_groups_end_at_xid_commit_or_after_a_ddl() {
+        let sid = [7u8; 16];
+        let mut t = GroupTracker::default();
+        let seq = [
+            (kind::MYSQL_GTID, mysql_gtid_body(sid, 1), "begins"),
+            (kind::QUERY, query_body("BEGIN"), "none"),
+            (kind::TABLE_MAP, vec![0; 8], "none"),
+            (kind::WRITE_ROWS, vec![0; 8], "none"),
+            (kind::XID, 9u64.to_le_bytes().to_vec(), "ends"),
+            (kind::MYSQL_GTID, mysql_gtid_body(sid, 2), "begins"),
+            (kind::QUERY, query_body("CREATE TABLE t (a int)"), "ends"),
+            (kind::MYSQL_GTID, mysql_gtid_body(sid, 3), "begins"),
+            (kind::QUERY, query_body("BEGIN"), "none"),
+            (
+                kind::QUERY,
+                query_body("insert into myisam_t values (1)"),
+                "none",
+            ),
+            (kind::QUERY, query_body("COMMIT"), "ends"),
+            (kind::ANONYMOUS_GTID, mysql_gtid_body([0; 16], 1), "begins"),
+            (kind::QUERY, query_body("DROP TABLE t"), "ends"),
+            (kind::PREVIOUS_GTIDS, 0u64.to_le_bytes().to_vec(), "none"),
+        ];
+        for (code, body, want) in seq {
+            let raw = event(code, &body, 1);
+            let ev = Event::parse(&raw, ChecksumAlg::Crc32).unwrap();
+            let got = match t.observe(&ev).unwrap() {
+                Boundary::Begins(_) | Boundary::BeginsAnonymous => "begins",
                 Boundary::Ends => "ends",
                 Boundary::None => "none",
             };

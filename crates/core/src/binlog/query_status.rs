@@ -233,12 +233,25 @@ pub struct SessionContext {
     character_set_collations: Option<Vec<(u16, u16)>>,
     db: Option<Vec<u8>>,
     thread_id: Option<u32>,
+    /// The replay target is MySQL (which has no `check_constraint_checks`).
+    mysql: bool,
 }
 
 impl SessionContext {
+    /// A context for a replay target of `flavor`.
+    pub fn for_flavor(flavor: crate::source::server::Flavor) -> SessionContext {
+        SessionContext {
+            mysql: flavor == crate::source::server::Flavor::MySql,
+            ..SessionContext::default()
+        }
+    }
+
     /// Forgets everything: the next event sends its whole context (after a reconnect).
     pub fn reset(&mut self) {
-        *self = SessionContext::default();
+        *self = SessionContext {
+            mysql: self.mysql,
+            ..SessionContext::default()
+        };
     }
 
     /// Appends to `out` the statements that bring the session to `status`, as
@@ -266,11 +279,13 @@ impl SessionContext {
             option(flags2::AUTO_IS_NULL, true, "sql_auto_is_null");
             option(flags2::RELAXED_UNIQUE_CHECKS, false, "unique_checks");
             option(flags2::NOT_AUTOCOMMIT, false, "autocommit");
-            option(
-                flags2::NO_CHECK_CONSTRAINT_CHECKS,
-                false,
-                "check_constraint_checks",
-            );
+            if !self.mysql {
+                option(
+                    flags2::NO_CHECK_CONSTRAINT_CHECKS,
+                    false,
+                    "check_constraint_checks",
+                );
+            }
             if !sets.is_empty() {
                 out.push(format!("SET {}", sets.join(", ")).into_bytes());
             }

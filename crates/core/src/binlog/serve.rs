@@ -35,7 +35,7 @@ use crate::binlog::event::{
     kind, reseal_checksum, Boundary, ChecksumAlg, EventReader, GroupTracker, Rotate,
     FLAG_ARTIFICIAL, FLAG_BINLOG_IN_USE, HEADER_LEN,
 };
-use crate::binlog::gtid::{Gtid, GtidPos};
+use crate::binlog::gtid::{Gtid, GtidPos, MariaGtid};
 use crate::manifest::SegmentIndex;
 use crate::{Error, ErrorKind, Result};
 
@@ -396,7 +396,8 @@ impl ServerConn {
                             skipping = cursor.sent.contains(&g.gtid) || cursor.past_until(&g.gtid);
                             open = Some(g.gtid);
                         }
-                        Boundary::Ends | Boundary::None => {}
+                        // The fast path serves MariaDB archives only (checked when planning).
+                        Boundary::BeginsAnonymous | Boundary::Ends | Boundary::None => {}
                     }
                     if !skipping {
                         self.send_event(event.raw(), &mut cursor, &shared.stats)
@@ -425,7 +426,7 @@ impl ServerConn {
     /// Tells the replica its UNTIL position is reached, as a MariaDB primary does: an
     /// artificial GTID_LIST event with the "until reached" flag, which stops its SQL thread.
     async fn send_until_reached(&mut self, plan: &ServePlan, cursor: &mut Cursor) -> Result<()> {
-        let gtids: Vec<Gtid> = cursor.sent.gtids().copied().collect();
+        let gtids: Vec<MariaGtid> = cursor.sent.gtids().copied().collect();
         let mut body = ((gtids.len() as u32) | GTID_LIST_UNTIL_REACHED)
             .to_le_bytes()
             .to_vec();
@@ -649,9 +650,13 @@ impl Cursor {
     /// The transaction lies beyond the replica's UNTIL position (a domain it does not name, or
     /// after its GTID in that domain).
     fn past_until(&self, gtid: &Gtid) -> bool {
+        // The fast path serves MariaDB archives only; a MySQL GTID is never sent.
+        let Some(g) = gtid.as_maria() else {
+            return true;
+        };
         self.until
             .as_ref()
-            .is_some_and(|until| until.get(gtid.domain).is_none_or(|u| gtid.seq > u.seq))
+            .is_some_and(|until| until.get(g.domain).is_none_or(|u| g.seq > u.seq))
     }
 }
 

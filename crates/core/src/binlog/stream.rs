@@ -1,6 +1,12 @@
 //! `holdfast binlog stream`: archive every binlog event as it arrives, resume exactly where
 //! the archive ends after any disconnect or restart, and follow a failover by GTID.
 //!
+//! Both flavors are archived the same way (see [`client`](super::client) for the dump
+//! strategies). MySQL's GTID dump leaves out the transactions the replica already has, so a
+//! file may arrive with holes: each hole ends the pending piece and the events after it start
+//! a new piece (by GTID, from the archive's state), so that every segment still holds
+//! contiguous bytes of its file.
+//!
 //! Events go into a pending segment; at every flush interval (and at rotation) the pending
 //! events up to the last transaction boundary become a segment in the repository. A segment is
 //! cut inside a transaction only when the transaction alone exceeds the segment size limit.
@@ -18,9 +24,10 @@ use crate::binlog::event::{
     BINLOG_MAGIC, FLAG_ARTIFICIAL,
 };
 use crate::binlog::gtid::{Gtid, GtidPos};
-use crate::manifest::{FileEntry, PieceStart, SegmentIndex, SegmentSource, SEGMENT_FORMAT};
+use crate::manifest::{segment_format_for, FileEntry, PieceStart, SegmentIndex, SegmentSource};
 use crate::repo::Repository;
 use crate::source::conn::ConnectionConfig;
+use crate::source::server::Flavor;
 use crate::source::wire::WireConn;
 use crate::{Error, ErrorKind, Result};
 
@@ -92,7 +99,7 @@ pub async fn run_stream(
     observer: &dyn StreamObserver,
     cancel: CancellationToken,
 ) -> Result<StreamReport> {
-    preflight(source).await?;
+    let flavor = preflight(source).await?;
     let lock = repo.lock_named(STREAM_LOCK, "binlog stream").await?;
     let archive = Archive::new(repo.storage().clone());
     let committed = archive.segments().await?;
@@ -103,7 +110,7 @@ pub async fn run_stream(
             "removed debris of an interrupted segment write"
         );
     }
-    let mut writer = SegmentWriter::new(archive, committed.last().cloned());
+    let mut writer = SegmentWriter::new(archive, committed.last().cloned(), flavor);
     let mut report = StreamReport::default();
     let mut backoff = options.retry_initial;
     let result = loop {
@@ -173,6 +180,7 @@ async fn stream_once(
     report: &mut StreamReport,
 ) -> Result<Ended> {
     let request = DumpRequest {
+        flavor: writer.flavor,
         replica_server_id: options.replica_server_id,
         start: start.clone(),
         heartbeat: options.heartbeat,
@@ -218,6 +226,10 @@ async fn stream_once(
             Received::End => return Ok(Ended::CaughtUp),
             Received::Event(raw) => {
                 let raw = raw.to_vec();
+                if writer.is_jump(&raw)? {
+                    writer.flush(true, report, observer).await?;
+                    writer.restart_piece_after_jump();
+                }
                 if writer.accept(&raw)? == Accepted::EndsFile {
                     writer.flush(true, report, observer).await?;
                 }
@@ -234,8 +246,8 @@ async fn stream_once(
 }
 
 /// Checks the server can be archived before taking any lock: binlog on, a row-based format
-/// (statement-based is archived, with a warning), MariaDB.
-async fn preflight(source: &ConnectionConfig) -> Result<()> {
+/// (statement-based is archived, with a warning), on MySQL GTIDs on. Returns the flavor.
+async fn preflight(source: &ConnectionConfig) -> Result<Flavor> {
     let mut conn = WireConn::connect(source).await?;
     let rows = conn
         .query_text("SELECT @@log_bin, @@binlog_format, @@version")
@@ -252,15 +264,26 @@ async fn preflight(source: &ConnectionConfig) -> Result<()> {
             ),
         ));
     }
-    if !get(2).contains("MariaDB") {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "{} runs MySQL {}: binlog streaming supports MariaDB so far",
-                source.endpoint(),
-                get(2)
-            ),
-        ));
+    let flavor = Flavor::from_version(&get(2));
+    if flavor == Flavor::MySql {
+        let rows = conn
+            .query_text("SELECT @@gtid_mode, @@enforce_gtid_consistency")
+            .await?;
+        let row = rows.first().cloned().unwrap_or_default();
+        let mode = row.first().cloned().flatten().unwrap_or_default();
+        if !mode.eq_ignore_ascii_case("ON") {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "{} runs MySQL {} with gtid_mode={mode}: holdfast archives and recovers \
+                     MySQL by GTID. Set gtid_mode=ON and enforce_gtid_consistency=ON (in the \
+                     server's configuration, or online step by step: \
+                     enforce_gtid_consistency=ON, gtid_mode=OFF_PERMISSIVE, ON_PERMISSIVE, ON)",
+                    source.endpoint(),
+                    get(2)
+                ),
+            ));
+        }
     }
     if get(1) != "ROW" {
         tracing::warn!(
@@ -269,7 +292,7 @@ async fn preflight(source: &ConnectionConfig) -> Result<()> {
              statements are deterministic; set binlog_format=ROW for exact point-in-time recovery"
         );
     }
-    Ok(())
+    Ok(flavor)
 }
 
 async fn oldest_binlog(source: &ConnectionConfig) -> Result<String> {
@@ -346,6 +369,10 @@ struct EventMark {
 /// GTID state, and writes segments to the archive.
 struct SegmentWriter {
     archive: Archive,
+    flavor: Flavor,
+    /// Where the next event of the current file must start (to notice holes in a MySQL GTID
+    /// dump).
+    expect_pos: Option<u64>,
     tail: Option<Tail>,
     next_seq: u64,
     /// The file the server is sending (from the last rotate).
@@ -370,11 +397,14 @@ struct SegmentWriter {
     carry_open: Option<Gtid>,
     /// The last stored event ended its file: the next file's piece starts by rotation.
     rotated: bool,
+    /// The GTID state the first segment builds on, before anything is archived (MySQL: the
+    /// set the stream started from).
+    floor: GtidPos,
     last_gtid: Option<Gtid>,
 }
 
 impl SegmentWriter {
-    fn new(archive: Archive, last: Option<SegmentIndex>) -> SegmentWriter {
+    fn new(archive: Archive, last: Option<SegmentIndex>, flavor: Flavor) -> SegmentWriter {
         let next_seq = last.as_ref().map_or(1, |s| s.seq + 1);
         let state = last
             .as_ref()
@@ -382,6 +412,8 @@ impl SegmentWriter {
             .unwrap_or_default();
         SegmentWriter {
             archive,
+            flavor,
+            expect_pos: None,
             tail: last.as_ref().map(Tail::of),
             next_seq,
             current_file: None,
@@ -399,6 +431,7 @@ impl SegmentWriter {
             open_group: None,
             carry_open: None,
             rotated: false,
+            floor: GtidPos::new(),
             last_gtid: last.and_then(|s| s.last_gtid),
         }
     }
@@ -452,8 +485,48 @@ impl SegmentWriter {
         }
     }
 
+    /// True when `raw` does not start where the previous event of its file ended: the server
+    /// left transactions out (MySQL's GTID dump skips those the replica has).
+    fn is_jump(&self, raw: &[u8]) -> Result<bool> {
+        if self.flavor != Flavor::MySql || self.need_header {
+            return Ok(false);
+        }
+        let h = crate::binlog::event::EventHeader::parse(raw)?;
+        if h.log_pos == 0
+            || h.is_artificial()
+            || matches!(
+                h.type_code,
+                kind::FORMAT_DESCRIPTION | kind::HEARTBEAT | kind::ROTATE
+            )
+        {
+            return Ok(false);
+        }
+        let start = u64::from(h.log_pos).saturating_sub(u64::from(h.event_size));
+        Ok(self.expect_pos.is_some_and(|p| p != start))
+    }
+
+    /// After a hole (and a flush of everything before it): the next event opens a new piece,
+    /// continuous by GTID with the archive's state.
+    fn restart_piece_after_jump(&mut self) {
+        self.need_header = true;
+        self.piece_start = Some(PieceStart::Gtid {
+            from: self.state.clone(),
+        });
+    }
+
     /// A new connection starts a new piece unless it continues the tail exactly.
     fn begin_piece(&mut self, start: &DumpStart, oldest: bool, checksum: ChecksumAlg) {
+        self.expect_pos = None;
+        if let (Flavor::MySql, DumpStart::Gtid(from)) = (self.flavor, start) {
+            // A MySQL set names every transaction before the point: the archive's state from
+            // here on includes them (MariaDB positions are per domain and already cumulative).
+            self.state.union(from);
+            if let Some(tail) = self.tail.as_mut() {
+                tail.gtid_state.union(from);
+            } else {
+                self.floor.union(from);
+            }
+        }
         self.checksum = checksum;
         self.rotated = false;
         self.tracker.reset();
@@ -500,6 +573,9 @@ impl SegmentWriter {
                 begins = Some(g.gtid);
                 self.open_group = Some(g.gtid);
             }
+            Boundary::BeginsAnonymous => {
+                self.open_group = None;
+            }
             Boundary::Ends => {
                 ends_group = true;
                 if let Some(g) = self.open_group.take() {
@@ -531,6 +607,7 @@ impl SegmentWriter {
     fn accept_fde(&mut self, event: &Event<'_>) -> Result<Accepted> {
         let fde = FormatDescription::parse(event)?;
         self.checksum = fde.checksum;
+        self.expect_pos = None;
         let file = self.current_file.clone().ok_or_else(|| {
             Error::integrity("the server sent a format description before naming the file")
         })?;
@@ -633,6 +710,9 @@ impl SegmentWriter {
         if self.need_header {
             self.open_piece(event_start)?;
         }
+        if log_pos != 0 {
+            self.expect_pos = Some(u64::from(log_pos));
+        }
         if self.pending.is_empty() {
             self.pending_header = false;
             self.pending_start = event_start;
@@ -661,7 +741,7 @@ impl SegmentWriter {
             .tail
             .as_ref()
             .map(|t| t.gtid_state.clone())
-            .unwrap_or_default();
+            .unwrap_or_else(|| self.floor.clone());
     }
 
     /// Writes pending events as a segment: everything when `all` (even inside a transaction),
@@ -701,7 +781,7 @@ impl SegmentWriter {
             .tail
             .as_ref()
             .map(|t| t.gtid_state.clone())
-            .unwrap_or_default();
+            .unwrap_or_else(|| self.floor.clone());
         let mut transactions = 0;
         let mut first_gtid = None;
         let mut last_gtid = None;
@@ -729,7 +809,7 @@ impl SegmentWriter {
         let header = self.pending_header;
         let real: Vec<&EventMark> = marks.iter().filter(|m| m.log_pos != 0).collect();
         let index = SegmentIndex {
-            format: SEGMENT_FORMAT,
+            format: segment_format_for(&gtid_state, first_gtid.as_ref(), last_gtid.as_ref()),
             seq: self.next_seq,
             source: source.clone(),
             start_pos: self.pending_start,

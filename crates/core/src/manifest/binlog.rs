@@ -8,8 +8,21 @@ use crate::binlog::event::ChecksumAlg;
 use crate::binlog::gtid::{Gtid, GtidPos};
 use crate::manifest::FileEntry;
 
-/// The segment index format this build writes and the newest it can read.
-pub const SEGMENT_FORMAT: u32 = 1;
+/// The newest segment index format this build reads. Format 1: MariaDB GTIDs only; format 2
+/// (written only when a GTID field holds a MySQL `uuid:…` GTID or set, so MariaDB archives keep
+/// writing format 1 byte for byte): MySQL GTIDs too. A holdfast that predates MySQL support
+/// refuses a format-2 entry as newer than it knows instead of misreading it.
+pub const SEGMENT_FORMAT: u32 = 2;
+
+/// The format a segment index with these GTIDs is written in (see [`SEGMENT_FORMAT`]).
+pub fn segment_format_for(state: &GtidPos, first: Option<&Gtid>, last: Option<&Gtid>) -> u32 {
+    let mysql = |g: Option<&Gtid>| matches!(g, Some(Gtid::MySql(_)));
+    if state.has_sources() || mysql(first) || mysql(last) {
+        2
+    } else {
+        1
+    }
+}
 
 /// One archived segment: a run of whole events of one binlog file, in the order the server
 /// wrote them. The data object holds the events zstd-compressed; a segment with `header`
@@ -87,4 +100,22 @@ pub enum PieceStart {
     Gtid { from: GtidPos },
     /// Started at the oldest binlog the server had, with nothing archived before it.
     Oldest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mariadb_segments_keep_format_1_and_mysql_ones_are_format_2() {
+        let maria: GtidPos = "0-1-5".parse().unwrap();
+        let g: Gtid = "0-1-5".parse().unwrap();
+        assert_eq!(segment_format_for(&maria, Some(&g), Some(&g)), 1);
+        assert_eq!(segment_format_for(&GtidPos::new(), None, None), 1);
+        let set: GtidPos = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5".parse().unwrap();
+        let m: Gtid = "3e11fa47-71ca-11e1-9e33-c80aa9429562:5".parse().unwrap();
+        assert_eq!(segment_format_for(&set, None, None), 2);
+        assert_eq!(segment_format_for(&GtidPos::new(), Some(&m), None), 2);
+        assert!(segment_format_for(&set, Some(&m), Some(&m)) <= SEGMENT_FORMAT);
+    }
 }

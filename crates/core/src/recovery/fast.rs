@@ -158,7 +158,7 @@ pub async fn until_position(
                             }
                         }
                     }
-                    Boundary::None => {}
+                    Boundary::BeginsAnonymous | Boundary::None => {}
                 }
             }
         }
@@ -493,7 +493,7 @@ fn event_server_ids(
             s.first_gtid
                 .iter()
                 .chain(s.last_gtid.iter())
-                .map(|g| g.server),
+                .filter_map(|g| g.as_maria().map(|g| g.server)),
         );
     }
     ids.extend(start.gtids().chain(until.gtids()).map(|g| g.server));

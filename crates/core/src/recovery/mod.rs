@@ -3,6 +3,7 @@
 //! server's own replication fed by holdfast acting as its primary).
 
 pub mod fast;
+pub mod mysql_gtid;
 pub mod plan;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::manifest::{BackupManifest, SegmentIndex};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::source::conn::ConnectionConfig;
+use crate::source::server::Flavor;
 use crate::{Error, ErrorKind, Result};
 
 pub use plan::{plan_recovery, recoverable_window, BaseCandidate, RecoveryPlan, Target, Window};
@@ -75,7 +77,8 @@ pub struct RecoveryReport {
     /// The fast replay's report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fast: Option<fast::FastReport>,
-    /// The restored server's GTID position (also set as its `gtid_slave_pos`).
+    /// The restored server's GTID position (MariaDB: also set as its `gtid_slave_pos`; MySQL:
+    /// checked equal to its `gtid_executed`).
     pub gtid_position: String,
     pub replay_seconds: f64,
     pub seconds: f64,
@@ -155,8 +158,15 @@ pub async fn recover(
         ));
     }
     // Everything the fast path can check is checked before the target is changed.
+    let flavor = check_flavor(server, replay_opts).await?;
+    if flavor == Flavor::MySql {
+        mysql_gtid::check_target(server, &plan.start).await?;
+    }
     let ready = prepare_fast(repo, server, &plan, &segments, replay_opts).await?;
     let base = run_restore(repo, &manifest, server, restore, progress.clone()).await?;
+    if flavor == Flavor::MySql {
+        mysql_gtid::align_to_base(server, &plan.start).await?;
+    }
     let mut report =
         finish_replay(repo, server, &plan, &segments, replay_opts, ready, progress).await?;
     report.base = Some(base);
@@ -174,8 +184,21 @@ pub async fn replay_planned(
     replay_opts: &ReplayOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<RecoveryReport> {
+    check_flavor(server, replay_opts).await?;
     let ready = prepare_fast(repo, server, plan, segments, replay_opts).await?;
     finish_replay(repo, server, plan, segments, replay_opts, ready, progress).await
+}
+
+/// The target's flavor; the fast path serves MariaDB replicas only.
+async fn check_flavor(server: &ConnectionConfig, replay_opts: &ReplayOptions) -> Result<Flavor> {
+    let flavor = mysql_gtid::target_flavor(server).await?;
+    if flavor == Flavor::MySql && replay_opts.path == ReplayPath::Fast {
+        return Err(Error::usage(
+            "--replay fast serves the archive to a MariaDB replica; a MySQL target replays \
+             with --replay portable (the default)",
+        ));
+    }
+    Ok(flavor)
 }
 
 /// The fast path's checks and stop position, computed before anything changes.
@@ -240,7 +263,11 @@ async fn finish_replay(
         (_, Some(f)) => f.position.clone(),
         _ => plan.start.clone(),
     };
-    set_gtid_position(server, &position).await?;
+    if mysql_gtid::target_flavor(server).await? == Flavor::MySql {
+        mysql_gtid::verify_position(server, &position).await?;
+    } else {
+        set_gtid_position(server, &position).await?;
+    }
     Ok(RecoveryReport {
         target: plan.target.to_string(),
         base_backup: plan.base.clone(),

@@ -87,7 +87,7 @@ pub fn plan_recovery(
         .clone()
         .expect("choose_base keeps backups with a position");
     if let Target::Gtid(g) = target {
-        if start.get(g.domain).is_some_and(|last| last.seq == g.seq) {
+        if start.ends_at(&g) {
             return Ok(no_replay(base, start, target));
         }
     }
@@ -155,9 +155,7 @@ fn choose_base<'a>(
         let pos = b.gtid.as_ref().expect("filtered");
         match target {
             Target::Time(t) => b.time <= t,
-            Target::Gtid(g) => {
-                !pos.contains(&g) || pos.get(g.domain).is_some_and(|l| l.seq == g.seq)
-            }
+            Target::Gtid(g) => !pos.contains(&g) || pos.ends_at(&g),
             Target::BeforeGtid(g) => !pos.contains(&g),
             Target::Latest => true,
         }
@@ -333,11 +331,7 @@ mod tests {
     }
 
     fn g(seq: u64) -> Gtid {
-        Gtid {
-            domain: 0,
-            server: 1,
-            seq,
-        }
+        Gtid::maria(0, 1, seq)
     }
 
     fn pos(seq: u64) -> GtidPos {
@@ -488,6 +482,90 @@ mod tests {
         // No archive: the newest backup's point only.
         let w = recoverable_window(&[base("A", 5)], &[]);
         assert_eq!((w.from_time, w.to_time), (Some(t(5)), Some(t(5))));
+    }
+
+    const SID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+
+    fn m(gno: u64) -> Gtid {
+        format!("{SID}:{gno}").parse().unwrap()
+    }
+
+    /// MySQL: every transaction from 1 to `last` (an empty set for 0).
+    fn mset(last: u64) -> GtidPos {
+        if last == 0 {
+            return GtidPos::new();
+        }
+        format!("{SID}:1-{last}").parse().unwrap()
+    }
+
+    /// The same archive as [`archive`], written by a MySQL server: GTID sets instead of
+    /// per-domain positions.
+    fn mysql_archive() -> Vec<SegmentIndex> {
+        archive()
+            .into_iter()
+            .map(|mut s| {
+                let (first, last) = (
+                    s.first_gtid.unwrap().number(),
+                    s.last_gtid.unwrap().number(),
+                );
+                s.first_gtid = Some(m(first));
+                s.last_gtid = Some(m(last));
+                s.gtid_state = mset(last);
+                if s.header {
+                    s.piece_start = Some(PieceStart::Gtid {
+                        from: mset(first - 1),
+                    });
+                }
+                s
+            })
+            .collect()
+    }
+
+    fn mbase(id: &str, last: u64) -> BaseCandidate {
+        BaseCandidate {
+            id: id.into(),
+            gtid: Some(mset(last)),
+            time: t(last as i64),
+        }
+    }
+
+    #[test]
+    fn mysql_gtid_sets_plan_like_mariadb_positions() {
+        let bases = [mbase("A", 5), mbase("B", 15)];
+        let cases: &[(Target, &str, Vec<Vec<u64>>)] = &[
+            (Target::Latest, "B", vec![vec![1, 2, 3]]),
+            (Target::Gtid(m(17)), "B", vec![vec![1, 2]]),
+            (Target::BeforeGtid(m(15)), "A", vec![vec![1, 2]]),
+            (Target::BeforeGtid(m(16)), "B", vec![vec![1, 2]]),
+            (Target::Gtid(m(15)), "B", vec![]),
+            (Target::Gtid(m(8)), "A", vec![vec![1]]),
+            (Target::Time(t(12)), "A", vec![vec![1, 2]]),
+            (Target::Time(t(30)), "B", vec![vec![1, 2, 3]]),
+        ];
+        for (target, want_base, want_pieces) in cases {
+            let plan = plan_recovery(&bases, &mysql_archive(), *target).unwrap();
+            assert_eq!(&plan.base, want_base, "{target}");
+            assert_eq!(&plan.pieces, want_pieces, "{target}");
+        }
+        let err = plan_recovery(&bases, &mysql_archive(), Target::Gtid(m(31))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotRecoverable);
+        // Another source's transaction is not in this archive.
+        let other: Gtid = "f72e8c95-e574-11f1-ab95-02fc00000001:3".parse().unwrap();
+        assert!(plan_recovery(&bases, &mysql_archive(), Target::Gtid(other)).is_err());
+        // A failover piece must start from exactly the set the archive ended with.
+        let mut failover = mysql_archive();
+        failover[2].source.file = "replica.7".into();
+        failover[2].header = true;
+        failover[2].piece_start = Some(PieceStart::Gtid { from: mset(22) });
+        let err = plan_recovery(&bases, &failover, Target::Latest).unwrap_err();
+        assert!(err.message().contains("gap"), "{err}");
+        failover[2].piece_start = Some(PieceStart::Gtid { from: mset(20) });
+        let plan = plan_recovery(&bases, &failover, Target::Latest).unwrap();
+        assert_eq!(plan.pieces, vec![vec![1, 2], vec![3]]);
+        // The window reads the same.
+        let w = recoverable_window(&bases, &mysql_archive());
+        assert_eq!(w.from_backup.as_deref(), Some("A"));
+        assert_eq!(w.to_gtid, Some(mset(30)));
     }
 
     #[test]
