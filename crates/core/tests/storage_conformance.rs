@@ -231,10 +231,11 @@ mod cases {
         }
         w.abort().await.unwrap();
         assert!(s.stat("up/aborted").await.unwrap().is_none());
-        // Dropped without close: what a crash mid-upload does. 30 MiB in 8 MiB parts, two in
-        // flight: the third part waits for the first, so at least one part is stored.
+        // Dropped without close: what a crash mid-upload does. 48 MiB in 8 MiB parts, at most
+        // two in flight (and one held back until the next arrives, in case it is the last): by
+        // the fourth part the first is stored. Parts in flight at the drop are cut off.
         let mut w = s.writer("up/dropped").await.unwrap();
-        for _ in 0..30 {
+        for _ in 0..48 {
             w.write(Bytes::from(random_bytes(1024 * 1024)))
                 .await
                 .unwrap();
@@ -470,9 +471,11 @@ fn incomplete_uploads_are_paged_and_confined_to_the_prefix() {
         let neighbour = open("paged/repo2");
         let start = |s: storage::OpendalStorage, path: &'static str| async move {
             let mut w = s.writer(path).await.unwrap();
-            // The second write flushes the first 8 MiB part: the upload now exists.
-            w.write(Bytes::from(random_bytes(8 << 20))).await.unwrap();
-            w.write(Bytes::from(random_bytes(1 << 20))).await.unwrap();
+            // A writer keeps its last full part back (a one-part object is a single PUT): the
+            // upload is created when a third part begins.
+            for _ in 0..17 {
+                w.write(Bytes::from(random_bytes(1 << 20))).await.unwrap();
+            }
             drop(w);
         };
         for path in ["a/one", "b/two", "b/two", "c/three", "d/four"] {
@@ -486,6 +489,13 @@ fn incomplete_uploads_are_paged_and_confined_to_the_prefix() {
         let ids: std::collections::HashSet<&str> =
             found.iter().map(|u| u.upload_id.as_str()).collect();
         assert_eq!(ids.len(), 5, "an upload was listed twice: {found:#?}");
+        // Three pages of two: the second and third asked to start after a marker.
+        let log = garage.log();
+        let continued = log
+            .lines()
+            .filter(|l| l.contains("uploads") && l.contains("key-marker="))
+            .count();
+        assert!(continued >= 2, "the listing was not paginated:\n{log}");
         for u in &found {
             repo.abort_upload(u).await.unwrap();
         }

@@ -116,7 +116,8 @@ impl S3Uploads {
     /// and sized; `page_size` uploads per listing request.
     pub(super) async fn list(&self, page_size: usize) -> Result<Vec<IncompleteUpload>> {
         let mut out = Vec::new();
-        let mut markers: Option<(String, String)> = None;
+        // The next page starts after this key (and, when given, after this upload of it).
+        let mut markers: Option<(String, Option<String>)> = None;
         loop {
             let mut url = self.url("")?;
             {
@@ -125,8 +126,10 @@ impl S3Uploads {
                     .append_pair("prefix", &self.root)
                     .append_pair("max-uploads", &page_size.to_string());
                 if let Some((key, id)) = &markers {
-                    q.append_pair("key-marker", key)
-                        .append_pair("upload-id-marker", id);
+                    q.append_pair("key-marker", key);
+                    if let Some(id) = id {
+                        q.append_pair("upload-id-marker", id);
+                    }
                 }
             }
             let body = self
@@ -152,20 +155,17 @@ impl S3Uploads {
             if !page.is_truncated {
                 return Ok(out);
             }
-            let next = (
-                non_empty(page.next_key_marker),
-                non_empty(page.next_upload_id_marker),
-            );
-            markers = match next {
-                (Some(k), Some(i)) => Some((k, i)),
-                // Without markers the next page would be this one again.
-                _ => {
-                    return Err(unexpected(
-                        "ListMultipartUploads",
-                        "a truncated page without NextKeyMarker/NextUploadIdMarker",
-                    ))
-                }
-            };
+            // Without a new marker the next page would be this one again. A store may give
+            // only NextKeyMarker (Garage does when the page ends with a key's last upload).
+            let next = non_empty(page.next_key_marker)
+                .map(|key| (key, non_empty(page.next_upload_id_marker)));
+            if next.is_none() || next == markers {
+                return Err(unexpected(
+                    "ListMultipartUploads",
+                    "a truncated page without a new NextKeyMarker",
+                ));
+            }
+            markers = next;
         }
     }
 
