@@ -181,5 +181,8 @@ fn killed_local_backup_leaves_staged_files_that_cleanup_removes() {
     assert!(staged().is_empty(), "{:?}", staged());
 
     backup(&repo, &source, &[]);
-    assert!(repo.files().iter().all(|f| !f.starts_with(".holdfast-tmp/")));
+    assert!(repo
+        .files()
+        .iter()
+        .all(|f| !f.starts_with(".holdfast-tmp/")));
 }

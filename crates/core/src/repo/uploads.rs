@@ -73,13 +73,12 @@ pub fn judge(
             let age = (now - upload.initiated).whole_seconds().max(0) as u64;
             let kept_because = match (&policy.other_writers[..], policy.min_age) {
                 ([first, ..], _) if age < ttl => Some(format!(
-                    "started {} ago while {first} is running: it may be that writer's",
-                    human_age(age)
+                    "younger than {} while {first} is running: it may be that writer's",
+                    human_age(ttl)
                 )),
                 (_, Some(min)) if age < min.as_secs() => Some(format!(
-                    "started {} ago, less than {}: it may belong to a write still running \
-                     (cleanup aborts it once it is older, or now with --any-age)",
-                    human_age(age),
+                    "younger than {}: it may belong to a write still running (cleanup aborts \
+                     it once it is older, or now with --any-age)",
                     human_age(min.as_secs())
                 )),
                 _ => None,
@@ -97,6 +96,7 @@ pub fn judge(
 pub fn human_age(secs: u64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
+        s if s < 3600 && s % 60 == 0 => format!("{}m", s / 60),
         s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
         s if s < 86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         s => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
@@ -128,7 +128,8 @@ impl Repository {
         if !self.storage.capabilities().incomplete_uploads {
             return Ok(None);
         }
-        let uploads = self.storage.incomplete_uploads().await?;
+        let mut uploads = self.storage.incomplete_uploads().await?;
+        uploads.sort_by(|a, b| (a.initiated, &a.path).cmp(&(b.initiated, &b.path)));
         let writers = live_locks(&*self.storage)
             .await?
             .iter()
@@ -155,7 +156,8 @@ impl Repository {
         if !self.storage.capabilities().incomplete_uploads {
             return Ok(UploadSweep::default());
         }
-        let uploads = self.storage.incomplete_uploads().await?;
+        let mut uploads = self.storage.incomplete_uploads().await?;
+        uploads.sort_by(|a, b| (a.initiated, &a.path).cmp(&(b.initiated, &b.path)));
         let mut policy = policy.clone();
         for (path, record) in live_locks(&*self.storage).await? {
             if path != lock.path() && record.token != lock.record().token {
@@ -221,13 +223,13 @@ mod tests {
         // (upload age, policy, debris?, reason contains)
         let cases: [(i64, &UploadPolicy, bool, &str); 8] = [
             (ttl + 1, &stale, true, ""),
-            (ttl - 1, &stale, false, "less than 5m 0s"),
+            (ttl - 1, &stale, false, "younger than 5m:"),
             (0, &stale, false, "--any-age"),
             (0, &any_age, true, ""),
             (ttl - 1, &streaming, false, "binlog stream"),
             (ttl + 1, &streaming, true, ""),
             // A clock ahead of ours: age 0, not negative.
-            (-30, &stale, false, "started 0s ago"),
+            (-30, &stale, false, "younger than"),
             (-30, &any_age, true, ""),
         ];
         for (age, policy, debris, why) in cases {
@@ -244,6 +246,7 @@ mod tests {
     fn ages_read_naturally() {
         assert_eq!(human_age(42), "42s");
         assert_eq!(human_age(303), "5m 3s");
+        assert_eq!(human_age(300), "5m");
         assert_eq!(human_age(7800), "2h 10m");
         assert_eq!(human_age(273_600), "3d 4h");
     }

@@ -571,7 +571,9 @@ async fn staged_files(root: &std::path::Path) -> Result<Vec<IncompleteUpload>> {
 /// Removes one staged file; one already gone (renamed into place, removed) is fine.
 async fn remove_staged(root: &std::path::Path, name: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(Error::usage(format!("`{name}` is not a staged file's name")));
+        return Err(Error::usage(format!(
+            "`{name}` is not a staged file's name"
+        )));
     }
     let path = root.join(LOCAL_TMP_DIR).join(name);
     match tokio::fs::remove_file(&path).await {

@@ -162,13 +162,17 @@ impl Storage for RetryStorage {
     }
 
     async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
-        self.run("list incomplete uploads", "", || self.inner.incomplete_uploads())
-            .await
+        self.run("list incomplete uploads", "", || {
+            self.inner.incomplete_uploads()
+        })
+        .await
     }
 
     async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
-        self.run("abort upload", &upload.path, || self.inner.abort_upload(upload))
-            .await
+        self.run("abort upload", &upload.path, || {
+            self.inner.abort_upload(upload)
+        })
+        .await
     }
 }
 

@@ -199,7 +199,12 @@ impl S3Uploads {
             }
             match non_empty(page.next_part_number_marker) {
                 Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
-                _ => return Err(unexpected("ListParts", "a truncated page without a new marker")),
+                _ => {
+                    return Err(unexpected(
+                        "ListParts",
+                        "a truncated page without a new marker",
+                    ))
+                }
             }
         }
     }
@@ -255,9 +260,9 @@ impl S3Uploads {
     async fn request(&self, method: Method, url: Url, what: &str, key: &str) -> Result<String> {
         let credential = self.credential().await?;
         let mut req = reqwest::Request::new(method, url);
-        self.signer.sign(&mut req, &credential).map_err(|e| {
-            Error::internal(format!("signing the S3 request ({what}) failed: {e}"))
-        })?;
+        self.signer
+            .sign(&mut req, &credential)
+            .map_err(|e| Error::internal(format!("signing the S3 request ({what}) failed: {e}")))?;
         // The client sets Host itself (as OpenDAL does).
         req.headers_mut().remove(reqwest::header::HOST);
         let resp = self.client.execute(req).await.map_err(|e| {
@@ -415,10 +420,26 @@ mod tests {
         let cases = [
             (None, false, "https://s3.eu-west-1.amazonaws.com/b"),
             (None, true, "https://b.s3.eu-west-1.amazonaws.com"),
-            (Some("http://127.0.0.1:3900"), false, "http://127.0.0.1:3900/b"),
-            (Some("http://127.0.0.1:3900/"), false, "http://127.0.0.1:3900/b"),
-            (Some("minio.local:9000"), false, "https://minio.local:9000/b"),
-            (Some("https://b.store.example"), true, "https://b.store.example"),
+            (
+                Some("http://127.0.0.1:3900"),
+                false,
+                "http://127.0.0.1:3900/b",
+            ),
+            (
+                Some("http://127.0.0.1:3900/"),
+                false,
+                "http://127.0.0.1:3900/b",
+            ),
+            (
+                Some("minio.local:9000"),
+                false,
+                "https://minio.local:9000/b",
+            ),
+            (
+                Some("https://b.store.example"),
+                true,
+                "https://b.store.example",
+            ),
         ];
         for (endpoint, vhost, want) in cases {
             assert_eq!(
@@ -448,7 +469,10 @@ mod tests {
         assert_eq!(page.uploads.len(), 2);
         assert_eq!(page.uploads[0].key, "p/backups/x/a&b");
         assert_eq!(page.uploads[1].upload_id, "abc");
-        assert_eq!(non_empty(page.next_upload_id_marker).as_deref(), Some("abc"));
+        assert_eq!(
+            non_empty(page.next_upload_id_marker).as_deref(),
+            Some("abc")
+        );
         let empty: ListUploadsPage = parse(
             "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated><NextKeyMarker/></ListMultipartUploadsResult>",
             "x",
@@ -470,11 +494,23 @@ mod tests {
         let e = status_error(StatusCode::NOT_FOUND, body, "aborting", "k", "s3://b/p");
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert!(e.message().contains("NoSuchUpload"), "{e}");
-        let e = status_error(StatusCode::SERVICE_UNAVAILABLE, "", "listing", "", "s3://b/p");
+        let e = status_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "",
+            "listing",
+            "",
+            "s3://b/p",
+        );
         assert!(e.is_transient());
         let e = status_error(StatusCode::FORBIDDEN, "", "listing", "", "s3://b/p");
-        assert!(!e.is_transient() && e.message().contains("AWS_ACCESS_KEY_ID"), "{e}");
+        assert!(
+            !e.is_transient() && e.message().contains("AWS_ACCESS_KEY_ID"),
+            "{e}"
+        );
         let e = status_error(StatusCode::NOT_IMPLEMENTED, "", "listing", "", "s3://b/p");
-        assert!(!e.is_transient() && e.message().contains("lifecycle"), "{e}");
+        assert!(
+            !e.is_transient() && e.message().contains("lifecycle"),
+            "{e}"
+        );
     }
 }

@@ -138,12 +138,20 @@ impl Storage for TimeoutStorage {
     }
 
     async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
-        self.limited("listing incomplete uploads", "", self.inner.incomplete_uploads())
-            .await
+        self.limited(
+            "listing incomplete uploads",
+            "",
+            self.inner.incomplete_uploads(),
+        )
+        .await
     }
 
     async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
-        self.limited("aborting the upload", &upload.path, self.inner.abort_upload(upload))
-            .await
+        self.limited(
+            "aborting the upload",
+            &upload.path,
+            self.inner.abort_upload(upload),
+        )
+        .await
     }
 }
