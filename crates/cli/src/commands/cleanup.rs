@@ -7,11 +7,11 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use holdfast::repo::uploads::{human_age, JudgedUpload, UploadPolicy};
+use holdfast::repo::uploads::UploadPolicy;
 use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
-use crate::output::{human_bytes, print_json};
+use crate::output::{describe_upload, human_bytes, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,7 +22,7 @@ pub struct Args {
     dry_run: bool,
     /// Also abort incomplete uploads started less than 5 minutes ago (the lock's lifetime).
     /// Safe right after a crash: cleanup holds the exclusive lock, so no backup is running;
-    /// while a `binlog stream` runs, its recent uploads are still kept.
+    /// while another holdfast process holds a lock (`binlog stream`), recent uploads are kept.
     #[arg(long)]
     any_age: bool,
 }
@@ -75,13 +75,13 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         println!(
             "{} incomplete upload {}",
             verb("aborted", "would abort"),
-            describe(u)
+            describe_upload(u)
         );
     }
     for u in &uploads.kept {
         println!(
             "kept incomplete upload {}: {}",
-            describe(u),
+            describe_upload(u),
             u.kept_because.as_deref().unwrap_or_default()
         );
     }
@@ -93,16 +93,4 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `backups/X/data/d/t/00000.tsv.zst (3 parts, 24.0 MiB, started 42s ago)`.
-pub fn describe(u: &JudgedUpload) -> String {
-    format!(
-        "{} ({} part{}, {}, started {} ago)",
-        u.upload.path,
-        u.upload.parts,
-        if u.upload.parts == 1 { "" } else { "s" },
-        human_bytes(u.upload.bytes),
-        human_age(u.age_seconds)
-    )
 }

@@ -9,8 +9,7 @@ use holdfast::verify::verify_backup;
 use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
-use crate::commands::cleanup::describe;
-use crate::output::{human_bytes, print_json, progress};
+use crate::output::{describe_upload, human_bytes, print_json, progress};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -71,8 +70,8 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         );
         for u in uploads {
             match &u.kept_because {
-                None => eprintln!("  {}", describe(u)),
-                Some(why) => eprintln!("  {}; {why}", describe(u)),
+                None => eprintln!("  {}", describe_upload(u)),
+                Some(why) => eprintln!("  {}; {why}", describe_upload(u)),
             }
         }
         eprintln!(
