@@ -42,7 +42,8 @@ enum Command {
     /// Binlog archiving: `stream` continuously, `list` what is archived.
     #[command(subcommand)]
     Binlog(commands::binlog::Command),
-    /// Remove the files of backups that never committed.
+    /// Remove debris of interrupted runs: files of backups that never committed, incomplete
+    /// uploads (S3 multipart parts, staged files).
     Cleanup(commands::cleanup::Args),
     /// Copy backups and the binlog archive to another repository.
     Copy(commands::copy::Args),

@@ -129,3 +129,16 @@ pub fn unix_time(seconds: u32) -> String {
         .map(rfc3339)
         .unwrap_or_default()
 }
+
+/// An incomplete upload in one line:
+/// `backups/X/data/d/t/00000.tsv.zst (3 parts, 24.0 MiB, started 42s ago)`.
+pub fn describe_upload(u: &holdfast::repo::uploads::JudgedUpload) -> String {
+    format!(
+        "{} ({} part{}, {}, started {} ago)",
+        u.upload.path,
+        u.upload.parts,
+        if u.upload.parts == 1 { "" } else { "s" },
+        human_bytes(u.upload.bytes),
+        holdfast::repo::uploads::human_age(u.age_seconds)
+    )
+}

@@ -55,7 +55,7 @@ fn deleted_file_is_caught_by_verify_and_restore() {
     let out = holdfast(&["verify", "--repo", &repo.url(), "latest", "--json"]);
     assert_code(&out, 20, "verify with a missing chunk");
     let report = json(&out);
-    let problems = report[0]["problems"].as_array().unwrap();
+    let problems = report["backups"][0]["problems"].as_array().unwrap();
     assert_eq!(problems.len(), 1, "{report}");
     assert_eq!(problems[0]["kind"], "missing");
     assert!(problems[0]["path"].as_str().unwrap().ends_with(&chunk));

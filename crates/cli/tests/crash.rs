@@ -87,3 +87,102 @@ fn killed_backups_leave_nothing_listed_and_next_backup_cleans_up() {
         "no kill landed mid-backup; the test proved nothing (make the data bigger)"
     );
 }
+
+/// On local disk a write is staged in `.holdfast-tmp/` and renamed into place when it
+/// completes: `kill -9` mid-write leaves the staged file behind. `verify` reports it, `cleanup`
+/// keeps it while it is young and removes it with `--any-age`, and the next backup succeeds.
+#[test]
+fn killed_local_backup_leaves_staged_files_that_cleanup_removes() {
+    let source = TestServer::start();
+    source.sql(
+        "CREATE DATABASE load_db; CREATE TABLE load_db.t (id INT PRIMARY KEY, pad VARCHAR(200)); \
+         USE load_db; INSERT INTO load_db.t SELECT seq, REPEAT(MD5(seq), 6) FROM seq_1_to_400000;",
+    );
+    let repo = Repo::init();
+    let staged = || -> Vec<String> {
+        repo.files()
+            .into_iter()
+            .filter(|f| f.starts_with(".holdfast-tmp/"))
+            .collect()
+    };
+    // One chunk, written slowly: its staged file lives for seconds.
+    let mut child = Command::new(bin())
+        .args([
+            "backup",
+            "--repo",
+            &repo.url(),
+            "--source",
+            &source.url(),
+            "--chunk-size",
+            "1G",
+            "--max-rate",
+            "2MiB/s",
+        ])
+        .env("HOME", "/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !repo.files().iter().any(|f| {
+        f.starts_with(".holdfast-tmp/")
+            && std::fs::metadata(repo.path().join(f)).is_ok_and(|m| m.len() > 0)
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was ever staged"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup finished before anything was seen staged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let left = staged();
+    assert!(!left.is_empty(), "the kill left no staged file");
+    let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
+    assert!(list.as_array().unwrap().is_empty(), "listed: {list}");
+
+    let out = holdfast(&["verify", "--repo", &repo.url(), "--all", "--json"]);
+    assert_ok(&out, "verify --all");
+    let report = json(&out);
+    let reported = report["incomplete_uploads"].as_array().unwrap();
+    let mut paths: Vec<String> = reported
+        .iter()
+        .map(|u| {
+            assert_eq!(u["kind"], "staged", "{u}");
+            u["path"].as_str().unwrap().to_string()
+        })
+        .collect();
+    paths.sort();
+    assert_eq!(paths, left, "{report}");
+
+    let out = holdfast(&["cleanup", "--repo", &repo.url(), "--json"]);
+    assert_ok(&out, "cleanup");
+    assert_eq!(
+        json(&out)["incomplete_uploads"]["kept"]
+            .as_array()
+            .unwrap()
+            .len(),
+        left.len()
+    );
+    assert_eq!(staged(), left, "young staged files must be kept");
+    let out = holdfast(&["cleanup", "--repo", &repo.url(), "--any-age", "--json"]);
+    assert_ok(&out, "cleanup --any-age");
+    assert_eq!(
+        json(&out)["incomplete_uploads"]["aborted"]
+            .as_array()
+            .unwrap()
+            .len(),
+        left.len()
+    );
+    assert!(staged().is_empty(), "{:?}", staged());
+
+    backup(&repo, &source, &[]);
+    assert!(repo
+        .files()
+        .iter()
+        .all(|f| !f.starts_with(".holdfast-tmp/")));
+}

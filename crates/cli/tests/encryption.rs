@@ -133,7 +133,13 @@ fn encrypted_backup_restores_equal_and_decrypts_by_hand() {
         "--json",
     ]);
     assert_ok(&out, "verify --deep of an encrypted backup");
-    assert_eq!(json(&out)[0]["problems"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        json(&out)["backups"][0]["problems"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 
     let report = restore(&repo, &target, &["--verify", "--passphrase-file", &pf]);
     assert_eq!(report["verified"], true);

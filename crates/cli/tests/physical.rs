@@ -155,8 +155,8 @@ fn full_and_two_incrementals_under_load_restore_to_their_consistent_points() {
     let out = holdfast(&["verify", "--repo", &repo.url(), &id(&inc2), "--json"]);
     assert_ok(&out, "verify chain");
     let report = json(&out);
-    assert_eq!(report[0]["chain"].as_array().unwrap().len(), 3);
-    assert_eq!(report[0]["files"], 6);
+    assert_eq!(report["backups"][0]["chain"].as_array().unwrap().len(), 3);
+    assert_eq!(report["backups"][0]["files"], 6);
 
     let scratch = tempfile::tempdir().unwrap();
     for (i, (backup, gtid)) in [&full, &inc1, &inc2].iter().zip(&gtids).enumerate() {

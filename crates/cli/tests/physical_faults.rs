@@ -106,7 +106,7 @@ fn broken_or_corrupt_chains_are_refused() {
     let out = holdfast(&["verify", "--repo", &repo.url(), &inc2, "--json"]);
     assert_code(&out, 20, "verify of a chain with a corrupt parent");
     let report = json(&out);
-    let problems = report[0]["problems"].as_array().unwrap();
+    let problems = report["backups"][0]["problems"].as_array().unwrap();
     assert!(
         problems
             .iter()
@@ -146,7 +146,7 @@ fn broken_or_corrupt_chains_are_refused() {
     assert_code(&out, 20, "verify with a missing parent");
     let report = json(&out);
     assert!(
-        report[0]["problems"]
+        report["backups"][0]["problems"]
             .as_array()
             .unwrap()
             .iter()

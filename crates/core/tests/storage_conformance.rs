@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use holdfast::repo::RepoLock;
-use holdfast::storage::{self, Credentials, Storage, StorageOptions};
+use holdfast::storage::{self, Credentials, Storage, StorageOptions, UploadKind};
 use holdfast::ErrorKind;
 use holdfast_testkit::GarageServer;
 use rand::RngCore;
@@ -231,9 +231,11 @@ mod cases {
         }
         w.abort().await.unwrap();
         assert!(s.stat("up/aborted").await.unwrap().is_none());
-        // Dropped without close: what a crash mid-upload does.
+        // Dropped without close: what a crash mid-upload does. 48 MiB in 8 MiB parts, at most
+        // two in flight (and one held back until the next arrives, in case it is the last): by
+        // the fourth part the first is stored. Parts in flight at the drop are cut off.
         let mut w = s.writer("up/dropped").await.unwrap();
-        for _ in 0..20 {
+        for _ in 0..48 {
             w.write(Bytes::from(random_bytes(1024 * 1024)))
                 .await
                 .unwrap();
@@ -248,6 +250,34 @@ mod cases {
             "an interrupted upload left something visible: {:?}",
             listed(s, "up/").await
         );
+
+        // Invisible to listing, but not gone: the store lists the dropped upload (S3's
+        // ListMultipartUploads, local disk's staged file), never the aborted one, and aborting
+        // it leaves nothing.
+        assert!(s.capabilities().incomplete_uploads);
+        let found = s.incomplete_uploads().await.unwrap();
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let u = &found[0];
+        if f.local {
+            assert_eq!(u.kind, UploadKind::Staged);
+            assert!(u.path.starts_with(".holdfast-tmp/"), "{u:?}");
+        } else {
+            assert_eq!(u.kind, UploadKind::Multipart);
+            assert_eq!(u.path, "up/dropped");
+            assert!(u.parts >= 1, "{u:?}");
+        }
+        // At least the first part (8 MiB) was stored before the writer was dropped.
+        assert!(u.bytes >= 8 << 20, "{u:?}");
+        let age = time::OffsetDateTime::now_utc() - u.initiated;
+        assert!(
+            age > -time::Duration::minutes(1) && age < time::Duration::minutes(5),
+            "started {age} ago? {u:?}"
+        );
+        s.abort_upload(u).await.unwrap();
+        assert!(s.incomplete_uploads().await.unwrap().is_empty());
+        // Idempotent: aborting it again succeeds.
+        s.abort_upload(u).await.unwrap();
+        assert!(listed(s, "").await.is_empty());
     }
 
     pub async fn put_if_absent(f: &Fixture) {
@@ -422,6 +452,58 @@ fn conditional_create_is_measured_not_assumed() {
             .raw_conditional_create("p", Bytes::from_static(b"2"))
             .await
             .unwrap());
+    });
+}
+
+/// ListMultipartUploads is paginated (by key and upload id: two uploads of one key straddle a
+/// page boundary) and sees only the repository's prefix; every upload found can be aborted.
+#[test]
+fn incomplete_uploads_are_paged_and_confined_to_the_prefix() {
+    let garage = GarageServer::start();
+    runtime().block_on(async {
+        let opts = garage_options(&garage);
+        let open = |prefix: &str| {
+            let loc = storage::Location::parse(&garage.repo_url(prefix)).unwrap();
+            storage::OpendalStorage::open(&loc, &opts).unwrap()
+        };
+        let repo = open("paged/repo").with_upload_page_size(2);
+        // A neighbour whose name starts like ours: `paged/repo2/` is not under `paged/repo/`.
+        let neighbour = open("paged/repo2");
+        let start = |s: storage::OpendalStorage, path: &'static str| async move {
+            let mut w = s.writer(path).await.unwrap();
+            // A writer keeps its last full part back (a one-part object is a single PUT): the
+            // upload is created when a third part begins.
+            for _ in 0..17 {
+                w.write(Bytes::from(random_bytes(1 << 20))).await.unwrap();
+            }
+            drop(w);
+        };
+        for path in ["a/one", "b/two", "b/two", "c/three", "d/four"] {
+            start(repo.clone(), path).await;
+        }
+        start(neighbour.clone(), "a/one").await;
+        let found = repo.incomplete_uploads().await.unwrap();
+        let mut paths: Vec<&str> = found.iter().map(|u| u.path.as_str()).collect();
+        paths.sort();
+        assert_eq!(paths, ["a/one", "b/two", "b/two", "c/three", "d/four"]);
+        let ids: std::collections::HashSet<&str> =
+            found.iter().map(|u| u.upload_id.as_str()).collect();
+        assert_eq!(ids.len(), 5, "an upload was listed twice: {found:#?}");
+        // Three pages of two: the second and third asked to start after a marker.
+        let log = garage.log();
+        let continued = log
+            .lines()
+            .filter(|l| l.contains("uploads") && l.contains("key-marker="))
+            .count();
+        assert!(continued >= 2, "the listing was not paginated:\n{log}");
+        for u in &found {
+            repo.abort_upload(u).await.unwrap();
+        }
+        assert!(repo.incomplete_uploads().await.unwrap().is_empty());
+        let theirs = neighbour.incomplete_uploads().await.unwrap();
+        assert_eq!(theirs.len(), 1, "{theirs:#?}");
+        assert_eq!(theirs[0].path, "a/one");
+        neighbour.abort_upload(&theirs[0]).await.unwrap();
     });
 }
 

@@ -1,14 +1,17 @@
-//! `holdfast cleanup`: remove the files of backups that never committed (an interrupted or
-//! killed backup, an upload cut off by a network failure). Takes the exclusive lock, so a backup
-//! in progress is never touched.
+//! `holdfast cleanup`: remove the debris of interrupted writes. Files of backups that never
+//! committed (an interrupted or killed backup, an upload cut off by a network failure), and
+//! incomplete uploads (S3 multipart uploads a killed process never completed, files staged on
+//! local disk and never renamed into place). Takes the exclusive lock, so a backup in progress
+//! is never touched; uploads younger than the lock TTL are kept unless `--any-age`.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+use holdfast::repo::uploads::UploadPolicy;
 use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
-use crate::output::{human_bytes, print_json};
+use crate::output::{describe_upload, human_bytes, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,36 +20,76 @@ pub struct Args {
     /// Only report what would be removed.
     #[arg(long)]
     dry_run: bool,
+    /// Also abort incomplete uploads started less than 5 minutes ago (the lock's lifetime).
+    /// Safe right after a crash: cleanup holds the exclusive lock, so no backup is running;
+    /// while another holdfast process holds a lock (`binlog stream`), recent uploads are kept.
+    #[arg(long)]
+    any_age: bool,
 }
 
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let repo = args.repo.open().await?;
     let lock = repo.lock("cleanup").await?;
-    let orphans = if args.dry_run {
-        repo.orphans().await
-    } else {
-        repo.remove_orphans(&lock).await
+    let policy = UploadPolicy {
+        min_age: if args.any_age {
+            None
+        } else {
+            UploadPolicy::stale_only().min_age
+        },
+        other_writers: Vec::new(),
     };
+    let swept = async {
+        let orphans = if args.dry_run {
+            repo.orphans().await?
+        } else {
+            repo.remove_orphans(&lock).await?
+        };
+        let uploads = repo.sweep_uploads(&lock, &policy, args.dry_run).await?;
+        Ok::<_, holdfast::Error>((orphans, uploads))
+    }
+    .await;
     lock.release().await?;
-    let orphans = orphans?;
+    let (orphans, uploads) = swept?;
     if global.json {
-        print_json(&json!({ "dry_run": args.dry_run, "orphans": orphans }))?;
+        print_json(&json!({
+            "dry_run": args.dry_run,
+            "orphans": orphans,
+            "incomplete_uploads": uploads,
+        }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    if orphans.is_empty() {
+    let verb = |done: &'static str, would: &'static str| if args.dry_run { would } else { done };
+    if orphans.is_empty() && uploads.aborted.is_empty() && uploads.kept.is_empty() {
         println!("nothing to clean up in {}", repo.storage().location());
     }
     for o in &orphans {
         println!(
             "{} uncommitted backup {}: {} files, {}",
-            if args.dry_run {
-                "would remove"
-            } else {
-                "removed"
-            },
+            verb("removed", "would remove"),
             o.id,
             o.files,
             human_bytes(o.bytes)
+        );
+    }
+    for u in &uploads.aborted {
+        println!(
+            "{} incomplete upload {}",
+            verb("aborted", "would abort"),
+            describe_upload(u)
+        );
+    }
+    for u in &uploads.kept {
+        println!(
+            "kept incomplete upload {}: {}",
+            describe_upload(u),
+            u.kept_because.as_deref().unwrap_or_default()
+        );
+    }
+    if !uploads.listed {
+        eprintln!(
+            "note: {} cannot list incomplete uploads; configure a lifecycle rule for incomplete \
+             multipart uploads on the bucket to reclaim the parts of killed uploads",
+            repo.storage().location()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -1,12 +1,15 @@
-//! `holdfast verify [ID|latest|--all]`: check files against manifests.
+//! `holdfast verify [ID|latest|--all]`: check files against manifests, and report the debris of
+//! interrupted runs (uncommitted backups, incomplete uploads) without removing it.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use holdfast::verify::verify_backup;
 
+use serde_json::json;
+
 use crate::args::{GlobalArgs, RepoArgs};
-use crate::output::{human_bytes, print_json, progress};
+use crate::output::{describe_upload, human_bytes, print_json, progress};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,8 +52,39 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             human_bytes(bytes)
         );
     }
+    // Orphaned parts: invisible to listings, but they take (billed) space.
+    let uploads = match repo.incomplete_uploads().await {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("note: could not list incomplete uploads: {e}");
+            None
+        }
+    };
+    if let Some(uploads) = uploads.as_ref().filter(|u| !u.is_empty()) {
+        let bytes: u64 = uploads.iter().map(|u| u.upload.bytes).sum();
+        eprintln!(
+            "note: {} incomplete upload(s) ({}) hold orphaned parts, left by interrupted runs or \
+             being written right now:",
+            uploads.len(),
+            human_bytes(bytes)
+        );
+        for u in uploads {
+            match &u.kept_because {
+                None => eprintln!("  {}", describe_upload(u)),
+                Some(why) => eprintln!("  {}; {why}", describe_upload(u)),
+            }
+        }
+        eprintln!(
+            "`holdfast cleanup` aborts those started more than 5 minutes ago (`--any-age`: \
+             any age, when no backup is running)"
+        );
+    }
     if global.json {
-        print_json(&reports)?;
+        print_json(&json!({
+            "backups": reports,
+            "uncommitted": orphans,
+            "incomplete_uploads": uploads,
+        }))?;
     } else {
         for r in &reports {
             if r.chain.len() > 1 {

@@ -268,6 +268,25 @@ async fn live_others(
     Ok(live)
 }
 
+/// Every live, held lock record of the repository (any lock, either protocol) with its path,
+/// without taking or touching any: who is writing to the repository right now.
+pub async fn live_locks(storage: &dyn Storage) -> Result<Vec<(String, LockRecord)>> {
+    let now = OffsetDateTime::now_utc();
+    let mut live = Vec::new();
+    for object in storage.list(LOCKS_DIR).await? {
+        if !object.path.ends_with(".lock") {
+            continue;
+        }
+        let Some(record) = read_record(storage, &object.path).await? else {
+            continue; // released meanwhile
+        };
+        if record.held && staleness(&record, now).is_none() {
+            live.push((object.path, record));
+        }
+    }
+    Ok(live)
+}
+
 fn warn_takeover(holder: &LockRecord, why: &str) {
     tracing::warn!(
         host = holder.host,

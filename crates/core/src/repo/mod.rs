@@ -14,6 +14,7 @@
 pub mod keys;
 pub mod layout;
 pub mod lock;
+pub mod uploads;
 
 use std::sync::Arc;
 
@@ -365,6 +366,20 @@ impl Repository {
                         "removed debris of {} interrupted backup(s)",
                         removed.len()
                     ));
+                }
+                // Incomplete uploads of killed runs too, but never at the cost of the backup:
+                // a store that cannot list them is told to `cleanup`, which says why.
+                let policy = uploads::UploadPolicy::stale_only();
+                match self.sweep_uploads(&lock, &policy, false).await {
+                    Ok(sweep) if !sweep.aborted.is_empty() => progress.note(&format!(
+                        "aborted {} incomplete upload(s) of interrupted runs",
+                        sweep.aborted.len()
+                    )),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "could not sweep incomplete uploads; `holdfast cleanup` retries"
+                    ),
                 }
                 Ok(lock)
             }

@@ -28,7 +28,7 @@ use futures::{AsyncReadExt, StreamExt, TryStreamExt};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage};
+use super::{ByteStream, Capabilities, IncompleteUpload, ObjectMeta, ObjectWriter, Storage};
 use crate::repo::keys::DataKey;
 use crate::{Error, Result};
 
@@ -385,5 +385,14 @@ impl Storage for EncryptedStorage {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         self.inner.delete_prefix(prefix).await
+    }
+
+    /// An encrypted object has the same path as its plaintext, so uploads pass through.
+    async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
+        self.inner.incomplete_uploads().await
+    }
+
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        self.inner.abort_upload(upload).await
     }
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage};
+use super::{ByteStream, Capabilities, IncompleteUpload, ObjectMeta, ObjectWriter, Storage};
 use crate::{Error, Result};
 
 #[derive(Debug)]
@@ -128,5 +128,15 @@ impl Storage for LimitStorage {
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         let _slot = self.slot().await?;
         self.inner.delete_prefix(prefix).await
+    }
+
+    async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
+        let _slot = self.slot().await?;
+        self.inner.incomplete_uploads().await
+    }
+
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        let _slot = self.slot().await?;
+        self.inner.abort_upload(upload).await
     }
 }

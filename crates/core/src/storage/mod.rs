@@ -12,12 +12,16 @@
 //! - Decorators, each one concern, stacked by [`open`]: [`RetryStorage`] (exponential backoff with
 //!   jitter, transient errors only), [`ThrottleStorage`] (`--max-rate`), [`LimitStorage`]
 //!   (concurrent requests) and [`TimeoutStorage`] (per request).
+//! - [`IncompleteUpload`]: a write that was started and never completed nor aborted (an S3
+//!   multipart upload cut off by a killed process, a local staged file left by a crash),
+//!   invisible to [`Storage::list`]; listed and aborted where `incomplete_uploads` holds.
 
 pub mod encrypted;
 mod limit;
 pub mod location;
 mod opendal_store;
 mod retry;
+mod s3_uploads;
 mod throttle;
 mod timeout;
 
@@ -54,9 +58,44 @@ pub struct Capabilities {
     /// `reader_range` fetches only the requested bytes (otherwise it reads and skips).
     pub range_reads: bool,
     /// Streaming writes are uploaded in parts: an interrupted write leaves invisible parts on
-    /// the store until they are aborted (holdfast aborts them; a bucket lifecycle rule for
-    /// incomplete multipart uploads catches a killed process).
+    /// the store until they are aborted (a writer aborts its own on failure; those of a killed
+    /// process are found with [`Storage::incomplete_uploads`] where `incomplete_uploads`
+    /// holds, and by a bucket lifecycle rule elsewhere).
     pub multipart_uploads: bool,
+    /// [`Storage::incomplete_uploads`] and [`Storage::abort_upload`] work: S3 lists its
+    /// incomplete multipart uploads (ListMultipartUploads), local disk its staged files.
+    /// False where holdfast cannot list them (OSS, GCS, Azure, SFTP): a bucket lifecycle rule
+    /// must reclaim them there.
+    pub incomplete_uploads: bool,
+}
+
+/// What kind of incomplete write an [`IncompleteUpload`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadKind {
+    /// An S3 multipart upload: parts stored (and billed) but no object.
+    Multipart,
+    /// A local-disk write staged in `.holdfast-tmp/` and never renamed into place.
+    Staged,
+}
+
+/// A write that was started and never completed nor aborted. It is invisible to
+/// [`Storage::list`] and holds storage until [`Storage::abort_upload`] removes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IncompleteUpload {
+    pub kind: UploadKind,
+    /// The repository path being written (S3), or the staged file's path under
+    /// `.holdfast-tmp/` (local disk, where the target is not recorded).
+    pub path: String,
+    /// What identifies the upload to the store (the S3 upload id, the staged file's name).
+    pub upload_id: String,
+    /// When the upload started (S3's `Initiated`, the staged file's modification time).
+    #[serde(with = "time::serde::rfc3339")]
+    pub initiated: time::OffsetDateTime,
+    /// Parts stored so far (1 for a staged file).
+    pub parts: u64,
+    /// Bytes stored so far.
+    pub bytes: u64,
 }
 
 /// One stored object as listed.
@@ -70,8 +109,9 @@ pub struct ObjectMeta {
 ///
 /// Contract: nothing is visible at the path until [`ObjectWriter::close`] returns `Ok`, except
 /// on local disk, where a partial file may exist (the manifest-written-last commit protocol
-/// makes such debris harmless). After `abort` (or a crash) the backend may leave invisible
-/// debris that `Storage::delete` of the same path removes. Writers are not restartable: an
+/// makes such debris harmless). `abort` removes what was uploaded; a crash (the writer never
+/// closed nor aborted) leaves an [`IncompleteUpload`], invisible to `list`, which
+/// [`Storage::incomplete_uploads`] finds and [`Storage::abort_upload`] removes. Writers are not restartable: an
 /// error leaves the writer unusable. Memory is bounded by the backend's part size.
 #[async_trait]
 pub trait ObjectWriter: Send {
@@ -133,6 +173,29 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Deletes every object under `prefix` (which should end with `/`).
     async fn delete_prefix(&self, prefix: &str) -> Result<()>;
+
+    /// Every incomplete upload of this repository (under its prefix, never elsewhere in the
+    /// bucket), including those of a writer that is still running: the caller decides what is
+    /// debris (see [`crate::repo::uploads`]). Requires `capabilities().incomplete_uploads`;
+    /// otherwise an error of kind [`crate::ErrorKind::Usage`] (the default).
+    async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
+        Err(no_incomplete_uploads(&self.location()))
+    }
+
+    /// Aborts an incomplete upload, removing its parts. Idempotent: aborting an upload that is
+    /// already gone (completed, aborted) succeeds. A writer still sending parts to it fails.
+    /// Requires `capabilities().incomplete_uploads`, like [`Storage::incomplete_uploads`].
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        let _ = upload;
+        Err(no_incomplete_uploads(&self.location()))
+    }
+}
+
+fn no_incomplete_uploads(location: &str) -> crate::Error {
+    crate::Error::usage(format!(
+        "{location} cannot list or abort incomplete uploads; configure a lifecycle rule for \
+         incomplete multipart uploads on the bucket"
+    ))
 }
 
 /// Keeps only the bytes `range` (offsets within the whole stream) of a stream.

@@ -6,6 +6,10 @@
 //! part, because a stream cannot be replayed from above without buffering all of it; the part
 //! being sent is the only data held (bounded memory).
 //!
+//! Incomplete uploads: on S3 the multipart uploads under the repository's prefix (through
+//! [`S3Uploads`], signed requests OpenDAL has no API for); on local disk the files staged in
+//! `.holdfast-tmp/` that were never renamed into place (a crash mid-write).
+//!
 //! [`RetryStorage`]: super::RetryStorage
 
 use std::ops::Range;
@@ -16,8 +20,14 @@ use futures::{StreamExt, TryStreamExt};
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{services, ErrorKind as OdKind, Operator};
 
+use std::sync::Arc;
+
 use super::location::Location;
-use super::{ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageOptions};
+use super::s3_uploads::{S3Target, S3Uploads, DEFAULT_PAGE_SIZE};
+use super::{
+    ByteStream, Capabilities, IncompleteUpload, ObjectMeta, ObjectWriter, Storage, StorageOptions,
+    UploadKind,
+};
 use crate::{Error, ErrorKind, Result};
 
 /// Part size of streaming writes and chunk size of reads: bounds memory per open stream.
@@ -37,6 +47,10 @@ pub struct OpendalStorage {
     local: bool,
     /// The repository directory, for local disk.
     local_root: Option<std::path::PathBuf>,
+    /// Listing and aborting incomplete multipart uploads, for S3.
+    s3_uploads: Option<Arc<S3Uploads>>,
+    /// Uploads per ListMultipartUploads request.
+    upload_page_size: usize,
 }
 
 impl OpendalStorage {
@@ -67,6 +81,7 @@ impl OpendalStorage {
                 e,
             ),
         };
+        let mut s3_uploads = None;
         let (op, conditional_writes_honoured) = match location {
             Location::File { root } => {
                 // Writes go to a temporary file renamed into place on close: a reader never
@@ -106,6 +121,15 @@ impl OpendalStorage {
                 // 2.5 ignores it, measured in crates/core/tests/storage_conformance.rs), so a
                 // custom endpoint is assumed not to unless the URL says otherwise.
                 let honoured = conditional_writes.unwrap_or(endpoint.is_none());
+                s3_uploads = Some(Arc::new(S3Uploads::new(&S3Target {
+                    bucket,
+                    prefix,
+                    endpoint: endpoint.as_deref(),
+                    region: region.as_deref().unwrap_or("us-east-1"),
+                    virtual_host: *virtual_host,
+                    credentials: options.credentials.as_ref(),
+                    location: shown.clone(),
+                })?));
                 (Operator::new(b).map_err(config_err)?.finish(), honoured)
             }
             Location::Oss {
@@ -212,6 +236,7 @@ impl OpendalStorage {
             list_after_write: true,
             range_reads: full.read,
             multipart_uploads: full.write_can_multi && !matches!(location, Location::File { .. }),
+            incomplete_uploads: s3_uploads.is_some() || matches!(location, Location::File { .. }),
         };
         let retry = &options.retry;
         let write_op = op
@@ -235,7 +260,15 @@ impl OpendalStorage {
                 Location::File { root } => Some(std::path::PathBuf::from(root)),
                 _ => None,
             },
+            s3_uploads,
+            upload_page_size: DEFAULT_PAGE_SIZE,
         })
+    }
+
+    /// Lists incomplete S3 uploads `n` per request (so a test can exercise the pagination).
+    pub fn with_upload_page_size(mut self, n: usize) -> Self {
+        self.upload_page_size = n.max(1);
+        self
     }
 }
 
@@ -468,6 +501,89 @@ impl Storage for OpendalStorage {
             .remove_all(prefix)
             .await
             .map_err(|e| map_err(e, prefix))
+    }
+
+    async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
+        if let Some(s3) = &self.s3_uploads {
+            return s3.list(self.upload_page_size).await;
+        }
+        match &self.local_root {
+            Some(root) => staged_files(root).await,
+            None => Err(Error::usage(format!(
+                "{} cannot list incomplete uploads; configure a lifecycle rule for incomplete \
+                 multipart uploads on the bucket",
+                self.location
+            ))),
+        }
+    }
+
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        match (upload.kind, &self.s3_uploads, &self.local_root) {
+            (UploadKind::Multipart, Some(s3), _) => s3.abort(&upload.path, &upload.upload_id).await,
+            (UploadKind::Staged, _, Some(root)) => remove_staged(root, &upload.upload_id).await,
+            _ => Err(Error::usage(format!(
+                "{} cannot abort the {:?} upload of `{}`",
+                self.location, upload.kind, upload.path
+            ))),
+        }
+    }
+}
+
+/// The files staged in `.holdfast-tmp/` (each the unfinished write of one object).
+async fn staged_files(root: &std::path::Path) -> Result<Vec<IncompleteUpload>> {
+    let dir = root.join(LOCAL_TMP_DIR);
+    let io_err = |e: std::io::Error| {
+        Error::with_source(
+            ErrorKind::Storage,
+            format!("cannot list the staged files in {}", dir.display()),
+            e,
+        )
+    };
+    let mut entries = match tokio::fs::read_dir(&dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut out = Vec::new();
+    while let Some(entry) = entries.next_entry().await.map_err(io_err)? {
+        let meta = match entry.metadata().await {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // renamed meanwhile
+            Err(e) => return Err(io_err(e)),
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let modified = meta.modified().map_err(io_err)?;
+        out.push(IncompleteUpload {
+            kind: UploadKind::Staged,
+            path: format!("{LOCAL_TMP_DIR}/{name}"),
+            upload_id: name,
+            initiated: time::OffsetDateTime::from(modified),
+            parts: 1,
+            bytes: meta.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// Removes one staged file; one already gone (renamed into place, removed) is fine.
+async fn remove_staged(root: &std::path::Path, name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Error::usage(format!(
+            "`{name}` is not a staged file's name"
+        )));
+    }
+    let path = root.join(LOCAL_TMP_DIR).join(name);
+    match tokio::fs::remove_file(&path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::with_source(
+            ErrorKind::Storage,
+            format!("cannot remove the staged file {}", path.display()),
+            e,
+        )),
     }
 }
 

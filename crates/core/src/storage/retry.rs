@@ -17,7 +17,7 @@ use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage};
+use super::{ByteStream, Capabilities, IncompleteUpload, ObjectMeta, ObjectWriter, Storage};
 use crate::{Error, Result};
 
 /// How often and how patiently to retry.
@@ -159,6 +159,20 @@ impl Storage for RetryStorage {
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         self.run("delete_prefix", prefix, || self.inner.delete_prefix(prefix))
             .await
+    }
+
+    async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
+        self.run("list incomplete uploads", "", || {
+            self.inner.incomplete_uploads()
+        })
+        .await
+    }
+
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        self.run("abort upload", &upload.path, || {
+            self.inner.abort_upload(upload)
+        })
+        .await
     }
 }
 

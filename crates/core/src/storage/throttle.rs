@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use super::{ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage};
+use super::{ByteStream, Capabilities, IncompleteUpload, ObjectMeta, ObjectWriter, Storage};
 use crate::Result;
 
 const CELL: u64 = 1024;
@@ -164,5 +164,14 @@ impl Storage for ThrottleStorage {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         self.inner.delete_prefix(prefix).await
+    }
+
+    /// Listing and aborting move no data: not throttled.
+    async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
+        self.inner.incomplete_uploads().await
+    }
+
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        self.inner.abort_upload(upload).await
     }
 }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage};
+use super::{ByteStream, Capabilities, IncompleteUpload, ObjectMeta, ObjectWriter, Storage};
 use crate::{Error, ErrorKind, Result};
 
 #[derive(Debug)]
@@ -133,6 +133,24 @@ impl Storage for TimeoutStorage {
             "deleting",
             prefix,
             self.inner.delete_prefix(prefix),
+        )
+        .await
+    }
+
+    async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
+        self.limited(
+            "listing incomplete uploads",
+            "",
+            self.inner.incomplete_uploads(),
+        )
+        .await
+    }
+
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        self.limited(
+            "aborting the upload",
+            &upload.path,
+            self.inner.abort_upload(upload),
         )
         .await
     }
