@@ -1,6 +1,6 @@
 //! Output: logging setup, progress bars, JSON reports, error messages and exit codes.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -40,9 +40,28 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Like `println!`, but a closed stdout (`holdfast list | head`) is not an error: the rest of
+/// the report is dropped and the command carries on, where `println!` would panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// Writes one line of a report to stdout (see [`outln!`]).
+pub fn write_line(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            tracing::warn!(error = %e, "cannot write the report to stdout");
+        }
+    }
+}
+
 /// Prints a report as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

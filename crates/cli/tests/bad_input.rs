@@ -202,3 +202,26 @@ fn lock_timeout_gives_up_and_releases() {
     let _ = holder.wait();
     assert!(repo.files().iter().all(|f| !f.starts_with("backups/")));
 }
+
+#[test]
+fn a_closed_stdout_ends_the_report_quietly() {
+    // `holdfast list | head -1` closes the pipe while the report is still being written; that
+    // must not panic the command or change its exit code.
+    let repo = Repo::init();
+    for args in [["list", "--repo"], ["info", "--repo"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .arg(repo.url())
+            .stdout(writer)
+            .output()
+            .expect("run holdfast");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "{args:?} into a closed pipe: {:?}\n{stderr}",
+            out.status
+        );
+    }
+}

@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::args::{
     default_threads, parse_duration, parse_size, FilterArgs, GlobalArgs, RepoArgs, ServerArgs,
 };
+use crate::output::outln;
 use crate::output::{human_bytes, print_json, progress};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -143,7 +144,7 @@ fn report(global: &GlobalArgs, m: &BackupManifest, source: &str, seconds: f64) -
     }
     match &m.physical {
         Some(p) => {
-            println!(
+            outln!(
                 "physical {} backup {} done{}: {} copied -> {} stored in {:.1}s ({:.0} MiB/s)",
                 p.kind,
                 m.id,
@@ -156,7 +157,7 @@ fn report(global: &GlobalArgs, m: &BackupManifest, source: &str, seconds: f64) -
                 seconds,
                 mib_per_s
             );
-            println!(
+            outln!(
                 "LSN {} -> {}; commits blocked {} ms, DDL blocked {} ms, longest lock wait {} ms",
                 p.from_lsn,
                 p.to_lsn,
@@ -165,10 +166,10 @@ fn report(global: &GlobalArgs, m: &BackupManifest, source: &str, seconds: f64) -
                 p.locks.longest_wait_ms
             );
             if let Some(r) = &p.replica_of {
-                println!("taken from a replica of {}: {}", r.primary_host, r.raw);
+                outln!("taken from a replica of {}: {}", r.primary_host, r.raw);
             }
         }
-        None => println!(
+        None => outln!(
             "backup {} done: {} tables, {} rows, {} raw -> {} stored in {:.1}s (lock held {} ms)",
             m.id,
             m.tables.len(),
@@ -179,6 +180,6 @@ fn report(global: &GlobalArgs, m: &BackupManifest, source: &str, seconds: f64) -
             m.lock_held_ms
         ),
     }
-    println!("consistent at {}", cp.describe());
+    outln!("consistent at {}", cp.describe());
     Ok(())
 }

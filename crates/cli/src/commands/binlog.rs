@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{parse_duration, parse_size, GlobalArgs, RepoArgs, ServerArgs};
+use crate::output::outln;
 use crate::output::{human_bytes, print_json, unix_time};
 
 #[derive(clap::Subcommand)]
@@ -112,7 +113,7 @@ async fn stream(global: &GlobalArgs, args: StreamArgs) -> Result<ExitCode> {
     if global.json {
         print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "archived {} segments, {} transactions, {} of binlog; archive ends at GTID {}",
             report.segments_written,
             report.transactions,
@@ -173,12 +174,19 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if segments.is_empty() {
-        println!("no archived binlog in {}", repo.storage().location());
+        outln!("no archived binlog in {}", repo.storage().location());
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:>6} {:<22} {:>10} {:>10} {:<20} {:<20} {:>6} {:>9}  GTIDS",
-        "SEQ", "FILE", "START", "END", "FIRST EVENT", "LAST EVENT", "TRX", "SIZE"
+        "SEQ",
+        "FILE",
+        "START",
+        "END",
+        "FIRST EVENT",
+        "LAST EVENT",
+        "TRX",
+        "SIZE"
     );
     for s in &segments {
         let gtids = match (&s.first_gtid, &s.last_gtid) {
@@ -190,7 +198,7 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
             (Some(a), _) | (None, Some(a)) => a.to_string(),
             (None, None) => "-".to_string(),
         };
-        println!(
+        outln!(
             "{:>6} {:<22} {:>10} {:>10} {:<20} {:<20} {:>6} {:>9}  {}{}",
             s.seq,
             s.source.file,

@@ -11,6 +11,7 @@ use holdfast::repo::uploads::UploadPolicy;
 use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
+use crate::output::outln;
 use crate::output::{describe_upload, human_bytes, print_json};
 
 #[derive(clap::Args)]
@@ -60,10 +61,10 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     }
     let verb = |done: &'static str, would: &'static str| if args.dry_run { would } else { done };
     if orphans.is_empty() && uploads.aborted.is_empty() && uploads.kept.is_empty() {
-        println!("nothing to clean up in {}", repo.storage().location());
+        outln!("nothing to clean up in {}", repo.storage().location());
     }
     for o in &orphans {
-        println!(
+        outln!(
             "{} uncommitted backup {}: {} files, {}",
             verb("removed", "would remove"),
             o.id,
@@ -72,14 +73,14 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         );
     }
     for u in &uploads.aborted {
-        println!(
+        outln!(
             "{} incomplete upload {}",
             verb("aborted", "would abort"),
             describe_upload(u)
         );
     }
     for u in &uploads.kept {
-        println!(
+        outln!(
             "kept incomplete upload {}: {}",
             describe_upload(u),
             u.kept_because.as_deref().unwrap_or_default()

@@ -10,6 +10,7 @@ use holdfast::repo::Repository;
 use holdfast::storage;
 
 use crate::args::{GlobalArgs, Keys};
+use crate::output::outln;
 use crate::output::{human_bytes, print_json, progress};
 
 #[derive(clap::Args)]
@@ -66,7 +67,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     if global.json {
         print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "copied {} backup(s) from {} to {} ({} files, {}; {} file(s) kept from an earlier run) in {:.1}s",
             report.copied.len(),
             report.from,
@@ -77,16 +78,17 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             report.seconds
         );
         if !report.skipped.is_empty() {
-            println!(
+            outln!(
                 "already there: {} backup(s) ({})",
                 report.skipped.len(),
                 report.skipped.join(", ")
             );
         }
         if report.binlog_objects_copied + report.binlog_objects_skipped > 0 {
-            println!(
+            outln!(
                 "binlog archive: {} object(s) copied, {} already there",
-                report.binlog_objects_copied, report.binlog_objects_skipped
+                report.binlog_objects_copied,
+                report.binlog_objects_skipped
             );
         }
     }

@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
+use crate::output::outln;
 use crate::output::{human_bytes, print_json, rfc3339};
 
 #[derive(clap::Args)]
@@ -39,43 +40,43 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 "recoverable_window": window,
             }))?;
         } else {
-            println!("repository {}", repo.storage().location());
-            println!("  id        {}", cfg.id);
-            println!("  format    {}", cfg.format);
-            println!("  created   {} by {}", rfc3339(cfg.created), cfg.created_by);
+            outln!("repository {}", repo.storage().location());
+            outln!("  id        {}", cfg.id);
+            outln!("  format    {}", cfg.format);
+            outln!("  created   {} by {}", rfc3339(cfg.created), cfg.created_by);
             match &cfg.encryption {
-                Some(e) => println!(
+                Some(e) => outln!(
                     "  encrypted yes (age, data key {}, {} key slot(s))",
                     e.key_id,
                     e.slots.len()
                 ),
-                None => println!("  encrypted no"),
+                None => outln!("  encrypted no"),
             }
-            println!("  backups   {} ({})", backups.len(), human_bytes(stored));
+            outln!("  backups   {} ({})", backups.len(), human_bytes(stored));
             if let (Some(o), Some(n)) = (backups.first(), backups.last()) {
-                println!("  oldest    {}  newest {}", o.id, n.id);
+                outln!("  oldest    {}  newest {}", o.id, n.id);
             }
             match (&window.from_time, &window.to_time) {
                 (Some(from), Some(to)) => {
                     let gtid = |g: &Option<holdfast::binlog::gtid::GtidPos>| {
                         g.as_ref().map(|g| g.to_string()).unwrap_or_default()
                     };
-                    println!(
+                    outln!(
                         "  recoverable from {} (backup {}, GTID {})",
                         rfc3339(*from),
                         window.from_backup.as_deref().unwrap_or("-"),
                         gtid(&window.from_gtid)
                     );
-                    println!(
+                    outln!(
                         "              to   {} (GTID {})",
                         rfc3339(*to),
                         gtid(&window.to_gtid)
                     );
                 }
-                _ => println!("  recoverable nothing yet: no backup with a binlog position"),
+                _ => outln!("  recoverable nothing yet: no backup with a binlog position"),
             }
             for gap in &window.gaps {
-                println!("  GAP: {gap}");
+                outln!("  GAP: {gap}");
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -86,27 +87,31 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let cp = &m.consistent_point;
-    println!("backup {}", m.id);
-    println!(
+    outln!("backup {}", m.id);
+    outln!(
         "  engine            {} (holdfast {})",
-        m.engine, m.tool_version
+        m.engine,
+        m.tool_version
     );
-    println!(
+    outln!(
         "  server            {} {} (server_id {}, host {})",
-        m.server.flavor, m.server.version, m.server.server_id, m.server.hostname
+        m.server.flavor,
+        m.server.version,
+        m.server.server_id,
+        m.server.hostname
     );
-    println!(
+    outln!(
         "  started/finished  {} / {}",
         rfc3339(m.started),
         rfc3339(m.finished)
     );
-    println!(
+    outln!(
         "  consistent point  {} at {}",
         cp.describe(),
         rfc3339(cp.time)
     );
-    println!("  lock held         {} ms", m.lock_held_ms);
-    println!(
+    outln!("  lock held         {} ms", m.lock_held_ms);
+    outln!(
         "  size              {} raw, {} stored ({}), {} files",
         human_bytes(m.raw_bytes()),
         human_bytes(m.stored_bytes()),
@@ -114,31 +119,39 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         m.files.len()
     );
     if let Some(p) = &m.physical {
-        println!(
+        outln!(
             "  physical          {} by {} ({})",
-            p.kind, p.tool, p.tool_version
+            p.kind,
+            p.tool,
+            p.tool_version
         );
         if let Some(parent) = &p.parent {
-            println!("  parent            {parent}");
+            outln!("  parent            {parent}");
         }
-        println!(
+        outln!(
             "  LSN               from {} to {} (last {})",
-            p.from_lsn, p.to_lsn, p.last_lsn
+            p.from_lsn,
+            p.to_lsn,
+            p.last_lsn
         );
-        println!(
+        outln!(
             "  locks             commits blocked {} ms, DDL blocked {} ms, longest wait {} ms",
-            p.locks.commits_blocked_ms, p.locks.ddl_blocked_ms, p.locks.longest_wait_ms
+            p.locks.commits_blocked_ms,
+            p.locks.ddl_blocked_ms,
+            p.locks.longest_wait_ms
         );
         if let Some(r) = &p.replica_of {
-            println!(
+            outln!(
                 "  replica of        {} ({}; lag {}s at start)",
-                r.primary_host, r.raw, r.lag_seconds
+                r.primary_host,
+                r.raw,
+                r.lag_seconds
             );
         }
-        println!("  tool log          {}", p.log_file);
+        outln!("  tool log          {}", p.log_file);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "  users and grants  {}",
         if m.includes_users {
             "included"
@@ -146,9 +159,9 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             "not included"
         }
     );
-    println!("  tables ({}):", m.tables.len());
+    outln!("  tables ({}):", m.tables.len());
     for t in &m.tables {
-        println!(
+        outln!(
             "    `{}`.`{}`  {} rows in {} chunk(s){}",
             t.database,
             t.table,

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
 use crate::keys::new_passphrase;
+use crate::output::outln;
 use crate::output::print_json;
 
 #[derive(clap::Args)]
@@ -57,14 +58,14 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             "key_slots": cfg.encryption.as_ref().map_or(0, |e| e.slots.len()),
         }))?;
     } else {
-        println!(
+        outln!(
             "created repository {} (id {}, format {})",
             storage.location(),
             cfg.id,
             cfg.format
         );
         if let Some(id) = key_id {
-            println!(
+            outln!(
                 "encrypted with data key {id}; keep the passphrase or identity safe: without it \
                  the backups cannot be read (`holdfast key export` saves the data key itself)"
             );

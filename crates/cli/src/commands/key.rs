@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
 use crate::keys::new_passphrase;
+use crate::output::outln;
 use crate::output::{print_json, rfc3339};
 
 #[derive(clap::Args)]
@@ -113,7 +114,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             if global.json {
                 print_json(&json!({ "file": output, "key_id": key.key_id() }))?;
             } else {
-                println!(
+                outln!(
                     "wrote data key {} to {} (mode 0600); decrypt any file with \
                      `age -d -i {} FILE`",
                     key.key_id(),
@@ -150,7 +151,7 @@ fn list(global: &GlobalArgs, repo: &Repository) -> Result<ExitCode> {
         print_json(&json!({ "key_id": key_id, "slots": rows }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("data key {key_id}, {} slot(s):", slots.len());
+    outln!("data key {key_id}, {} slot(s):", slots.len());
     for (i, s) in slots.iter().enumerate() {
         let what = match s.kind {
             KeySlotKind::Passphrase => "passphrase".to_string(),
@@ -158,7 +159,7 @@ fn list(global: &GlobalArgs, repo: &Repository) -> Result<ExitCode> {
                 format!("recipient {}", s.recipient.as_deref().unwrap_or("?"))
             }
         };
-        println!("  {i}  {what}  (added {})", rfc3339(s.added));
+        outln!("  {i}  {what}  (added {})", rfc3339(s.added));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
+use crate::output::outln;
 use crate::output::{human_bytes, print_json, rfc3339};
 
 #[derive(clap::Args)]
@@ -40,12 +41,17 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if backups.is_empty() {
-        println!("no backups in {}", repo.storage().location());
+        outln!("no backups in {}", repo.storage().location());
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  consistent point",
-        "ID", "ENGINE", "FINISHED", "TABLES", "ROWS", "SIZE"
+        "ID",
+        "ENGINE",
+        "FINISHED",
+        "TABLES",
+        "ROWS",
+        "SIZE"
     );
     for m in &backups {
         let mut point = m.consistent_point.describe();
@@ -67,7 +73,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 m.total_rows().to_string(),
             ),
         };
-        println!(
+        outln!(
             "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  {}",
             m.id,
             engine,

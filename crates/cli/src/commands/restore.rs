@@ -17,6 +17,7 @@ use holdfast::recovery::{plan_for, recover, replay_planned, ReplayOptions, Repla
 use holdfast::repo::Repository;
 
 use crate::args::{default_threads, FilterArgs, GlobalArgs, RepoArgs, ServerArgs};
+use crate::output::outln;
 use crate::output::{human_bytes, print_json, progress};
 
 #[derive(clap::Args)]
@@ -147,7 +148,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     if global.json {
         print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "restored backup {} into {}: {} tables, {} rows, {} in {:.1}s",
             report.backup_id,
             report.target,
@@ -156,7 +157,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             human_bytes(report.bytes_loaded),
             report.seconds
         );
-        println!(
+        outln!(
             "row counts match the backup{}",
             if report.verified {
                 "; content fingerprints verified"
@@ -213,7 +214,7 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
             print_json(&value)?;
             return Ok(ExitCode::SUCCESS);
         }
-        println!(
+        outln!(
             "restored physical backup {} into {}; server running (pid {}, socket {})",
             base.backup_id,
             base.datadir.display(),
@@ -236,7 +237,7 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
     if global.json {
         print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "restored backup {} and replayed {} archived segments ({} transactions) up to {}; the \
              server is at GTID {} (set as gtid_slave_pos) in {:.1}s",
             report.base_backup,
@@ -252,7 +253,7 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
             report.seconds
         );
         if let Some(incomplete) = report.replay.as_ref().and_then(|r| r.incomplete.as_ref()) {
-            println!(
+            outln!(
                 "note: the archive ends inside transaction {}; it was not applied",
                 incomplete.gtid
             );
@@ -320,7 +321,7 @@ async fn physical(
         print_json(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "restored physical backup {} into {} in {:.1}s (fetch {:.1}s, prepare {:.1}s, move back \
          {:.1}s; {} read)",
         report.backup_id,
@@ -332,11 +333,11 @@ async fn physical(
         human_bytes(report.bytes_fetched)
     );
     if report.chain.len() > 1 {
-        println!("chain applied: {}", report.chain.join(" -> "));
+        outln!("chain applied: {}", report.chain.join(" -> "));
     }
-    println!("consistent at {}", report.consistent_point.describe());
+    outln!("consistent at {}", report.consistent_point.describe());
     if let Some(s) = &report.server {
-        println!(
+        outln!(
             "server started (pid {}), socket {}{}",
             s.pid,
             s.socket.display(),

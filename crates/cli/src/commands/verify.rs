@@ -9,6 +9,7 @@ use holdfast::verify::verify_backup;
 use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
+use crate::output::outln;
 use crate::output::{describe_upload, human_bytes, print_json, progress};
 
 #[derive(clap::Args)]
@@ -88,10 +89,10 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     } else {
         for r in &reports {
             if r.chain.len() > 1 {
-                println!("backup {}: chain {}", r.backup_id, r.chain.join(" -> "));
+                outln!("backup {}: chain {}", r.backup_id, r.chain.join(" -> "));
             }
             if r.ok() {
-                println!(
+                outln!(
                     "backup {}: OK ({} files, {}{})",
                     r.backup_id,
                     r.files,
@@ -103,9 +104,9 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     }
                 );
             } else {
-                println!("backup {}: {} problem(s)", r.backup_id, r.problems.len());
+                outln!("backup {}: {} problem(s)", r.backup_id, r.problems.len());
                 for p in &r.problems {
-                    println!("  {:<8} {}  {}", p.kind, p.path, p.detail);
+                    outln!("  {:<8} {}  {}", p.kind, p.path, p.detail);
                 }
             }
         }
