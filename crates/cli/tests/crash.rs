@@ -116,11 +116,11 @@ fn killed_local_backup_leaves_staged_files_that_cleanup_removes() {
             "--chunk-size",
             "1G",
             "--max-rate",
-            "2MiB/s",
+            "512KiB/s",
         ])
         .env("HOME", "/nonexistent")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -132,10 +132,11 @@ fn killed_local_backup_leaves_staged_files_that_cleanup_removes() {
             std::time::Instant::now() < deadline,
             "nothing was ever staged"
         );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the backup finished before anything was seen staged"
-        );
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            panic!("the backup ended ({status}) before anything was seen staged: {stderr}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
