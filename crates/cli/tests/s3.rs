@@ -15,6 +15,24 @@ fn hf(garage: &GarageServer, args: &[&str]) -> Output {
     holdfast_env(args, &env)
 }
 
+/// A passphrase file in a fresh temp dir (kept alive by the returned dir), and a runner that
+/// adds `--passphrase-file` to every holdfast command it runs against `garage`.
+fn passphrase(
+    garage: &GarageServer,
+) -> (tempfile::TempDir, String, impl Fn(&[&str]) -> Output + '_) {
+    let keys = tempfile::tempdir().unwrap();
+    let pass = keys.path().join("pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let pass = pass.display().to_string();
+    let flag = pass.clone();
+    let with_key = move |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--passphrase-file", &flag]);
+        hf(garage, &all)
+    };
+    (keys, pass, with_key)
+}
+
 fn load(server: &TestServer, rows: u32) {
     server.sql(&format!(
         "CREATE DATABASE shop; USE shop; \
@@ -355,15 +373,7 @@ fn encrypted_repository_on_garage_backs_up_streams_and_recovers() {
     let source = TestServer::start();
     load(&source, 5_000);
     let url = garage.repo_url("secure/repo");
-    let keys = tempfile::tempdir().unwrap();
-    let pass = keys.path().join("pass");
-    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
-    let pass = pass.display().to_string();
-    let with_key = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["--passphrase-file", &pass]);
-        hf(&garage, &all)
-    };
+    let (keys, _, with_key) = passphrase(&garage);
     assert_ok(
         &with_key(&["init", "--repo", &url, "--encrypt"]),
         "init --encrypt on s3",
@@ -576,15 +586,7 @@ fn killed_backup_leaves_incomplete_uploads_that_cleanup_aborts() {
     load(&source, 300_000);
     let prefix = "killed/repo";
     let url = garage.repo_url(prefix);
-    let keys = tempfile::tempdir().unwrap();
-    let pass = keys.path().join("pass");
-    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
-    let pass = pass.display().to_string();
-    let with_key = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["--passphrase-file", &pass]);
-        hf(&garage, &all)
-    };
+    let (_keys, pass, with_key) = passphrase(&garage);
     assert_ok(
         &with_key(&["init", "--repo", &url, "--encrypt"]),
         "init --encrypt",
