@@ -431,11 +431,8 @@ fn targets_outside_the_window_exit_15_and_change_nothing() {
         assert_code(&out, 15, &format!("{flag} {value}"));
         assert!(text(&out).contains(why), "{flag} {value}: {}", text(&out));
     }
-    assert_eq!(
-        target
-            .sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'd'")
-            .trim(),
-        "0",
+    assert!(
+        !has_database(&target, "d"),
         "a refused recovery must not touch the target"
     );
 }
@@ -481,11 +478,8 @@ fn fast_replay_without_replication_privileges_is_refused_before_anything_changes
         "the error must say what to grant or use: {}",
         text(&out)
     );
-    assert_eq!(
-        target
-            .sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'd'")
-            .trim(),
-        "0",
+    assert!(
+        !has_database(&target, "d"),
         "a refused fast replay must not touch the target"
     );
 }

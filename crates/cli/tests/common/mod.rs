@@ -239,3 +239,12 @@ pub fn normalize_gtid_set(text: &str) -> String {
 pub fn gtid_number(gtid: &str) -> u64 {
     gtid.rsplit(['-', ':']).next().unwrap().parse().unwrap()
 }
+
+/// True when `server` has a database called `name` (to show a refused command left the target
+/// untouched).
+pub fn has_database(server: &TestServer, name: &str) -> bool {
+    let count = server.sql(&format!(
+        "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{name}'"
+    ));
+    count.trim() != "0"
+}
