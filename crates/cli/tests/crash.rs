@@ -14,7 +14,8 @@ fn killed_backups_leave_nothing_listed_and_next_backup_cleans_up() {
     let source = TestServer::start();
     source.sql(
         "CREATE DATABASE load_db; CREATE TABLE load_db.t (id INT PRIMARY KEY, pad VARCHAR(200)); \
-         USE load_db; INSERT INTO load_db.t SELECT seq, REPEAT(MD5(seq), 6) FROM seq_1_to_400000;",
+         USE load_db; INSERT INTO load_db.t \
+         SELECT seq, CONCAT(SHA2(seq, 512), SHA2(seq, 256)) FROM seq_1_to_400000;",
     );
     let repo = Repo::init();
     let mut debris_seen = false;
@@ -96,7 +97,8 @@ fn killed_local_backup_leaves_staged_files_that_cleanup_removes() {
     let source = TestServer::start();
     source.sql(
         "CREATE DATABASE load_db; CREATE TABLE load_db.t (id INT PRIMARY KEY, pad VARCHAR(200)); \
-         USE load_db; INSERT INTO load_db.t SELECT seq, REPEAT(MD5(seq), 6) FROM seq_1_to_400000;",
+         USE load_db; INSERT INTO load_db.t \
+         SELECT seq, CONCAT(SHA2(seq, 512), SHA2(seq, 256)) FROM seq_1_to_400000;",
     );
     let repo = Repo::init();
     let staged = || -> Vec<String> {
@@ -105,7 +107,9 @@ fn killed_local_backup_leaves_staged_files_that_cleanup_removes() {
             .filter(|f| f.starts_with(".holdfast-tmp/"))
             .collect()
     };
-    // One chunk, written slowly: its staged file lives for seconds.
+    // One chunk of about 35 MB compressed (hashes do not compress away), written slowly: the
+    // store writes in 8 MiB parts, so the staged file has bytes after the first part and lives
+    // for many seconds after that.
     let mut child = Command::new(bin())
         .args([
             "backup",
@@ -116,7 +120,7 @@ fn killed_local_backup_leaves_staged_files_that_cleanup_removes() {
             "--chunk-size",
             "1G",
             "--max-rate",
-            "512KiB/s",
+            "2MiB/s",
         ])
         .env("HOME", "/nonexistent")
         .stdout(Stdio::null())
