@@ -51,7 +51,22 @@ enum Command {
     Key(commands::key::Args),
 }
 
+/// Keeps the multi-megabyte buffers of the data paths (compressed frames, upload parts) in the
+/// heap once freed, instead of glibc handing each back to the kernel and faulting fresh zeroed
+/// pages in for the next. Measured on a dump of 8 x 1M sysbench rows: page faults 110k -> 28k,
+/// client system time about 0.25 s less (some 7% of the client's CPU); the price is a higher
+/// peak RSS (about 85 -> 130 MB, freed buffers are reused rather than returned). Allocations of
+/// 32 MiB and more are still mapped on their own.
+fn keep_freed_buffers() {
+    // SAFETY: mallopt only adjusts allocator thresholds; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    keep_freed_buffers();
     let cli = Cli::parse();
     output::init_logging(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
