@@ -18,6 +18,7 @@
 
 pub mod encrypted;
 mod limit;
+mod local_file;
 pub mod location;
 mod opendal_store;
 mod retry;

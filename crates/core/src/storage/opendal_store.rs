@@ -22,6 +22,7 @@ use opendal::{services, ErrorKind as OdKind, Operator};
 
 use std::sync::Arc;
 
+use super::local_file::LocalFileWriter;
 use super::location::Location;
 use super::s3_uploads::{S3Target, S3Uploads, DEFAULT_PAGE_SIZE};
 use super::{
@@ -376,6 +377,11 @@ impl Storage for OpendalStorage {
     }
 
     async fn writer(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        if let Some(root) = &self.local_root {
+            return Ok(Box::new(
+                LocalFileWriter::create(root, LOCAL_TMP_DIR, path).await?,
+            ));
+        }
         let inner = self
             .write_op
             .writer_with(path)

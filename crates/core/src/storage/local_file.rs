@@ -1,0 +1,442 @@
+//! Streaming writes of one object to local disk, around the page cache.
+//!
+//! A backup writes each byte once and nobody reads it back soon, so on local disk the data goes
+//! to the device with `O_DIRECT` instead of through the page cache. That saves the kernel's copy
+//! into freshly allocated cache pages, the most expensive part of a buffered write (on this
+//! project's test machines a buffered write plus `fsync` moves about 390 MB/s, a direct write
+//! 3.7 GB/s: `dd bs=8M` of 1 GiB), and it leaves the cache of a database server on the same host
+//! alone instead of evicting it for backup data.
+//!
+//! The object is written to a staging file in the repository's `.holdfast-tmp/`, flushed to the
+//! device (`fdatasync`) and renamed into place on close, so a reader never sees a torn object and
+//! a crash leaves only a staged file, which `cleanup` lists and removes. Bytes are gathered into
+//! aligned blocks of [`BLOCK`] bytes; one block is being written (on the blocking pool) while the
+//! next fills. The last block is padded to the alignment and the file cut back to its true size.
+//! A file system that refuses `O_DIRECT` (tmpfs, some network file systems) gets ordinary
+//! buffered writes, chosen when the file is opened or on the first refused write.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+
+use super::ObjectWriter;
+use crate::{Error, ErrorKind, Result};
+
+/// Alignment of direct-I/O buffers, offsets and lengths: the page size, a multiple of every
+/// common logical block size.
+const ALIGN: usize = 4096;
+/// Bytes per write. Memory: two blocks per open writer.
+pub const BLOCK: usize = 4 << 20;
+/// Blocks kept for the next writers (a dump opens one object per chunk).
+const SPARE_BLOCKS: usize = 8;
+
+static SPARE: Mutex<Vec<AlignedBlock>> = Mutex::new(Vec::new());
+
+/// A buffer of [`BLOCK`] bytes whose data starts on an [`ALIGN`] boundary.
+struct AlignedBlock {
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBlock {
+    /// A spare block if one is kept, else a new one.
+    fn take() -> AlignedBlock {
+        let spare = SPARE.lock().map(|mut s| s.pop()).unwrap_or(None);
+        spare.unwrap_or_else(|| {
+            let raw = vec![0u8; BLOCK + ALIGN];
+            let start = raw.as_ptr().align_offset(ALIGN);
+            AlignedBlock { raw, start, len: 0 }
+        })
+    }
+
+    /// Keeps the block for a later writer.
+    fn give_back(mut self) {
+        self.len = 0;
+        if let Ok(mut spare) = SPARE.lock() {
+            if spare.len() < SPARE_BLOCKS {
+                spare.push(self);
+            }
+        }
+    }
+
+    fn room(&self) -> usize {
+        BLOCK - self.len
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        let at = self.start + self.len;
+        self.raw[at..at + data.len()].copy_from_slice(data);
+        self.len += data.len();
+    }
+
+    /// The filled bytes, zero-padded to the next [`ALIGN`] boundary when `pad` (a direct write
+    /// must cover whole blocks of the device).
+    fn data(&mut self, pad: bool) -> &[u8] {
+        let end = if pad {
+            self.len.next_multiple_of(ALIGN)
+        } else {
+            self.len
+        };
+        self.raw[self.start + self.len..self.start + end].fill(0);
+        &self.raw[self.start..self.start + end]
+    }
+}
+
+/// The open staging file and whether it is still written directly.
+struct Target {
+    file: File,
+    direct: std::sync::atomic::AtomicBool,
+}
+
+impl Target {
+    fn direct(&self) -> bool {
+        self.direct.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Writes `block` at `offset`; a direct write the file system refuses (`EINVAL`) switches
+    /// the file to buffered writes and is repeated.
+    fn write_block(&self, block: &mut AlignedBlock, offset: u64) -> io::Result<()> {
+        let direct = self.direct();
+        match self.file.write_all_at(block.data(direct), offset) {
+            Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                self.stop_direct()?;
+                self.file.write_all_at(block.data(false), offset)
+            }
+            other => other,
+        }
+    }
+
+    fn stop_direct(&self) -> io::Result<()> {
+        let fd = self.file.as_raw_fd();
+        // SAFETY: F_GETFL/F_SETFL on a file descriptor this struct owns.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        self.direct
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// One object being written to local disk (see the module documentation).
+pub struct LocalFileWriter {
+    /// The object's path in the repository, for messages.
+    path: String,
+    staging: PathBuf,
+    destination: PathBuf,
+    target: Arc<Target>,
+    block: AlignedBlock,
+    /// Bytes handed to writes so far (whole blocks).
+    offset: u64,
+    in_flight: Option<JoinHandle<io::Result<AlignedBlock>>>,
+}
+
+impl LocalFileWriter {
+    /// Starts writing `path` under `root`, staged in `root/staging_dir`.
+    pub async fn create(root: &Path, staging_dir: &str, path: &str) -> Result<Self> {
+        Self::open(root, staging_dir, path, true).await
+    }
+
+    /// As [`create`](Self::create); `try_direct: false` writes through the page cache.
+    async fn open(root: &Path, staging_dir: &str, path: &str, try_direct: bool) -> Result<Self> {
+        let staging = root
+            .join(staging_dir)
+            .join(format!("write-{}", uuid::Uuid::new_v4()));
+        let destination = root.join(path);
+        let opened = {
+            let staging = staging.clone();
+            tokio::task::spawn_blocking(move || open_staging(&staging, try_direct)).await
+        };
+        let target = opened
+            .map_err(|e| Error::internal(format!("opening a staging file: {e}")))?
+            .map_err(|e| io_error(e, path, "cannot start writing"))?;
+        Ok(LocalFileWriter {
+            path: path.to_string(),
+            staging,
+            destination,
+            target: Arc::new(target),
+            block: AlignedBlock::take(),
+            offset: 0,
+            in_flight: None,
+        })
+    }
+
+    /// Waits for the write in flight and returns its block.
+    async fn settle(&mut self) -> Result<Option<AlignedBlock>> {
+        let Some(handle) = self.in_flight.take() else {
+            return Ok(None);
+        };
+        let block = handle
+            .await
+            .map_err(|e| Error::internal(format!("a write task failed: {e}")))?
+            .map_err(|e| io_error(e, &self.path, "cannot write"))?;
+        Ok(Some(block))
+    }
+
+    /// Starts writing the full current block and continues in the block of the previous write.
+    async fn submit(&mut self) -> Result<()> {
+        let next = match self.settle().await? {
+            Some(mut b) => {
+                b.len = 0;
+                b
+            }
+            None => AlignedBlock::take(),
+        };
+        let mut full = std::mem::replace(&mut self.block, next);
+        let target = self.target.clone();
+        let offset = self.offset;
+        self.offset += full.len as u64;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            target.write_block(&mut full, offset).map(|()| full)
+        }));
+        Ok(())
+    }
+
+    /// Writes the last partial block, cuts the padding, flushes to the device and renames the
+    /// staging file into place.
+    async fn complete(&mut self) -> Result<()> {
+        if let Some(b) = self.settle().await? {
+            b.give_back();
+        }
+        let mut last = std::mem::replace(&mut self.block, AlignedBlock::take());
+        let target = self.target.clone();
+        let (offset, staging, destination) =
+            (self.offset, self.staging.clone(), self.destination.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let size = offset + last.len as u64;
+            if last.len > 0 {
+                target.write_block(&mut last, offset)?;
+                if target.direct() {
+                    target.file.set_len(size)?;
+                }
+            }
+            last.give_back();
+            target.file.sync_data()?;
+            if let Some(parent) = destination.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::rename(&staging, &destination)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("a write task failed: {e}")))?;
+        done.map_err(|e| io_error(e, &self.path, "cannot complete"))
+    }
+
+    async fn discard(&mut self) {
+        if let Ok(Some(b)) = self.settle().await {
+            b.give_back();
+        }
+        let staging = self.staging.clone();
+        let _ = tokio::fs::remove_file(staging).await;
+    }
+}
+
+#[async_trait]
+impl ObjectWriter for LocalFileWriter {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let n = self.block.room().min(rest.len());
+            self.block.push(&rest[..n]);
+            rest = &rest[n..];
+            if self.block.room() == 0 {
+                self.submit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<()> {
+        let result = self.complete().await;
+        if result.is_err() {
+            self.discard().await;
+        }
+        result
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.discard().await;
+        Ok(())
+    }
+}
+
+/// Creates the staging file, with `O_DIRECT` if `try_direct` and the file system takes it.
+fn open_staging(path: &Path, try_direct: bool) -> io::Result<Target> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let open = |flags: i32| {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(flags)
+            .open(path)
+    };
+    let (file, direct) = match open(if try_direct { libc::O_DIRECT } else { 0 }) {
+        Ok(f) => (f, try_direct),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(0)?, false),
+        Err(e) => return Err(e),
+    };
+    Ok(Target {
+        file,
+        direct: std::sync::atomic::AtomicBool::new(direct),
+    })
+}
+
+fn io_error(e: io::Error, path: &str, doing: &str) -> Error {
+    let what = match e.kind() {
+        io::ErrorKind::StorageFull => format!(
+            "{doing} `{path}`: the repository's disk is full; free space there or back up to \
+             another repository"
+        ),
+        io::ErrorKind::PermissionDenied => format!(
+            "{doing} `{path}`: permission denied; the repository directory must be writable by \
+             this user"
+        ),
+        _ => format!("{doing} `{path}` in the repository"),
+    };
+    Error::with_source(ErrorKind::Storage, what, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn write_in_pieces(root: &Path, path: &str, data: &[u8], piece: usize) -> Result<()> {
+        write_with(root, path, data, piece, Mode::Direct).await
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mode {
+        Direct,
+        Buffered,
+        /// Direct, switched to buffered after the first block (as when a write is refused).
+        Switched,
+    }
+
+    async fn write_with(
+        root: &Path,
+        path: &str,
+        data: &[u8],
+        piece: usize,
+        mode: Mode,
+    ) -> Result<()> {
+        let mut w =
+            Box::new(LocalFileWriter::open(root, ".tmp", path, mode != Mode::Buffered).await?);
+        assert_eq!(
+            w.target.direct(),
+            mode != Mode::Buffered,
+            "this file system refuses O_DIRECT"
+        );
+        for p in data.chunks(piece.max(1)) {
+            w.write(Bytes::copy_from_slice(p)).await?;
+            if mode == Mode::Switched && w.offset > 0 && w.target.direct() {
+                w.target.stop_direct().unwrap();
+            }
+        }
+        w.close().await
+    }
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 4096) as u8).collect()
+    }
+
+    fn staged(root: &Path) -> usize {
+        std::fs::read_dir(root.join(".tmp")).map_or(0, |d| d.count())
+    }
+
+    async fn round_trips_every_size_in(root: &Path, mode: Mode) {
+        let sizes = [
+            0,
+            1,
+            ALIGN - 1,
+            ALIGN,
+            ALIGN + 1,
+            BLOCK - 1,
+            BLOCK,
+            BLOCK + 1,
+            3 * BLOCK + 12345,
+        ];
+        for (i, &n) in sizes.iter().enumerate() {
+            for piece in [1000, 65536, BLOCK + 7] {
+                let path = format!("d{i}/sub/obj-{n}-{piece}");
+                let data = pattern(n);
+                write_with(root, &path, &data, piece, mode).await.unwrap();
+                let back = std::fs::read(root.join(&path)).unwrap();
+                assert_eq!(back.len(), n, "size of {path}");
+                assert!(back == data, "content of {path}");
+            }
+        }
+        assert_eq!(staged(root), 0, "no staging file is left behind");
+    }
+
+    #[tokio::test]
+    async fn objects_of_every_size_round_trip_with_direct_io() {
+        let dir = tempfile::tempdir().unwrap();
+        round_trips_every_size_in(dir.path(), Mode::Direct).await;
+    }
+
+    #[tokio::test]
+    async fn objects_of_every_size_round_trip_through_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        round_trips_every_size_in(dir.path(), Mode::Buffered).await;
+    }
+
+    #[tokio::test]
+    async fn objects_round_trip_when_direct_io_stops_midway() {
+        let dir = tempfile::tempdir().unwrap();
+        round_trips_every_size_in(dir.path(), Mode::Switched).await;
+    }
+
+    #[tokio::test]
+    async fn a_closed_object_replaces_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        write_in_pieces(dir.path(), "a", &pattern(BLOCK + 5), 4096)
+            .await
+            .unwrap();
+        write_in_pieces(dir.path(), "a", b"short", 2).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"short");
+    }
+
+    #[tokio::test]
+    async fn an_aborted_object_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Box::new(
+            LocalFileWriter::create(dir.path(), ".tmp", "x/y")
+                .await
+                .unwrap(),
+        );
+        w.write(Bytes::from(pattern(2 * BLOCK + 3))).await.unwrap();
+        assert_eq!(staged(dir.path()), 1, "the object is staged while written");
+        w.abort().await.unwrap();
+        assert_eq!(staged(dir.path()), 0);
+        assert!(!dir.path().join("x/y").exists());
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_repository_is_a_clear_storage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"").unwrap();
+        let err = LocalFileWriter::create(&file, ".tmp", "a")
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::Storage);
+        assert!(
+            err.to_string().contains("cannot start writing `a`"),
+            "{err}"
+        );
+    }
+}
