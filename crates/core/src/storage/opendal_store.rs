@@ -22,7 +22,7 @@ use opendal::{services, ErrorKind as OdKind, Operator};
 
 use std::sync::Arc;
 
-use super::local_file::LocalFileWriter;
+use super::local_file::{self, LocalFileWriter};
 use super::location::Location;
 use super::s3_uploads::{S3Target, S3Uploads, DEFAULT_PAGE_SIZE};
 use super::{
@@ -408,6 +408,9 @@ impl Storage for OpendalStorage {
     }
 
     async fn reader_range(&self, path: &str, range: Range<u64>) -> Result<ByteStream> {
+        if let Some(root) = &self.local_root {
+            return local_file::read_range(root, path, range).await;
+        }
         let reader = self
             .op
             .reader_with(path)
