@@ -14,8 +14,9 @@
 //! Writes: the object is written to a staging file in the repository's `.holdfast-tmp/`, flushed to the
 //! device (`fdatasync`) and renamed into place on close, so a reader never sees a torn object and
 //! a crash leaves only a staged file, which `cleanup` lists and removes. Bytes are gathered into
-//! aligned blocks of [`BLOCK`] bytes; one block is being written (on the blocking pool) while the
-//! next fills. The last block is padded to the alignment and the file cut back to its true size.
+//! aligned blocks of [`BLOCK`] bytes; up to [`WRITES_IN_FLIGHT`] blocks are being written (on the
+//! blocking pool) while the next fills, so the device's latency does not hold up the producer. The
+//! last block is padded to the alignment and the file cut back to its true size.
 //! A file system that refuses `O_DIRECT` (tmpfs, some network file systems) gets ordinary
 //! buffered writes, chosen when the file is opened or on the first refused write.
 
@@ -38,8 +39,10 @@ use crate::{Error, ErrorKind, Result};
 /// Alignment of direct-I/O buffers, offsets and lengths: the page size, a multiple of every
 /// common logical block size.
 const ALIGN: usize = 4096;
-/// Bytes per write. Memory: two blocks per open writer.
-pub const BLOCK: usize = 4 << 20;
+/// Bytes per read or write.
+pub const BLOCK: usize = 2 << 20;
+/// Blocks of one object being written at once. Memory per open writer: one block more.
+const WRITES_IN_FLIGHT: usize = 3;
 /// Blocks kept for the next writers (a dump opens one object per chunk).
 const SPARE_BLOCKS: usize = 8;
 
@@ -63,8 +66,20 @@ impl AlignedBlock {
         })
     }
 
+    /// A placeholder holding no memory.
+    fn none() -> AlignedBlock {
+        AlignedBlock {
+            raw: Vec::new(),
+            start: 0,
+            len: 0,
+        }
+    }
+
     /// Keeps the block for a later writer.
     fn give_back(mut self) {
+        if self.raw.is_empty() {
+            return;
+        }
         self.len = 0;
         if let Ok(mut spare) = SPARE.lock() {
             if spare.len() < SPARE_BLOCKS {
@@ -171,7 +186,7 @@ pub struct LocalFileWriter {
     block: AlignedBlock,
     /// Bytes handed to writes so far (whole blocks).
     offset: u64,
-    in_flight: Option<JoinHandle<io::Result<AlignedBlock>>>,
+    in_flight: std::collections::VecDeque<JoinHandle<io::Result<AlignedBlock>>>,
 }
 
 impl LocalFileWriter {
@@ -200,13 +215,13 @@ impl LocalFileWriter {
             target: Arc::new(target),
             block: AlignedBlock::take(),
             offset: 0,
-            in_flight: None,
+            in_flight: Default::default(),
         })
     }
 
-    /// Waits for the write in flight and returns its block.
-    async fn settle(&mut self) -> Result<Option<AlignedBlock>> {
-        let Some(handle) = self.in_flight.take() else {
+    /// Waits for the oldest write in flight and returns its block.
+    async fn settle_oldest(&mut self) -> Result<Option<AlignedBlock>> {
+        let Some(handle) = self.in_flight.pop_front() else {
             return Ok(None);
         };
         let block = handle
@@ -216,32 +231,46 @@ impl LocalFileWriter {
         Ok(Some(block))
     }
 
-    /// Starts writing the full current block and continues in the block of the previous write.
-    async fn submit(&mut self) -> Result<()> {
-        let next = match self.settle().await? {
-            Some(mut b) => {
-                b.len = 0;
-                b
+    /// Waits for every write in flight; the first failure is returned once all have ended.
+    async fn settle_all(&mut self) -> Result<()> {
+        let mut first_error = None;
+        while !self.in_flight.is_empty() {
+            match self.settle_oldest().await {
+                Ok(block) => block.into_iter().for_each(AlignedBlock::give_back),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
-            None => AlignedBlock::take(),
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Starts writing the full current block and continues in an empty one (the block of the
+    /// oldest write once [`WRITES_IN_FLIGHT`] are under way).
+    async fn submit(&mut self) -> Result<()> {
+        let next = if self.in_flight.len() >= WRITES_IN_FLIGHT {
+            self.settle_oldest().await?
+        } else {
+            None
         };
+        let mut next = next.unwrap_or_else(AlignedBlock::take);
+        next.len = 0;
         let mut full = std::mem::replace(&mut self.block, next);
         let target = self.target.clone();
         let offset = self.offset;
         self.offset += full.len as u64;
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            target.write_block(&mut full, offset).map(|()| full)
-        }));
+        self.in_flight
+            .push_back(tokio::task::spawn_blocking(move || {
+                target.write_block(&mut full, offset).map(|()| full)
+            }));
         Ok(())
     }
 
     /// Writes the last partial block, cuts the padding, flushes to the device and renames the
     /// staging file into place.
     async fn complete(&mut self) -> Result<()> {
-        if let Some(b) = self.settle().await? {
-            b.give_back();
-        }
-        let mut last = std::mem::replace(&mut self.block, AlignedBlock::take());
+        self.settle_all().await?;
+        let mut last = std::mem::replace(&mut self.block, AlignedBlock::none());
         let target = self.target.clone();
         let (offset, staging, destination) =
             (self.offset, self.staging.clone(), self.destination.clone());
@@ -266,9 +295,7 @@ impl LocalFileWriter {
     }
 
     async fn discard(&mut self) {
-        if let Ok(Some(b)) = self.settle().await {
-            b.give_back();
-        }
+        let _ = self.settle_all().await;
         let staging = self.staging.clone();
         let _ = tokio::fs::remove_file(staging).await;
     }
