@@ -54,8 +54,8 @@ enum Command {
 /// Keeps the multi-megabyte buffers of the data paths (compressed frames, upload parts) in the
 /// heap once freed, instead of glibc handing each back to the kernel and faulting fresh zeroed
 /// pages in for the next. Measured on a dump of 8 x 1M sysbench rows: page faults 110k -> 28k,
-/// client system time about 0.25 s less (some 7% of the client's CPU); the price is a higher
-/// peak RSS (about 85 -> 130 MB, freed buffers are reused rather than returned). Allocations of
+/// client system time about 0.25 s less (some 7% of the client's CPU). The price is some peak
+/// RSS, as freed buffers are reused rather than returned (that dump: 97 MB). Allocations of
 /// 32 MiB and more are still mapped on their own.
 fn keep_freed_buffers() {
     // SAFETY: mallopt only adjusts allocator thresholds; called before any other thread exists.
