@@ -11,14 +11,15 @@
 //! Reads: [`read_range`] streams a file in aligned blocks of [`BLOCK`] bytes, one read ahead of
 //! the consumer; each block is handed on without a copy.
 //!
-//! Writes: the object is written to a staging file in the repository's `.holdfast-tmp/`, flushed to the
-//! device (`fdatasync`) and renamed into place on close, so a reader never sees a torn object and
-//! a crash leaves only a staged file, which `cleanup` lists and removes. Bytes are gathered into
-//! aligned blocks of [`BLOCK`] bytes; up to [`WRITES_IN_FLIGHT`] blocks are being written (on the
-//! blocking pool) while the next fills, so the device's latency does not hold up the producer. The
-//! last block is padded to the alignment and the file cut back to its true size.
-//! A file system that refuses `O_DIRECT` (tmpfs, some network file systems) gets ordinary
-//! buffered writes, chosen when the file is opened or on the first refused write.
+//! Writes: the object is written to a staging file in the repository's `.holdfast-tmp/`, flushed
+//! to the device (`fdatasync`) and renamed into place on close, so a reader never sees a torn
+//! object and a crash leaves only a staged file, which `cleanup` lists and removes. Bytes are
+//! gathered into aligned blocks of [`BLOCK`] bytes; up to [`WRITES_IN_FLIGHT`] blocks are being
+//! written (on the blocking pool) while the next fills, so the device's latency does not hold up
+//! the producer. The last block is padded to the alignment and the file cut back to its size.
+//!
+//! A file system that refuses `O_DIRECT` (tmpfs before Linux 6.6, some network file systems)
+//! gets ordinary buffered I/O, chosen when the file is opened or on the first refused request.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -26,6 +27,7 @@ use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -40,7 +42,7 @@ use crate::{Error, ErrorKind, Result};
 /// common logical block size.
 const ALIGN: usize = 4096;
 /// Bytes per read or write.
-pub const BLOCK: usize = 2 << 20;
+const BLOCK: usize = 2 << 20;
 /// Blocks of one object being written at once. Memory per open writer: one block more.
 const WRITES_IN_FLIGHT: usize = 3;
 /// Blocks kept for the next writers (a dump opens one object per chunk).
@@ -113,23 +115,23 @@ impl AlignedBlock {
 
 /// An open file and whether it is still read or written directly.
 struct DirectFile {
-    file: File,
-    direct: std::sync::atomic::AtomicBool,
+    inner: File,
+    direct: AtomicBool,
 }
 
 impl DirectFile {
     fn direct(&self) -> bool {
-        self.direct.load(std::sync::atomic::Ordering::Relaxed)
+        self.direct.load(Ordering::Relaxed)
     }
 
     /// Writes `block` at `offset`; a direct write the file system refuses (`EINVAL`) switches
     /// the file to buffered writes and is repeated.
     fn write_block(&self, block: &mut AlignedBlock, offset: u64) -> io::Result<()> {
         let direct = self.direct();
-        match self.file.write_all_at(block.data(direct), offset) {
+        match self.inner.write_all_at(block.data(direct), offset) {
             Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
                 self.stop_direct()?;
-                self.file.write_all_at(block.data(false), offset)
+                self.inner.write_all_at(block.data(false), offset)
             }
             other => other,
         }
@@ -147,7 +149,7 @@ impl DirectFile {
         let mut got = 0;
         while got < span {
             let buf = &mut raw[start + got..start + span];
-            match self.file.read_at(buf, aligned + got as u64) {
+            match self.inner.read_at(buf, aligned + got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if self.direct() && e.raw_os_error() == Some(libc::EINVAL) => {
@@ -162,7 +164,7 @@ impl DirectFile {
     }
 
     fn stop_direct(&self) -> io::Result<()> {
-        let fd = self.file.as_raw_fd();
+        let fd = self.inner.as_raw_fd();
         // SAFETY: F_GETFL/F_SETFL on a file descriptor this struct owns.
         unsafe {
             let flags = libc::fcntl(fd, libc::F_GETFL);
@@ -170,8 +172,7 @@ impl DirectFile {
                 return Err(io::Error::last_os_error());
             }
         }
-        self.direct
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.direct.store(false, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -182,7 +183,7 @@ pub struct LocalFileWriter {
     path: String,
     staging: PathBuf,
     destination: PathBuf,
-    target: Arc<DirectFile>,
+    file: Arc<DirectFile>,
     block: AlignedBlock,
     /// Bytes handed to writes so far (whole blocks).
     offset: u64,
@@ -205,14 +206,14 @@ impl LocalFileWriter {
             let staging = staging.clone();
             tokio::task::spawn_blocking(move || open_staging(&staging, try_direct)).await
         };
-        let target = opened
+        let file = opened
             .map_err(|e| Error::internal(format!("opening a staging file: {e}")))?
             .map_err(|e| io_error(e, path, "cannot start writing"))?;
         Ok(LocalFileWriter {
             path: path.to_string(),
             staging,
             destination,
-            target: Arc::new(target),
+            file: Arc::new(file),
             block: AlignedBlock::take(),
             offset: 0,
             in_flight: Default::default(),
@@ -256,12 +257,12 @@ impl LocalFileWriter {
         let mut next = next.unwrap_or_else(AlignedBlock::take);
         next.len = 0;
         let mut full = std::mem::replace(&mut self.block, next);
-        let target = self.target.clone();
+        let file = self.file.clone();
         let offset = self.offset;
         self.offset += full.len as u64;
         self.in_flight
             .push_back(tokio::task::spawn_blocking(move || {
-                target.write_block(&mut full, offset).map(|()| full)
+                file.write_block(&mut full, offset).map(|()| full)
             }));
         Ok(())
     }
@@ -271,19 +272,19 @@ impl LocalFileWriter {
     async fn complete(&mut self) -> Result<()> {
         self.settle_all().await?;
         let mut last = std::mem::replace(&mut self.block, AlignedBlock::none());
-        let target = self.target.clone();
+        let file = self.file.clone();
         let (offset, staging, destination) =
             (self.offset, self.staging.clone(), self.destination.clone());
         let done = tokio::task::spawn_blocking(move || {
             let size = offset + last.len as u64;
             if last.len > 0 {
-                target.write_block(&mut last, offset)?;
-                if target.direct() {
-                    target.file.set_len(size)?;
+                file.write_block(&mut last, offset)?;
+                if file.direct() {
+                    file.inner.set_len(size)?;
                 }
             }
             last.give_back();
-            target.file.sync_data()?;
+            file.inner.sync_data()?;
             if let Some(parent) = destination.parent() {
                 std::fs::create_dir_all(parent)?;
             }
@@ -427,8 +428,8 @@ fn open_for_reading(path: &Path, try_direct: bool) -> io::Result<(DirectFile, u6
     let size = file.metadata()?.len();
     Ok((
         DirectFile {
-            file,
-            direct: std::sync::atomic::AtomicBool::new(direct),
+            inner: file,
+            direct: AtomicBool::new(direct),
         },
         size,
     ))
@@ -452,8 +453,8 @@ fn open_staging(path: &Path, try_direct: bool) -> io::Result<DirectFile> {
         Err(e) => return Err(e),
     };
     Ok(DirectFile {
-        file,
-        direct: std::sync::atomic::AtomicBool::new(direct),
+        inner: file,
+        direct: AtomicBool::new(direct),
     })
 }
 
@@ -498,14 +499,14 @@ mod tests {
         let mut w =
             Box::new(LocalFileWriter::open(root, ".tmp", path, mode != Mode::Buffered).await?);
         assert_eq!(
-            w.target.direct(),
+            w.file.direct(),
             mode != Mode::Buffered,
             "this file system refuses O_DIRECT"
         );
         for p in data.chunks(piece.max(1)) {
             w.write(Bytes::copy_from_slice(p)).await?;
-            if mode == Mode::Switched && w.offset > 0 && w.target.direct() {
-                w.target.stop_direct().unwrap();
+            if mode == Mode::Switched && w.offset > 0 && w.file.direct() {
+                w.file.stop_direct().unwrap();
             }
         }
         w.close().await
