@@ -8,7 +8,8 @@
 //!
 //! - [`OpendalStorage`]: every backend, through Apache OpenDAL: local disk (`file://`), S3 and
 //!   S3-compatible stores (`s3://`), Alibaba OSS (`oss://`), Google Cloud Storage (`gcs://`),
-//!   Azure Blob (`azblob://`) and SFTP (`sftp://`). See [`location`] for the URL syntax.
+//!   Azure Blob (`azblob://`) and SFTP (`sftp://`). See [`location`] for the URL syntax. On
+//!   local disk its streamed reads and writes bypass the page cache (`local_file`, direct I/O).
 //! - Decorators, each one concern, stacked by [`open`]: [`RetryStorage`] (exponential backoff with
 //!   jitter, transient errors only), [`ThrottleStorage`] (`--max-rate`), [`LimitStorage`]
 //!   (concurrent requests) and [`TimeoutStorage`] (per request).

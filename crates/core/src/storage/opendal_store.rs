@@ -6,6 +6,9 @@
 //! part, because a stream cannot be replayed from above without buffering all of it; the part
 //! being sent is the only data held (bounded memory).
 //!
+//! On local disk, streamed reads and writes go around OpenDAL and the page cache, through
+//! `local_file` (direct I/O); whole-object requests, listings and deletes still use OpenDAL.
+//!
 //! Incomplete uploads: on S3 the multipart uploads under the repository's prefix (through
 //! [`S3Uploads`], signed requests OpenDAL has no API for); on local disk the files staged in
 //! `.holdfast-tmp/` that were never renamed into place (a crash mid-write).
