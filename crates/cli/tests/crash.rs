@@ -11,12 +11,7 @@ use holdfast_testkit::TestServer;
 
 #[test]
 fn killed_backups_leave_nothing_listed_and_next_backup_cleans_up() {
-    let source = TestServer::start();
-    source.sql(
-        "CREATE DATABASE load_db; CREATE TABLE load_db.t (id INT PRIMARY KEY, pad VARCHAR(200)); \
-         USE load_db; INSERT INTO load_db.t \
-         SELECT seq, CONCAT(SHA2(seq, 512), SHA2(seq, 256)) FROM seq_1_to_400000;",
-    );
+    let source = server_with_400k_hashes();
     let repo = Repo::init();
     let mut debris_seen = false;
     for delay_ms in [50u64, 120, 200, 300, 400, 550, 700, 1000] {
@@ -94,12 +89,7 @@ fn killed_backups_leave_nothing_listed_and_next_backup_cleans_up() {
 /// keeps it while it is young and removes it with `--any-age`, and the next backup succeeds.
 #[test]
 fn killed_local_backup_leaves_staged_files_that_cleanup_removes() {
-    let source = TestServer::start();
-    source.sql(
-        "CREATE DATABASE load_db; CREATE TABLE load_db.t (id INT PRIMARY KEY, pad VARCHAR(200)); \
-         USE load_db; INSERT INTO load_db.t \
-         SELECT seq, CONCAT(SHA2(seq, 512), SHA2(seq, 256)) FROM seq_1_to_400000;",
-    );
+    let source = server_with_400k_hashes();
     let repo = Repo::init();
     let staged = || -> Vec<String> {
         repo.files()
@@ -190,4 +180,16 @@ fn killed_local_backup_leaves_staged_files_that_cleanup_removes() {
         .files()
         .iter()
         .all(|f| !f.starts_with(".holdfast-tmp/")));
+}
+
+/// A server holding `load_db.t`: 400k rows of about 190 bytes of hex hashes (about 35 MB after
+/// zstd), so a backup runs long enough to be killed mid-write.
+fn server_with_400k_hashes() -> TestServer {
+    let source = TestServer::start();
+    source.sql(
+        "CREATE DATABASE load_db; CREATE TABLE load_db.t (id INT PRIMARY KEY, pad VARCHAR(200)); \
+         USE load_db; INSERT INTO load_db.t \
+         SELECT seq, CONCAT(SHA2(seq, 512), SHA2(seq, 256)) FROM seq_1_to_400000;",
+    );
+    source
 }

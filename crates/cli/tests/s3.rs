@@ -452,30 +452,15 @@ fn encrypted_repository_on_garage_backs_up_streams_and_recovers() {
         .expect("a chunk of shop.orders");
     // Fetch the object straight from the bucket (curl signs S3 requests itself).
     let encrypted = keys.path().join("chunk.age");
-    let status = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--fail-with-body",
-            "-H",
-            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-            "-o",
-        ])
-        .arg(&encrypted)
-        .arg("--aws-sigv4")
-        .arg(format!("aws:amz:{}:s3", garage.region()))
-        .arg("--user")
-        .arg(format!(
-            "{}:{}",
-            garage.access_key_id(),
-            garage.secret_access_key()
-        ))
-        .arg(format!(
-            "{}/{}/secure/repo/backups/{backup_id}/{chunk}",
-            garage.endpoint(),
-            garage.bucket()
-        ))
-        .status()
-        .unwrap();
+    let status = signed_curl(
+        &garage,
+        "GET",
+        &format!("/secure/repo/backups/{backup_id}/{chunk}"),
+    )
+    .arg("-o")
+    .arg(&encrypted)
+    .status()
+    .unwrap();
     assert!(
         status.success(),
         "curl could not fetch the chunk from the bucket"
@@ -513,28 +498,7 @@ fn encrypted_repository_on_garage_backs_up_streams_and_recovers() {
 /// A signed S3 request to Garage with curl (it signs SigV4 itself), so what the bucket holds is
 /// observed without holdfast's own S3 code.
 fn curl_s3(garage: &GarageServer, method: &str, path_and_query: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--fail-with-body",
-            "-X",
-            method,
-            "-H",
-            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-            "--aws-sigv4",
-        ])
-        .arg(format!("aws:amz:{}:s3", garage.region()))
-        .arg("--user")
-        .arg(format!(
-            "{}:{}",
-            garage.access_key_id(),
-            garage.secret_access_key()
-        ))
-        .arg(format!(
-            "{}/{}{path_and_query}",
-            garage.endpoint(),
-            garage.bucket()
-        ))
+    let out = signed_curl(garage, method, path_and_query)
         .output()
         .unwrap();
     assert!(
@@ -543,6 +507,34 @@ fn curl_s3(garage: &GarageServer, method: &str, path_and_query: &str) -> String 
         text(&out)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// curl set up to send one SigV4-signed request to Garage's bucket (`path_and_query` starts
+/// with `/` or `?`).
+fn signed_curl(garage: &GarageServer, method: &str, path_and_query: &str) -> Command {
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-sS",
+        "--fail-with-body",
+        "-X",
+        method,
+        "-H",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        "--aws-sigv4",
+    ])
+    .arg(format!("aws:amz:{}:s3", garage.region()))
+    .arg("--user")
+    .arg(format!(
+        "{}:{}",
+        garage.access_key_id(),
+        garage.secret_access_key()
+    ))
+    .arg(format!(
+        "{}/{}{path_and_query}",
+        garage.endpoint(),
+        garage.bucket()
+    ));
+    curl
 }
 
 /// The text of every `<tag>` element, in order.
