@@ -4,7 +4,8 @@
 //! restore's server CPU); the bulk command hands it the values already split. The chunk is
 //! streamed from the repository, its TSV lines decoded ([`FieldDecoder`]) straight into
 //! commands of about [`BATCH_BYTES`] for one prepared `INSERT`, so memory stays bounded by one
-//! batch plus one row. The guarantees are `LOAD DATA`'s: one transaction per chunk, committed
+//! batch plus one row. A command never exceeds the server's `max_allowed_packet`; a single row
+//! that would is refused with a message saying so. The guarantees are `LOAD DATA`'s: one transaction per chunk, committed
 //! only when the stream verified to its end, every line had the table's column count, the
 //! server counted exactly the chunk's rows and raised no warning; anything else rolls back.
 
@@ -14,6 +15,7 @@ use super::ddl::quote_ident;
 use super::tsv_decode::FieldDecoder;
 use crate::source::bulk::BulkBatch;
 use crate::source::wire::WireConn;
+use crate::source::ConnectionConfig;
 use crate::storage::ByteStream;
 use crate::{Error, Result};
 
@@ -21,10 +23,85 @@ use crate::{Error, Result};
 /// far below any sensible `max_allowed_packet`.
 pub const BATCH_BYTES: usize = 4 << 20;
 
-/// Loads one chunk in a transaction on `conn` (a session set up like the `LOAD DATA` loaders',
-/// with `SET NAMES binary`, on which [`WireConn::supports_bulk`] holds).
-pub async fn load_chunk_bulk(
+/// Room left in a command for its header and packet framing.
+const COMMAND_MARGIN: usize = 1024;
+
+/// A raw connection that loads chunks by bulk execute.
+pub struct BulkLoader {
+    conn: WireConn,
+    /// The largest command the server accepts (`max_allowed_packet`, less a margin).
+    max_command: usize,
+}
+
+impl BulkLoader {
+    /// Connects and runs the session `setup` statements (those of the `LOAD DATA` loaders,
+    /// including `SET NAMES binary`). `None` when the server did not negotiate bulk operations
+    /// (not MariaDB, or older than 10.2): the caller then loads with `LOAD DATA`.
+    pub async fn connect(
+        target: &ConnectionConfig,
+        setup: &[String],
+    ) -> Result<Option<BulkLoader>> {
+        let mut conn = WireConn::connect(target).await?;
+        if !conn.supports_bulk() {
+            return Ok(None);
+        }
+        for statement in setup {
+            conn.execute(statement).await?;
+        }
+        let rows = conn.query_text("SELECT @@max_allowed_packet").await?;
+        let max_packet = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| Error::server("cannot read the target's max_allowed_packet"))?;
+        Ok(Some(BulkLoader {
+            conn,
+            max_command: max_packet
+                .saturating_sub(COMMAND_MARGIN)
+                .max(COMMAND_MARGIN),
+        }))
+    }
+
+    /// Loads one chunk of `table` (`columns` in the chunk's order) in its own transaction.
+    pub async fn load_chunk(
+        &mut self,
+        db: &str,
+        table: &str,
+        columns: &[String],
+        rows: ByteStream,
+        expected_rows: u64,
+        path: &str,
+    ) -> Result<()> {
+        let limits = Limits {
+            batch: BATCH_BYTES.min(self.max_command),
+            command: self.max_command,
+        };
+        load_chunk_bulk(
+            &mut self.conn,
+            limits,
+            db,
+            table,
+            columns,
+            rows,
+            expected_rows,
+            path,
+        )
+        .await
+    }
+}
+
+/// How big a command gets: sent once it reaches `batch` bytes; never above `command`.
+#[derive(Clone, Copy)]
+struct Limits {
+    batch: usize,
+    command: usize,
+}
+
+/// Loads one chunk in a transaction on `conn`.
+#[allow(clippy::too_many_arguments)]
+async fn load_chunk_bulk(
     conn: &mut WireConn,
+    limits: Limits,
     db: &str,
     table: &str,
     columns: &[String],
@@ -46,7 +123,15 @@ pub async fn load_chunk_bulk(
     }
     let outcome = match conn.execute("START TRANSACTION").await {
         Ok(()) => {
-            let sent = send_rows(conn, stmt.id, columns.len(), &mut rows, expected_rows, path);
+            let sent = send_rows(
+                conn,
+                limits,
+                stmt.id,
+                columns.len(),
+                &mut rows,
+                expected_rows,
+                path,
+            );
             match sent.await {
                 Ok(()) => Ok(()),
                 Err(Failure::Stream(e)) => Err(e),
@@ -107,6 +192,7 @@ async fn stream_error(rows: &mut ByteStream) -> Option<Error> {
 /// Streams the chunk's rows as bulk commands and checks what the server reports.
 async fn send_rows(
     conn: &mut WireConn,
+    limits: Limits,
     statement: u32,
     params: usize,
     rows: &mut ByteStream,
@@ -117,6 +203,7 @@ async fn send_rows(
         batch: BulkBatch::new(statement, params as u16),
         decoder: FieldDecoder::default(),
         params,
+        limits,
         lines: 0,
         affected: 0,
         path,
@@ -134,6 +221,7 @@ async fn send_rows(
                 }
                 Some(end) => {
                     partial.extend_from_slice(&data[..end]);
+                    sender.make_room(conn, partial.len()).await?;
                     sender.add_line(&partial)?;
                     partial.clear();
                     data = &data[end + 1..];
@@ -141,16 +229,14 @@ async fn send_rows(
             }
         }
         while let Some(end) = memchr::memchr(b'\n', data) {
+            sender.make_room(conn, end).await?;
             sender.add_line(&data[..end])?;
             data = &data[end + 1..];
-            if sender.batch.len() >= BATCH_BYTES {
+            if sender.batch.len() >= limits.batch {
                 sender.flush(conn).await?;
             }
         }
         partial.extend_from_slice(data);
-        if sender.batch.len() >= BATCH_BYTES {
-            sender.flush(conn).await?;
-        }
     }
     if !partial.is_empty() {
         return Err(Error::integrity(format!(
@@ -174,12 +260,35 @@ struct Sender<'a> {
     batch: BulkBatch,
     decoder: FieldDecoder,
     params: usize,
+    limits: Limits,
     lines: u64,
     affected: u64,
     path: &'a str,
 }
 
 impl Sender<'_> {
+    /// Sends the batch first if a line of `line_len` bytes might not fit in the same command;
+    /// refuses a row that fits in no command.
+    async fn make_room(&mut self, conn: &mut WireConn, line_len: usize) -> Result<()> {
+        // Escapes only shrink a value; each value adds at most an indicator and a 9-byte length.
+        let most = line_len + 10 * self.params;
+        if self.batch.len() + most <= self.limits.command {
+            return Ok(());
+        }
+        self.flush(conn).await?;
+        if self.batch.len() + most > self.limits.command {
+            return Err(Error::server(format!(
+                "`{}` line {} is a row of up to {most} bytes, more than the target's \
+                 max_allowed_packet allows in one command; raise max_allowed_packet on the \
+                 target to at least {} and retry",
+                self.path,
+                self.lines + 1,
+                self.batch.len() + most + COMMAND_MARGIN
+            )));
+        }
+        Ok(())
+    }
+
     /// Appends one TSV line (without its newline) as a row of the batch.
     fn add_line(&mut self, line: &[u8]) -> Result<()> {
         self.lines += 1;

@@ -24,7 +24,7 @@ use mysql_async::Conn;
 use serde::Serialize;
 
 use super::backup::{fingerprint_table, plan_table};
-use super::bulk_load::load_chunk_bulk;
+use super::bulk_load::BulkLoader;
 use super::ddl::{quote_ident, quote_string, SplitCreate};
 use super::filter::Filter;
 use super::schema;
@@ -35,7 +35,6 @@ use crate::manifest::{
 use crate::pipeline::{decompress_stream, read_all_verified, read_verified, Decompressor};
 use crate::progress::Progress;
 use crate::repo::{layout, Repository};
-use crate::source::wire::WireConn;
 use crate::source::{ConnectionConfig, Flavor, ServerIdentity, MYSQL_CONNECTION_COLLATION};
 use crate::storage::Storage;
 use crate::{Error, ErrorKind, Result};
@@ -280,7 +279,9 @@ async fn apply(
             .await
             .map_err(|e| setup_error(e.into()))?;
         let bulk = if bulk {
-            bulk_connection(target, &statements).await?
+            BulkLoader::connect(target, &statements)
+                .await
+                .map_err(setup_error)?
         } else {
             None
         };
@@ -406,23 +407,7 @@ async fn remove_partial(
 /// for bulk inserts. Both run the same session settings.
 struct Worker {
     conn: Conn,
-    bulk: Option<WireConn>,
-}
-
-/// A raw connection with the loaders' session settings, or `None` when the server did not
-/// negotiate bulk operations (the worker then loads with `LOAD DATA`).
-async fn bulk_connection(
-    target: &ConnectionConfig,
-    statements: &[String],
-) -> Result<Option<WireConn>> {
-    let mut wire = WireConn::connect(target).await?;
-    if !wire.supports_bulk() {
-        return Ok(None);
-    }
-    for statement in statements {
-        wire.execute(statement).await.map_err(setup_error)?;
-    }
-    Ok(Some(wire))
+    bulk: Option<BulkLoader>,
 }
 
 /// The loaders' session settings, one statement each.
@@ -692,8 +677,9 @@ async fn load_all(
             let rows = decompress_stream(stream, &path)?;
             let (db, table) = (&it.target_db, &it.schema.name);
             match &mut worker.bulk {
-                Some(wire) => {
-                    load_chunk_bulk(wire, db, table, &data.columns, rows, chunk.rows, &path).await?
+                Some(bulk) => {
+                    bulk.load_chunk(db, table, &data.columns, rows, chunk.rows, &path)
+                        .await?
                 }
                 None => {
                     let columns = LoadColumns {
