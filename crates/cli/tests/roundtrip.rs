@@ -202,6 +202,16 @@ fn nasty_schema_round_trip(flavor: Flavor) {
 
     let report = restore(&repo, &target, &["--verify", "--threads", "3"]);
     assert_eq!(report["verified"], true);
+    // MariaDB targets load rows through bulk execute (a prepared statement executed per batch),
+    // MySQL targets through LOAD DATA.
+    let (loads, executes) = (
+        global_status(&target, "Com_load"),
+        global_status(&target, "Com_stmt_execute"),
+    );
+    match flavor {
+        Flavor::MariaDb => assert!(loads == 0 && executes > 0, "{loads} {executes}"),
+        Flavor::MySql => assert!(loads > 0, "{loads} {executes}"),
+    }
 
     let sums = checksums(&source);
     assert!(sums.len() >= 15, "{sums:?}");
@@ -239,6 +249,13 @@ fn nasty_schema_round_trip(flavor: Flavor) {
     ] {
         assert_eq!(source.sql(q), target.sql(q), "{q}");
     }
+}
+
+/// A server-wide status counter.
+fn global_status(server: &TestServer, name: &str) -> u64 {
+    let row = server.sql(&format!("SHOW GLOBAL STATUS LIKE '{name}'"));
+    let value = row.split('\t').nth(1).unwrap_or_default().trim();
+    value.parse().unwrap_or_else(|_| panic!("{name}: {row:?}"))
 }
 
 /// `SHOW CREATE` output without what legitimately differs between two servers: the

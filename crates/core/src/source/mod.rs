@@ -5,7 +5,9 @@
 //! - [`server`]: flavor and version detection, server identity.
 //! - [`snapshot`]: the consistent snapshot shared by N dump workers, aligned under a lock held
 //!   only for milliseconds, with a watchdog.
+//! - [`wire`]: the raw-protocol connection; [`bulk`]: MariaDB's `COM_STMT_BULK_EXECUTE` command.
 
+pub mod bulk;
 pub mod conn;
 pub mod server;
 pub mod snapshot;

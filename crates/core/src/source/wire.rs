@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use mysql_common::constants::{CapabilityFlags, Command};
+use mysql_common::constants::{CapabilityFlags, Command, MariadbCapabilities};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
     AuthPlugin, AuthSwitchRequest, ErrPacket, HandshakePacket, HandshakeResponse, SslRequest,
@@ -41,10 +41,27 @@ pub struct WireConn {
     packet: Vec<u8>,
     /// Rows of the current result set are still to be read.
     pending_rows: bool,
+    /// MariaDB's array binding (`COM_STMT_BULK_EXECUTE`) was negotiated.
+    bulk_operations: bool,
     /// Bytes at the front of the read buffer lent out as the last row by
     /// [`next_row`](WireConn::next_row); consumed before the next read.
     lent: usize,
     endpoint: String,
+}
+
+/// A prepared statement: its id and how many parameters and result columns it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepared {
+    pub id: u32,
+    pub params: u16,
+    pub columns: u16,
+}
+
+/// What an OK packet reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OkInfo {
+    pub affected_rows: u64,
+    pub warnings: u16,
 }
 
 /// A server error (`ERR` packet), with its code kept for callers that react to specific codes.
@@ -104,6 +121,7 @@ impl WireConn {
             connection_id: 0,
             packet: Vec::new(),
             pending_rows: false,
+            bulk_operations: false,
             lent: 0,
             endpoint: config.endpoint(),
         };
@@ -124,6 +142,7 @@ impl WireConn {
         self.server_version = String::from_utf8_lossy(handshake.server_version_ref()).into_owned();
         self.connection_id = handshake.connection_id();
         let nonce = handshake.nonce();
+        let handshake_ext = handshake.mariadb_ext_capabilities();
         let plugin = handshake
             .auth_plugin()
             .map(|p| p.into_owned())
@@ -170,6 +189,14 @@ impl WireConn {
 
         let password = config.password();
         let data = auth_data(&plugin, password, &nonce, secure)?;
+        // MariaDB reads its extended capabilities only from a client that does not claim to be
+        // plain MySQL (CLIENT_LONG_PASSWORD, which MariaDB's greeting leaves out).
+        let ext = if caps.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
+            MariadbCapabilities::empty()
+        } else {
+            handshake_ext & MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS
+        };
+        self.bulk_operations = !ext.is_empty();
         let response = HandshakeResponse::new(
             data.as_deref(),
             version,
@@ -179,7 +206,8 @@ impl WireConn {
             caps,
             None,
             MAX_ALLOWED_PACKET,
-        );
+        )
+        .with_mariadb_ext_capabilities(ext);
         let mut buf = Vec::new();
         response.serialize(&mut buf);
         self.write_packet(&buf).await?;
@@ -362,6 +390,80 @@ impl WireConn {
         }
     }
 
+    /// Whether the server accepted MariaDB's array binding (`COM_STMT_BULK_EXECUTE`) for this
+    /// connection.
+    pub fn supports_bulk(&self) -> bool {
+        self.bulk_operations
+    }
+
+    /// Prepares a statement (`COM_STMT_PREPARE`) and reads its definitions, which are
+    /// discarded: the caller knows its parameters. Close it with
+    /// [`close_statement`](Self::close_statement) when done; the server frees it with the
+    /// connection otherwise.
+    pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
+        let mut payload = Vec::with_capacity(sql.len() + 1);
+        payload.push(Command::COM_STMT_PREPARE as u8);
+        payload.extend_from_slice(sql.as_bytes());
+        self.send_command(&payload).await?;
+        self.read_packet().await?;
+        match self.packet.first().copied() {
+            Some(0x00) if self.packet.len() >= 12 => {}
+            Some(0xff) => return Err(self.server_error_here()),
+            _ => return Err(self.protocol_error("malformed prepare response")),
+        }
+        let p = &self.packet;
+        let prepared = Prepared {
+            id: u32::from_le_bytes([p[1], p[2], p[3], p[4]]),
+            columns: u16::from_le_bytes([p[5], p[6]]),
+            params: u16::from_le_bytes([p[7], p[8]]),
+        };
+        let eof = !self
+            .capabilities
+            .contains(CapabilityFlags::CLIENT_DEPRECATE_EOF);
+        for count in [prepared.params, prepared.columns] {
+            if count > 0 {
+                for _ in 0..count {
+                    self.read_packet().await?;
+                }
+                if eof {
+                    self.read_packet().await?;
+                }
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// Frees a prepared statement (`COM_STMT_CLOSE`; the server sends no reply).
+    pub async fn close_statement(&mut self, id: u32) -> Result<()> {
+        let mut payload = vec![Command::COM_STMT_CLOSE as u8];
+        payload.extend_from_slice(&id.to_le_bytes());
+        self.send_command(&payload).await
+    }
+
+    /// Sends one `COM_STMT_BULK_EXECUTE` command (built by
+    /// [`BulkBatch`](crate::source::bulk::BulkBatch)) and reads its OK packet. Requires
+    /// [`supports_bulk`](Self::supports_bulk).
+    pub async fn bulk_execute(&mut self, command: &[u8]) -> Result<OkInfo> {
+        if !self.bulk_operations {
+            return Err(Error::internal(
+                "COM_STMT_BULK_EXECUTE on a connection that did not negotiate it",
+            ));
+        }
+        self.send_command(command).await?;
+        self.read_ok().await
+    }
+
+    /// Reads an OK packet (or turns an ERR packet into an error).
+    async fn read_ok(&mut self) -> Result<OkInfo> {
+        self.read_packet().await?;
+        match self.packet.first().copied() {
+            Some(0x00) => parse_ok(&self.packet[1..])
+                .ok_or_else(|| self.protocol_error("malformed OK packet")),
+            Some(0xff) => Err(self.server_error_here()),
+            _ => Err(self.protocol_error("expected an OK packet")),
+        }
+    }
+
     /// Sends a command packet (the first byte is the command), starting a new sequence.
     pub async fn send_command(&mut self, payload: &[u8]) -> Result<()> {
         self.seq = 0;
@@ -532,6 +634,20 @@ fn parse_err(packet: &[u8], caps: CapabilityFlags) -> ServerErr {
             message: "unreadable error packet".into(),
         },
     }
+}
+
+/// Parses an OK packet's body after its 0x00 header: affected rows, last insert id, status,
+/// warnings.
+fn parse_ok(body: &[u8]) -> Option<OkInfo> {
+    let (affected_rows, rest) = split_lenenc_int(body)?;
+    let (_, rest) = split_lenenc_int(rest)?;
+    let warnings = rest
+        .get(2..4)
+        .map_or(0, |w| u16::from_le_bytes([w[0], w[1]]));
+    Some(OkInfo {
+        affected_rows,
+        warnings,
+    })
 }
 
 /// Reads a length-encoded integer at the start of `buf`.
@@ -750,5 +866,19 @@ mod tests {
         assert!(split_lenenc_value(&[5, b'a']).is_none());
         assert!(split_lenenc_value(&[0xfc, 1]).is_none());
         assert!(split_lenenc_value(&[0xff]).is_none());
+    }
+
+    #[test]
+    fn ok_packets_give_affected_rows_and_warnings() {
+        // affected 300 (0xfc 0x2c 0x01), insert id 0, status 2, warnings 3.
+        let body = [0xfc, 0x2c, 0x01, 0, 2, 0, 3, 0];
+        assert_eq!(
+            parse_ok(&body),
+            Some(OkInfo {
+                affected_rows: 300,
+                warnings: 3
+            })
+        );
+        assert_eq!(parse_ok(&[0xfc, 1]), None);
     }
 }

@@ -4,10 +4,11 @@
 //! 2. Preflight the target: existing databases or tables in scope are refused unless
 //!    `drop_existing`; nothing is touched before every check passes.
 //! 3. Create databases and tables, holding back secondary indexes and foreign keys.
-//! 4. Load every chunk with `LOAD DATA LOCAL INFILE`, streamed from the repository through
-//!    checksum verification and decompression (no staging copy on disk), in parallel. Each load
-//!    runs in its own transaction and is committed only if the stream verified and the row count
-//!    matches, so a corrupt chunk never leaves rows behind.
+//! 4. Load every chunk, streamed from the repository through checksum verification and
+//!    decompression (no staging copy on disk), in parallel: into MariaDB through
+//!    `COM_STMT_BULK_EXECUTE` ([`bulk_load`](super::bulk_load)), into MySQL with
+//!    `LOAD DATA LOCAL INFILE`. Each load runs in its own transaction and is committed only if
+//!    the stream verified and the row count matches, so a corrupt chunk never leaves rows behind.
 //! 5. Build the held-back indexes, then foreign keys; then sequences, views, routines, triggers,
 //!    events and users.
 //! 6. Check each table's row count against the manifest, and with `verify`, its fingerprint.
@@ -23,6 +24,7 @@ use mysql_async::Conn;
 use serde::Serialize;
 
 use super::backup::{fingerprint_table, plan_table};
+use super::bulk_load::BulkLoader;
 use super::ddl::{quote_ident, quote_string, SplitCreate};
 use super::filter::Filter;
 use super::schema;
@@ -268,13 +270,22 @@ async fn apply(
     opts: &RestoreOptions,
     progress: &Arc<dyn Progress>,
 ) -> Result<(Vec<TableReport>, u64, Vec<String>)> {
-    let setup = session_setup(identity, opts.keep_binlog);
-    let mut workers: Vec<Conn> = try_join_all((0..opts.workers.max(1)).map(|_| async {
-        let mut c = target.connect().await?;
-        c.query_drop(&setup)
+    let statements = session_setup(identity, opts.keep_binlog);
+    let setup = statements.join("; ");
+    let bulk = identity.flavor == Flavor::MariaDb;
+    let mut workers: Vec<Worker> = try_join_all((0..opts.workers.max(1)).map(|_| async {
+        let mut conn = target.connect().await?;
+        conn.query_drop(&setup)
             .await
             .map_err(|e| setup_error(e.into()))?;
-        Ok::<_, Error>(c)
+        let bulk = if bulk {
+            BulkLoader::connect(target, &statements)
+                .await
+                .map_err(setup_error)?
+        } else {
+            None
+        };
+        Ok::<_, Error>(Worker { conn, bulk })
     }))
     .await?;
     admin
@@ -392,30 +403,42 @@ async fn remove_partial(
     Ok(())
 }
 
-fn session_setup(identity: &ServerIdentity, keep_binlog: bool) -> String {
-    let mut s = String::from(
-        "SET NAMES binary; SET time_zone = '+00:00'; SET SESSION foreign_key_checks = 0; \
-         SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'; \
-         SET SESSION net_read_timeout = 3600; SET SESSION net_write_timeout = 3600",
-    );
+/// One loader: a driver connection for `LOAD DATA` and index builds, and on MariaDB a raw one
+/// for bulk inserts. Both run the same session settings.
+struct Worker {
+    conn: Conn,
+    bulk: Option<BulkLoader>,
+}
+
+/// The loaders' session settings, one statement each.
+fn session_setup(identity: &ServerIdentity, keep_binlog: bool) -> Vec<String> {
+    let mut s: Vec<String> = [
+        "SET NAMES binary",
+        "SET time_zone = '+00:00'",
+        "SET SESSION foreign_key_checks = 0",
+        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",
+        "SET SESSION net_read_timeout = 3600",
+        "SET SESSION net_write_timeout = 3600",
+    ]
+    .map(String::from)
+    .to_vec();
     // unique_checks = 0 makes InnoDB since MariaDB 10.6 load an empty table through its bulk
     // insert path, which here costs about 3x the server CPU of ordinary inserts for the first
     // chunk of every table (1M sbtest rows: 1.1 to 2.0 s against 0.6 s). Loading in key order
     // with the checks on is cheaper; older servers and MySQL skip the unique-key lookups.
     if !(identity.flavor == Flavor::MariaDb && identity.major_minor() >= (10, 6)) {
-        s.push_str("; SET SESSION unique_checks = 0");
+        s.push("SET SESSION unique_checks = 0".into());
     }
     if !keep_binlog {
-        s.push_str("; SET SESSION sql_log_bin = 0");
+        s.push("SET SESSION sql_log_bin = 0".into());
     }
     if identity.flavor == Flavor::MySql {
-        s.push_str("; ");
-        s.push_str(MYSQL_CONNECTION_COLLATION);
+        s.push(MYSQL_CONNECTION_COLLATION.into());
     }
     if identity.flavor == Flavor::MariaDb {
-        s.push_str("; SET SESSION max_statement_time = 0");
+        s.push("SET SESSION max_statement_time = 0".into());
         if identity.major_minor() >= (10, 11) {
-            s.push_str("; SET SESSION system_versioning_insert_history = 1");
+            s.push("SET SESSION system_versioning_insert_history = 1".into());
         }
     }
     s
@@ -567,10 +590,10 @@ async fn preflight(
     Ok(fresh)
 }
 
-/// Runs `jobs` over the worker connections, each worker taking the next job when free.
-async fn run_parallel<J, F>(workers: &mut [Conn], jobs: Vec<J>, f: F) -> Result<()>
+/// Runs `jobs` over the workers, each worker taking the next job when free.
+async fn run_parallel<W, J, F>(workers: &mut [W], jobs: Vec<J>, f: F) -> Result<()>
 where
-    F: AsyncFn(&mut Conn, J) -> Result<()>,
+    F: AsyncFn(&mut W, J) -> Result<()>,
 {
     let queue = Mutex::new(VecDeque::from(jobs));
     try_join_all(workers.iter_mut().map(|conn| {
@@ -627,7 +650,7 @@ async fn load_all(
     items: &[Item<'_>],
     deferred: &[SplitCreate],
     json: &Option<Vec<Vec<String>>>,
-    workers: &mut [Conn],
+    workers: &mut [Worker],
     progress: Arc<dyn Progress>,
 ) -> Result<u64> {
     let files: BTreeMap<&str, &crate::manifest::FileEntry> = manifest
@@ -639,7 +662,7 @@ async fn load_all(
     let total: u64 = jobs.iter().map(|j| j.bytes).sum();
     progress.phase("load", total, "bytes");
     let loaded = std::sync::atomic::AtomicU64::new(0);
-    run_parallel(workers, jobs, async |conn: &mut Conn, job: LoadJob| {
+    run_parallel(workers, jobs, async |worker: &mut Worker, job: LoadJob| {
         let it = &items[job.item];
         let data = it.data.expect("job only for tables with data");
         for chunk in &job.chunks {
@@ -653,15 +676,25 @@ async fn load_all(
             let stream = read_verified(&**storage, &path, entry).await?;
             let rows = decompress_stream(stream, &path)?;
             let (db, table) = (&it.target_db, &it.schema.name);
-            let columns = LoadColumns {
-                names: &data.columns,
-                json: json.as_ref().map_or(&[][..], |j| &j[job.item][..]),
-            };
-            load_chunk(conn, db, table, &columns, rows, chunk.rows, &path).await?;
+            match &mut worker.bulk {
+                Some(bulk) => {
+                    bulk.load_chunk(db, table, &data.columns, rows, chunk.rows, &path)
+                        .await?
+                }
+                None => {
+                    let columns = LoadColumns {
+                        names: &data.columns,
+                        json: json.as_ref().map_or(&[][..], |j| &j[job.item][..]),
+                    };
+                    let conn = &mut worker.conn;
+                    load_chunk(conn, db, table, &columns, rows, chunk.rows, &path).await?;
+                }
+            }
             loaded.fetch_add(chunk.raw_size, std::sync::atomic::Ordering::Relaxed);
             progress.advance(chunk.raw_size);
         }
         if let Some(indexes) = job.then_indexes {
+            let conn = &mut worker.conn;
             schema::add_deferred(conn, &it.target_db, &it.schema.name, &indexes).await?;
         }
         Ok(())
@@ -679,7 +712,8 @@ async fn load_all(
     run_parallel(
         workers,
         pending,
-        async |conn: &mut Conn, (i, indexes): (usize, SplitCreate)| {
+        async |worker: &mut Worker, (i, indexes): (usize, SplitCreate)| {
+            let conn = &mut worker.conn;
             schema::add_deferred(conn, &items[i].target_db, &items[i].schema.name, &indexes).await
         },
     )
@@ -860,7 +894,7 @@ async fn load_chunk(
 }
 
 async fn check_tables(
-    workers: &mut [Conn],
+    workers: &mut [Worker],
     items: &[Item<'_>],
     verify: bool,
     progress: Arc<dyn Progress>,
@@ -874,7 +908,8 @@ async fn check_tables(
         "tables",
     );
     let reports = Mutex::new(Vec::new());
-    run_parallel(workers, with_data, async |conn: &mut Conn, i: usize| {
+    run_parallel(workers, with_data, async |worker: &mut Worker, i: usize| {
+        let conn = &mut worker.conn;
         let it = &items[i];
         let data = it.data.expect("filtered");
         let plan = plan_table(

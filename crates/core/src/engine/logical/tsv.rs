@@ -126,41 +126,18 @@ pub fn escape_into(value: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&value[start..]);
 }
 
-/// Decodes one TSV line (without its newline) back into values; `None` is NULL. Used by tests
-/// and by tools that read chunks; the restore path hands the bytes to the server instead.
-pub fn decode_line(line: &[u8]) -> Vec<Option<Vec<u8>>> {
-    let mut fields = Vec::new();
-    for raw in line.split(|&b| b == b'\t') {
-        if raw == b"\\N" {
-            fields.push(None);
-            continue;
-        }
-        let mut v = Vec::with_capacity(raw.len());
-        let mut it = raw.iter();
-        while let Some(&b) = it.next() {
-            if b != b'\\' {
-                v.push(b);
-                continue;
-            }
-            match it.next() {
-                Some(b't') => v.push(b'\t'),
-                Some(b'n') => v.push(b'\n'),
-                Some(b'r') => v.push(b'\r'),
-                Some(b'0') => v.push(0),
-                Some(b'Z') => v.push(26),
-                Some(b'b') => v.push(8),
-                Some(&other) => v.push(other),
-                None => v.push(b'\\'),
-            }
-        }
-        fields.push(Some(v));
-    }
-    fields
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The values of one TSV line (without its newline), through the restore's decoder.
+    fn decode_line(line: &[u8]) -> Vec<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        super::super::tsv_decode::FieldDecoder::default()
+            .decode(line, |v| out.push(v.map(<[u8]>::to_vec)))
+            .expect("a line the encoder wrote");
+        out
+    }
 
     #[test]
     fn escapes_round_trip() {
