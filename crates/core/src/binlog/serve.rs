@@ -37,6 +37,7 @@ use crate::binlog::event::{
 };
 use crate::binlog::gtid::{Gtid, GtidPos, MariaGtid};
 use crate::manifest::SegmentIndex;
+use crate::source::bulk::put_lenenc_int;
 use crate::{Error, ErrorKind, Result};
 
 /// The version in the greeting: MariaDB replicas read the leading `5.5.5-` as "5.x or later"
@@ -798,24 +799,6 @@ fn unquote(value: &str) -> String {
         value[1..value.len() - 1].to_string()
     } else {
         value.to_string()
-    }
-}
-
-fn put_lenenc_int(buf: &mut Vec<u8>, v: u64) {
-    match v {
-        0..=250 => buf.push(v as u8),
-        251..=0xffff => {
-            buf.push(0xfc);
-            buf.extend_from_slice(&(v as u16).to_le_bytes());
-        }
-        0x1_0000..=0xff_ffff => {
-            buf.push(0xfd);
-            buf.extend_from_slice(&(v as u32).to_le_bytes()[..3]);
-        }
-        _ => {
-            buf.push(0xfe);
-            buf.extend_from_slice(&v.to_le_bytes());
-        }
     }
 }
 

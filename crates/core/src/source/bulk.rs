@@ -97,7 +97,8 @@ impl BulkBatch {
     }
 }
 
-fn put_lenenc_int(out: &mut Vec<u8>, n: u64) {
+/// Appends `n` as a protocol length-encoded integer.
+pub(crate) fn put_lenenc_int(out: &mut Vec<u8>, n: u64) {
     match n {
         0..=250 => out.push(n as u8),
         251..=0xFFFF => {

@@ -169,22 +169,7 @@ mod tests {
             match v {
                 None => p.push(0xFB),
                 Some(v) => {
-                    let n = v.len() as u64;
-                    match n {
-                        0..=250 => p.push(n as u8),
-                        251..=0xFFFF => {
-                            p.push(0xFC);
-                            p.extend_from_slice(&(n as u16).to_le_bytes());
-                        }
-                        0x1_0000..=0xFF_FFFF => {
-                            p.push(0xFD);
-                            p.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
-                        }
-                        _ => {
-                            p.push(0xFE);
-                            p.extend_from_slice(&n.to_le_bytes());
-                        }
-                    }
+                    crate::source::bulk::put_lenenc_int(&mut p, v.len() as u64);
                     p.extend_from_slice(v);
                 }
             }
