@@ -104,6 +104,9 @@ struct VerifyState {
     done: bool,
 }
 
+/// Decompressed bytes per output piece.
+const OUT_PIECE: usize = 1 << 20;
+
 /// Incremental zstd decompression: feed compressed chunks, get decompressed chunks.
 pub struct Decompressor {
     decoder: Decoder<'static>,
@@ -119,7 +122,7 @@ impl Decompressor {
             .map_err(|e| Error::with_source(ErrorKind::Internal, "zstd decoder", e))?;
         Ok(Decompressor {
             decoder,
-            out: vec![0u8; 1 << 20],
+            out: vec![0u8; OUT_PIECE],
             frame_complete: true,
             path: path.to_string(),
         })
@@ -128,25 +131,57 @@ impl Decompressor {
     /// Decompresses one input chunk, calling `emit` with each output piece.
     pub fn feed(&mut self, input: &[u8], mut emit: impl FnMut(&[u8])) -> Result<()> {
         let mut inbuf = InBuffer::around(input);
-        while inbuf.pos < input.len() || !self.frame_complete {
-            let mut outbuf = OutBuffer::around(&mut self.out[..]);
-            let hint = self.decoder.run(&mut inbuf, &mut outbuf).map_err(|e| {
-                Error::with_source(
-                    ErrorKind::Integrity,
-                    format!("`{}` is not a valid zstd stream", self.path),
-                    e,
-                )
-            })?;
-            let produced = outbuf.pos();
-            self.frame_complete = hint == 0;
-            if produced > 0 {
-                emit(&self.out[..produced]);
+        let mut out = std::mem::take(&mut self.out);
+        let result = loop {
+            let mut outbuf = OutBuffer::around(&mut out[..]);
+            match self.step(&mut inbuf, &mut outbuf) {
+                Ok(None) => break Ok(()),
+                Ok(Some(0)) => {}
+                Ok(Some(produced)) => emit(&out[..produced]),
+                Err(e) => break Err(e),
             }
-            if produced == 0 && inbuf.pos >= input.len() {
-                break;
+        };
+        self.out = out;
+        result
+    }
+
+    /// Like [`feed`](Self::feed), handing each output piece over in a buffer of its own, without
+    /// a copy.
+    pub fn feed_owned(&mut self, input: &[u8], mut emit: impl FnMut(Bytes)) -> Result<()> {
+        let mut inbuf = InBuffer::around(input);
+        loop {
+            let mut piece: Vec<u8> = Vec::with_capacity(OUT_PIECE);
+            match self.step(&mut inbuf, &mut OutBuffer::around(&mut piece))? {
+                None => return Ok(()),
+                Some(0) => {}
+                Some(_) => emit(Bytes::from(piece)),
             }
         }
-        Ok(())
+    }
+
+    /// Runs the decoder once; returns how many bytes it wrote, or `None` when it is done with
+    /// this input (all of it consumed and nothing more to write).
+    fn step<W: zstd::zstd_safe::WriteBuf + ?Sized>(
+        &mut self,
+        inbuf: &mut InBuffer<'_>,
+        outbuf: &mut OutBuffer<'_, W>,
+    ) -> Result<Option<usize>> {
+        if inbuf.pos >= inbuf.src.len() && self.frame_complete {
+            return Ok(None);
+        }
+        let hint = self.decoder.run(inbuf, outbuf).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Integrity,
+                format!("`{}` is not a valid zstd stream", self.path),
+                e,
+            )
+        })?;
+        self.frame_complete = hint == 0;
+        let produced = outbuf.pos();
+        if produced == 0 && inbuf.pos >= inbuf.src.len() {
+            return Ok(None);
+        }
+        Ok(Some(produced))
     }
 
     /// Fails if the input ended in the middle of a frame.
@@ -184,9 +219,7 @@ pub fn decompress_stream(input: ByteStream, path: &str) -> Result<ByteStream> {
                 }
                 match input.next().await {
                     Some(Ok(compressed)) => {
-                        let fed = dec.feed(&compressed, |out| {
-                            pending.push_back(Bytes::copy_from_slice(out))
-                        });
+                        let fed = dec.feed_owned(&compressed, |out| pending.push_back(out));
                         if let Err(e) = fed {
                             ended = true;
                             return Some((Err(e), (input, dec, pending, ended)));
@@ -208,4 +241,63 @@ pub fn decompress_stream(input: ByteStream, path: &str) -> Result<ByteStream> {
         },
     )
     .boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// About 5 MiB of compressible but not trivial bytes, as two zstd frames.
+    fn sample() -> (Vec<u8>, Vec<u8>) {
+        let mut raw = Vec::new();
+        let mut x: u64 = 1;
+        while raw.len() < 5 << 20 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            raw.extend_from_slice(format!("{}\t{}\n", x >> 40, x % 1000).as_bytes());
+        }
+        let half = raw.len() / 2;
+        let mut compressed = zstd::encode_all(&raw[..half], 1).unwrap();
+        compressed.extend(zstd::encode_all(&raw[half..], 1).unwrap());
+        (raw, compressed)
+    }
+
+    #[test]
+    fn both_feeds_give_back_the_input_whatever_the_piece_size() {
+        let (raw, compressed) = sample();
+        for piece in [1, 7, 4096, 65_536, 3 << 20, compressed.len()] {
+            let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
+            let mut a = Decompressor::new("t").unwrap();
+            let mut b = Decompressor::new("t").unwrap();
+            for input in compressed.chunks(piece) {
+                a.feed(input, |out| borrowed.extend_from_slice(out))
+                    .unwrap();
+                b.feed_owned(input, |out| {
+                    assert!(!out.is_empty() && out.len() <= OUT_PIECE);
+                    owned.extend_from_slice(&out)
+                })
+                .unwrap();
+            }
+            a.finish().unwrap();
+            b.finish().unwrap();
+            assert!(borrowed == raw, "feed, pieces of {piece}");
+            assert!(owned == raw, "feed_owned, pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn a_truncated_or_damaged_stream_is_an_integrity_error() {
+        let (_, compressed) = sample();
+        let mut d = Decompressor::new("t").unwrap();
+        d.feed_owned(&compressed[..compressed.len() - 10], |_| {})
+            .unwrap();
+        assert_eq!(d.finish().unwrap_err().kind(), ErrorKind::Integrity);
+
+        let mut damaged = compressed.clone();
+        damaged[0] ^= 0xff;
+        let mut d = Decompressor::new("t").unwrap();
+        let err = d.feed_owned(&damaged, |_| {}).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity);
+    }
 }

@@ -9,6 +9,7 @@
 //! text queries and commands. Connection settings come from the same [`ConnectionConfig`] as
 //! the driver's connections, so credentials, sockets and TLS modes behave the same.
 
+use std::io::IoSlice;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -444,12 +445,24 @@ impl WireConn {
     /// [`BulkBatch`](crate::source::bulk::BulkBatch)) and reads its OK packet. Requires
     /// [`supports_bulk`](Self::supports_bulk).
     pub async fn bulk_execute(&mut self, command: &[u8]) -> Result<OkInfo> {
+        self.bulk_send(command).await?;
+        self.bulk_result().await
+    }
+
+    /// Sends one `COM_STMT_BULK_EXECUTE` command without waiting for its answer, so the caller
+    /// can prepare the next one while the server executes it. [`bulk_result`](Self::bulk_result)
+    /// must be read before anything else is sent.
+    pub async fn bulk_send(&mut self, command: &[u8]) -> Result<()> {
         if !self.bulk_operations {
             return Err(Error::internal(
                 "COM_STMT_BULK_EXECUTE on a connection that did not negotiate it",
             ));
         }
-        self.send_command(command).await?;
+        self.send_command(command).await
+    }
+
+    /// Reads the answer to the command sent by [`bulk_send`](Self::bulk_send).
+    pub async fn bulk_result(&mut self) -> Result<OkInfo> {
         self.read_ok().await
     }
 
@@ -508,24 +521,41 @@ impl WireConn {
     }
 
     async fn write_packet(&mut self, payload: &[u8]) -> Result<()> {
-        let mut chunks = payload.chunks(MAX_PACKET).peekable();
-        let mut out = Vec::with_capacity(payload.len() + 8);
-        if payload.is_empty() {
-            out.extend_from_slice(&[0, 0, 0, self.seq]);
+        // Headers and payload pieces go out in vectored writes: a bulk command of megabytes is
+        // not copied just to put 4 bytes in front of it.
+        let pieces: Vec<&[u8]> = payload.chunks(MAX_PACKET).collect();
+        let mut headers: Vec<[u8; 4]> = Vec::with_capacity(pieces.len() + 1);
+        for piece in &pieces {
+            let len = (piece.len() as u32).to_le_bytes();
+            headers.push([len[0], len[1], len[2], self.seq]);
             self.seq = self.seq.wrapping_add(1);
         }
-        while let Some(chunk) = chunks.next() {
-            let len = (chunk.len() as u32).to_le_bytes();
-            out.extend_from_slice(&[len[0], len[1], len[2], self.seq]);
-            out.extend_from_slice(chunk);
+        // An empty payload, or one ending with a full-size piece, ends with an empty packet.
+        if pieces.last().is_none_or(|p| p.len() == MAX_PACKET) {
+            headers.push([0, 0, 0, self.seq]);
             self.seq = self.seq.wrapping_add(1);
-            if chunk.len() == MAX_PACKET && chunks.peek().is_none() {
-                out.extend_from_slice(&[0, 0, 0, self.seq]);
-                self.seq = self.seq.wrapping_add(1);
+        }
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * headers.len());
+        for (i, header) in headers.iter().enumerate() {
+            slices.push(IoSlice::new(header));
+            if let Some(piece) = pieces.get(i) {
+                slices.push(IoSlice::new(piece));
             }
         }
-        let io = self.io.get_mut();
-        io.write_all(&out).await.map_err(|e| self.io_error(e))?;
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let written = self
+                .io
+                .get_mut()
+                .write_vectored(rest)
+                .await
+                .map_err(|e| self.io_error(e))?;
+            if written == 0 {
+                let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                return Err(self.io_error(e));
+            }
+            IoSlice::advance_slices(&mut rest, written);
+        }
         self.io
             .get_mut()
             .flush()

@@ -205,9 +205,33 @@ async fn send_rows(
         params,
         limits,
         lines: 0,
+        in_flight: 0,
         affected: 0,
         path,
     };
+    let sent = send_lines(conn, &mut sender, rows).await;
+    if sent.is_err() && sender.in_flight > 0 {
+        // The connection must be idle again before the caller rolls back.
+        let _ = conn.bulk_result().await;
+    }
+    sent?;
+    if sender.lines != expected_rows || sender.affected != expected_rows {
+        return Err(Error::integrity(format!(
+            "`{path}`: {} rows read and {} inserted, the manifest says {expected_rows}",
+            sender.lines, sender.affected
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Decodes the stream's lines into commands and sends them, the last one's answer read.
+async fn send_lines(
+    conn: &mut WireConn,
+    sender: &mut Sender<'_>,
+    rows: &mut ByteStream,
+) -> std::result::Result<(), Failure> {
+    let (limits, path) = (sender.limits, sender.path);
     // The start of a line whose end is in a later piece of the stream.
     let mut partial: Vec<u8> = Vec::new();
     while let Some(piece) = rows.next().await {
@@ -246,13 +270,7 @@ async fn send_rows(
         .into());
     }
     sender.flush(conn).await?;
-    if sender.lines != expected_rows || sender.affected != expected_rows {
-        return Err(Error::integrity(format!(
-            "`{path}`: {} rows read and {} inserted, the manifest says {expected_rows}",
-            sender.lines, sender.affected
-        ))
-        .into());
-    }
+    sender.collect(conn).await?;
     Ok(())
 }
 
@@ -262,6 +280,8 @@ struct Sender<'a> {
     params: usize,
     limits: Limits,
     lines: u64,
+    /// Rows of the command the server is executing, whose answer is still to be read.
+    in_flight: u64,
     affected: u64,
     path: &'a str,
 }
@@ -312,14 +332,26 @@ impl Sender<'_> {
         Ok(())
     }
 
-    /// Sends the batch, if it has rows, and checks the server's answer.
+    /// Sends the batch, if it has rows, once the answer to the previous command is read and
+    /// checked: the server executes one command while the next is decoded.
     async fn flush(&mut self, conn: &mut WireConn) -> Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let sent = self.batch.rows();
-        let ok = conn.bulk_execute(self.batch.command()).await?;
+        self.collect(conn).await?;
+        conn.bulk_send(self.batch.command()).await?;
+        self.in_flight = self.batch.rows();
         self.batch.clear();
+        Ok(())
+    }
+
+    /// Reads and checks the answer to the command in flight, if there is one.
+    async fn collect(&mut self, conn: &mut WireConn) -> Result<()> {
+        if self.in_flight == 0 {
+            return Ok(());
+        }
+        let sent = std::mem::take(&mut self.in_flight);
+        let ok = conn.bulk_result().await?;
         self.affected += ok.affected_rows;
         if ok.affected_rows != sent || ok.warnings > 0 {
             let detail = conn

@@ -7,14 +7,16 @@
 //! - [`tsv`]: the row encoding, exact for NULL, tabs, newlines, backslashes and binary bytes;
 //!   [`tsv_decode`] reads it back into values.
 //! - [`chunking`]: splitting a table into key ranges that tile the key space by construction.
-//! - [`backup`] and [`restore`]: the two jobs; [`bulk_load`]: the restore's row loader for
-//!   MariaDB targets (`COM_STMT_BULK_EXECUTE`).
+//! - [`backup`] and [`restore`]: the two jobs; [`load`]: the restore's pipeline of rows,
+//!   index builds and checks; [`bulk_load`]: its row loader for MariaDB targets
+//!   (`COM_STMT_BULK_EXECUTE`).
 
 pub mod backup;
 pub mod bulk_load;
 pub mod chunking;
 pub mod ddl;
 pub mod filter;
+mod load;
 pub mod restore;
 pub mod schema;
 pub mod tsv;

@@ -4,39 +4,28 @@
 //! 2. Preflight the target: existing databases or tables in scope are refused unless
 //!    `drop_existing`; nothing is touched before every check passes.
 //! 3. Create databases and tables, holding back secondary indexes and foreign keys.
-//! 4. Load every chunk, streamed from the repository through checksum verification and
-//!    decompression (no staging copy on disk), in parallel: into MariaDB through
-//!    `COM_STMT_BULK_EXECUTE` ([`bulk_load`](super::bulk_load)), into MySQL with
-//!    `LOAD DATA LOCAL INFILE`. Each load runs in its own transaction and is committed only if
-//!    the stream verified and the row count matches, so a corrupt chunk never leaves rows behind.
-//! 5. Build the held-back indexes, then foreign keys; then sequences, views, routines, triggers,
-//!    events and users.
+//! 4. Load every table's rows, in parallel; as soon as a table's rows are in, build its
+//!    held-back indexes while the other loaders go on ([`load`](super::load)).
+//! 5. Foreign keys; then views, routines, triggers, events and users.
 //! 6. Check each table's row count against the manifest, and with `verify`, its fingerprint.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::try_join_all;
-use futures::StreamExt;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use serde::Serialize;
 
-use super::backup::{fingerprint_table, plan_table};
-use super::bulk_load::BulkLoader;
 use super::ddl::{quote_ident, quote_string, SplitCreate};
 use super::filter::Filter;
+use super::load::{check_tables, load_tables, LoadTable, Worker};
 use super::schema;
-use super::tsv::LOAD_DATA_FORMAT;
-use crate::manifest::{
-    BackupManifest, ChunkEntry, DatabaseSchema, SchemaDump, TableData, TableSchema,
-};
-use crate::pipeline::{decompress_stream, read_all_verified, read_verified, Decompressor};
+use crate::manifest::{BackupManifest, DatabaseSchema, SchemaDump, TableData, TableSchema};
+use crate::pipeline::{read_all_verified, Decompressor};
 use crate::progress::Progress;
 use crate::repo::{layout, Repository};
 use crate::source::{ConnectionConfig, Flavor, ServerIdentity, MYSQL_CONNECTION_COLLATION};
-use crate::storage::Storage;
 use crate::{Error, ErrorKind, Result};
 
 #[derive(Debug, Clone)]
@@ -271,23 +260,12 @@ async fn apply(
     progress: &Arc<dyn Progress>,
 ) -> Result<(Vec<TableReport>, u64, Vec<String>)> {
     let statements = session_setup(identity, opts.keep_binlog);
-    let setup = statements.join("; ");
     let bulk = identity.flavor == Flavor::MariaDb;
-    let mut workers: Vec<Worker> = try_join_all((0..opts.workers.max(1)).map(|_| async {
-        let mut conn = target.connect().await?;
-        conn.query_drop(&setup)
+    let mut workers: Vec<Worker> =
+        try_join_all((0..opts.workers.max(1)).map(|_| Worker::connect(target, &statements, bulk)))
             .await
-            .map_err(|e| setup_error(e.into()))?;
-        let bulk = if bulk {
-            BulkLoader::connect(target, &statements)
-                .await
-                .map_err(setup_error)?
-        } else {
-            None
-        };
-        Ok::<_, Error>(Worker { conn, bulk })
-    }))
-    .await?;
+            .map_err(setup_error)?;
+    let setup = statements.join("; ");
     admin
         .query_drop(&setup)
         .await
@@ -312,15 +290,27 @@ async fn apply(
     }
     phase.done("tables created");
 
-    // Rows, each table's held-back indexes built right after its rows.
+    // Rows; each table's held-back indexes built as soon as its rows are in.
     let phase = PhaseTimer::start();
     let json = json_columns(&mut admin, identity, &scope.items).await?;
-    let bytes_loaded = load_all(
+    let tables: Vec<LoadTable> = scope
+        .items
+        .iter()
+        .zip(&deferred)
+        .zip(&json)
+        .map(|((it, split), json)| LoadTable {
+            db: &it.target_db,
+            name: &it.schema.name,
+            data: it.data,
+            json,
+            indexes: indexes_only(split),
+        })
+        .collect();
+    let bytes_loaded = load_tables(
         repo.storage(),
-        manifest,
-        &scope.items,
-        &deferred,
-        &json,
+        &manifest.id,
+        &manifest.files,
+        &tables,
         &mut workers,
         progress.clone(),
     )
@@ -367,13 +357,23 @@ async fn apply(
 
     // Proof.
     let phase = PhaseTimer::start();
-    let tables = check_tables(&mut workers, &scope.items, opts.verify, progress.clone()).await?;
+    let checks = check_tables(&mut workers, &tables, opts.verify, progress.clone()).await?;
     phase.done(if opts.verify {
         "row counts and fingerprints checked"
     } else {
         "row counts checked"
     });
-    Ok((tables, bytes_loaded, warnings))
+    let mut reports: Vec<TableReport> = checks
+        .into_iter()
+        .map(|c| TableReport {
+            database: tables[c.table].db.to_string(),
+            table: tables[c.table].name.to_string(),
+            rows: c.rows,
+            fingerprint_verified: c.fingerprint_verified,
+        })
+        .collect();
+    reports.sort_by(|a, b| (&a.database, &a.table).cmp(&(&b.database, &b.table)));
+    Ok((reports, bytes_loaded, warnings))
 }
 
 /// Drops the databases this restore created, or in table mode the tables it created.
@@ -401,13 +401,6 @@ async fn remove_partial(
             .await?;
     }
     Ok(())
-}
-
-/// One loader: a driver connection for `LOAD DATA` and index builds, and on MariaDB a raw one
-/// for bulk inserts. Both run the same session settings.
-struct Worker {
-    conn: Conn,
-    bulk: Option<BulkLoader>,
 }
 
 /// The loaders' session settings, one statement each.
@@ -590,39 +583,16 @@ async fn preflight(
     Ok(fresh)
 }
 
-/// Runs `jobs` over the workers, each worker taking the next job when free.
-async fn run_parallel<W, J, F>(workers: &mut [W], jobs: Vec<J>, f: F) -> Result<()>
-where
-    F: AsyncFn(&mut W, J) -> Result<()>,
-{
-    let queue = Mutex::new(VecDeque::from(jobs));
-    try_join_all(workers.iter_mut().map(|conn| {
-        let queue = &queue;
-        let f = &f;
-        async move {
-            loop {
-                let job = queue.lock().expect("queue lock").pop_front();
-                let Some(job) = job else {
-                    return Ok::<_, Error>(());
-                };
-                f(conn, job).await?;
-            }
-        }
-    }))
-    .await?;
-    Ok(())
-}
-
 /// Per item, the columns of the created table that are MySQL's binary JSON type (MariaDB's JSON
 /// is LONGTEXT and needs nothing): MySQL refuses to build JSON from the binary character set the
-/// loaders use, so [`load_chunk`] converts these from utf8mb4 text. `None` for a MariaDB target.
+/// loaders use, so `LOAD DATA` converts these from utf8mb4 text. None for a MariaDB target.
 async fn json_columns(
     admin: &mut Conn,
     identity: &ServerIdentity,
     items: &[Item<'_>],
-) -> Result<Option<Vec<Vec<String>>>> {
+) -> Result<Vec<Vec<String>>> {
     if identity.flavor != Flavor::MySql {
-        return Ok(None);
+        return Ok(vec![Vec::new(); items.len()]);
     }
     let rows: Vec<(String, String, String)> = admin
         .query(
@@ -631,147 +601,15 @@ async fn json_columns(
              ('mysql', 'information_schema', 'performance_schema', 'sys')",
         )
         .await?;
-    Ok(Some(
-        items
-            .iter()
-            .map(|it| {
-                rows.iter()
-                    .filter(|(d, t, _)| *d == it.target_db && *t == it.schema.name)
-                    .map(|(_, _, c)| c.clone())
-                    .collect()
-            })
-            .collect(),
-    ))
-}
-
-async fn load_all(
-    storage: &Arc<dyn Storage>,
-    manifest: &BackupManifest,
-    items: &[Item<'_>],
-    deferred: &[SplitCreate],
-    json: &Option<Vec<Vec<String>>>,
-    workers: &mut [Worker],
-    progress: Arc<dyn Progress>,
-) -> Result<u64> {
-    let files: BTreeMap<&str, &crate::manifest::FileEntry> = manifest
-        .files
+    Ok(items
         .iter()
-        .map(|f| (f.path.as_str(), f))
-        .collect();
-    let (jobs, per_table) = plan_loads(items, deferred, workers.len());
-    let total: u64 = jobs.iter().map(|j| j.bytes).sum();
-    progress.phase("load", total, "bytes");
-    let loaded = std::sync::atomic::AtomicU64::new(0);
-    run_parallel(workers, jobs, async |worker: &mut Worker, job: LoadJob| {
-        let it = &items[job.item];
-        let data = it.data.expect("job only for tables with data");
-        for chunk in &job.chunks {
-            let entry = files.get(chunk.file.as_str()).copied().ok_or_else(|| {
-                Error::integrity(format!(
-                    "the manifest lists chunk `{}` but not its checksum",
-                    chunk.file
-                ))
-            })?;
-            let path = layout::backup_file(&manifest.id, &chunk.file);
-            let stream = read_verified(&**storage, &path, entry).await?;
-            let rows = decompress_stream(stream, &path)?;
-            let (db, table) = (&it.target_db, &it.schema.name);
-            match &mut worker.bulk {
-                Some(bulk) => {
-                    bulk.load_chunk(db, table, &data.columns, rows, chunk.rows, &path)
-                        .await?
-                }
-                None => {
-                    let columns = LoadColumns {
-                        names: &data.columns,
-                        json: json.as_ref().map_or(&[][..], |j| &j[job.item][..]),
-                    };
-                    let conn = &mut worker.conn;
-                    load_chunk(conn, db, table, &columns, rows, chunk.rows, &path).await?;
-                }
-            }
-            loaded.fetch_add(chunk.raw_size, std::sync::atomic::Ordering::Relaxed);
-            progress.advance(chunk.raw_size);
-        }
-        if let Some(indexes) = job.then_indexes {
-            let conn = &mut worker.conn;
-            schema::add_deferred(conn, &it.target_db, &it.schema.name, &indexes).await?;
-        }
-        Ok(())
-    })
-    .await?;
-    let pending: Vec<(usize, SplitCreate)> = if !per_table {
-        deferred
-            .iter()
-            .enumerate()
-            .filter_map(|(i, d)| indexes_only(d).map(|x| (i, x)))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    run_parallel(
-        workers,
-        pending,
-        async |worker: &mut Worker, (i, indexes): (usize, SplitCreate)| {
-            let conn = &mut worker.conn;
-            schema::add_deferred(conn, &items[i].target_db, &items[i].schema.name, &indexes).await
-        },
-    )
-    .await?;
-    Ok(loaded.into_inner())
-}
-
-/// Chunks one worker loads in order, then the table's held-back indexes if this job completes
-/// the table.
-struct LoadJob {
-    item: usize,
-    chunks: Vec<ChunkEntry>,
-    bytes: u64,
-    then_indexes: Option<SplitCreate>,
-}
-
-/// Decides how chunks are spread over `workers` connections; also says whether jobs are whole
-/// tables. When there are at least as many
-/// tables as workers, each table is one job whose chunks load in key order on one connection:
-/// appending to a B-tree from one writer avoids the page-split and latch contention of
-/// several writers inserting into one table at once. With fewer tables than workers, chunks
-/// are spread individually so every connection has work. Biggest jobs go first either way.
-fn plan_loads(
-    items: &[Item<'_>],
-    deferred: &[SplitCreate],
-    workers: usize,
-) -> (Vec<LoadJob>, bool) {
-    let tables: Vec<(usize, &TableData)> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, it)| it.data.map(|d| (i, d)))
-        .collect();
-    let per_table = tables.len() >= workers;
-    let mut jobs = Vec::new();
-    for (item, data) in tables {
-        if per_table {
-            let bytes = data.chunks.iter().map(|c| c.raw_size).sum();
-            let then_indexes = indexes_only(&deferred[item]);
-            jobs.push(LoadJob {
-                item,
-                chunks: data.chunks.clone(),
-                bytes,
-                then_indexes,
-            });
-        } else {
-            for c in &data.chunks {
-                let chunks = vec![c.clone()];
-                jobs.push(LoadJob {
-                    item,
-                    chunks,
-                    bytes: c.raw_size,
-                    then_indexes: None,
-                });
-            }
-        }
-    }
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.bytes));
-    (jobs, per_table)
+        .map(|it| {
+            rows.iter()
+                .filter(|(d, t, _)| *d == it.target_db && *t == it.schema.name)
+                .map(|(_, _, c)| c.clone())
+                .collect()
+        })
+        .collect())
 }
 
 /// The held-back secondary indexes of a table, without its foreign keys; `None` if there are
@@ -781,207 +619,4 @@ fn indexes_only(split: &SplitCreate) -> Option<SplitCreate> {
         foreign_keys: Vec::new(),
         ..split.clone()
     })
-}
-
-/// The columns a chunk holds, in order, and which of them are MySQL JSON.
-struct LoadColumns<'a> {
-    names: &'a [String],
-    json: &'a [String],
-}
-
-impl LoadColumns<'_> {
-    /// The column list and `SET` clause of `LOAD DATA`: JSON columns go through a user variable
-    /// converted to utf8mb4 (the chunk holds the server's own utf8mb4 text of the value).
-    fn load_data_clause(&self) -> String {
-        let mut sets = Vec::new();
-        let list = self
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if self.json.contains(c) {
-                    sets.push(format!(
-                        "{} = CONVERT(@holdfast_{i} USING utf8mb4)",
-                        quote_ident(c)
-                    ));
-                    format!("@holdfast_{i}")
-                } else {
-                    quote_ident(c)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        if sets.is_empty() {
-            format!("({list})")
-        } else {
-            format!("({list}) SET {}", sets.join(", "))
-        }
-    }
-}
-
-/// Loads one chunk in a transaction that commits only if the stream verified and every row
-/// arrived.
-async fn load_chunk(
-    conn: &mut Conn,
-    db: &str,
-    table: &str,
-    columns: &LoadColumns<'_>,
-    rows: crate::storage::ByteStream,
-    expected_rows: u64,
-    path: &str,
-) -> Result<()> {
-    let failure: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-    let seen = failure.clone();
-    let infile = rows
-        .map(move |item| {
-            item.map_err(|e| {
-                let msg = e.to_string();
-                *seen.lock().expect("failure slot") = Some(e);
-                std::io::Error::other(msg)
-            })
-        })
-        .boxed();
-    // The driver requires a Sync future; the stream is handed over through a mutex.
-    let slot = std::sync::Mutex::new(Some(infile));
-    conn.set_infile_handler(async move {
-        Ok(slot
-            .lock()
-            .expect("infile slot")
-            .take()
-            .expect("infile stream used once"))
-    });
-    let sql = format!(
-        "LOAD DATA LOCAL INFILE 'holdfast-chunk' INTO TABLE {}.{} {LOAD_DATA_FORMAT} {}",
-        quote_ident(db),
-        quote_ident(table),
-        columns.load_data_clause()
-    );
-    conn.query_drop("START TRANSACTION").await?;
-    let loaded = conn.query_drop(&sql).await;
-    let stream_error = failure.lock().expect("failure slot").take();
-    let outcome = match (stream_error, loaded) {
-        (Some(e), _) => Err(e),
-        (None, Err(e)) => {
-            Err(Error::from(e).context(format!("loading `{path}` into `{db}`.`{table}`")))
-        }
-        (None, Ok(())) => {
-            let affected = conn.affected_rows();
-            let warnings = conn.get_warnings();
-            if affected != expected_rows || warnings > 0 {
-                let detail: Vec<(String, u32, String)> = conn
-                    .query("SHOW WARNINGS LIMIT 5")
-                    .await
-                    .unwrap_or_default();
-                Err(Error::integrity(format!(
-                    "loading `{path}` into `{db}`.`{table}`: {affected} rows loaded of {expected_rows}, \
-                     {warnings} warnings {detail:?}"
-                )))
-            } else {
-                Ok(())
-            }
-        }
-    };
-    match outcome {
-        Ok(()) => {
-            conn.query_drop("COMMIT").await?;
-            Ok(())
-        }
-        Err(e) => {
-            let _ = conn.query_drop("ROLLBACK").await;
-            Err(e)
-        }
-    }
-}
-
-async fn check_tables(
-    workers: &mut [Worker],
-    items: &[Item<'_>],
-    verify: bool,
-    progress: Arc<dyn Progress>,
-) -> Result<Vec<TableReport>> {
-    let with_data: Vec<usize> = (0..items.len())
-        .filter(|&i| items[i].data.is_some())
-        .collect();
-    progress.phase(
-        if verify { "verify" } else { "count" },
-        with_data.len() as u64,
-        "tables",
-    );
-    let reports = Mutex::new(Vec::new());
-    run_parallel(workers, with_data, async |worker: &mut Worker, i: usize| {
-        let conn = &mut worker.conn;
-        let it = &items[i];
-        let data = it.data.expect("filtered");
-        let plan = plan_table(
-            conn,
-            &it.target_db,
-            &it.schema.name,
-            data.with_history,
-            u64::MAX,
-        )
-        .await?;
-        let name = format!("`{}`.`{}`", it.target_db, it.schema.name);
-        if plan.columns != data.columns {
-            return Err(Error::integrity(format!(
-                "{name}: restored columns {:?} differ from the backup's {:?}",
-                plan.columns, data.columns
-            )));
-        }
-        let rows: u64 = conn.query_first(plan.count_query()).await?.unwrap_or(0);
-        if rows != data.row_count {
-            return Err(Error::integrity(format!(
-                "{name} has {rows} rows after the restore, the backup has {}",
-                data.row_count
-            )));
-        }
-        let mut fingerprint_verified = None;
-        if verify {
-            let fp = fingerprint_table(conn, &plan).await?;
-            if fp != data.fingerprint {
-                return Err(Error::integrity(format!(
-                    "{name}: the restored rows' fingerprint differs from the backup's \
-                         ({} rows {:032x} vs {} rows {:032x})",
-                    fp.rows, fp.sum, data.fingerprint.rows, data.fingerprint.sum
-                )));
-            }
-            fingerprint_verified = Some(true);
-        }
-        reports.lock().expect("reports").push(TableReport {
-            database: it.target_db.clone(),
-            table: it.schema.name.clone(),
-            rows,
-            fingerprint_verified,
-        });
-        progress.advance(1);
-        Ok(())
-    })
-    .await?;
-    let mut out = reports.into_inner().expect("reports");
-    out.sort_by(|a, b| (&a.database, &a.table).cmp(&(&b.database, &b.table)));
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_columns_load_through_a_utf8mb4_conversion() {
-        let names = ["id".to_string(), "we`ird".to_string(), "doc".to_string()];
-        let plain = LoadColumns {
-            names: &names,
-            json: &[],
-        };
-        assert_eq!(plain.load_data_clause(), "(`id`, `we``ird`, `doc`)");
-        let json = ["doc".to_string(), "we`ird".to_string()];
-        let with_json = LoadColumns {
-            names: &names,
-            json: &json,
-        };
-        assert_eq!(
-            with_json.load_data_clause(),
-            "(`id`, @holdfast_1, @holdfast_2) SET `we``ird` = CONVERT(@holdfast_1 USING utf8mb4), \
-             `doc` = CONVERT(@holdfast_2 USING utf8mb4)"
-        );
-    }
 }
