@@ -442,16 +442,10 @@ impl WireConn {
     }
 
     /// Sends one `COM_STMT_BULK_EXECUTE` command (built by
-    /// [`BulkBatch`](crate::source::bulk::BulkBatch)) and reads its OK packet. Requires
+    /// [`BulkBatch`](crate::source::bulk::BulkBatch)) without waiting for its answer, so the
+    /// caller can prepare the next one while the server executes it;
+    /// [`bulk_result`](Self::bulk_result) must be read before anything else is sent. Requires
     /// [`supports_bulk`](Self::supports_bulk).
-    pub async fn bulk_execute(&mut self, command: &[u8]) -> Result<OkInfo> {
-        self.bulk_send(command).await?;
-        self.bulk_result().await
-    }
-
-    /// Sends one `COM_STMT_BULK_EXECUTE` command without waiting for its answer, so the caller
-    /// can prepare the next one while the server executes it. [`bulk_result`](Self::bulk_result)
-    /// must be read before anything else is sent.
     pub async fn bulk_send(&mut self, command: &[u8]) -> Result<()> {
         if !self.bulk_operations {
             return Err(Error::internal(

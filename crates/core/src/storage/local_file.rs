@@ -17,6 +17,9 @@
 //! gathered into aligned blocks of [`BLOCK`] bytes; up to [`WRITES_IN_FLIGHT`] blocks are being
 //! written (on the blocking pool) while the next fills, so the device's latency does not hold up
 //! the producer. The last block is padded to the alignment and the file cut back to its size.
+//! After the rename the directory that gained the name is flushed too (`fsync`), and so is the
+//! parent of every directory the write created: a closed object survives a crash by name, on
+//! any file system, not only on those that commit renames in order (ext4's ordered journal).
 //!
 //! A file system that refuses `O_DIRECT` (tmpfs before Linux 6.6, some network file systems)
 //! gets ordinary buffered I/O, chosen when the file is opened or on the first refused request.
@@ -285,10 +288,10 @@ impl LocalFileWriter {
             }
             last.give_back();
             file.inner.sync_data()?;
-            if let Some(parent) = destination.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::rename(&staging, &destination)
+            let parent = destination.parent().unwrap_or(Path::new("/"));
+            let created = create_dirs(parent)?;
+            std::fs::rename(&staging, &destination)?;
+            sync_dirs(std::iter::once(parent).chain(created.iter().map(PathBuf::as_path)))
         })
         .await
         .map_err(|e| Error::internal(format!("a write task failed: {e}")))?;
@@ -433,6 +436,38 @@ fn open_for_reading(path: &Path, try_direct: bool) -> io::Result<(DirectFile, u6
         },
         size,
     ))
+}
+
+/// Creates `dir` with any missing ancestors; returns the directories that gained an entry
+/// through this: the parent of each directory created, deepest first. Flushing those (and `dir`
+/// once it holds something new) makes the new names durable.
+pub(crate) fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.as_os_str().is_empty() && !at.exists() {
+        missing.push(at);
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(missing
+        .iter()
+        .filter_map(|d| d.parent())
+        .map(Path::to_path_buf)
+        .collect())
+}
+
+/// Flushes each directory (`fsync`), making the names it holds durable.
+pub(crate) fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> io::Result<()> {
+    for dir in dirs {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Creates the staging file, with `O_DIRECT` if `try_direct` and the file system takes it.
@@ -654,5 +689,27 @@ mod tests {
             err.to_string().contains("cannot start writing `a`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn created_directories_name_the_parents_whose_entries_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("a")).unwrap();
+        let deep = root.join("a/b/c/d");
+        let changed = create_dirs(&deep).unwrap();
+        assert!(deep.is_dir());
+        assert_eq!(
+            changed,
+            vec![root.join("a/b/c"), root.join("a/b"), root.join("a")],
+            "deepest first: d was added to c, c to b, b to a"
+        );
+        assert!(
+            create_dirs(&deep).unwrap().is_empty(),
+            "nothing new the second time"
+        );
+        sync_dirs(changed.iter().map(PathBuf::as_path)).unwrap();
+        let missing = root.join("gone");
+        assert!(sync_dirs([missing.as_path()]).is_err());
     }
 }

@@ -16,6 +16,7 @@
 //! [`RetryStorage`]: super::RetryStorage
 
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -354,11 +355,35 @@ impl Storage for OpendalStorage {
     }
 
     async fn put(&self, path: &str, data: Bytes) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return self
+                .op
+                .write(path, data)
+                .await
+                .map(|_| ())
+                .map_err(|e| map_err(e, path));
+        };
+        // OpenDAL flushes the file before renaming it into place; the names (the file's and
+        // those of directories created for it) are flushed here, so `Ok` means durable.
+        let parent = root.join(path).parent().map(Path::to_path_buf);
+        let parent = parent.unwrap_or_else(|| root.clone());
+        let io_err = |e: std::io::Error| {
+            Error::with_source(ErrorKind::Storage, format!("cannot write `{path}`"), e)
+        };
+        let dir = parent.clone();
+        let created = blocking(move || local_file::create_dirs(&dir))
+            .await?
+            .map_err(io_err)?;
         self.op
             .write(path, data)
             .await
-            .map(|_| ())
-            .map_err(|e| map_err(e, path))
+            .map_err(|e| map_err(e, path))?;
+        blocking(move || {
+            let changed = std::iter::once(parent.as_path());
+            local_file::sync_dirs(changed.chain(created.iter().map(PathBuf::as_path)))
+        })
+        .await?
+        .map_err(io_err)
     }
 
     async fn put_if_absent(&self, path: &str, data: Bytes) -> Result<bool> {
@@ -623,6 +648,13 @@ async fn local_create(root: &std::path::Path, path: &str, data: Bytes) -> Result
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(io_err(e)),
     }
+}
+
+/// Runs file-system work on the blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::internal(format!("a file-system task failed: {e}")))
 }
 
 /// Used by tests that measure what a store really does with `If-None-Match`.

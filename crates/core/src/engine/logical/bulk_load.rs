@@ -4,10 +4,12 @@
 //! restore's server CPU); the bulk command hands it the values already split. The chunk is
 //! streamed from the repository, its TSV lines decoded ([`FieldDecoder`]) straight into
 //! commands of about [`BATCH_BYTES`] for one prepared `INSERT`, so memory stays bounded by one
-//! batch plus one row. A command never exceeds the server's `max_allowed_packet`; a single row
-//! that would is refused with a message saying so. The guarantees are `LOAD DATA`'s: one transaction per chunk, committed
-//! only when the stream verified to its end, every line had the table's column count, the
-//! server counted exactly the chunk's rows and raised no warning; anything else rolls back.
+//! batch plus one row. The next command is decoded while the server executes the previous one;
+//! its answer is read just before the next is sent. A command never exceeds the server's
+//! `max_allowed_packet`; a single row that would is refused with a message saying so. The
+//! guarantees are `LOAD DATA`'s: one transaction per chunk, committed only when the stream
+//! verified to its end, every line had the table's column count, the server counted exactly
+//! the chunk's rows and raised no warning; anything else rolls back.
 
 use futures::StreamExt;
 
