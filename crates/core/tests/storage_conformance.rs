@@ -157,6 +157,18 @@ mod cases {
         );
         assert_eq!(listed(s, "d/x/").await.len(), 2);
         assert!(listed(s, "d/nothing/").await.is_empty());
+        assert_eq!(s.list_dirs("d/").await.unwrap(), ["x", "y"]);
+        assert!(
+            s.list_dirs("d/x/").await.unwrap().is_empty(),
+            "files are not directories"
+        );
+        assert!(s.list_dirs("d/nothing/").await.unwrap().is_empty());
+        let top = s.list_dirs("").await.unwrap();
+        assert!(
+            top.contains(&"d".to_string()) && top.contains(&"dz".to_string()),
+            "{top:?}"
+        );
+        assert!(!top.iter().any(|d| d.starts_with(".holdfast")), "{top:?}");
         s.delete("d/x/1").await.unwrap();
         assert_eq!(listed(s, "d/x/").await, vec![("d/x/2".to_string(), 22)]);
         s.delete_prefix("d/").await.unwrap();

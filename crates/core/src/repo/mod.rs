@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 use crate::manifest::{
@@ -51,6 +52,9 @@ pub struct Repository {
 /// Paths an encrypted repository keeps in the clear: the descriptor (which holds the wrapped
 /// key) and its copy while it is being rewritten.
 const CLEAR_PATHS: &[&str] = &[layout::REPO_FILE, layout::REPO_FILE_PREVIOUS];
+
+/// Manifest lookups in flight while finding the committed backups.
+const MANIFEST_LOOKUPS: usize = 16;
 
 impl Repository {
     /// Creates an unencrypted repository at an empty location.
@@ -240,16 +244,27 @@ impl Repository {
 
     /// The ids of committed backups (those with a manifest), oldest first.
     pub async fn backup_ids(&self) -> Result<Vec<String>> {
-        let mut ids: Vec<String> = self
-            .storage
-            .list(layout::BACKUPS_DIR)
+        Ok(self
+            .backup_dirs()
             .await?
             .into_iter()
-            .filter_map(|o| layout::manifest_owner(&o.path).map(str::to_string))
-            .collect();
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+            .filter_map(|(id, committed)| committed.then_some(id))
+            .collect())
+    }
+
+    /// Every directory under `backups/`, oldest first, and whether it holds a manifest: one
+    /// listing of the directories plus a manifest lookup each (several at a time), never a walk
+    /// over every file of every backup.
+    async fn backup_dirs(&self) -> Result<Vec<(String, bool)>> {
+        let ids = self.storage.list_dirs(layout::BACKUPS_DIR).await?;
+        futures::stream::iter(ids)
+            .map(|id| async move {
+                let manifest = self.storage.stat(&layout::manifest_path(&id)).await?;
+                Ok::<_, Error>((id, manifest.is_some()))
+            })
+            .buffered(MANIFEST_LOOKUPS)
+            .try_collect()
+            .await
     }
 
     /// Every committed backup, oldest first.
@@ -299,28 +314,22 @@ impl Repository {
     /// debris of an interrupted run, or the files of a backup in progress right now (take the
     /// exclusive lock to rule that out). Oldest first.
     pub async fn orphans(&self) -> Result<Vec<Orphan>> {
-        let objects = self.storage.list(layout::BACKUPS_DIR).await?;
-        let committed: std::collections::HashSet<&str> = objects
-            .iter()
-            .filter_map(|o| layout::manifest_owner(&o.path))
-            .collect();
-        let mut by_id: std::collections::BTreeMap<&str, Orphan> = Default::default();
-        for o in &objects {
-            let Some(id) = layout::backup_owner(&o.path) else {
-                continue;
-            };
-            if committed.contains(id) {
+        let mut orphans = Vec::new();
+        for (id, committed) in self.backup_dirs().await? {
+            if committed {
                 continue;
             }
-            let entry = by_id.entry(id).or_insert_with(|| Orphan {
-                id: id.to_string(),
-                files: 0,
-                bytes: 0,
+            let objects = self.storage.list(&layout::backup_dir(&id)).await?;
+            if objects.is_empty() {
+                continue;
+            }
+            orphans.push(Orphan {
+                files: objects.len(),
+                bytes: objects.iter().map(|o| o.size).sum(),
+                id,
             });
-            entry.files += 1;
-            entry.bytes += o.size;
         }
-        Ok(by_id.into_values().collect())
+        Ok(orphans)
     }
 
     /// Removes the files of backups that never committed (a crashed or killed run).

@@ -379,6 +379,10 @@ impl Storage for EncryptedStorage {
         self.inner.list(prefix).await
     }
 
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list_dirs(prefix).await
+    }
+
     async fn delete(&self, path: &str) -> Result<()> {
         self.inner.delete(path).await
     }

@@ -120,6 +120,11 @@ impl Storage for LimitStorage {
         self.inner.list(prefix).await
     }
 
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let _slot = self.slot().await?;
+        self.inner.list_dirs(prefix).await
+    }
+
     async fn delete(&self, path: &str) -> Result<()> {
         let _slot = self.slot().await?;
         self.inner.delete(path).await

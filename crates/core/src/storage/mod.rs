@@ -170,6 +170,24 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// A prefix with no objects yields an empty list.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
 
+    /// The names of the directories directly under `prefix` (which ends with `/`, or is empty
+    /// for the root): the next path segment of every object below it, without the slash,
+    /// sorted, each once. One entry per directory instead of [`list`](Self::list)'s one per
+    /// object, so finding the backups of a repository does not walk every chunk of every
+    /// backup. On local disk a directory emptied by deletes may still be named. The default
+    /// derives it from `list`; backends override it.
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .list(prefix)
+            .await?
+            .into_iter()
+            .filter_map(|o| Some(o.path.strip_prefix(prefix)?.split_once('/')?.0.to_string()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Deletes an object; deleting a missing object succeeds.
     async fn delete(&self, path: &str) -> Result<()>;
 

@@ -525,6 +525,24 @@ impl Storage for OpendalStorage {
         Ok(out)
     }
 
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let entries = match self.op.list_with(prefix).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == OdKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(map_err(e, prefix)),
+        };
+        let mut names: Vec<String> = entries
+            .iter()
+            .filter(|e| e.metadata().is_dir() && !e.path().starts_with(LOCAL_TMP_DIR))
+            .filter_map(|e| e.path().strip_prefix(prefix)?.strip_suffix('/'))
+            .filter(|name| !name.is_empty() && !name.contains('/'))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     async fn delete(&self, path: &str) -> Result<()> {
         match self.op.delete(path).await {
             Ok(()) => Ok(()),

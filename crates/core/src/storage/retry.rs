@@ -152,6 +152,11 @@ impl Storage for RetryStorage {
         self.run("list", prefix, || self.inner.list(prefix)).await
     }
 
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        self.run("list", prefix, || self.inner.list_dirs(prefix))
+            .await
+    }
+
     async fn delete(&self, path: &str) -> Result<()> {
         self.run("delete", path, || self.inner.delete(path)).await
     }

@@ -121,6 +121,11 @@ impl Storage for TimeoutStorage {
             .await
     }
 
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        self.limited("listing", prefix, self.inner.list_dirs(prefix))
+            .await
+    }
+
     async fn delete(&self, path: &str) -> Result<()> {
         self.limited("deleting", path, self.inner.delete(path))
             .await
