@@ -14,17 +14,6 @@ fn global_status(server: &TestServer, name: &str) -> u64 {
     value.parse().unwrap_or_else(|_| panic!("{name}: {row:?}"))
 }
 
-fn restore_cmd(repo: &Repo, target: &TestServer) -> std::process::Output {
-    holdfast(&[
-        "restore",
-        "--repo",
-        &repo.url(),
-        "--target",
-        &target.url(),
-        "latest",
-    ])
-}
-
 #[test]
 fn damaged_end_of_a_large_chunk_rolls_back_the_batches_sent() {
     let source = TestServer::start();
@@ -54,7 +43,7 @@ fn damaged_end_of_a_large_chunk_rolls_back_the_batches_sent() {
         global_status(&target, "Com_commit"),
         global_status(&target, "Handler_write"),
     );
-    let out = restore_cmd(&repo, &target);
+    let out = restore_latest(&repo, &target);
     assert_code(&out, 20, "restore of a chunk damaged at its end");
     assert!(text(&out).contains(&chunks[0]), "{}", text(&out));
     assert!(
@@ -100,7 +89,7 @@ fn a_row_over_the_targets_max_allowed_packet_is_refused_clearly() {
     backup(&repo, &source, &[]);
     let target = TestServer::start();
     target.sql("SET GLOBAL max_allowed_packet = 1048576");
-    let out = restore_cmd(&repo, &target);
+    let out = restore_latest(&repo, &target);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("max_allowed_packet"), "{}", text(&out));
     assert!(!has_database(&target, "d"));

@@ -66,14 +66,7 @@ fn deleted_file_is_caught_by_verify_and_restore() {
 /// A restore of the damaged backup exits with the integrity code, names the file, and leaves
 /// nothing behind on the target.
 fn restore_fails_naming(repo: &Repo, target: &TestServer, chunk: &str) {
-    let out = holdfast(&[
-        "restore",
-        "--repo",
-        &repo.url(),
-        "--target",
-        &target.url(),
-        "latest",
-    ]);
+    let out = restore_latest(repo, target);
     assert_code(&out, 20, "restore of a damaged backup");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -290,14 +290,7 @@ fn restore_refuses_existing_database_then_drops_or_renames() {
     let repo = Repo::init();
     backup(&repo, &source, &[]);
 
-    let out = holdfast(&[
-        "restore",
-        "--repo",
-        &repo.url(),
-        "--target",
-        &target.url(),
-        "latest",
-    ]);
+    let out = restore_latest(&repo, &target);
     assert_code(&out, 14, "restore into a non-empty target");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--drop-existing"),

@@ -96,6 +96,18 @@ pub fn backup(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_json::V
     json(&out)
 }
 
+/// `holdfast restore latest` into `server`, its output unchecked (for tests of failures).
+pub fn restore_latest(repo: &Repo, server: &TestServer) -> Output {
+    holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--target",
+        &server.url(),
+        "latest",
+    ])
+}
+
 pub fn restore(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_json::Value {
     let target = server.url();
     let url = repo.url();
