@@ -325,10 +325,7 @@ impl WireConn {
     /// Sends a text query and reads its result header. Returns the column count (0 for a
     /// statement without a result set); then call [`next_row`](Self::next_row) until `None`.
     pub async fn query(&mut self, sql: &str) -> Result<usize> {
-        let mut payload = Vec::with_capacity(sql.len() + 1);
-        payload.push(Command::COM_QUERY as u8);
-        payload.extend_from_slice(sql.as_bytes());
-        self.send_command(&payload).await?;
+        self.send_sql(Command::COM_QUERY, sql).await?;
         self.read_packet().await?;
         match self.packet.first().copied() {
             Some(0x00) => {
@@ -402,10 +399,7 @@ impl WireConn {
     /// [`close_statement`](Self::close_statement) when done; the server frees it with the
     /// connection otherwise.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
-        let mut payload = Vec::with_capacity(sql.len() + 1);
-        payload.push(Command::COM_STMT_PREPARE as u8);
-        payload.extend_from_slice(sql.as_bytes());
-        self.send_command(&payload).await?;
+        self.send_sql(Command::COM_STMT_PREPARE, sql).await?;
         self.read_packet().await?;
         match self.packet.first().copied() {
             Some(0x00) if self.packet.len() >= 12 => {}
@@ -469,6 +463,14 @@ impl WireConn {
             Some(0xff) => Err(self.server_error_here()),
             _ => Err(self.protocol_error("expected an OK packet")),
         }
+    }
+
+    /// Sends a command whose argument is SQL text (`COM_QUERY`, `COM_STMT_PREPARE`).
+    async fn send_sql(&mut self, command: Command, sql: &str) -> Result<()> {
+        let mut payload = Vec::with_capacity(sql.len() + 1);
+        payload.push(command as u8);
+        payload.extend_from_slice(sql.as_bytes());
+        self.send_command(&payload).await
     }
 
     /// Sends a command packet (the first byte is the command), starting a new sequence.
