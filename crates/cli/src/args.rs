@@ -36,6 +36,16 @@ pub struct RepoArgs {
     /// (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, …) or the store's credentials file, never the URL.
     #[arg(long, env = "HOLDFAST_REPO")]
     pub repo: String,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// How holdfast talks to a repository's storage: bandwidth, timeouts, retries, concurrency.
+/// Shared by every command that opens a repository (`copy` applies them to both).
+#[derive(Args, Debug, Clone)]
+pub struct StorageArgs {
     /// Bandwidth limit for the repository, uploads and downloads together (e.g. 50MiB/s).
     #[arg(long, env = "HOLDFAST_MAX_RATE", value_parser = parse_rate, value_name = "RATE")]
     pub max_rate: Option<u64>,
@@ -49,11 +59,9 @@ pub struct RepoArgs {
     #[arg(long, env = "HOLDFAST_STORAGE_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub storage_concurrency: u64,
-    #[command(flatten)]
-    pub key: KeyArgs,
 }
 
-impl RepoArgs {
+impl StorageArgs {
     pub fn options(&self) -> StorageOptions {
         StorageOptions {
             retry: RetryPolicy {
@@ -67,8 +75,19 @@ impl RepoArgs {
         }
     }
 
+    /// Opens the storage at `url` with these options.
+    pub fn open(&self, url: &str) -> Result<Arc<dyn Storage>> {
+        Ok(storage::open(url, &self.options())?)
+    }
+}
+
+impl RepoArgs {
+    pub fn options(&self) -> StorageOptions {
+        self.storage.options()
+    }
+
     pub fn storage(&self) -> Result<Arc<dyn Storage>> {
-        Ok(storage::open(&self.repo, &self.options())?)
+        self.storage.open(&self.repo)
     }
 
     /// Opens the repository; an encrypted one is unlocked first (or the command fails with
@@ -97,6 +116,7 @@ impl KeyArgs {
             passphrase_file: self.passphrase_file.clone(),
             identity_files: self.identity_file.clone(),
             env_var,
+            flag_prefix: "",
         }
     }
 }

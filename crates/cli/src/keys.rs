@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use holdfast::manifest::EncryptionConfig;
-use holdfast::repo::keys::{missing_key, KeyCredentials, KeySource};
+use holdfast::repo::keys::{missing_key_hint, KeyCredentials, KeySource};
 use holdfast::{Error, ErrorKind};
 use rpassword::prompt_password;
 
@@ -15,6 +15,9 @@ pub struct Keys {
     pub identity_files: Vec<PathBuf>,
     /// The environment variable holding the passphrase (`HOLDFAST_PASSPHRASE`).
     pub env_var: &'static str,
+    /// What the key flags of this command start with: `` (`--passphrase-file`), `from-` or
+    /// `to-` (`copy`'s `--from-passphrase-file`), for messages.
+    pub flag_prefix: &'static str,
 }
 
 impl KeySource for Keys {
@@ -35,12 +38,20 @@ impl KeySource for Keys {
             None => None,
         };
         if passphrase.is_none() && self.identity_files.is_empty() {
-            return Err(missing_key(location));
+            return Err(missing_key_hint(location, &self.hint()));
         }
         Ok(KeyCredentials {
             passphrase: passphrase.map(Into::into),
             identity_files: self.identity_files.clone(),
         })
+    }
+
+    fn hint(&self) -> String {
+        let p = self.flag_prefix;
+        format!(
+            "--{p}passphrase-file FILE (or set {}), or --{p}identity-file FILE for an age recipient slot",
+            self.env_var
+        )
     }
 }
 

@@ -256,3 +256,99 @@ fn copy_resumes_an_interrupted_run_and_refuses_bad_input() {
     assert_code(&out, 8, "copy with a wrong destination key");
     assert_eq!(enc.files(), before);
 }
+
+/// A repository holding only a binlog archive as the streamer lays it out (no server needed).
+fn repo_with_archive() -> Repo {
+    let repo = Repo::init();
+    let seg_dir = repo
+        .path()
+        .join("binlog/data/1/mysql-bin.000001@1700000000");
+    let index_dir = repo.path().join("binlog/index");
+    std::fs::create_dir_all(&seg_dir).unwrap();
+    std::fs::create_dir_all(&index_dir).unwrap();
+    std::fs::write(seg_dir.join("4.1.zst"), vec![7u8; 3000]).unwrap();
+    std::fs::write(index_dir.join("00000000000000000001.json"), b"{\"seq\":1}").unwrap();
+    repo
+}
+
+#[test]
+fn copy_selection_and_flags_mean_what_they_say() {
+    let from = repo_with_archive();
+    let to = Repo::init();
+    let archive = |r: &Repo| {
+        r.files()
+            .into_iter()
+            .filter(|f| f.starts_with("binlog/"))
+            .count()
+    };
+    // --all --no-binlog: every backup, not the archive.
+    let report = copy(&[
+        "--from",
+        &from.url(),
+        "--to",
+        &to.url(),
+        "--all",
+        "--no-binlog",
+    ]);
+    assert_eq!(report["binlog_objects_copied"], 0, "{report}");
+    assert_eq!(archive(&to), 0, "--no-binlog copied the archive");
+    // No ids, no --all: a usage error, nothing written.
+    let out = holdfast(&["copy", "--from", &from.url(), "--to", &to.url()]);
+    assert_code(&out, 2, "copy with nothing selected");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--binlog-only"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(archive(&to), 0);
+    // --binlog-only, with the storage flags every repository command takes.
+    let report = copy(&[
+        "--from",
+        &from.url(),
+        "--to",
+        &to.url(),
+        "--binlog-only",
+        "--max-rate",
+        "10MiB/s",
+        "--storage-timeout",
+        "30s",
+        "--storage-retries",
+        "2",
+        "--storage-concurrency",
+        "4",
+    ]);
+    assert_eq!(report["binlog_objects_copied"], 2, "{report}");
+    assert_eq!(archive(&to), 2);
+    // An encrypted source without its key: the hint names copy's own flags.
+    let enc = Repo::uninit();
+    let pf = pass_file(&enc, "secret");
+    assert_ok(
+        &holdfast(&[
+            "init",
+            "--repo",
+            &enc.url(),
+            "--encrypt",
+            "--passphrase-file",
+            &pf,
+        ]),
+        "init",
+    );
+    let out = holdfast(&["copy", "--from", &enc.url(), "--to", &to.url(), "--all"]);
+    assert_code(&out, 8, "copy from an encrypted repository without a key");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--from-passphrase-file") && err.contains("HOLDFAST_FROM_PASSPHRASE"),
+        "{}",
+        text(&out)
+    );
+    let out = holdfast_env(
+        &["copy", "--from", &to.url(), "--to", &enc.url(), "--all"],
+        &[("HOLDFAST_TO_PASSPHRASE", "wrong")],
+    );
+    assert_code(&out, 8, "copy to an encrypted repository with a wrong key");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--to-passphrase-file"),
+        "{}",
+        text(&out)
+    );
+}

@@ -316,6 +316,52 @@ fn restore_refuses_existing_database_then_drops_or_renames() {
     assert_eq!(checksums(&source)[0], checksums(&target)[0]);
 }
 
+/// A fresh server's empty `test` database is not data to protect: the first restore replaces
+/// it and says so. A database holding only a routine is still refused.
+#[test]
+fn empty_database_on_the_target_is_replaced_not_refused() {
+    let source = TestServer::start();
+    let target = TestServer::start();
+    let fresh_test = "CREATE DATABASE IF NOT EXISTS test";
+    source.sql(&format!(
+        "{fresh_test}; CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); \
+         INSERT INTO app.t VALUES (1),(2);"
+    ));
+    target.sql(fresh_test);
+    let repo = Repo::init();
+    backup(&repo, &source, &[]);
+
+    let out = restore_latest(&repo, &target);
+    assert_ok(&out, "restore over an empty `test` database");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("replaced the target's empty database(s) `test`"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(target.sql("SELECT COUNT(*) FROM app.t").trim(), "2");
+    assert!(has_database(&target, "test"));
+
+    // --json reports it too.
+    let other = TestServer::start();
+    other.sql(fresh_test);
+    let report = restore(&repo, &other, &[]);
+    assert_eq!(
+        report["replaced_empty_databases"],
+        serde_json::json!(["test"]),
+        "{report}"
+    );
+
+    // A routine is something to protect.
+    let guarded = TestServer::start();
+    guarded.sql(&format!(
+        "{fresh_test}; CREATE PROCEDURE test.keep_me() SELECT 1"
+    ));
+    let out = restore_latest(&repo, &guarded);
+    assert_code(&out, 14, "restore over a database holding a routine");
+    assert!(!has_database(&guarded, "app"), "the target was touched");
+}
+
 #[test]
 fn filters_select_databases_and_tables() {
     let source = TestServer::start();

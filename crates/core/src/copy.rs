@@ -37,11 +37,12 @@ const PARALLEL_FILES: usize = 4;
 /// What to copy.
 #[derive(Debug, Clone, Default)]
 pub struct CopySelection {
-    /// Backup ids (or `latest`); ignored with `all`.
+    /// Backup ids (or `latest`); ignored with `all`. Empty without `all`: only the archive.
     pub backups: Vec<String>,
     /// Every committed backup.
     pub all: bool,
-    /// Also the `binlog/` archive.
+    /// Also the `binlog/` archive (with `all` too: `all` means every backup, and the archive
+    /// only when this is set).
     pub binlog: bool,
 }
 
@@ -160,7 +161,7 @@ async fn copy_locked(
         tracing::info!(backup = m.id, "copied");
         report.copied.push(m.id.clone());
     }
-    if selection.binlog || selection.all {
+    if selection.binlog {
         copy_binlog(src, dst, &mut report).await?;
     }
     Ok(report)

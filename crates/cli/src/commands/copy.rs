@@ -1,5 +1,5 @@
-//! `holdfast copy --from REPO --to REPO [IDS...|--all]`: copy committed backups and the binlog
-//! archive to another repository, incrementally and verified.
+//! `holdfast copy --from REPO --to REPO [IDS...|--all|--binlog-only]`: copy committed backups
+//! and the binlog archive to another repository, incrementally and verified.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,29 +7,35 @@ use std::process::ExitCode;
 use anyhow::Result;
 use holdfast::copy::{copy, CopySelection};
 use holdfast::repo::Repository;
-use holdfast::storage;
+use holdfast::Error;
 
-use crate::args::{GlobalArgs, Keys};
+use crate::args::{GlobalArgs, Keys, StorageArgs};
 use crate::output::outln;
 use crate::output::{human_bytes, print_json, progress};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The repository to copy from.
+    /// The repository to copy from (a URL as for --repo).
     #[arg(long)]
     from: String,
     /// The repository to copy to (created beforehand with `holdfast init`).
     #[arg(long)]
     to: String,
     /// Backups to copy: ids or `latest`.
-    #[arg(value_name = "ID", conflicts_with = "all")]
+    #[arg(value_name = "ID", conflicts_with_all = ["all", "binlog_only"])]
     backups: Vec<String>,
     /// Copy every backup.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "binlog_only")]
     all: bool,
+    /// Copy only the binlog archive, no backups.
+    #[arg(long, conflicts_with = "no_binlog")]
+    binlog_only: bool,
     /// Do not copy the binlog archive (copied by default).
     #[arg(long)]
     no_binlog: bool,
+    /// Storage options, applied to both repositories (each gets its own --max-rate budget).
+    #[command(flatten)]
+    storage: StorageArgs,
     /// Encrypted source: passphrase file (or HOLDFAST_FROM_PASSPHRASE).
     #[arg(long)]
     from_passphrase_file: Option<PathBuf>,
@@ -45,19 +51,28 @@ pub struct Args {
 }
 
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
+    if args.backups.is_empty() && !args.all && !args.binlog_only {
+        return Err(Error::usage(
+            "nothing to copy: name the backups (ids or `latest`), or pass --all (every backup \
+             and the binlog archive) or --binlog-only",
+        )
+        .into());
+    }
     let from_keys = Keys {
         passphrase_file: args.from_passphrase_file.clone(),
         identity_files: args.from_identity_file.clone(),
         env_var: "HOLDFAST_FROM_PASSPHRASE",
+        flag_prefix: "from-",
     };
     let to_keys = Keys {
         passphrase_file: args.to_passphrase_file.clone(),
         identity_files: args.to_identity_file.clone(),
         env_var: "HOLDFAST_TO_PASSPHRASE",
+        flag_prefix: "to-",
     };
     // Both keys are checked before anything is read or written.
-    let src = Repository::open_with(storage::open_url(&args.from)?, &from_keys).await?;
-    let dst = Repository::open_with(storage::open_url(&args.to)?, &to_keys).await?;
+    let src = Repository::open_with(args.storage.open(&args.from)?, &from_keys).await?;
+    let dst = Repository::open_with(args.storage.open(&args.to)?, &to_keys).await?;
     let selection = CopySelection {
         backups: args.backups,
         all: args.all,

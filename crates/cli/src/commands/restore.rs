@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use holdfast::binlog::gtid::Gtid;
-use holdfast::engine::logical::restore::{run_restore, RestoreOptions};
+use holdfast::engine::logical::restore::{run_restore, RestoreOptions, RestoreReport};
 use holdfast::engine::physical::{run_physical_restore, PhysicalRestoreOptions, StartOptions};
 use holdfast::manifest::BackupManifest;
 use holdfast::recovery::plan::parse_time;
@@ -165,8 +165,27 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 ""
             }
         );
+        print_notes(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The notes of a logical restore: empty databases it replaced, things restored only partly.
+fn print_notes(report: &RestoreReport) {
+    if !report.replaced_empty_databases.is_empty() {
+        outln!(
+            "note: replaced the target's empty database(s) {} (no tables, views, routines or events)",
+            report
+                .replaced_empty_databases
+                .iter()
+                .map(|d| format!("`{d}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for w in &report.warnings {
+        outln!("warning: {w}");
+    }
 }
 
 /// `--to-time/--to-gtid/--before-gtid/--latest`: restore the planned base (logical into
@@ -252,6 +271,9 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
             report.gtid_position,
             report.seconds
         );
+        if let Some(base) = &report.base {
+            print_notes(base);
+        }
         if let Some(incomplete) = report.replay.as_ref().and_then(|r| r.incomplete.as_ref()) {
             outln!(
                 "note: the archive ends inside transaction {}; it was not applied",

@@ -27,6 +27,7 @@ use crate::binlog::gtid::{Gtid, GtidPos};
 use crate::manifest::{segment_format_for, FileEntry, PieceStart, SegmentIndex, SegmentSource};
 use crate::repo::Repository;
 use crate::source::conn::ConnectionConfig;
+use crate::source::privileges::{self, Role};
 use crate::source::server::Flavor;
 use crate::source::wire::WireConn;
 use crate::{Error, ErrorKind, Result};
@@ -265,6 +266,7 @@ async fn preflight(source: &ConnectionConfig) -> Result<Flavor> {
         ));
     }
     let flavor = Flavor::from_version(&get(2));
+    privileges::check_wire(&mut conn, flavor, &get(2), Role::BinlogStream).await?;
     if flavor == Flavor::MySql {
         let rows = conn
             .query_text("SELECT @@gtid_mode, @@enforce_gtid_consistency")

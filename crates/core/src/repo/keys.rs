@@ -201,7 +201,17 @@ pub struct KeyCredentials {
 /// Supplies credentials for an encrypted repository; called only when one is opened.
 pub trait KeySource: Send + Sync {
     fn credentials(&self, location: &str, encryption: &EncryptionConfig) -> Result<KeyCredentials>;
+
+    /// How a user gives this source a key, for messages: the flags and environment variable
+    /// the command really accepts (`copy` has `--from-passphrase-file`, not `--passphrase-file`).
+    fn hint(&self) -> String {
+        KEY_HINT.to_string()
+    }
 }
+
+/// The usual ways to give a key, named in messages.
+pub const KEY_HINT: &str =
+    "--passphrase-file FILE (or set HOLDFAST_PASSPHRASE), or --identity-file FILE for an age recipient slot";
 
 /// For callers that only work with plain repositories: an encrypted one is a [`ErrorKind::Key`]
 /// error.
@@ -214,12 +224,14 @@ impl KeySource for NoKey {
 }
 
 pub fn missing_key(location: &str) -> Error {
+    missing_key_hint(location, KEY_HINT)
+}
+
+/// [`missing_key`] naming the ways `hint` gives (see [`KeySource::hint`]).
+pub fn missing_key_hint(location: &str, hint: &str) -> Error {
     Error::new(
         ErrorKind::Key,
-        format!(
-            "{location} is encrypted and no key was given: pass --passphrase-file FILE or set \
-             HOLDFAST_PASSPHRASE, or pass --identity-file FILE for an age recipient slot"
-        ),
+        format!("{location} is encrypted and no key was given: pass {hint}"),
     )
 }
 
@@ -242,7 +254,7 @@ pub fn unlock(
     }
     let creds = source.credentials(location, encryption)?;
     if creds.passphrase.is_none() && creds.identity_files.is_empty() {
-        return Err(missing_key(location));
+        return Err(missing_key_hint(location, &source.hint()));
     }
     let slots_of = |kind| encryption.slots.iter().filter(move |s| s.kind == kind);
     let mut tried = Vec::new();
@@ -293,10 +305,10 @@ pub fn unlock(
     Err(Error::new(
         ErrorKind::Key,
         format!(
-            "wrong key for {location}: holdfast was given {}; nothing was done. Check \
-             --passphrase-file / HOLDFAST_PASSPHRASE or --identity-file (`holdfast key list` \
-             shows the slots)",
-            tried.join(" and ")
+            "wrong key for {location}: holdfast was given {}; nothing was done. Check {} \
+             (`holdfast key list` shows the slots)",
+            tried.join(" and "),
+            source.hint()
         ),
     ))
 }

@@ -5,10 +5,12 @@
 //! - [`server`]: flavor and version detection, server identity.
 //! - [`snapshot`]: the consistent snapshot shared by N dump workers, aligned under a lock held
 //!   only for milliseconds, with a watchdog.
+//! - [`privileges`]: what each command needs, checked up front with the GRANT to run.
 //! - [`wire`]: the raw-protocol connection; [`bulk`]: MariaDB's `COM_STMT_BULK_EXECUTE` command.
 
 pub mod bulk;
 pub mod conn;
+pub mod privileges;
 pub mod server;
 pub mod snapshot;
 pub mod wire;

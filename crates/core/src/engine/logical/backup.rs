@@ -28,6 +28,7 @@ use crate::manifest::{
 use crate::pipeline::{HashingSink, ParallelZstdSink, ZstdSink, ZSTD_BLOCK};
 use crate::progress::Progress;
 use crate::repo::{layout, RepoLock, Repository};
+use crate::source::privileges::{self, Role, RoleOptions};
 use crate::source::snapshot::{open_snapshot, Snapshot, SnapshotOptions};
 use crate::source::wire::WireConn;
 use crate::source::{ConnectionConfig, ServerIdentity};
@@ -101,6 +102,13 @@ async fn backup_locked(
     let id = layout::new_backup_id(started);
     let mut probe = source.connect().await?;
     let identity = ServerIdentity::read(&mut probe).await?;
+    privileges::check(
+        &mut probe,
+        &identity,
+        Role::LogicalBackup,
+        RoleOptions::default(),
+    )
+    .await?;
     drop(probe);
     if !identity.log_bin {
         tracing::warn!("the server's binary log is off: this backup cannot be rolled forward");

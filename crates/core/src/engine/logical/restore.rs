@@ -25,6 +25,7 @@ use crate::manifest::{BackupManifest, DatabaseSchema, SchemaDump, TableData, Tab
 use crate::pipeline::{read_all_verified, Decompressor};
 use crate::progress::Progress;
 use crate::repo::{layout, Repository};
+use crate::source::privileges::{self, Role, RoleOptions};
 use crate::source::{ConnectionConfig, Flavor, ServerIdentity, MYSQL_CONNECTION_COLLATION};
 use crate::{Error, ErrorKind, Result};
 
@@ -81,6 +82,9 @@ pub struct RestoreReport {
     pub verified: bool,
     /// Things restored only partly (a grant on an object that no longer exists).
     pub warnings: Vec<String>,
+    /// Databases the target already had but that held nothing (no table, view, routine or
+    /// event, like a fresh server's `test`): replaced without `--drop-existing`.
+    pub replaced_empty_databases: Vec<String>,
 }
 
 /// One table in scope.
@@ -124,7 +128,19 @@ pub async fn run_restore(
     let mut admin = target.connect().await?;
     let identity = ServerIdentity::read(&mut admin).await?;
     check_same_flavor(manifest, &identity)?;
-    let fresh_dbs = preflight(&mut admin, &scope, opts.drop_existing).await?;
+    privileges::check(
+        &mut admin,
+        &identity,
+        Role::Restore,
+        RoleOptions {
+            keep_binlog: opts.keep_binlog,
+        },
+    )
+    .await?;
+    let Preflight {
+        fresh: fresh_dbs,
+        replaced_empty,
+    } = preflight(&mut admin, &scope, opts.drop_existing).await?;
 
     // From here on the target changes; on failure, what this run created is removed again so the
     // target is left as it was (less anything `--drop-existing` replaced).
@@ -160,6 +176,7 @@ pub async fn run_restore(
         seconds: started.elapsed().as_secs_f64(),
         verified: opts.verify,
         warnings,
+        replaced_empty_databases: replaced_empty,
     })
 }
 
@@ -488,13 +505,36 @@ fn check_same_flavor(manifest: &BackupManifest, target: &ServerIdentity) -> Resu
     ))
 }
 
-/// Refuses (or with `drop_existing`, clears) what already exists on the target; returns the
-/// target databases this restore will create.
+/// What [`preflight`] decided.
+struct Preflight {
+    /// The target databases this restore will create (and remove again if it fails).
+    fresh: Vec<String>,
+    /// Existing but empty databases that were dropped to be restored (see
+    /// [`RestoreReport::replaced_empty_databases`]).
+    replaced_empty: Vec<String>,
+}
+
+/// Whether a database holds anything at all: tables (views and sequences included; triggers
+/// live on tables), routines or events. An empty one is not data to protect.
+async fn is_empty_database(admin: &mut Conn, db: &str) -> Result<bool> {
+    let q = quote_string(db);
+    let n: Option<u64> = admin
+        .query_first(format!(
+            "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {q}) \
+             + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q}) \
+             + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q})"
+        ))
+        .await?;
+    Ok(n == Some(0))
+}
+
+/// Refuses (or with `drop_existing`, clears) what already exists on the target. A database
+/// that exists but is empty (a fresh server's `test`) is replaced without asking.
 async fn preflight(
     admin: &mut Conn,
     scope: &Scope<'_>,
     drop_existing: bool,
-) -> Result<Vec<String>> {
+) -> Result<Preflight> {
     let items = &scope.items;
     let existing: Vec<String> = admin
         .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
@@ -505,15 +545,16 @@ async fn preflight(
         .map(|d| scope.target_name(&d.name))
         .collect();
     if !scope.table_mode {
-        let clash: Vec<String> = all_targets
-            .iter()
-            .filter(|t| existing.contains(t))
-            .cloned()
-            .collect();
-        if clash.is_empty() {
-            return Ok(all_targets);
+        let mut clash = Vec::new();
+        let mut empty = Vec::new();
+        for t in all_targets.iter().filter(|t| existing.contains(t)) {
+            if is_empty_database(admin, t).await? {
+                empty.push(t.clone());
+            } else {
+                clash.push(t.clone());
+            }
         }
-        if !drop_existing {
+        if !clash.is_empty() && !drop_existing {
             return Err(Error::new(
                 ErrorKind::TargetNotEmpty,
                 format!(
@@ -529,7 +570,16 @@ async fn preflight(
                 .query_drop(format!("DROP DATABASE {}", quote_ident(&db)))
                 .await?;
         }
-        return Ok(all_targets);
+        for db in &empty {
+            tracing::info!(database = db, "replacing an empty database on the target");
+            admin
+                .query_drop(format!("DROP DATABASE {}", quote_ident(db)))
+                .await?;
+        }
+        return Ok(Preflight {
+            fresh: all_targets,
+            replaced_empty: empty,
+        });
     }
     let fresh: Vec<String> = all_targets
         .into_iter()
@@ -552,7 +602,10 @@ async fn preflight(
         }
     }
     if clash.is_empty() {
-        return Ok(fresh);
+        return Ok(Preflight {
+            fresh,
+            replaced_empty: Vec::new(),
+        });
     }
     if !drop_existing {
         return Err(Error::new(
@@ -580,7 +633,10 @@ async fn preflight(
             ))
             .await?;
     }
-    Ok(fresh)
+    Ok(Preflight {
+        fresh,
+        replaced_empty: Vec::new(),
+    })
 }
 
 /// Per item, the columns of the created table that are MySQL's binary JSON type (MariaDB's JSON

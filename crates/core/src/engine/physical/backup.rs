@@ -23,7 +23,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::chain::{physical_info, resolve_chain};
-use super::log::{parse_binlog_position, parse_key_values, parse_primary_position, LockWatcher};
+use super::log::{
+    parse_binlog_position, parse_key_values, parse_primary_position, redact_secrets, LockWatcher,
+};
 use super::replica::wait_for_lag;
 use super::tool::{BackupTool, PrivateDir, ToolKind};
 use crate::manifest::{
@@ -32,6 +34,7 @@ use crate::manifest::{
 use crate::pipeline::{HashingSink, ParallelZstdSink, ZstdSink};
 use crate::progress::Progress;
 use crate::repo::{layout, RepoLock, Repository};
+use crate::source::privileges::{self, Role, RoleOptions};
 use crate::source::{ConnectionConfig, ServerIdentity};
 use crate::{Error, ErrorKind, Result};
 
@@ -101,6 +104,13 @@ async fn backup_locked(
 ) -> Result<BackupManifest> {
     let mut conn = source.connect().await?;
     let identity = ServerIdentity::read(&mut conn).await?;
+    privileges::check(
+        &mut conn,
+        &identity,
+        Role::PhysicalBackup,
+        RoleOptions::default(),
+    )
+    .await?;
     let tool = BackupTool::for_server(&identity).await?;
     let parent = if opts.incremental {
         Some(choose_parent(repo, &identity, opts.parent.as_deref(), tool.kind).await?)
@@ -476,10 +486,12 @@ async fn read_log(
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let now = Instant::now();
-                let text = String::from_utf8_lossy(&line);
+                let raw = String::from_utf8_lossy(&line);
+                // Before anything sees the line: it may show a password hash.
+                let text = redact_secrets(&raw);
                 tracing::debug!(target: "holdfast::physical::tool", "{}", text.trim_end());
                 watcher.lock().expect("watcher lock").feed(&text, now);
-                log.extend_from_slice(&line);
+                log.extend_from_slice(text.as_bytes());
             }
         }
     }
@@ -516,7 +528,9 @@ fn tool_failed(tool: &BackupTool, status: &str, log: &[u8]) -> Error {
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(15)..].join("\n");
     let lowered = text.to_ascii_lowercase();
-    let kind = if lowered.contains("access denied") {
+    let kind = if lowered.contains("access denied")
+        || lowered.contains("missing required privilege")
+    {
         ErrorKind::Auth
     } else if lowered.contains("can't connect") || lowered.contains("failed to connect") {
         ErrorKind::Connect

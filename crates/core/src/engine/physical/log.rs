@@ -117,6 +117,37 @@ impl LockWatcher {
     }
 }
 
+/// Hides credentials in a line of the tool's log. `mariabackup` prints the account's
+/// `SHOW GRANTS` when a privilege is missing (`… IDENTIFIED BY PASSWORD '*6BB4…'`, `IDENTIFIED
+/// VIA ed25519 USING '…'`): every quoted string after `IDENTIFIED` becomes `'<redacted>'`, so
+/// no hash reaches the terminal, the logs, an error message or the log kept with the backup.
+pub fn redact_secrets(line: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = line.to_ascii_uppercase().find("IDENTIFIED") else {
+        return line.into();
+    };
+    let mut out = String::with_capacity(line.len());
+    out.push_str(&line[..start]);
+    let mut in_quote = false;
+    for c in line[start..].chars() {
+        match (in_quote, c) {
+            (false, '\'') => {
+                in_quote = true;
+                out.push_str("'<redacted>");
+            }
+            (true, '\'') => {
+                in_quote = false;
+                out.push('\'');
+            }
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    if in_quote {
+        out.push('\'');
+    }
+    out.into()
+}
+
 fn requested_stage(line: &str) -> Option<String> {
     for marker in ["Starting BACKUP STAGE ", "Started BACKUP STAGE "] {
         if let Some(stage) = after(line, marker) {
@@ -324,5 +355,27 @@ mod tests {
             ("mysql-bin.000003", 154)
         );
         assert_eq!(parse_primary_position("no replica"), None);
+    }
+
+    #[test]
+    fn credentials_never_survive_redaction() {
+        let cases = [
+            (
+                "Current privileges: GRANT RELOAD ON *.* TO `bk`@`%` IDENTIFIED BY PASSWORD '*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9'",
+                "Current privileges: GRANT RELOAD ON *.* TO `bk`@`%` IDENTIFIED BY PASSWORD '<redacted>'",
+            ),
+            (
+                "GRANT USAGE ON *.* TO `u`@`h` IDENTIFIED VIA ed25519 USING 'abc' OR unix_socket WITH GRANT OPTION",
+                "GRANT USAGE ON *.* TO `u`@`h` IDENTIFIED VIA ed25519 USING '<redacted>' OR unix_socket WITH GRANT OPTION",
+            ),
+            ("identified by password 'half", "identified by password '<redacted>'"),
+            (
+                "[00] 2026-11-21 03:18:54 Starting BACKUP STAGE START",
+                "[00] 2026-11-21 03:18:54 Starting BACKUP STAGE START",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(redact_secrets(line), want);
+        }
     }
 }
