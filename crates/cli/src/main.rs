@@ -79,22 +79,58 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let global = cli.global.clone();
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Init(a) => commands::init::run(&cli.global, a).await,
-            Command::Backup(a) => commands::backup::run(&cli.global, a).await,
-            Command::List(a) => commands::list::run(&cli.global, a).await,
-            Command::Info(a) => commands::info::run(&cli.global, a).await,
-            Command::Restore(a) => commands::restore::run(&cli.global, a).await,
-            Command::Verify(a) => commands::verify::run(&cli.global, a).await,
-            Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
-            Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,
-            Command::Copy(a) => commands::copy::run(&cli.global, a).await,
-            Command::Key(a) => commands::key::run(&cli.global, a).await,
+        // `binlog stream` ends on a signal by itself, keeping what it archived.
+        if let Command::Binlog(c) = cli.command {
+            return commands::binlog::run(&cli.global, c).await;
         }
+        let interrupted = interrupted_message(&cli.command);
+        let run = async {
+            match cli.command {
+                Command::Init(a) => commands::init::run(&cli.global, a).await,
+                Command::Backup(a) => commands::backup::run(&cli.global, a).await,
+                Command::List(a) => commands::list::run(&cli.global, a).await,
+                Command::Info(a) => commands::info::run(&cli.global, a).await,
+                Command::Restore(a) => commands::restore::run(&cli.global, a).await,
+                Command::Verify(a) => commands::verify::run(&cli.global, a).await,
+                Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
+                Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,
+                Command::Copy(a) => commands::copy::run(&cli.global, a).await,
+                Command::Key(a) => commands::key::run(&cli.global, a).await,
+            }
+        };
+        let result = tokio::select! {
+            r = run => r,
+            _ = tokio::signal::ctrl_c() => {
+                Err(holdfast::Error::new(holdfast::ErrorKind::Interrupted, interrupted).into())
+            }
+        };
+        // The command's future is gone: locks it held are being released; wait for that.
+        holdfast::repo::lock::finish_releases(std::time::Duration::from_secs(10)).await;
+        result
     });
     match result {
         Ok(code) => code,
-        Err(e) => output::report_error(&e),
+        Err(e) => output::report_error(&global, &e),
+    }
+}
+
+/// What Ctrl-C leaves behind, per command.
+fn interrupted_message(command: &Command) -> &'static str {
+    match command {
+        Command::Backup(_) => {
+            "interrupted, nothing committed: the backup was abandoned and the repository lock \
+             released (`holdfast cleanup` removes its partial files)"
+        }
+        Command::Copy(_) => {
+            "interrupted: backups copied before were committed, the one in progress was not; \
+             run the same copy again to resume"
+        }
+        Command::Restore(_) => {
+            "interrupted: the target may hold part of the restore; restore again with \
+             --drop-existing"
+        }
+        _ => "interrupted",
     }
 }

@@ -1,4 +1,8 @@
 //! Output: logging setup, progress bars, JSON reports, error messages and exit codes.
+//!
+//! Every `--json` report goes through [`print_json`] (or [`print_json_list`]), which makes it
+//! an object tagged with [`SCHEMA`]; errors under `--json` are such an object too (see
+//! docs/json.md for the whole schema).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -19,8 +23,11 @@ pub fn init_logging(global: &GlobalArgs) {
     };
     let filter =
         EnvFilter::try_from_env("HOLDFAST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour only for a person at a terminal: never in a file, a pipe or journald.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if global.log_format == "json" {
         builder.json().init();
@@ -29,15 +36,67 @@ pub fn init_logging(global: &GlobalArgs) {
     }
 }
 
-/// Prints an error with its chain and returns the documented exit code of its kind.
-pub fn report_error(e: &anyhow::Error) -> ExitCode {
+/// Prints an error (on stderr; under `--json` also as a JSON object on stdout) and returns the
+/// documented exit code of its kind.
+pub fn report_error(global: &GlobalArgs, e: &anyhow::Error) -> ExitCode {
     let kind = e
         .chain()
         .find_map(|c| c.downcast_ref::<holdfast::Error>())
         .map(|h| h.kind());
-    eprintln!("error: {e:#}");
+    let message = error_message(e);
     let code = kind.map_or(1, |k| k.exit_code());
+    eprintln!("error: {message}");
+    if global.json {
+        let value = serde_json::json!({
+            "error": {
+                "code": code,
+                "kind": kind.map_or("internal", kind_name),
+                "message": message,
+            }
+        });
+        let _ = print_json(&value);
+    }
     ExitCode::from(code)
+}
+
+/// The stable name of an error kind, as in docs/exit-codes.md.
+pub fn kind_name(kind: holdfast::ErrorKind) -> &'static str {
+    use holdfast::ErrorKind as K;
+    match kind {
+        K::Internal => "internal",
+        K::Usage => "usage",
+        K::RepoMissing => "repo-missing",
+        K::RepoInvalid => "repo-invalid",
+        K::Locked => "locked",
+        K::Key => "key",
+        K::Storage => "storage",
+        K::NotFound => "not-found",
+        K::Connect => "connect",
+        K::Auth => "auth",
+        K::Server => "server",
+        K::LockTimeout => "lock-timeout",
+        K::TargetNotEmpty => "target-not-empty",
+        K::NotRecoverable => "not-recoverable",
+        K::Integrity => "integrity",
+        K::Interrupted => "interrupted",
+    }
+}
+
+/// An error and its causes in one line, each cause once: holdfast's errors already show their
+/// source in their own message, so a cause whose text is already there is skipped.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Like `println!`, but a closed stdout (`holdfast list | head`) is not an error: the rest of
@@ -59,10 +118,39 @@ pub fn write_line(line: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Prints a report as pretty JSON on stdout.
+/// The version of the JSON outputs; a field is only ever added within one version.
+pub const SCHEMA: &str = "holdfast/v1";
+
+/// Prints a report as pretty JSON on stdout: an object, tagged `"schema": "holdfast/v1"`.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    outln!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(&tagged(value)?)?);
     Ok(())
+}
+
+/// Prints a list as `{"schema": …, "<key>": [ … ]}`: no output is a bare array.
+pub fn print_json_list<T: Serialize>(key: &str, items: &[T]) -> anyhow::Result<()> {
+    let mut map = serde_json::Map::new();
+    map.insert(key.to_string(), serde_json::to_value(items)?);
+    print_json(&serde_json::Value::Object(map))
+}
+
+/// `value` as a JSON object with the schema tag (a non-object is put under `"value"`).
+pub fn tagged<T: Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("schema".into(), SCHEMA.into());
+    match serde_json::to_value(value)? {
+        serde_json::Value::Object(fields) => {
+            for (k, v) in fields {
+                if k != "schema" {
+                    map.insert(k, v);
+                }
+            }
+        }
+        other => {
+            map.insert("value".into(), other);
+        }
+    }
+    Ok(serde_json::Value::Object(map))
 }
 
 /// A progress sink for a command: bars on a terminal, nothing otherwise (logs carry the rest).
@@ -139,6 +227,31 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A time for a table column: UTC to the second, `2026-11-21 04:05:06`, always 19 characters.
+pub fn table_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// `1 table`, `2 tables`: a count and its noun, singular or plural (`plural` given for
+/// irregular nouns; `None` adds an `s`).
+pub fn count(n: impl Into<u64>, singular: &str, plural: Option<&str>) -> String {
+    let n = n.into();
+    match (n, plural) {
+        (1, _) => format!("1 {singular}"),
+        (_, Some(p)) => format!("{n} {p}"),
+        (_, None) => format!("{n} {singular}s"),
+    }
+}
+
 /// A binlog event timestamp (seconds since the epoch, UTC) as RFC 3339; `-` for 0 (unknown).
 pub fn unix_time(seconds: u32) -> String {
     if seconds == 0 {
@@ -160,4 +273,43 @@ pub fn describe_upload(u: &holdfast::repo::uploads::JudgedUpload) -> String {
         human_bytes(u.upload.bytes),
         holdfast::repo::uploads::human_age(u.age_seconds)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+        let core = holdfast::Error::with_source(
+            holdfast::ErrorKind::Storage,
+            "cannot write backups/x",
+            io,
+        )
+        .context("backup failed");
+        let e = anyhow::Error::from(core).context("while running backup");
+        assert_eq!(
+            error_message(&e),
+            "while running backup: backup failed: cannot write backups/x (permission denied)"
+        );
+    }
+
+    #[test]
+    fn counts_and_times() {
+        assert_eq!(count(1u64, "table", None), "1 table");
+        assert_eq!(count(0u64, "table", None), "0 tables");
+        assert_eq!(count(3u64, "copy", Some("copies")), "3 copies");
+        let t = time::macros::datetime!(2026-11-21 04:05:06.123456789 UTC);
+        assert_eq!(table_time(t), "2026-11-21 04:05:06");
+    }
+
+    #[test]
+    fn every_report_is_a_tagged_object() {
+        let v = tagged(&serde_json::json!({"id": "x"})).unwrap();
+        assert_eq!(v["schema"], SCHEMA);
+        assert_eq!(v["id"], "x");
+        let v = tagged(&vec![1, 2]).unwrap();
+        assert_eq!(v["value"], serde_json::json!([1, 2]));
+    }
 }

@@ -38,7 +38,7 @@ fn spawn_streamer(repo: &Repo, server: &TestServer) -> Child {
 
 fn archived_state(repo: &Repo) -> Option<String> {
     let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
-    json(&out)
+    json(&out)["segments"]
         .as_array()
         .and_then(|a| a.last())
         .map(|s| s["gtid_state"].as_str().unwrap_or("").to_string())
@@ -108,7 +108,7 @@ fn assert_continuous(repo: &Repo) {
     let gaps = &info["recoverable_window"]["gaps"];
     assert!(gaps.as_array().is_none_or(|g| g.is_empty()), "gaps: {gaps}");
     let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
-    let segments = json(&out);
+    let segments = json(&out)["segments"].clone();
     let segments = segments.as_array().unwrap();
     let mut last_seq_no = 0u64;
     for pair in segments.windows(2) {
@@ -290,7 +290,7 @@ fn reinitialised_server_never_overwrites_the_archive(flavor: Flavor) {
 fn assert_archive_equals_server_files(repo: &Repo, server: &TestServer) {
     let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
     let mut files: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
-    for s in json(&out).as_array().unwrap() {
+    for s in json(&out)["segments"].as_array().unwrap() {
         let object = repo.path().join(s["object"].as_str().unwrap());
         let raw = zstd::decode_all(&std::fs::read(&object).unwrap()[..]).unwrap();
         files

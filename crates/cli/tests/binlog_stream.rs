@@ -18,7 +18,7 @@ fn stream_once(repo: &Repo, server: &TestServer) -> serde_json::Value {
 fn segments(repo: &Repo) -> Vec<serde_json::Value> {
     let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
     assert_ok(&out, "binlog list");
-    json(&out).as_array().unwrap().clone()
+    json(&out)["segments"].as_array().unwrap().clone()
 }
 
 /// The archived files: `file -> decompressed concatenation of its segments`.

@@ -37,7 +37,7 @@ fn killed_backups_leave_nothing_listed_and_next_backup_cleans_up() {
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let status = child.wait().unwrap();
         let finished = status.success();
-        let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
+        let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"].clone();
         for b in list.as_array().unwrap() {
             let id = b["id"].as_str().unwrap();
             assert_ok(
@@ -54,12 +54,12 @@ fn killed_backups_leave_nothing_listed_and_next_backup_cleans_up() {
                 .any(|f| f.starts_with("backups/") || f.starts_with(".holdfast-tmp/"));
         debris_seen |= partial;
     }
-    let before = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))
+    let before = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"].clone()
         .as_array()
         .unwrap()
         .len();
     let summary = backup(&repo, &source, &[]);
-    let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
+    let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"].clone();
     assert_eq!(list.as_array().unwrap().len(), before + 1);
     assert_eq!(
         list.as_array().unwrap().last().unwrap()["id"],
@@ -137,7 +137,7 @@ fn killed_local_backup_leaves_staged_files_that_cleanup_removes() {
     child.wait().unwrap();
     let left = staged();
     assert!(!left.is_empty(), "the kill left no staged file");
-    let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
+    let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"].clone();
     assert!(list.as_array().unwrap().is_empty(), "listed: {list}");
 
     let out = holdfast(&["verify", "--repo", &repo.url(), "--all", "--json"]);

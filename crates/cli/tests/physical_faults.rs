@@ -214,7 +214,7 @@ fn killed_physical_backups_leave_nothing_listed_and_no_debris() {
         // SAFETY: sending SIGKILL to our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let finished = child.wait().unwrap().success();
-        let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
+        let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"].clone();
         for b in list.as_array().unwrap() {
             let id = b["id"].as_str().unwrap();
             assert_ok(
@@ -232,12 +232,12 @@ fn killed_physical_backups_leave_nothing_listed_and_no_debris() {
     }
     // The killed tool did not linger holding backup locks: DDL goes through at once.
     source.sql("SET SESSION lock_wait_timeout = 5; CREATE TABLE load_db.after_kill (id INT)");
-    let before = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))
+    let before = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"].clone()
         .as_array()
         .unwrap()
         .len();
     let id = id_of(&physical(&repo, &source, &[]));
-    let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
+    let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"].clone();
     let committed: Vec<String> = list
         .as_array()
         .unwrap()
@@ -280,7 +280,7 @@ fn a_stalled_lock_stage_is_abandoned_within_the_lock_timeout() {
         assert_code(&out, 13, "backup behind a held backup lock");
         assert!(stderr(&out).contains("--lock-timeout"), "{}", text(&out));
         assert!(took < Duration::from_secs(8), "gave up only after {took:?}");
-        let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
+        let list = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"].clone();
         assert!(list.as_array().unwrap().is_empty(), "{list}");
         holder.join().unwrap();
     });

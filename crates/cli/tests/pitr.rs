@@ -134,7 +134,7 @@ impl Streamer {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
-            let segments = json(&out);
+            let segments = json(&out)["segments"].clone();
             let archived = segments
                 .as_array()
                 .and_then(|a| a.last())

@@ -76,7 +76,7 @@ fn init_backup_list_verify_restore_on_garage() {
     let summary = json(&out);
     assert_eq!(summary["rows"].as_u64().unwrap(), 20_500);
 
-    let list = json(&hf(&garage, &["list", "--repo", &url, "--json"]));
+    let list = json(&hf(&garage, &["list", "--repo", &url, "--json"]))["backups"].clone();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["id"], summary["id"]);
 
@@ -256,7 +256,7 @@ fn garage_restarted_mid_upload_recovers_or_fails_cleanly() {
     assert!(stderr.contains("retry"), "no retry was logged:\n{stderr}");
     if !out.status.success() {
         assert_code(&out, 6, "a backup that could not recover");
-        let list = json(&hf(&garage, &["list", "--repo", &url, "--json"]));
+        let list = json(&hf(&garage, &["list", "--repo", &url, "--json"]))["backups"].clone();
         assert!(
             list.as_array().unwrap().is_empty(),
             "a failed backup is listed: {list}"
@@ -270,7 +270,7 @@ fn garage_restarted_mid_upload_recovers_or_fails_cleanly() {
             "backup after the outage",
         );
     }
-    let list = json(&hf(&garage, &["list", "--repo", &url, "--json"]));
+    let list = json(&hf(&garage, &["list", "--repo", &url, "--json"]))["backups"].clone();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     let verify = hf(&garage, &["verify", "--repo", &url, "latest", "--deep"]);
     assert_ok(&verify, "verify after the outage");
@@ -319,7 +319,7 @@ fn garage_down_for_good_fails_cleanly_and_cleanup_removes_debris() {
     assert!(stderr.contains("error"), "{stderr}");
 
     garage.restart();
-    let list = json(&hf(&garage, &["list", "--repo", &url, "--json"]));
+    let list = json(&hf(&garage, &["list", "--repo", &url, "--json"]))["backups"].clone();
     assert!(
         list.as_array().unwrap().is_empty(),
         "a failed backup is listed: {list}"
@@ -632,7 +632,7 @@ fn killed_backup_leaves_incomplete_uploads_that_cleanup_aborts() {
 
     let left = bucket_uploads(&garage, prefix);
     assert!(!left.is_empty(), "the kill left no multipart upload");
-    let list = json(&with_key(&["list", "--repo", &url, "--json"]));
+    let list = json(&with_key(&["list", "--repo", &url, "--json"]))["backups"].clone();
     assert!(list.as_array().unwrap().is_empty(), "listed: {list}");
 
     // verify reports them: path, size and age, and points at cleanup.
@@ -657,7 +657,7 @@ fn killed_backup_leaves_incomplete_uploads_that_cleanup_aborts() {
     assert!(
         reported
             .iter()
-            .any(|u| u["bytes"].as_u64().unwrap() >= 8 << 20),
+            .any(|u| u["stored_bytes"].as_u64().unwrap() >= 8 << 20),
         "no upload holds a whole part: {reported:?}"
     );
     let out = with_key(&["verify", "--repo", &url, "--all"]);

@@ -59,6 +59,7 @@ pub struct CopyReport {
     /// Files of an interrupted earlier copy that verified and were kept.
     pub files_kept: usize,
     /// Plaintext bytes written.
+    #[serde(rename = "copied_bytes")]
     pub bytes_copied: u64,
     pub binlog_objects_copied: usize,
     pub binlog_objects_skipped: usize,

@@ -37,6 +37,7 @@ pub struct VerifyReport {
     /// chain.
     pub chain: Vec<String>,
     pub files: usize,
+    #[serde(rename = "checked_bytes")]
     pub bytes: u64,
     pub deep: bool,
     pub problems: Vec<Problem>,

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::{parse_duration, parse_size, GlobalArgs, RepoArgs, ServerArgs};
 use crate::output::outln;
-use crate::output::{human_bytes, print_json, unix_time};
+use crate::output::{human_bytes, print_json, print_json_list, unix_time};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -152,7 +152,7 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
                     "seq": s.seq,
                     "server_id": s.source.server_id,
                     "file": s.source.file,
-                    "file_created": s.source.file_created,
+                    "file_created": unix_time(s.source.file_created),
                     "start_pos": s.start_pos,
                     "end_pos": s.end_pos,
                     "piece_start": s.piece_start,
@@ -170,7 +170,7 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
                 })
             })
             .collect();
-        print_json(&rows)?;
+        print_json_list("segments", &rows)?;
         return Ok(ExitCode::SUCCESS);
     }
     if segments.is_empty() {

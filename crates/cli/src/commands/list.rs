@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
 use crate::output::outln;
-use crate::output::{human_bytes, print_json, rfc3339};
+use crate::output::{human_bytes, print_json_list, rfc3339, table_time};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,22 +37,14 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 })
             })
             .collect();
-        print_json(&rows)?;
+        print_json_list("backups", &rows)?;
         return Ok(ExitCode::SUCCESS);
     }
     if backups.is_empty() {
         outln!("no backups in {}", repo.storage().location());
         return Ok(ExitCode::SUCCESS);
     }
-    outln!(
-        "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  consistent point",
-        "ID",
-        "ENGINE",
-        "FINISHED",
-        "TABLES",
-        "ROWS",
-        "SIZE"
-    );
+    let mut table = Vec::new();
     for m in &backups {
         let mut point = m.consistent_point.describe();
         let (engine, tables, rows) = match &m.physical {
@@ -73,16 +65,84 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 m.total_rows().to_string(),
             ),
         };
-        outln!(
-            "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  {}",
-            m.id,
+        table.push([
+            m.id.clone(),
             engine,
-            rfc3339(m.finished),
+            table_time(m.finished),
             tables,
             rows,
             human_bytes(m.stored_bytes()),
-            point
-        );
+            point,
+        ]);
+    }
+    let header = [
+        "ID",
+        "ENGINE",
+        "FINISHED (UTC)",
+        "TABLES",
+        "ROWS",
+        "SIZE",
+        "CONSISTENT POINT",
+    ]
+    .map(String::from);
+    for line in aligned(&header, &table) {
+        outln!("{line}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The rows under the header, each column as wide as its widest cell; text columns to the
+/// left, numbers (TABLES, ROWS, SIZE) to the right, the last column unpadded.
+fn aligned<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> Vec<String> {
+    const RIGHT: [usize; 3] = [3, 4, 5];
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    std::iter::once(header)
+        .chain(rows)
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                let pad = widths[i] - cell.chars().count();
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                if i == N - 1 {
+                    line.push_str(cell);
+                } else if RIGHT.contains(&i) {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            line
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up() {
+        let header = ["ID", "ENGINE", "FINISHED (UTC)", "TABLES", "ROWS", "SIZE", "POINT"]
+            .map(String::from);
+        let rows = [
+            ["a", "logical", "2026-11-21 04:05:06", "1", "12345", "1.0 KiB", "x"].map(String::from),
+            ["bb", "phys-inc", "2026-11-21 04:05:07", "-", "-", "12 B", "y"].map(String::from),
+        ];
+        let lines = aligned(&header, &rows);
+        // Every column starts at the same offset on every line.
+        let at = |l: &str, s: &str| l.find(s).unwrap();
+        assert_eq!(at(&lines[1], "2026"), at(&lines[2], "2026"));
+        assert_eq!(at(&lines[0], "FINISHED"), at(&lines[1], "2026"));
+        assert_eq!(lines[1].find(" x").unwrap(), lines[2].find(" y").unwrap());
+        assert!(lines[1].contains("  12345  "), "{lines:?}");
+    }
 }

@@ -123,6 +123,20 @@ pub struct Incomplete {
     pub offset: u64,
 }
 
+/// Unix seconds as an RFC 3339 string (the JSON outputs' one time format).
+fn unix_as_rfc3339<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    let text = t
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
+    match text {
+        Some(text) => s.serialize_str(&text),
+        None => s.serialize_none(),
+    }
+}
+
 /// What a replay did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApplyReport {
@@ -130,9 +144,11 @@ pub struct ApplyReport {
     /// Transactions at or below the start position (already in the target).
     pub transactions_skipped: u64,
     pub events: u64,
+    #[serde(rename = "applied_bytes")]
     pub bytes: u64,
     pub last_applied: Option<Gtid>,
-    /// Commit time (Unix seconds) of the last applied transaction.
+    /// Commit time (Unix seconds) of the last applied transaction; RFC 3339 in JSON.
+    #[serde(serialize_with = "unix_as_rfc3339")]
     pub last_applied_time: Option<i64>,
     /// The start position advanced by every applied transaction: the target's position now.
     pub position: GtidPos,

@@ -70,6 +70,7 @@ pub struct StreamReport {
     pub segments_written: u64,
     pub events: u64,
     pub transactions: u64,
+    #[serde(rename = "archived_bytes")]
     pub bytes: u64,
     pub reconnects: u64,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -58,6 +58,7 @@ pub struct FastReport {
     pub stopped_before: Option<Gtid>,
     pub position: GtidPos,
     pub events_sent: u64,
+    #[serde(rename = "sent_bytes")]
     pub bytes_sent: u64,
     pub parallel_threads: u64,
     /// The target ran the replay under this temporary server_id (its own equals an archived

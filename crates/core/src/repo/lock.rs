@@ -17,8 +17,11 @@
 //! over (removed, with a warning). The holder refreshes the expiry in the background, so a live
 //! holder never loses the lock, and a crashed holder on another host blocks others for at most
 //! [`LOCK_TTL`]. Before committing, writers call [`RepoLock::ensure_held`].
+//!
+//! A lock dropped without [`RepoLock::release`] (its job was cancelled, as on Ctrl-C) is released
+//! by a background task; [`finish_releases`] waits for those before the process exits.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -143,10 +146,40 @@ impl RepoLock {
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
-        if let Some(task) = self.refresher.take() {
-            task.abort();
-        }
+        // `release` took the refresher: nothing left to do.
+        let Some(task) = self.refresher.take() else {
+            return;
+        };
+        task.abort();
+        // Dropped while held (a cancelled job): release in the background, best effort; the
+        // record would otherwise block others until it expires.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let storage = self.storage.clone();
+        let path = std::mem::take(&mut self.path);
+        let token = self.record.token.clone();
+        let releasing = runtime.spawn(async move {
+            if let Ok(Some(r)) = read_record(&*storage, &path).await {
+                if r.token == token {
+                    if let Err(e) = storage.delete(&path).await {
+                        tracing::warn!(error = %e, path, "could not release the repository lock");
+                    }
+                }
+            }
+        });
+        RELEASING.lock().expect("releasing lock").push(releasing);
     }
+}
+
+/// Releases in flight of locks dropped while held (see [`finish_releases`]).
+static RELEASING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits (at most `limit`) for the release of every lock that was dropped while held, so a
+/// process ending after a cancelled job leaves no lock behind.
+pub async fn finish_releases(limit: Duration) {
+    let pending: Vec<JoinHandle<()>> = std::mem::take(&mut *RELEASING.lock().expect("releasing lock"));
+    let _ = tokio::time::timeout(limit, futures::future::join_all(pending)).await;
 }
 
 /// One named lock: its conditional record `locks/<stem>.lock` and its contenders' directory

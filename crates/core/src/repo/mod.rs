@@ -38,6 +38,7 @@ pub use lock::RepoLock;
 pub struct Orphan {
     pub id: String,
     pub files: usize,
+    #[serde(rename = "stored_bytes")]
     pub bytes: u64,
 }
 

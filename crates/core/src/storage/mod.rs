@@ -97,6 +97,7 @@ pub struct IncompleteUpload {
     /// Parts stored so far (1 for a staged file).
     pub parts: u64,
     /// Bytes stored so far.
+    #[serde(rename = "stored_bytes")]
     pub bytes: u64,
 }
 

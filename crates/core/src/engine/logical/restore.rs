@@ -77,6 +77,7 @@ pub struct RestoreReport {
     pub databases: Vec<String>,
     pub tables: Vec<TableReport>,
     pub rows: u64,
+    #[serde(rename = "loaded_bytes")]
     pub bytes_loaded: u64,
     pub seconds: f64,
     pub verified: bool,

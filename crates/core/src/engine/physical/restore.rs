@@ -57,6 +57,7 @@ pub struct PhysicalRestoreReport {
     /// Where the restored data stands in the source's history; PITR continues from here.
     pub consistent_point: ConsistentPoint,
     /// Compressed bytes read from the repository.
+    #[serde(rename = "fetched_bytes")]
     pub bytes_fetched: u64,
     pub fetch_seconds: f64,
     pub prepare_seconds: f64,
