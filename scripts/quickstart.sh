@@ -15,7 +15,9 @@ set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"
-PACKAGES=(mariadb-server mariadb-client mariadb-backup mydumper sysbench zstd time)
+# Only what the demo runs: the server and its client. (scripts/test.sh installs the rest: the
+# backup tool, the peer tools of the benchmarks, Garage for the S3 tests.)
+PACKAGES=(mariadb-server mariadb-client)
 KEEP=${KEEP:-0}
 
 if [[ -t 1 ]]; then BOLD=$'\033[1m' RED=$'\033[1;31m' GREEN=$'\033[1;32m' RESET=$'\033[0m'
@@ -58,8 +60,6 @@ else
   HOLDFAST="${CARGO_TARGET_DIR:-$ROOT/target}/release/holdfast"
 fi
 [[ -x $HOLDFAST ]] || die "holdfast binary $HOLDFAST not found or not executable"
-# Garage, the S3-compatible server the tests and bench/s3.sh use (cached in ~/.cargo/bin).
-bash "$ROOT/scripts/ensure-garage.sh" || die "could not install garage (cargo install --locked garage)"
 holdfast() { (set -x; "$HOLDFAST" "$@"); }
 
 # ------------------------------------------------------------------ 3. servers

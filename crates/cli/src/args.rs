@@ -134,21 +134,28 @@ pub struct ServerArgs {
     /// A file whose first line is the password.
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+    /// Server host name or IP (overrides the URL and option files).
     #[arg(long)]
     pub host: Option<String>,
+    /// Server TCP port (default 3306).
     #[arg(long)]
     pub port: Option<u16>,
+    /// Unix socket of a local server, instead of TCP.
     #[arg(long)]
     pub socket: Option<PathBuf>,
+    /// User name to log in as (the password never comes from argv).
     #[arg(long)]
     pub user: Option<String>,
     /// TLS: disabled, preferred, required, verify-ca, verify-identity.
     #[arg(long, value_parser = parse_tls)]
     pub ssl_mode: Option<TlsMode>,
+    /// TLS: the CA certificate file that signed the server's certificate.
     #[arg(long)]
     pub ssl_ca: Option<PathBuf>,
+    /// TLS: a client certificate file (with --ssl-key).
     #[arg(long)]
     pub ssl_cert: Option<PathBuf>,
+    /// TLS: the client certificate's private key file.
     #[arg(long)]
     pub ssl_key: Option<PathBuf>,
 }

@@ -13,7 +13,7 @@ use crate::args::{
     default_threads, parse_duration, parse_size, FilterArgs, GlobalArgs, RepoArgs, ServerArgs,
 };
 use crate::output::outln;
-use crate::output::{human_bytes, print_json, progress};
+use crate::output::{count, human_bytes, print_json, progress};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
@@ -170,10 +170,10 @@ fn report(global: &GlobalArgs, m: &BackupManifest, source: &str, seconds: f64) -
             }
         }
         None => outln!(
-            "backup {} done: {} tables, {} rows, {} raw -> {} stored in {:.1}s (lock held {} ms)",
+            "backup {} done: {}, {}, {} raw -> {} stored in {:.1}s (lock held {} ms)",
             m.id,
-            m.tables.len(),
-            m.total_rows(),
+            count(m.tables.len() as u64, "table", None),
+            count(m.total_rows(), "row", None),
             human_bytes(m.raw_bytes()),
             human_bytes(m.stored_bytes()),
             seconds,

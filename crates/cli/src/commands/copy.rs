@@ -11,7 +11,7 @@ use holdfast::Error;
 
 use crate::args::{GlobalArgs, Keys, StorageArgs};
 use crate::output::outln;
-use crate::output::{human_bytes, print_json, progress};
+use crate::output::{count, human_bytes, print_json, progress};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -83,26 +83,26 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         print_json(&report)?;
     } else {
         outln!(
-            "copied {} backup(s) from {} to {} ({} files, {}; {} file(s) kept from an earlier run) in {:.1}s",
-            report.copied.len(),
+            "copied {} from {} to {} ({}, {}; {} kept from an earlier run) in {:.1}s",
+            count(report.copied.len() as u64, "backup", None),
             report.from,
             report.to,
-            report.files_copied,
+            count(report.files_copied as u64, "file", None),
             human_bytes(report.bytes_copied),
-            report.files_kept,
+            count(report.files_kept as u64, "file", None),
             report.seconds
         );
         if !report.skipped.is_empty() {
             outln!(
-                "already there: {} backup(s) ({})",
-                report.skipped.len(),
+                "already there: {} ({})",
+                count(report.skipped.len() as u64, "backup", None),
                 report.skipped.join(", ")
             );
         }
         if report.binlog_objects_copied + report.binlog_objects_skipped > 0 {
             outln!(
-                "binlog archive: {} object(s) copied, {} already there",
-                report.binlog_objects_copied,
+                "binlog archive: {} copied, {} already there",
+                count(report.binlog_objects_copied as u64, "object", None),
                 report.binlog_objects_skipped
             );
         }

@@ -18,7 +18,7 @@ use holdfast::repo::Repository;
 
 use crate::args::{default_threads, FilterArgs, GlobalArgs, RepoArgs, ServerArgs};
 use crate::output::outln;
-use crate::output::{human_bytes, print_json, progress};
+use crate::output::{count, human_bytes, print_json, progress};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -149,11 +149,11 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         print_json(&report)?;
     } else {
         outln!(
-            "restored backup {} into {}: {} tables, {} rows, {} in {:.1}s",
+            "restored backup {} into {}: {}, {}, {} in {:.1}s",
             report.backup_id,
             report.target,
-            report.tables.len(),
-            report.rows,
+            count(report.tables.len() as u64, "table", None),
+            count(report.rows, "row", None),
             human_bytes(report.bytes_loaded),
             report.seconds
         );
