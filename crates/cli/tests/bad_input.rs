@@ -225,3 +225,131 @@ fn a_closed_stdout_ends_the_report_quietly() {
         );
     }
 }
+
+#[test]
+fn json_outputs_and_errors_share_one_schema() {
+    let repo = Repo::init();
+    let out = holdfast(&["list", "--repo", &repo.url(), "--json"]);
+    assert_ok(&out, "list --json");
+    let v = json(&out);
+    assert_eq!(v["schema"], "holdfast/v1", "{v}");
+    assert_eq!(v["backups"], serde_json::json!([]), "{v}");
+
+    let missing = Repo::uninit();
+    let out = holdfast(&["list", "--repo", &missing.url(), "--json"]);
+    assert_code(&out, 3, "list of a missing repository");
+    let v = json(&out);
+    assert_eq!(v["schema"], "holdfast/v1", "{v}");
+    assert_eq!(v["error"]["code"], 3, "{v}");
+    assert_eq!(v["error"]["kind"], "repo-missing", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(message),
+        "stderr carries the same message:\n{}",
+        text(&out)
+    );
+    let out = holdfast(&["info", "--repo", &repo.url(), "20200101T000000Z-0000", "--json"]);
+    assert_code(&out, 7, "info of an unknown backup");
+    assert_eq!(json(&out)["error"]["kind"], "not-found");
+}
+
+#[test]
+fn missing_privileges_are_listed_at_once_with_the_grant_to_run() {
+    let source = TestServer::start();
+    source.sql(
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); \
+         CREATE USER bk@'127.0.0.1' IDENTIFIED BY 'pw'; GRANT SELECT ON *.* TO bk@'127.0.0.1';",
+    );
+    let repo = Repo::init();
+    let url = format!("mysql://bk@127.0.0.1:{}/", source.port());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["backup", "--repo", &repo.url(), "--source", &url];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        holdfast_env(&args, &[("MYSQL_PWD", "pw")])
+    };
+    let out = run(&[]);
+    assert_code(&out, 11, "logical backup without RELOAD and BINLOG MONITOR");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "SHOW VIEW",
+        "RELOAD",
+        "BINLOG MONITOR",
+        "GRANT SHOW VIEW, TRIGGER, EVENT, RELOAD, BINLOG MONITOR ON *.* TO 'bk'@'127.0.0.1';",
+    ] {
+        assert!(err.contains(want), "missing `{want}`:\n{err}");
+    }
+    // The issue's case: a physical backup without PROCESS is an auth error (11), not 12, and
+    // names everything missing at once.
+    let out = run(&["--engine", "physical"]);
+    assert_code(&out, 11, "physical backup without PROCESS");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'bk'@'127.0.0.1';"),
+        "{err}"
+    );
+    assert!(!err.contains("IDENTIFIED"), "{err}");
+    assert!(repo.files().iter().all(|f| !f.starts_with("backups/")));
+    // Granted as told, the backup runs.
+    source.sql(
+        "GRANT SHOW VIEW, TRIGGER, EVENT, RELOAD, BINLOG MONITOR ON *.* TO 'bk'@'127.0.0.1'",
+    );
+    assert_ok(&run(&[]), "logical backup with the documented grant");
+}
+
+#[test]
+fn sigint_during_a_backup_commits_nothing_and_releases_the_lock() {
+    let source = TestServer::start();
+    source.sql(
+        "CREATE DATABASE big; CREATE TABLE big.t (id INT PRIMARY KEY, v VARCHAR(200)); \
+         INSERT INTO big.t SELECT seq, REPEAT(MD5(seq), 4) FROM seq_1_to_200000;",
+    );
+    let repo = Repo::init();
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "-v",
+            "backup",
+            "--repo",
+            &repo.url(),
+            "--source",
+            &source.url(),
+            "--max-rate",
+            "1MiB/s",
+            "--threads",
+            "1",
+        ])
+        .env_remove("MYSQL_PWD")
+        .env("HOME", "/nonexistent")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = repo.path().join("locks/exclusive.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !lock.exists() {
+        assert!(std::time::Instant::now() < deadline, "the backup never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Well into the dump (the throttle keeps it going for many seconds).
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 130, "backup interrupted by SIGINT");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interrupted, nothing committed"), "{}", text(&out));
+    assert!(!err.contains('\u{1b}'), "colour codes in a piped log:\n{err}");
+    let files = repo.files();
+    assert!(
+        !files.iter().any(|f| f.ends_with("/manifest")),
+        "a backup was committed: {files:?}"
+    );
+    assert!(!lock.exists(), "the lock was left behind: {files:?}");
+    let out = holdfast(&["backup", "--repo", &repo.url(), "--source", &source.url()]);
+    assert_ok(&out, "the next backup");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("stale"),
+        "{}",
+        text(&out)
+    );
+}
