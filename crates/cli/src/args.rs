@@ -82,10 +82,6 @@ impl StorageArgs {
 }
 
 impl RepoArgs {
-    pub fn options(&self) -> StorageOptions {
-        self.storage.options()
-    }
-
     pub fn storage(&self) -> Result<Arc<dyn Storage>> {
         self.storage.open(&self.repo)
     }

@@ -248,7 +248,13 @@ fn json_outputs_and_errors_share_one_schema() {
         "stderr carries the same message:\n{}",
         text(&out)
     );
-    let out = holdfast(&["info", "--repo", &repo.url(), "20200101T000000Z-0000", "--json"]);
+    let out = holdfast(&[
+        "info",
+        "--repo",
+        &repo.url(),
+        "20200101T000000Z-0000",
+        "--json",
+    ]);
     assert_code(&out, 7, "info of an unknown backup");
     assert_eq!(json(&out)["error"]["kind"], "not-found");
 }
@@ -262,11 +268,10 @@ fn missing_privileges_are_listed_at_once_with_the_grant_to_run() {
     );
     let repo = Repo::init();
     let url = format!("mysql://bk@127.0.0.1:{}/", source.port());
+    let repo_url = repo.url();
     let run = |extra: &[&str]| {
-        let mut args = vec!["backup", "--repo", &repo.url(), "--source", &url];
+        let mut args = vec!["backup", "--repo", &repo_url, "--source", &url];
         args.extend_from_slice(extra);
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         holdfast_env(&args, &[("MYSQL_PWD", "pw")])
     };
     let out = run(&[]);
@@ -286,15 +291,16 @@ fn missing_privileges_are_listed_at_once_with_the_grant_to_run() {
     assert_code(&out, 11, "physical backup without PROCESS");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'bk'@'127.0.0.1';"),
+        err.contains(
+            "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'bk'@'127.0.0.1';"
+        ),
         "{err}"
     );
     assert!(!err.contains("IDENTIFIED"), "{err}");
     assert!(repo.files().iter().all(|f| !f.starts_with("backups/")));
     // Granted as told, the backup runs.
-    source.sql(
-        "GRANT SHOW VIEW, TRIGGER, EVENT, RELOAD, BINLOG MONITOR ON *.* TO 'bk'@'127.0.0.1'",
-    );
+    source
+        .sql("GRANT SHOW VIEW, TRIGGER, EVENT, RELOAD, BINLOG MONITOR ON *.* TO 'bk'@'127.0.0.1'");
     assert_ok(&run(&[]), "logical backup with the documented grant");
 }
 
@@ -306,7 +312,7 @@ fn sigint_during_a_backup_commits_nothing_and_releases_the_lock() {
          INSERT INTO big.t SELECT seq, REPEAT(MD5(seq), 4) FROM seq_1_to_200000;",
     );
     let repo = Repo::init();
-    let mut child = std::process::Command::new(bin())
+    let child = std::process::Command::new(bin())
         .args([
             "-v",
             "backup",
@@ -328,7 +334,10 @@ fn sigint_during_a_backup_commits_nothing_and_releases_the_lock() {
     let lock = repo.path().join("locks/exclusive.lock");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !lock.exists() {
-        assert!(std::time::Instant::now() < deadline, "the backup never took the lock");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never took the lock"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // Well into the dump (the throttle keeps it going for many seconds).
@@ -337,8 +346,15 @@ fn sigint_during_a_backup_commits_nothing_and_releases_the_lock() {
     let out = child.wait_with_output().unwrap();
     assert_code(&out, 130, "backup interrupted by SIGINT");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("interrupted, nothing committed"), "{}", text(&out));
-    assert!(!err.contains('\u{1b}'), "colour codes in a piped log:\n{err}");
+    assert!(
+        err.contains("interrupted, nothing committed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "colour codes in a piped log:\n{err}"
+    );
     let files = repo.files();
     assert!(
         !files.iter().any(|f| f.ends_with("/manifest")),

@@ -54,7 +54,8 @@ fn killed_backups_leave_nothing_listed_and_next_backup_cleans_up() {
                 .any(|f| f.starts_with("backups/") || f.starts_with(".holdfast-tmp/"));
         debris_seen |= partial;
     }
-    let before = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"].clone()
+    let before = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"]
+        .clone()
         .as_array()
         .unwrap()
         .len();

@@ -153,5 +153,9 @@ fn physical_backup_of_mysql_without_xtrabackup_is_a_clear_error() {
     assert!(stderr.contains("xtrabackup"), "{}", text(&out));
     let list = holdfast(&["list", "--repo", &repo.url(), "--json"]);
     assert_ok(&list, "list");
-    assert_eq!(json(&list)["backups"], serde_json::json!([]), "a backup was committed");
+    assert_eq!(
+        json(&list)["backups"],
+        serde_json::json!([]),
+        "a backup was committed"
+    );
 }

@@ -232,7 +232,8 @@ fn killed_physical_backups_leave_nothing_listed_and_no_debris() {
     }
     // The killed tool did not linger holding backup locks: DDL goes through at once.
     source.sql("SET SESSION lock_wait_timeout = 5; CREATE TABLE load_db.after_kill (id INT)");
-    let before = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"].clone()
+    let before = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]))["backups"]
+        .clone()
         .as_array()
         .unwrap()
         .len();

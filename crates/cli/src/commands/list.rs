@@ -131,11 +131,37 @@ mod tests {
 
     #[test]
     fn columns_line_up() {
-        let header = ["ID", "ENGINE", "FINISHED (UTC)", "TABLES", "ROWS", "SIZE", "POINT"]
-            .map(String::from);
+        let header = [
+            "ID",
+            "ENGINE",
+            "FINISHED (UTC)",
+            "TABLES",
+            "ROWS",
+            "SIZE",
+            "POINT",
+        ]
+        .map(String::from);
         let rows = [
-            ["a", "logical", "2026-11-21 04:05:06", "1", "12345", "1.0 KiB", "x"].map(String::from),
-            ["bb", "phys-inc", "2026-11-21 04:05:07", "-", "-", "12 B", "y"].map(String::from),
+            [
+                "a",
+                "logical",
+                "2026-11-21 04:05:06",
+                "1",
+                "12345",
+                "1.0 KiB",
+                "x",
+            ]
+            .map(String::from),
+            [
+                "bb",
+                "phys-inc",
+                "2026-11-21 04:05:07",
+                "-",
+                "-",
+                "12 B",
+                "y",
+            ]
+            .map(String::from),
         ];
         let lines = aligned(&header, &rows);
         // Every column starts at the same offset on every line.

@@ -178,7 +178,8 @@ static RELEASING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 /// Waits (at most `limit`) for the release of every lock that was dropped while held, so a
 /// process ending after a cancelled job leaves no lock behind.
 pub async fn finish_releases(limit: Duration) {
-    let pending: Vec<JoinHandle<()>> = std::mem::take(&mut *RELEASING.lock().expect("releasing lock"));
+    let pending: Vec<JoinHandle<()>> =
+        std::mem::take(&mut *RELEASING.lock().expect("releasing lock"));
     let _ = tokio::time::timeout(limit, futures::future::join_all(pending)).await;
 }
 

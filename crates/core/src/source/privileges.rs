@@ -126,11 +126,7 @@ pub fn needed(role: Role, flavor: Flavor, version: (u32, u32), opts: RoleOptions
             binlog_monitor(flavor, version),
         ],
         Role::BinlogStream => vec![
-            global(
-                "REPLICATION SLAVE",
-                &[],
-                "receive the binlog as a replica",
-            ),
+            global("REPLICATION SLAVE", &[], "receive the binlog as a replica"),
             binlog_monitor(flavor, version),
         ],
         Role::Restore => {
@@ -212,8 +208,7 @@ pub fn parse_grants<S: AsRef<str>>(lines: &[S]) -> Granted {
 /// The needs `granted` does not satisfy, in the order given.
 pub fn missing(needs: &[Need], granted: &Granted) -> Vec<Need> {
     let all_global = granted.global.contains("ALL PRIVILEGES") || granted.global.contains("ALL");
-    let all_objects =
-        granted.objects.contains("ALL PRIVILEGES") || granted.objects.contains("ALL");
+    let all_objects = granted.objects.contains("ALL PRIVILEGES") || granted.objects.contains("ALL");
     needs
         .iter()
         .filter(|n| {
@@ -338,10 +333,12 @@ fn version_of(version: &str) -> (u32, u32) {
 
 /// `user@host` (what `CURRENT_USER()` returns) as `'user'@'host'`.
 pub fn quote_account(current_user: &str) -> String {
-    let (user, host) = current_user
-        .rsplit_once('@')
-        .unwrap_or((current_user, "%"));
-    format!("'{}'@'{}'", user.replace('\'', "''"), host.replace('\'', "''"))
+    let (user, host) = current_user.rsplit_once('@').unwrap_or((current_user, "%"));
+    format!(
+        "'{}'@'{}'",
+        user.replace('\'', "''"),
+        host.replace('\'', "''")
+    )
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -429,9 +426,13 @@ mod tests {
         ]);
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         assert_eq!(g.global, set(&["RELOAD", "PROCESS", "BINLOG MONITOR"]));
-        assert_eq!(g.objects, set(&["SELECT", "SHOW VIEW", "UPDATE", "EXECUTE"]));
+        assert_eq!(
+            g.objects,
+            set(&["SELECT", "SHOW VIEW", "UPDATE", "EXECUTE"])
+        );
         assert_eq!(g.roles, vec!["`auditor`".to_string()]);
-        let mysql = parse_grants(&["GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'r'@'%'"]);
+        let mysql =
+            parse_grants(&["GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'r'@'%'"]);
         assert_eq!(
             mysql.global,
             set(&["REPLICATION SLAVE", "REPLICATION CLIENT"])
@@ -446,7 +447,13 @@ mod tests {
     fn needed_versus_granted() {
         let none: &[&str] = &[];
         #[allow(clippy::type_complexity)]
-        let cases: Vec<(Role, (Flavor, (u32, u32)), RoleOptions, Vec<&str>, Vec<&str>)> = vec![
+        let cases: Vec<(
+            Role,
+            (Flavor, (u32, u32)),
+            RoleOptions,
+            Vec<&str>,
+            Vec<&str>,
+        )> = vec![
             // root: nothing missing.
             (
                 Role::PhysicalBackup,
@@ -539,10 +546,7 @@ mod tests {
             ),
         ];
         for (role, (flavor, version), opts, grants, want) in cases {
-            let got = missing(
-                &needed(role, flavor, version, opts),
-                &parse_grants(&grants),
-            );
+            let got = missing(&needed(role, flavor, version, opts), &parse_grants(&grants));
             assert_eq!(names(&got), want, "{role:?} {flavor:?} {grants:?}");
         }
     }

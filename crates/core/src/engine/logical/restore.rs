@@ -531,11 +531,7 @@ async fn is_empty_database(admin: &mut Conn, db: &str) -> Result<bool> {
 
 /// Refuses (or with `drop_existing`, clears) what already exists on the target. A database
 /// that exists but is empty (a fresh server's `test`) is replaced without asking.
-async fn preflight(
-    admin: &mut Conn,
-    scope: &Scope<'_>,
-    drop_existing: bool,
-) -> Result<Preflight> {
+async fn preflight(admin: &mut Conn, scope: &Scope<'_>, drop_existing: bool) -> Result<Preflight> {
     let items = &scope.items;
     let existing: Vec<String> = admin
         .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")

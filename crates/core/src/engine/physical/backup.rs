@@ -528,15 +528,14 @@ fn tool_failed(tool: &BackupTool, status: &str, log: &[u8]) -> Error {
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(15)..].join("\n");
     let lowered = text.to_ascii_lowercase();
-    let kind = if lowered.contains("access denied")
-        || lowered.contains("missing required privilege")
-    {
-        ErrorKind::Auth
-    } else if lowered.contains("can't connect") || lowered.contains("failed to connect") {
-        ErrorKind::Connect
-    } else {
-        ErrorKind::Server
-    };
+    let kind =
+        if lowered.contains("access denied") || lowered.contains("missing required privilege") {
+            ErrorKind::Auth
+        } else if lowered.contains("can't connect") || lowered.contains("failed to connect") {
+            ErrorKind::Connect
+        } else {
+            ErrorKind::Server
+        };
     Error::new(
         kind,
         format!(
