@@ -433,8 +433,8 @@ impl Session<'_> {
             from,
             reason: format!(
                 "the server had purged the binlogs after the archive's end (GTID \
-                 {after_gap_from}) and those after the newest backup's point; resumed at its \
-                 oldest binlog {oldest}"
+                 {after_gap_from}), and no backup past that end has a point the server still \
+                 has; resumed at its oldest binlog {oldest}"
             ),
         };
         self.announce_new_run(&piece);
