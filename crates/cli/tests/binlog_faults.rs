@@ -351,3 +351,217 @@ fn mysql_archive_survives_dump_thread_kill_and_its_own_kill() {
     let uuid = source.sql("SELECT @@server_uuid").trim().to_string();
     assert!(text(&out).contains(&format!("{uuid}:1-")), "{}", text(&out));
 }
+
+/// The heartbeat record as the streamer last wrote it.
+fn stream_status(repo: &Repo) -> serde_json::Value {
+    let path = repo.path().join("binlog/stream-status.json");
+    let text = std::fs::read_to_string(&path).expect("binlog/stream-status.json");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn rfc3339_secs(v: &serde_json::Value) -> i64 {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp()
+}
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A routine restart of the source (a clean shutdown, then the server back on the same port)
+/// must not end archiving: the stream logs the disconnect and the reconnect at the default
+/// verbosity, archives the writes after the restart (every GTID once), keeps its heartbeat
+/// record fresh, and exits 0 only on SIGTERM.
+#[test]
+fn a_clean_shutdown_of_the_source_never_ends_the_stream() {
+    let mut source = TestServer::start();
+    let repo = Repo::init();
+    source.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(50), n INT DEFAULT 0)");
+    writes(&source, 20);
+    backup(&repo, &source, &[]);
+    let mut streamer = Command::new(bin())
+        .args([
+            "binlog",
+            "stream",
+            "--repo",
+            &repo.url(),
+            "--source",
+            &source.url(),
+        ])
+        .args(["--flush-interval", "200ms", "--max-retry-wait", "1s"])
+        .args(["--heartbeat", "1s", "--status-interval", "1s"])
+        .env("HOME", "/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start holdfast binlog stream");
+    writes(&source, 20);
+    wait_archived(&repo, source.sql("SELECT @@gtid_binlog_pos").trim());
+
+    // The record says streaming, and an idle source is caught up as of a moment ago.
+    std::thread::sleep(Duration::from_secs(3));
+    let st = stream_status(&repo);
+    assert_eq!(st["state"], "streaming", "{st}");
+    assert_eq!(st["pid"], streamer.id(), "{st}");
+    assert_eq!(
+        st["gtid_state"].as_str().unwrap(),
+        source.sql("SELECT @@gtid_binlog_pos").trim()
+    );
+    assert!(now_secs() - rfc3339_secs(&st["written"]) <= 3, "{st}");
+    assert!(
+        now_secs() - rfc3339_secs(&st["caught_up_as_of"]) <= 4,
+        "{st}"
+    );
+    assert_eq!(st["lag_seconds"], 0, "{st}");
+    let written = rfc3339_secs(&st["written"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    assert!(
+        rfc3339_secs(&stream_status(&repo)["written"]) > written,
+        "the record is not rewritten"
+    );
+
+    // A clean shutdown: the server ends the dump (EOF) and closes the connection.
+    source.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        streamer.try_wait().unwrap().is_none(),
+        "the stream ended when the source shut down"
+    );
+    let st = stream_status(&repo);
+    assert_eq!(st["state"], "reconnecting", "{st}");
+    assert!(st["last_error"].is_string(), "{st}");
+    assert!(now_secs() - rfc3339_secs(&st["written"]) <= 3, "{st}");
+
+    source.restart();
+    writes(&source, 25);
+    let end = source.sql("SELECT @@gtid_binlog_pos").trim().to_string();
+    wait_archived(&repo, &end);
+    assert!(streamer.try_wait().unwrap().is_none());
+    let st = stream_status(&repo);
+    assert_eq!(st["state"], "streaming", "{st}");
+    assert!(st["reconnects"].as_u64().unwrap() >= 1, "{st}");
+
+    unsafe { libc::kill(streamer.id() as i32, libc::SIGTERM) };
+    let out = streamer.wait_with_output().unwrap();
+    assert!(out.status.success(), "streamer exit: {}", text(&out));
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(log.contains("holdfast binlog stream: streaming"), "{log}");
+    assert!(log.contains("holdfast binlog stream: lost"), "{log}");
+    assert!(log.contains("holdfast binlog stream: reconnected"), "{log}");
+    assert!(log.contains("archive at GTID"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI codes in a log that is not a terminal: {log}"
+    );
+    assert_eq!(stream_status(&repo)["state"], "stopped");
+
+    assert_continuous(&repo);
+    restored_latest_equals(&repo, &source);
+}
+
+/// The binlogs the archive needs are purged while nothing streams: the stream resumes as a
+/// new run from the newest backup's point, the hole shows in `info` and `binlog list` (and
+/// their JSON), a point in the hole is refused (15), and a point after it is recovered.
+#[test]
+fn after_a_purge_the_archive_resumes_as_a_new_run_and_shows_the_hole() {
+    let source = TestServer::start();
+    let repo = Repo::init();
+    source.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(50), n INT DEFAULT 0)");
+    writes(&source, 10);
+    backup(&repo, &source, &[]);
+    writes(&source, 10);
+    let out = stream_until_caught_up(&repo.url(), &source.url(), &[]);
+    assert_ok(&out, "first run");
+    let first_end = source.sql("SELECT @@gtid_binlog_pos").trim().to_string();
+
+    // Written while nothing streams, then purged from the server.
+    writes(&source, 10);
+    let in_hole = format!("0-1-{}", gtid_number(&first_end) + 5);
+    source.sql("FLUSH BINARY LOGS");
+    let current = source.sql("SHOW MASTER STATUS");
+    let current = current.split('\t').next().unwrap().trim().to_string();
+    // The server purges a file only once its binlog checkpoint has moved on: try for a while.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        source.sql(&format!("PURGE BINARY LOGS TO '{current}'"));
+        let logs = source.sql("SHOW BINARY LOGS");
+        if logs.lines().count() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server keeps {logs}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    backup(&repo, &source, &[]);
+    let new_run_from = source.sql("SELECT @@gtid_binlog_pos").trim().to_string();
+    writes(&source, 10);
+
+    let out = stream_until_caught_up(&repo.url(), &source.url(), &[]);
+    assert_ok(&out, "stream after the purge");
+    assert!(text(&out).contains("new run"), "{}", text(&out));
+    assert_eq!(archived_state(&repo).unwrap(), gtid_state(&source));
+
+    let segments = json(&holdfast(&[
+        "binlog",
+        "list",
+        "--repo",
+        &repo.url(),
+        "--json",
+    ]));
+    let new_runs: Vec<&serde_json::Value> = segments
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["piece_start"]["kind"] == "new_run")
+        .collect();
+    assert_eq!(new_runs.len(), 1, "{segments}");
+    assert_eq!(
+        new_runs[0]["piece_start"]["after_gap_from"],
+        first_end.as_str()
+    );
+    assert_eq!(new_runs[0]["piece_start"]["from"], new_run_from.as_str());
+    assert_eq!(new_runs[0]["hole_before"]["new_run"], true);
+    let listing = holdfast(&["binlog", "list", "--repo", &repo.url()]);
+    assert!(
+        text(&listing).contains("HOLE after GTID"),
+        "{}",
+        text(&listing)
+    );
+
+    let info = json(&holdfast(&["info", "--repo", &repo.url(), "--json"]));
+    let window = &info["recoverable_window"];
+    let holes = window["holes"].as_array().unwrap();
+    assert_eq!(holes.len(), 1, "{window}");
+    assert_eq!(holes[0]["from_gtid"], first_end.as_str());
+    assert_eq!(holes[0]["to_gtid"], new_run_from.as_str());
+    assert_eq!(window["spans"].as_array().unwrap().len(), 2, "{window}");
+    assert_eq!(window["to_gtid"], gtid_state(&source).as_str());
+    let human = holdfast(&["info", "--repo", &repo.url()]);
+    assert!(
+        text(&human).contains("HOLE after segment"),
+        "{}",
+        text(&human)
+    );
+
+    // A point inside the hole: refused, naming it, nothing changed.
+    let target = TestServer::start();
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--target",
+        &target.url(),
+        "--to-gtid",
+        &in_hole,
+    ]);
+    assert_code(&out, 15, "restore into the hole");
+    assert!(text(&out).contains("hole"), "{}", text(&out));
+    assert!(!has_database(&target, "app"));
+    // After it: from the backup at the new run's start.
+    restored_latest_equals(&repo, &source);
+
+    let st = stream_status(&repo);
+    assert_eq!(st["state"], "stopped", "{st}");
+    assert!(st["caught_up_as_of"].is_string(), "{st}");
+}

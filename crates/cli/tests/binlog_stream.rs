@@ -220,8 +220,11 @@ fn a_mysql_server_without_gtids_is_told_what_to_set() {
     assert!(segments(&repo).is_empty());
 }
 
+/// The archive ends in a file the server then purges: the stream cannot continue it, so it
+/// starts a new run at the server's oldest binlog (after its `gtid_purged`), records the hole
+/// and says so, instead of refusing forever.
 #[test]
-fn a_mysql_server_that_purged_the_needed_binlogs_is_refused_with_1236() {
+fn a_mysql_server_that_purged_the_needed_binlogs_starts_a_new_run_after_a_hole() {
     let server = TestServer::start_with(ServerOptions {
         flavor: Flavor::MySql,
         ..Default::default()
@@ -230,8 +233,8 @@ fn a_mysql_server_that_purged_the_needed_binlogs_is_refused_with_1236() {
     write_some(&server, 3);
     let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
     assert_ok(&out, "first stream");
-    let before = segments(&repo).len();
-    // The archive ends in a file the server then purges, with transactions after it.
+    let before = segments(&repo);
+    let first_end = before.last().unwrap()["gtid_state"].clone();
     write_some(&server, 3);
     server.sql("FLUSH BINARY LOGS");
     write_some(&server, 3);
@@ -242,8 +245,25 @@ fn a_mysql_server_that_purged_the_needed_binlogs_is_refused_with_1236() {
         .unwrap()
         .to_string();
     server.sql(&format!("PURGE BINARY LOGS TO '{newest}'"));
+    let purged = normalize_gtid_set(&server.sql("SELECT @@global.gtid_purged"));
     let out = stream_until_caught_up(&repo.url(), &server.url(), &[]);
-    assert_code(&out, 12, "purged binlogs");
-    assert!(text(&out).contains("1236"), "{}", text(&out));
-    assert_eq!(segments(&repo).len(), before, "nothing may be archived");
+    assert_ok(&out, "stream after the purge");
+    assert!(text(&out).contains("new run"), "{}", text(&out));
+    let after = segments(&repo);
+    assert!(after.len() > before.len());
+    let first_new = &after[before.len()];
+    assert_eq!(first_new["piece_start"]["kind"], "new_run", "{first_new}");
+    assert_eq!(first_new["piece_start"]["after_gap_from"], first_end);
+    assert_eq!(first_new["piece_start"]["from"], purged.as_str());
+    assert_eq!(
+        after.last().unwrap()["gtid_state"].as_str().unwrap(),
+        gtid_state(&server)
+    );
+    let info = json(&holdfast(&["info", "--repo", &repo.url(), "--json"]));
+    let holes = info["recoverable_window"]["holes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(holes.len(), 1, "{info}");
+    assert_eq!(holes[0]["new_run"], true);
 }

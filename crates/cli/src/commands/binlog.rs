@@ -1,26 +1,27 @@
 //! `holdfast binlog stream | list`: continuous binlog archiving and the archive's contents.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use holdfast::binlog::archive::Archive;
 use holdfast::binlog::client::DumpStart;
 use holdfast::binlog::gtid::Gtid;
 use holdfast::binlog::stream::{run_stream, StreamObserver, StreamOptions};
-use holdfast::manifest::SegmentIndex;
+use holdfast::manifest::{PieceStart, SegmentIndex, StreamState, StreamStatus};
 use holdfast::Error;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{parse_duration, parse_size, GlobalArgs, RepoArgs, ServerArgs};
 use crate::output::outln;
-use crate::output::{human_bytes, print_json, print_json_list, unix_time};
+use crate::output::{human_bytes, print_json, print_json_list, rfc3339, unix_time};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Archive the server's binlog continuously (until SIGINT/SIGTERM), resuming where the
-    /// archive ends.
+    /// archive ends; every disconnect is retried.
     Stream(Box<StreamArgs>),
     /// List archived segments with their positions, times and GTID ranges.
     List(ListArgs),
@@ -53,6 +54,13 @@ pub struct StreamArgs {
     /// Archive what the server has now, then exit (for cron-style use and tests).
     #[arg(long)]
     until_caught_up: bool,
+    /// How often the heartbeat record `binlog/stream-status.json` is rewritten.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    status_interval: Duration,
+    /// How often a status line (last GTID, lag, segments) goes to stderr without -v; 0 for
+    /// only at start and on reconnects.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    report_interval: Duration,
 }
 
 #[derive(clap::Args)]
@@ -68,15 +76,38 @@ pub async fn run(global: &GlobalArgs, command: Command) -> Result<ExitCode> {
     }
 }
 
-struct LogObserver;
+/// What the stream tells its operator. Without -v (and with text logs): short plain lines on
+/// stderr, no colour: at start, on each disconnect and reconnect, on a new run, and a status
+/// line every `--report-interval`. With -v (or JSON logs): the same through the log.
+struct StreamReporter {
+    plain: bool,
+    endpoint: String,
+    report_every: Duration,
+    last_report: Mutex<Option<(Instant, StreamState)>>,
+}
 
-impl StreamObserver for LogObserver {
-    fn connected(&self, start: &DumpStart) {
-        match start {
-            DumpStart::Position { file, pos } => {
-                tracing::info!(file = %file, pos, "streaming from the archive's end position")
-            }
-            DumpStart::Gtid(g) => tracing::info!(gtid = %g, "streaming after GTID position"),
+impl StreamReporter {
+    fn say(&self, line: std::fmt::Arguments<'_>) {
+        eprintln!("holdfast binlog stream: {line}");
+    }
+}
+
+impl StreamObserver for StreamReporter {
+    fn connected(&self, start: &DumpStart, reconnects: u64) {
+        let at = match start {
+            DumpStart::Position { file, pos } => format!("at {file}:{pos}"),
+            DumpStart::Gtid(g) if g.is_empty() => "from the oldest binlog".to_string(),
+            DumpStart::Gtid(g) => format!("after GTID {g}"),
+        };
+        if !self.plain {
+            tracing::info!(endpoint = %self.endpoint, %at, reconnects, "streaming");
+        } else if reconnects == 0 {
+            self.say(format_args!("streaming {} {at}", self.endpoint));
+        } else {
+            self.say(format_args!(
+                "reconnected to {} (reconnect {reconnects}); streaming {at}",
+                self.endpoint
+            ));
         }
     }
     fn segment(&self, s: &SegmentIndex) {
@@ -90,8 +121,70 @@ impl StreamObserver for LogObserver {
             "segment archived"
         );
     }
-    fn retrying(&self, error: &Error, wait: Duration) {
-        tracing::warn!(error = %error, wait_ms = wait.as_millis() as u64, "reconnecting");
+    fn retrying(&self, error: &Error, wait: Duration, heal: bool) {
+        let note = if heal {
+            " (not a network failure: retrying until it heals; fix it and the stream resumes by itself)"
+        } else {
+            ""
+        };
+        if self.plain {
+            self.say(format_args!(
+                "lost {}: {error}; reconnecting in {:.1}s{note}",
+                self.endpoint,
+                wait.as_secs_f64()
+            ));
+        } else {
+            tracing::warn!(error = %error, wait_ms = wait.as_millis() as u64, heal, "binlog stream interrupted; reconnecting");
+        }
+    }
+    fn new_run(&self, piece: &PieceStart) {
+        let PieceStart::NewRun { reason, .. } = piece else {
+            return;
+        };
+        let advice = "points in the hole cannot be recovered; a point after it needs a backup \
+                      taken at or after the new run's start (`holdfast info` shows the hole)";
+        if self.plain {
+            self.say(format_args!(
+                "WARNING: starting a new run of the archive after a hole: {reason}; {advice}"
+            ));
+        } else {
+            tracing::warn!(%reason, "starting a new run of the archive after a hole; {advice}");
+        }
+    }
+    fn status(&self, st: &StreamStatus) {
+        let mut last = self.last_report.lock().expect("reporter lock");
+        let previous = *last;
+        let streaming = st.state == StreamState::Streaming;
+        // A line on entering the streaming state (start, each reconnect), then periodically.
+        let entering = streaming && previous.is_none_or(|(_, s)| s != StreamState::Streaming);
+        let periodic = streaming
+            && !self.report_every.is_zero()
+            && previous.is_some_and(|(at, _)| at.elapsed() >= self.report_every);
+        if !entering && !periodic {
+            *last = Some((previous.map_or_else(Instant::now, |(at, _)| at), st.state));
+            return;
+        }
+        *last = Some((Instant::now(), st.state));
+        let gtid = if st.gtid_state.is_empty() {
+            "(none yet)"
+        } else {
+            &st.gtid_state
+        };
+        let lag = st
+            .lag_seconds
+            .map_or("unknown".to_string(), |l| format!("{l}s"));
+        let event = st
+            .last_event_time
+            .map(rfc3339)
+            .unwrap_or_else(|| "-".into());
+        if self.plain {
+            self.say(format_args!(
+                "archive at GTID {gtid} (last event {event}), lag {lag}, {} segment(s) written, {} reconnect(s)",
+                st.segments_written, st.reconnects
+            ));
+        } else {
+            tracing::info!(gtid, last_event = %event, lag = %lag, segments = st.segments_written, reconnects = st.reconnects, "binlog stream status");
+        }
     }
 }
 
@@ -105,11 +198,18 @@ async fn stream(global: &GlobalArgs, args: StreamArgs) -> Result<ExitCode> {
         heartbeat: args.heartbeat,
         retry_max: args.max_retry_wait,
         until_caught_up: args.until_caught_up,
+        status_interval: args.status_interval.max(Duration::from_secs(1)),
         ..StreamOptions::default()
+    };
+    let reporter = StreamReporter {
+        plain: global.verbose == 0 && global.log_format == "text",
+        endpoint: source.endpoint(),
+        report_every: args.report_interval,
+        last_report: Mutex::new(None),
     };
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_signal(cancel.clone()));
-    let report = run_stream(&repo, &source, &options, &LogObserver, cancel).await?;
+    let report = run_stream(&repo, &source, &options, &reporter, cancel).await?;
     if global.json {
         print_json(&report)?;
     } else {
@@ -144,11 +244,15 @@ async fn cancel_on_signal(cancel: CancellationToken) {
 async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
     let repo = args.repo.open().await?;
     let segments = Archive::new(repo.storage().clone()).segments().await?;
+    // Each hole is shown on the segment after it: never bridged, never silent.
+    let holes = holdfast::recovery::archive_holes(&segments);
+    let hole_before = |seq: u64| holes.iter().find(|h| h.before_seq == seq);
     if global.json {
         let rows: Vec<_> = segments
             .iter()
             .map(|s| {
                 json!({
+                    "hole_before": hole_before(s.seq),
                     "seq": s.seq,
                     "server_id": s.source.server_id,
                     "file": s.source.file,
@@ -189,6 +293,18 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
         "SIZE"
     );
     for s in &segments {
+        if let Some(h) = hole_before(s.seq) {
+            outln!(
+                "{:>6} HOLE after GTID {} — {}",
+                "",
+                h.from_gtid,
+                if h.new_run {
+                    "new run of the archive: points in the hole cannot be recovered"
+                } else {
+                    "transactions may be missing: no recovery crosses it"
+                }
+            );
+        }
         let gtids = match (&s.first_gtid, &s.last_gtid) {
             // MySQL: one source's interval, as in gtid_executed.
             (Some(Gtid::MySql(a)), Some(Gtid::MySql(b))) if a.sid == b.sid && a.gno < b.gno => {

@@ -75,8 +75,32 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 }
                 _ => outln!("  recoverable nothing yet: no backup with a binlog position"),
             }
-            for gap in &window.gaps {
-                outln!("  GAP: {gap}");
+            if window.spans.len() > 1 || !window.holes.is_empty() {
+                for span in &window.spans {
+                    outln!(
+                        "  recoverable span {} .. {} (from backup {}, GTID {} .. {})",
+                        rfc3339(span.from_time),
+                        rfc3339(span.to_time),
+                        span.from_backup,
+                        span.from_gtid,
+                        span.to_gtid
+                    );
+                }
+                for hole in &window.holes {
+                    outln!(
+                        "  HOLE after segment {} (GTID {}, {}) before segment {}{}: {}",
+                        hole.after_seq,
+                        hole.from_gtid,
+                        hole.from_time.map(rfc3339).unwrap_or_else(|| "-".into()),
+                        hole.before_seq,
+                        if hole.new_run { ", a new run" } else { "" },
+                        hole.reason
+                    );
+                }
+            } else {
+                for gap in &window.gaps {
+                    outln!("  GAP: {gap}");
+                }
             }
         }
         return Ok(ExitCode::SUCCESS);

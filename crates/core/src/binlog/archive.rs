@@ -3,6 +3,7 @@
 //! ```text
 //! binlog/data/<server_id>/<file>@<created>/<start_pos>.<seq>.zst   events, zstd-compressed
 //! binlog/index/<seq>.json                                     SegmentIndex, written after the data
+//! binlog/stream-status.json                                   StreamStatus, the streamer's heartbeat
 //! ```
 //!
 //! A segment exists if and only if its index entry exists (the same commit rule as backups). Data
@@ -16,13 +17,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::manifest::{decode_versioned, FileEntry, SegmentIndex, SegmentSource, SEGMENT_FORMAT};
+use crate::manifest::{
+    decode_versioned, FileEntry, SegmentIndex, SegmentSource, StreamStatus, SEGMENT_FORMAT,
+    STREAM_STATUS_FORMAT,
+};
 use crate::pipeline::read_all_verified;
 use crate::storage::Storage;
 use crate::{Error, ErrorKind, Result};
 
 pub const DATA_DIR: &str = "binlog/data/";
 pub const INDEX_DIR: &str = "binlog/index/";
+/// The streamer's heartbeat record (overwritten in place).
+pub const STREAM_STATUS_PATH: &str = "binlog/stream-status.json";
 /// zstd level for segments: they are small and written every second, so favour speed.
 const SEGMENT_ZSTD_LEVEL: i32 = 3;
 
@@ -132,6 +138,31 @@ impl Archive {
             )));
         }
         Ok(raw)
+    }
+
+    /// The streamer's heartbeat record, or `None` when no streamer has written one (an archive
+    /// written by an older holdfast, or none at all). A record newer than this build reads is a
+    /// `RepoInvalid` error; a malformed one is `Integrity`.
+    pub async fn stream_status(&self) -> Result<Option<StreamStatus>> {
+        match self.storage.get(STREAM_STATUS_PATH).await {
+            Ok(bytes) => Ok(Some(decode_versioned(
+                &bytes,
+                &format!("`{STREAM_STATUS_PATH}`"),
+                STREAM_STATUS_FORMAT,
+            )?)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Overwrites the heartbeat record. Only the archive's single writer (the holder of the
+    /// stream lock) calls this; a reader may still see the previous record.
+    pub async fn write_stream_status(&self, status: &StreamStatus) -> Result<()> {
+        let body = serde_json::to_vec_pretty(status)
+            .map_err(|e| Error::internal(format!("encoding the stream status: {e}")))?;
+        self.storage
+            .put(STREAM_STATUS_PATH, Bytes::from(body))
+            .await
     }
 
     /// Removes data objects that no committed segment references (an interrupted write).

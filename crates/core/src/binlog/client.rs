@@ -71,10 +71,14 @@ pub struct BinlogClient {
     checksum: ChecksumAlg,
     read_timeout: Duration,
     endpoint: String,
+    /// The first packet was read by `open` (to see the dump accepted) and not yet returned.
+    peeked: bool,
 }
 
 impl BinlogClient {
-    /// Connects, prepares the session and sends the dump request.
+    /// Connects, prepares the session and sends the dump request, and waits for the server's
+    /// first answer (it sends a rotate event at once, or an error such as 1236 when it does not
+    /// have the requested history), so a refused start is an error of `open`.
     pub async fn open(config: &ConnectionConfig, request: &DumpRequest) -> Result<BinlogClient> {
         let mut conn = WireConn::connect(config).await?;
         let endpoint = config.endpoint();
@@ -116,9 +120,15 @@ impl BinlogClient {
             checksum,
             read_timeout: request.heartbeat * 3 + Duration::from_secs(5),
             endpoint,
+            peeked: false,
         };
         client.register(request.replica_server_id).await?;
         client.dump(request).await?;
+        client.read_with_timeout().await?;
+        if client.conn.last_packet().first() == Some(&0xff) {
+            return Err(client.dump_error());
+        }
+        client.peeked = true;
         Ok(client)
     }
 
@@ -183,6 +193,24 @@ impl BinlogClient {
     /// The next event, or the end of a non-blocking stream. A silent server (no event and no
     /// heartbeat for three heartbeat periods) is a transient `Connect` error.
     pub async fn next(&mut self) -> Result<Received<'_>> {
+        if !std::mem::take(&mut self.peeked) {
+            self.read_with_timeout().await?;
+        }
+        let packet = self.conn.last_packet();
+        match packet.first() {
+            Some(0x00) if packet.len() > HEADER_LEN => Ok(Received::Event(&packet[1..])),
+            Some(0xfe) if packet.len() < 9 => Ok(Received::End),
+            Some(0xff) => Err(self.dump_error()),
+            _ => Err(Error::integrity(format!(
+                "{} sent a packet that is not a binlog event ({} bytes)",
+                self.endpoint,
+                packet.len()
+            ))),
+        }
+    }
+
+    /// Reads the next packet; silence for the read timeout is a dead link.
+    async fn read_with_timeout(&mut self) -> Result<()> {
         let timeout = self.read_timeout;
         match tokio::time::timeout(timeout, self.conn.read_packet()).await {
             Err(_) => {
@@ -199,17 +227,7 @@ impl BinlogClient {
             Ok(Err(e)) => return Err(e),
             Ok(Ok(_)) => {}
         }
-        let packet = self.conn.last_packet();
-        match packet.first() {
-            Some(0x00) if packet.len() > HEADER_LEN => Ok(Received::Event(&packet[1..])),
-            Some(0xfe) if packet.len() < 9 => Ok(Received::End),
-            Some(0xff) => Err(self.dump_error()),
-            _ => Err(Error::integrity(format!(
-                "{} sent a packet that is not a binlog event ({} bytes)",
-                self.endpoint,
-                packet.len()
-            ))),
-        }
+        Ok(())
     }
 
     fn dump_error(&self) -> Error {

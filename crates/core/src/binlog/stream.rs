@@ -10,6 +10,20 @@
 //! Events go into a pending segment; at every flush interval (and at rotation) the pending
 //! events up to the last transaction boundary become a segment in the repository. A segment is
 //! cut inside a transaction only when the transaction alone exceeds the segment size limit.
+//!
+//! Only cancellation (SIGINT/SIGTERM) or `until_caught_up` ends a stream. Once it has streamed,
+//! every disconnect is retried with backoff for as long as it takes: a clean end of the stream
+//! (a server shutting down sends EOF), a lost link, and also errors that can heal (a server
+//! restarting with the binlog off, a changed password or grant); see [`failure_policy`]. At
+//! start-up the same non-transient errors fail fast.
+//!
+//! When the server no longer has the binlogs the archive needs (purged while nothing streamed)
+//! and it is ahead of the archive on the same history, the stream starts a *new run* after a
+//! hole ([`PieceStart::NewRun`]): from the newest backup's consistent point if the server still
+//! has it, else from its oldest binlog. The hole is recorded, never bridged.
+//!
+//! The streamer keeps a heartbeat record, [`StreamStatus`], in the archive (see
+//! [`Archive::write_stream_status`]).
 
 use std::time::{Duration, Instant};
 
@@ -23,8 +37,12 @@ use crate::binlog::event::{
     kind, reseal_checksum, Boundary, ChecksumAlg, Event, FormatDescription, GroupTracker, Rotate,
     BINLOG_MAGIC, FLAG_ARTIFICIAL,
 };
+use crate::binlog::gtid::MariaGtid;
 use crate::binlog::gtid::{Gtid, GtidPos};
-use crate::manifest::{segment_format_for, FileEntry, PieceStart, SegmentIndex, SegmentSource};
+use crate::manifest::{
+    segment_format_for, FileEntry, PieceStart, SegmentIndex, SegmentSource, StreamState,
+    StreamStatus, STREAM_STATUS_FORMAT,
+};
 use crate::repo::Repository;
 use crate::source::conn::ConnectionConfig;
 use crate::source::privileges::{self, Role};
@@ -48,6 +66,8 @@ pub struct StreamOptions {
     pub retry_max: Duration,
     /// Archive what the server has, then stop (instead of waiting for new events).
     pub until_caught_up: bool,
+    /// How often the heartbeat record is rewritten while nothing changes.
+    pub status_interval: Duration,
 }
 
 impl Default for StreamOptions {
@@ -60,6 +80,7 @@ impl Default for StreamOptions {
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
             until_caught_up: false,
+            status_interval: Duration::from_secs(5),
         }
     }
 }
@@ -82,9 +103,19 @@ pub struct StreamReport {
 
 /// Called as the stream makes progress (for logs, progress lines and metrics).
 pub trait StreamObserver: Send + Sync {
-    fn connected(&self, _start: &DumpStart) {}
+    /// The server accepted the dump request; `reconnects` is the number of reconnections
+    /// before this connection (0: the first).
+    fn connected(&self, _start: &DumpStart, _reconnects: u64) {}
     fn segment(&self, _segment: &SegmentIndex) {}
-    fn retrying(&self, _error: &Error, _wait: Duration) {}
+    /// The stream was lost or refused; the next attempt is in `wait`. `heal` marks an error
+    /// that is not a network failure (credentials, grants, binlog off after a restart): it is
+    /// retried in case it heals, and needs attention.
+    fn retrying(&self, _error: &Error, _wait: Duration, _heal: bool) {}
+    /// The archive's resume point is gone from the server: a new run starts after a hole.
+    fn new_run(&self, _piece: &PieceStart) {}
+    /// The heartbeat record, as just written (every status interval and on each change of
+    /// state).
+    fn status(&self, _status: &StreamStatus) {}
 }
 
 /// An observer that does nothing.
@@ -92,8 +123,10 @@ pub struct Quiet;
 impl StreamObserver for Quiet {}
 
 /// Streams until `cancel` fires (or, with `until_caught_up`, until the server has sent all it
-/// has), then writes what is pending and returns. Transient failures are retried forever with
-/// backoff; permanent ones (credentials, grants, binlog off, history purged) end the run.
+/// has), then writes what is pending and returns. Failures are retried forever with backoff
+/// as [`failure_policy`] decides: at start-up only transient ones, once streaming every
+/// disconnect and every error that can heal. History the server no longer has starts a new run
+/// (see the module documentation); a server of another history ends the run.
 pub async fn run_stream(
     repo: &Repository,
     source: &ConnectionConfig,
@@ -112,45 +145,68 @@ pub async fn run_stream(
             "removed debris of an interrupted segment write"
         );
     }
-    let mut writer = SegmentWriter::new(archive, committed.last().cloned(), flavor);
+    let mut writer = SegmentWriter::new(archive.clone(), committed.last().cloned(), flavor);
+    let mut status = StatusKeeper::new(archive, source, options, &writer);
     let mut report = StreamReport::default();
     let mut backoff = options.retry_initial;
+    let mut ever_streamed = false;
     let result = loop {
         let written_before = report.segments_written;
         let outcome = match writer.resume_point(repo, source).await {
             Ok(start) => {
-                stream_once(
-                    &mut writer,
+                let mut session = Session {
+                    writer: &mut writer,
+                    repo,
                     source,
                     options,
                     observer,
-                    &start,
-                    &cancel,
-                    &mut report,
-                )
-                .await
+                    cancel: &cancel,
+                    report: &mut report,
+                    status: &mut status,
+                    ever_streamed: &mut ever_streamed,
+                };
+                session.stream_once(&start).await
             }
             Err(e) => Err(e),
         };
         match outcome {
             Ok(Ended::Cancelled) | Ok(Ended::CaughtUp) => break Ok(()),
-            Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+            Err(e) => {
+                let heal = match failure_policy(&e, ever_streamed) {
+                    Policy::Fatal => break Err(e),
+                    _ if cancel.is_cancelled() => break Ok(()),
+                    Policy::Retry => false,
+                    Policy::RetryHeal => true,
+                };
                 // Keep the complete transactions, forget the rest: the resume re-reads it.
                 if let Err(e) = writer.flush(false, &mut report, observer).await {
                     break Err(e);
                 }
                 writer.discard_pending();
                 let wait = jitter(backoff);
-                observer.retrying(&e, wait);
-                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "binlog stream interrupted; reconnecting");
                 report.reconnects += 1;
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = cancel.cancelled() => break Ok(()),
+                status.reconnecting(&e, report.reconnects);
+                status.write(&writer, &report, observer).await;
+                observer.retrying(&e, wait, heal);
+                tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, heal, "binlog stream interrupted; reconnecting");
+                // Keep the heartbeat record fresh while waiting: reconnecting, not dead.
+                let until = Instant::now() + wait;
+                let mut cancelled = false;
+                while Instant::now() < until {
+                    let nap = (until - Instant::now()).min(options.status_interval);
+                    tokio::select! {
+                        _ = tokio::time::sleep(nap) => {}
+                        _ = cancel.cancelled() => { cancelled = true; break; }
+                    }
+                    if Instant::now() < until {
+                        status.write(&writer, &report, observer).await;
+                    }
+                }
+                if cancelled {
+                    break Ok(());
                 }
                 backoff = (backoff * 2).min(options.retry_max);
             }
-            Err(e) => break Err(e),
         }
         if report.segments_written > written_before {
             backoff = options.retry_initial;
@@ -158,6 +214,8 @@ pub async fn run_stream(
     };
     let flushed = writer.flush(false, &mut report, observer).await;
     writer.discard_pending();
+    status.stopped(result.as_ref().err().or(flushed.as_ref().err()));
+    status.write(&writer, &report, observer).await;
     lock.release().await?;
     result?;
     flushed?;
@@ -172,25 +230,138 @@ enum Ended {
     CaughtUp,
 }
 
-async fn stream_once(
-    writer: &mut SegmentWriter,
-    source: &ConnectionConfig,
-    options: &StreamOptions,
-    observer: &dyn StreamObserver,
-    start: &DumpStart,
-    cancel: &CancellationToken,
-    report: &mut StreamReport,
-) -> Result<Ended> {
-    let request = DumpRequest {
-        flavor: writer.flavor,
-        replica_server_id: options.replica_server_id,
-        start: start.clone(),
-        heartbeat: options.heartbeat,
-        non_blocking: options.until_caught_up,
-    };
-    let (mut client, start, oldest) = match BinlogClient::open(source, &request).await {
-        Ok(c) => (c, start.clone(), false),
-        Err(e) if is_missing_history(&e) && writer.tail.is_none() => {
+/// What one connection needs: the writer, where to report, and when to stop.
+struct Session<'a> {
+    writer: &'a mut SegmentWriter,
+    repo: &'a Repository,
+    source: &'a ConnectionConfig,
+    options: &'a StreamOptions,
+    observer: &'a dyn StreamObserver,
+    cancel: &'a CancellationToken,
+    report: &'a mut StreamReport,
+    status: &'a mut StatusKeeper,
+    ever_streamed: &'a mut bool,
+}
+
+impl Session<'_> {
+    /// One connection: open the dump at `start` (or, when the server no longer has that
+    /// history, where [`Session::open_after_missing_history`] decides), then archive events
+    /// until the connection ends.
+    async fn stream_once(&mut self, start: &DumpStart) -> Result<Ended> {
+        let request = DumpRequest {
+            flavor: self.writer.flavor,
+            replica_server_id: self.options.replica_server_id,
+            start: start.clone(),
+            heartbeat: self.options.heartbeat,
+            non_blocking: self.options.until_caught_up,
+        };
+        let (mut client, start, piece) = match BinlogClient::open(self.source, &request).await {
+            Ok(c) => (c, start.clone(), None),
+            Err(e) if is_missing_history(&e) => {
+                self.open_after_missing_history(&request, e).await?
+            }
+            Err(e) => return Err(e),
+        };
+        self.writer.begin_piece(&start, piece, client.checksum());
+        *self.ever_streamed = true;
+        self.observer.connected(&start, self.report.reconnects);
+        self.status.streaming();
+        self.status
+            .write(self.writer, self.report, self.observer)
+            .await;
+        let options = self.options;
+        let mut next_flush = Instant::now() + options.flush_interval;
+        let mut next_status = Instant::now() + options.status_interval;
+        loop {
+            let received = tokio::select! {
+                r = client.next() => r?,
+                _ = tokio::time::sleep_until(next_flush.min(next_status).into()) => {
+                    if Instant::now() >= next_flush {
+                        self.flush(false).await?;
+                        next_flush = Instant::now() + options.flush_interval;
+                    }
+                    if Instant::now() >= next_status {
+                        self.status.write(self.writer, self.report, self.observer).await;
+                        next_status = Instant::now() + options.status_interval;
+                    }
+                    continue;
+                }
+                _ = self.cancel.cancelled() => return Ok(Ended::Cancelled),
+            };
+            match received {
+                Received::End if options.until_caught_up => {
+                    self.flush(false).await?;
+                    self.status.caught_up(self.writer);
+                    return Ok(Ended::CaughtUp);
+                }
+                Received::End => {
+                    // Only a non-blocking dump ends by itself: a server shutting down (or a
+                    // dump thread killed) says "end of data" too. Not a reason to stop.
+                    return Err(Error::new(
+                        ErrorKind::Connect,
+                        format!(
+                            "{} ended the binlog stream (shutting down or restarting?)",
+                            self.source.endpoint()
+                        ),
+                    )
+                    .transient());
+                }
+                Received::Event(raw) => {
+                    let raw = raw.to_vec();
+                    let header = crate::binlog::event::EventHeader::parse(&raw)?;
+                    if header.type_code == kind::HEARTBEAT {
+                        // The server has nothing more to send: once the pending events are in
+                        // the repository, the archive is complete as of now.
+                        self.flush(false).await?;
+                        self.status.caught_up(self.writer);
+                        continue;
+                    }
+                    if header.log_pos != 0 && !header.is_artificial() {
+                        self.status.event(header.timestamp);
+                    }
+                    if self.writer.is_jump(&raw)? {
+                        self.flush(true).await?;
+                        self.writer.restart_piece_after_jump();
+                    }
+                    if self.writer.accept(&raw)? == Accepted::EndsFile {
+                        self.flush(true).await?;
+                    }
+                    if self.writer.pending_len() >= options.max_segment_bytes {
+                        self.flush(true).await?;
+                    }
+                    if Instant::now() >= next_flush {
+                        self.flush(false).await?;
+                        next_flush = Instant::now() + options.flush_interval;
+                    }
+                    if Instant::now() >= next_status {
+                        self.status
+                            .write(self.writer, self.report, self.observer)
+                            .await;
+                        next_status = Instant::now() + options.status_interval;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self, all: bool) -> Result<()> {
+        self.writer.flush(all, self.report, self.observer).await
+    }
+
+    /// The server refused the start point with "not in my binlogs" (error 1236). With nothing
+    /// archived: start at its oldest binlog (a gap precedes it, as before the first backup).
+    /// With an archive whose GTID resume point the server has gone past (purged): a new run,
+    /// from the newest backup's consistent point if the server still has it, else from its
+    /// oldest binlog. Anything else (a position start, a server that is not ahead of the
+    /// archive on its history) is another history: the error stands.
+    async fn open_after_missing_history(
+        &mut self,
+        request: &DumpRequest,
+        missing: Error,
+    ) -> Result<(BinlogClient, DumpStart, Option<PieceStart>)> {
+        let source = self.source;
+        let flavor = self.writer.flavor;
+        let Some(tail) = self.writer.tail.clone() else {
             // Nothing archived yet and the server no longer has the history we asked for:
             // start at its oldest binlog, and say there is a gap before it.
             let oldest = oldest_binlog(source).await?;
@@ -199,52 +370,132 @@ async fn stream_once(
                 file: oldest,
                 pos: 4,
             };
-            let client = BinlogClient::open(
-                source,
-                &DumpRequest {
-                    start: start.clone(),
-                    ..request.clone()
-                },
-            )
-            .await?;
-            (client, start, true)
-        }
-        Err(e) => return Err(e),
-    };
-    writer.begin_piece(&start, oldest, client.checksum());
-    observer.connected(&start);
-    let mut next_flush = Instant::now() + options.flush_interval;
-    loop {
-        let received = tokio::select! {
-            r = client.next() => r?,
-            _ = tokio::time::sleep_until(next_flush.into()) => {
-                writer.flush(false, report, observer).await?;
-                next_flush = Instant::now() + options.flush_interval;
-                continue;
-            }
-            _ = cancel.cancelled() => return Ok(Ended::Cancelled),
+            let client = BinlogClient::open(source, &request.with_start(start.clone())).await?;
+            return Ok((client, start, Some(PieceStart::Oldest)));
         };
-        match received {
-            Received::End => return Ok(Ended::CaughtUp),
-            Received::Event(raw) => {
-                let raw = raw.to_vec();
-                if writer.is_jump(&raw)? {
-                    writer.flush(true, report, observer).await?;
-                    writer.restart_piece_after_jump();
-                }
-                if writer.accept(&raw)? == Accepted::EndsFile {
-                    writer.flush(true, report, observer).await?;
-                }
-                if writer.pending_len() >= options.max_segment_bytes {
-                    writer.flush(true, report, observer).await?;
-                }
-                if Instant::now() >= next_flush {
-                    writer.flush(false, report, observer).await?;
-                    next_flush = Instant::now() + options.flush_interval;
+        if !matches!(request.start, DumpStart::Gtid(_)) {
+            return Err(missing);
+        }
+        let server_state = server_gtid_state(source, flavor).await?;
+        if !server_state.includes(&tail.gtid_state) {
+            return Err(missing.context(format!(
+                "the server's GTID state ({server_state}) does not include the archive's end \
+                 ({}): it is not ahead of the archive on the same history (another topology, \
+                 or a re-initialised server). Refusing to mix histories; move the archive \
+                 aside or point the stream at a server of the same topology",
+                tail.gtid_state
+            )));
+        }
+        let after_gap_from = tail.gtid_state.clone();
+        // The newest backup's consistent point, when it is past the archive's end.
+        let newest = self.repo.list_backups().await?.into_iter().next_back();
+        if let Some(m) = newest {
+            if let Ok(from) = m.consistent_point.gtid_set.parse::<GtidPos>() {
+                if !from.is_empty() && from.includes(&after_gap_from) {
+                    let start = DumpStart::Gtid(from.clone());
+                    match BinlogClient::open(source, &request.with_start(start.clone())).await {
+                        Ok(client) => {
+                            let piece = PieceStart::NewRun {
+                                after_gap_from: after_gap_from.clone(),
+                                from: Some(from.clone()),
+                                reason: format!(
+                                    "the server had purged the binlogs after the archive's end \
+                                     (GTID {after_gap_from}); resumed at backup {}'s \
+                                     consistent point (GTID {from})",
+                                    m.id
+                                ),
+                            };
+                            self.announce_new_run(&piece);
+                            return Ok((client, start, Some(piece)));
+                        }
+                        Err(e) if is_missing_history(&e) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
+        }
+        // The server's oldest binlog, and the state before it where the server says it.
+        let oldest = oldest_binlog(source).await?;
+        let (start, from) = match flavor {
+            Flavor::MySql => {
+                let purged = server_gtid_purged(source).await?;
+                (DumpStart::Gtid(purged.clone()), Some(purged))
+            }
+            Flavor::MariaDb => (
+                DumpStart::Position {
+                    file: oldest.clone(),
+                    pos: 4,
+                },
+                binlog_start_state(source, &oldest).await.ok().flatten(),
+            ),
+        };
+        let client = BinlogClient::open(source, &request.with_start(start.clone())).await?;
+        let piece = PieceStart::NewRun {
+            after_gap_from: after_gap_from.clone(),
+            from,
+            reason: format!(
+                "the server had purged the binlogs after the archive's end (GTID \
+                 {after_gap_from}), and no backup past that end has a point the server still \
+                 has; resumed at its oldest binlog {oldest}"
+            ),
+        };
+        self.announce_new_run(&piece);
+        Ok((client, start, Some(piece)))
+    }
+
+    fn announce_new_run(&self, piece: &PieceStart) {
+        if let PieceStart::NewRun { reason, .. } = piece {
+            tracing::info!(%reason, "starting a new run of the binlog archive after a hole");
+        }
+        self.observer.new_run(piece);
+    }
+}
+
+impl DumpRequest {
+    fn with_start(&self, start: DumpStart) -> DumpRequest {
+        DumpRequest {
+            start,
+            ..self.clone()
         }
     }
+}
+
+/// What to do after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    /// Retry with backoff: a lost link, a clean end of the stream, a refused connection.
+    Retry,
+    /// Retry with backoff, and say it needs attention: not a network failure, but one that
+    /// can heal once the stream has run (a restart in progress, a changed password or grant,
+    /// the binlog turned off and on again).
+    RetryHeal,
+    /// End the stream with this error.
+    Fatal,
+}
+
+/// Decides how a failure is handled (see [`Policy`]). `ever_streamed`: the server accepted a
+/// dump request since the start; before that, only transient failures are retried, so a wrong
+/// password, a missing grant or a binlog that is off fail fast with their exit codes.
+/// History the server does not have (error 1236 left standing) or does not share is fatal
+/// always, as are the repository's own failures and integrity errors.
+fn failure_policy(error: &Error, ever_streamed: bool) -> Policy {
+    if is_missing_history(error) || is_history_conflict(error) {
+        return Policy::Fatal;
+    }
+    if error.is_transient() {
+        return Policy::Retry;
+    }
+    match error.kind() {
+        ErrorKind::Connect | ErrorKind::Auth | ErrorKind::Server if ever_streamed => {
+            Policy::RetryHeal
+        }
+        _ => Policy::Fatal,
+    }
+}
+
+/// The error [`SegmentWriter::open_piece`] raises when the server's file is not the archived one.
+fn is_history_conflict(error: &Error) -> bool {
+    error.kind() == ErrorKind::Server && error.message().contains("Refusing to mix histories")
 }
 
 /// Checks the server can be archived before taking any lock: binlog on, a row-based format
@@ -306,6 +557,57 @@ async fn oldest_binlog(source: &ConnectionConfig) -> Result<String> {
         .ok_or_else(|| Error::server(format!("{} lists no binary logs", source.endpoint())))
 }
 
+/// The server's GTID state: every transaction it has executed (MariaDB: `gtid_binlog_pos`, the
+/// last of each domain; MySQL: `gtid_executed`).
+async fn server_gtid_state(source: &ConnectionConfig, flavor: Flavor) -> Result<GtidPos> {
+    let sql = match flavor {
+        Flavor::MariaDb => "SELECT @@GLOBAL.gtid_binlog_pos",
+        Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
+    };
+    let mut conn = WireConn::connect(source).await?;
+    let rows = conn.query_text(sql).await?;
+    let text = rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default();
+    text.parse()
+}
+
+/// MySQL: the transactions no longer in the server's binlogs (`gtid_purged`).
+async fn server_gtid_purged(source: &ConnectionConfig) -> Result<GtidPos> {
+    let mut conn = WireConn::connect(source).await?;
+    let rows = conn.query_text("SELECT @@GLOBAL.gtid_purged").await?;
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default()
+        .parse()
+}
+
+/// MariaDB: the GTID state before `file`, from its GTID list event (`None` when the file
+/// has none).
+async fn binlog_start_state(source: &ConnectionConfig, file: &str) -> Result<Option<GtidPos>> {
+    let mut conn = WireConn::connect(source).await?;
+    let rows = conn
+        .query_text(&format!(
+            "SHOW BINLOG EVENTS IN '{}' LIMIT 4",
+            file.replace('\\', "\\\\").replace('\'', "\\'")
+        ))
+        .await?;
+    for row in rows {
+        let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        if get(2).eq_ignore_ascii_case("Gtid_list") {
+            let info = get(5);
+            let list = info.trim().trim_start_matches('[').trim_end_matches(']');
+            let mut gtids = Vec::new();
+            for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                gtids.push(Gtid::MariaDb(part.parse::<MariaGtid>()?));
+            }
+            return Ok(Some(GtidPos::from_gtids(gtids)));
+        }
+    }
+    Ok(None)
+}
+
 async fn server_has_file(source: &ConnectionConfig, file: &str) -> Result<bool> {
     let mut conn = WireConn::connect(source).await?;
     let rows = conn.query_text("SHOW BINARY LOGS").await?;
@@ -328,22 +630,140 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(factor)
 }
 
+/// Keeps the heartbeat record ([`StreamStatus`]) and writes it to the archive.
+struct StatusKeeper {
+    archive: Archive,
+    status: StreamStatus,
+    /// Timestamp of the newest event received (not yet necessarily archived).
+    last_received: Option<u32>,
+    /// A heartbeat came after the newest event, with nothing left to write.
+    idle: bool,
+}
+
+impl StatusKeeper {
+    fn new(
+        archive: Archive,
+        source: &ConnectionConfig,
+        options: &StreamOptions,
+        writer: &SegmentWriter,
+    ) -> StatusKeeper {
+        let now = OffsetDateTime::now_utc();
+        StatusKeeper {
+            archive,
+            status: StreamStatus {
+                format: STREAM_STATUS_FORMAT,
+                written: now,
+                interval_seconds: options.status_interval.as_secs().max(1),
+                host: crate::repo::lock::hostname(),
+                pid: std::process::id(),
+                holdfast_version: env!("CARGO_PKG_VERSION").to_string(),
+                started: now,
+                state: StreamState::Reconnecting,
+                source: source.endpoint(),
+                source_server_id: writer.tail.as_ref().map(|t| t.source.server_id),
+                last_seq: None,
+                last_event_time: None,
+                gtid_state: String::new(),
+                caught_up_as_of: None,
+                lag_seconds: None,
+                segments_written: 0,
+                reconnects: 0,
+                last_error: None,
+            },
+            last_received: None,
+            idle: false,
+        }
+    }
+
+    fn streaming(&mut self) {
+        self.status.state = StreamState::Streaming;
+        self.status.last_error = None;
+    }
+
+    fn reconnecting(&mut self, error: &Error, reconnects: u64) {
+        self.status.state = StreamState::Reconnecting;
+        self.status.last_error = Some(error.to_string());
+        self.status.reconnects = reconnects;
+    }
+
+    fn stopped(&mut self, error: Option<&Error>) {
+        self.status.state = StreamState::Stopped;
+        self.status.last_error = error.map(|e| e.to_string());
+    }
+
+    /// An event stamped `timestamp` arrived.
+    fn event(&mut self, timestamp: u32) {
+        if timestamp != 0 {
+            self.last_received = Some(timestamp);
+        }
+        self.idle = false;
+    }
+
+    /// The server has nothing more to send; complete as of now if nothing is left to write.
+    fn caught_up(&mut self, writer: &SegmentWriter) {
+        if writer.pending_len() == 0 {
+            self.status.caught_up_as_of = Some(OffsetDateTime::now_utc());
+            self.idle = true;
+        }
+    }
+
+    /// Fills in the archive's side and writes the record. A failed write is logged, not fatal:
+    /// the segments are what matter, and the next write may succeed.
+    async fn write(
+        &mut self,
+        writer: &SegmentWriter,
+        report: &StreamReport,
+        observer: &dyn StreamObserver,
+    ) {
+        let now = OffsetDateTime::now_utc();
+        let st = &mut self.status;
+        st.written = now;
+        if let Some(tail) = &writer.tail {
+            st.last_seq = Some(tail.seq);
+            st.source_server_id = Some(tail.source.server_id);
+            st.gtid_state = tail.gtid_state.to_string();
+            st.last_event_time = (tail.last_event_time != 0)
+                .then(|| OffsetDateTime::from_unix_timestamp(i64::from(tail.last_event_time)).ok())
+                .flatten();
+        }
+        if let Some(s) = &writer.source {
+            st.source_server_id = Some(s.server_id);
+        }
+        st.lag_seconds = if self.idle {
+            Some(0)
+        } else {
+            self.last_received
+                .map(|t| (now.unix_timestamp() - i64::from(t)).max(0) as u64)
+        };
+        st.segments_written = report.segments_written;
+        st.reconnects = report.reconnects;
+        if let Err(e) = self.archive.write_stream_status(&self.status).await {
+            tracing::warn!(error = %e, "cannot write the stream status record");
+        }
+        observer.status(&self.status);
+    }
+}
+
 /// Where the archive ends: the point the next event must continue from.
 #[derive(Debug, Clone)]
 struct Tail {
+    seq: u64,
     source: SegmentSource,
     end_pos: u64,
     ends_file: bool,
     gtid_state: GtidPos,
+    last_event_time: u32,
 }
 
 impl Tail {
     fn of(segment: &SegmentIndex) -> Tail {
         Tail {
+            seq: segment.seq,
             source: segment.source.clone(),
             end_pos: segment.end_pos,
             ends_file: segment.ends_file,
             gtid_state: segment.gtid_state.clone(),
+            last_event_time: segment.last_event_time,
         }
     }
 }
@@ -517,9 +937,21 @@ impl SegmentWriter {
         });
     }
 
-    /// A new connection starts a new piece unless it continues the tail exactly.
-    fn begin_piece(&mut self, start: &DumpStart, oldest: bool, checksum: ChecksumAlg) {
+    /// A new connection starts a new piece unless it continues the tail exactly. `piece` says
+    /// how, when the start is not the plain resume point (the oldest binlog, a new run).
+    fn begin_piece(&mut self, start: &DumpStart, piece: Option<PieceStart>, checksum: ChecksumAlg) {
         self.expect_pos = None;
+        if let Some(PieceStart::NewRun {
+            from: Some(from), ..
+        }) = &piece
+        {
+            // Everything up to the new run's start is behind the archive from here on (the
+            // hole included): the state of the run's segments says so, for both flavors.
+            self.state.union(from);
+            if let Some(tail) = self.tail.as_mut() {
+                tail.gtid_state.union(from);
+            }
+        }
         if let (Flavor::MySql, DumpStart::Gtid(from)) = (self.flavor, start) {
             // A MySQL set names every transaction before the point: the archive's state from
             // here on includes them (MariaDB positions are per domain and already cumulative).
@@ -538,10 +970,10 @@ impl SegmentWriter {
         self.source = None;
         self.fde = None;
         self.need_header = true;
-        self.piece_start = Some(match start {
-            _ if oldest => PieceStart::Oldest,
-            DumpStart::Position { .. } => PieceStart::Position,
-            DumpStart::Gtid(from) => PieceStart::Gtid { from: from.clone() },
+        self.piece_start = Some(match (piece, start) {
+            (Some(piece), _) => piece,
+            (None, DumpStart::Position { .. }) => PieceStart::Position,
+            (None, DumpStart::Gtid(from)) => PieceStart::Gtid { from: from.clone() },
         });
     }
 
@@ -614,7 +1046,9 @@ impl SegmentWriter {
         let file = self.current_file.clone().ok_or_else(|| {
             Error::integrity("the server sent a format description before naming the file")
         })?;
-        if std::mem::take(&mut self.rotated) {
+        if std::mem::take(&mut self.rotated)
+            && !matches!(self.piece_start, Some(PieceStart::NewRun { .. }))
+        {
             self.piece_start = Some(PieceStart::Rotation);
         }
         // Resumed at the archive's end and the server moved on to its next file (the previous
@@ -653,10 +1087,12 @@ impl SegmentWriter {
         self.need_header = false;
         let source = self.source.clone().expect("checked by accept");
         let fde = self.fde.clone().expect("set with source");
-        let continues_tail = self
-            .tail
-            .as_ref()
-            .is_some_and(|t| t.source == source && !t.ends_file && t.end_pos == event_start);
+        let new_run = matches!(self.piece_start, Some(PieceStart::NewRun { .. }));
+        let continues_tail = !new_run
+            && self
+                .tail
+                .as_ref()
+                .is_some_and(|t| t.source == source && !t.ends_file && t.end_pos == event_start);
         if continues_tail && self.pending.is_empty() {
             self.piece_start = None;
             return Ok(());
@@ -811,18 +1247,24 @@ impl SegmentWriter {
         });
         let header = self.pending_header;
         let real: Vec<&EventMark> = marks.iter().filter(|m| m.log_pos != 0).collect();
+        let piece_start = if header {
+            self.piece_start.take()
+        } else {
+            None
+        };
         let index = SegmentIndex {
-            format: segment_format_for(&gtid_state, first_gtid.as_ref(), last_gtid.as_ref()),
+            format: segment_format_for(
+                &gtid_state,
+                first_gtid.as_ref(),
+                last_gtid.as_ref(),
+                piece_start.as_ref(),
+            ),
             seq: self.next_seq,
             source: source.clone(),
             start_pos: self.pending_start,
             end_pos: last.log_pos as u64,
             header,
-            piece_start: if header {
-                self.piece_start.take()
-            } else {
-                None
-            },
+            piece_start,
             checksum: self.checksum,
             events: marks.len() as u64,
             transactions,
@@ -853,5 +1295,45 @@ impl SegmentWriter {
         self.pending_start = written.end_pos;
         observer.segment(&written);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn failures_retry_or_end_the_stream_by_class_and_by_whether_it_has_run() {
+        let lost = Error::new(ErrorKind::Connect, "connection lost").transient();
+        let refused_now = Error::new(ErrorKind::Connect, "refused");
+        let auth = Error::new(ErrorKind::Auth, "access denied (error 1045)");
+        let restarting = Error::server("server error 1053: shutdown in progress");
+        let purged = Error::server("cannot send the requested binlog: … (error 1236)");
+        let conflict = Error::server("… Refusing to mix histories; move the archive aside");
+        let storage = Error::new(ErrorKind::Storage, "disk full");
+        let flaky_storage = Error::new(ErrorKind::Storage, "timeout").transient();
+        let corrupt = Error::integrity("bad checksum");
+        let usage = Error::usage("MariaDB position to a MySQL server");
+        let cases: &[(&Error, Policy, Policy)] = &[
+            // (error, before the first dump was accepted, once streaming)
+            (&lost, Policy::Retry, Policy::Retry),
+            (&flaky_storage, Policy::Retry, Policy::Retry),
+            (&refused_now, Policy::Fatal, Policy::RetryHeal),
+            (&auth, Policy::Fatal, Policy::RetryHeal),
+            (&restarting, Policy::Fatal, Policy::RetryHeal),
+            (&purged, Policy::Fatal, Policy::Fatal),
+            (&conflict, Policy::Fatal, Policy::Fatal),
+            (&storage, Policy::Fatal, Policy::Fatal),
+            (&corrupt, Policy::Fatal, Policy::Fatal),
+            (&usage, Policy::Fatal, Policy::Fatal),
+        ];
+        for (error, at_start, streaming) in cases {
+            assert_eq!(failure_policy(error, false), *at_start, "{error} at start");
+            assert_eq!(
+                failure_policy(error, true),
+                *streaming,
+                "{error} once streaming"
+            );
+        }
     }
 }

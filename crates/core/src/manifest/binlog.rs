@@ -10,14 +10,24 @@ use crate::manifest::FileEntry;
 
 /// The newest segment index format this build reads. Format 1: MariaDB GTIDs only; format 2
 /// (written only when a GTID field holds a MySQL `uuid:…` GTID or set, so MariaDB archives keep
-/// writing format 1 byte for byte): MySQL GTIDs too. A holdfast that predates MySQL support
-/// refuses a format-2 entry as newer than it knows instead of misreading it.
-pub const SEGMENT_FORMAT: u32 = 2;
+/// writing format 1 byte for byte): MySQL GTIDs too; format 3 (written only by the first
+/// segment of a new run, [`PieceStart::NewRun`]): a piece that starts after a hole. A holdfast
+/// that predates a format refuses such an entry as newer than it knows instead of misreading
+/// it (an older reader would not know that a hole precedes the piece).
+pub const SEGMENT_FORMAT: u32 = 3;
 
-/// The format a segment index with these GTIDs is written in (see [`SEGMENT_FORMAT`]).
-pub fn segment_format_for(state: &GtidPos, first: Option<&Gtid>, last: Option<&Gtid>) -> u32 {
+/// The format a segment index with these GTIDs and this piece start is written in (see
+/// [`SEGMENT_FORMAT`]).
+pub fn segment_format_for(
+    state: &GtidPos,
+    first: Option<&Gtid>,
+    last: Option<&Gtid>,
+    piece_start: Option<&PieceStart>,
+) -> u32 {
     let mysql = |g: Option<&Gtid>| matches!(g, Some(Gtid::MySql(_)));
-    if state.has_sources() || mysql(first) || mysql(last) {
+    if matches!(piece_start, Some(PieceStart::NewRun { .. })) {
+        3
+    } else if state.has_sources() || mysql(first) || mysql(last) {
         2
     } else {
         1
@@ -100,6 +110,21 @@ pub enum PieceStart {
     Gtid { from: GtidPos },
     /// Started at the oldest binlog the server had, with nothing archived before it.
     Oldest,
+    /// A new run of the archive after a hole: the server no longer had the binlogs the archive
+    /// needed to continue (they were purged while nothing streamed), so streaming started
+    /// again further on. Transactions after `after_gap_from` (the archive's state where the
+    /// previous run ended) and up to `from` were never archived: no recovery crosses this
+    /// point, and a point after it needs a base backup at or after `from`.
+    NewRun {
+        after_gap_from: GtidPos,
+        /// Where this run starts: the GTID position streamed from (the newest backup's
+        /// consistent point, or the server's state before its oldest binlog); `None` when
+        /// unknown.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<GtidPos>,
+        /// Why the run started here, for humans.
+        reason: String,
+    },
 }
 
 #[cfg(test)]
@@ -110,12 +135,25 @@ mod tests {
     fn mariadb_segments_keep_format_1_and_mysql_ones_are_format_2() {
         let maria: GtidPos = "0-1-5".parse().unwrap();
         let g: Gtid = "0-1-5".parse().unwrap();
-        assert_eq!(segment_format_for(&maria, Some(&g), Some(&g)), 1);
-        assert_eq!(segment_format_for(&GtidPos::new(), None, None), 1);
+        assert_eq!(segment_format_for(&maria, Some(&g), Some(&g), None), 1);
+        assert_eq!(segment_format_for(&GtidPos::new(), None, None, None), 1);
         let set: GtidPos = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5".parse().unwrap();
         let m: Gtid = "3e11fa47-71ca-11e1-9e33-c80aa9429562:5".parse().unwrap();
-        assert_eq!(segment_format_for(&set, None, None), 2);
-        assert_eq!(segment_format_for(&GtidPos::new(), Some(&m), None), 2);
-        assert!(segment_format_for(&set, Some(&m), Some(&m)) <= SEGMENT_FORMAT);
+        assert_eq!(segment_format_for(&set, None, None, None), 2);
+        assert_eq!(segment_format_for(&GtidPos::new(), Some(&m), None, None), 2);
+        assert!(segment_format_for(&set, Some(&m), Some(&m), None) <= SEGMENT_FORMAT);
+        // Only a new run's first segment needs format 3; the rest keep theirs.
+        let rotation = PieceStart::Rotation;
+        assert_eq!(
+            segment_format_for(&maria, Some(&g), Some(&g), Some(&rotation)),
+            1
+        );
+        let new_run = PieceStart::NewRun {
+            after_gap_from: maria.clone(),
+            from: None,
+            reason: "purged".into(),
+        };
+        assert_eq!(segment_format_for(&maria, None, None, Some(&new_run)), 3);
+        assert_eq!(SEGMENT_FORMAT, 3);
     }
 }

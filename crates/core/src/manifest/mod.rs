@@ -5,6 +5,7 @@
 //! - [`BackupManifest`]: `backups/<id>/manifest`, written last: the backup's commit point.
 //! - [`LockRecord`]: `locks/<name>.lock`, the owner and expiry of a repository lock.
 //! - [`SegmentIndex`]: `binlog/index/<seq>.json`, one archived binlog segment, written after its data.
+//! - [`StreamStatus`]: `binlog/stream-status.json`, the binlog streamer's heartbeat record.
 //! - [`SchemaDump`]: `backups/<id>/schema.json.zst`, the schema objects of a logical backup.
 //! - [`PhysicalInfo`]: the physical part of a [`BackupManifest`] (LSNs, parent, tool, locks).
 //!
@@ -15,6 +16,7 @@
 mod binlog;
 mod physical;
 mod schema;
+mod stream_status;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -22,6 +24,7 @@ use time::OffsetDateTime;
 pub use binlog::*;
 pub use physical::*;
 pub use schema::*;
+pub use stream_status::*;
 
 /// The newest repository format this build reads; it writes this for encrypted repositories.
 pub const REPO_FORMAT: u32 = 2;

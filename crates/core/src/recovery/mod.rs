@@ -25,7 +25,10 @@ use crate::source::conn::ConnectionConfig;
 use crate::source::server::Flavor;
 use crate::{Error, ErrorKind, Result};
 
-pub use plan::{plan_recovery, recoverable_window, BaseCandidate, RecoveryPlan, Target, Window};
+pub use plan::{
+    archive_holes, plan_recovery, recoverable_window, BaseCandidate, Hole, RecoveryPlan, Span,
+    Target, Window,
+};
 
 /// How the archive is replayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]

@@ -12,6 +12,9 @@
 //!   start from the state the previous segment ended with. Any hole is an error naming it.
 //! - The target must be inside the archive: a time not after the archive's end, a GTID the
 //!   archive holds.
+//! - A new run of the archive ([`PieceStart::NewRun`], streaming started again after the server
+//!   purged what the archive needed) is a hole that is never crossed: a point after it needs a
+//!   base at or after the new run's start.
 
 use time::OffsetDateTime;
 
@@ -193,13 +196,42 @@ fn piece_start_index(segments: &[SegmentIndex], i: usize) -> Option<usize> {
 /// The archive must not begin after the base's point: whatever precedes the first piece used
 /// must already be in the base.
 fn check_archive_reaches(segments: &[SegmentIndex], first: usize, start: &GtidPos) -> Result<()> {
+    if let Some(PieceStart::NewRun {
+        after_gap_from,
+        from,
+        ..
+    }) = &segments[first].piece_start
+    {
+        // After a hole: the base must be at or after the new run's start.
+        let s = &segments[first];
+        let reaches = match from {
+            Some(from) => start.includes(from),
+            // Where the run starts is unknown: only a base that already has its first
+            // transaction is safe.
+            None => s.first_gtid.is_some_and(|g| start.contains(&g)),
+        };
+        return if reaches {
+            Ok(())
+        } else {
+            Err(not_recoverable(format!(
+                "the backup's point (GTID {start}) is before the new run of the archive that \
+                 starts at segment {} (from GTID {}): the archive has a hole after GTID \
+                 {after_gap_from}, so a point after the hole needs a backup taken at or after \
+                 the new run's start",
+                s.seq,
+                from.as_ref()
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            )))
+        };
+    }
     let before = if first > 0 {
         Some(segments[first - 1].gtid_state.clone())
     } else {
         match &segments[first].piece_start {
             Some(PieceStart::Gtid { from }) => Some(from.clone()),
             Some(PieceStart::Rotation) | Some(PieceStart::Position) => None,
-            Some(PieceStart::Oldest) | None => None,
+            Some(PieceStart::Oldest) | Some(PieceStart::NewRun { .. }) | None => None,
         }
     };
     match before {
@@ -260,6 +292,21 @@ fn archive_end_time(segments: &[SegmentIndex], base: &BaseCandidate) -> OffsetDa
 fn check_continuity(run: &[SegmentIndex]) -> Result<()> {
     for pair in run.windows(2) {
         let (prev, next) = (&pair[0], &pair[1]);
+        if let Some(PieceStart::NewRun { from, reason, .. }) = &next.piece_start {
+            return Err(not_recoverable(format!(
+                "the archive has a hole between segment {} (ending at GTID {}, last event at \
+                 {}) and segment {}, which starts a new run of the archive ({reason}). No \
+                 recovery crosses it: recover to a point before the hole, or to one after it \
+                 from a backup taken at or after the new run's start{}",
+                prev.seq,
+                prev.gtid_state,
+                event_time(prev.last_event_time),
+                next.seq,
+                from.as_ref()
+                    .map(|f| format!(" (GTID {f})"))
+                    .unwrap_or_default()
+            )));
+        }
         let ok = if !next.header {
             next.source == prev.source && next.start_pos == prev.end_pos
         } else {
@@ -275,7 +322,7 @@ fn check_continuity(run: &[SegmentIndex]) -> Result<()> {
                 Some(PieceStart::Gtid { from }) => {
                     from.includes(&prev.gtid_state) && prev.gtid_state.includes(from)
                 }
-                Some(PieceStart::Oldest) | None => false,
+                Some(PieceStart::Oldest) | Some(PieceStart::NewRun { .. }) | None => false,
             }
         };
         if !ok {
@@ -294,6 +341,20 @@ fn check_continuity(run: &[SegmentIndex]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An event timestamp as RFC 3339 (`-` when unknown).
+fn event_time(seconds: u32) -> String {
+    if seconds == 0 {
+        return "-".into();
+    }
+    OffsetDateTime::from_unix_timestamp(i64::from(seconds))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 fn beyond_archive(segments: &[SegmentIndex], target: Target) -> Error {
@@ -568,6 +629,112 @@ mod tests {
         assert_eq!(w.to_gtid, Some(mset(30)));
     }
 
+    /// Transactions 1..=20 in a first run, a hole (21..=29 purged before they were archived),
+    /// then a new run from GTID 29 with 30..=50.
+    fn archive_with_a_new_run(from: Option<u64>) -> Vec<SegmentIndex> {
+        let mut segments = vec![
+            seg(1, "b.1", 0, 100, 1, 10),
+            seg(2, "b.1", 100, 200, 11, 20),
+            seg(3, "b.3", 0, 100, 30, 40),
+            seg(4, "b.3", 100, 200, 41, 50),
+        ];
+        segments[2].piece_start = Some(PieceStart::NewRun {
+            after_gap_from: pos(20),
+            from: from.map(pos),
+            reason: "the server had purged the binlogs".into(),
+        });
+        segments
+    }
+
+    #[test]
+    fn a_new_run_is_a_hole_no_recovery_crosses() {
+        let bases = [base("A", 5), base("C", 25), base("B", 29)];
+        let archive = archive_with_a_new_run(Some(29));
+        let ok: &[(Target, &str, Vec<Vec<u64>>)] = &[
+            (Target::Gtid(g(15)), "A", vec![vec![1, 2]]),
+            (Target::Time(t(19)), "A", vec![vec![1, 2]]),
+            (Target::Gtid(g(25)), "C", vec![]),
+            (Target::Time(t(35)), "B", vec![vec![3]]),
+            (Target::Gtid(g(45)), "B", vec![vec![3, 4]]),
+            (Target::Latest, "B", vec![vec![3, 4]]),
+        ];
+        for (target, want_base, want_pieces) in ok {
+            let plan = plan_recovery(&bases, &archive, *target).unwrap();
+            assert_eq!(&plan.base, want_base, "{target}");
+            assert_eq!(&plan.pieces, want_pieces, "{target}");
+        }
+        // Points inside the hole, and after it from a base before it.
+        let refused: &[(&[BaseCandidate], Target, &str)] = &[
+            (&bases, Target::Gtid(g(23)), "hole between segment 2"),
+            (
+                &bases,
+                Target::BeforeGtid(g(27)),
+                "a hole after GTID 0-1-20",
+            ),
+            (&bases, Target::Time(t(23)), "hole between segment 2"),
+            // Unarchived transactions may share the second of the last archived one.
+            (&bases, Target::Time(t(20)), "hole between segment 2"),
+            (&bases[..1], Target::Latest, "hole between segment 2"),
+            (&bases[..2], Target::Latest, "before the new run"),
+            (&bases[..2], Target::Gtid(g(35)), "before the new run"),
+        ];
+        for (bases, target, why) in refused {
+            let err = plan_recovery(bases, &archive, *target).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotRecoverable, "{target}");
+            assert!(err.message().contains(why), "{target}: {err}");
+        }
+        // A new run whose start is unknown: only a base that has its first transaction.
+        let unknown = archive_with_a_new_run(None);
+        assert!(plan_recovery(&[base("B", 29)], &unknown, Target::Latest).is_err());
+        let plan = plan_recovery(&[base("D", 31)], &unknown, Target::Latest).unwrap();
+        assert_eq!(plan.pieces, vec![vec![3, 4]]);
+    }
+
+    #[test]
+    fn the_window_lists_each_run_and_the_hole_between() {
+        let new_run = archive_with_a_new_run(Some(29));
+        let w = recoverable_window(&[base("A", 5), base("B", 29)], &new_run);
+        // The top level: the stretch reaching the archive's end.
+        assert_eq!(w.from_backup.as_deref(), Some("B"));
+        assert_eq!(w.to_gtid, Some(pos(50)));
+        let spans: Vec<(&str, GtidPos, GtidPos)> = w
+            .spans
+            .iter()
+            .map(|s| {
+                (
+                    s.from_backup.as_str(),
+                    s.from_gtid.clone(),
+                    s.to_gtid.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(spans, vec![("A", pos(5), pos(20)), ("B", pos(29), pos(50))]);
+        assert_eq!(w.holes.len(), 1, "{:?}", w.holes);
+        let hole = &w.holes[0];
+        assert_eq!((hole.after_seq, hole.before_seq), (2, 3));
+        assert_eq!(hole.from_gtid, pos(20));
+        assert_eq!(hole.to_gtid, Some(pos(29)));
+        assert_eq!(hole.from_time, Some(t(20)));
+        assert_eq!(hole.to_time, Some(t(30)));
+        assert!(hole.new_run);
+        assert_eq!(w.gaps.len(), 1);
+        // Without a backup after the hole, only the first run is recoverable; the hole shows.
+        let w = recoverable_window(&[base("A", 5)], &new_run);
+        assert_eq!(w.spans.len(), 1);
+        assert_eq!(w.spans[0].to_gtid, pos(20));
+        assert_eq!(w.spans[0].to_time, t(19));
+        assert_eq!(w.holes.len(), 1);
+        // A continuous archive: one span, no hole.
+        let w = recoverable_window(&[base("A", 5), base("B", 15)], &archive());
+        assert_eq!(w.spans.len(), 1);
+        assert_eq!(w.spans[0].from_backup, "A");
+        assert!(w.holes.is_empty());
+        // No archive: the newest backup's point.
+        let w = recoverable_window(&[base("A", 5)], &[]);
+        assert_eq!(w.spans.len(), 1);
+        assert_eq!(w.spans[0].from_gtid, w.spans[0].to_gtid);
+    }
+
     #[test]
     fn a_piece_is_fed_from_its_header_even_when_the_base_is_further_on() {
         let bases = [base("B", 25)];
@@ -579,7 +746,9 @@ mod tests {
 
 /// The recoverable window: every point from `from` (a backup's consistent point) to `to` (the
 /// end of the archive) can be recovered; `gaps` names holes in the archive (points on their far
-/// side are only reachable from a backup taken after them).
+/// side are only reachable from a backup taken after them). `spans` lists every stretch of
+/// recoverable points, oldest first, and `holes` the holes between the archive's runs; the
+/// top-level `from`/`to` are the stretch that reaches the archive's end.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Window {
     /// The oldest backup the archive continues from without a gap, and its point.
@@ -592,10 +761,146 @@ pub struct Window {
     pub to_time: Option<OffsetDateTime>,
     pub to_gtid: Option<GtidPos>,
     pub gaps: Vec<String>,
+    pub spans: Vec<Span>,
+    pub holes: Vec<Hole>,
+}
+
+/// A stretch of recoverable points: from a backup's consistent point to the end of a run of the
+/// archive (or that point alone).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Span {
+    pub from_backup: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub from_time: OffsetDateTime,
+    pub from_gtid: GtidPos,
+    #[serde(with = "time::serde::rfc3339")]
+    pub to_time: OffsetDateTime,
+    pub to_gtid: GtidPos,
+}
+
+/// A hole in the archive: between segment `after_seq` and segment `before_seq` transactions may
+/// be missing, so no recovery crosses it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Hole {
+    pub after_seq: u64,
+    pub before_seq: u64,
+    /// The archive's GTID position and last event time before the hole.
+    pub from_gtid: GtidPos,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub from_time: Option<OffsetDateTime>,
+    /// Where archiving continued, when known (a new run's start), and its first event's time.
+    pub to_gtid: Option<GtidPos>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub to_time: Option<OffsetDateTime>,
+    /// The archive started a new run here (the server had purged what it needed).
+    pub new_run: bool,
+    pub reason: String,
+}
+
+/// The holes of an archive (in order): every pair of consecutive segments that does not
+/// continue.
+pub fn archive_holes(segments: &[SegmentIndex]) -> Vec<Hole> {
+    let time = |secs: u32| {
+        (secs != 0)
+            .then(|| OffsetDateTime::from_unix_timestamp(i64::from(secs)).ok())
+            .flatten()
+    };
+    segments
+        .windows(2)
+        .filter_map(|pair| {
+            let err = check_continuity(pair).err()?;
+            let (prev, next) = (&pair[0], &pair[1]);
+            let to_gtid = match &next.piece_start {
+                Some(PieceStart::NewRun { from, .. }) => from.clone(),
+                Some(PieceStart::Gtid { from }) => Some(from.clone()),
+                _ => None,
+            };
+            Some(Hole {
+                after_seq: prev.seq,
+                before_seq: next.seq,
+                from_gtid: prev.gtid_state.clone(),
+                from_time: time(prev.last_event_time),
+                to_gtid,
+                to_time: time(next.first_event_time),
+                new_run: matches!(next.piece_start, Some(PieceStart::NewRun { .. })),
+                reason: err.message().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The recoverable stretches, one per run of the archive that some backup reaches (see
+/// [`Span`]).
+fn spans(usable: &[&BaseCandidate], segments: &[SegmentIndex], holes: &[Hole]) -> Vec<Span> {
+    let mut bounds: Vec<usize> = vec![0];
+    bounds.extend(
+        holes
+            .iter()
+            .filter_map(|h| segments.iter().position(|s| s.seq == h.before_seq)),
+    );
+    bounds.push(segments.len());
+    let mut out = Vec::new();
+    for run in bounds.windows(2) {
+        let (lo, hi) = (run[0], run[1]);
+        if lo >= hi {
+            continue;
+        }
+        let prefix = &segments[..hi];
+        let end = &segments[hi - 1];
+        let found = usable.iter().find(|b| {
+            let pos = b.gtid.as_ref().expect("usable");
+            !pos.includes(&end.gtid_state)
+                && plan_recovery(std::slice::from_ref(**b), prefix, Target::Latest).is_ok()
+        });
+        if let Some(b) = found {
+            // Before a hole, a time target must be before the second of the last archived
+            // event: transactions never archived may have committed in that second too.
+            let before_hole = i64::from(hi < segments.len());
+            let end_time =
+                OffsetDateTime::from_unix_timestamp(i64::from(end.last_event_time) - before_hole)
+                    .map_or(b.time, |t| t.max(b.time));
+            out.push(Span {
+                from_backup: b.id.clone(),
+                from_time: b.time,
+                from_gtid: b.gtid.clone().expect("usable"),
+                to_time: end_time,
+                to_gtid: end.gtid_state.clone(),
+            });
+        }
+    }
+    out
 }
 
 /// Computes the recoverable window (see [`Window`]).
 pub fn recoverable_window(bases: &[BaseCandidate], segments: &[SegmentIndex]) -> Window {
+    let mut window = window_to_the_end(bases, segments);
+    let mut usable: Vec<&BaseCandidate> = bases.iter().filter(|b| b.gtid.is_some()).collect();
+    usable.sort_by_key(|b| b.time);
+    window.holes = archive_holes(segments);
+    window.spans = spans(&usable, segments, &window.holes);
+    if window.spans.is_empty() {
+        // No run is reached by a backup before it: the backup's point alone.
+        if let (Some(id), Some(from_time), Some(from_gtid), Some(to_time), Some(to_gtid)) = (
+            &window.from_backup,
+            window.from_time,
+            &window.from_gtid,
+            window.to_time,
+            &window.to_gtid,
+        ) {
+            window.spans.push(Span {
+                from_backup: id.clone(),
+                from_time,
+                from_gtid: from_gtid.clone(),
+                to_time,
+                to_gtid: to_gtid.clone(),
+            });
+        }
+    }
+    window
+}
+
+/// The stretch that reaches the end of the archive (the window's top-level fields).
+fn window_to_the_end(bases: &[BaseCandidate], segments: &[SegmentIndex]) -> Window {
     let mut usable: Vec<&BaseCandidate> = bases.iter().filter(|b| b.gtid.is_some()).collect();
     usable.sort_by_key(|b| b.time);
     let gaps: Vec<String> = segments
@@ -630,6 +935,8 @@ pub fn recoverable_window(bases: &[BaseCandidate], segments: &[SegmentIndex]) ->
                     start
                 },
                 gaps,
+                spans: Vec::new(),
+                holes: Vec::new(),
             };
         }
     }
@@ -641,6 +948,8 @@ pub fn recoverable_window(bases: &[BaseCandidate], segments: &[SegmentIndex]) ->
         to_time: newest.map(|b| b.time),
         to_gtid: newest.and_then(|b| b.gtid.clone()),
         gaps,
+        spans: Vec::new(),
+        holes: Vec::new(),
     }
 }
 
