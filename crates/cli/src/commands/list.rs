@@ -34,6 +34,9 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     "stored_bytes": m.stored_bytes(),
                     "consistent_point": m.consistent_point,
                     "physical": m.physical,
+                    "partial": m.is_partial(),
+                    "scope": m.scope,
+                    "scope_description": m.scope_description(),
                 })
             })
             .collect();
@@ -44,16 +47,24 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         outln!("no backups in {}", repo.storage().location());
         return Ok(ExitCode::SUCCESS);
     }
+    let scopes: Vec<String> = backups.iter().map(|m| m.scope_description()).collect();
+    let width = scopes
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     outln!(
-        "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  consistent point",
+        "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  {:<width$}  consistent point",
         "ID",
         "ENGINE",
         "FINISHED",
         "TABLES",
         "ROWS",
-        "SIZE"
+        "SIZE",
+        "SCOPE"
     );
-    for m in &backups {
+    for (m, scope) in backups.iter().zip(&scopes) {
         let mut point = m.consistent_point.describe();
         let (engine, tables, rows) = match &m.physical {
             Some(p) => {
@@ -74,13 +85,14 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             ),
         };
         outln!(
-            "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  {}",
+            "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  {:<width$}  {}",
             m.id,
             engine,
             rfc3339(m.finished),
             tables,
             rows,
             human_bytes(m.stored_bytes()),
+            scope,
             point
         );
     }

@@ -446,7 +446,7 @@ impl SegmentWriter {
 
     /// Decides where to ask the server to start: the exact file position when it is the same
     /// server and still has the file, else by GTID from the archive's end (or, for an empty
-    /// archive, from the newest backup's consistent point).
+    /// archive, from the newest complete backup's consistent point).
     async fn resume_point(
         &self,
         repo: &Repository,
@@ -466,7 +466,13 @@ impl SegmentWriter {
                 Ok(DumpStart::Gtid(tail.gtid_state.clone()))
             }
             None => {
-                let newest = repo.list_backups().await?.into_iter().next_back();
+                // A partial backup is never a recovery base: start where a complete one is.
+                let newest = repo
+                    .list_backups()
+                    .await?
+                    .into_iter()
+                    .rev()
+                    .find(|m| !m.is_partial());
                 let from = match newest {
                     Some(m) => m
                         .consistent_point

@@ -27,7 +27,8 @@ use super::log::{parse_binlog_position, parse_key_values, parse_primary_position
 use super::replica::wait_for_lag;
 use super::tool::{BackupTool, PrivateDir, ToolKind};
 use crate::manifest::{
-    BackupManifest, ConsistentPoint, FileEntry, PhysicalInfo, PrimaryPosition, MANIFEST_FORMAT,
+    BackupManifest, BackupScope, ConsistentPoint, FileEntry, PhysicalInfo, PrimaryPosition,
+    MANIFEST_FORMAT,
 };
 use crate::pipeline::{HashingSink, ParallelZstdSink, ZstdSink};
 use crate::progress::Progress;
@@ -640,6 +641,7 @@ fn build_manifest(
             locks,
             replica_of,
         }),
+        scope: Some(BackupScope::complete()),
     })
 }
 
