@@ -883,7 +883,15 @@ mod tests {
             partial("P", 15),
             base("C", 25),
         ];
-        let cases: &[(&[BaseCandidate], BaseRule, Target, ErrorKind, &[&str])] = &[
+        /// Bases, rule, target, and the error's kind and words.
+        type Refusal<'a> = (
+            &'a [BaseCandidate],
+            BaseRule,
+            Target,
+            ErrorKind,
+            &'a [&'a str],
+        );
+        let cases: &[Refusal] = &[
             // Only a partial backup is before the target: refused, naming it and the way out.
             (
                 &[partial("P", 5), base("C", 25)],
