@@ -43,6 +43,7 @@ fn manifest(id: &str) -> BackupManifest {
         files: vec![],
         includes_users: false,
         physical: None,
+        scope: None,
     }
 }
 

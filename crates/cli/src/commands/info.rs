@@ -107,7 +107,12 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     };
     let m = repo.resolve(&which).await?;
     if global.json {
-        print_json(&m)?;
+        // The manifest, with its scope spelled out (`scope` itself is absent from manifests
+        // written before it was recorded).
+        let mut value = serde_json::to_value(&m)?;
+        value["partial"] = json!(m.is_partial());
+        value["scope_description"] = json!(m.scope_description());
+        print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     let cp = &m.consistent_point;
@@ -124,6 +129,13 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         m.server.server_id,
         m.server.hostname
     );
+    outln!("  scope             {}", m.scope_description());
+    if m.is_partial() {
+        outln!(
+            "                    (restores what it holds; never the base of a point-in-time \
+             recovery)"
+        );
+    }
     outln!(
         "  started/finished  {} / {}",
         rfc3339(m.started),

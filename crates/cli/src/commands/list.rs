@@ -34,6 +34,9 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     "stored_bytes": m.stored_bytes(),
                     "consistent_point": m.consistent_point,
                     "physical": m.physical,
+                    "partial": m.is_partial(),
+                    "scope": m.scope,
+                    "scope_description": m.scope_description(),
                 })
             })
             .collect();
@@ -72,6 +75,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             tables,
             rows,
             human_bytes(m.stored_bytes()),
+            m.scope_description(),
             point,
         ]);
     }
@@ -82,6 +86,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         "TABLES",
         "ROWS",
         "SIZE",
+        "SCOPE",
         "CONSISTENT POINT",
     ]
     .map(String::from);

@@ -1,8 +1,9 @@
 //! `holdfast restore [ID|latest]`: a logical backup into a running server (`--target`), or a
 //! physical backup and its incremental chain into an empty datadir (`--datadir`); the engine comes
 //! from the backup's manifest. With `--to-time`, `--to-gtid`, `--before-gtid` or `--latest`, a
-//! point-in-time recovery: the newest suitable backup, then the binlog archive replayed up to the
-//! target.
+//! point-in-time recovery: the newest complete backup at or before the target (of the engine the
+//! recovery restores into: logical into `--target`, physical into `--datadir`; or the one named
+//! with `--base`), then the binlog archive replayed up to the target.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,9 @@ use holdfast::engine::logical::restore::{run_restore, RestoreOptions, RestoreRep
 use holdfast::engine::physical::{run_physical_restore, PhysicalRestoreOptions, StartOptions};
 use holdfast::manifest::BackupManifest;
 use holdfast::recovery::plan::parse_time;
-use holdfast::recovery::{plan_for, recover, replay_planned, ReplayOptions, ReplayPath, Target};
+use holdfast::recovery::{
+    plan_for, recover, replay_planned, BaseEngine, BaseRule, ReplayOptions, ReplayPath, Target,
+};
 use holdfast::repo::Repository;
 
 use crate::args::{default_threads, FilterArgs, GlobalArgs, RepoArgs, ServerArgs};
@@ -66,6 +69,14 @@ pub struct Args {
     /// Point-in-time recovery to the end of the binlog archive.
     #[arg(long, group = "pitr")]
     latest: bool,
+    /// Point-in-time recovery: start from this backup (complete, at or before the target)
+    /// instead of the newest one that qualifies.
+    #[arg(long, value_name = "ID", requires = "pitr")]
+    base: Option<String>,
+    /// Point-in-time recovery: the engine of the base backup (default: logical with --target,
+    /// physical with --datadir).
+    #[arg(long, value_enum, requires = "pitr")]
+    engine: Option<EngineArg>,
     /// Physical backups: the datadir to restore into (empty or absent).
     #[arg(long)]
     datadir: Option<PathBuf>,
@@ -96,7 +107,43 @@ pub struct Args {
     replay_threads: u64,
 }
 
+/// `--engine` of a point-in-time recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineArg {
+    /// A logical backup, restored into the running server given by --target.
+    Logical,
+    /// A physical backup, restored into --datadir with a server started on it.
+    Physical,
+}
+
 impl Args {
+    /// Which backups a point-in-time recovery may start from: the named one, of the engine
+    /// asked for, or implied by where the base goes (`--datadir`: physical; otherwise a
+    /// running server: logical).
+    fn base_rule(&self) -> Result<BaseRule> {
+        let (engine, reason) = match (self.engine, &self.datadir) {
+            (Some(EngineArg::Logical), Some(_)) => bail!(holdfast::Error::usage(
+                "--engine logical restores the base into a running server (--target URL); \
+                 --datadir is for a physical base: drop one of them"
+            )),
+            (Some(EngineArg::Physical), None) => bail!(holdfast::Error::usage(
+                "--engine physical restores the base into an empty datadir: give --datadir DIR \
+                 (a server is started on it to replay the archive)"
+            )),
+            (Some(EngineArg::Logical), None) => (BaseEngine::Logical, "--engine logical"),
+            (Some(EngineArg::Physical), Some(_)) => (BaseEngine::Physical, "--engine physical"),
+            (None, Some(_)) => (BaseEngine::Physical, "--datadir takes a physical base"),
+            // Without --datadir the base goes into a running server (--target, or the
+            // connection flags and option files).
+            (None, None) => (BaseEngine::Logical, "--target takes a logical base"),
+        };
+        Ok(BaseRule {
+            named: self.base.clone(),
+            engine: Some(engine),
+            engine_reason: reason.to_string(),
+        })
+    }
+
     fn recovery_target(&self) -> Result<Option<Target>> {
         let gtid = |s: &str| s.parse::<Gtid>();
         Ok(
@@ -114,10 +161,11 @@ impl Args {
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     if let Some(point) = args.recovery_target()? {
         if args.backup != "latest" {
-            bail!(holdfast::Error::usage(
-                "a point-in-time recovery chooses its base backup itself; do not name a backup \
-                 together with --to-time/--to-gtid/--before-gtid/--latest"
-            ));
+            bail!(holdfast::Error::usage(format!(
+                "a point-in-time recovery chooses its base backup itself: to start from backup \
+                 {} name it with --base {} (it must be complete and at or before the target)",
+                args.backup, args.backup
+            )));
         }
         return point_in_time(global, args, point).await;
     }
@@ -197,7 +245,8 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
         parallel_threads: args.replay_threads,
         keep_binlog: args.keep_binlog,
     };
-    let (plan, segments) = plan_for(&repo, point).await?;
+    let rule = args.base_rule()?;
+    let (plan, segments) = plan_for(&repo, point, &rule).await?;
     let manifest = repo.load_manifest(&plan.base).await?;
     let report = if manifest.is_physical() {
         let Some(datadir) = args.datadir.clone() else {
@@ -251,7 +300,16 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
         }
         let target = args.server.resolve(args.target.as_deref())?;
         let opts = args.logical_options(Vec::new());
-        recover(&repo, &target, point, &opts, &replay, progress(global)).await?
+        recover(
+            &repo,
+            &target,
+            point,
+            &rule,
+            &opts,
+            &replay,
+            progress(global),
+        )
+        .await?
     };
     if global.json {
         print_json(&report)?;
@@ -273,6 +331,9 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
         );
         if let Some(base) = &report.base {
             print_notes(base);
+        }
+        for why in &report.bases_passed_over {
+            outln!("note: a newer backup was not used as the base: {why}");
         }
         if let Some(incomplete) = report.replay.as_ref().and_then(|r| r.incomplete.as_ref()) {
             outln!(

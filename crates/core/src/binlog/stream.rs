@@ -387,8 +387,15 @@ impl Session<'_> {
             )));
         }
         let after_gap_from = tail.gtid_state.clone();
-        // The newest backup's consistent point, when it is past the archive's end.
-        let newest = self.repo.list_backups().await?.into_iter().next_back();
+        // The newest complete backup's consistent point, when it is past the archive's end (a
+        // partial backup is no base for what follows the hole).
+        let newest = self
+            .repo
+            .list_backups()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|m| !m.is_partial());
         if let Some(m) = newest {
             if let Ok(from) = m.consistent_point.gtid_set.parse::<GtidPos>() {
                 if !from.is_empty() && from.includes(&after_gap_from) {
@@ -869,7 +876,7 @@ impl SegmentWriter {
 
     /// Decides where to ask the server to start: the exact file position when it is the same
     /// server and still has the file, else by GTID from the archive's end (or, for an empty
-    /// archive, from the newest backup's consistent point).
+    /// archive, from the newest complete backup's consistent point).
     async fn resume_point(
         &self,
         repo: &Repository,
@@ -889,7 +896,13 @@ impl SegmentWriter {
                 Ok(DumpStart::Gtid(tail.gtid_state.clone()))
             }
             None => {
-                let newest = repo.list_backups().await?.into_iter().next_back();
+                // A partial backup is never a recovery base: start where a complete one is.
+                let newest = repo
+                    .list_backups()
+                    .await?
+                    .into_iter()
+                    .rev()
+                    .find(|m| !m.is_partial());
                 let from = match newest {
                     Some(m) => m
                         .consistent_point

@@ -268,6 +268,84 @@ pub struct BackupManifest {
     /// Physical backups only: LSNs, parent, tool and lock times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical: Option<PhysicalInfo>,
+    /// What part of the server the backup holds. Absent from manifests written before holdfast
+    /// recorded it (see [`BackupManifest::is_partial`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<BackupScope>,
+}
+
+/// What part of the server a backup holds: all of it, or what its filters selected.
+///
+/// A backup is *complete* when no filter restricted it: every database of the server except
+/// the server's own schemas (`mysql`, `sys`, …; a physical backup has those too). Users and
+/// grants are not part of the scope (`includes_users` says whether they were saved). A partial
+/// backup restores what it holds, but never serves as the base of a point-in-time recovery,
+/// whose binlog replay touches every database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct BackupScope {
+    /// No filter restricted the backup.
+    pub complete: bool,
+    /// The filters as given (`--databases`, `--exclude-databases`, `--tables`,
+    /// `--exclude-tables`; globs kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_databases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_tables: Vec<String>,
+}
+
+impl BackupScope {
+    /// The whole server.
+    pub fn complete() -> BackupScope {
+        BackupScope {
+            complete: true,
+            ..Default::default()
+        }
+    }
+
+    /// A backup taken with these filters (complete when all are empty).
+    pub fn filtered(
+        databases: &[String],
+        exclude_databases: &[String],
+        tables: &[String],
+        exclude_tables: &[String],
+    ) -> BackupScope {
+        BackupScope {
+            complete: databases.is_empty()
+                && exclude_databases.is_empty()
+                && tables.is_empty()
+                && exclude_tables.is_empty(),
+            databases: databases.to_vec(),
+            exclude_databases: exclude_databases.to_vec(),
+            tables: tables.to_vec(),
+            exclude_tables: exclude_tables.to_vec(),
+        }
+    }
+
+    /// `full`, or `partial: databases app,shop; exclude-tables shop.log_*` for people.
+    pub fn describe(&self) -> String {
+        if self.complete {
+            return "full".to_string();
+        }
+        let parts: Vec<String> = [
+            ("databases", &self.databases),
+            ("exclude-databases", &self.exclude_databases),
+            ("tables", &self.tables),
+            ("exclude-tables", &self.exclude_tables),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(name, v)| format!("{name} {}", v.join(",")))
+        .collect();
+        if parts.is_empty() {
+            "partial".to_string()
+        } else {
+            format!("partial: {}", parts.join("; "))
+        }
+    }
 }
 
 impl BackupManifest {
@@ -278,6 +356,24 @@ impl BackupManifest {
 
     pub fn is_physical(&self) -> bool {
         self.engine == "physical"
+    }
+
+    /// Whether the backup holds only part of the server (taken with filters). A manifest
+    /// without `scope` was written by a holdfast that did not record its filters: a physical
+    /// one is complete by nature, a logical one is taken as complete (nothing recorded says
+    /// otherwise; `list` and `info` show it as `full (assumed)`).
+    pub fn is_partial(&self) -> bool {
+        self.scope.as_ref().is_some_and(|s| !s.complete)
+    }
+
+    /// The scope for people: `full`, `partial: databases app`, or `full (assumed)` for a
+    /// logical backup whose manifest predates the record.
+    pub fn scope_description(&self) -> String {
+        match &self.scope {
+            Some(scope) => scope.describe(),
+            None if self.is_physical() => "full".to_string(),
+            None => "full (assumed)".to_string(),
+        }
     }
 
     pub fn total_rows(&self) -> u64 {

@@ -26,8 +26,8 @@ use crate::source::server::Flavor;
 use crate::{Error, ErrorKind, Result};
 
 pub use plan::{
-    archive_holes, plan_recovery, recoverable_window, BaseCandidate, Hole, RecoveryPlan, Span,
-    Target, Window,
+    archive_holes, plan_recovery, recoverable_window, BaseCandidate, BaseEngine, BaseRule, Hole,
+    RecoveryPlan, Span, Target, Window,
 };
 
 /// How the archive is replayed.
@@ -70,6 +70,9 @@ pub struct ReplayOptions {
 pub struct RecoveryReport {
     pub target: String,
     pub base_backup: String,
+    /// Newer backups at or before the target that were not used as the base, with why
+    /// (partial, other engine, another base named).
+    pub bases_passed_over: Vec<String>,
     /// The logical restore of the base (a physical base reports its own restore).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<RestoreReport>,
@@ -104,6 +107,12 @@ pub fn base_candidate(manifest: &BackupManifest) -> Result<BaseCandidate> {
         id: manifest.id.clone(),
         gtid,
         time: cp.time,
+        engine: if manifest.is_physical() {
+            BaseEngine::Physical
+        } else {
+            BaseEngine::Logical
+        },
+        partial: manifest.is_partial().then(|| manifest.scope_description()),
     })
 }
 
@@ -119,10 +128,12 @@ pub async fn window(repo: &Repository) -> Result<Window> {
     Ok(recoverable_window(&bases, &segments))
 }
 
-/// Plans a recovery from what the repository holds (nothing is changed).
+/// Plans a recovery from what the repository holds, with the base chosen by `rule` (nothing is
+/// changed).
 pub async fn plan_for(
     repo: &Repository,
     target: Target,
+    rule: &BaseRule,
 ) -> Result<(RecoveryPlan, Vec<SegmentIndex>)> {
     let manifests = repo.list_backups().await?;
     let bases = manifests
@@ -130,27 +141,35 @@ pub async fn plan_for(
         .map(base_candidate)
         .collect::<Result<Vec<_>>>()?;
     let segments = Archive::new(repo.storage().clone()).segments().await?;
-    let plan = plan_recovery(&bases, &segments, target)?;
+    let plan = plan_recovery(&bases, &segments, target, rule)?;
     Ok((plan, segments))
 }
 
 /// Restores the planned base backup (logical) into `server` and replays the archive up to the
-/// target.
+/// target. Everything that can be checked (the plan, the base's engine and scope, the target's
+/// flavor and GTID state, the fast path's privileges) is checked before the target changes.
 pub async fn recover(
     repo: &Repository,
     server: &ConnectionConfig,
     target: Target,
+    rule: &BaseRule,
     restore: &RestoreOptions,
     replay_opts: &ReplayOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<RecoveryReport> {
     let started = Instant::now();
-    let (plan, segments) = plan_for(repo, target).await?;
+    let (plan, segments) = plan_for(repo, target, rule).await?;
     let manifest = repo.load_manifest(&plan.base).await?;
     if manifest.is_physical() {
         return Err(Error::usage(format!(
             "the base for this recovery is physical backup {}: restore it into a datadir \
              (holdfast restore --datadir …), which replays with replay_planned",
+            manifest.id
+        )));
+    }
+    if manifest.is_partial() {
+        return Err(Error::internal(format!(
+            "the planner chose partial backup {} as a base",
             manifest.id
         )));
     }
@@ -274,6 +293,7 @@ async fn finish_replay(
     Ok(RecoveryReport {
         target: plan.target.to_string(),
         base_backup: plan.base.clone(),
+        bases_passed_over: plan.passed_over.clone(),
         base: None,
         segments_replayed: plan.segment_count(),
         replay_path: replay_opts.path,

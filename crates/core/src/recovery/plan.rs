@@ -2,8 +2,12 @@
 //! segments to "restore this base backup, then replay these segments, stopping here".
 //!
 //! The rules:
-//! - The base is the newest backup that is at or before the target (by its consistent point's
-//!   time for a time target, by its GTID position for a GTID target).
+//! - The base is the newest *complete* backup that is at or before the target (by its consistent
+//!   point's time for a time target, by its GTID position for a GTID target), of the engine the
+//!   recovery restores into ([`BaseRule`]), or the one the user named. A partial backup (taken
+//!   with filters) is never a base: the replay applies every database's transactions, so on a
+//!   base missing a database it would either fail half-way or leave that database as the target
+//!   had it, not as the source did. When no backup qualifies the error says which could serve.
 //! - The replay starts at the first piece of the archive holding a transaction the base does not
 //!   have (fed from the piece's header so the replayer has the file's format description;
 //!   transactions already in the base are skipped by GTID).
@@ -58,12 +62,63 @@ pub struct BaseCandidate {
     /// GTID position at the consistent point (`None` when the backup has no binlog position).
     pub gtid: Option<GtidPos>,
     pub time: OffsetDateTime,
+    pub engine: BaseEngine,
+    /// `None` for a complete backup; for a partial one, its scope for people
+    /// (`partial: databases app`).
+    pub partial: Option<String>,
+}
+
+/// Where a base backup is restored: a logical one into a running server, a physical one into
+/// an empty datadir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BaseEngine {
+    Logical,
+    Physical,
+}
+
+impl BaseEngine {
+    pub fn name(self) -> &'static str {
+        match self {
+            BaseEngine::Logical => "logical",
+            BaseEngine::Physical => "physical",
+        }
+    }
+
+    /// How a base of this engine is restored, for messages.
+    fn how(self) -> &'static str {
+        match self {
+            BaseEngine::Logical => "into a running server with --target URL (without --datadir)",
+            BaseEngine::Physical => "into an empty datadir with --datadir DIR",
+        }
+    }
+}
+
+impl std::fmt::Display for BaseEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which backups a recovery may start from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BaseRule {
+    /// The backup the user named (`--base`): it must exist, be complete, be at or before the
+    /// target and be of `engine`.
+    pub named: Option<String>,
+    /// Only backups of this engine (`None`: any).
+    pub engine: Option<BaseEngine>,
+    /// Why only `engine` is allowed (`--engine logical`, `--datadir takes a physical base`),
+    /// quoted in errors.
+    pub engine_reason: String,
 }
 
 /// The plan: restore `base`, then replay `pieces` in order from `start`, stopping at `target`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecoveryPlan {
     pub base: String,
+    /// Newer backups at or before the target that were not used, each with the reason
+    /// (`backup X is partial: databases app`), newest first.
+    pub passed_over: Vec<String>,
     pub start: GtidPos,
     pub target: Target,
     /// Sequence numbers of segments to replay, grouped by piece (each piece begins with a
@@ -83,23 +138,25 @@ pub fn plan_recovery(
     bases: &[BaseCandidate],
     segments: &[SegmentIndex],
     target: Target,
+    rule: &BaseRule,
 ) -> Result<RecoveryPlan> {
-    let base = choose_base(bases, segments, target)?;
+    let base = choose_base(bases, target, rule)?;
+    let passed_over = passed_over(bases, base, target, rule);
     let start = base
         .gtid
         .clone()
         .expect("choose_base keeps backups with a position");
     if let Target::Gtid(g) = target {
         if start.ends_at(&g) {
-            return Ok(no_replay(base, start, target));
+            return Ok(no_replay(base, passed_over, start, target));
         }
     }
     // First segment holding a transaction the base does not have.
     let Some(first_new) = segments.iter().position(|s| !start.includes(&s.gtid_state)) else {
         return match target {
-            Target::Latest => Ok(no_replay(base, start, target)),
+            Target::Latest => Ok(no_replay(base, passed_over, start, target)),
             Target::Time(t) if t <= archive_end_time(segments, base) => {
-                Ok(no_replay(base, start, target))
+                Ok(no_replay(base, passed_over, start, target))
             }
             _ => Err(beyond_archive(segments, target)),
         };
@@ -125,26 +182,68 @@ pub fn plan_recovery(
     }
     Ok(RecoveryPlan {
         base: base.id.clone(),
+        passed_over,
         start,
         target,
         pieces,
     })
 }
 
-fn no_replay(base: &BaseCandidate, start: GtidPos, target: Target) -> RecoveryPlan {
+fn no_replay(
+    base: &BaseCandidate,
+    passed_over: Vec<String>,
+    start: GtidPos,
+    target: Target,
+) -> RecoveryPlan {
     RecoveryPlan {
         base: base.id.clone(),
+        passed_over,
         start,
         target,
         pieces: Vec::new(),
     }
 }
 
+/// Whether a backup with a position is at or before the target.
+fn fits(b: &BaseCandidate, target: Target) -> bool {
+    let Some(pos) = b.gtid.as_ref() else {
+        return false;
+    };
+    match target {
+        Target::Time(t) => b.time <= t,
+        Target::Gtid(g) => !pos.contains(&g) || pos.ends_at(&g),
+        Target::BeforeGtid(g) => !pos.contains(&g),
+        Target::Latest => true,
+    }
+}
+
+fn newest<'a>(bases: impl IntoIterator<Item = &'a BaseCandidate>) -> Option<&'a BaseCandidate> {
+    bases.into_iter().max_by_key(|b| (b.time, b.id.clone()))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `backup X (consistent at T, GTID G)`.
+fn describe(b: &BaseCandidate) -> String {
+    format!(
+        "backup {} (consistent at {}, GTID {})",
+        b.id,
+        rfc3339(b.time),
+        b.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default()
+    )
+}
+
 fn choose_base<'a>(
     bases: &'a [BaseCandidate],
-    segments: &[SegmentIndex],
     target: Target,
+    rule: &BaseRule,
 ) -> Result<&'a BaseCandidate> {
+    if let Some(id) = &rule.named {
+        return named_base(bases, id, target, rule);
+    }
     let usable: Vec<&BaseCandidate> = bases.iter().filter(|b| b.gtid.is_some()).collect();
     if usable.is_empty() {
         return Err(not_recoverable(if bases.is_empty() {
@@ -154,38 +253,134 @@ fn choose_base<'a>(
                 .to_string()
         }));
     }
-    let fits = |b: &&&BaseCandidate| {
-        let pos = b.gtid.as_ref().expect("filtered");
-        match target {
-            Target::Time(t) => b.time <= t,
-            Target::Gtid(g) => !pos.contains(&g) || pos.ends_at(&g),
-            Target::BeforeGtid(g) => !pos.contains(&g),
-            Target::Latest => true,
-        }
-    };
-    let newest = usable
-        .iter()
-        .filter(fits)
-        .max_by_key(|b| (b.time, b.id.clone()))
-        .copied();
-    newest.ok_or_else(|| {
+    let fitting: Vec<&BaseCandidate> = usable.iter().copied().filter(|b| fits(b, target)).collect();
+    if fitting.is_empty() {
         let oldest = usable.iter().min_by_key(|b| b.time).expect("non-empty");
-        let _ = segments;
-        not_recoverable(format!(
+        return Err(not_recoverable(format!(
             "the target ({target}) is before the oldest usable backup {} (consistent at {}, GTID \
              {}): nothing can be restored to that point",
             oldest.id,
-            oldest
-                .time
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            rfc3339(oldest.time),
             oldest
                 .gtid
                 .as_ref()
                 .map(|g| g.to_string())
                 .unwrap_or_default()
-        ))
-    })
+        )));
+    }
+    let engine_ok = |b: &&BaseCandidate| rule.engine.is_none_or(|e| b.engine == e);
+    let complete = |b: &&BaseCandidate| b.partial.is_none();
+    if let Some(base) = newest(fitting.iter().copied().filter(complete).filter(engine_ok)) {
+        return Ok(base);
+    }
+    // Nothing qualifies: say what could serve.
+    if let Some(other) = newest(fitting.iter().copied().filter(complete)) {
+        let engine = rule.engine.expect("only the engine excluded it");
+        return Err(Error::usage(format!(
+            "no complete {engine} backup is at or before the target ({target}): {}; the {} \
+             {} is: restore it {}",
+            rule.engine_reason,
+            other.engine,
+            describe(other),
+            other.engine.how()
+        )));
+    }
+    let mut message = format!(
+        "no complete backup is at or before the target ({target}): a point-in-time recovery \
+         replays every database's transactions, so its base must hold every database"
+    );
+    if let Some(p) = newest(fitting.iter().copied().filter(|b| b.partial.is_some())) {
+        message.push_str(&format!(
+            "; {} is {}, so it cannot be the base: restore it alone with `holdfast restore {}` \
+             (no replay), or take a full backup (without --databases/--tables filters) for \
+             later recoveries",
+            describe(p),
+            p.partial.as_deref().unwrap_or("partial"),
+            p.id
+        ));
+    }
+    match usable
+        .iter()
+        .copied()
+        .filter(complete)
+        .min_by_key(|b| b.time)
+    {
+        Some(c) => message.push_str(&format!(
+            "; the oldest complete backup, {}, is after the target",
+            describe(c)
+        )),
+        None => message.push_str(
+            "; the repository has no complete backup with a binlog position: take one with \
+             `holdfast backup` (no filters)",
+        ),
+    }
+    Err(not_recoverable(message))
+}
+
+/// The base the user named with `--base`.
+fn named_base<'a>(
+    bases: &'a [BaseCandidate],
+    id: &str,
+    target: Target,
+    rule: &BaseRule,
+) -> Result<&'a BaseCandidate> {
+    let Some(b) = bases.iter().find(|b| b.id == id) else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("--base {id}: no such backup; `holdfast list` shows the backups"),
+        ));
+    };
+    if b.gtid.is_none() {
+        return Err(not_recoverable(format!(
+            "--base {id}: the backup records no binlog position (it was taken with the binary \
+             log off), so no point-in-time recovery can start from it"
+        )));
+    }
+    if let Some(scope) = &b.partial {
+        return Err(not_recoverable(format!(
+            "--base {id}: the backup is {scope}; a point-in-time recovery replays every \
+             database's transactions, so its base must be a complete backup: restore {id} \
+             alone with `holdfast restore {id}` (no replay), or name a complete backup"
+        )));
+    }
+    if let Some(engine) = rule.engine.filter(|e| *e != b.engine) {
+        return Err(Error::usage(format!(
+            "--base {id}: it is a {} backup, but {} ({engine} only): restore it {}",
+            b.engine,
+            rule.engine_reason,
+            b.engine.how()
+        )));
+    }
+    if !fits(b, target) {
+        return Err(not_recoverable(format!(
+            "--base {id}: {} is after the target ({target}); a base must be at or before it \
+             (`holdfast list` shows older backups)",
+            describe(b)
+        )));
+    }
+    Ok(b)
+}
+
+/// Newer backups at or before the target than the chosen base, with why each was not used.
+fn passed_over(
+    bases: &[BaseCandidate],
+    base: &BaseCandidate,
+    target: Target,
+    rule: &BaseRule,
+) -> Vec<String> {
+    let mut newer: Vec<&BaseCandidate> = bases
+        .iter()
+        .filter(|b| b.id != base.id && fits(b, target) && (b.time, &b.id) > (base.time, &base.id))
+        .collect();
+    newer.sort_by_key(|b| std::cmp::Reverse((b.time, b.id.clone())));
+    newer
+        .into_iter()
+        .map(|b| match &b.partial {
+            Some(scope) => format!("backup {} is {scope}", b.id),
+            None if rule.named.is_some() => format!("backup {} (--base {} named)", b.id, base.id),
+            None => format!("backup {} is {} ({})", b.id, b.engine, rule.engine_reason),
+        })
+        .collect()
 }
 
 /// The header segment starting the piece that `i` belongs to.
@@ -437,11 +632,17 @@ mod tests {
         }
     }
 
+    fn any() -> BaseRule {
+        BaseRule::default()
+    }
+
     fn base(id: &str, seq: u64) -> BaseCandidate {
         BaseCandidate {
             id: id.into(),
             gtid: Some(pos(seq)),
             time: t(seq as i64),
+            engine: BaseEngine::Logical,
+            partial: None,
         }
     }
 
@@ -470,7 +671,7 @@ mod tests {
             (Target::Time(t(30)), "B", vec![vec![1, 2, 3]]),
         ];
         for (target, want_base, want_pieces) in cases {
-            let plan = plan_recovery(&bases, &archive(), *target).unwrap();
+            let plan = plan_recovery(&bases, &archive(), *target, &any()).unwrap();
             assert_eq!(&plan.base, want_base, "{target}");
             assert_eq!(&plan.pieces, want_pieces, "{target}");
         }
@@ -486,17 +687,17 @@ mod tests {
             (Target::BeforeGtid(g(4)), "before the oldest usable backup"),
         ];
         for (target, why) in cases {
-            let err = plan_recovery(&bases, &archive(), *target).unwrap_err();
+            let err = plan_recovery(&bases, &archive(), *target, &any()).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::NotRecoverable, "{target}");
             assert!(err.message().contains(why), "{target}: {err}");
         }
-        let err = plan_recovery(&[], &archive(), Target::Latest).unwrap_err();
+        let err = plan_recovery(&[], &archive(), Target::Latest, &any()).unwrap_err();
         assert!(err.message().contains("no backups"), "{err}");
         let no_binlog = BaseCandidate {
             gtid: None,
             ..base("X", 1)
         };
-        let err = plan_recovery(&[no_binlog], &archive(), Target::Latest).unwrap_err();
+        let err = plan_recovery(&[no_binlog], &archive(), Target::Latest, &any()).unwrap_err();
         assert!(err.message().contains("binlog position"), "{err}");
     }
 
@@ -506,24 +707,24 @@ mod tests {
         // A hole in one file: segment 2 ends at 200, segment 3 starts at 250.
         let mut holed = archive();
         holed[2].start_pos = 250;
-        let err = plan_recovery(&bases, &holed, Target::Latest).unwrap_err();
+        let err = plan_recovery(&bases, &holed, Target::Latest, &any()).unwrap_err();
         assert!(err.message().contains("gap between segment 2"), "{err}");
         // Before the hole is still recoverable.
-        assert!(plan_recovery(&bases, &holed, Target::Gtid(g(12))).is_ok());
+        assert!(plan_recovery(&bases, &holed, Target::Gtid(g(12)), &any()).is_ok());
 
         // A failover piece that does not start where the archive ended.
         let mut failover = archive();
         failover[2] = seg(3, "replica.7", 0, 300, 23, 30);
-        let err = plan_recovery(&bases, &failover, Target::Latest).unwrap_err();
+        let err = plan_recovery(&bases, &failover, Target::Latest, &any()).unwrap_err();
         assert!(err.message().contains("gap"), "{err}");
         // One that does continue is fine, and starts a second piece.
         failover[2] = seg(3, "replica.7", 0, 300, 21, 30);
-        let plan = plan_recovery(&bases, &failover, Target::Latest).unwrap();
+        let plan = plan_recovery(&bases, &failover, Target::Latest, &any()).unwrap();
         assert_eq!(plan.pieces, vec![vec![1, 2], vec![3]]);
 
         // The archive starting after the backup's point.
         let late = vec![seg(1, "b.1", 0, 100, 9, 10)];
-        let err = plan_recovery(&bases, &late, Target::Latest).unwrap_err();
+        let err = plan_recovery(&bases, &late, Target::Latest, &any()).unwrap_err();
         assert!(err.message().contains("missing transactions"), "{err}");
     }
 
@@ -587,6 +788,8 @@ mod tests {
             id: id.into(),
             gtid: Some(mset(last)),
             time: t(last as i64),
+            engine: BaseEngine::Logical,
+            partial: None,
         }
     }
 
@@ -604,24 +807,24 @@ mod tests {
             (Target::Time(t(30)), "B", vec![vec![1, 2, 3]]),
         ];
         for (target, want_base, want_pieces) in cases {
-            let plan = plan_recovery(&bases, &mysql_archive(), *target).unwrap();
+            let plan = plan_recovery(&bases, &mysql_archive(), *target, &any()).unwrap();
             assert_eq!(&plan.base, want_base, "{target}");
             assert_eq!(&plan.pieces, want_pieces, "{target}");
         }
-        let err = plan_recovery(&bases, &mysql_archive(), Target::Gtid(m(31))).unwrap_err();
+        let err = plan_recovery(&bases, &mysql_archive(), Target::Gtid(m(31)), &any()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotRecoverable);
         // Another source's transaction is not in this archive.
         let other: Gtid = "f72e8c95-e574-11f1-ab95-02fc00000001:3".parse().unwrap();
-        assert!(plan_recovery(&bases, &mysql_archive(), Target::Gtid(other)).is_err());
+        assert!(plan_recovery(&bases, &mysql_archive(), Target::Gtid(other), &any()).is_err());
         // A failover piece must start from exactly the set the archive ended with.
         let mut failover = mysql_archive();
         failover[2].source.file = "replica.7".into();
         failover[2].header = true;
         failover[2].piece_start = Some(PieceStart::Gtid { from: mset(22) });
-        let err = plan_recovery(&bases, &failover, Target::Latest).unwrap_err();
+        let err = plan_recovery(&bases, &failover, Target::Latest, &any()).unwrap_err();
         assert!(err.message().contains("gap"), "{err}");
         failover[2].piece_start = Some(PieceStart::Gtid { from: mset(20) });
-        let plan = plan_recovery(&bases, &failover, Target::Latest).unwrap();
+        let plan = plan_recovery(&bases, &failover, Target::Latest, &any()).unwrap();
         assert_eq!(plan.pieces, vec![vec![1, 2], vec![3]]);
         // The window reads the same.
         let w = recoverable_window(&bases, &mysql_archive());
@@ -659,7 +862,7 @@ mod tests {
             (Target::Latest, "B", vec![vec![3, 4]]),
         ];
         for (target, want_base, want_pieces) in ok {
-            let plan = plan_recovery(&bases, &archive, *target).unwrap();
+            let plan = plan_recovery(&bases, &archive, *target, &any()).unwrap();
             assert_eq!(&plan.base, want_base, "{target}");
             assert_eq!(&plan.pieces, want_pieces, "{target}");
         }
@@ -679,14 +882,14 @@ mod tests {
             (&bases[..2], Target::Gtid(g(35)), "before the new run"),
         ];
         for (bases, target, why) in refused {
-            let err = plan_recovery(bases, &archive, *target).unwrap_err();
+            let err = plan_recovery(bases, &archive, *target, &any()).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::NotRecoverable, "{target}");
             assert!(err.message().contains(why), "{target}: {err}");
         }
         // A new run whose start is unknown: only a base that has its first transaction.
         let unknown = archive_with_a_new_run(None);
-        assert!(plan_recovery(&[base("B", 29)], &unknown, Target::Latest).is_err());
-        let plan = plan_recovery(&[base("D", 31)], &unknown, Target::Latest).unwrap();
+        assert!(plan_recovery(&[base("B", 29)], &unknown, Target::Latest, &any()).is_err());
+        let plan = plan_recovery(&[base("D", 31)], &unknown, Target::Latest, &any()).unwrap();
         assert_eq!(plan.pieces, vec![vec![3, 4]]);
     }
 
@@ -735,10 +938,248 @@ mod tests {
         assert_eq!(w.spans[0].from_gtid, w.spans[0].to_gtid);
     }
 
+    fn partial(id: &str, seq: u64) -> BaseCandidate {
+        BaseCandidate {
+            partial: Some("partial: databases app".into()),
+            ..base(id, seq)
+        }
+    }
+
+    fn physical(id: &str, seq: u64) -> BaseCandidate {
+        BaseCandidate {
+            engine: BaseEngine::Physical,
+            ..base(id, seq)
+        }
+    }
+
+    fn only(engine: BaseEngine) -> BaseRule {
+        BaseRule {
+            engine: Some(engine),
+            engine_reason: format!("--engine {engine}"),
+            ..BaseRule::default()
+        }
+    }
+
+    fn named(id: &str, engine: Option<BaseEngine>) -> BaseRule {
+        BaseRule {
+            named: Some(id.into()),
+            engine,
+            engine_reason: "--target takes a logical base".into(),
+        }
+    }
+
+    #[test]
+    fn the_base_is_the_newest_complete_backup_of_the_engine_asked_for() {
+        use BaseEngine::{Logical, Physical};
+        // A complete logical at 5, a complete physical at 12, a partial logical at 15, a
+        // complete logical at 25.
+        let bases = [
+            base("A", 5),
+            physical("F", 12),
+            partial("P", 15),
+            base("C", 25),
+        ];
+        let cases: &[(BaseRule, Target, &str, &[&str])] = &[
+            (only(Logical), Target::Latest, "C", &[]),
+            (
+                only(Logical),
+                Target::Time(t(20)),
+                "A",
+                &[
+                    "P is partial: databases app",
+                    "F is physical (--engine logical)",
+                ],
+            ),
+            (
+                only(Logical),
+                Target::Gtid(g(17)),
+                "A",
+                &["P is partial", "F is physical"],
+            ),
+            (
+                only(Logical),
+                Target::BeforeGtid(g(15)),
+                "A",
+                &["F is physical"],
+            ),
+            (only(Physical), Target::Time(t(20)), "F", &["P is partial"]),
+            (
+                only(Physical),
+                Target::Latest,
+                "F",
+                &["C is logical (--engine physical)", "P is partial"],
+            ),
+            (any(), Target::Time(t(20)), "F", &["P is partial"]),
+            (any(), Target::Time(t(13)), "F", &[]),
+            (any(), Target::Latest, "C", &[]),
+            (
+                named("A", Some(Logical)),
+                Target::Latest,
+                "A",
+                &["C (--base A named)", "P is partial", "F (--base A named)"],
+            ),
+            (
+                named("F", None),
+                Target::Time(t(20)),
+                "F",
+                &["P is partial"],
+            ),
+        ];
+        for (rule, target, want, passed) in cases {
+            let plan = plan_recovery(&bases, &archive(), *target, rule)
+                .unwrap_or_else(|e| panic!("{rule:?} {target}: {e}"));
+            assert_eq!(&plan.base, want, "{rule:?} {target}");
+            assert_eq!(
+                plan.passed_over.len(),
+                passed.len(),
+                "{rule:?} {target}: {:?}",
+                plan.passed_over
+            );
+            for (got, want) in plan.passed_over.iter().zip(passed.iter()) {
+                assert!(got.contains(want), "{rule:?} {target}: {got} lacks {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_partial_backup_is_ever_a_base_and_refusals_say_what_could_serve() {
+        use BaseEngine::{Logical, Physical};
+        let bases = [
+            base("A", 5),
+            physical("F", 12),
+            partial("P", 15),
+            base("C", 25),
+        ];
+        /// Bases, rule, target, and the error's kind and words.
+        type Refusal<'a> = (
+            &'a [BaseCandidate],
+            BaseRule,
+            Target,
+            ErrorKind,
+            &'a [&'a str],
+        );
+        let cases: &[Refusal] = &[
+            // Only a partial backup is before the target: refused, naming it and the way out.
+            (
+                &[partial("P", 5), base("C", 25)],
+                any(),
+                Target::Time(t(10)),
+                ErrorKind::NotRecoverable,
+                &[
+                    "no complete backup is at or before",
+                    "backup P",
+                    "partial: databases app",
+                    "holdfast restore P",
+                    "the oldest complete backup, backup C",
+                ],
+            ),
+            (
+                &[partial("P", 5)],
+                any(),
+                Target::Latest,
+                ErrorKind::NotRecoverable,
+                &["backup P", "no complete backup with a binlog position"],
+            ),
+            // A complete backup of the other engine would serve: a usage error naming it.
+            (
+                &bases,
+                only(Physical),
+                Target::Time(t(8)),
+                ErrorKind::Usage,
+                &[
+                    "no complete physical backup",
+                    "--engine physical",
+                    "logical backup A",
+                    "--target URL",
+                ],
+            ),
+            (
+                &[physical("F", 5)],
+                named("F", Some(Logical)),
+                Target::Latest,
+                ErrorKind::Usage,
+                &["--base F", "physical backup", "--datadir DIR"],
+            ),
+            (
+                &[physical("F", 5), partial("P", 8)],
+                only(Logical),
+                Target::Latest,
+                ErrorKind::Usage,
+                &["no complete logical backup", "physical backup F"],
+            ),
+            // A named base must exist, be complete, have a position and be before the target.
+            (
+                &bases,
+                named("P", None),
+                Target::Latest,
+                ErrorKind::NotRecoverable,
+                &["--base P", "partial: databases app", "complete backup"],
+            ),
+            (
+                &bases,
+                named("C", None),
+                Target::Time(t(20)),
+                ErrorKind::NotRecoverable,
+                &["--base C", "after the target"],
+            ),
+            (
+                &bases,
+                named("C", None),
+                Target::BeforeGtid(g(25)),
+                ErrorKind::NotRecoverable,
+                &["after the target"],
+            ),
+            (
+                &bases,
+                named("nope", None),
+                Target::Latest,
+                ErrorKind::NotFound,
+                &["--base nope", "holdfast list"],
+            ),
+            (
+                &[BaseCandidate {
+                    gtid: None,
+                    ..base("X", 5)
+                }],
+                named("X", None),
+                Target::Latest,
+                ErrorKind::NotRecoverable,
+                &["binlog position"],
+            ),
+            // Before every backup stays the window error.
+            (
+                &bases,
+                only(Logical),
+                Target::Time(t(3)),
+                ErrorKind::NotRecoverable,
+                &["before the oldest usable backup"],
+            ),
+        ];
+        for (bases, rule, target, kind, words) in cases {
+            let err = plan_recovery(bases, &archive(), *target, rule).unwrap_err();
+            assert_eq!(err.kind(), *kind, "{rule:?} {target}: {err}");
+            for w in *words {
+                assert!(
+                    err.message().contains(w),
+                    "{rule:?} {target}: `{w}` missing from: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_window_starts_at_a_complete_backup() {
+        let w = recoverable_window(&[partial("P", 3), base("A", 5)], &archive());
+        assert_eq!(w.from_backup.as_deref(), Some("A"));
+        let w = recoverable_window(&[partial("P", 3)], &archive());
+        assert_eq!(w.from_backup, None);
+        assert_eq!(w.to_time, None);
+    }
+
     #[test]
     fn a_piece_is_fed_from_its_header_even_when_the_base_is_further_on() {
         let bases = [base("B", 25)];
-        let plan = plan_recovery(&bases, &archive(), Target::Latest).unwrap();
+        let plan = plan_recovery(&bases, &archive(), Target::Latest, &any()).unwrap();
         assert_eq!(plan.pieces, vec![vec![1, 2, 3]]);
         assert_eq!(plan.start, pos(25));
     }
@@ -850,7 +1291,13 @@ fn spans(usable: &[&BaseCandidate], segments: &[SegmentIndex], holes: &[Hole]) -
         let found = usable.iter().find(|b| {
             let pos = b.gtid.as_ref().expect("usable");
             !pos.includes(&end.gtid_state)
-                && plan_recovery(std::slice::from_ref(**b), prefix, Target::Latest).is_ok()
+                && plan_recovery(
+                    std::slice::from_ref(**b),
+                    prefix,
+                    Target::Latest,
+                    &BaseRule::default(),
+                )
+                .is_ok()
         });
         if let Some(b) = found {
             // Before a hole, a time target must be before the second of the last archived
@@ -874,7 +1321,12 @@ fn spans(usable: &[&BaseCandidate], segments: &[SegmentIndex], holes: &[Hole]) -
 /// Computes the recoverable window (see [`Window`]).
 pub fn recoverable_window(bases: &[BaseCandidate], segments: &[SegmentIndex]) -> Window {
     let mut window = window_to_the_end(bases, segments);
-    let mut usable: Vec<&BaseCandidate> = bases.iter().filter(|b| b.gtid.is_some()).collect();
+    // A partial backup is no base (see the module documentation): windows start at complete
+    // ones.
+    let mut usable: Vec<&BaseCandidate> = bases
+        .iter()
+        .filter(|b| b.gtid.is_some() && b.partial.is_none())
+        .collect();
     usable.sort_by_key(|b| b.time);
     window.holes = archive_holes(segments);
     window.spans = spans(&usable, segments, &window.holes);
@@ -901,7 +1353,12 @@ pub fn recoverable_window(bases: &[BaseCandidate], segments: &[SegmentIndex]) ->
 
 /// The stretch that reaches the end of the archive (the window's top-level fields).
 fn window_to_the_end(bases: &[BaseCandidate], segments: &[SegmentIndex]) -> Window {
-    let mut usable: Vec<&BaseCandidate> = bases.iter().filter(|b| b.gtid.is_some()).collect();
+    // A partial backup is no base (see the module documentation): windows start at complete
+    // ones.
+    let mut usable: Vec<&BaseCandidate> = bases
+        .iter()
+        .filter(|b| b.gtid.is_some() && b.partial.is_none())
+        .collect();
     usable.sort_by_key(|b| b.time);
     let gaps: Vec<String> = segments
         .windows(2)
@@ -915,7 +1372,14 @@ fn window_to_the_end(bases: &[BaseCandidate], segments: &[SegmentIndex]) -> Wind
         .last()
         .and_then(|s| OffsetDateTime::from_unix_timestamp(s.last_event_time as i64).ok());
     for base in &usable {
-        if plan_recovery(std::slice::from_ref(*base), segments, Target::Latest).is_ok() {
+        if plan_recovery(
+            std::slice::from_ref(*base),
+            segments,
+            Target::Latest,
+            &BaseRule::default(),
+        )
+        .is_ok()
+        {
             let start = base.gtid.clone();
             let covered_by_archive = segments
                 .last()

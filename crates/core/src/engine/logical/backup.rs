@@ -22,8 +22,8 @@ use super::filter::Filter;
 use super::schema::dump_schema;
 use super::tsv::{encode_packet, encode_row};
 use crate::manifest::{
-    BackupManifest, ChunkEntry, FileEntry, Fingerprint, SchemaDump, TableData, TableKind,
-    MANIFEST_FORMAT,
+    BackupManifest, BackupScope, ChunkEntry, FileEntry, Fingerprint, SchemaDump, TableData,
+    TableKind, MANIFEST_FORMAT,
 };
 use crate::pipeline::{HashingSink, ParallelZstdSink, ZstdSink, ZSTD_BLOCK};
 use crate::progress::Progress;
@@ -109,6 +109,20 @@ async fn backup_locked(
         RoleOptions::default(),
     )
     .await?;
+    if opts.filter.is_set() {
+        // A filter that matches nothing is a mistake, not an empty backup that becomes `latest`.
+        let databases: Vec<String> = probe
+            .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+            .await?;
+        let tables: Vec<(String, String)> = probe
+            .query(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA NOT IN ('mysql', 'information_schema', \
+                 'performance_schema', 'sys')",
+            )
+            .await?;
+        opts.filter.check_matches(&databases, &tables)?;
+    }
     drop(probe);
     if !identity.log_bin {
         tracing::warn!("the server's binary log is off: this backup cannot be rolled forward");
@@ -183,6 +197,12 @@ async fn backup_locked(
         files,
         includes_users: opts.with_users && !schema.users.is_empty(),
         physical: None,
+        scope: Some(BackupScope::filtered(
+            &opts.filter.include_databases,
+            &opts.filter.exclude_databases,
+            &opts.filter.include_tables,
+            &opts.filter.exclude_tables,
+        )),
     };
     repo.commit(lock, &manifest).await?;
     Ok(manifest)

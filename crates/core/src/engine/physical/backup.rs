@@ -29,7 +29,8 @@ use super::log::{
 use super::replica::wait_for_lag;
 use super::tool::{BackupTool, PrivateDir, ToolKind};
 use crate::manifest::{
-    BackupManifest, ConsistentPoint, FileEntry, PhysicalInfo, PrimaryPosition, MANIFEST_FORMAT,
+    BackupManifest, BackupScope, ConsistentPoint, FileEntry, PhysicalInfo, PrimaryPosition,
+    MANIFEST_FORMAT,
 };
 use crate::pipeline::{HashingSink, ParallelZstdSink, ZstdSink};
 use crate::progress::Progress;
@@ -653,6 +654,7 @@ fn build_manifest(
             locks,
             replica_of,
         }),
+        scope: Some(BackupScope::complete()),
     })
 }
 

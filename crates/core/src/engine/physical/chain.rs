@@ -128,6 +128,7 @@ mod tests {
                 locks: LockTimes::default(),
                 replica_of: None,
             }),
+            scope: None,
         }
     }
 
