@@ -109,8 +109,9 @@ fn verify_names(repo: &Repo, seq: u64, path: &str, kind: &str) {
         "verify must name segment {seq} ({path}):\n{}",
         text(&out)
     );
+    let url = repo.url();
     for deep in [false, true] {
-        let mut args = vec!["verify", "--repo", &repo.url(), "--all", "--json"];
+        let mut args = vec!["verify", "--repo", &url, "--all", "--json"];
         if deep {
             args.push("--deep");
         }
