@@ -292,7 +292,26 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
         "TRX",
         "SIZE"
     );
-    for s in &segments {
+    for (i, s) in segments.iter().enumerate() {
+        // Sequence numbers have no holes: a missing one is a lost index entry, shown as such.
+        if let Some(prev) = i.checked_sub(1).map(|p| &segments[p]) {
+            if s.seq > prev.seq + 1 {
+                outln!(
+                    "{:>6} MISSING: the index entr{} of segment{} {} ({}) {} lost; `holdfast \
+                     verify --all` names the damage",
+                    prev.seq + 1,
+                    if s.seq == prev.seq + 2 { "y" } else { "ies" },
+                    if s.seq == prev.seq + 2 { "" } else { "s" },
+                    if s.seq == prev.seq + 2 {
+                        (prev.seq + 1).to_string()
+                    } else {
+                        format!("{} to {}", prev.seq + 1, s.seq - 1)
+                    },
+                    holdfast::binlog::archive::index_path(prev.seq + 1),
+                    if s.seq == prev.seq + 2 { "is" } else { "are" },
+                );
+            }
+        }
         if let Some(h) = hole_before(s.seq) {
             outln!(
                 "{:>6} HOLE after GTID {} — {}",

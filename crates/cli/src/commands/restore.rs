@@ -7,15 +7,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use holdfast::binlog::gtid::Gtid;
 use holdfast::engine::logical::restore::{run_restore, RestoreOptions, RestoreReport};
+use holdfast::engine::physical::start::stop_server;
 use holdfast::engine::physical::{run_physical_restore, PhysicalRestoreOptions, StartOptions};
 use holdfast::manifest::BackupManifest;
 use holdfast::recovery::plan::parse_time;
 use holdfast::recovery::{
-    plan_for, recover, replay_planned, BaseEngine, BaseRule, ReplayOptions, ReplayPath, Target,
+    check_planned_segments, plan_for, recover, replay_planned, BaseEngine, BaseRule, ReplayOptions,
+    ReplayPath, Target,
 };
 use holdfast::repo::Repository;
 
@@ -266,16 +269,47 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
                 ..Default::default()
             }),
         };
+        // The datadir is written only once every segment the replay needs has checked out.
+        check_planned_segments(&repo, &plan, &segments, progress(global)).await?;
         let base = run_physical_restore(&repo, &manifest, &opts, progress(global)).await?;
-        let socket = base
+        let server = base
             .server
-            .as_ref()
-            .map(|s| s.socket.clone())
+            .clone()
             .ok_or_else(|| holdfast::Error::internal("the restored server was not started"))?;
+        let socket = server.socket.clone();
         let url = format!("mysql://root@localhost/?socket={}", socket.display());
-        let target = args.server.resolve(Some(&url))?;
-        let report =
-            replay_planned(&repo, &target, &plan, &segments, &replay, progress(global)).await?;
+        let replayed = match args.server.resolve(Some(&url)) {
+            Ok(target) => {
+                replay_planned(&repo, &target, &plan, &segments, &replay, progress(global))
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
+            Err(e) => Err(e),
+        };
+        let report = match replayed {
+            Ok(report) => report,
+            Err(e) => {
+                // Leave no server running on a half-recovered datadir.
+                match stop_server(&server, Duration::from_secs(120)).await {
+                    Ok(()) => eprintln!(
+                        "note: the recovery failed, so the server holdfast started on {} (pid {}) \
+                         was stopped; the datadir holds backup {} and part of the replay (its log: \
+                         {}): empty it before restoring into it again",
+                        base.datadir.display(),
+                        server.pid,
+                        base.backup_id,
+                        server.error_log.display()
+                    ),
+                    Err(stop) => eprintln!(
+                        "warning: the recovery failed and the server holdfast started on {} \
+                         (pid {}) could not be stopped: {stop}; stop it yourself",
+                        base.datadir.display(),
+                        server.pid
+                    ),
+                }
+                return Err(e);
+            }
+        };
         if global.json {
             let mut value = serde_json::to_value(&report)?;
             value["physical_restore"] = serde_json::to_value(&base)?;

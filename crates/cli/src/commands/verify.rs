@@ -1,9 +1,17 @@
-//! `holdfast verify [ID|latest|--all]`: check files against manifests, and report the debris of
-//! interrupted runs (uncommitted backups, incomplete uploads) without removing it.
+//! `holdfast verify [ID|latest|--all]`: check files against manifests and the binlog archive's
+//! segments against their index entries, and report the debris of interrupted runs
+//! (uncommitted backups, incomplete uploads) without removing it.
+//!
+//! What is checked: no argument, the newest backup and the part of the archive that rolls it
+//! forward to the archive's end; an id (or `latest` spelled out), that backup only; `--all`,
+//! every backup and the whole archive.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+use holdfast::binlog::archive::Archive;
+use holdfast::binlog::verify::{verify_archive, ArchiveReport, ArchiveScope};
+use holdfast::recovery::base_candidate;
 use holdfast::verify::verify_backup;
 
 use serde_json::json;
@@ -16,13 +24,15 @@ use crate::output::{describe_upload, human_bytes, print_json, progress};
 pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
-    /// A backup id or `latest`.
-    #[arg(default_value = "latest", conflicts_with = "all")]
-    backup: String,
-    /// Verify every backup.
+    /// A backup id or `latest`: that backup only. Without it: the newest backup and the part
+    /// of the binlog archive that rolls it forward to the archive's end.
+    #[arg(conflicts_with = "all")]
+    backup: Option<String>,
+    /// Verify every backup and the whole binlog archive.
     #[arg(long)]
     all: bool,
-    /// Also decompress data and re-derive row counts and fingerprints.
+    /// Also decompress data and re-derive row counts and fingerprints, and decode every event
+    /// of every archived binlog segment checked.
     #[arg(long)]
     deep: bool,
 }
@@ -32,13 +42,33 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let manifests = if args.all {
         repo.list_backups().await?
     } else {
-        vec![repo.resolve(&args.backup).await?]
+        vec![
+            repo.resolve(args.backup.as_deref().unwrap_or("latest"))
+                .await?,
+        ]
     };
     let mut reports = Vec::new();
     for m in &manifests {
         reports.push(verify_backup(&repo, m, args.deep, progress(global)).await?);
     }
-    let ok = reports.iter().all(|r| r.ok());
+    let scope = match (&args.backup, args.all) {
+        (_, true) => Some(ArchiveScope::All),
+        (None, false) => Some(ArchiveScope::From(base_candidate(&manifests[0])?)),
+        (Some(_), false) => None,
+    };
+    let archive = match scope {
+        Some(scope) => Some(
+            verify_archive(
+                &Archive::new(repo.storage().clone()),
+                &scope,
+                args.deep,
+                progress(global),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let ok = reports.iter().all(|r| r.ok()) && archive.as_ref().is_none_or(|a| a.ok());
     // Debris of interrupted backups is not corruption, but it takes space: say so.
     let orphans = repo.orphans().await?;
     if !orphans.is_empty() {
@@ -83,6 +113,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     if global.json {
         print_json(&json!({
             "backups": reports,
+            "binlog_archive": archive,
             "uncommitted": orphans,
             "incomplete_uploads": uploads,
         }))?;
@@ -110,11 +141,59 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 }
             }
         }
+        if let Some(a) = &archive {
+            print_archive(a);
+        }
     }
     if ok {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("error: verification failed; the problems above name each file");
+        eprintln!(
+            "error: verification failed; the problems above name each file{}",
+            if archive.as_ref().is_some_and(|a| !a.ok()) {
+                " and segment (a recovery can reach any point before a damaged segment; copy \
+                 the archive again from a second repository with `holdfast copy` to repair it)"
+            } else {
+                ""
+            }
+        );
         Ok(ExitCode::from(holdfast::ErrorKind::Integrity.exit_code()))
+    }
+}
+
+fn print_archive(a: &ArchiveReport) {
+    let range = match (a.first_seq, a.last_seq) {
+        (Some(f), Some(l)) => format!("segments {f} to {l}"),
+        _ => "no segments".to_string(),
+    };
+    let scope = match a.scope.as_str() {
+        "all" => "whole archive".to_string(),
+        other => other.to_string(),
+    };
+    if a.segments_total == 0 {
+        outln!("binlog archive: empty");
+    } else if a.ok() {
+        outln!(
+            "binlog archive ({scope}): OK ({range}, {} of {} segments, {}{})",
+            a.segments,
+            a.segments_total,
+            human_bytes(a.bytes),
+            if a.deep {
+                format!(", {} events decoded", a.events)
+            } else {
+                String::new()
+            }
+        );
+    } else {
+        outln!(
+            "binlog archive ({scope}, {range}): {} problem(s)",
+            a.problems.len()
+        );
+        for p in &a.problems {
+            outln!("  {:<10} {}  {}", p.kind, p.path, p.detail);
+        }
+    }
+    for hole in &a.holes {
+        outln!("  hole (recorded by the stream; no recovery crosses it): {hole}");
     }
 }

@@ -15,13 +15,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{
     decode_versioned, FileEntry, SegmentIndex, SegmentSource, StreamStatus, SEGMENT_FORMAT,
     STREAM_STATUS_FORMAT,
 };
-use crate::pipeline::read_all_verified;
+use crate::pipeline::{read_all_verified, read_verified};
 use crate::storage::Storage;
 use crate::{Error, ErrorKind, Result};
 
@@ -122,8 +123,15 @@ impl Archive {
         Ok(index)
     }
 
-    /// A segment's events, verified against its index entry and decompressed.
+    /// A segment's events, verified against its index entry and decompressed. A missing,
+    /// truncated or altered data object is an `Integrity` error naming the segment.
     pub async fn read_segment(&self, index: &SegmentIndex) -> Result<Vec<u8>> {
+        self.read_segment_inner(index)
+            .await
+            .map_err(|e| e.context(index.describe()))
+    }
+
+    async fn read_segment_inner(&self, index: &SegmentIndex) -> Result<Vec<u8>> {
         let compressed =
             read_all_verified(&*self.storage, &index.object.path, &index.object).await?;
         let raw = zstd::bulk::decompress(&compressed, index.raw_size as usize).map_err(|e| {
@@ -163,6 +171,29 @@ impl Archive {
         self.storage
             .put(STREAM_STATUS_PATH, Bytes::from(body))
             .await
+    }
+
+    /// Streams a segment's data object through its SHA-256 and size check without keeping
+    /// it; returns the bytes read. A missing, truncated or altered object is an `Integrity`
+    /// error (missing: a committed object is gone, never `NotFound`).
+    pub async fn check_segment(&self, index: &SegmentIndex) -> Result<u64> {
+        let mut stream = read_verified(&*self.storage, &index.object.path, &index.object).await?;
+        let mut bytes = 0;
+        while let Some(chunk) = stream.next().await {
+            bytes += chunk?.len() as u64;
+        }
+        Ok(bytes)
+    }
+
+    /// Paths of every data object in the archive (one listing; nothing is read).
+    pub async fn data_objects(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(self
+            .storage
+            .list(DATA_DIR)
+            .await?
+            .into_iter()
+            .map(|o| o.path)
+            .collect())
     }
 
     /// Removes data objects that no committed segment references (an interrupted write).

@@ -100,6 +100,14 @@ async fn read_full<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> std:
 }
 
 fn io_error(name: &str, at: u64, e: std::io::Error) -> Error {
+    // A reader over the archive hands on holdfast's own errors (a damaged segment is an
+    // integrity error, not a storage one): keep their kind and message.
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        return match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(inner)) => *inner,
+            _ => Error::internal(format!("reading {name}: an error vanished")),
+        };
+    }
     Error::with_source(
         crate::ErrorKind::Storage,
         format!("cannot read {name} at offset {at}"),

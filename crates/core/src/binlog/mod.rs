@@ -7,6 +7,8 @@
 //!   ([`event_stream`]), QUERY session context ([`query_status`]), INTVAR/RAND/USER_VAR
 //!   ([`statement_vars`]) and compressed events ([`compressed`]); [`serve`] (the fast replay: a
 //!   minimal primary serving the archive to the restored server's own replication).
+//! - [`verify`]: checking the archive (objects against their index entries, continuity, lost
+//!   entries; with `deep`, every event).
 
 pub mod apply;
 pub mod archive;
@@ -19,3 +21,4 @@ pub mod query_status;
 pub mod serve;
 pub mod statement_vars;
 pub mod stream;
+pub mod verify;

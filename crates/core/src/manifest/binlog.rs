@@ -84,6 +84,22 @@ pub struct SegmentIndex {
     pub archived: OffsetDateTime,
 }
 
+impl SegmentIndex {
+    /// Names the segment for a message: its sequence number, data object, binlog file and
+    /// positions, and the GTIDs it holds.
+    pub fn describe(&self) -> String {
+        let gtids = match (&self.first_gtid, &self.last_gtid) {
+            (Some(a), Some(b)) if a != b => format!(", GTIDs {a} to {b}"),
+            (Some(a), _) | (None, Some(a)) => format!(", GTID {a}"),
+            (None, None) => String::new(),
+        };
+        format!(
+            "segment {} (`{}`: {} positions {} to {}{gtids})",
+            self.seq, self.object.path, self.source.file, self.start_pos, self.end_pos
+        )
+    }
+}
+
 /// The binlog file instance a segment belongs to. A re-initialised server writing
 /// `mysql-bin.000001` again has another creation time, so its files never collide.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]

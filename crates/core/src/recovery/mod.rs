@@ -145,6 +145,75 @@ pub async fn plan_for(
     Ok((plan, segments))
 }
 
+/// Checks every segment `plan` replays before anything is changed: its data object must be
+/// present with the size and SHA-256 of its index entry (streamed, four at a time, nothing kept
+/// in memory). The first damaged segment is an `Integrity` error naming it (sequence number,
+/// object, binlog file and positions) and saying what to do: recover to a point before it, or
+/// copy the archive again from a repository that has it intact.
+pub async fn check_planned_segments(
+    repo: &Repository,
+    plan: &RecoveryPlan,
+    segments: &[SegmentIndex],
+    progress: Arc<dyn Progress>,
+) -> Result<()> {
+    let planned: Vec<&SegmentIndex> = plan
+        .pieces
+        .iter()
+        .flatten()
+        .map(|seq| {
+            segments
+                .iter()
+                .find(|s| s.seq == *seq)
+                .ok_or_else(|| Error::internal(format!("planned segment {seq} vanished")))
+        })
+        .collect::<Result<_>>()?;
+    if planned.is_empty() {
+        return Ok(());
+    }
+    let archive = Archive::new(repo.storage().clone());
+    let total = planned.iter().map(|s| s.object.size).sum();
+    progress.phase("checking the archived binlog segments", total, "bytes");
+    let mut checks = futures::stream::iter(planned)
+        .map(|s| {
+            let archive = archive.clone();
+            async move { (s, archive.check_segment(s).await) }
+        })
+        .buffered(4);
+    while let Some((segment, result)) = checks.next().await {
+        match result {
+            Ok(bytes) => progress.advance(bytes),
+            Err(e) if e.kind() == ErrorKind::Integrity => {
+                return Err(damaged_segment(segment, segments, &e))
+            }
+            Err(e) => return Err(e.context(segment.describe())),
+        }
+    }
+    Ok(())
+}
+
+/// The error for a damaged segment a recovery needs, with the way out.
+fn damaged_segment(segment: &SegmentIndex, segments: &[SegmentIndex], cause: &Error) -> Error {
+    let before = segments
+        .iter()
+        .rev()
+        .filter(|s| s.seq < segment.seq)
+        .find_map(|s| s.last_gtid);
+    let earlier = match before {
+        Some(g) => format!(
+            "recover to a point before it (--to-gtid {g} is the last transaction before it)"
+        ),
+        None => {
+            "no point in the archive lies before it; restore a backup taken after it".to_string()
+        }
+    };
+    Error::integrity(format!(
+        "{} is damaged: {cause}. Nothing was changed on the target. This recovery cannot \
+         replay past it: {earlier}, or copy the archive again from a second repository that has \
+         it intact (`holdfast copy --from OTHER --to THIS`) and run `holdfast verify --all`",
+        segment.describe()
+    ))
+}
+
 /// Restores the planned base backup (logical) into `server` and replays the archive up to the
 /// target. Everything that can be checked (the plan, the base's engine and scope, the target's
 /// flavor and GTID state, the fast path's privileges) is checked before the target changes.
@@ -179,7 +248,9 @@ pub async fn recover(
              database, so --databases/--tables/--rename-db cannot be combined with it",
         ));
     }
-    // Everything the fast path can check is checked before the target is changed.
+    // Every segment the replay reads, and everything the fast path can check, is checked
+    // before the target is changed.
+    check_planned_segments(repo, &plan, &segments, progress.clone()).await?;
     let flavor = check_flavor(server, replay_opts).await?;
     if flavor == Flavor::MySql {
         mysql_gtid::check_target(server, &plan.start).await?;

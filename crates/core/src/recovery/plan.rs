@@ -168,6 +168,11 @@ pub fn plan_recovery(
             segments[first_new].seq
         ))
     })?;
+    if first > 0 {
+        // What precedes the first piece used is judged by the segment before it: that must
+        // really be its predecessor.
+        check_adjacent(&segments[first - 1], &segments[first])?;
+    }
     check_archive_reaches(segments, first, &start)?;
     let last = last_needed(segments, first_new, target)?;
     // Segments before the first new transaction are read only for the format description;
@@ -484,9 +489,14 @@ fn archive_end_time(segments: &[SegmentIndex], base: &BaseCandidate) -> OffsetDa
         .map_or(base.time, |t| t.max(base.time))
 }
 
-fn check_continuity(run: &[SegmentIndex]) -> Result<()> {
+/// Checks that each segment of `run` (ascending `seq`) continues the one before it: no index
+/// entry missing between them ([`check_adjacent`], an `Integrity` error), positions touching
+/// within a file, a new piece starting where the archive ended (else a `NotRecoverable` gap).
+/// `holdfast verify` checks the whole archive with this same rule.
+pub fn check_continuity(run: &[SegmentIndex]) -> Result<()> {
     for pair in run.windows(2) {
         let (prev, next) = (&pair[0], &pair[1]);
+        check_adjacent(prev, next)?;
         if let Some(PieceStart::NewRun { from, reason, .. }) = &next.piece_start {
             return Err(not_recoverable(format!(
                 "the archive has a hole between segment {} (ending at GTID {}, last event at \
@@ -550,6 +560,45 @@ fn event_time(seconds: u32) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+/// Sequence numbers are given out 1, 2, 3 … with no reuse, so a number missing between two
+/// committed segments is a lost index entry (a damaged repository, or an interrupted `copy`),
+/// not a gap the stream recorded.
+pub fn check_adjacent(prev: &SegmentIndex, next: &SegmentIndex) -> Result<()> {
+    if next.seq == prev.seq + 1 {
+        return Ok(());
+    }
+    let missing = if next.seq == prev.seq + 2 {
+        format!(
+            "the index entry of segment {} (`{}`) is missing",
+            prev.seq + 1,
+            crate::binlog::archive::index_path(prev.seq + 1)
+        )
+    } else {
+        format!(
+            "the index entries of segments {} to {} (`{}` …) are missing",
+            prev.seq + 1,
+            next.seq - 1,
+            crate::binlog::archive::index_path(prev.seq + 1)
+        )
+    };
+    Err(Error::integrity(format!(
+        "{missing}, between segment {} ({} ending at {}, GTID {}) and segment {} ({} from {}): \
+         committed binlog was lost from the archive, so no recovery can cross it; recover to a \
+         point before it (--to-gtid {} or an earlier --to-time), or copy the archive again from \
+         a second repository (`holdfast copy`)",
+        prev.seq,
+        prev.source.file,
+        prev.end_pos,
+        prev.gtid_state,
+        next.seq,
+        next.source.file,
+        next.start_pos,
+        prev.last_gtid
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| prev.gtid_state.to_string()),
+    )))
 }
 
 fn beyond_archive(segments: &[SegmentIndex], target: Target) -> Error {
@@ -726,6 +775,77 @@ mod tests {
         let late = vec![seg(1, "b.1", 0, 100, 9, 10)];
         let err = plan_recovery(&bases, &late, Target::Latest, &any()).unwrap_err();
         assert!(err.message().contains("missing transactions"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_index_entry_is_an_integrity_error_that_no_recovery_crosses() {
+        let bases = [base("A", 5)];
+        let five = vec![
+            seg(1, "b.1", 0, 100, 1, 10),
+            seg(2, "b.1", 100, 200, 11, 20),
+            seg(3, "b.1", 200, 300, 21, 30),
+            seg(4, "b.1", 300, 400, 31, 40),
+            seg(5, "b.1", 400, 500, 41, 50),
+        ];
+        // (segments removed, target, Ok(pieces) or Err(kind, words in the message))
+        type Want = std::result::Result<Vec<Vec<u64>>, (ErrorKind, &'static str)>;
+        let cases: Vec<(&[u64], Target, Want)> = vec![
+            (
+                &[3],
+                Target::Latest,
+                Err((ErrorKind::Integrity, "segment 3 (")),
+            ),
+            (
+                &[3],
+                Target::Gtid(g(35)),
+                Err((ErrorKind::Integrity, "binlog/index/000000000003.json")),
+            ),
+            (
+                &[3, 4],
+                Target::Latest,
+                Err((ErrorKind::Integrity, "segments 3 to 4")),
+            ),
+            // Before the hole: fine.
+            (&[3], Target::Gtid(g(15)), Ok(vec![vec![1, 2]])),
+            (&[4], Target::Time(t(25)), Ok(vec![vec![1, 2, 3]])),
+            // The last entry lost looks like a shorter archive.
+            (
+                &[5],
+                Target::Gtid(g(45)),
+                Err((ErrorKind::NotRecoverable, "beyond the archive")),
+            ),
+        ];
+        for (removed, target, want) in cases {
+            let archive: Vec<SegmentIndex> = five
+                .iter()
+                .filter(|s| !removed.contains(&s.seq))
+                .cloned()
+                .collect();
+            match (plan_recovery(&bases, &archive, target, &any()), want) {
+                (Ok(plan), Ok(pieces)) => assert_eq!(plan.pieces, pieces, "{removed:?} {target}"),
+                (Err(e), Err((kind, words))) => {
+                    assert_eq!(e.kind(), kind, "{removed:?} {target}: {e}");
+                    assert!(e.message().contains(words), "{removed:?} {target}: {e}");
+                }
+                (got, want) => panic!("{removed:?} {target}: got {got:?}, want {want:?}"),
+            }
+        }
+        // A base after the hole, whose piece header lies after it, is unaffected; one whose
+        // piece's header is the segment right after the hole is refused (the lost segment may
+        // hold transactions the base lacks).
+        let mut headed = five.clone();
+        headed.retain(|s| s.seq != 3);
+        headed[2].header = true;
+        headed[2].piece_start = Some(PieceStart::Rotation);
+        let err = plan_recovery(&[base("B", 32)], &headed, Target::Latest, &any()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+        // The window shows the hole and starts at a backup after it.
+        let mut holed = five.clone();
+        holed.retain(|s| s.seq != 3);
+        let w = recoverable_window(&[base("A", 5), base("C", 45)], &holed);
+        assert_eq!(w.from_backup.as_deref(), Some("C"));
+        assert_eq!(w.gaps.len(), 1, "{:?}", w.gaps);
+        assert!(w.gaps[0].contains("segment 3 ("), "{:?}", w.gaps);
     }
 
     #[test]

@@ -113,13 +113,73 @@ pub async fn start_server(datadir: &Path, opts: &StartOptions) -> Result<Started
             });
         }
         if Instant::now() > deadline {
+            // Never leave a server behind that nobody was told is running.
+            let stopped = match stop_pid(pid, Duration::from_secs(30)).await {
+                Ok(()) => "it was stopped again".to_string(),
+                Err(e) => format!("stopping it failed too: {e}"),
+            };
             return Err(Error::server(format!(
-                "the server (pid {pid}) did not accept connections on {} in time; see {}",
+                "the server (pid {pid}) did not accept connections on {} in time ({stopped}); \
+                 see {}",
                 socket.display(),
                 error_log.display()
             )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops a server [`start_server`] started (after a failure of the work it was started for):
+/// SIGTERM, a wait of up to `timeout` for a clean shutdown, then SIGKILL to its process group.
+/// Returns once the process is gone.
+pub async fn stop_server(server: &StartedServer, timeout: Duration) -> Result<()> {
+    stop_pid(server.pid, timeout).await
+}
+
+async fn stop_pid(pid: u32, timeout: Duration) -> Result<()> {
+    let pid = pid as libc::pid_t;
+    // SAFETY: kill has no memory preconditions.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return if gone(pid) {
+            Ok(())
+        } else {
+            Err(Error::internal(format!(
+                "cannot signal the server (pid {pid})"
+            )))
+        };
+    }
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if gone(pid) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SAFETY: as above; the server leads its own process group.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if gone(pid) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(Error::internal(format!(
+        "the server (pid {pid}) is still running after SIGKILL"
+    )))
+}
+
+/// Whether the process has exited; reaps it when it is our child (the server is started by
+/// this process and not waited for, so it would otherwise stay a zombie until we exit).
+fn gone(pid: libc::pid_t) -> bool {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status into our local.
+    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+        0 => false,
+        r if r == pid => true,
+        // Not our child: ask whether it still exists.
+        // SAFETY: signal 0 only checks that the process exists.
+        _ => (unsafe { libc::kill(pid, 0) }) != 0,
     }
 }
 
