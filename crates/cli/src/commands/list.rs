@@ -18,6 +18,8 @@ pub struct Args {
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let repo = args.repo.open().await?;
     let backups = repo.list_backups().await?;
+    let pins = holdfast::retention::pins(&repo).await?;
+    let pin_of = |id: &str| pins.iter().find(|p| p.backup == id);
     if global.json {
         let rows: Vec<_> = backups
             .iter()
@@ -34,6 +36,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     "stored_bytes": m.stored_bytes(),
                     "consistent_point": m.consistent_point,
                     "physical": m.physical,
+                    "pin": pin_of(&m.id),
                 })
             })
             .collect();
@@ -73,6 +76,9 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 m.total_rows().to_string(),
             ),
         };
+        if let Some(pin) = pin_of(&m.id) {
+            point = format!("{point}; {}", super::pin::describe(pin));
+        }
         outln!(
             "{:<24} {:<8} {:<21} {:>7} {:>12} {:>10}  {}",
             m.id,

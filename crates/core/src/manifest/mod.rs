@@ -7,6 +7,8 @@
 //! - [`SegmentIndex`]: `binlog/index/<seq>.json`, one archived binlog segment, written after its data.
 //! - [`SchemaDump`]: `backups/<id>/schema.json.zst`, the schema objects of a logical backup.
 //! - [`PhysicalInfo`]: the physical part of a [`BackupManifest`] (LSNs, parent, tool, locks).
+//! - [`StoredPolicy`]: `policy.json`, the repository's retention policy; [`PinRecord`]:
+//!   `pins/<id>.json`, a backup kept until unpinned.
 //!
 //! All are JSON. Each top-level type carries a `format` number; readers refuse a format newer than
 //! they know with a message telling the user to upgrade holdfast, so an old binary never
@@ -14,6 +16,7 @@
 
 mod binlog;
 mod physical;
+mod retention;
 mod schema;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +24,7 @@ use time::OffsetDateTime;
 
 pub use binlog::*;
 pub use physical::*;
+pub use retention::*;
 pub use schema::*;
 
 /// The newest repository format this build reads; it writes this for encrypted repositories.

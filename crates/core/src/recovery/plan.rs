@@ -257,6 +257,13 @@ fn archive_end_time(segments: &[SegmentIndex], base: &BaseCandidate) -> OffsetDa
         .map_or(base.time, |t| t.max(base.time))
 }
 
+/// Why two consecutive segments (`pair`) do not continue each other, or `None` when they do.
+pub(crate) fn archive_gap(pair: &[SegmentIndex]) -> Option<String> {
+    check_continuity(pair)
+        .err()
+        .map(|e| e.message().to_string())
+}
+
 fn check_continuity(run: &[SegmentIndex]) -> Result<()> {
     for pair in run.windows(2) {
         let (prev, next) = (&pair[0], &pair[1]);
