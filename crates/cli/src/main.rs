@@ -49,6 +49,15 @@ enum Command {
     Copy(commands::copy::Args),
     /// Manage the key slots of an encrypted repository.
     Key(commands::key::Args),
+    /// Remove the backups and binlog segments a retention policy does not keep.
+    Expire(commands::expire::Args),
+    /// The retention policy stored in the repository: `set`, `show`, `clear`.
+    #[command(subcommand)]
+    Policy(commands::policy::Command),
+    /// Keep a backup whatever the retention policy says.
+    Pin(commands::pin::PinArgs),
+    /// Remove a backup's pin.
+    Unpin(commands::pin::UnpinArgs),
 }
 
 /// Keeps the multi-megabyte buffers of the data paths (compressed frames, upload parts) in the
@@ -98,6 +107,10 @@ fn main() -> ExitCode {
                 Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,
                 Command::Copy(a) => commands::copy::run(&cli.global, a).await,
                 Command::Key(a) => commands::key::run(&cli.global, a).await,
+                Command::Expire(a) => commands::expire::run(&cli.global, a).await,
+                Command::Policy(c) => commands::policy::run(&cli.global, c).await,
+                Command::Pin(a) => commands::pin::pin(&cli.global, a).await,
+                Command::Unpin(a) => commands::pin::unpin(&cli.global, a).await,
             }
         };
         let result = tokio::select! {
@@ -130,6 +143,10 @@ fn interrupted_message(command: &Command) -> &'static str {
         Command::Restore(_) => {
             "interrupted: the target may hold part of the restore; restore again with \
              --drop-existing"
+        }
+        Command::Expire(_) => {
+            "interrupted: backups whose manifest was deleted are gone, the rest are kept; run \
+             the same expire again (and `holdfast cleanup` for leftover files)"
         }
         _ => "interrupted",
     }

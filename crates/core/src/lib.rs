@@ -15,6 +15,8 @@
 //! - [`engine::logical`]: the logical backup and restore engine.
 //! - [`binlog`]: binlog event framing and MariaDB GTIDs, for archiving and replay.
 //! - [`verify`]: checking every file of a backup against its manifest.
+//! - [`retention`]: which backups and binlog segments a policy keeps (a pure function with
+//!   reasons), pins, and removing the rest crash-safely.
 //!
 //! This crate never prints and never exits the process: it returns typed [`Error`]s whose
 //! [`ErrorKind`] the CLI maps to stable exit codes.
@@ -28,6 +30,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod recovery;
 pub mod repo;
+pub mod retention;
 pub mod source;
 pub mod storage;
 pub mod verify;

@@ -9,6 +9,7 @@ use holdfast::engine::physical::{run_physical_backup, PhysicalBackupOptions};
 use holdfast::manifest::BackupManifest;
 use serde_json::json;
 
+use super::expire;
 use crate::args::{
     default_threads, parse_duration, parse_size, FilterArgs, GlobalArgs, RepoArgs, ServerArgs,
 };
@@ -64,6 +65,9 @@ pub struct Args {
     /// Physical, from a replica: how long to wait for the lag to come down before refusing.
     #[arg(long, default_value = "600s", value_parser = parse_duration)]
     replica_lag_wait: std::time::Duration,
+    /// After a successful backup, apply the retention policy stored with `holdfast policy set`.
+    #[arg(long)]
+    expire: bool,
 }
 
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
@@ -88,6 +92,19 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     }
     let repo = args.repo.open().await?;
     let source = args.server.resolve(args.source.as_deref())?;
+    // Checked before the backup: a missing or invalid stored policy fails nothing half-done.
+    let expire_policy = if args.expire {
+        if holdfast::retention::load_policy(&repo).await?.is_none() {
+            bail!(holdfast::Error::usage(format!(
+                "--expire applies the stored retention policy, and {} has none; store one \
+                 with `holdfast policy set` (or run `holdfast expire` with rule flags)",
+                repo.storage().location()
+            )));
+        }
+        Some(expire::resolve_policy(&repo, &Default::default()).await?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let manifest = match args.engine {
         Engine::Logical => {
@@ -115,11 +132,30 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         }
     };
     let seconds = started.elapsed().as_secs_f64();
-    report(global, &manifest, &source.display(), seconds)?;
+    let expired = match expire_policy {
+        Some((spec, policy)) => {
+            let progress = progress(global);
+            Some(expire::expire(&repo, spec, &policy, false, &*progress).await?)
+        }
+        None => None,
+    };
+    report(
+        global,
+        &manifest,
+        &source.display(),
+        seconds,
+        expired.as_ref(),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(global: &GlobalArgs, m: &BackupManifest, source: &str, seconds: f64) -> Result<()> {
+fn report(
+    global: &GlobalArgs,
+    m: &BackupManifest,
+    source: &str,
+    seconds: f64,
+    expired: Option<&expire::Outcome>,
+) -> Result<()> {
     let cp = &m.consistent_point;
     let mib_per_s = m.raw_bytes() as f64 / 1048576.0 / seconds.max(1e-9);
     if global.json {
@@ -139,6 +175,9 @@ fn report(global: &GlobalArgs, m: &BackupManifest, source: &str, seconds: f64) -
         });
         if let Some(p) = &m.physical {
             v["physical"] = serde_json::to_value(p)?;
+        }
+        if let Some(o) = expired {
+            v["expire"] = expire::to_json(o);
         }
         return print_json(&v);
     }
@@ -181,5 +220,9 @@ fn report(global: &GlobalArgs, m: &BackupManifest, source: &str, seconds: f64) -
         ),
     }
     outln!("consistent at {}", cp.describe());
+    if let Some(o) = expired {
+        outln!("");
+        expire::print_text(o);
+    }
     Ok(())
 }

@@ -2,12 +2,15 @@
 //! committed (an interrupted or killed backup, an upload cut off by a network failure), and
 //! incomplete uploads (S3 multipart uploads a killed process never completed, files staged on
 //! local disk and never renamed into place). Takes the exclusive lock, so a backup in progress
-//! is never touched; uploads younger than the lock TTL are kept unless `--any-age`.
+//! is never touched; uploads younger than the lock TTL are kept unless `--any-age`. Also what
+//! a killed `expire` left: binlog data objects whose index entry it had removed, and pins of
+//! backups it had removed.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use holdfast::repo::uploads::UploadPolicy;
+use holdfast::retention;
 use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
@@ -46,21 +49,31 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             repo.remove_orphans(&lock).await?
         };
         let uploads = repo.sweep_uploads(&lock, &policy, args.dry_run).await?;
-        Ok::<_, holdfast::Error>((orphans, uploads))
+        let expired = if args.dry_run {
+            retention::expired_segment_debris(&repo).await?
+        } else {
+            retention::remove_expire_debris(&repo, &lock).await?
+        };
+        Ok::<_, holdfast::Error>((orphans, uploads, expired))
     }
     .await;
     lock.release().await?;
-    let (orphans, uploads) = swept?;
+    let (orphans, uploads, expired) = swept?;
     if global.json {
         print_json(&json!({
             "dry_run": args.dry_run,
             "orphans": orphans,
             "incomplete_uploads": uploads,
+            "expire_debris": expired,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
     let verb = |done: &'static str, would: &'static str| if args.dry_run { would } else { done };
-    if orphans.is_empty() && uploads.aborted.is_empty() && uploads.kept.is_empty() {
+    if orphans.is_empty()
+        && uploads.aborted.is_empty()
+        && uploads.kept.is_empty()
+        && expired.is_empty()
+    {
         outln!("nothing to clean up in {}", repo.storage().location());
     }
     for o in &orphans {
@@ -70,6 +83,20 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             o.id,
             o.files,
             human_bytes(o.bytes)
+        );
+    }
+    if !expired.segment_objects.is_empty() {
+        outln!(
+            "{} {} binlog object(s) of expired segments ({}), left by an interrupted expire",
+            verb("removed", "would remove"),
+            expired.segment_objects.len(),
+            human_bytes(expired.segment_bytes)
+        );
+    }
+    for p in &expired.pins {
+        outln!(
+            "{} {p}: the pin of a backup that no longer exists",
+            verb("removed", "would remove")
         );
     }
     for u in &uploads.aborted {

@@ -23,6 +23,8 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         let backups = repo.list_backups().await?;
         let stored: u64 = backups.iter().map(|m| m.stored_bytes()).sum();
         let window = holdfast::recovery::window(&repo).await?;
+        let policy = holdfast::retention::load_policy(&repo).await?;
+        let pins = holdfast::retention::pins(&repo).await?;
         let cfg = repo.config();
         if global.json {
             print_json(&json!({
@@ -38,6 +40,8 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 "oldest": backups.first().map(|m| &m.id),
                 "newest": backups.last().map(|m| &m.id),
                 "recoverable_window": window,
+                "retention_policy": policy,
+                "pins": pins,
             }))?;
         } else {
             outln!("repository {}", repo.storage().location());
@@ -102,16 +106,25 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     outln!("  GAP: {gap}");
                 }
             }
+            match &policy {
+                Some(p) => outln!("  retention {}", p.rules.to_flags()),
+                None => outln!("  retention none stored (`holdfast policy set`)"),
+            }
+            for pin in &pins {
+                outln!("  pin       {} {}", pin.backup, super::pin::describe(pin));
+            }
         }
         return Ok(ExitCode::SUCCESS);
     };
     let m = repo.resolve(&which).await?;
+    let pin = holdfast::retention::load_pin(&repo, &m.id).await?;
     if global.json {
         // The manifest, with its scope spelled out (`scope` itself is absent from manifests
         // written before it was recorded).
         let mut value = serde_json::to_value(&m)?;
         value["partial"] = json!(m.is_partial());
         value["scope_description"] = json!(m.scope_description());
+        value["pin"] = serde_json::to_value(&pin)?;
         print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -147,6 +160,9 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         rfc3339(cp.time)
     );
     outln!("  lock held         {} ms", m.lock_held_ms);
+    if let Some(pin) = &pin {
+        outln!("  pin               {}", super::pin::describe(pin));
+    }
     outln!(
         "  size              {} raw, {} stored ({}), {} files",
         human_bytes(m.raw_bytes()),

@@ -18,6 +18,8 @@ pub struct Args {
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let repo = args.repo.open().await?;
     let backups = repo.list_backups().await?;
+    let pins = holdfast::retention::pins(&repo).await?;
+    let pin_of = |id: &str| pins.iter().find(|p| p.backup == id);
     if global.json {
         let rows: Vec<_> = backups
             .iter()
@@ -37,6 +39,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     "partial": m.is_partial(),
                     "scope": m.scope,
                     "scope_description": m.scope_description(),
+                    "pin": pin_of(&m.id),
                 })
             })
             .collect();
@@ -68,6 +71,9 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 m.total_rows().to_string(),
             ),
         };
+        if let Some(pin) = pin_of(&m.id) {
+            point = format!("{point}; {}", super::pin::describe(pin));
+        }
         table.push([
             m.id.clone(),
             engine,

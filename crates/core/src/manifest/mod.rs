@@ -8,6 +8,8 @@
 //! - [`StreamStatus`]: `binlog/stream-status.json`, the binlog streamer's heartbeat record.
 //! - [`SchemaDump`]: `backups/<id>/schema.json.zst`, the schema objects of a logical backup.
 //! - [`PhysicalInfo`]: the physical part of a [`BackupManifest`] (LSNs, parent, tool, locks).
+//! - [`StoredPolicy`]: `policy.json`, the repository's retention policy; [`PinRecord`]:
+//!   `pins/<id>.json`, a backup kept until unpinned.
 //!
 //! All are JSON. Each top-level type carries a `format` number; readers refuse a format newer than
 //! they know with a message telling the user to upgrade holdfast, so an old binary never
@@ -15,6 +17,7 @@
 
 mod binlog;
 mod physical;
+mod retention;
 mod schema;
 mod stream_status;
 
@@ -23,6 +26,7 @@ use time::OffsetDateTime;
 
 pub use binlog::*;
 pub use physical::*;
+pub use retention::*;
 pub use schema::*;
 pub use stream_status::*;
 

@@ -141,7 +141,8 @@ pub async fn plan_for(
         .map(base_candidate)
         .collect::<Result<Vec<_>>>()?;
     let segments = Archive::new(repo.storage().clone()).segments().await?;
-    let plan = plan_recovery(&bases, &segments, target, rule)?;
+    let plan = plan_recovery(&bases, &segments, target, rule)
+        .map_err(|e| name_the_window(e, &bases, &segments))?;
     Ok((plan, segments))
 }
 
@@ -212,6 +213,32 @@ fn damaged_segment(segment: &SegmentIndex, segments: &[SegmentIndex], cause: &Er
          it intact (`holdfast copy --from OTHER --to THIS`) and run `holdfast verify --all`",
         segment.describe()
     ))
+}
+
+/// Adds the recoverable window to a target-out-of-reach error, so the user sees at once which
+/// targets would work (after `expire`, the window's start moves).
+fn name_the_window(e: Error, bases: &[BaseCandidate], segments: &[SegmentIndex]) -> Error {
+    if e.kind() != ErrorKind::NotRecoverable {
+        return e;
+    }
+    let w = recoverable_window(bases, segments);
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    match (w.from_time, w.to_time) {
+        (Some(from), Some(to)) => Error::new(
+            ErrorKind::NotRecoverable,
+            format!(
+                "{}; the recoverable window is {} (backup {}) to {} (`holdfast info`)",
+                e.message(),
+                fmt(from),
+                w.from_backup.as_deref().unwrap_or("-"),
+                fmt(to)
+            ),
+        ),
+        _ => e,
+    }
 }
 
 /// Restores the planned base backup (logical) into `server` and replays the archive up to the

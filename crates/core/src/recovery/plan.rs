@@ -489,6 +489,13 @@ fn archive_end_time(segments: &[SegmentIndex], base: &BaseCandidate) -> OffsetDa
         .map_or(base.time, |t| t.max(base.time))
 }
 
+/// Why two consecutive segments (`pair`) do not continue each other, or `None` when they do.
+pub(crate) fn archive_gap(pair: &[SegmentIndex]) -> Option<String> {
+    check_continuity(pair)
+        .err()
+        .map(|e| e.message().to_string())
+}
+
 /// Checks that each segment of `run` (ascending `seq`) continues the one before it: no index
 /// entry missing between them ([`check_adjacent`], an `Integrity` error), positions touching
 /// within a file, a new piece starting where the archive ended (else a `NotRecoverable` gap).

@@ -7,6 +7,8 @@
 //! backups/<id>/manifest               written last: the commit point
 //! backups/<id>/schema.json.zst        schema objects
 //! backups/<id>/data/<db>/<table>/<n>.tsv.zst   row chunks (names percent-encoded)
+//! policy.json                         the stored retention policy (`holdfast policy set`)
+//! pins/<id>.json                      a pinned backup (`holdfast pin`)
 //! ```
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -20,6 +22,17 @@ pub const REPO_FILE_PREVIOUS: &str = "holdfast.repo.previous";
 pub const BACKUPS_DIR: &str = "backups/";
 pub const LOCKS_DIR: &str = "locks/";
 pub const MANIFEST: &str = "manifest";
+pub const POLICY_FILE: &str = "policy.json";
+pub const PINS_DIR: &str = "pins/";
+
+pub fn pin_path(id: &str) -> String {
+    format!("{PINS_DIR}{id}.json")
+}
+
+/// The backup id of a `pins/<id>.json` path.
+pub fn pin_owner(path: &str) -> Option<&str> {
+    path.strip_prefix(PINS_DIR)?.strip_suffix(".json")
+}
 
 pub fn backup_dir(id: &str) -> String {
     format!("{BACKUPS_DIR}{id}/")

@@ -391,6 +391,10 @@ impl Storage for EncryptedStorage {
         self.inner.delete_prefix(prefix).await
     }
 
+    async fn delete_many(&self, paths: &[String]) -> Result<()> {
+        self.inner.delete_many(paths).await
+    }
+
     /// An encrypted object has the same path as its plaintext, so uploads pass through.
     async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
         self.inner.incomplete_uploads().await

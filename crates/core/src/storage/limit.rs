@@ -135,6 +135,11 @@ impl Storage for LimitStorage {
         self.inner.delete_prefix(prefix).await
     }
 
+    async fn delete_many(&self, paths: &[String]) -> Result<()> {
+        let _slot = self.slot().await?;
+        self.inner.delete_many(paths).await
+    }
+
     async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
         let _slot = self.slot().await?;
         self.inner.incomplete_uploads().await

@@ -195,6 +195,17 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Deletes every object under `prefix` (which should end with `/`).
     async fn delete_prefix(&self, prefix: &str) -> Result<()>;
 
+    /// Deletes these objects; missing ones are no error. Idempotent. Not atomic: on an error
+    /// some may be gone and others not (callers order their batches so that any prefix of the
+    /// work leaves the repository consistent). The default deletes one at a time; backends with
+    /// a batch delete (S3's DeleteObjects) override it.
+    async fn delete_many(&self, paths: &[String]) -> Result<()> {
+        for path in paths {
+            self.delete(path).await?;
+        }
+        Ok(())
+    }
+
     /// Every incomplete upload of this repository (under its prefix, never elsewhere in the
     /// bucket), including those of a writer that is still running: the caller decides what is
     /// debris (see [`crate::repo::uploads`]). Requires `capabilities().incomplete_uploads`;

@@ -551,6 +551,18 @@ impl Storage for OpendalStorage {
         }
     }
 
+    /// One batch request per `delete_max_size` objects where the service has one (S3
+    /// DeleteObjects), one request each elsewhere; OpenDAL treats a missing object as deleted.
+    async fn delete_many(&self, paths: &[String]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        self.op
+            .delete_iter(paths.iter().map(String::as_str))
+            .await
+            .map_err(|e| map_err(e, &paths[0]))
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         self.op
             .remove_all(prefix)

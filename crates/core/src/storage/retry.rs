@@ -166,6 +166,13 @@ impl Storage for RetryStorage {
             .await
     }
 
+    /// A batch delete is idempotent as a whole, so a failed one is retried whole.
+    async fn delete_many(&self, paths: &[String]) -> Result<()> {
+        let first = paths.first().map(String::as_str).unwrap_or("");
+        self.run("delete_many", first, || self.inner.delete_many(paths))
+            .await
+    }
+
     async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
         self.run("list incomplete uploads", "", || {
             self.inner.incomplete_uploads()

@@ -170,6 +170,10 @@ impl Storage for ThrottleStorage {
         self.inner.delete_prefix(prefix).await
     }
 
+    async fn delete_many(&self, paths: &[String]) -> Result<()> {
+        self.inner.delete_many(paths).await
+    }
+
     /// Listing and aborting move no data: not throttled.
     async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
         self.inner.incomplete_uploads().await

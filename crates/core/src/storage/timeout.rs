@@ -142,6 +142,18 @@ impl Storage for TimeoutStorage {
         .await
     }
 
+    async fn delete_many(&self, paths: &[String]) -> Result<()> {
+        // One batch request per 1,000 objects, or one request each: scaled like a prefix.
+        let first = paths.first().map(String::as_str).unwrap_or("");
+        within(
+            self.limit * 10,
+            "deleting",
+            first,
+            self.inner.delete_many(paths),
+        )
+        .await
+    }
+
     async fn incomplete_uploads(&self) -> Result<Vec<IncompleteUpload>> {
         self.limited(
             "listing incomplete uploads",
