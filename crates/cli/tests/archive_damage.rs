@@ -28,7 +28,7 @@ struct Archived {
 fn segments(repo: &Repo) -> Vec<serde_json::Value> {
     let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
     assert_ok(&out, "binlog list");
-    json(&out).as_array().unwrap().clone()
+    json(&out)["segments"].as_array().unwrap().clone()
 }
 
 fn archive(engine: &str) -> Archived {

@@ -309,7 +309,7 @@ fn sigint_during_a_backup_commits_nothing_and_releases_the_lock() {
     let source = TestServer::start();
     source.sql(
         "CREATE DATABASE big; CREATE TABLE big.t (id INT PRIMARY KEY, v VARCHAR(200)); \
-         INSERT INTO big.t SELECT seq, REPEAT(MD5(seq), 4) FROM seq_1_to_200000;",
+         INSERT INTO big.t SELECT seq, REPEAT(MD5(seq), 4) FROM big.seq_1_to_200000;",
     );
     let repo = Repo::init();
     let child = std::process::Command::new(bin())

@@ -509,7 +509,7 @@ fn after_a_purge_the_archive_resumes_as_a_new_run_and_shows_the_hole() {
         &repo.url(),
         "--json",
     ]));
-    let new_runs: Vec<&serde_json::Value> = segments
+    let new_runs: Vec<&serde_json::Value> = segments["segments"]
         .as_array()
         .unwrap()
         .iter()

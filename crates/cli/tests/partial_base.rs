@@ -131,7 +131,8 @@ fn pitr_starts_from_the_newest_complete_backup_not_a_newer_partial_one() {
     assert!(row(&full).contains(" full "), "{table}");
     let rows = json(&holdfast(&["list", "--repo", &repo.url(), "--json"]));
     let by_id = |id: &str| {
-        rows.as_array()
+        rows["backups"]
+            .as_array()
             .unwrap()
             .iter()
             .find(|r| r["id"] == id)
@@ -307,7 +308,7 @@ fn a_backup_filter_that_matches_nothing_is_an_error_and_commits_nothing() {
         }
     }
     let list = json(&holdfast(&["list", "--repo", &url, "--json"]));
-    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(list["backups"].as_array().unwrap().len(), 0, "{list}");
     assert!(
         !repo.files().iter().any(|f| f.starts_with("backups/")),
         "{:?}",

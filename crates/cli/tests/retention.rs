@@ -72,7 +72,7 @@ fn backup_json(repo: &Repo, server: &TestServer, extra: &[&str]) -> serde_json::
 }
 
 fn ids(repo: &Repo) -> Vec<String> {
-    run(&["list", "--repo", &repo.url(), "--json"])
+    run(&["list", "--repo", &repo.url(), "--json"])["backups"]
         .as_array()
         .unwrap()
         .iter()
@@ -81,7 +81,7 @@ fn ids(repo: &Repo) -> Vec<String> {
 }
 
 fn segment_seqs(repo: &Repo) -> Vec<u64> {
-    run(&["binlog", "list", "--repo", &repo.url(), "--json"])
+    run(&["binlog", "list", "--repo", &repo.url(), "--json"])["segments"]
         .as_array()
         .unwrap()
         .iter()
@@ -117,7 +117,7 @@ impl Streamer {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let segments = run(&["binlog", "list", "--repo", &repo.url(), "--json"]);
-            let archived = segments
+            let archived = segments["segments"]
                 .as_array()
                 .and_then(|a| a.last())
                 .map(|s| s["gtid_state"].as_str().unwrap_or("").to_string());

@@ -176,6 +176,25 @@ mod cases {
         assert_eq!(listed(s, "dz/").await, vec![("dz/4".to_string(), 4)]);
     }
 
+    /// `delete_many` removes every object named, across more than one batch (S3 DeleteObjects
+    /// takes 1,000 keys), treats a missing one as deleted, and leaves the rest alone.
+    pub async fn delete_many(f: &Fixture) {
+        let s = &*f.storage;
+        let paths: Vec<String> = (0..1005).map(|i| format!("many/{i:05}")).collect();
+        futures::stream::iter(paths.iter())
+            .map(|p| s.put(p, Bytes::from_static(b"x")))
+            .buffer_unordered(32)
+            .for_each(|r| async move { r.unwrap() })
+            .await;
+        s.put("keep/1", Bytes::from_static(b"k")).await.unwrap();
+        let mut doomed = paths.clone();
+        doomed.push("many/missing".to_string());
+        s.delete_many(&doomed).await.unwrap();
+        assert!(listed(s, "many/").await.is_empty());
+        assert_eq!(listed(s, "keep/").await, vec![("keep/1".to_string(), 1)]);
+        s.delete_many(&[]).await.unwrap();
+    }
+
     pub async fn range_reads(f: &Fixture) {
         let s = &*f.storage;
         let data = random_bytes(3 * 1024 * 1024 + 17);
@@ -392,6 +411,10 @@ macro_rules! conformance {
             #[test]
             fn list_and_delete() {
                 run(|f| async move { cases::list_and_delete(&f).await });
+            }
+            #[test]
+            fn delete_many() {
+                run(|f| async move { cases::delete_many(&f).await });
             }
             #[test]
             fn range_reads() {

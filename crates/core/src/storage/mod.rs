@@ -197,8 +197,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Deletes these objects; missing ones are no error. Idempotent. Not atomic: on an error
     /// some may be gone and others not (callers order their batches so that any prefix of the
-    /// work leaves the repository consistent). The default deletes one at a time; backends with
-    /// a batch delete (S3's DeleteObjects) override it.
+    /// work leaves the repository consistent). The default deletes one at a time; backends that can
+    /// have several deletes in flight override it.
     async fn delete_many(&self, paths: &[String]) -> Result<()> {
         for path in paths {
             self.delete(path).await?;
