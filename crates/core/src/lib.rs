@@ -15,6 +15,7 @@
 //! - [`engine::logical`]: the logical backup and restore engine.
 //! - [`binlog`]: binlog event framing and MariaDB GTIDs, for archiving and replay.
 //! - [`verify`]: checking every file of a backup against its manifest.
+//! - [`status`]: "are we covered?", a pure judgement of backups, archive and streamer.
 //!
 //! This crate never prints and never exits the process: it returns typed [`Error`]s whose
 //! [`ErrorKind`] the CLI maps to stable exit codes.
@@ -29,6 +30,7 @@ pub mod progress;
 pub mod recovery;
 pub mod repo;
 pub mod source;
+pub mod status;
 pub mod storage;
 pub mod verify;
 
