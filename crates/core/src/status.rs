@@ -587,8 +587,9 @@ fn assess_servers(
             );
         }
     }
+    const NO_BACKUPS: &str = "no backups yet";
     if groups.is_empty() {
-        groups.insert("no server yet".to_string(), (None, Vec::new()));
+        groups.insert(NO_BACKUPS.to_string(), (None, Vec::new()));
     }
     let mut out = Vec::new();
     let mut backup_problems = Vec::new();
@@ -605,7 +606,7 @@ fn assess_servers(
             (None, Some(_)) => !archived_by_a_backed_up_server,
             _ => false,
         };
-        let server = Some(name.clone());
+        let server = (name != NO_BACKUPS).then(|| name.clone());
         let partial_note = newest.filter(|n| n.partial == Some(true)).map(|n| {
             format!(
                 "the newest backup, {}, is partial (taken with filters): it restores what it \

@@ -9,4 +9,5 @@ pub mod init;
 pub mod key;
 pub mod list;
 pub mod restore;
+pub mod status;
 pub mod verify;
