@@ -222,3 +222,37 @@ fn a_hole_in_the_archive_is_a_problem_naming_it() {
         "{report}"
     );
 }
+
+/// An encrypted repository without the key: exit 8 naming `--no-key`; with `--no-key`, what
+/// the listing shows is judged and the rest is named as not checked.
+#[test]
+fn an_encrypted_repository_without_the_key() {
+    let repo = Repo::uninit();
+    let out = holdfast_env(
+        &["init", "--repo", &repo.url(), "--encrypt"],
+        &[("HOLDFAST_PASSPHRASE", "correct horse")],
+    );
+    assert_ok(&out, "init --encrypt");
+    let out = status(&repo, &[]);
+    assert_code(&out, 8, "status without the key");
+    assert!(
+        text(&out).contains("holdfast status --no-key"),
+        "{}",
+        text(&out)
+    );
+
+    let out = status(&repo, &["--no-key", "--json"]);
+    assert_code(&out, NOT_COVERED, "status --no-key of an empty repository");
+    let report = json(&out);
+    assert_eq!(checks(&report), vec!["no_archive", "no_backup"], "{report}");
+    assert_eq!(report["unchecked"].as_array().unwrap().len(), 2, "{report}");
+    assert!(report["window"].is_null(), "{report}");
+
+    // With the key: the same problems, everything checked.
+    let out = holdfast_env(
+        &["status", "--repo", &repo.url(), "--json"],
+        &[("HOLDFAST_PASSPHRASE", "correct horse")],
+    );
+    assert_code(&out, NOT_COVERED, "status with the key");
+    assert_eq!(json(&out)["unchecked"], serde_json::json!([]));
+}
