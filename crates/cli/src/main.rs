@@ -37,6 +37,9 @@ enum Command {
     Info(commands::info::Args),
     /// Restore a backup into a server.
     Restore(commands::restore::Args),
+    /// Are we covered? Backups, the binlog archive and its streamer, the recoverable window;
+    /// exit 0 when covered, 21 when not.
+    Status(commands::status::Args),
     /// Check a backup's files against its manifest.
     Verify(commands::verify::Args),
     /// Binlog archiving: `stream` continuously, `list` what is archived.
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
                 Command::List(a) => commands::list::run(&cli.global, a).await,
                 Command::Info(a) => commands::info::run(&cli.global, a).await,
                 Command::Restore(a) => commands::restore::run(&cli.global, a).await,
+                Command::Status(a) => commands::status::run(&cli.global, a).await,
                 Command::Verify(a) => commands::verify::run(&cli.global, a).await,
                 Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
                 Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,

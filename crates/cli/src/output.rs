@@ -78,6 +78,7 @@ pub fn kind_name(kind: holdfast::ErrorKind) -> &'static str {
         K::TargetNotEmpty => "target-not-empty",
         K::NotRecoverable => "not-recoverable",
         K::Integrity => "integrity",
+        K::NotCovered => "not-covered",
         K::Interrupted => "interrupted",
     }
 }

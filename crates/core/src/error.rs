@@ -37,6 +37,9 @@ pub enum ErrorKind {
     LockTimeout,
     /// The recovery target is outside what the backups and the binlog archive can reach.
     NotRecoverable,
+    /// `holdfast status`: the repository is not covered (a stale backup, a dead streamer, a
+    /// lagging archive, a hole); the report names each problem.
+    NotCovered,
     /// Interrupted by the user.
     Interrupted,
     /// A bug or an unexpected state in holdfast itself.
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::TargetNotEmpty => 14,
             ErrorKind::NotRecoverable => 15,
             ErrorKind::Integrity => 20,
+            ErrorKind::NotCovered => 21,
             ErrorKind::Interrupted => 130,
         }
     }

@@ -17,6 +17,7 @@
 //! - [`verify`]: checking every file of a backup against its manifest.
 //! - [`retention`]: which backups and binlog segments a policy keeps (a pure function with
 //!   reasons), pins, and removing the rest crash-safely.
+//! - [`status`]: "are we covered?", a pure judgement of backups, archive and streamer.
 //!
 //! This crate never prints and never exits the process: it returns typed [`Error`]s whose
 //! [`ErrorKind`] the CLI maps to stable exit codes.
@@ -32,6 +33,7 @@ pub mod recovery;
 pub mod repo;
 pub mod retention;
 pub mod source;
+pub mod status;
 pub mod storage;
 pub mod verify;
 

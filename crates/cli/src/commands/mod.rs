@@ -12,4 +12,5 @@ pub mod list;
 pub mod pin;
 pub mod policy;
 pub mod restore;
+pub mod status;
 pub mod verify;

@@ -146,7 +146,7 @@ pub async fn run_stream(
         );
     }
     let mut writer = SegmentWriter::new(archive.clone(), committed.last().cloned(), flavor);
-    let mut status = StatusKeeper::new(archive, source, options, &writer);
+    let mut status = StatusKeeper::new(archive, &repo.config().id, source, options, &writer);
     let mut report = StreamReport::default();
     let mut backoff = options.retry_initial;
     let mut ever_streamed = false;
@@ -650,6 +650,7 @@ struct StatusKeeper {
 impl StatusKeeper {
     fn new(
         archive: Archive,
+        repository_id: &str,
         source: &ConnectionConfig,
         options: &StreamOptions,
         writer: &SegmentWriter,
@@ -676,6 +677,7 @@ impl StatusKeeper {
                 segments_written: 0,
                 reconnects: 0,
                 last_error: None,
+                repository_id: Some(repository_id.to_string()),
             },
             last_received: None,
             idle: false,

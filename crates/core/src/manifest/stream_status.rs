@@ -79,6 +79,11 @@ pub struct StreamStatus {
     /// The error behind the current reconnecting (or the fatal one behind `stopped`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The id of the repository the streamer writes to (`holdfast.repo`): a record carried
+    /// into another repository by `holdfast copy` is recognised by it. Absent in records of
+    /// older builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_id: Option<String>,
 }
 
 #[cfg(test)]
@@ -107,6 +112,7 @@ mod tests {
             segments_written: 3,
             reconnects: 1,
             last_error: Some("connection lost".into()),
+            repository_id: Some("a-repo".into()),
         };
         let text = serde_json::to_string(&status).unwrap();
         assert!(text.contains(r#""state":"reconnecting""#), "{text}");

@@ -92,6 +92,16 @@ pub fn new_backup_id(now: OffsetDateTime) -> String {
     )
 }
 
+/// The start time a backup id encodes (`20261121T004512Z-1a2b`), to the second; `None` for
+/// an id in another form.
+pub fn backup_id_time(id: &str) -> Option<OffsetDateTime> {
+    let stamp = id.get(..16)?;
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::PrimitiveDateTime::parse(stamp, &format)
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
 /// Rejects ids that could escape the backups directory.
 pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
@@ -111,6 +121,14 @@ pub fn validate_id(id: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backup_id_tells_its_start_time() {
+        let now = OffsetDateTime::from_unix_timestamp(1_763_685_912).unwrap();
+        assert_eq!(backup_id_time(&new_backup_id(now)), Some(now));
+        assert_eq!(backup_id_time("nightly"), None);
+        assert_eq!(backup_id_time("20261399T004512Z-1a2b"), None);
+    }
 
     #[test]
     fn owners() {

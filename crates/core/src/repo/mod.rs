@@ -134,6 +134,12 @@ impl Repository {
         Ok(Repository::assemble(storage, config, key))
     }
 
+    /// Reads `holdfast.repo` alone (clear in every repository), without opening or unlocking
+    /// anything: for what may be judged without the key (`holdfast status --no-key`).
+    pub async fn read_config(storage: &dyn Storage) -> Result<RepoConfig> {
+        read_config(storage).await
+    }
+
     fn assemble(storage: Arc<dyn Storage>, config: RepoConfig, key: Option<Arc<DataKey>>) -> Self {
         let storage: Arc<dyn Storage> = match &key {
             Some(k) => Arc::new(EncryptedStorage::new(storage, k.clone(), CLEAR_PATHS)),

@@ -556,8 +556,8 @@ impl Storage for OpendalStorage {
     /// subtraction overflow in `Deleter::flush`; in a release build `close` would then loop
     /// forever), found by the storage conformance suite's `delete_many` case.
     async fn delete_many(&self, paths: &[String]) -> Result<()> {
-        futures::stream::iter(paths)
-            .map(|path| self.delete(path))
+        let deletes: Vec<_> = paths.iter().map(|path| self.delete(path)).collect();
+        futures::stream::iter(deletes)
             .buffer_unordered(16)
             .try_collect::<()>()
             .await
