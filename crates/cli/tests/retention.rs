@@ -231,7 +231,7 @@ fn expire_keeps_chains_pins_and_the_recovery_window() {
     ]);
     let listed = run(&["list", "--repo", &url, "--json"]);
     assert_eq!(
-        listed[0]["pin"]["reason"], "before schema migration",
+        listed["backups"][0]["pin"]["reason"], "before schema migration",
         "{listed}"
     );
     let done = run(&["expire", "--repo", &url, "--keep-last", "1", "--json"]);

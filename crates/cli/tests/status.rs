@@ -69,7 +69,12 @@ fn wait_alive(repo: &Repo) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = status_json(repo, &[]);
-        if r["archive"]["streamer"] == "alive" && r["archive"]["lag_seconds"].as_u64() < Some(3) {
+        // Alive, caught up, and with a segment archived (a lag not yet known is no lag).
+        let archive = &r["archive"];
+        if archive["streamer"] == "alive"
+            && archive["lag_seconds"].as_u64().is_some_and(|l| l < 3)
+            && archive["segments"].as_u64().is_some_and(|n| n > 0)
+        {
             return;
         }
         assert!(Instant::now() < deadline, "the streamer never came up: {r}");
