@@ -36,7 +36,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::binlog::archive::{index_path, resolve, Archive};
+use crate::binlog::archive::{index_path, parse_data_name, resolve, Archive};
 use crate::manifest::{FileEntry, SegmentIndex, MERGED_SEGMENT_FORMAT};
 use crate::repo::RepoLock;
 use crate::{Error, ErrorKind, Result};
@@ -135,6 +135,9 @@ pub struct CompactReport {
     pub merged: Vec<MergedRun>,
     /// Covered index entries left by an interrupted compaction, removed (with their data) first.
     pub leftovers_removed: usize,
+    /// Data objects of no entry removed from the file instances compacted (a merged object
+    /// whose entry was never written, debris of an interrupted segment write).
+    pub debris_removed: usize,
     /// Stopped before every planned run was merged (the stream ended).
     pub interrupted: bool,
 }
@@ -172,11 +175,17 @@ pub async fn compact_locked(
         ..CompactReport::default()
     };
     let mut live = resolved.live;
-    let live_paths = |live: &[SegmentIndex]| -> HashSet<String> {
-        live.iter().map(|s| s.object.path.clone()).collect()
-    };
+    // Every object an entry names (covered ones included), and the newest number: a data
+    // object of no entry with a number up to it is debris (the stream only writes after it).
+    let mut referenced: HashSet<String> = live
+        .iter()
+        .chain(&resolved.covered)
+        .map(|s| s.object.path.clone())
+        .collect();
+    let newest = live.iter().map(SegmentIndex::last_seq).max().unwrap_or(0);
+    let mut swept: HashSet<String> = HashSet::new();
     if !options.dry_run && !resolved.covered.is_empty() {
-        let keep = live_paths(&live);
+        let keep: HashSet<String> = live.iter().map(|s| s.object.path.clone()).collect();
         for merged in live.iter().filter(|s| s.merged_to.is_some()) {
             let covered: Vec<&SegmentIndex> = resolved
                 .covered
@@ -189,6 +198,8 @@ pub async fn compact_locked(
             lock.ensure_held().await?;
             remove_covered(archive, merged, &covered, &keep, &hook).await?;
             report.leftovers_removed += covered.len();
+            report.debris_removed +=
+                sweep(archive, merged, &referenced, newest, &mut swept).await?;
         }
     }
     let runs = plan_compaction(&live, OffsetDateTime::now_utc(), &options.policy);
@@ -211,7 +222,10 @@ pub async fn compact_locked(
             stored_bytes_after: 0,
         };
         if !options.dry_run {
+            report.debris_removed +=
+                sweep(archive, &segments[0], &referenced, newest, &mut swept).await?;
             let merged = merge_run(archive, segments, lock, &hook).await?;
+            referenced.insert(merged.object.path.clone());
             merged_run.stored_bytes_after = merged.object.size;
             merged_runs.push((run, merged));
         }
@@ -255,6 +269,36 @@ async fn merge_run(
     let keep = HashSet::from([merged.object.path.clone()]);
     remove_covered(archive, &merged, &covered, &keep, hook).await?;
     Ok(merged)
+}
+
+/// Removes the data objects of `segment`'s file instance that no entry names and whose numbers
+/// are at most `newest`: a merged object whose entry an interrupted compaction never wrote,
+/// a small object of an interrupted stream write that was written again elsewhere. One listing
+/// of that file instance, once per compaction (`swept`); returns how many were removed.
+async fn sweep(
+    archive: &Archive,
+    segment: &SegmentIndex,
+    referenced: &HashSet<String>,
+    newest: u64,
+    swept: &mut HashSet<String>,
+) -> Result<usize> {
+    let path = &segment.object.path;
+    let Some(dir) = path.rfind('/').map(|i| &path[..=i]) else {
+        return Ok(0);
+    };
+    if !swept.insert(dir.to_string()) {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for object in archive.storage().list(dir).await? {
+        let debris = parse_data_name(&object.path)
+            .is_some_and(|(_, last)| last <= newest && !referenced.contains(&object.path));
+        if debris && !object.path[dir.len()..].contains('/') {
+            archive.storage().delete(&object.path).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Removes what a committed merged entry replaced: the data objects first (the replaced
