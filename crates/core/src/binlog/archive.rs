@@ -250,12 +250,39 @@ impl Archive {
     /// an empty archive): debris of an interrupted segment write. Only the archive's single
     /// writer may call this. Objects of lower numbers are never touched: they belong to
     /// committed segments, or to a compaction (which cleans up after itself).
-    pub async fn remove_debris(&self, last_seq: u64) -> Result<Vec<String>> {
+    ///
+    /// Cheap whatever the archive's size: it lists the directory names (servers, then file
+    /// instances) and only the objects of the file instances an interrupted write can have
+    /// used: the one the archive ends in (`committed`'s last) and any that no committed segment
+    /// is in (a new file, or another server after a failover).
+    pub async fn remove_debris(
+        &self,
+        committed: &[SegmentIndex],
+        last_seq: u64,
+    ) -> Result<Vec<String>> {
+        let used: std::collections::HashSet<String> =
+            committed.iter().map(|s| instance_dir(&s.source)).collect();
+        let mut dirs: Vec<String> = committed
+            .last()
+            .map(|s| instance_dir(&s.source))
+            .into_iter()
+            .collect();
+        for server in self.storage.list_dirs(DATA_DIR).await? {
+            let prefix = format!("{DATA_DIR}{server}/");
+            for instance in self.storage.list_dirs(&prefix).await? {
+                let dir = format!("{prefix}{instance}/");
+                if !used.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+        }
         let mut removed = Vec::new();
-        for object in self.storage.list(DATA_DIR).await? {
-            if parse_data_name(&object.path).is_some_and(|(first, _)| first > last_seq) {
-                self.storage.delete(&object.path).await?;
-                removed.push(object.path);
+        for dir in dirs {
+            for object in self.storage.list(&dir).await? {
+                if parse_data_name(&object.path).is_some_and(|(first, _)| first > last_seq) {
+                    self.storage.delete(&object.path).await?;
+                    removed.push(object.path);
+                }
             }
         }
         Ok(removed)
@@ -310,8 +337,13 @@ fn parse_index_name(path: &str) -> Option<u64> {
 /// the segment's bytes start at (0 for the first segment of a file: it holds the magic), so
 /// that the objects of one file sort in file order; the sequence number keeps names unique.
 pub fn data_path(source: &SegmentSource, start_pos: u64, seq: u64) -> String {
+    format!("{}{start_pos:012}.{seq:08}.zst", instance_dir(source))
+}
+
+/// `binlog/data/<server_id>/<file>@<created>/`: where one file instance's objects live.
+pub fn instance_dir(source: &SegmentSource) -> String {
     format!(
-        "{DATA_DIR}{}/{}@{}/{start_pos:012}.{seq:08}.zst",
+        "{DATA_DIR}{}/{}@{}/",
         source.server_id,
         encode_file_name(&source.file),
         source.file_created

@@ -149,7 +149,7 @@ pub async fn run_stream(
         .max()
         .unwrap_or(0);
     let committed = crate::binlog::archive::resolve(entries).live;
-    let removed = archive.remove_debris(last_seq).await?;
+    let removed = archive.remove_debris(&committed, last_seq).await?;
     if !removed.is_empty() {
         tracing::info!(
             count = removed.len(),
