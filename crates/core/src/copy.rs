@@ -7,7 +7,9 @@
 //!
 //! - Incremental: a backup whose manifest the destination already has is skipped; a file of an
 //!   interrupted earlier copy is kept if it verifies against the manifest, rewritten otherwise;
-//!   a binlog object the destination already has is skipped.
+//!   a binlog object the destination already has is skipped (except the index entry of a merged
+//!   segment, which replaces the entry of its first segment: it is copied again, see
+//!   docs/binlog-archive.md).
 //! - Verified on the way: every file is streamed through a size and SHA-256 check against the
 //!   source manifest, and what was written is hashed and compared too. A mismatch aborts that
 //!   file's upload, so nothing unverified is ever visible under its name.
@@ -237,6 +239,7 @@ pub fn is_binlog_index(path: &str) -> bool {
 }
 
 async fn copy_binlog(src: &Repository, dst: &Repository, report: &mut CopyReport) -> Result<()> {
+    use crate::binlog::archive::{index_path, parse_data_name, DATA_DIR};
     let have: HashSet<String> = dst
         .storage()
         .list(BINLOG_DIR)
@@ -244,9 +247,20 @@ async fn copy_binlog(src: &Repository, dst: &Repository, report: &mut CopyReport
         .into_iter()
         .map(|o| o.path)
         .collect();
+    let listed = src.storage().list(BINLOG_DIR).await?;
+    // A merged segment's entry replaces the entry of its first segment (compaction): the
+    // destination may hold the old one under the same name, so it is copied again (a few
+    // small objects: one per merged segment). The merged data objects name their ranges.
+    let merged_entries: HashSet<String> = listed
+        .iter()
+        .filter(|o| o.path.starts_with(DATA_DIR))
+        .filter_map(|o| parse_data_name(&o.path))
+        .filter(|(first, last)| first != last)
+        .map(|(first, _)| index_path(first))
+        .collect();
     let mut missing: Vec<String> = Vec::new();
-    for o in src.storage().list(BINLOG_DIR).await? {
-        if have.contains(&o.path) {
+    for o in listed {
+        if have.contains(&o.path) && !merged_entries.contains(&o.path) {
             report.binlog_objects_skipped += 1;
         } else {
             missing.push(o.path);

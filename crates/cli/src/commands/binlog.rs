@@ -1,4 +1,5 @@
-//! `holdfast binlog stream | list`: continuous binlog archiving and the archive's contents.
+//! `holdfast binlog stream | list | compact`: continuous binlog archiving, the archive's
+//! contents, and its compaction (in `binlog_compact.rs`).
 
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use holdfast::binlog::archive::Archive;
 use holdfast::binlog::client::DumpStart;
+use holdfast::binlog::compact::CompactPolicy;
 use holdfast::binlog::gtid::Gtid;
 use holdfast::binlog::stream::{run_stream, StreamObserver, StreamOptions};
 use holdfast::manifest::{PieceStart, SegmentIndex, StreamState, StreamStatus};
@@ -25,6 +27,9 @@ pub enum Command {
     Stream(Box<StreamArgs>),
     /// List archived segments with their positions, times and GTID ranges.
     List(ListArgs),
+    /// Merge runs of small closed segments into larger ones (up to 64 MiB or an hour each),
+    /// crash-safe; also done by `binlog stream` itself.
+    Compact(super::binlog_compact::CompactArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,6 +66,13 @@ pub struct StreamArgs {
     /// only at start and on reconnects.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     report_interval: Duration,
+    /// Compact the archive while streaming: merge segments archived at least this long ago
+    /// (as `holdfast binlog compact --older-than` does).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    compact_older_than: Duration,
+    /// Do not compact the archive while streaming.
+    #[arg(long)]
+    no_compact: bool,
 }
 
 #[derive(clap::Args)]
@@ -73,6 +85,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> Result<ExitCode> {
     match command {
         Command::Stream(args) => stream(global, *args).await,
         Command::List(args) => list(global, args).await,
+        Command::Compact(args) => super::binlog_compact::run(global, args).await,
     }
 }
 
@@ -199,6 +212,10 @@ async fn stream(global: &GlobalArgs, args: StreamArgs) -> Result<ExitCode> {
         retry_max: args.max_retry_wait,
         until_caught_up: args.until_caught_up,
         status_interval: args.status_interval.max(Duration::from_secs(1)),
+        compact: (!args.no_compact).then(|| CompactPolicy {
+            older_than: args.compact_older_than,
+            ..CompactPolicy::default()
+        }),
         ..StreamOptions::default()
     };
     let reporter = StreamReporter {
@@ -254,6 +271,8 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
                 json!({
                     "hole_before": hole_before(s.seq),
                     "seq": s.seq,
+                    "last_seq": s.last_seq(),
+                    "merged": s.merged_to.is_some(),
                     "server_id": s.source.server_id,
                     "file": s.source.file,
                     "file_created": unix_time(s.source.file_created),
@@ -295,20 +314,21 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
     for (i, s) in segments.iter().enumerate() {
         // Sequence numbers have no holes: a missing one is a lost index entry, shown as such.
         if let Some(prev) = i.checked_sub(1).map(|p| &segments[p]) {
-            if s.seq > prev.seq + 1 {
+            let after = prev.last_seq();
+            if s.seq > after + 1 {
                 outln!(
                     "{:>6} MISSING: the index entr{} of segment{} {} ({}) {} lost; `holdfast \
                      verify --all` names the damage",
-                    prev.seq + 1,
-                    if s.seq == prev.seq + 2 { "y" } else { "ies" },
-                    if s.seq == prev.seq + 2 { "" } else { "s" },
-                    if s.seq == prev.seq + 2 {
-                        (prev.seq + 1).to_string()
+                    after + 1,
+                    if s.seq == after + 2 { "y" } else { "ies" },
+                    if s.seq == after + 2 { "" } else { "s" },
+                    if s.seq == after + 2 {
+                        (after + 1).to_string()
                     } else {
-                        format!("{} to {}", prev.seq + 1, s.seq - 1)
+                        format!("{} to {}", after + 1, s.seq - 1)
                     },
-                    holdfast::binlog::archive::index_path(prev.seq + 1),
-                    if s.seq == prev.seq + 2 { "is" } else { "are" },
+                    holdfast::binlog::archive::index_path(after + 1),
+                    if s.seq == after + 2 { "is" } else { "are" },
                 );
             }
         }
@@ -335,7 +355,7 @@ async fn list(global: &GlobalArgs, args: ListArgs) -> Result<ExitCode> {
         };
         outln!(
             "{:>6} {:<22} {:>10} {:>10} {:<20} {:<20} {:>6} {:>9}  {}{}",
-            s.seq,
+            s.seq_label(),
             s.source.file,
             s.start_pos,
             s.end_pos,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use holdfast::manifest::PolicySpec;
 use holdfast::progress::Progress;
-use holdfast::repo::Repository;
+use holdfast::repo::{RepoLock, Repository};
 use holdfast::retention::{self, ExpireReport, Plan, Policy};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -121,6 +121,21 @@ pub async fn expire(
         });
     }
     let lock = repo.lock("expire").await?;
+    // A compaction (the command, or a running stream's own) rewrites segments and removes what
+    // no entry references: it must not run while expire removes entries and their objects.
+    let compaction = match RepoLock::acquire_named(
+        repo.storage().clone(),
+        holdfast::binlog::compact::COMPACT_LOCK,
+        "expire",
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            lock.release().await?;
+            return Err(e.into());
+        }
+    };
     let done = async {
         let debris = retention::remove_expire_debris(repo, &lock).await?;
         if !debris.is_empty() {
@@ -135,7 +150,9 @@ pub async fn expire(
         Ok::<_, holdfast::Error>((plan, report))
     }
     .await;
+    let released = compaction.release().await;
     lock.release().await?;
+    released?;
     let (plan, report) = done?;
     Ok(Outcome {
         spec,

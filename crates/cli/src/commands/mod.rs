@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod binlog;
+pub mod binlog_compact;
 pub mod cleanup;
 pub mod copy;
 pub mod expire;

@@ -170,7 +170,7 @@ fn print_archive(a: &ArchiveReport) {
         "all" => "whole archive".to_string(),
         other => other.to_string(),
     };
-    if a.segments_total == 0 {
+    if a.segments_total == 0 && a.ok() {
         outln!("binlog archive: empty");
     } else if a.ok() {
         outln!(

@@ -2,15 +2,21 @@
 //!
 //! ```text
 //! binlog/data/<server_id>/<file>@<created>/<start_pos>.<seq>.zst   events, zstd-compressed
+//! binlog/data/<server_id>/<file>@<created>/<start_pos>.<first>-<last>.zst   a merged segment
 //! binlog/index/<seq>.json                                     SegmentIndex, written after the data
 //! binlog/stream-status.json                                   StreamStatus, the streamer's heartbeat
 //! ```
 //!
 //! A segment exists if and only if its index entry exists (the same commit rule as backups). Data
-//! objects without an index entry are debris of an interrupted write; the streamer removes them
-//! when it starts. Within one file instance the data objects sort by position, so
-//! `cat binlog/data/1/mysql-bin.000003@1700000000/*.zst | zstd -d` is that binlog file
-//! (when it was archived as one piece).
+//! objects without an index entry are debris of an interrupted write; the streamer removes those
+//! numbered after the archive's last segment when it starts. Within one file instance the data
+//! objects sort by position, so `cat binlog/data/1/mysql-bin.000003@1700000000/*.zst | zstd -d`
+//! is that binlog file (when it was archived as one piece, and no compaction is half done).
+//!
+//! Compaction ([`super::compact`]) replaces the entry of a run's first segment with a *merged*
+//! entry covering the run's numbers ([`SegmentIndex::merged_to`]); [`resolve`] is the reading
+//! rule: an entry whose number a merged entry covers is ignored, so a reader sees the small
+//! segments or the merged one, never both and never neither.
 
 use std::sync::Arc;
 
@@ -48,7 +54,8 @@ impl Archive {
         &self.storage
     }
 
-    /// Sequence numbers of every committed segment, ascending.
+    /// Sequence numbers of every index entry, ascending (merged entries and the entries they
+    /// cover included).
     pub async fn sequence_numbers(&self) -> Result<Vec<u64>> {
         let mut seqs: Vec<u64> = self
             .storage
@@ -61,22 +68,34 @@ impl Archive {
         Ok(seqs)
     }
 
-    /// Every committed segment, in archive order.
+    /// Every committed segment, in archive order: merged segments in place of the ones they
+    /// cover (see [`resolve`]).
     pub async fn segments(&self) -> Result<Vec<SegmentIndex>> {
-        let seqs = self.sequence_numbers().await?;
-        let mut out = Vec::with_capacity(seqs.len());
-        for seq in seqs {
-            out.push(self.load_index(seq).await?);
+        Ok(resolve(self.entries().await?).live)
+    }
+
+    /// Every index entry, ascending by `seq`, loaded [`PARALLEL_INDEX_LOADS`] at a time. An
+    /// entry listed and then gone (a compaction or an expire removed it meanwhile) makes the
+    /// listing start over, a few times.
+    pub async fn entries(&self) -> Result<Vec<SegmentIndex>> {
+        let mut attempt = 0;
+        loop {
+            let seqs = self.sequence_numbers().await?;
+            let loaded: Vec<Result<SegmentIndex>> = futures::stream::iter(seqs)
+                .map(|seq| self.load_index(seq))
+                .buffered(PARALLEL_INDEX_LOADS)
+                .collect()
+                .await;
+            match loaded.into_iter().collect::<Result<Vec<_>>>() {
+                Err(e) if e.kind() == ErrorKind::NotFound && attempt < 4 => attempt += 1,
+                other => return other,
+            }
         }
-        Ok(out)
     }
 
     /// The newest committed segment, if any.
     pub async fn last_segment(&self) -> Result<Option<SegmentIndex>> {
-        match self.sequence_numbers().await?.last() {
-            Some(&seq) => Ok(Some(self.load_index(seq).await?)),
-            None => Ok(None),
-        }
+        Ok(self.segments().await?.pop())
     }
 
     pub async fn load_index(&self, seq: u64) -> Result<SegmentIndex> {
@@ -89,6 +108,37 @@ impl Archive {
                 index.seq
             )));
         }
+        Ok(index)
+    }
+
+    /// Stores a merged segment (see [`super::compact`]): its data object, then its index entry
+    /// at `index.seq`, replacing the entry of the run's first segment (an atomic replace on
+    /// every store: a reader gets the old entry or the new one). `index.object` and
+    /// `raw_size` are filled in here. Returns after the index entry is written; `after_data`
+    /// is called between the two writes (a test hook).
+    pub async fn write_merged(
+        &self,
+        mut index: SegmentIndex,
+        raw: &[u8],
+        after_data: &(dyn Fn() + Send + Sync),
+    ) -> Result<SegmentIndex> {
+        let last = index.last_seq();
+        let compressed = zstd::bulk::compress(raw, SEGMENT_ZSTD_LEVEL)
+            .map_err(|e| Error::internal(format!("compressing a merged segment: {e}")))?;
+        let path = merged_data_path(&index.source, index.start_pos, index.seq, last);
+        index.object = FileEntry {
+            path: path.clone(),
+            size: compressed.len() as u64,
+            sha256: hex::encode(Sha256::digest(&compressed)),
+        };
+        index.raw_size = raw.len() as u64;
+        self.storage.put(&path, Bytes::from(compressed)).await?;
+        after_data();
+        let body = serde_json::to_vec_pretty(&index)
+            .map_err(|e| Error::internal(format!("encoding a segment index: {e}")))?;
+        self.storage
+            .put(&index_path(index.seq), Bytes::from(body))
+            .await?;
         Ok(index)
     }
 
@@ -196,21 +246,81 @@ impl Archive {
             .collect())
     }
 
-    /// Removes data objects that no committed segment references (an interrupted write).
-    /// Only the archive's single writer may call this.
-    pub async fn remove_debris(&self, committed: &[SegmentIndex]) -> Result<Vec<String>> {
-        let referenced: std::collections::HashSet<&str> =
-            committed.iter().map(|s| s.object.path.as_str()).collect();
+    /// Removes data objects numbered after the archive's last index entry (`last_seq`, 0 for
+    /// an empty archive): debris of an interrupted segment write. Only the archive's single
+    /// writer may call this. Objects of lower numbers are never touched: they belong to
+    /// committed segments, or to a compaction (which cleans up after itself).
+    ///
+    /// Cheap whatever the archive's size: it lists the directory names (servers, then file
+    /// instances) and only the objects of the file instances an interrupted write can have
+    /// used: the one the archive ends in (`committed`'s last) and any that no committed segment
+    /// is in (a new file, or another server after a failover).
+    pub async fn remove_debris(
+        &self,
+        committed: &[SegmentIndex],
+        last_seq: u64,
+    ) -> Result<Vec<String>> {
+        let used: std::collections::HashSet<String> =
+            committed.iter().map(|s| instance_dir(&s.source)).collect();
+        let mut dirs: Vec<String> = committed
+            .last()
+            .map(|s| instance_dir(&s.source))
+            .into_iter()
+            .collect();
+        for server in self.storage.list_dirs(DATA_DIR).await? {
+            let prefix = format!("{DATA_DIR}{server}/");
+            for instance in self.storage.list_dirs(&prefix).await? {
+                let dir = format!("{prefix}{instance}/");
+                if !used.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+        }
         let mut removed = Vec::new();
-        for object in self.storage.list(DATA_DIR).await? {
-            if !referenced.contains(object.path.as_str()) {
-                self.storage.delete(&object.path).await?;
-                removed.push(object.path);
+        for dir in dirs {
+            for object in self.storage.list(&dir).await? {
+                if parse_data_name(&object.path).is_some_and(|(first, _)| first > last_seq) {
+                    self.storage.delete(&object.path).await?;
+                    removed.push(object.path);
+                }
             }
         }
         Ok(removed)
     }
 }
+
+/// Index entries sorted into what readers use and what they ignore.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolved {
+    /// The committed segments in archive order: each merged segment in place of the ones it
+    /// covers.
+    pub live: Vec<SegmentIndex>,
+    /// Entries whose number a merged entry covers: left by an interrupted compaction, ignored
+    /// by readers and removed by the next compaction.
+    pub covered: Vec<SegmentIndex>,
+}
+
+/// The reading rule of the archive: entries ascending by `seq`; an entry whose number lies
+/// inside the range of an earlier live merged entry (`seq < n <= merged_to`) is covered. So a
+/// crash at any point of a compaction leaves a reader exactly one copy of every event: the
+/// small segments (before the merged entry is written) or the merged one (after).
+pub fn resolve(mut entries: Vec<SegmentIndex>) -> Resolved {
+    entries.sort_by_key(|e| e.seq);
+    let mut out = Resolved::default();
+    let mut covered_to = 0u64;
+    for e in entries {
+        if e.seq <= covered_to {
+            out.covered.push(e);
+        } else {
+            covered_to = covered_to.max(e.last_seq());
+            out.live.push(e);
+        }
+    }
+    out
+}
+
+/// Loads index entries this many at a time.
+pub const PARALLEL_INDEX_LOADS: usize = 32;
 
 pub fn index_path(seq: u64) -> String {
     format!("{INDEX_DIR}{seq:012}.json")
@@ -227,12 +337,39 @@ fn parse_index_name(path: &str) -> Option<u64> {
 /// the segment's bytes start at (0 for the first segment of a file: it holds the magic), so
 /// that the objects of one file sort in file order; the sequence number keeps names unique.
 pub fn data_path(source: &SegmentSource, start_pos: u64, seq: u64) -> String {
+    format!("{}{start_pos:012}.{seq:08}.zst", instance_dir(source))
+}
+
+/// `binlog/data/<server_id>/<file>@<created>/`: where one file instance's objects live.
+pub fn instance_dir(source: &SegmentSource) -> String {
     format!(
-        "{DATA_DIR}{}/{}@{}/{start_pos:012}.{seq:08}.zst",
+        "{DATA_DIR}{}/{}@{}/",
         source.server_id,
         encode_file_name(&source.file),
         source.file_created
     )
+}
+
+/// `…/<start_pos>.<first>-<last>.zst`: a merged segment's data object, beside the objects it
+/// replaces (named apart from them, so writing it never overwrites one).
+pub fn merged_data_path(source: &SegmentSource, start_pos: u64, first: u64, last: u64) -> String {
+    let small = data_path(source, start_pos, first);
+    let stem = small.strip_suffix(".zst").expect("data paths end in .zst");
+    format!("{stem}-{last:08}.zst")
+}
+
+/// The sequence numbers a data object's name carries: `(seq, seq)` for a segment,
+/// `(first, last)` for a merged one; `None` for a name holdfast did not write.
+pub fn parse_data_name(path: &str) -> Option<(u64, u64)> {
+    let name = path.rsplit('/').next()?.strip_suffix(".zst")?;
+    let (_pos, seqs) = name.split_once('.')?;
+    match seqs.split_once('-') {
+        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+        None => {
+            let n = seqs.parse().ok()?;
+            Some((n, n))
+        }
+    }
 }
 
 /// Binlog file names keep their dots (`mysql-bin.000003`), so the archive reads like the
@@ -264,6 +401,14 @@ mod tests {
         );
         assert!(data_path(&source, 9_999, 9) < data_path(&source, 10_000, 8));
         assert_eq!(parse_index_name(&index_path(42)), Some(42));
+        assert_eq!(parse_data_name(&data_path(&source, 4, 9)), Some((9, 9)));
+        let merged = merged_data_path(&source, 0, 5, 17);
+        assert_eq!(
+            merged,
+            "binlog/data/7/mysql-bin.000003@1700000000/000000000000.00000005-00000017.zst"
+        );
+        assert_eq!(parse_data_name(&merged), Some((5, 17)));
+        assert_eq!(parse_data_name("binlog/data/7/x@1/notes.txt"), None);
         assert_eq!(parse_index_name("binlog/index/x.json"), None);
     }
 }

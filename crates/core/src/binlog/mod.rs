@@ -2,7 +2,7 @@
 //!
 //! - [`event`]: event framing and the few event bodies holdfast reads; [`gtid`]: MariaDB GTIDs.
 //! - Archiving: [`client`] (the replication connection), [`stream`] (the archiving loop),
-//!   [`archive`] (segments in the repository).
+//!   [`archive`] (segments in the repository), [`compact`] (merging small closed segments).
 //! - Replay: [`apply`] (the portable replay over SQL) with its helpers: streaming event reading
 //!   ([`event_stream`]), QUERY session context ([`query_status`]), INTVAR/RAND/USER_VAR
 //!   ([`statement_vars`]) and compressed events ([`compressed`]); [`serve`] (the fast replay: a
@@ -13,6 +13,7 @@
 pub mod apply;
 pub mod archive;
 pub mod client;
+pub mod compact;
 pub mod compressed;
 pub mod event;
 pub mod event_stream;

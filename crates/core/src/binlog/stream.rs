@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::binlog::archive::Archive;
 use crate::binlog::client::{is_missing_history, BinlogClient, DumpRequest, DumpStart, Received};
+use crate::binlog::compact::CompactPolicy;
 use crate::binlog::event::{
     kind, reseal_checksum, Boundary, ChecksumAlg, Event, FormatDescription, GroupTracker, Rotate,
     BINLOG_MAGIC, FLAG_ARTIFICIAL,
@@ -68,6 +69,9 @@ pub struct StreamOptions {
     pub until_caught_up: bool,
     /// How often the heartbeat record is rewritten while nothing changes.
     pub status_interval: Duration,
+    /// Compact the archive in the background (segments older than the policy's threshold,
+    /// see [`crate::binlog::compact`]); `None`: never.
+    pub compact: Option<CompactPolicy>,
 }
 
 impl Default for StreamOptions {
@@ -81,6 +85,7 @@ impl Default for StreamOptions {
             retry_max: Duration::from_secs(30),
             until_caught_up: false,
             status_interval: Duration::from_secs(5),
+            compact: Some(CompactPolicy::default()),
         }
     }
 }
@@ -137,14 +142,32 @@ pub async fn run_stream(
     let flavor = preflight(source).await?;
     let lock = repo.lock_named(STREAM_LOCK, "binlog stream").await?;
     let archive = Archive::new(repo.storage().clone());
-    let committed = archive.segments().await?;
-    let removed = archive.remove_debris(&committed).await?;
+    let entries = archive.entries().await?;
+    let last_seq = entries
+        .iter()
+        .map(SegmentIndex::last_seq)
+        .max()
+        .unwrap_or(0);
+    let committed = crate::binlog::archive::resolve(entries).live;
+    let removed = archive.remove_debris(&committed, last_seq).await?;
     if !removed.is_empty() {
         tracing::info!(
             count = removed.len(),
             "removed debris of an interrupted segment write"
         );
     }
+    // Compaction runs beside the stream, on segments older than its threshold (never the
+    // tail), and stops with it.
+    let compacting = CancellationToken::new();
+    let compactor = options.compact.clone().map(|policy| {
+        let every = (policy.older_than / 2).clamp(Duration::from_secs(1), Duration::from_secs(300));
+        tokio::spawn(crate::binlog::compact::run_periodically(
+            archive.clone(),
+            policy,
+            every,
+            compacting.clone(),
+        ))
+    });
     let mut writer = SegmentWriter::new(archive.clone(), committed.last().cloned(), flavor);
     let mut status = StatusKeeper::new(archive, &repo.config().id, source, options, &writer);
     let mut report = StreamReport::default();
@@ -214,6 +237,11 @@ pub async fn run_stream(
     };
     let flushed = writer.flush(false, &mut report, observer).await;
     writer.discard_pending();
+    compacting.cancel();
+    if let Some(task) = compactor {
+        // It stops between runs: a merge in progress completes.
+        let _ = task.await;
+    }
     status.stopped(result.as_ref().err().or(flushed.as_ref().err()));
     status.write(&writer, &report, observer).await;
     lock.release().await?;
@@ -837,7 +865,7 @@ struct SegmentWriter {
 
 impl SegmentWriter {
     fn new(archive: Archive, last: Option<SegmentIndex>, flavor: Flavor) -> SegmentWriter {
-        let next_seq = last.as_ref().map_or(1, |s| s.seq + 1);
+        let next_seq = last.as_ref().map_or(1, |s| s.last_seq() + 1);
         let state = last
             .as_ref()
             .map(|s| s.gtid_state.clone())
@@ -1297,6 +1325,8 @@ impl SegmentWriter {
                 sha256: String::new(),
             },
             archived: OffsetDateTime::now_utc(),
+            merged_to: None,
+            replaced_object: None,
         };
         let written = self.archive.write_segment(index, &bytes).await?;
         self.next_seq += 1;

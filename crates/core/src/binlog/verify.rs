@@ -2,7 +2,9 @@
 //!
 //! [`verify_archive`] checks, for every segment in scope:
 //! - its index entry: readable, and no sequence number missing between two committed ones (a
-//!   lost index entry; numbers are given out with no reuse);
+//!   lost index entry; numbers are given out with no reuse; a merged segment stands for the
+//!   numbers it covers, and the entries it covers are ignored, see
+//!   [`crate::binlog::archive::resolve`]);
 //! - its data object: present, with the size and SHA-256 its index entry records (streamed, not
 //!   held in memory); with `deep`, also decompressed and every event framed and its checksum
 //!   checked, the event count compared with the index;
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use futures::{stream, StreamExt};
 use serde::Serialize;
 
-use crate::binlog::archive::{index_path, Archive};
+use crate::binlog::archive::{index_path, resolve, Archive};
 use crate::binlog::event::{EventReader, GroupTracker};
 use crate::manifest::{PieceStart, SegmentIndex};
 use crate::progress::Progress;
@@ -60,8 +62,11 @@ pub enum ArchiveScope {
 pub struct ArchiveReport {
     /// `all`, or `from backup <id>`.
     pub scope: String,
-    /// Committed segments (index entries) in the archive.
+    /// Committed segments in the archive (a merged segment counts once).
     pub segments_total: usize,
+    /// Index entries a merged segment covers, left by an interrupted compaction: ignored by
+    /// every reader (not damage); the next `holdfast binlog compact` removes them.
+    pub compaction_leftovers: usize,
     /// Segments checked.
     pub segments: usize,
     pub first_seq: Option<u64>,
@@ -83,7 +88,7 @@ impl ArchiveReport {
 }
 
 const PARALLEL_READS: usize = 4;
-const PARALLEL_INDEX_READS: usize = 16;
+const PARALLEL_INDEX_READS: usize = crate::binlog::archive::PARALLEL_INDEX_LOADS;
 
 /// Checks the archive; see the module documentation. Errors only when the storage itself fails
 /// (listing, a read refused); damage is reported in the report.
@@ -101,48 +106,52 @@ pub async fn verify_archive(
         .buffered(PARALLEL_INDEX_READS)
         .collect::<Vec<_>>()
         .await;
-    let mut segments: Vec<SegmentIndex> = Vec::with_capacity(seqs.len());
+    let mut entries: Vec<SegmentIndex> = Vec::with_capacity(seqs.len());
+    let mut unloaded: HashSet<u64> = HashSet::new();
     for (seq, result) in loaded {
         match result {
-            Ok(s) => segments.push(s),
-            Err(e) if matches!(e.kind(), ErrorKind::Integrity | ErrorKind::RepoInvalid) => problems
-                .push(SegmentProblem {
+            Ok(s) => entries.push(s),
+            Err(e) if matches!(e.kind(), ErrorKind::Integrity | ErrorKind::RepoInvalid) => {
+                unloaded.insert(seq);
+                problems.push(SegmentProblem {
                     seq,
                     path: index_path(seq),
                     kind: "unreadable".into(),
                     detail: format!("the index entry of segment {seq} does not decode: {e}"),
-                }),
-            Err(e) if e.kind() == ErrorKind::NotFound => problems.push(SegmentProblem {
-                seq,
-                path: index_path(seq),
-                kind: "missing".into(),
-                detail: format!("the index entry of segment {seq} vanished while listed: {e}"),
-            }),
+                })
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                unloaded.insert(seq);
+                problems.push(SegmentProblem {
+                    seq,
+                    path: index_path(seq),
+                    kind: "missing".into(),
+                    detail: format!("the index entry of segment {seq} vanished while listed: {e}"),
+                })
+            }
             Err(e) => return Err(e),
         }
     }
-    // Sequence numbers lost between listed ones (an unreadable entry is not lost).
-    for pair in seqs.windows(2) {
-        if pair[1] > pair[0] + 1 {
-            let (prev, next) = (find(&segments, pair[0]), find(&segments, pair[1]));
-            let detail = match (prev, next) {
-                (Some(p), Some(n)) => check_adjacent(p, n)
-                    .err()
-                    .map(|e| e.message().to_string())
-                    .unwrap_or_default(),
-                _ => format!(
-                    "the index entries of segments {} to {} are missing",
-                    pair[0] + 1,
-                    pair[1] - 1
-                ),
-            };
-            problems.push(SegmentProblem {
-                seq: pair[0] + 1,
-                path: index_path(pair[0] + 1),
-                kind: "missing".into(),
-                detail,
-            });
+    // Merged segments stand for the entries they cover (leftovers of an interrupted
+    // compaction are not damage: the next `binlog compact` removes them).
+    let resolved = resolve(entries);
+    let segments = resolved.live;
+    // Sequence numbers lost between committed segments (an unreadable entry is not lost).
+    for pair in segments.windows(2) {
+        let (prev, next) = (&pair[0], &pair[1]);
+        let gap = prev.last_seq() + 1..next.seq;
+        if gap.is_empty() || gap.clone().all(|n| unloaded.contains(&n)) {
+            continue;
         }
+        problems.push(SegmentProblem {
+            seq: gap.start,
+            path: index_path(gap.start),
+            kind: "missing".into(),
+            detail: check_adjacent(prev, next)
+                .err()
+                .map(|e| e.message().to_string())
+                .unwrap_or_default(),
+        });
     }
 
     let from = match scope {
@@ -160,7 +169,7 @@ pub async fn verify_archive(
     let mut holes = Vec::new();
     for pair in in_scope.windows(2) {
         let (prev, next) = (&pair[0], &pair[1]);
-        if next.seq != prev.seq + 1 {
+        if next.seq != prev.last_seq() + 1 {
             continue;
         }
         if let Err(e) = check_continuity(pair) {
@@ -199,7 +208,8 @@ pub async fn verify_archive(
             ArchiveScope::All => "all".into(),
             ArchiveScope::From(base) => format!("from backup {}", base.id),
         },
-        segments_total: seqs.len(),
+        segments_total: segments.len(),
+        compaction_leftovers: resolved.covered.len(),
         segments: in_scope.len(),
         first_seq: in_scope.first().map(|s| s.seq),
         last_seq: in_scope.last().map(|s| s.seq),
@@ -209,13 +219,6 @@ pub async fn verify_archive(
         holes,
         problems,
     })
-}
-
-fn find(segments: &[SegmentIndex], seq: u64) -> Option<&SegmentIndex> {
-    segments
-        .binary_search_by_key(&seq, |s| s.seq)
-        .ok()
-        .map(|i| &segments[i])
 }
 
 /// Index of the first segment rolling `base` forward to the end reads (the planner decides);

@@ -1,5 +1,7 @@
 //! `binlog/index/<seq>.json`: one archived binlog segment's index entry, written after the
-//! segment's data object: the segment's commit point.
+//! segment's data object: the segment's commit point. A *merged* entry (written by compaction,
+//! [`SegmentIndex::merged_to`]) stands for the consecutive segments `seq..=merged_to` and
+//! replaces the entry of its first one.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -13,8 +15,14 @@ use crate::manifest::FileEntry;
 /// writing format 1 byte for byte): MySQL GTIDs too; format 3 (written only by the first
 /// segment of a new run, [`PieceStart::NewRun`]): a piece that starts after a hole. A holdfast
 /// that predates a format refuses such an entry as newer than it knows instead of misreading
-/// it (an older reader would not know that a hole precedes the piece).
-pub const SEGMENT_FORMAT: u32 = 3;
+/// it (an older reader would not know that a hole precedes the piece); format 4 (written only by
+/// compaction, for a merged entry): an entry that covers a range of sequence numbers (an older
+/// reader would take the covered numbers for lost entries, and its stream would remove the
+/// merged data object as debris).
+pub const SEGMENT_FORMAT: u32 = 4;
+
+/// The format of a merged entry (see [`SEGMENT_FORMAT`]).
+pub const MERGED_SEGMENT_FORMAT: u32 = 4;
 
 /// The format a segment index with these GTIDs and this piece start is written in (see
 /// [`SEGMENT_FORMAT`]).
@@ -82,9 +90,33 @@ pub struct SegmentIndex {
     pub object: FileEntry,
     #[serde(with = "time::serde::rfc3339")]
     pub archived: OffsetDateTime,
+    /// A merged segment (written by compaction): the last sequence number it covers. It stands
+    /// for the segments `seq..=merged_to`, whose events it holds in order; where an entry of a
+    /// covered number still exists (a compaction was interrupted), readers ignore it. Absent on
+    /// the segments the stream writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_to: Option<u64>,
+    /// A merged segment: the data object of the entry it replaced at `seq` (removed by the
+    /// compaction that wrote this entry, or by the next one when it was interrupted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_object: Option<String>,
 }
 
 impl SegmentIndex {
+    /// The last sequence number this entry stands for: `merged_to` for a merged segment, else
+    /// `seq`. The next segment in the archive is numbered `last_seq() + 1`.
+    pub fn last_seq(&self) -> u64 {
+        self.merged_to.unwrap_or(self.seq).max(self.seq)
+    }
+
+    /// The sequence number, or the range a merged segment covers (`12-40`).
+    pub fn seq_label(&self) -> String {
+        match self.merged_to {
+            Some(to) if to != self.seq => format!("{}-{to}", self.seq),
+            _ => self.seq.to_string(),
+        }
+    }
+
     /// Names the segment for a message: its sequence number, data object, binlog file and
     /// positions, and the GTIDs it holds.
     pub fn describe(&self) -> String {
@@ -93,9 +125,13 @@ impl SegmentIndex {
             (Some(a), _) | (None, Some(a)) => format!(", GTID {a}"),
             (None, None) => String::new(),
         };
+        let which = match self.merged_to {
+            Some(_) => format!("merged segment {}", self.seq_label()),
+            None => format!("segment {}", self.seq),
+        };
         format!(
-            "segment {} (`{}`: {} positions {} to {}{gtids})",
-            self.seq, self.object.path, self.source.file, self.start_pos, self.end_pos
+            "{which} (`{}`: {} positions {} to {}{gtids})",
+            self.object.path, self.source.file, self.start_pos, self.end_pos
         )
     }
 }
@@ -170,6 +206,7 @@ mod tests {
             reason: "purged".into(),
         };
         assert_eq!(segment_format_for(&maria, None, None, Some(&new_run)), 3);
-        assert_eq!(SEGMENT_FORMAT, 3);
+        assert_eq!(SEGMENT_FORMAT, 4);
+        assert_eq!(MERGED_SEGMENT_FORMAT, SEGMENT_FORMAT);
     }
 }

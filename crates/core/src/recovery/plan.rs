@@ -571,23 +571,25 @@ fn event_time(seconds: u32) -> String {
 
 /// Sequence numbers are given out 1, 2, 3 … with no reuse, so a number missing between two
 /// committed segments is a lost index entry (a damaged repository, or an interrupted `copy`),
-/// not a gap the stream recorded.
+/// not a gap the stream recorded. A merged segment stands for its whole range
+/// ([`SegmentIndex::last_seq`]): the next one continues after the range.
 pub fn check_adjacent(prev: &SegmentIndex, next: &SegmentIndex) -> Result<()> {
-    if next.seq == prev.seq + 1 {
+    let after = prev.last_seq();
+    if next.seq == after + 1 {
         return Ok(());
     }
-    let missing = if next.seq == prev.seq + 2 {
+    let missing = if next.seq == after + 2 {
         format!(
             "the index entry of segment {} (`{}`) is missing",
-            prev.seq + 1,
-            crate::binlog::archive::index_path(prev.seq + 1)
+            after + 1,
+            crate::binlog::archive::index_path(after + 1)
         )
     } else {
         format!(
             "the index entries of segments {} to {} (`{}` …) are missing",
-            prev.seq + 1,
+            after + 1,
             next.seq - 1,
-            crate::binlog::archive::index_path(prev.seq + 1)
+            crate::binlog::archive::index_path(after + 1)
         )
     };
     Err(Error::integrity(format!(
@@ -595,7 +597,7 @@ pub fn check_adjacent(prev: &SegmentIndex, next: &SegmentIndex) -> Result<()> {
          committed binlog was lost from the archive, so no recovery can cross it; recover to a \
          point before it (--to-gtid {} or an earlier --to-time), or copy the archive again from \
          a second repository (`holdfast copy`)",
-        prev.seq,
+        prev.seq_label(),
         prev.source.file,
         prev.end_pos,
         prev.gtid_state,
@@ -685,6 +687,8 @@ mod tests {
                 sha256: String::new(),
             },
             archived: t(0),
+            merged_to: None,
+            replaced_object: None,
         }
     }
 

@@ -275,11 +275,15 @@ pub async fn execute(
     progress.phase("expire binlog", doomed.len() as u64, "segments");
     for batch in doomed.chunks(DELETE_BATCH) {
         lock.ensure_held().await?;
-        let index: Vec<String> = batch
-            .iter()
-            .map(|s| crate::binlog::archive::index_path(s.seq))
-            .collect();
-        storage.delete_many(&index).await?;
+        // Index entries one at a time, oldest first: what remains is always a suffix of the
+        // archive, so a killed expire never leaves a missing sequence number between two
+        // segments (which `verify` would rightly call a lost entry). Their objects, no longer
+        // referenced, go in bulk.
+        for s in batch {
+            storage
+                .delete(&crate::binlog::archive::index_path(s.seq))
+                .await?;
+        }
         let data: Vec<String> = batch.iter().map(|s| s.object.path.clone()).collect();
         storage.delete_many(&data).await?;
         report.segments_removed += batch.len();

@@ -749,6 +749,8 @@ mod tests {
                 size: 1000,
                 sha256: String::new(),
             },
+            merged_to: None,
+            replaced_object: None,
             archived: t(0),
         }
     }
