@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::binlog::archive::Archive;
-use crate::binlog::client::{is_missing_history, BinlogClient, DumpRequest, DumpStart, Received};
+use crate::binlog::client::{is_missing_history, BinlogClient, DumpRequest, DumpStart, Fed};
 use crate::binlog::event::{
     kind, reseal_checksum, Boundary, ChecksumAlg, Event, FormatDescription, GroupTracker, Rotate,
     BINLOG_MAGIC, FLAG_ARTIFICIAL,
@@ -255,7 +255,7 @@ impl Session<'_> {
             heartbeat: self.options.heartbeat,
             non_blocking: self.options.until_caught_up,
         };
-        let (mut client, start, piece) = match BinlogClient::open(self.source, &request).await {
+        let (client, start, piece) = match BinlogClient::open(self.source, &request).await {
             Ok(c) => (c, start.clone(), None),
             Err(e) if is_missing_history(&e) => {
                 self.open_after_missing_history(&request, e).await?
@@ -263,6 +263,9 @@ impl Session<'_> {
             Err(e) => return Err(e),
         };
         self.writer.begin_piece(&start, piece, client.checksum());
+        // Events are read by a task of their own: a packet read is not cancel-safe, and the
+        // timers below would otherwise cut reads in the middle of a packet.
+        let mut events = client.into_feed(self.options.max_segment_bytes.max(1 << 20));
         *self.ever_streamed = true;
         self.observer.connected(&start, self.report.reconnects);
         self.status.streaming();
@@ -274,7 +277,7 @@ impl Session<'_> {
         let mut next_status = Instant::now() + options.status_interval;
         loop {
             let received = tokio::select! {
-                r = client.next() => r?,
+                r = events.next() => r?,
                 _ = tokio::time::sleep_until(next_flush.min(next_status).into()) => {
                     if Instant::now() >= next_flush {
                         self.flush(false).await?;
@@ -289,12 +292,12 @@ impl Session<'_> {
                 _ = self.cancel.cancelled() => return Ok(Ended::Cancelled),
             };
             match received {
-                Received::End if options.until_caught_up => {
+                Fed::End if options.until_caught_up => {
                     self.flush(false).await?;
                     self.status.caught_up(self.writer);
                     return Ok(Ended::CaughtUp);
                 }
-                Received::End => {
+                Fed::End => {
                     // Only a non-blocking dump ends by itself: a server shutting down (or a
                     // dump thread killed) says "end of data" too. Not a reason to stop.
                     return Err(Error::new(
@@ -306,8 +309,7 @@ impl Session<'_> {
                     )
                     .transient());
                 }
-                Received::Event(raw) => {
-                    let raw = raw.to_vec();
+                Fed::Event(raw, _read_ahead) => {
                     let header = crate::binlog::event::EventHeader::parse(&raw)?;
                     if header.type_code == kind::HEARTBEAT {
                         // The server has nothing more to send: once the pending events are in
