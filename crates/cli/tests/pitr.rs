@@ -619,3 +619,116 @@ fn a_backlog_with_a_rotation_archived_at_once_recovers() {
     assert_ok(&out, "restore --latest after a backlog with a rotation");
     assert_eq!(checksums(&target), checksums(&source));
 }
+
+fn rfc3339_secs(text: &str) -> i64 {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("not a time `{text}`: {e}"))
+        .unix_timestamp()
+}
+
+fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A recovery to "now" on a quiet server: after the last write the server is idle, the stream
+/// keeps reporting the archive complete (`caught_up_as_of`), and a time after the last archived
+/// event but not after that instant recovers everything (equal to the source). A time after it
+/// is still refused (15), naming it.
+#[test]
+fn a_time_after_the_last_event_recovers_while_the_archive_is_complete() {
+    recovers_to_now_on_a_quiet_server(Flavor::MariaDb);
+}
+
+#[test]
+fn mysql_a_time_after_the_last_event_recovers_while_the_archive_is_complete() {
+    recovers_to_now_on_a_quiet_server(Flavor::MySql);
+}
+
+fn recovers_to_now_on_a_quiet_server(flavor: Flavor) {
+    let source = server(flavor);
+    let repo = Repo::init();
+    source.sql(
+        "CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY, v VARCHAR(20)); \
+         INSERT INTO d.t VALUES (1, 'a')",
+    );
+    backup(&repo, &source, &[]);
+    let mut streamer = Command::new(bin())
+        .args([
+            "binlog",
+            "stream",
+            "--repo",
+            &repo.url(),
+            "--source",
+            &source.url(),
+        ])
+        .args(["--flush-interval", "100ms", "--heartbeat", "1s"])
+        .args(["--status-interval", "1s"])
+        .env("HOME", "/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start holdfast binlog stream");
+    source.sql("INSERT INTO d.t VALUES (2, 'b'); UPDATE d.t SET v = 'c' WHERE a = 1");
+    let last_write = now_secs().ceil() as i64;
+    let end = gtid_state(&source);
+    let sums = checksums(&source);
+
+    // Idle until the record says the archive was complete a few seconds after the last write.
+    let status_path = repo.path().join("binlog/stream-status.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let complete_as_of = loop {
+        let status: Option<serde_json::Value> = std::fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(st) = status {
+            if let Some(c) = st["caught_up_as_of"].as_str() {
+                if st["gtid_state"] == end.as_str() && rfc3339_secs(c) >= last_write + 3 {
+                    break rfc3339_secs(c);
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream never reported {end} complete"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+
+    // After the last event, not after "complete as of": everything, equal to the source.
+    let target = server(flavor);
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--target",
+        &target.url(),
+        "--to-time",
+        &rfc3339(complete_as_of),
+        "--json",
+    ]);
+    assert_ok(&out, "restore --to-time complete_as_of");
+    assert_eq!(checksums(&target), sums);
+    assert_eq!(restored_gtid_state(&target), end);
+
+    // After "complete as of": refused, nothing changed.
+    let fresh = server(flavor);
+    let later = rfc3339(now_secs() as i64 + 3600);
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &repo.url(),
+        "--target",
+        &fresh.url(),
+        "--to-time",
+        &later,
+    ]);
+    assert_code(&out, 15, "restore --to-time after complete_as_of");
+    assert!(text(&out).contains("complete as of"), "{}", text(&out));
+    assert!(!has_database(&fresh, "d"));
+
+    unsafe { libc::kill(streamer.id() as i32, libc::SIGTERM) };
+    assert!(streamer.wait().unwrap().success());
+}

@@ -12,12 +12,19 @@
 //!   SID/interval block of the set the replica already has (mysql_common's packet types): the
 //!   server starts at the first binlog file with transactions outside the set and leaves out
 //!   the transactions inside it.
+//!
+//! Reading a packet is not cancel-safe: a read cut midway (by a timer winning a `select!`)
+//! loses the bytes it already took, and the next read starts inside a packet. A consumer that
+//! waits for events next to timers uses [`EventFeed`], which reads in a task of its own.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_common::constants::Command;
 use mysql_common::packets::{BinlogDumpFlags, ComBinlogDumpGtid, GnoInterval, Sid};
 use mysql_common::proto::MySerialize;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::binlog::event::{ChecksumAlg, HEADER_LEN};
 use crate::binlog::gtid::GtidPos;
@@ -230,6 +237,11 @@ impl BinlogClient {
         Ok(())
     }
 
+    /// Hands the stream to a reader task: see [`EventFeed`].
+    pub fn into_feed(self, read_ahead_bytes: usize) -> EventFeed {
+        EventFeed::start(self, read_ahead_bytes)
+    }
+
     fn dump_error(&self) -> Error {
         let err = self.conn.parse_server_error();
         match err.code {
@@ -260,6 +272,74 @@ impl BinlogClient {
             )
             .transient(),
         }
+    }
+}
+
+/// One item of an [`EventFeed`].
+#[derive(Debug)]
+pub enum Fed {
+    /// A whole event; the permit holds its share of the read-ahead budget until dropped.
+    Event(Vec<u8>, OwnedSemaphorePermit),
+    /// The server has nothing more (only with `non_blocking`).
+    End,
+}
+
+/// The events of a [`BinlogClient`], read ahead by a task of their own.
+///
+/// [`next`](EventFeed::next) is cancel-safe (it only receives from a channel), so a caller may
+/// wait for it in a `select!` next to timers without ever losing part of a packet. The task
+/// reads ahead at most `read_ahead_bytes` of events not yet dropped by the consumer (and always
+/// at least one event, however large). It ends after the first error or the end of the stream,
+/// which it hands on as the last item; dropping the feed stops it and closes the connection.
+pub struct EventFeed {
+    rx: mpsc::Receiver<Result<Fed>>,
+    task: JoinHandle<()>,
+}
+
+impl EventFeed {
+    fn start(mut client: BinlogClient, read_ahead_bytes: usize) -> EventFeed {
+        let budget = read_ahead_bytes.clamp(1, u32::MAX as usize);
+        let room = Arc::new(Semaphore::new(budget));
+        let (tx, rx) = mpsc::channel(1024);
+        let task = tokio::spawn(async move {
+            loop {
+                let item = match client.next().await {
+                    Ok(Received::Event(raw)) => {
+                        let share = raw.len().clamp(1, budget) as u32;
+                        let Ok(permit) = room.clone().acquire_many_owned(share).await else {
+                            return;
+                        };
+                        Ok(Fed::Event(raw.to_vec(), permit))
+                    }
+                    Ok(Received::End) => Ok(Fed::End),
+                    Err(e) => Err(e),
+                };
+                let last = !matches!(item, Ok(Fed::Event(..)));
+                if tx.send(item).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        EventFeed { rx, task }
+    }
+
+    /// The next event, the end of a non-blocking stream, or the error that ended the stream.
+    /// Cancel-safe.
+    pub async fn next(&mut self) -> Result<Fed> {
+        match self.rx.recv().await {
+            Some(item) => item,
+            None => Err(Error::new(
+                ErrorKind::Connect,
+                "the binlog reader stopped after the end of the stream",
+            )
+            .transient()),
+        }
+    }
+}
+
+impl Drop for EventFeed {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

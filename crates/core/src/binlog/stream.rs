@@ -10,6 +10,11 @@
 //! Events go into a pending segment; at every flush interval (and at rotation) the pending
 //! events up to the last transaction boundary become a segment in the repository. A segment is
 //! cut inside a transaction only when the transaction alone exceeds the segment size limit.
+//! Then the archive can end inside a transaction when the connection drops or the streamer is
+//! killed: the stream resumes at the tail's exact position with the open transaction's state
+//! (its GTID and where its group stands) kept across the reconnect, or rebuilt from the
+//! segments it spans after a restart ([`SegmentWriter::recover_open_tail`]), so its end
+//! completes it: no hole in the GTID state, no transaction archived twice.
 //!
 //! Only cancellation (SIGINT/SIGTERM) or `until_caught_up` ends a stream. Once it has streamed,
 //! every disconnect is retried with backoff for as long as it takes: a clean end of the stream
@@ -32,7 +37,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::binlog::archive::Archive;
-use crate::binlog::client::{is_missing_history, BinlogClient, DumpRequest, DumpStart, Received};
+use crate::binlog::client::{is_missing_history, BinlogClient, DumpRequest, DumpStart, Fed};
 use crate::binlog::compact::CompactPolicy;
 use crate::binlog::event::{
     kind, reseal_checksum, Boundary, ChecksumAlg, Event, FormatDescription, GroupTracker, Rotate,
@@ -169,6 +174,7 @@ pub async fn run_stream(
         ))
     });
     let mut writer = SegmentWriter::new(archive.clone(), committed.last().cloned(), flavor);
+    writer.recover_open_tail(&committed).await?;
     let mut status = StatusKeeper::new(archive, &repo.config().id, source, options, &writer);
     let mut report = StreamReport::default();
     let mut backoff = options.retry_initial;
@@ -283,7 +289,7 @@ impl Session<'_> {
             heartbeat: self.options.heartbeat,
             non_blocking: self.options.until_caught_up,
         };
-        let (mut client, start, piece) = match BinlogClient::open(self.source, &request).await {
+        let (client, start, piece) = match BinlogClient::open(self.source, &request).await {
             Ok(c) => (c, start.clone(), None),
             Err(e) if is_missing_history(&e) => {
                 self.open_after_missing_history(&request, e).await?
@@ -291,6 +297,9 @@ impl Session<'_> {
             Err(e) => return Err(e),
         };
         self.writer.begin_piece(&start, piece, client.checksum());
+        // Events are read by a task of their own: a packet read is not cancel-safe, and the
+        // timers below would otherwise cut reads in the middle of a packet.
+        let mut events = client.into_feed(self.options.max_segment_bytes.max(1 << 20));
         *self.ever_streamed = true;
         self.observer.connected(&start, self.report.reconnects);
         self.status.streaming();
@@ -302,7 +311,7 @@ impl Session<'_> {
         let mut next_status = Instant::now() + options.status_interval;
         loop {
             let received = tokio::select! {
-                r = client.next() => r?,
+                r = events.next() => r?,
                 _ = tokio::time::sleep_until(next_flush.min(next_status).into()) => {
                     if Instant::now() >= next_flush {
                         self.flush(false).await?;
@@ -317,12 +326,12 @@ impl Session<'_> {
                 _ = self.cancel.cancelled() => return Ok(Ended::Cancelled),
             };
             match received {
-                Received::End if options.until_caught_up => {
+                Fed::End if options.until_caught_up => {
                     self.flush(false).await?;
                     self.status.caught_up(self.writer);
                     return Ok(Ended::CaughtUp);
                 }
-                Received::End => {
+                Fed::End => {
                     // Only a non-blocking dump ends by itself: a server shutting down (or a
                     // dump thread killed) says "end of data" too. Not a reason to stop.
                     return Err(Error::new(
@@ -334,8 +343,7 @@ impl Session<'_> {
                     )
                     .transient());
                 }
-                Received::Event(raw) => {
-                    let raw = raw.to_vec();
+                Fed::Event(raw, _read_ahead) => {
                     let header = crate::binlog::event::EventHeader::parse(&raw)?;
                     if header.type_code == kind::HEARTBEAT {
                         // The server has nothing more to send: once the pending events are in
@@ -805,6 +813,14 @@ impl Tail {
     }
 }
 
+/// The transaction the archive's tail ends inside: where its group stands and its GTID
+/// (`None` for MySQL's anonymous groups).
+#[derive(Debug, Clone)]
+struct OpenTail {
+    tracker: GroupTracker,
+    gtid: Option<Gtid>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Accepted {
     Stored,
@@ -855,6 +871,9 @@ struct SegmentWriter {
     open_group: Option<Gtid>,
     /// A group that began in an already written segment and has not ended yet.
     carry_open: Option<Gtid>,
+    /// The archive's tail ends inside this group: restored when the stream resumes at the
+    /// tail's exact position, so the group's end completes it.
+    tail_group: Option<OpenTail>,
     /// The last stored event ended its file: the next file's piece starts by rotation.
     rotated: bool,
     /// The GTID state the first segment builds on, before anything is archived (MySQL: the
@@ -890,10 +909,66 @@ impl SegmentWriter {
             pending_start: 0,
             open_group: None,
             carry_open: None,
+            tail_group: None,
             rotated: false,
             floor: GtidPos::new(),
             last_gtid: last.and_then(|s| s.last_gtid),
         }
+    }
+
+    fn restore_open_tail(&mut self, open: OpenTail) {
+        self.tracker = open.tracker;
+        self.open_group = open.gtid;
+        self.carry_open = open.gtid;
+    }
+
+    /// At start-up, when the archive ends inside a transaction (the streamer was stopped or
+    /// killed while a transaction larger than a segment was being archived): rebuilds where
+    /// that transaction's group stands, and its GTID, from the segments it spans, so the rest
+    /// of it, streamed from the tail's position, completes it. The segments are read back
+    /// (verified) from the first one the transaction begins in.
+    async fn recover_open_tail(&mut self, committed: &[SegmentIndex]) -> Result<()> {
+        let Some(last) = committed.last().filter(|s| s.open_transaction) else {
+            return Ok(());
+        };
+        // Back to the segment the transaction begins in: a piece's first segment starts with
+        // whole transactions, and so does a segment after one that ends at a boundary.
+        let mut first = committed.len() - 1;
+        while first > 0
+            && !committed[first].header
+            && committed[first - 1].open_transaction
+            && committed[first - 1].source == last.source
+        {
+            first -= 1;
+        }
+        let mut tracker = GroupTracker::default();
+        let mut gtid = None;
+        for index in &committed[first..] {
+            let bytes = self.archive.read_segment(index).await?;
+            let mut at = if index.header { BINLOG_MAGIC.len() } else { 0 };
+            while at < bytes.len() {
+                let header = crate::binlog::event::EventHeader::parse(&bytes[at..])
+                    .map_err(|e| e.context(index.describe()))?;
+                let end = at + header.event_size as usize;
+                let raw = bytes.get(at..end).ok_or_else(|| {
+                    Error::integrity(format!("{} ends inside an event", index.describe()))
+                })?;
+                let event =
+                    Event::parse(raw, index.checksum).map_err(|e| e.context(index.describe()))?;
+                match tracker.observe(&event)? {
+                    Boundary::Begins(g) => gtid = Some(g.gtid),
+                    Boundary::BeginsAnonymous | Boundary::Ends => gtid = None,
+                    Boundary::None => {}
+                }
+                at = end;
+            }
+        }
+        if tracker.in_group() {
+            let open = OpenTail { tracker, gtid };
+            self.tail_group = Some(open.clone());
+            self.restore_open_tail(open);
+        }
+        Ok(())
     }
 
     fn tail_state(&self) -> &GtidPos {
@@ -1007,8 +1082,18 @@ impl SegmentWriter {
         }
         self.checksum = checksum;
         self.rotated = false;
-        self.tracker.reset();
-        self.open_group = None;
+        // Resuming at the tail's exact position continues a transaction the tail ends inside;
+        // any other start begins with whole transactions.
+        let at_tail = matches!((start, &self.tail), (DumpStart::Position { file, pos }, Some(t))
+            if *file == t.source.file && *pos == t.end_pos && !t.ends_file);
+        match self.tail_group.clone().filter(|_| at_tail) {
+            Some(open) => self.restore_open_tail(open),
+            None => {
+                self.tracker.reset();
+                self.open_group = None;
+                self.carry_open = None;
+            }
+        }
         self.current_file = None;
         self.source = None;
         self.fde = None;
@@ -1042,6 +1127,16 @@ impl SegmentWriter {
                 "the server sent event type {} before the file's format description",
                 h.type_code
             )));
+        }
+        if self.need_header
+            && self.tracker.in_group()
+            && !self.continues_tail(u64::from(h.log_pos).saturating_sub(raw.len() as u64))
+        {
+            // The tail's open transaction will not continue here (the server moved on to its
+            // next file, as after a crash that cut the transaction off): forget it.
+            self.tracker.reset();
+            self.open_group = None;
+            self.carry_open = None;
         }
         let boundary = self.tracker.observe(&event)?;
         let mut begins = None;
@@ -1124,18 +1219,23 @@ impl SegmentWriter {
         Ok(Accepted::Skipped)
     }
 
+    /// True when an event at `event_start` of the current file continues the archive's tail
+    /// exactly (same file instance, right after its last event, not a new run).
+    fn continues_tail(&self, event_start: u64) -> bool {
+        let new_run = matches!(self.piece_start, Some(PieceStart::NewRun { .. }));
+        !new_run
+            && self.tail.as_ref().is_some_and(|t| {
+                self.source.as_ref() == Some(&t.source) && !t.ends_file && t.end_pos == event_start
+            })
+    }
+
     /// Decides, at the first event after a format description, whether the events continue
     /// the archive's tail or start a new piece (whose data then starts with a header).
     fn open_piece(&mut self, event_start: u64) -> Result<()> {
         self.need_header = false;
         let source = self.source.clone().expect("checked by accept");
         let fde = self.fde.clone().expect("set with source");
-        let new_run = matches!(self.piece_start, Some(PieceStart::NewRun { .. }));
-        let continues_tail = !new_run
-            && self
-                .tail
-                .as_ref()
-                .is_some_and(|t| t.source == source && !t.ends_file && t.end_pos == event_start);
+        let continues_tail = self.continues_tail(event_start);
         if continues_tail && self.pending.is_empty() {
             self.piece_start = None;
             return Ok(());
@@ -1216,9 +1316,14 @@ impl SegmentWriter {
     fn discard_pending(&mut self) {
         self.pending.clear();
         self.marks.clear();
-        self.tracker.reset();
-        self.open_group = None;
-        self.carry_open = None;
+        match self.tail_group.clone() {
+            Some(open) => self.restore_open_tail(open),
+            None => {
+                self.tracker.reset();
+                self.open_group = None;
+                self.carry_open = None;
+            }
+        }
         self.state = self
             .tail
             .as_ref()
@@ -1335,6 +1440,12 @@ impl SegmentWriter {
         report.transactions += written.transactions;
         report.bytes += written.raw_size;
         self.tail = Some(Tail::of(&written));
+        // Cut inside a transaction (only ever with `all`, so nothing is left pending): the
+        // state of its group at the cut is the tail's.
+        self.tail_group = open_transaction.then(|| OpenTail {
+            tracker: self.tracker.clone(),
+            gtid: self.carry_open,
+        });
         // The rest of the pending buffer continues right after this segment.
         self.pending_header = false;
         self.pending_start = written.end_pos;

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::binlog::apply::{Applier, ApplyOptions, ApplyReport, Stop};
 use crate::binlog::archive::Archive;
@@ -26,8 +27,8 @@ use crate::source::server::Flavor;
 use crate::{Error, ErrorKind, Result};
 
 pub use plan::{
-    archive_holes, plan_recovery, recoverable_window, BaseCandidate, BaseEngine, BaseRule, Hole,
-    RecoveryPlan, Span, Target, Window,
+    archive_holes, plan_recovery, plan_recovery_complete_as_of, recoverable_window, BaseCandidate,
+    BaseEngine, BaseRule, Hole, RecoveryPlan, Span, Target, Window,
 };
 
 /// How the archive is replayed.
@@ -140,10 +141,29 @@ pub async fn plan_for(
         .iter()
         .map(base_candidate)
         .collect::<Result<Vec<_>>>()?;
-    let segments = Archive::new(repo.storage().clone()).segments().await?;
-    let plan = plan_recovery(&bases, &segments, target, rule)
+    let archive = Archive::new(repo.storage().clone());
+    let segments = archive.segments().await?;
+    let complete_as_of = complete_as_of(&archive, &segments).await;
+    let plan = plan_recovery_complete_as_of(&bases, &segments, target, rule, complete_as_of)
         .map_err(|e| name_the_window(e, &bases, &segments))?;
     Ok((plan, segments))
+}
+
+/// When the archive last held every event the server had written, from the stream's heartbeat
+/// record, if the record describes this archive's end (its newest segment and GTID state). An
+/// unreadable record is no reason to refuse a recovery: it is then as if there were none.
+async fn complete_as_of(archive: &Archive, segments: &[SegmentIndex]) -> Option<OffsetDateTime> {
+    let status = match archive.stream_status().await {
+        Ok(status) => status?,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the stream status record");
+            return None;
+        }
+    };
+    let last = segments.last()?;
+    (status.last_seq == Some(last.seq) && status.gtid_state == last.gtid_state.to_string())
+        .then_some(status.caught_up_as_of)
+        .flatten()
 }
 
 /// Checks every segment `plan` replays before anything is changed: its data object must be

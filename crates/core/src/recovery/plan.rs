@@ -14,8 +14,10 @@
 //! - The archive must be continuous from the base's point to the target: consecutive segments of
 //!   a file must touch, a rotation must follow a file's end, and a piece started by GTID must
 //!   start from the state the previous segment ended with. Any hole is an error naming it.
-//! - The target must be inside the archive: a time not after the archive's end, a GTID the
-//!   archive holds.
+//! - The target must be inside the archive: a time not after the archive's last event, a GTID
+//!   the archive holds. A time after the last event is inside the archive too when the stream
+//!   said the archive was complete at or after it ([`plan_recovery_complete_as_of`]: the
+//!   server was idle, nothing is missing), so a recovery to "now" works on a quiet server.
 //! - A new run of the archive ([`PieceStart::NewRun`], streaming started again after the server
 //!   purged what the archive needed) is a hole that is never crossed: a point after it needs a
 //!   base at or after the new run's start.
@@ -140,6 +142,21 @@ pub fn plan_recovery(
     target: Target,
     rule: &BaseRule,
 ) -> Result<RecoveryPlan> {
+    plan_recovery_complete_as_of(bases, segments, target, rule, None)
+}
+
+/// [`plan_recovery`], knowing that the archive held every event the server had written as of
+/// `complete_as_of` (the stream's heartbeat record,
+/// [`StreamStatus::caught_up_as_of`](crate::manifest::StreamStatus::caught_up_as_of)): a time
+/// target after the archive's last event and not after that instant recovers everything
+/// archived, since nothing was committed in between.
+pub fn plan_recovery_complete_as_of(
+    bases: &[BaseCandidate],
+    segments: &[SegmentIndex],
+    target: Target,
+    rule: &BaseRule,
+    complete_as_of: Option<OffsetDateTime>,
+) -> Result<RecoveryPlan> {
     let base = choose_base(bases, target, rule)?;
     let passed_over = passed_over(bases, base, target, rule);
     let start = base
@@ -155,10 +172,12 @@ pub fn plan_recovery(
     let Some(first_new) = segments.iter().position(|s| !start.includes(&s.gtid_state)) else {
         return match target {
             Target::Latest => Ok(no_replay(base, passed_over, start, target)),
-            Target::Time(t) if t <= archive_end_time(segments, base) => {
+            Target::Time(t)
+                if t <= archive_end_time(segments, base) || complete_at(complete_as_of, t) =>
+            {
                 Ok(no_replay(base, passed_over, start, target))
             }
-            _ => Err(beyond_archive(segments, target)),
+            _ => Err(beyond_archive(segments, target, complete_as_of)),
         };
     };
     let first = piece_start_index(segments, first_new).ok_or_else(|| {
@@ -174,7 +193,7 @@ pub fn plan_recovery(
         check_adjacent(&segments[first - 1], &segments[first])?;
     }
     check_archive_reaches(segments, first, &start)?;
-    let last = last_needed(segments, first_new, target)?;
+    let last = last_needed(segments, first_new, target, complete_as_of)?;
     // Segments before the first new transaction are read only for the format description;
     // continuity matters from the boundary before the first new transaction on.
     check_continuity(&segments[first_new.saturating_sub(1).max(first)..=last])?;
@@ -458,8 +477,18 @@ fn check_archive_reaches(segments: &[SegmentIndex], first: usize, start: &GtidPo
     }
 }
 
+/// True when the archive was complete at time `t` (see [`plan_recovery_complete_as_of`]).
+fn complete_at(complete_as_of: Option<OffsetDateTime>, t: OffsetDateTime) -> bool {
+    complete_as_of.is_some_and(|c| t <= c)
+}
+
 /// Index of the last segment the target needs.
-fn last_needed(segments: &[SegmentIndex], from: usize, target: Target) -> Result<usize> {
+fn last_needed(
+    segments: &[SegmentIndex],
+    from: usize,
+    target: Target,
+    complete_as_of: Option<OffsetDateTime>,
+) -> Result<usize> {
     let last = segments.len() - 1;
     match target {
         Target::Latest => Ok(last),
@@ -467,7 +496,7 @@ fn last_needed(segments: &[SegmentIndex], from: usize, target: Target) -> Result
             .iter()
             .position(|s| s.gtid_state.contains(&g))
             .map(|i| from + i)
-            .ok_or_else(|| beyond_archive(segments, target)),
+            .ok_or_else(|| beyond_archive(segments, target, complete_as_of)),
         Target::Time(t) => {
             let secs = t.unix_timestamp();
             match segments[from..]
@@ -476,7 +505,8 @@ fn last_needed(segments: &[SegmentIndex], from: usize, target: Target) -> Result
             {
                 Some(i) => Ok(from + i),
                 None if (segments[last].last_event_time as i64) >= secs => Ok(last),
-                None => Err(beyond_archive(segments, target)),
+                None if complete_at(complete_as_of, t) => Ok(last),
+                None => Err(beyond_archive(segments, target, complete_as_of)),
             }
         }
     }
@@ -610,11 +640,23 @@ pub fn check_adjacent(prev: &SegmentIndex, next: &SegmentIndex) -> Result<()> {
     )))
 }
 
-fn beyond_archive(segments: &[SegmentIndex], target: Target) -> Error {
+fn beyond_archive(
+    segments: &[SegmentIndex],
+    target: Target,
+    complete_as_of: Option<OffsetDateTime>,
+) -> Error {
+    let complete = match (complete_as_of, target) {
+        (Some(c), Target::Time(_)) => format!(
+            ", and the stream last reported it complete as of {}",
+            rfc3339(c)
+        ),
+        _ => String::new(),
+    };
     match segments.last() {
         Some(last) => not_recoverable(format!(
             "the target ({target}) is beyond the archive, which ends at GTID {} (last event \
-             at {}); restore to --latest, or wait for `holdfast binlog stream` to archive it",
+             at {}{complete}); restore to --latest, or wait for `holdfast binlog stream` to \
+             archive it",
             last.gtid_state,
             OffsetDateTime::from_unix_timestamp(last.last_event_time as i64)
                 .ok()
@@ -759,6 +801,53 @@ mod tests {
         };
         let err = plan_recovery(&[no_binlog], &archive(), Target::Latest, &any()).unwrap_err();
         assert!(err.message().contains("binlog position"), "{err}");
+    }
+
+    #[test]
+    fn a_time_after_the_last_event_is_recoverable_up_to_when_the_archive_was_complete() {
+        let bases = [base("A", 5), base("B", 30)];
+        // (target, complete as of, Ok(base, pieces) or Err(reason))
+        type Want = std::result::Result<(&'static str, Vec<Vec<u64>>), &'static str>;
+        let cases: Vec<(Target, Option<i64>, Want)> = vec![
+            // The archive's last event is at 30: a later time needs "complete as of".
+            (Target::Time(t(40)), None, Err("beyond the archive")),
+            (Target::Time(t(40)), Some(35), Err("complete as of")),
+            (Target::Time(t(40)), Some(40), Ok(("B", vec![]))),
+            (Target::Time(t(40)), Some(90), Ok(("B", vec![]))),
+            // From the older base: the whole archive is replayed.
+            (Target::Time(t(31)), Some(31), Ok(("B", vec![]))),
+            // Within the events: unchanged by the record.
+            (Target::Time(t(12)), Some(90), Ok(("A", vec![vec![1, 2]]))),
+            (Target::Time(t(12)), None, Ok(("A", vec![vec![1, 2]]))),
+            // GTID targets do not use it.
+            (Target::Gtid(g(31)), Some(90), Err("beyond the archive")),
+        ];
+        for (target, complete, want) in &cases {
+            let complete = complete.map(t);
+            let got = plan_recovery_complete_as_of(&bases, &archive(), *target, &any(), complete);
+            match (got, want) {
+                (Ok(plan), Ok((base, pieces))) => {
+                    assert_eq!(&plan.base, base, "{target} {complete:?}");
+                    assert_eq!(&plan.pieces, pieces, "{target} {complete:?}");
+                }
+                (Err(e), Err(why)) => {
+                    assert_eq!(e.kind(), ErrorKind::NotRecoverable, "{target}");
+                    assert!(e.message().contains(why), "{target} {complete:?}: {e}");
+                }
+                (got, want) => panic!("{target} {complete:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        // Only base A (before the archive): replays everything, to the end.
+        let plan = plan_recovery_complete_as_of(
+            &bases[..1],
+            &archive(),
+            Target::Time(t(40)),
+            &any(),
+            Some(t(41)),
+        )
+        .unwrap();
+        assert_eq!(plan.pieces, vec![vec![1, 2, 3]]);
+        assert_eq!(plan.target, Target::Time(t(40)));
     }
 
     #[test]
