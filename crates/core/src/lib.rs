@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod recovery;
 pub mod repo;
+pub mod sandbox;
 pub mod source;
 pub mod storage;
 pub mod verify;
