@@ -21,6 +21,7 @@
 
 pub mod binlog;
 pub mod copy;
+pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod manifest;
