@@ -39,6 +39,9 @@ enum Command {
     Restore(commands::restore::Args),
     /// Check a backup's files against its manifest.
     Verify(commands::verify::Args),
+    /// Restore a backup into a throwaway server, prove it, and record the evidence;
+    /// `drill report` summarises the drills.
+    Drill(commands::drill::Args),
     /// Binlog archiving: `stream` continuously, `list` what is archived.
     #[command(subcommand)]
     Binlog(commands::binlog::Command),
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
                 Command::Info(a) => commands::info::run(&cli.global, a).await,
                 Command::Restore(a) => commands::restore::run(&cli.global, a).await,
                 Command::Verify(a) => commands::verify::run(&cli.global, a).await,
+                Command::Drill(a) => commands::drill::run(&cli.global, a).await,
                 Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
                 Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,
                 Command::Copy(a) => commands::copy::run(&cli.global, a).await,
@@ -130,6 +134,10 @@ fn interrupted_message(command: &Command) -> &'static str {
         Command::Restore(_) => {
             "interrupted: the target may hold part of the restore; restore again with \
              --drop-existing"
+        }
+        Command::Drill(_) => {
+            "interrupted: the drill's throwaway server was stopped and removed; no drill record \
+             was written"
         }
         _ => "interrupted",
     }

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod binlog;
 pub mod cleanup;
 pub mod copy;
+pub mod drill;
 pub mod info;
 pub mod init;
 pub mod key;

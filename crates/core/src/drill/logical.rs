@@ -12,7 +12,7 @@ use mysql_async::Conn;
 use super::{failed, is_backup_failure, passed, DrillOptions, Outcome};
 use crate::engine::logical::backup::{fingerprint_table, plan_table};
 use crate::engine::logical::restore::{load_schema, run_restore, RestoreOptions};
-use crate::manifest::{BackupManifest, DrillCheck, DrillServer, SchemaDump, TableKind, TableData};
+use crate::manifest::{BackupManifest, DrillCheck, DrillServer, SchemaDump, TableData, TableKind};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::sandbox::Sandbox;
@@ -46,7 +46,12 @@ pub(crate) async fn drill_into(
     let server = DrillServer {
         binary: sandbox.map_or_else(String::new, |s| s.install().server.display().to_string()),
         version,
-        kind: if sandbox.is_some() { "sandbox" } else { "target" }.into(),
+        kind: if sandbox.is_some() {
+            "sandbox"
+        } else {
+            "target"
+        }
+        .into(),
         memory_bytes: sandbox.map(|_| opts.sandbox.memory),
         peak_memory_bytes: None,
     };
@@ -100,9 +105,23 @@ pub(crate) async fn drill_into(
 /// One table: its columns, row count and content fingerprint against the manifest's.
 async fn check_table(conn: &mut Conn, data: &TableData) -> Result<DrillCheck> {
     let name = format!("`{}`.`{}`", data.database, data.table);
-    let plan = match plan_table(conn, &data.database, &data.table, data.with_history, u64::MAX).await {
+    let plan = match plan_table(
+        conn,
+        &data.database,
+        &data.table,
+        data.with_history,
+        u64::MAX,
+    )
+    .await
+    {
         Ok(p) => p,
-        Err(e) => return Ok(failed("table", Some(name.clone()), format!("{name} cannot be read: {e}"))),
+        Err(e) => {
+            return Ok(failed(
+                "table",
+                Some(name.clone()),
+                format!("{name} cannot be read: {e}"),
+            ))
+        }
     };
     if plan.columns != data.columns {
         return Ok(failed(
@@ -143,9 +162,7 @@ async fn check_schema(
     users: bool,
 ) -> Result<Vec<DrillCheck>> {
     let tables: BTreeSet<(String, String, String)> = conn
-        .query(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES",
-        )
+        .query("SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES")
         .await?
         .into_iter()
         .collect();
@@ -184,7 +201,11 @@ async fn check_schema(
             expected.push((kind, q(&db.name, &t.name), ok));
         }
         for v in &db.views {
-            expected.push(("views", q(&db.name, &v.name), has(&db.name, &v.name, &["VIEW"])));
+            expected.push((
+                "views",
+                q(&db.name, &v.name),
+                has(&db.name, &v.name, &["VIEW"]),
+            ));
         }
         for r in &db.routines {
             let ok = routines.contains(&pair(&db.name, &r.name));
@@ -201,7 +222,9 @@ async fn check_schema(
     }
     if users && !schema.users.is_empty() {
         let accounts: BTreeSet<(String, String)> = conn
-            .query("SELECT CONVERT(User USING utf8mb4), CONVERT(Host USING utf8mb4) FROM mysql.user")
+            .query(
+                "SELECT CONVERT(User USING utf8mb4), CONVERT(Host USING utf8mb4) FROM mysql.user",
+            )
             .await?
             .into_iter()
             .collect();
@@ -211,7 +234,15 @@ async fn check_schema(
         }
     }
     let mut checks = Vec::new();
-    for kind in ["tables", "sequences", "views", "routines", "triggers", "events", "users"] {
+    for kind in [
+        "tables",
+        "sequences",
+        "views",
+        "routines",
+        "triggers",
+        "events",
+        "users",
+    ] {
         let of_kind: Vec<&(&str, String, bool)> =
             expected.iter().filter(|(k, _, _)| *k == kind).collect();
         if of_kind.is_empty() {

@@ -87,7 +87,9 @@ pub async fn run_drill(
         physical::drill(repo, manifest, install, opts, progress).await?
     } else {
         match &opts.target {
-            Some(target) => logical::drill_into(repo, manifest, target, opts, None, progress).await?,
+            Some(target) => {
+                logical::drill_into(repo, manifest, target, opts, None, progress).await?
+            }
             None => {
                 let install = locate_install(manifest, opts)?;
                 let mut sandbox = Sandbox::new(install, opts.sandbox.clone())?;
@@ -202,7 +204,8 @@ pub async fn list_records(repo: &Repository) -> Result<Vec<DrillRecord>> {
     let mut records = Vec::with_capacity(paths.len());
     for p in paths {
         let body = repo.storage().get(&p).await?;
-        let record: DrillRecord = decode_versioned(&body, &format!("drill record {p}"), DRILL_FORMAT)?;
+        let record: DrillRecord =
+            decode_versioned(&body, &format!("drill record {p}"), DRILL_FORMAT)?;
         records.push(record);
     }
     records.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));

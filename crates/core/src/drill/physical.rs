@@ -48,12 +48,17 @@ pub(crate) async fn drill(
         rows: 0,
         server,
     };
-    let report = match run_physical_restore(repo, manifest, &restore_opts, progress.clone()).await
-    {
+    let report = match run_physical_restore(repo, manifest, &restore_opts, progress.clone()).await {
         Ok(r) => r,
         Err(e) if is_backup_failure(&e) => {
             let rto = started.elapsed().as_secs_f64();
-            return Ok(outcome(vec![failed("restore", None, e.to_string())], rto, 0.0, 0, server));
+            return Ok(outcome(
+                vec![failed("restore", None, e.to_string())],
+                rto,
+                0.0,
+                0,
+                server,
+            ));
         }
         Err(e) => return Err(e),
     };
@@ -128,17 +133,29 @@ async fn check_tables(conn: &mut Conn) -> Result<DrillCheck> {
             .last()
             .is_some_and(|(_, _, kind, text)| kind == "status" && text == "OK");
         if !ok {
-            let what: Vec<String> = rows.iter().map(|(_, _, k, m)| format!("{k}: {m}")).collect();
+            let what: Vec<String> = rows
+                .iter()
+                .map(|(_, _, k, m)| format!("{k}: {m}"))
+                .collect();
             bad.push(format!("{name}: {}", what.join("; ")));
         }
     }
     Ok(if bad.is_empty() {
-        passed("check-table", None, format!("CHECK TABLE: all {} tables OK", tables.len()))
+        passed(
+            "check-table",
+            None,
+            format!("CHECK TABLE: all {} tables OK", tables.len()),
+        )
     } else {
         failed(
             "check-table",
             None,
-            format!("CHECK TABLE failed on {} of {}: {}", bad.len(), tables.len(), bad.join(" | ")),
+            format!(
+                "CHECK TABLE failed on {} of {}: {}",
+                bad.len(),
+                tables.len(),
+                bad.join(" | ")
+            ),
         )
     })
 }
@@ -167,7 +184,11 @@ async fn check_position(
                 .query_first("SELECT @@global.gtid_executed")
                 .await?
                 .unwrap_or_default();
-            checks.push(compare_gtid(&normalize(&executed), &normalize(&point.gtid_set), "gtid_executed"));
+            checks.push(compare_gtid(
+                &normalize(&executed),
+                &normalize(&point.gtid_set),
+                "gtid_executed",
+            ));
         }
         Flavor::MariaDb => {
             let info = ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"]
@@ -175,8 +196,14 @@ async fn check_position(
                 .find_map(|f| std::fs::read_to_string(sandbox.datadir().join(f)).ok());
             match info.as_deref().map(parse_binlog_info) {
                 Some((file, pos, gtid)) => {
-                    checks.push(compare_gtid(&gtid, &point.gtid_set, "the restored datadir's binlog info"));
-                    if !point.binlog_file.is_empty() && (file != point.binlog_file || pos != point.binlog_pos) {
+                    checks.push(compare_gtid(
+                        &gtid,
+                        &point.gtid_set,
+                        "the restored datadir's binlog info",
+                    ));
+                    if !point.binlog_file.is_empty()
+                        && (file != point.binlog_file || pos != point.binlog_pos)
+                    {
                         checks.push(failed(
                             "binlog-position",
                             None,
@@ -214,7 +241,11 @@ async fn check_position(
 
 fn compare_gtid(found: &str, want: &str, whence: &str) -> DrillCheck {
     if found == want {
-        passed("gtid-position", None, format!("{whence}: GTID {found}, as the manifest records"))
+        passed(
+            "gtid-position",
+            None,
+            format!("{whence}: GTID {found}, as the manifest records"),
+        )
     } else {
         failed(
             "gtid-position",
@@ -239,10 +270,19 @@ pub(crate) fn parse_binlog_info(text: &str) -> (String, u64, String) {
 
 /// `InnoDB: Last binlog file './mysql-bin.000003', position 1234` from an error log.
 pub(crate) fn innodb_binlog_position(log: &str) -> Option<(String, u64)> {
-    let line = log.lines().rev().find(|l| l.contains("Last binlog file '"))?;
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("Last binlog file '"))?;
     let rest = line.split("Last binlog file '").nth(1)?;
     let (file, rest) = rest.split_once('\'')?;
-    let pos = rest.split("position ").nth(1)?.trim().trim_end_matches('.').parse().ok()?;
+    let pos = rest
+        .split("position ")
+        .nth(1)?
+        .trim()
+        .trim_end_matches('.')
+        .parse()
+        .ok()?;
     let file = file.rsplit('/').next().unwrap_or(file).to_string();
     Some((file, pos))
 }
@@ -263,7 +303,10 @@ mod tests {
             "0-1-5,1-2-7"
         );
         let log = "2026 [Note] InnoDB: Last binlog file './mysql-bin.000003', position 1234\n";
-        assert_eq!(innodb_binlog_position(log), Some(("mysql-bin.000003".into(), 1234)));
+        assert_eq!(
+            innodb_binlog_position(log),
+            Some(("mysql-bin.000003".into(), 1234))
+        );
         assert_eq!(innodb_binlog_position("nothing here"), None);
     }
 }

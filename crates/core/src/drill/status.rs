@@ -254,7 +254,8 @@ mod tests {
 
     #[test]
     fn the_newest_drill_decides_a_status() {
-        let cases: &[(&[(&str, i64, bool)], &str)] = &[
+        type Drills<'a> = &'a [(&'a str, i64, bool)];
+        let cases: &[(Drills, &str)] = &[
             (&[], "unverified"),
             (&[("b", 1, true)], "verified"),
             (&[("b", 1, false)], "failed"),
@@ -321,7 +322,10 @@ mod tests {
         assert!(r.failures.is_empty());
 
         let r = report(&[], &[], None, 10);
-        assert_eq!((r.success_rate, r.rto_mean_seconds, r.coverage), (None, None, None));
+        assert_eq!(
+            (r.success_rate, r.rto_mean_seconds, r.coverage),
+            (None, None, None)
+        );
     }
 
     #[test]
