@@ -20,15 +20,23 @@ use crate::output::{count, human_bytes, outln, print_json, print_json_list, prog
 /// The exit code of a drill whose backup failed a check (docs/exit-codes.md).
 pub const DRILL_FAILED: u8 = 22;
 
+/// The positional word that asks for the report instead of a drill (backup ids look like
+/// `20261121T040000Z-1a2b`, never like this).
+const REPORT: &str = "report";
+
 #[derive(clap::Args)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
-    #[command(subcommand)]
-    command: Option<Sub>,
     #[command(flatten)]
-    repo: Option<RepoArgs>,
-    /// The backup to drill: an id or `latest`.
+    repo: RepoArgs,
+    /// The backup to drill: an id or `latest` (default); or `report`: the drill report.
+    #[arg(value_name = "ID|latest|report")]
     backup: Option<String>,
+    /// `report`: only drills finished within this long before now (e.g. 30d, 12h).
+    #[arg(long, value_name = "DUR")]
+    since: Option<String>,
+    /// `report`: how many of the newest failures to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    failures: usize,
     /// Drill every backup without a passing drill (never drilled first, then failed; oldest
     /// first).
     #[arg(long, conflicts_with = "backup")]
@@ -61,34 +69,16 @@ pub struct Args {
     threads: usize,
 }
 
-#[derive(clap::Subcommand)]
-enum Sub {
-    /// Success rate, RTO (mean, p95, trend), coverage and the last failures.
-    Report(ReportArgs),
-}
-
-#[derive(clap::Args)]
-struct ReportArgs {
-    #[command(flatten)]
-    repo: RepoArgs,
-    /// Only drills finished within this long before now (e.g. 30d, 12h).
-    #[arg(long, value_name = "DUR")]
-    since: Option<String>,
-    /// How many of the newest failures to list.
-    #[arg(long, default_value_t = 10)]
-    failures: usize,
-}
-
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
-    if let Some(Sub::Report(r)) = args.command {
-        return run_report(global, r).await;
+    if args.backup.as_deref() == Some(REPORT) {
+        return run_report(global, args).await;
     }
-    let Some(repo_args) = &args.repo else {
+    if args.since.is_some() {
         bail!(holdfast::Error::usage(
-            "--repo (or HOLDFAST_REPO) is required"
+            "--since belongs to `holdfast drill report`"
         ));
-    };
-    let repo = repo_args.open().await?;
+    }
+    let repo = args.repo.open().await?;
     let opts = DrillOptions {
         server_binary: args.server_binary.clone(),
         sandbox: SandboxOptions {
@@ -171,7 +161,7 @@ fn print_record(r: &DrillRecord) {
     }
 }
 
-async fn run_report(global: &GlobalArgs, args: ReportArgs) -> Result<ExitCode> {
+async fn run_report(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let repo = args.repo.open().await?;
     let since = match &args.since {
         Some(d) => {

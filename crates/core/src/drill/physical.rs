@@ -191,10 +191,8 @@ async fn check_position(
             ));
         }
         Flavor::MariaDb => {
-            let info = ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"]
-                .iter()
-                .find_map(|f| std::fs::read_to_string(sandbox.datadir().join(f)).ok());
-            match info.as_deref().map(parse_binlog_info) {
+            let info = restored_position(sandbox.datadir());
+            match info {
                 Some((file, pos, gtid)) => {
                     checks.push(compare_gtid(
                         &gtid,
@@ -257,6 +255,25 @@ fn compare_gtid(found: &str, want: &str, whence: &str) -> DrillCheck {
 
 fn normalize(gtid_set: &str) -> String {
     gtid_set.split_whitespace().collect::<String>()
+}
+
+/// The binlog position the backup tool recorded in the restored datadir: `binlog_pos` of
+/// `xtrabackup_info` (`mariadb_backup_info` in newer MariaDB), else the `*_binlog_info` file.
+fn restored_position(datadir: &std::path::Path) -> Option<(String, u64, String)> {
+    let read = |name: &str| std::fs::read_to_string(datadir.join(name)).ok();
+    let from_info = ["mariadb_backup_info", "xtrabackup_info"]
+        .iter()
+        .filter_map(|f| read(f))
+        .find_map(|text| {
+            let kv = crate::engine::physical::log::parse_key_values(&text);
+            crate::engine::physical::log::parse_binlog_position(kv.get("binlog_pos")?)
+        });
+    from_info.or_else(|| {
+        ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"]
+            .iter()
+            .find_map(|f| read(f))
+            .map(|t| parse_binlog_info(&t))
+    })
 }
 
 /// `mysql-bin.000003\t1234\t0-1-13` → (file, position, GTID).

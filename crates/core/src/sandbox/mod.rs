@@ -193,16 +193,33 @@ impl Sandbox {
         )
         .stderr(log);
         let what = format!("{}", self.install.server.display());
-        let status = tokio::task::spawn_blocking(move || cmd.status())
-            .await
-            .map_err(|e| Error::internal(format!("initialising a datadir: {e}")))?
-            .map_err(|e| {
-                Error::with_source(
-                    ErrorKind::Server,
-                    format!("cannot initialise a datadir for {what}"),
-                    e,
-                )
-            })?;
+        // Its own process group, killed whole if this future is dropped (Ctrl-C): the
+        // installer is a script running the server in bootstrap mode.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().map_err(|e| {
+            Error::with_source(
+                ErrorKind::Server,
+                format!("cannot initialise a datadir for {what}"),
+                e,
+            )
+        })?;
+        let mut guard = GroupGuard(Some(child));
+        let status = loop {
+            match guard.0.as_mut().expect("running").try_wait() {
+                Ok(Some(status)) => {
+                    guard.0 = None;
+                    break status;
+                }
+                Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => {
+                    return Err(Error::with_source(
+                        ErrorKind::Internal,
+                        "waiting for the initialiser",
+                        e,
+                    ))
+                }
+            }
+        };
         if !status.success() {
             return Err(Error::server(format!(
                 "initialising a datadir for {what} failed ({status}):\n{}",
@@ -366,6 +383,20 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.kill();
         // The TempDir removes the directory, datadir included.
+    }
+}
+
+/// A child leading its own process group, SIGKILLed as a group (and reaped) when dropped
+/// while still running.
+struct GroupGuard(Option<Child>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            // SAFETY: kill has no memory preconditions; the child leads its own group.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            let _ = child.wait();
+        }
     }
 }
 
