@@ -42,6 +42,9 @@ enum Command {
     Status(commands::status::Args),
     /// Check a backup's files against its manifest.
     Verify(commands::verify::Args),
+    /// Restore a backup into a throwaway server, prove it, and record the evidence;
+    /// `drill report` summarises the drills.
+    Drill(commands::drill::Args),
     /// Binlog archiving: `stream` continuously, `list` what is archived.
     #[command(subcommand)]
     Binlog(commands::binlog::Command),
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
                 Command::Restore(a) => commands::restore::run(&cli.global, a).await,
                 Command::Status(a) => commands::status::run(&cli.global, a).await,
                 Command::Verify(a) => commands::verify::run(&cli.global, a).await,
+                Command::Drill(a) => commands::drill::run(&cli.global, a).await,
                 Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
                 Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,
                 Command::Copy(a) => commands::copy::run(&cli.global, a).await,
@@ -151,6 +155,10 @@ fn interrupted_message(command: &Command) -> &'static str {
         Command::Expire(_) => {
             "interrupted: backups whose manifest was deleted are gone, the rest are kept; run \
              the same expire again (and `holdfast cleanup` for leftover files)"
+        }
+        Command::Drill(_) => {
+            "interrupted: the drill's throwaway server was stopped and removed; no drill record \
+             was written"
         }
         _ => "interrupted",
     }

@@ -24,6 +24,7 @@
 
 pub mod binlog;
 pub mod copy;
+pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod manifest;
@@ -32,6 +33,7 @@ pub mod progress;
 pub mod recovery;
 pub mod repo;
 pub mod retention;
+pub mod sandbox;
 pub mod source;
 pub mod status;
 pub mod storage;

@@ -95,7 +95,7 @@ pub struct BackupFacts {
     pub partial: Option<bool>,
     /// When a `verify` last found it sound, if recorded (not recorded yet).
     pub verified: Option<OffsetDateTime>,
-    /// When a restore drill last proved it, if recorded (drills do not exist yet).
+    /// When the newest restore drill of it passed (`holdfast drill`).
     pub drilled: Option<OffsetDateTime>,
 }
 
@@ -671,6 +671,7 @@ fn assess_servers(
 /// Reads the inputs of [`assess`] from an opened repository (with its key, if encrypted).
 pub async fn gather(repo: &Repository) -> Result<Inputs> {
     let manifests = repo.list_backups().await?;
+    let drills = crate::drill::status::statuses(&crate::drill::list_records(repo).await?);
     let backups = manifests
         .iter()
         .map(|m| BackupFacts {
@@ -685,7 +686,10 @@ pub async fn gather(repo: &Repository) -> Result<Inputs> {
             time: m.finished,
             partial: Some(m.is_partial()),
             verified: None,
-            drilled: None,
+            drilled: match crate::drill::status::status_of(&drills, &m.id) {
+                crate::drill::status::DrillStatus::Verified { at, .. } => Some(at),
+                _ => None,
+            },
         })
         .collect();
     let archive = Archive::new(repo.storage().clone());

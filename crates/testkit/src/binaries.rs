@@ -1,19 +1,7 @@
 //! Locating the server executables the test servers need: MariaDB's from the distro, MySQL's
 //! from the directory `scripts/install-mysql.sh` unpacks it to.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-
-/// Directories searched after `$PATH`: `mariadbd` lives in `/usr/sbin`, which non-root users
-/// often do not have on their `PATH`.
-const EXTRA_DIRS: &[&str] = &[
-    "/usr/sbin",
-    "/usr/local/sbin",
-    "/usr/bin",
-    "/usr/local/bin",
-    "/usr/local/mysql/bin",
-    "/usr/local/mysql/sbin",
-];
 
 /// The binaries every [`TestServer`](crate::TestServer) needs, with the Debian package providing each.
 const REQUIRED: &[(&str, &str)] = &[
@@ -22,13 +10,10 @@ const REQUIRED: &[(&str, &str)] = &[
     ("mariadb", "mariadb-client"),
 ];
 
-/// Finds an executable by name on `$PATH` or in the usual sbin directories.
+/// Finds an executable by name on `$PATH` or in the usual sbin directories (core's sandbox
+/// discovery, the one the product uses).
 pub fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(EXTRA_DIRS.iter().map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
+    holdfast::sandbox::find_binary(name)
 }
 
 /// Like [`find_binary`], but panics with [`require_binaries`]'s message when missing.
@@ -59,7 +44,7 @@ pub fn require_binaries() {
          (searched $PATH and {}).\nInstall them with:\n    apt-get install -y {}\n\
          (CI installs them in .ci/run; tests never skip silently without a server.)",
         names.join(", "),
-        EXTRA_DIRS.join(", "),
+        holdfast::sandbox::binaries::EXTRA_DIRS.join(", "),
         packages.join(" "),
     );
 }
@@ -132,7 +117,5 @@ pub fn require_mysql() -> MysqlInstall {
 }
 
 fn is_executable(path: &std::path::Path) -> bool {
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    holdfast::sandbox::binaries::is_executable(path)
 }

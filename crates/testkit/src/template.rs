@@ -9,6 +9,8 @@
 
 use crate::binaries::{binary, require_mysql};
 use crate::Flavor;
+use holdfast::sandbox::ServerInstall;
+use holdfast::source::Flavor as SourceFlavor;
 use std::collections::hash_map::DefaultHasher;
 use std::fs::{File, OpenOptions};
 use std::hash::{Hash, Hasher};
@@ -126,15 +128,13 @@ fn template_datadir(flavor: Flavor, init_args: &[String]) -> PathBuf {
     // tablespace are mostly zeros (76 MB apparent, ~6 MB used).
     let build_raw = build.path().join("raw");
     let log = build.path().join("install-db.log");
-    let mut cmd = match flavor {
-        Flavor::MariaDb => {
-            let mut cmd = Command::new(binary("mariadb-install-db"));
-            cmd.arg("--no-defaults")
-                .arg(format!("--datadir={}", build_raw.display()))
-                .arg("--auth-root-authentication-method=normal")
-                .arg("--skip-test-db");
-            cmd
-        }
+    // The initialiser command is core's (the one drills use); the MySQL root accounts over
+    // TCP and the log file are the test kit's.
+    let (install, init_file) = match flavor {
+        Flavor::MariaDb => (
+            ServerInstall::from_server(SourceFlavor::MariaDb, binary("mariadbd")),
+            None,
+        ),
         Flavor::MySql => {
             let mysql = require_mysql();
             // MariaDB's installer also makes root@127.0.0.1 and root@::1 (tests connect over
@@ -142,23 +142,23 @@ fn template_datadir(flavor: Flavor, init_args: &[String]) -> PathBuf {
             let init_file = build.path().join("init.sql");
             std::fs::write(&init_file, MYSQL_TCP_ROOT)
                 .expect("holdfast-testkit: cannot write the MySQL init file");
-            let mut cmd = Command::new(&mysql.mysqld);
-            cmd.arg("--no-defaults")
-                .arg("--initialize-insecure")
-                .arg(format!("--basedir={}", mysql.basedir.display()))
-                .arg(format!(
-                    "--lc-messages-dir={}",
-                    mysql.messages_dir.display()
-                ))
-                .arg(format!("--datadir={}", build_raw.display()))
-                .arg("--explicit-defaults-for-timestamp")
-                .arg(format!("--init-file={}", init_file.display()))
-                .arg(format!("--log-error={}", log.display()));
-            cmd
+            let install = ServerInstall {
+                flavor: SourceFlavor::MySql,
+                server: mysql.mysqld,
+                basedir: Some(mysql.basedir),
+                messages_dir: Some(mysql.messages_dir),
+                install_db: None,
+            };
+            (install, Some(init_file))
         }
     };
-    if let Some(user) = crate::server::run_as_user() {
-        cmd.arg(format!("--user={user}"));
+    let mut cmd = install
+        .init_command(&build_raw, init_file.as_deref())
+        .unwrap_or_else(|e| {
+            panic!("holdfast-testkit: cannot initialise a {flavor:?} datadir: {e}")
+        });
+    if flavor == Flavor::MySql {
+        cmd.arg(format!("--log-error={}", log.display()));
     }
     cmd.args(BASE_INIT_ARGS).args(init_args);
     let log_file = OpenOptions::new()

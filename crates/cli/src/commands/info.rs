@@ -8,6 +8,8 @@ use serde_json::json;
 use crate::args::{GlobalArgs, RepoArgs};
 use crate::output::outln;
 use crate::output::{human_bytes, print_json, rfc3339};
+use holdfast::drill::list_records;
+use holdfast::drill::status::{status_of, statuses};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -118,6 +120,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     };
     let m = repo.resolve(&which).await?;
     let pin = holdfast::retention::load_pin(&repo, &m.id).await?;
+    let drill = status_of(&statuses(&list_records(&repo).await?), &m.id);
     if global.json {
         // The manifest, with its scope spelled out (`scope` itself is absent from manifests
         // written before it was recorded).
@@ -125,6 +128,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         value["partial"] = json!(m.is_partial());
         value["scope_description"] = json!(m.scope_description());
         value["pin"] = serde_json::to_value(&pin)?;
+        value["drill"] = json!(drill);
         print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -143,6 +147,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         m.server.hostname
     );
     outln!("  scope             {}", m.scope_description());
+    outln!("  drill             {}", drill.describe());
     if m.is_partial() {
         outln!(
             "                    (restores what it holds; never the base of a point-in-time \

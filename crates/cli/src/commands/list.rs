@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::json;
 
+use holdfast::drill::list_records;
+use holdfast::drill::status::{status_of, statuses, DrillStatus};
+
 use crate::args::{GlobalArgs, RepoArgs};
 use crate::output::outln;
 use crate::output::{human_bytes, print_json_list, rfc3339, table_time};
@@ -20,6 +23,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let backups = repo.list_backups().await?;
     let pins = holdfast::retention::pins(&repo).await?;
     let pin_of = |id: &str| pins.iter().find(|p| p.backup == id);
+    let drills = statuses(&list_records(&repo).await?);
     if global.json {
         let rows: Vec<_> = backups
             .iter()
@@ -40,6 +44,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     "scope": m.scope,
                     "scope_description": m.scope_description(),
                     "pin": pin_of(&m.id),
+                    "drill": status_of(&drills, &m.id),
                 })
             })
             .collect();
@@ -82,6 +87,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             rows,
             human_bytes(m.stored_bytes()),
             m.scope_description(),
+            short_status(&status_of(&drills, &m.id)),
             point,
         ]);
     }
@@ -93,6 +99,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         "ROWS",
         "SIZE",
         "SCOPE",
+        "DRILL",
         "CONSISTENT POINT",
     ]
     .map(String::from);
@@ -100,6 +107,15 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         outln!("{line}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `unverified`, `verified 2026-11-21`, `failed 2026-11-21` (`info` gives the reason).
+fn short_status(status: &DrillStatus) -> String {
+    let text = status.describe();
+    match status {
+        DrillStatus::Failed { .. } => text.split(':').next().unwrap_or(&text).to_string(),
+        _ => text,
+    }
 }
 
 /// The rows under the header, each column as wide as its widest cell; text columns to the

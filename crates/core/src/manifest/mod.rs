@@ -7,6 +7,7 @@
 //! - [`SegmentIndex`]: `binlog/index/<seq>.json`, one archived binlog segment, written after its data.
 //! - [`StreamStatus`]: `binlog/stream-status.json`, the binlog streamer's heartbeat record.
 //! - [`SchemaDump`]: `backups/<id>/schema.json.zst`, the schema objects of a logical backup.
+//! - [`DrillRecord`]: `drills/<id>.json`, the evidence of one restore drill, written once.
 //! - [`PhysicalInfo`]: the physical part of a [`BackupManifest`] (LSNs, parent, tool, locks).
 //! - [`StoredPolicy`]: `policy.json`, the repository's retention policy; [`PinRecord`]:
 //!   `pins/<id>.json`, a backup kept until unpinned.
@@ -16,6 +17,7 @@
 //! misreads a newer repository. Additive changes (new optional fields) keep the number.
 
 mod binlog;
+mod drill;
 mod physical;
 mod retention;
 mod schema;
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use binlog::*;
+pub use drill::*;
 pub use physical::*;
 pub use retention::*;
 pub use schema::*;

@@ -25,6 +25,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::binlog::archive::{Archive, DATA_DIR};
+use crate::drill::list_records;
+use crate::drill::status::{status_of, statuses, DrillStatus};
 use crate::manifest::{
     decode_versioned, BackupManifest, PinRecord, PolicySpec, SegmentIndex, StoredPolicy,
     PIN_FORMAT, POLICY_FORMAT,
@@ -186,7 +188,11 @@ pub fn is_complete(manifest: &BackupManifest) -> bool {
 }
 
 /// What the policy sees of a backup.
-pub fn facts(manifest: &BackupManifest, pin: Option<&PinRecord>) -> Result<BackupFacts> {
+pub fn facts(
+    manifest: &BackupManifest,
+    pin: Option<&PinRecord>,
+    drill: &DrillStatus,
+) -> Result<BackupFacts> {
     let base = base_candidate(manifest)?;
     Ok(BackupFacts {
         id: manifest.id.clone(),
@@ -205,7 +211,11 @@ pub fn facts(manifest: &BackupManifest, pin: Option<&PinRecord>) -> Result<Backu
             reason: p.reason.clone(),
             until: p.until,
         }),
-        verified: None,
+        verified: match drill {
+            DrillStatus::Unverified => None,
+            DrillStatus::Verified { .. } => Some(true),
+            DrillStatus::Failed { .. } => Some(false),
+        },
         bytes: manifest.stored_bytes(),
     })
 }
@@ -219,9 +229,16 @@ pub async fn plan(
 ) -> Result<(Plan, Vec<SegmentIndex>)> {
     let manifests = repo.list_backups().await?;
     let pins = pins(repo).await?;
+    let drills = statuses(&list_records(repo).await?);
     let backups = manifests
         .iter()
-        .map(|m| facts(m, pins.iter().find(|p| p.backup == m.id)))
+        .map(|m| {
+            facts(
+                m,
+                pins.iter().find(|p| p.backup == m.id),
+                &status_of(&drills, &m.id),
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     let segments = Archive::new(repo.storage().clone()).segments().await?;
     Ok((policy::apply(&backups, &segments, policy, now), segments))
