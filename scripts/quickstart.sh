@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # holdfast end to end on a fresh Debian machine:
 #   install MariaDB tooling, build holdfast, start two throwaway MariaDB servers, load sample
-#   data into the first, back it up, list and verify the backup, write more and make an
-#   accident (DELETE of a table), archive the binlog, recover into the second server to just
+#   data into the first, back it up, list, verify and drill the backup (restored into a
+#   throwaway server and proven), write more and make an
+#   accident (DELETE of a table), archive the binlog, ask `holdfast status` whether we are
+#   covered, recover into the second server to just
 #   before the accident, and prove it holds the data the first had at that moment (CHECKSUM
 #   TABLE). Prints PASS or FAIL and exits non-zero on FAIL.
 #
@@ -310,6 +312,8 @@ step "holdfast list"
 holdfast list --repo "$REPO" || die "holdfast list failed"
 step "holdfast verify"
 holdfast verify --repo "$REPO" latest || die "holdfast verify failed"
+step "holdfast drill latest: restore the backup into a throwaway server and prove it"
+holdfast drill --repo "$REPO" latest || die "holdfast drill failed"
 
 # The checksum of one table (MariaDB 10.11's CHECKSUM TABLE is not reliable for tables with
 # generated columns: the result changes with whichever table was opened before; for those,
@@ -339,6 +343,10 @@ holdfast binlog stream --repo "$REPO" --source "mysql://root@localhost/?socket=$
   || die "holdfast binlog stream failed"
 holdfast binlog list --repo "$REPO" || die "holdfast binlog list failed"
 holdfast info --repo "$REPO" || die "holdfast info failed"
+step "holdfast status: are we covered? (exit 21 here: the demo's stream ran once, none runs now)"
+rc=0
+holdfast status --repo "$REPO" || rc=$?
+((rc == 0 || rc == 21)) || die "holdfast status failed (exit $rc)"
 step "holdfast restore (into server 2) --before-gtid $ACCIDENT --verify: point-in-time recovery"
 holdfast restore --repo "$REPO" --target "mysql://root@localhost/?socket=$SOCK2" --before-gtid "$ACCIDENT" \
   --verify || die "holdfast restore failed"
