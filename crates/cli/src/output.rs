@@ -228,6 +228,27 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A time for people: RFC 3339 in UTC to the second (`2026-11-21T04:05:06Z`), what
+/// `--to-time` takes back. JSON keeps full precision ([`rfc3339`]).
+pub fn human_time(t: time::OffsetDateTime) -> String {
+    rfc3339(
+        t.to_offset(time::UtcOffset::UTC)
+            .replace_nanosecond(0)
+            .unwrap_or(t),
+    )
+}
+
+/// The first whole second at or after `t`: for the start of a recoverable window, so the time
+/// shown is one a recovery can reach (`2026-11-21T04:05:06.2Z` shows as `…04:05:07Z`).
+pub fn human_time_up(t: time::OffsetDateTime) -> String {
+    let up = if t.nanosecond() > 0 {
+        t + time::Duration::SECOND
+    } else {
+        t
+    };
+    human_time(up)
+}
+
 /// A time for a table column: UTC to the second, `2026-11-21 04:05:06`, always 19 characters.
 pub fn table_time(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
@@ -303,6 +324,11 @@ mod tests {
         assert_eq!(count(3u64, "copy", Some("copies")), "3 copies");
         let t = time::macros::datetime!(2026-11-21 04:05:06.123456789 UTC);
         assert_eq!(table_time(t), "2026-11-21 04:05:06");
+        assert_eq!(human_time(t), "2026-11-21T04:05:06Z");
+        assert_eq!(human_time_up(t), "2026-11-21T04:05:07Z");
+        let whole = time::macros::datetime!(2026-11-21 06:05:06 +02:00);
+        assert_eq!(human_time(whole), "2026-11-21T04:05:06Z");
+        assert_eq!(human_time_up(whole), "2026-11-21T04:05:06Z");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::{parse_duration, parse_size, GlobalArgs, RepoArgs, ServerArgs};
 use crate::output::outln;
-use crate::output::{human_bytes, print_json, print_json_list, rfc3339, unix_time};
+use crate::output::{human_bytes, human_time, print_json, print_json_list, unix_time};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -188,7 +188,7 @@ impl StreamObserver for StreamReporter {
             .map_or("unknown".to_string(), |l| format!("{l}s"));
         let event = st
             .last_event_time
-            .map(rfc3339)
+            .map(human_time)
             .unwrap_or_else(|| "-".into());
         if self.plain {
             self.say(format_args!(

@@ -15,7 +15,7 @@ use holdfast::sandbox::{parse_size, SandboxOptions, DEFAULT_MEMORY};
 use time::OffsetDateTime;
 
 use crate::args::{default_threads, parse_duration, GlobalArgs, RepoArgs, ServerArgs};
-use crate::output::{count, human_bytes, outln, print_json, print_json_list, progress, rfc3339};
+use crate::output::{count, human_bytes, human_time, outln, print_json, print_json_list, progress};
 
 /// The exit code of a drill whose backup failed a check (docs/exit-codes.md).
 pub const DRILL_FAILED: u8 = 22;
@@ -183,7 +183,7 @@ async fn run_report(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     outln!(
         "drills{}: {} ({} passed, {} failed), success rate {}",
         since
-            .map(|s| format!(" since {}", rfc3339(s)))
+            .map(|s| format!(" since {}", human_time(s)))
             .unwrap_or_default(),
         r.drills,
         r.passed,
@@ -213,7 +213,7 @@ async fn run_report(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     for f in &r.failures {
         outln!(
             "failed {} backup {} ({}): {}",
-            rfc3339(f.at),
+            human_time(f.at),
             f.backup_id,
             f.drill_id,
             f.reason

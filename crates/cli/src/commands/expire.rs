@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::args::{GlobalArgs, RepoArgs};
 use crate::output::outln;
-use crate::output::{human_bytes, print_json, progress, rfc3339, unix_time};
+use crate::output::{human_bytes, human_time, print_json, progress, rfc3339, unix_time};
 
 /// The rules of a retention policy, shared by `expire` and `policy set`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -200,7 +200,7 @@ pub fn print_text(o: &Outcome) {
         "policy {} (time zone {}; now {})",
         o.spec.to_flags(),
         p.timezone,
-        rfc3339(p.now)
+        human_time(p.now)
     );
     if p.backups.is_empty() {
         outln!("no backups");
@@ -222,7 +222,7 @@ pub fn print_text(o: &Outcome) {
         outln!(
             "{:<24} {:<20} {:<9} {:>10} {:<6}  {}",
             b.id,
-            rfc3339(b.finished),
+            human_time(b.finished),
             kind,
             human_bytes(b.bytes),
             if b.keep { "keep" } else { "remove" },

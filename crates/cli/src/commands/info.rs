@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
 use crate::output::outln;
-use crate::output::{human_bytes, print_json, rfc3339};
+use crate::output::{human_bytes, human_time, human_time_up, print_json, rfc3339};
 use holdfast::drill::list_records;
 use holdfast::drill::status::{status_of, statuses};
 
@@ -49,7 +49,11 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             outln!("repository {}", repo.storage().location());
             outln!("  id        {}", cfg.id);
             outln!("  format    {}", cfg.format);
-            outln!("  created   {} by {}", rfc3339(cfg.created), cfg.created_by);
+            outln!(
+                "  created   {} by {}",
+                human_time(cfg.created),
+                cfg.created_by
+            );
             match &cfg.encryption {
                 Some(e) => outln!(
                     "  encrypted yes (age, data key {}, {} key slot(s))",
@@ -69,13 +73,13 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     };
                     outln!(
                         "  recoverable from {} (backup {}, GTID {})",
-                        rfc3339(*from),
+                        human_time_up(*from),
                         window.from_backup.as_deref().unwrap_or("-"),
                         gtid(&window.from_gtid)
                     );
                     outln!(
                         "              to   {} (GTID {})",
-                        rfc3339(*to),
+                        human_time(*to),
                         gtid(&window.to_gtid)
                     );
                 }
@@ -85,8 +89,8 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 for span in &window.spans {
                     outln!(
                         "  recoverable span {} .. {} (from backup {}, GTID {} .. {})",
-                        rfc3339(span.from_time),
-                        rfc3339(span.to_time),
+                        human_time_up(span.from_time),
+                        human_time(span.to_time),
                         span.from_backup,
                         span.from_gtid,
                         span.to_gtid
@@ -97,7 +101,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                         "  HOLE after segment {} (GTID {}, {}) before segment {}{}: {}",
                         hole.after_seq,
                         hole.from_gtid,
-                        hole.from_time.map(rfc3339).unwrap_or_else(|| "-".into()),
+                        hole.from_time.map(human_time).unwrap_or_else(|| "-".into()),
                         hole.before_seq,
                         if hole.new_run { ", a new run" } else { "" },
                         hole.reason
@@ -156,13 +160,13 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     }
     outln!(
         "  started/finished  {} / {}",
-        rfc3339(m.started),
-        rfc3339(m.finished)
+        human_time(m.started),
+        human_time(m.finished)
     );
     outln!(
         "  consistent point  {} at {}",
         cp.describe(),
-        rfc3339(cp.time)
+        human_time(cp.time)
     );
     outln!("  lock held         {} ms", m.lock_held_ms);
     if let Some(pin) = &pin {

@@ -16,7 +16,7 @@ use holdfast::{Error, ErrorKind};
 use time::OffsetDateTime;
 
 use crate::args::{parse_duration, GlobalArgs, RepoArgs};
-use crate::output::{outln, print_json, rfc3339};
+use crate::output::{human_time, human_time_up, outln, print_json};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -145,7 +145,7 @@ fn print_report(c: &Coverage) {
             "  streamer       {streamer}: {} (record written {}, {} ago; every {}s; pid {} on {}, \
              reading {})",
             state_name(state),
-            rfc3339(written),
+            human_time(written),
             human_duration(Duration::from_secs(a.record_age_seconds.unwrap_or(0))),
             a.interval_seconds.unwrap_or(0),
             a.streamer_pid.unwrap_or(0),
@@ -160,16 +160,16 @@ fn print_report(c: &Coverage) {
     match a.complete_as_of {
         Some(t) => outln!(
             "  complete as of {} (lag {})",
-            rfc3339(t),
+            human_time(t),
             human_duration(Duration::from_secs(a.lag_seconds.unwrap_or(0)))
         ),
         None => outln!("  complete as of -"),
     }
     if let Some(t) = a.last_event_time {
-        outln!("  last event     {}", rfc3339(t));
+        outln!("  last event     {}", human_time(t));
     }
     if let Some(t) = a.caught_up_as_of {
-        outln!("  caught up at   {}", rfc3339(t));
+        outln!("  caught up at   {}", human_time(t));
     }
     if let Some(g) = &a.gtid_state {
         outln!("  GTID position  {g}");
@@ -187,9 +187,9 @@ fn print_report(c: &Coverage) {
     match (w.from_time, w.to_time) {
         (Some(from), Some(to)) => outln!(
             "recoverable from {} (backup {}) to {}",
-            rfc3339(from),
+            human_time_up(from),
             w.from_backup.as_deref().unwrap_or("-"),
-            rfc3339(to)
+            human_time(to)
         ),
         _ => outln!("recoverable nothing yet: no complete backup with a binlog position"),
     }
@@ -197,8 +197,8 @@ fn print_report(c: &Coverage) {
         for span in &w.spans {
             outln!(
                 "  span {} .. {} (from backup {})",
-                rfc3339(span.from_time),
-                rfc3339(span.to_time),
+                human_time_up(span.from_time),
+                human_time(span.to_time),
                 span.from_backup
             );
         }
@@ -225,14 +225,14 @@ fn describe_backup(b: &BackupSummary) -> String {
             ""
         },
         human_duration(Duration::from_secs(b.age_seconds)),
-        rfc3339(b.time)
+        human_time(b.time)
     );
     text.push_str(&match b.verified {
-        Some(t) => format!("; verified {}", rfc3339(t)),
+        Some(t) => format!("; verified {}", human_time(t)),
         None => "; verified: not recorded".to_string(),
     });
     text.push_str(&match b.drilled {
-        Some(t) => format!("; drilled {}", rfc3339(t)),
+        Some(t) => format!("; drilled {}", human_time(t)),
         None => "; drilled: never".to_string(),
     });
     text
