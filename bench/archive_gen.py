@@ -8,7 +8,7 @@ and appends N segments of INTERVAL [0.5] seconds each after its last segment, in
 file instance: numbers, positions (start = previous end, end = start + raw size), event times,
 GTIDs (each segment's transactions numbered on from the previous segment's) and the GTID state
 all consistent, so `binlog list`, `info`, restore planning and `binlog compact` accept them. The
-events themselves are a copy of one real closed segment of SRC (its data object is hard-linked,
+events themselves are a copy of one real closed segment of SRC (the median by size) (its data object is hard-linked,
 so the index entry's size and SHA-256 hold); their bytes are not re-sequenced, so the generated
 history can be listed, planned and compacted but not replayed. Times continue from SRC's last
 segment (they lie in the future of the run).
@@ -80,7 +80,7 @@ templates = [e for e in entries if not e["header"] and "piece_start" not in e an
              and e["transactions"] > 0]
 if not templates:
     sys.exit("archive_gen.py: SRC has no closed segment with GTIDs to copy")
-tpl = max(templates, key=lambda e: e["transactions"])
+tpl = sorted(templates, key=lambda e: e["raw_size"])[len(templates) // 2]  # the median
 tpl_data = os.path.join(dst, tpl["object"]["path"])
 GTID = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 d, s, _ = GTID.match(last["last_gtid"]).groups()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Archive and retention at scale (issue 15's figures), one run on local disk:
 #  1. objects per hour of archive, before/after `binlog compact`, from a real `binlog stream
-#     --flush-interval 500ms --no-compact` under sysbench oltp_write_only for DURATION seconds;
+#     --flush-interval 500ms --no-compact` under sysbench oltp_write_only for DURATION seconds at
+#     a steady RATE transactions per second;
 #  2. wall time of `binlog list --json`, `info --json` and a PITR plan (`restore --to-time T` to an
 #     unreachable target: planning, then the connection fails) over SEGMENTS generated 0.5 s
 #     segments (bench/archive_gen.py extends the real archive of step 1), before/after compaction;
@@ -10,14 +11,16 @@
 # Usage: bench/archive_scale.sh [--help]
 # Environment: HOLDFAST [target/release/holdfast, built unless set], WORK [/tmp/holdfast-bench-scale],
 #   DURATION [180] seconds of load, SEGMENTS [172800] generated segments (24 h of 0.5 s),
-#   BACKUPS [1000] backups for expire (0 skips step 3), THREADS [2] sysbench threads.
+#   BACKUPS [1000] backups for expire (0 skips step 3), THREADS [2] sysbench threads,
+#   RATE [20] sysbench transactions per second (0: as fast as it goes; the generated segments of
+#   step 2 copy a median segment of step 1, so RATE also sets their size).
 set -Eeuo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH:/usr/sbin:/usr/local/sbin:/sbin"
-[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0; }
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0; }
 [[ $# -eq 0 ]] || { echo "archive_scale.sh: unknown argument '$1' (try --help)" >&2; exit 2; }
-DURATION=${DURATION:-180} SEGMENTS=${SEGMENTS:-172800} BACKUPS=${BACKUPS:-1000} THREADS=${THREADS:-2}
+DURATION=${DURATION:-180} SEGMENTS=${SEGMENTS:-172800} BACKUPS=${BACKUPS:-1000} THREADS=${THREADS:-2} RATE=${RATE:-20}
 WORK=${WORK:-/tmp/holdfast-bench-scale}
 ts() { date +%H:%M:%S; }
 log() { echo "[$(ts)] $*" >&2; }
@@ -47,10 +50,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 USER_ARG=(); [[ $EUID -eq 0 ]] && USER_ARG=(--user=root)
-# Wall seconds of a command (output discarded); the exit status is kept in LAST_RC.
+# timed CMD...: wall seconds of CMD into $t (its output in $WORK/last.out/.err), status into LAST_RC.
 timed() {
   local t0 t1; t0=$(date +%s.%N); set +e; "$@" >"$WORK/last.out" 2>"$WORK/last.err"; LAST_RC=$?; set -e
-  t1=$(date +%s.%N); python3 -c "print(f'{$t1-$t0:.2f}')"
+  t1=$(date +%s.%N); t=$(python3 -c "print(f'{$t1-$t0:.2f}')")
 }
 objects() { find "$1/binlog" -type f | wc -l; }
 declare -a ROWS_OUT=()
@@ -80,9 +83,9 @@ REPO=$WORK/repo
   >"$WORK/stream.out" 2>"$WORK/stream.log" &
 STREAM=$!; PIDS+=($STREAM)
 sleep 2
-log "sysbench oltp_write_only, $THREADS threads, ${DURATION}s, stream --flush-interval 500ms --no-compact"
+log "sysbench oltp_write_only, $THREADS threads, ${RATE} tx/s, ${DURATION}s, stream --flush-interval 500ms --no-compact"
 before0=$(objects "$REPO")
-"${SB[@]}" --threads="$THREADS" --time="$DURATION" --report-interval=0 run >>"$WORK/sysbench.log" 2>&1 \
+"${SB[@]}" --threads="$THREADS" --rate="$RATE" --time="$DURATION" --report-interval=0 run >>"$WORK/sysbench.log" 2>&1 \
   || die "sysbench run failed"
 sleep 2
 kill -TERM "$STREAM"; wait "$STREAM" || true
@@ -92,7 +95,7 @@ cp -a "$REPO" "$WORK/repo-stream"   # the uncompacted archive, which step 2 exte
 row "1. segments committed in ${DURATION}s of writes" "$segs"
 row "1. objects under binlog/ per hour, before compaction" \
   "$(( (before - before0) * 3600 / DURATION )) ($((before - before0)) in ${DURATION}s)"
-t=$(timed "$HOLDFAST" binlog compact --repo "$REPO" --older-than 0s --json)
+timed "$HOLDFAST" binlog compact --repo "$REPO" --older-than 0s --json
 [[ $LAST_RC == 0 ]] || die "binlog compact failed: $(cat "$WORK/last.err")"
 after=$(objects "$REPO")
 row "1. objects under binlog/ per hour, after compaction" \
@@ -101,7 +104,7 @@ row "1. objects under binlog/ per hour, after compaction" \
 # --- 2. 24 h of 0.5 s segments --------------------------------------------------------------
 BIG=$WORK/repo-big
 log "generating $SEGMENTS segments of 0.5 s after the real archive"
-t=$(timed python3 "$BENCH_DIR/archive_gen.py" "$WORK/repo-stream" "$BIG" "$SEGMENTS")
+timed python3 "$BENCH_DIR/archive_gen.py" "$WORK/repo-stream" "$BIG" "$SEGMENTS"
 [[ $LAST_RC == 0 ]] || die "archive_gen.py failed: $(cat "$WORK/last.err")"
 log "$(cat "$WORK/last.out") in ${t}s"
 # A point in the middle of the generated history, and a target nobody listens on: the restore
@@ -113,19 +116,19 @@ DEAD="mysql://root@127.0.0.1:$(free_port)/"
 measure() { # LABEL
   local n; n=$(find "$BIG/binlog" -type f | wc -l)
   row "2. [$1] objects under binlog/" "$n"
-  t=$(timed "$HOLDFAST" binlog list --repo "$BIG" --json)
+  timed "$HOLDFAST" binlog list --repo "$BIG" --json
   [[ $LAST_RC == 0 ]] || die "binlog list failed: $(cat "$WORK/last.err")"
   row "2. [$1] binlog list --json (s)" "$t"
-  t=$(timed "$HOLDFAST" info --repo "$BIG" --json)
+  timed "$HOLDFAST" info --repo "$BIG" --json
   [[ $LAST_RC == 0 ]] || die "info failed: $(cat "$WORK/last.err")"
   row "2. [$1] info --json (s)" "$t"
-  t=$(timed "$HOLDFAST" restore --repo "$BIG" --to-time "$mid" --target "$DEAD")
+  timed "$HOLDFAST" restore --repo "$BIG" --to-time "$mid" --target "$DEAD"
   grep -qi "connect\|refused" "$WORK/last.err" \
     || die "restore --to-time did not get past planning: $(cat "$WORK/last.err")"
   row "2. [$1] restore --to-time (plan, then refused target) (s)" "$t"
 }
 measure "before compaction"
-t=$(timed "$HOLDFAST" binlog compact --repo "$BIG" --older-than 0s --json)
+timed "$HOLDFAST" binlog compact --repo "$BIG" --older-than 0s --json
 [[ $LAST_RC == 0 ]] || die "binlog compact failed: $(cat "$WORK/last.err")"
 row "2. binlog compact --older-than 0s over the generated archive (s)" "$t"
 measure "after compaction"
@@ -164,16 +167,16 @@ TOML
   # manifest names its own id and times; the data files are the same bytes under its directory).
   log "cloning the step-1 backup into $BACKUPS backups and uploading them"
   python3 "$BENCH_DIR/archive_gen.py" --clone-backups "$REPO" "$WORK/backups" "$BACKUPS"
-  t=$(timed aws --endpoint-url "http://127.0.0.1:$S3_PORT" s3 sync --only-show-errors \
-    "$WORK/backups/backups" "s3://holdfast-bench/expire/backups")
+  timed aws --endpoint-url "http://127.0.0.1:$S3_PORT" s3 sync --only-show-errors \
+    "$WORK/backups/backups" "s3://holdfast-bench/expire/backups"
   [[ $LAST_RC == 0 ]] || die "upload failed: $(cat "$WORK/last.err")"
   log "uploaded in ${t}s"
   n=$("$HOLDFAST" list --repo "$S3" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d if isinstance(d,list) else d.get("backups",[])))')
   row "3. backups in the Garage repository" "$n"
-  t=$(timed "$HOLDFAST" expire --repo "$S3" --keep-last 10 --dry-run --json)
+  timed "$HOLDFAST" expire --repo "$S3" --keep-last 10 --dry-run --json
   [[ $LAST_RC == 0 ]] || die "expire --dry-run failed: $(cat "$WORK/last.err")"
   row "3. expire --keep-last 10 --dry-run (plan only) (s)" "$t"
-  t=$(timed "$HOLDFAST" expire --repo "$S3" --keep-last 10 --json)
+  timed "$HOLDFAST" expire --repo "$S3" --keep-last 10 --json
   [[ $LAST_RC == 0 ]] || die "expire failed: $(cat "$WORK/last.err")"
   n=$("$HOLDFAST" list --repo "$S3" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d if isinstance(d,list) else d.get("backups",[])))')
   row "3. expire --keep-last 10 over $BACKUPS backups on Garage (s)" "$t ($n left)"
