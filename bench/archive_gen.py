@@ -106,7 +106,13 @@ for i in range(n):
     e["gtid_state"] = ",".join(sorted(state_parts + [f"{d}-{s}-{seq_no}"]))
     e["object"] = dict(tpl["object"], path=f"{instance}/{e['start_pos']:012}.{seq:08}.zst")
     e["archived"] = last["archived"]
-    os.link(tpl_data, os.path.join(dst, e["object"]["path"]))
+    try:
+        os.link(tpl_data, os.path.join(dst, e["object"]["path"]))
+    except OSError as err:  # EMLINK: the file system's link limit; start from a fresh copy
+        if err.errno != 31:
+            raise
+        shutil.copyfile(tpl_data, os.path.join(dst, e["object"]["path"]))
+        tpl_data = os.path.join(dst, e["object"]["path"])
     with open(os.path.join(index_dir, f"{seq:012}.json"), "w") as f:
         json.dump(e, f, indent=2)
 print(f"{n} segments {last['seq'] + 1}..{seq}, times to {int(t)}")

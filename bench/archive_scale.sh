@@ -13,12 +13,13 @@
 #   DURATION [180] seconds of load, SEGMENTS [172800] generated segments (24 h of 0.5 s),
 #   BACKUPS [1000] backups for expire (0 skips step 3), THREADS [2] sysbench threads,
 #   RATE [20] sysbench transactions per second (0: as fast as it goes; the generated segments of
-#   step 2 copy a median segment of step 1, so RATE also sets their size).
+#   step 2 copy a median segment of step 1, so RATE also sets their size),
+#   REUSE [0] 1: skip step 1 and reuse the archive and backup a previous run left in WORK.
 set -Eeuo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH:/usr/sbin:/usr/local/sbin:/sbin"
-[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0; }
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0; }
 [[ $# -eq 0 ]] || { echo "archive_scale.sh: unknown argument '$1' (try --help)" >&2; exit 2; }
 DURATION=${DURATION:-180} SEGMENTS=${SEGMENTS:-172800} BACKUPS=${BACKUPS:-1000} THREADS=${THREADS:-2} RATE=${RATE:-20}
 WORK=${WORK:-/tmp/holdfast-bench-scale}
@@ -34,7 +35,8 @@ if [[ -z ${HOLDFAST:-} ]]; then
 fi
 [[ -x $HOLDFAST ]] || die "holdfast binary $HOLDFAST not found"
 
-rm -rf "$WORK"; mkdir -p "$WORK"
+REUSE=${REUSE:-0}
+[[ $REUSE == 1 ]] || { rm -rf "$WORK"; mkdir -p "$WORK"; }
 declare -a PIDS=()
 cleanup() {
   local rc=$?
@@ -60,6 +62,10 @@ declare -a ROWS_OUT=()
 row() { ROWS_OUT+=("$(printf '%-62s %s' "$1" "$2")"); log "$1: $2"; }
 
 # --- 1. a real stream under writes ---------------------------------------------------------
+REPO=$WORK/repo
+if [[ $REUSE == 1 ]]; then
+  [[ -d $WORK/repo-stream && -d $REPO ]] || die "REUSE=1: no step-1 archive in $WORK"
+else
 PORT=$(free_port) DIR=$WORK/db
 mkdir -p "$DIR/tmp"
 mariadb-install-db --no-defaults --datadir="$DIR/data" --auth-root-authentication-method=normal \
@@ -76,7 +82,6 @@ SB=(sysbench oltp_write_only --db-driver=mysql --mysql-socket="$DIR/sock" --mysq
     --mysql-db=sbtest --tables=2 --table-size=10000)
 mariadb --no-defaults -uroot --socket="$DIR/sock" -e "CREATE DATABASE sbtest"
 "${SB[@]}" --threads=2 prepare >"$WORK/sysbench.log" 2>&1 || die "sysbench prepare failed"
-REPO=$WORK/repo
 "$HOLDFAST" init --repo "$REPO" >/dev/null
 "$HOLDFAST" backup --repo "$REPO" --source "$SRC" >"$WORK/backup.log" 2>&1 || die "backup failed ($WORK/backup.log)"
 "$HOLDFAST" binlog stream --repo "$REPO" --source "$SRC" --flush-interval 500ms --no-compact \
@@ -100,6 +105,7 @@ timed "$HOLDFAST" binlog compact --repo "$REPO" --older-than 0s --json
 after=$(objects "$REPO")
 row "1. objects under binlog/ per hour, after compaction" \
   "$(( (after - before0) * 3600 / DURATION )) ($((after - before0)) in ${DURATION}s; compact took ${t}s)"
+fi
 
 # --- 2. 24 h of 0.5 s segments --------------------------------------------------------------
 BIG=$WORK/repo-big
