@@ -15,6 +15,8 @@
 #   RATE [20] sysbench transactions per second (0: as fast as it goes; the generated segments of
 #   step 2 copy a median segment of step 1, so RATE also sets their size),
 #   REUSE [0] 1: skip step 1 and reuse the archive and backup a previous run left in WORK.
+# Needs: mariadbd, sysbench, garage (scripts/ensure-garage.sh), python3, and the AWS CLI for
+#   step 3 (`pip install awscli`; it uploads the generated backups).
 set -Eeuo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
