@@ -697,6 +697,14 @@ fn recovers_to_now_on_a_quiet_server(flavor: Flavor) {
         std::thread::sleep(Duration::from_millis(200));
     };
 
+    // `info` shows it beside the window (the record is rewritten while the stream runs, so
+    // only "at or after" the instant read above).
+    let info = json(&holdfast(&["info", "--repo", &repo.url(), "--json"]));
+    let shown = info["recoverable_window"]["complete_as_of"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no complete_as_of in {info}"));
+    assert!(rfc3339_secs(shown) >= complete_as_of, "{info}");
+
     // After the last event, not after "complete as of": everything, equal to the source.
     let target = server(flavor);
     let out = holdfast(&[

@@ -82,6 +82,13 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                         human_time(*to),
                         gtid(&window.to_gtid)
                     );
+                    if let Some(complete) = window.complete_as_of.filter(|c| c > to) {
+                        outln!(
+                            "              complete as of {} (the stream was caught up: a \
+                             --to-time up to it recovers everything archived)",
+                            human_time(complete)
+                        );
+                    }
                 }
                 _ => outln!("  recoverable nothing yet: no backup with a binlog position"),
             }

@@ -125,8 +125,13 @@ pub async fn window(repo: &Repository) -> Result<Window> {
         .iter()
         .map(base_candidate)
         .collect::<Result<Vec<_>>>()?;
-    let segments = Archive::new(repo.storage().clone()).segments().await?;
-    Ok(recoverable_window(&bases, &segments))
+    let archive = Archive::new(repo.storage().clone());
+    let segments = archive.segments().await?;
+    let mut window = recoverable_window(&bases, &segments);
+    if window.to_time.is_some() {
+        window.complete_as_of = complete_as_of(&archive, &segments).await;
+    }
+    Ok(window)
 }
 
 /// Plans a recovery from what the repository holds, with the base chosen by `rule` (nothing is

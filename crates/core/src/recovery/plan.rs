@@ -1424,6 +1424,12 @@ pub struct Window {
     pub gaps: Vec<String>,
     pub spans: Vec<Span>,
     pub holes: Vec<Hole>,
+    /// The last instant the stream knew the archive held every event the server had written
+    /// (its status record's `caught_up_as_of`, when the record describes the archive's end): a
+    /// time target up to it recovers everything archived, also on a quiet server. Not known to
+    /// [`recoverable_window`], which sees only segments; filled in by `recovery::window`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub complete_as_of: Option<OffsetDateTime>,
 }
 
 /// A stretch of recoverable points: from a backup's consistent point to the end of a run of the
@@ -1621,6 +1627,7 @@ fn window_to_the_end(bases: &[BaseCandidate], segments: &[SegmentIndex]) -> Wind
                 gaps,
                 spans: Vec::new(),
                 holes: Vec::new(),
+                complete_as_of: None,
             };
         }
     }
@@ -1634,6 +1641,7 @@ fn window_to_the_end(bases: &[BaseCandidate], segments: &[SegmentIndex]) -> Wind
         gaps,
         spans: Vec::new(),
         holes: Vec::new(),
+        complete_as_of: None,
     }
 }
 

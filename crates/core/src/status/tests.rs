@@ -78,6 +78,7 @@ fn window(holes: Vec<Hole>) -> Window {
         gaps: Vec::new(),
         spans: Vec::new(),
         holes,
+        complete_as_of: None,
     }
 }
 
