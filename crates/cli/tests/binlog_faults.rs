@@ -37,26 +37,6 @@ fn spawn_streamer(repo: &Repo, server: &TestServer) -> Child {
         .expect("start holdfast binlog stream")
 }
 
-fn archived_state(repo: &Repo) -> Option<String> {
-    let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
-    json(&out)["segments"]
-        .as_array()
-        .and_then(|a| a.last())
-        .map(|s| s["gtid_state"].as_str().unwrap_or("").to_string())
-}
-
-fn wait_archived(repo: &Repo, gtid_pos: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while archived_state(repo).as_deref() != Some(gtid_pos) {
-        assert!(
-            Instant::now() < deadline,
-            "the archive did not reach {gtid_pos} (it is at {:?})",
-            archived_state(repo)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn writes(server: &TestServer, n: usize) {
     let mut sql = String::new();
     for i in 0..n {

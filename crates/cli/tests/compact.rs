@@ -10,7 +10,6 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -61,45 +60,6 @@ fn compact(repo: &Repo, extra: &[&str], env: &[(&str, &str)]) -> std::process::O
     holdfast_env(&args, env)
 }
 
-struct Streamer(Child);
-
-impl Streamer {
-    fn start(repo: &Repo, server: &TestServer, extra: &[&str]) -> Streamer {
-        let child = Command::new(bin())
-            .args(["binlog", "stream", "--repo", &repo.url()])
-            .args(["--source", &server.url(), "--flush-interval", "50ms"])
-            .args(extra)
-            .env("HOME", "/nonexistent")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start holdfast binlog stream");
-        Streamer(child)
-    }
-
-    /// Waits until the archive ends at `gtid_pos`, then stops the stream (SIGTERM).
-    fn stop_when_archived(self, repo: &Repo, gtid_pos: &str) {
-        wait_archived(repo, gtid_pos);
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let out = self.0.wait_with_output().unwrap();
-        assert!(out.status.success(), "stream: {}", text(&out));
-    }
-}
-
-fn wait_archived(repo: &Repo, gtid_pos: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let last = segments(repo)
-            .last()
-            .map(|s| s["gtid_state"].as_str().unwrap_or("").to_string());
-        if last.as_deref() == Some(gtid_pos) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "archive stuck at {last:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Small transactions, each followed by a pause longer than the flush interval, so each
 /// tends to land in its own segment.
 fn trickle(server: &TestServer, from: u32, count: u32) {
@@ -136,7 +96,11 @@ fn compaction_under_a_running_stream_keeps_every_point_recoverable() {
     let server = source();
     let repo = Repo::init();
     backup(&repo, &server, &[]);
-    let stream = Streamer::start(&repo, &server, &["--no-compact"]);
+    let stream = Streamer::start(
+        &repo,
+        &server,
+        &["--flush-interval", "50ms", "--no-compact"],
+    );
     trickle(&server, 1000, 40);
     let mid_gtid = gtid_state(&server);
     let mid_sums = checksums(&server);
@@ -314,7 +278,11 @@ fn the_stream_compacts_by_itself() {
     let server = source();
     let repo = Repo::init();
     backup(&repo, &server, &[]);
-    let stream = Streamer::start(&repo, &server, &["--compact-older-than", "1s"]);
+    let stream = Streamer::start(
+        &repo,
+        &server,
+        &["--flush-interval", "50ms", "--compact-older-than", "1s"],
+    );
     trickle(&server, 1000, 40);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !segments(&repo).iter().any(|s| s["merged"] == true) {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
@@ -107,57 +107,6 @@ fn phase(server: &TestServer, rng: &mut StdRng, k: usize) {
     server.sql(&sql);
 }
 
-struct Streamer(Child);
-
-impl Streamer {
-    fn start(repo: &Repo, server: &TestServer) -> Streamer {
-        let child = Command::new(bin())
-            .args([
-                "binlog",
-                "stream",
-                "--repo",
-                &repo.url(),
-                "--source",
-                &server.url(),
-            ])
-            .args(["--flush-interval", "200ms"])
-            .env("HOME", "/nonexistent")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start holdfast binlog stream");
-        Streamer(child)
-    }
-
-    /// Waits until the archive holds `gtid_pos`, then stops the streamer with SIGTERM.
-    fn stop_when_archived(self, repo: &Repo, gtid_pos: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
-            let segments = json(&out)["segments"].clone();
-            let archived = segments
-                .as_array()
-                .and_then(|a| a.last())
-                .map(|s| s["gtid_state"].as_str().unwrap_or("").to_string());
-            if archived.as_deref() == Some(gtid_pos) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the archive did not reach {gtid_pos} (it is at {archived:?})"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let out = self.0.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "the streamer did not stop cleanly: {}",
-            text(&out)
-        );
-    }
-}
-
 /// Both replay paths on MariaDB; every recovery check runs on each. MySQL replays portably.
 const REPLAY_PATHS: [&str; 2] = ["portable", "fast"];
 
@@ -240,7 +189,7 @@ fn recovers_to_gtids_times_and_just_before_an_accident(flavor: Flavor) {
     setup(&source);
     phase(&source, &mut rng, 0);
     let first_backup = backup(&repo, &source, &[]);
-    let streamer = Streamer::start(&repo, &source);
+    let streamer = Streamer::start(&repo, &source, &["--flush-interval", "200ms"]);
     let mut markers = Vec::new();
     for k in 1..=7 {
         phase(&source, &mut rng, k);

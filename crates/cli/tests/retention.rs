@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use holdfast_testkit::TestServer;
@@ -98,44 +97,6 @@ fn point_time(backup: &serde_json::Value) -> i64 {
     .unix_timestamp()
 }
 
-struct Streamer(Child);
-
-impl Streamer {
-    fn start(repo: &Repo, server: &TestServer) -> Streamer {
-        let child = Command::new(bin())
-            .args(["binlog", "stream", "--repo", &repo.url()])
-            .args(["--source", &server.url(), "--flush-interval", "200ms"])
-            .env("HOME", "/nonexistent")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start holdfast binlog stream");
-        Streamer(child)
-    }
-
-    fn stop_when_archived(self, repo: &Repo, gtid: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let segments = run(&["binlog", "list", "--repo", &repo.url(), "--json"]);
-            let archived = segments["segments"]
-                .as_array()
-                .and_then(|a| a.last())
-                .map(|s| s["gtid_state"].as_str().unwrap_or("").to_string());
-            if archived.as_deref() == Some(gtid) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the archive did not reach {gtid}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let out = self.0.wait_with_output().unwrap();
-        assert!(out.status.success(), "streamer: {}", text(&out));
-    }
-}
-
 #[test]
 fn expire_keeps_chains_pins_and_the_recovery_window() {
     let source = TestServer::start();
@@ -145,7 +106,7 @@ fn expire_keeps_chains_pins_and_the_recovery_window() {
     );
     let repo = Repo::init();
     let url = repo.url();
-    let streamer = Streamer::start(&repo, &source);
+    let streamer = Streamer::start(&repo, &source, &["--flush-interval", "200ms"]);
     let mut k = 0;
     let mut step = |n: usize| -> Vec<Mark> {
         (0..n)

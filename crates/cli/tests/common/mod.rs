@@ -260,3 +260,59 @@ pub fn has_database(server: &TestServer, name: &str) -> bool {
     ));
     count.trim() != "0"
 }
+
+/// The GTID state the archive ends at (its newest segment's), `None` while it is empty.
+pub fn archived_state(repo: &Repo) -> Option<String> {
+    let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
+    json(&out)["segments"]
+        .as_array()
+        .and_then(|a| a.last())
+        .map(|s| s["gtid_state"].as_str().unwrap_or("").to_string())
+}
+
+/// Waits (up to a minute) until the archive ends at `gtid_pos`.
+pub fn wait_archived(repo: &Repo, gtid_pos: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while archived_state(repo).as_deref() != Some(gtid_pos) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the archive did not reach {gtid_pos} (it is at {:?})",
+            archived_state(repo)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A `holdfast binlog stream` running in the background (stdout and stderr kept for the
+/// failure message).
+pub struct Streamer(pub std::process::Child);
+
+impl Streamer {
+    /// Starts streaming `server` into `repo` with `extra` flags (e.g. `--flush-interval 200ms`).
+    pub fn start(repo: &Repo, server: &TestServer, extra: &[&str]) -> Streamer {
+        let child = Command::new(bin())
+            .args(["binlog", "stream", "--repo", &repo.url()])
+            .args(["--source", &server.url()])
+            .args(extra)
+            .env("HOME", "/nonexistent")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start holdfast binlog stream");
+        Streamer(child)
+    }
+
+    /// Waits until the archive ends at `gtid_pos`, then stops the stream with SIGTERM, which
+    /// must end it cleanly.
+    pub fn stop_when_archived(self, repo: &Repo, gtid_pos: &str) {
+        wait_archived(repo, gtid_pos);
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let out = self.0.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the streamer did not stop cleanly: {}",
+            text(&out)
+        );
+    }
+}
