@@ -1,0 +1,316 @@
+//! The daemon's configuration file (TOML), as written by the user. Every section rejects unknown
+//! keys, so a typo is an error rather than a silently ignored setting. Passwords and passphrases
+//! are never values here: only where to find them (an option file, a password file, the name of
+//! an environment variable).
+//!
+//! ```toml
+//! [daemon]
+//! listen = "127.0.0.1:9187"
+//! state = "/var/lib/holdfast/state.db"      # or "postgres://holdfast@db/holdfast"
+//!
+//! [[repository]]
+//! name = "main"
+//! url = "s3://backups/holdfast?endpoint=https://s3.example.com&region=eu-1"
+//! passphrase_file = "/etc/holdfast/main.pass"
+//!
+//! [[server]]
+//! name = "db1"
+//! source = "mysql://backup@db1.example.com:3306/"
+//! defaults_file = "/etc/holdfast/db1.cnf"
+//! repository = "main"
+//! binlog = true
+//!
+//! [[server.schedule]]
+//! job = "backup"
+//! cron = "0 0 2 * * *"
+//! timezone = "Europe/Berlin"
+//! ```
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::jobs::queue::Limits;
+use crate::jobs::{JobKind, JobSpec, Trigger};
+use crate::time::Millis;
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub daemon: DaemonSection,
+    #[serde(default)]
+    pub repository: Vec<RepositoryConfig>,
+    #[serde(default)]
+    pub server: Vec<ServerConfig>,
+    #[serde(default)]
+    pub notifier: Vec<toml::Table>,
+    #[serde(default)]
+    pub alerts: AlertsSection,
+}
+
+/// `[daemon]`: the daemon itself.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSection {
+    /// Address of `/metrics`, `/healthz`, `/readyz` (and later the API). Plain HTTP is allowed on
+    /// loopback only unless `allow_plain_http` says otherwise.
+    pub listen: String,
+    /// The job store: a SQLite file path (`sqlite://…` or a plain path) or `postgres://…`.
+    pub state: String,
+    /// For a PostgreSQL store: the file whose first line is the store's password (or set
+    /// `HOLDFAST_STATE_PASSWORD`).
+    pub state_password_file: Option<PathBuf>,
+    /// This daemon's name in the store (leases, transitions). Default: host name and pid.
+    pub worker_id: Option<String>,
+    /// Jobs running on this daemon at once.
+    pub max_jobs: usize,
+    /// Server-loading jobs (backups) running on one database host at once, across daemons.
+    pub max_jobs_per_host: usize,
+    /// A running job's lease; a daemon heartbeats every third of it.
+    pub lease: String,
+    /// On SIGTERM: how long running jobs may go on before they are cancelled.
+    pub shutdown_grace: String,
+    /// The time zone of schedules that name none (IANA name).
+    pub timezone: String,
+    /// CPU niceness (0–19) of heavy jobs (backups, drills, copies).
+    pub nice: i32,
+    /// I/O class of heavy jobs: "idle", "best-effort" or "none".
+    pub ionice: String,
+    /// cgroup v2 `cpu.max` for heavy jobs (e.g. "50000 100000" = half a core) where the daemon
+    /// may create cgroups; unset = no cgroup.
+    pub cpu_max: Option<String>,
+    /// cgroup v2 `io.max` line for heavy jobs (e.g. "8:0 wbps=52428800").
+    pub io_max: Option<String>,
+    /// The `holdfast` binary jobs run (default: the daemon's own executable).
+    pub holdfast_binary: Option<PathBuf>,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        DaemonSection {
+            listen: "127.0.0.1:9187".into(),
+            state: "/var/lib/holdfast/state.db".into(),
+            state_password_file: None,
+            worker_id: None,
+            max_jobs: 2,
+            max_jobs_per_host: 1,
+            lease: "60s".into(),
+            shutdown_grace: "5m".into(),
+            timezone: "UTC".into(),
+            nice: 10,
+            ionice: "idle".into(),
+            cpu_max: None,
+            io_max: None,
+            holdfast_binary: None,
+        }
+    }
+}
+
+/// `[[repository]]`: where backups go.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    pub name: String,
+    /// As `--repo` (file://, s3://, …). Object-store secrets come from the environment or the
+    /// store's own credential files, never from this URL.
+    pub url: String,
+    /// Encrypted repository: a file whose first line is the passphrase.
+    pub passphrase_file: Option<PathBuf>,
+    /// Encrypted repository: the environment variable holding the passphrase.
+    pub passphrase_env: Option<String>,
+    /// Encrypted repository: age identity files.
+    #[serde(default)]
+    pub identity_file: Vec<PathBuf>,
+    /// Bandwidth limit for jobs writing here (as `--max-rate`, e.g. "50MB").
+    pub max_rate: Option<String>,
+    /// Alert when the repository grows beyond this share of `size_limit` (e.g. "2TB").
+    pub size_limit: Option<String>,
+}
+
+/// `[[server]]`: a database server and what to do with it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub name: String,
+    /// As `--source`, without a password (mysql://user@host:port/ or a socket URL).
+    pub source: String,
+    /// MySQL option file with the credentials (`[client]`), like `--defaults-file`.
+    pub defaults_file: Option<PathBuf>,
+    /// A file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// The environment variable (of the daemon) holding the password.
+    pub password_env: Option<String>,
+    /// The repository's name.
+    pub repository: String,
+    /// Archive the binlog continuously (a supervised `binlog stream`).
+    #[serde(default)]
+    pub binlog: bool,
+    #[serde(default)]
+    pub schedule: Vec<ScheduleConfig>,
+}
+
+/// `[[server.schedule]]`: one job on a cron schedule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub job: JobKind,
+    /// Cron with seconds: `sec min hour day-of-month month day-of-week`.
+    pub cron: String,
+    /// IANA time zone (default: `[daemon] timezone`).
+    pub timezone: Option<String>,
+    /// Higher runs first (default by job: backups 100 … drills 20).
+    pub priority: Option<i32>,
+    /// An attempt running longer is stopped and the job ends timed-out (e.g. "6h").
+    pub timeout: Option<String>,
+    /// Attempts in all for transient failures (default 3).
+    pub attempts: Option<u32>,
+    /// First retry delay (default "30s"), doubling up to `backoff_cap` (default "15m").
+    pub backoff: Option<String>,
+    pub backoff_cap: Option<String>,
+    /// Only start inside this local-time window, e.g. "01:00-05:00" (may cross midnight).
+    pub window: Option<String>,
+    /// `copy`: the target repository's name.
+    pub to: Option<String>,
+}
+
+/// `[alerts]`: thresholds of the events that are not job outcomes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsSection {
+    /// Archive lag beyond this raises an alert (e.g. "5m").
+    pub archive_lag: String,
+    /// Repository size beyond this share of its `size_limit` raises an alert.
+    pub size_warn_ratio: f64,
+}
+
+impl Default for AlertsSection {
+    fn default() -> Self {
+        AlertsSection {
+            archive_lag: "5m".into(),
+            size_warn_ratio: 0.9,
+        }
+    }
+}
+
+/// Parses a duration like "30s", "15m", "6h", "2d" or "500ms" into milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<Millis, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 30s, 15m, 6h or 2d)"))?;
+    let factor = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => return Err(format!("unknown unit `{other}` in the duration `{text}`")),
+    };
+    Ok(n.saturating_mul(factor))
+}
+
+impl DaemonSection {
+    pub fn lease_ms(&self) -> Millis {
+        parse_duration_ms(&self.lease).unwrap_or(60_000)
+    }
+
+    pub fn shutdown_grace_ms(&self) -> Millis {
+        parse_duration_ms(&self.shutdown_grace).unwrap_or(300_000)
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            global: self.max_jobs.max(1),
+            per_host: self.max_jobs_per_host.max(1),
+        }
+    }
+}
+
+impl Config {
+    pub fn server(&self, name: &str) -> Option<&ServerConfig> {
+        self.server.iter().find(|s| s.name == name)
+    }
+
+    pub fn repository(&self, name: &str) -> Option<&RepositoryConfig> {
+        self.repository.iter().find(|r| r.name == name)
+    }
+
+    /// The job a server's schedule queues (`index` into its `schedule` list).
+    pub fn scheduled_job(
+        &self,
+        server: &ServerConfig,
+        index: usize,
+        trigger: Trigger,
+        planned_at: Millis,
+    ) -> JobSpec {
+        let schedule = &server.schedule[index];
+        let ms = |v: &Option<String>, default: Millis| {
+            v.as_deref()
+                .and_then(|s| parse_duration_ms(s).ok())
+                .unwrap_or(default)
+        };
+        JobSpec {
+            server: server.name.clone(),
+            host: server.host(),
+            repository: server.repository.clone(),
+            kind: schedule.job,
+            priority: schedule.priority.unwrap_or(schedule.job.default_priority()),
+            timeout_ms: ms(&schedule.timeout, 6 * 3_600_000),
+            max_attempts: schedule.attempts.unwrap_or(3).max(1),
+            backoff_base_ms: ms(&schedule.backoff, 30_000),
+            backoff_cap_ms: ms(&schedule.backoff_cap, 900_000),
+            schedule: Some(schedule_key(server, index)),
+            planned_at: Some(planned_at),
+            trigger,
+            requested_by: None,
+        }
+    }
+
+    /// A job someone asked for now (CLI or API), with the defaults of schedules.
+    pub fn manual_job(&self, server: &ServerConfig, kind: JobKind, requested_by: &str) -> JobSpec {
+        JobSpec {
+            server: server.name.clone(),
+            host: server.host(),
+            repository: server.repository.clone(),
+            kind,
+            priority: kind.default_priority(),
+            timeout_ms: 6 * 3_600_000,
+            max_attempts: 3,
+            backoff_base_ms: 30_000,
+            backoff_cap_ms: 900_000,
+            schedule: None,
+            planned_at: None,
+            trigger: Trigger::Manual,
+            requested_by: Some(requested_by.to_string()),
+        }
+    }
+}
+
+/// A schedule's stable key in the store: `<server>/<index>:<job>`.
+pub fn schedule_key(server: &ServerConfig, index: usize) -> String {
+    format!("{}/{}:{}", server.name, index, server.schedule[index].job)
+}
+
+impl ServerConfig {
+    /// The database host, for the per-host limit: the source URL's host (`localhost` for a
+    /// socket).
+    pub fn host(&self) -> String {
+        url_host(&self.source).unwrap_or_else(|| "localhost".into())
+    }
+}
+
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        host_port.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}

@@ -1,0 +1,22 @@
+//! The holdfast platform: what makes the engine run by itself.
+//!
+//! - [`config`]: the daemon's TOML (servers, repositories, schedules, notifiers), validated before
+//!   it runs, with credentials resolved like the CLI's and never kept in the file in clear.
+//! - [`jobs`]: one job model for everything the daemon runs: [`jobs::JobSpec`] (what to run),
+//!   [`jobs::Job`] (a stored record), the state machine ([`jobs::state`]), retries with backoff
+//!   ([`jobs::retry`]) and the priority queue with aging and concurrency limits ([`jobs::queue`]).
+//!   These are pure decisions, tested with tables.
+//! - [`store`]: where jobs, their transitions and logs, and schedules' last runs live: SQLite
+//!   embedded by default, PostgreSQL for several daemons sharing work (leases claimed with
+//!   `FOR UPDATE SKIP LOCKED`).
+//! - [`notify`]: alert channels (webhook, Alertmanager, Slack, DingTalk, WeCom, Feishu, e-mail) with
+//!   shared retry, rate limiting and de-duplication.
+//!
+//! The repository stays the source of truth for backups, drills and the binlog archive; a lost
+//! daemon store loses history, never a backup.
+
+pub mod config;
+pub mod jobs;
+pub mod notify;
+pub mod store;
+pub mod time;

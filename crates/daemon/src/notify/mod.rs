@@ -1,0 +1,1 @@
+//! Alert channels. (Being built: webhook, Alertmanager, Slack, DingTalk, WeCom, Feishu, e-mail.)
