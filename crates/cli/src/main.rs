@@ -123,7 +123,7 @@ fn main() -> ExitCode {
         };
         let result = tokio::select! {
             r = run => r,
-            _ = tokio::signal::ctrl_c() => {
+            _ = stop_signal() => {
                 Err(holdfast::Error::new(holdfast::ErrorKind::Interrupted, interrupted).into())
             }
         };
@@ -137,7 +137,24 @@ fn main() -> ExitCode {
     }
 }
 
-/// What Ctrl-C leaves behind, per command.
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, the daemon cancelling a job): both stop a
+/// command the same clean way.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// What Ctrl-C (or SIGTERM) leaves behind, per command.
 fn interrupted_message(command: &Command) -> &'static str {
     match command {
         Command::Backup(_) => {

@@ -246,14 +246,7 @@ async fn stream(global: &GlobalArgs, args: StreamArgs) -> Result<ExitCode> {
 }
 
 async fn cancel_on_signal(cancel: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    crate::stop_signal().await;
     tracing::info!("stopping: writing what is pending");
     cancel.cancel();
 }
