@@ -18,6 +18,6 @@
 pub mod config;
 pub mod jobs;
 pub mod notify;
-pub mod runner;
+
 pub mod store;
 pub mod time;
