@@ -52,7 +52,11 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: store {}, scheduler {}\n", ok(store), ok(scheduled)),
+            format!(
+                "not ready: store {}, scheduler {}\n",
+                ok(store),
+                ok(scheduled)
+            ),
         )
     }
 }

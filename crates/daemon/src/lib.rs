@@ -15,9 +15,14 @@
 //! The repository stays the source of truth for backups, drills and the binlog archive; a lost
 //! daemon store loses history, never a backup.
 
+pub mod alerts;
 pub mod config;
+pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod notify;
-
+pub mod repos;
+pub mod runner;
 pub mod store;
+pub mod supervisor;
 pub mod time;

@@ -24,7 +24,9 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0])
+                .set_buckets(&[
+                    0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
+                ])
                 .expect("static buckets")
                 .build_recorder();
             let handle = recorder.handle();
@@ -72,17 +74,25 @@ pub fn schedule_jitter(seconds: f64) {
 
 /// The supervised binlog archiver of a server is running or not; counts restarts.
 pub fn archiver_up(server: &str, up: bool) {
-    gauge!("holdfast_binlog_archiver_up", "server" => server.to_string()).set(if up { 1.0 } else { 0.0 });
+    gauge!("holdfast_binlog_archiver_up", "server" => server.to_string()).set(if up {
+        1.0
+    } else {
+        0.0
+    });
 }
 
 pub fn archiver_restarted(server: &str) {
-    counter!("holdfast_binlog_archiver_restarts_total", "server" => server.to_string()).increment(1);
+    counter!("holdfast_binlog_archiver_restarts_total", "server" => server.to_string())
+        .increment(1);
 }
 
 /// Jobs per state, from the store.
 pub fn jobs_by_state(counts: &[(JobState, i64)]) {
     for state in JobState::ALL {
-        let n = counts.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+        let n = counts
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n);
         gauge!("holdfast_jobs", "state" => state.as_str()).set(n as f64);
     }
 }
@@ -95,7 +105,8 @@ pub struct RepositoryFacts {
     pub archive_lag_seconds: Option<f64>,
     pub streamer_alive: Option<bool>,
     pub size_bytes: u64,
-    pub drill_failures: Vec<String>,
+    /// Failed drills: id and finish time.
+    pub drill_failures: Vec<(String, f64)>,
     pub newest_backup: Option<f64>,
 }
 
@@ -135,7 +146,8 @@ pub async fn refresh_repository(
         gauge!("holdfast_backup_last_success_timestamp_seconds", &labels).set(ts(m.finished));
         gauge!("holdfast_backup_duration_seconds", &labels)
             .set((m.finished - m.started).as_seconds_f64());
-        facts.newest_backup = facts.newest_backup.max(Some(ts(m.finished)));
+        let t = ts(m.finished);
+        facts.newest_backup = Some(facts.newest_backup.map_or(t, |n| n.max(t)));
     }
     let size: u64 = manifests
         .iter()
@@ -185,7 +197,7 @@ pub async fn refresh_repository(
     facts.drill_failures = drills
         .iter()
         .filter(|d| !d.passed())
-        .map(|d| d.id.clone())
+        .map(|d| (d.id.clone(), ts(d.finished)))
         .collect();
     Ok(facts)
 }
@@ -194,7 +206,9 @@ pub async fn refresh_repository(
 pub fn servers_by_repository(config: &Config) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for s in &config.server {
-        map.entry(s.repository.clone()).or_default().push(s.name.clone());
+        map.entry(s.repository.clone())
+            .or_default()
+            .push(s.name.clone());
     }
     map
 }

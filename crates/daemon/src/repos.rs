@@ -14,7 +14,11 @@ use crate::config::RepositoryConfig;
 struct ConfigKeys<'a>(&'a RepositoryConfig);
 
 impl KeySource for ConfigKeys<'_> {
-    fn credentials(&self, location: &str, _: &EncryptionConfig) -> holdfast::Result<KeyCredentials> {
+    fn credentials(
+        &self,
+        location: &str,
+        _: &EncryptionConfig,
+    ) -> holdfast::Result<KeyCredentials> {
         let cfg = self.0;
         let passphrase = match (&cfg.passphrase_file, &cfg.passphrase_env) {
             (Some(file), _) => Some(first_line(file)?),

@@ -6,6 +6,7 @@
 //! the server failing mid-work. Wrong credentials, a bad config, a corrupt repository or a failed
 //! drill are not: retrying them only delays the alert.
 
+use super::{JobSpec, JobState};
 use crate::time::Millis;
 
 /// The outcome of one attempt of a job.
@@ -53,9 +54,57 @@ pub fn backoff(base: Millis, cap: Millis, next_attempt: u32, unit: f64) -> Milli
     (ceiling as f64 * unit.clamp(0.0, 1.0)) as Millis
 }
 
+/// The state a running job moves to after an attempt, and for `retrying` when the next
+/// attempt may start. `attempt` is the attempt that just ended (from 1).
+pub fn after_attempt(
+    outcome: Outcome,
+    attempt: u32,
+    spec: &JobSpec,
+    now: Millis,
+    unit: f64,
+) -> (JobState, Option<Millis>) {
+    match outcome {
+        Outcome::Succeeded => (JobState::Succeeded, None),
+        Outcome::TimedOut => (JobState::TimedOut, None),
+        Outcome::Cancelled => (JobState::Cancelled, None),
+        _ if is_transient(outcome) && attempt < spec.max_attempts => {
+            let delay = backoff(spec.backoff_base_ms, spec.backoff_cap_ms, attempt + 1, unit);
+            (JobState::Retrying, Some(now + delay))
+        }
+        _ => (JobState::Failed, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_attempt_table() {
+        let spec: JobSpec = serde_json::from_value(serde_json::json!({
+            "server": "a", "host": "h", "repository": "r", "kind": "backup", "priority": 1,
+            "timeout_ms": 1, "max_attempts": 3, "backoff_base_ms": 1000, "backoff_cap_ms": 60000,
+            "schedule": null, "planned_at": null, "trigger": "manual", "requested_by": null
+        }))
+        .unwrap();
+        let cases = [
+            (Outcome::Succeeded, 1, (JobState::Succeeded, None)),
+            (Outcome::Exited(10), 1, (JobState::Retrying, Some(10_500))),
+            (Outcome::Exited(10), 2, (JobState::Retrying, Some(11_000))),
+            (Outcome::Exited(10), 3, (JobState::Failed, None)),
+            (Outcome::Exited(11), 1, (JobState::Failed, None)),
+            (Outcome::Crashed, 1, (JobState::Retrying, Some(10_500))),
+            (Outcome::TimedOut, 1, (JobState::TimedOut, None)),
+            (Outcome::Cancelled, 1, (JobState::Cancelled, None)),
+        ];
+        for (outcome, attempt, expected) in cases {
+            assert_eq!(
+                after_attempt(outcome, attempt, &spec, 10_000, 0.5),
+                expected,
+                "{outcome:?} #{attempt}"
+            );
+        }
+    }
 
     #[test]
     fn transient_table() {

@@ -57,6 +57,63 @@ impl IoClass {
     }
 }
 
+/// Prepares the cgroup v2 heavy jobs run in, when `cpu_max` or `io_max` is configured and the
+/// daemon may manage its own cgroup (systemd `Delegate=yes`, or root): the daemon moves itself
+/// into `<its cgroup>/daemon` (cgroup v2 allows controllers for children only of a cgroup
+/// without processes), enables `cpu` and `io` for children and writes the limits into
+/// `<its cgroup>/jobs`. Any step failing leaves jobs without a cgroup, with a warning saying why.
+pub fn prepare_cgroup(cpu_max: Option<&str>, io_max: Option<&str>) -> Option<std::path::PathBuf> {
+    if cpu_max.is_none() && io_max.is_none() {
+        return None;
+    }
+    let result = (|| -> std::io::Result<std::path::PathBuf> {
+        let own = std::fs::read_to_string("/proc/self/cgroup")?;
+        let rel = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or_else(|| std::io::Error::other("not on a cgroup v2 hierarchy"))?;
+        let base = std::path::Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'));
+        let (base, daemon) = if base.ends_with("daemon") {
+            (base.parent().unwrap_or(&base).to_path_buf(), base.clone())
+        } else {
+            (base.clone(), base.join("daemon"))
+        };
+        std::fs::create_dir_all(&daemon)?;
+        std::fs::write(daemon.join("cgroup.procs"), std::process::id().to_string())?;
+        let mut controllers = Vec::new();
+        if cpu_max.is_some() {
+            controllers.push("+cpu");
+        }
+        if io_max.is_some() {
+            controllers.push("+io");
+        }
+        std::fs::write(base.join("cgroup.subtree_control"), controllers.join(" "))?;
+        let jobs = base.join("jobs");
+        std::fs::create_dir_all(&jobs)?;
+        if let Some(v) = cpu_max {
+            std::fs::write(jobs.join("cpu.max"), v)?;
+        }
+        if let Some(v) = io_max {
+            std::fs::write(jobs.join("io.max"), v)?;
+        }
+        Ok(jobs)
+    })();
+    match result {
+        Ok(dir) => {
+            tracing::info!(cgroup = %dir.display(), "heavy jobs run in their own cgroup");
+            Some(dir)
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "cpu_max/io_max configured but the daemon cannot manage its cgroup (run it under \
+                 systemd with Delegate=yes): heavy jobs run with nice/ionice only"
+            );
+            None
+        }
+    }
+}
+
 /// What an attempt came to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Attempt {

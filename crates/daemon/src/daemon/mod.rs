@@ -1,0 +1,272 @@
+//! `holdfast daemon`: the loop that runs everything by itself.
+//!
+//! Every second (or as soon as a job ends) the daemon
+//! 1. fires due schedules into the job store ([`scheduling`]); a schedule fires once across
+//!    all daemons sharing the store, and after downtime it catches up once;
+//! 2. rescues jobs whose worker stopped heartbeating;
+//! 3. claims and starts jobs while its limits allow ([`worker`]).
+//!
+//! Beside it: one supervised binlog archiver per server with `binlog = true`, the metrics
+//! refresh from each repository, and the HTTP endpoints. SIGHUP reloads the config (a bad file
+//! keeps the old one and says why); SIGTERM stops scheduling and claiming, lets running jobs
+//! finish up to `shutdown_grace`, then cancels them (each `holdfast` child stops cleanly:
+//! nothing partial is listed) and returns.
+
+mod refresh;
+mod scheduling;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::Alerts;
+use crate::config::Config;
+use crate::http::Health;
+use crate::runner::process::IoClass;
+use crate::runner::Isolation;
+use crate::store::JobStore;
+use crate::time::now_millis;
+
+/// Why the daemon could not start (or had to stop).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// How the daemon is started.
+pub struct Options {
+    pub config_path: PathBuf,
+    /// The `holdfast` binary jobs run (normally the daemon's own executable).
+    pub program: PathBuf,
+    /// Loads and validates the config file (re-used on SIGHUP).
+    pub load: fn(&std::path::Path) -> Result<Config, String>,
+    /// Builds the alert sink for a config (its notifiers).
+    pub alerts: fn(&Config) -> Alerts,
+}
+
+/// What the daemon's tasks share.
+pub struct Shared {
+    pub store: Arc<dyn JobStore>,
+    pub config: watch::Receiver<Arc<Config>>,
+    pub program: PathBuf,
+    pub worker: String,
+    pub isolation: Isolation,
+    pub alerts: Alerts,
+    /// Wakes the main loop early (a job ended: a slot is free).
+    pub wake: Notify,
+    pub health: Arc<Health>,
+}
+
+/// This daemon's id in the store: the configured one, or host name and pid.
+fn worker_id(config: &Config) -> String {
+    config.daemon.worker_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{host}:{}", std::process::id())
+    })
+}
+
+fn isolation(config: &Config) -> Isolation {
+    Isolation {
+        nice: config.daemon.nice,
+        ionice: IoClass::parse(&config.daemon.ionice).unwrap_or_default(),
+        cgroup: crate::runner::process::prepare_cgroup(
+            config.daemon.cpu_max.as_deref(),
+            config.daemon.io_max.as_deref(),
+        ),
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    let config = Arc::new((opts.load)(&opts.config_path).map_err(DaemonError::Config)?);
+    let password = match &config.daemon.state_password_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| DaemonError::Config(format!("cannot read {}: {e}", f.display())))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        ),
+        None => std::env::var("HOLDFAST_STATE_PASSWORD").ok(),
+    };
+    let store: Arc<dyn JobStore> =
+        Arc::from(crate::store::open(&config.daemon.state, password).await?);
+    let worker = worker_id(&config);
+    let metrics = crate::metrics::install();
+    let health = Arc::new(Health::default());
+    health.store_ok.store(true, Ordering::Relaxed);
+
+    let addr = config.daemon.listen.clone();
+    let listener = crate::http::bind(
+        addr.parse()
+            .map_err(|e| DaemonError::Config(format!("daemon.listen `{addr}`: {e}")))?,
+    )
+    .await
+    .map_err(|source| DaemonError::Listen { addr: addr.clone(), source })?;
+    let stop_http = CancellationToken::new();
+    let http = tokio::spawn(crate::http::serve(
+        listener,
+        crate::http::router(metrics, health.clone()),
+        stop_http.clone(),
+    ));
+
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    let shared = Arc::new(Shared {
+        store,
+        config: config_rx,
+        program: opts.program.clone(),
+        worker: worker.clone(),
+        isolation: isolation(&config),
+        alerts: (opts.alerts)(&config),
+        wake: Notify::new(),
+        health: health.clone(),
+    });
+    tracing::info!(
+        worker,
+        listen = %addr,
+        servers = config.server.len(),
+        state = %crate::store::display_location(&config.daemon.state),
+        "holdfast daemon started"
+    );
+
+    // Binlog archivers, one per server; new ones on reload.
+    let stop_all = CancellationToken::new();
+    let mut archivers: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
+    start_archivers(&shared, &mut archivers, &stop_all);
+    let refresher = tokio::spawn(refresh::run(shared.clone(), stop_all.clone()));
+
+    // Signals.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).expect("signal handler");
+    let mut term = signal(SignalKind::terminate()).expect("signal handler");
+    let mut int = signal(SignalKind::interrupt()).expect("signal handler");
+
+    let mut jobs: JoinSet<()> = JoinSet::new();
+    let jobs_cancel = CancellationToken::new();
+    let mut schedule_state = scheduling::State::default();
+    loop {
+        let now = now_millis();
+        let cfg = shared.config.borrow().clone();
+        match scheduling::pass(&shared, &cfg, &mut schedule_state, now).await {
+            Ok(()) => {
+                health.scheduled.store(true, Ordering::Relaxed);
+                health.store_ok.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                health.store_ok.store(false, Ordering::Relaxed);
+                tracing::error!(error = %e, "scheduler pass failed; retrying");
+            }
+        }
+        if let Err(e) = dispatch(&shared, &cfg, &mut jobs, &jobs_cancel).await {
+            health.store_ok.store(false, Ordering::Relaxed);
+            tracing::error!(error = %e, "cannot claim jobs; retrying");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shared.wake.notified() => {}
+            Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
+            _ = hup.recv() => {
+                match (opts.load)(&opts.config_path) {
+                    Ok(new) => {
+                        tracing::info!(servers = new.server.len(), "config reloaded");
+                        let _ = config_tx.send(Arc::new(new));
+                        start_archivers(&shared, &mut archivers, &stop_all);
+                    }
+                    Err(e) => tracing::error!(
+                        "config reload refused, keeping the running config: {e}"
+                    ),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+
+    // Shutdown: no new work; running jobs get the grace, then are cancelled cleanly.
+    let grace = Duration::from_millis(config.daemon.shutdown_grace_ms().max(0) as u64);
+    tracing::info!(running = jobs.len(), grace = ?grace, "stopping: no new jobs; waiting for running ones");
+    stop_all.cancel();
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            r = jobs.join_next() => if r.is_none() { break },
+            _ = &mut deadline, if !jobs_cancel.is_cancelled() => {
+                tracing::warn!(running = jobs.len(), "grace over: cancelling running jobs");
+                jobs_cancel.cancel();
+            }
+        }
+    }
+    for (_, a) in archivers {
+        let _ = a.await;
+    }
+    let _ = refresher.await;
+    stop_http.cancel();
+    let _ = http.await;
+    tracing::info!("holdfast daemon stopped");
+    Ok(())
+}
+
+/// Claims and starts jobs while this daemon's limits allow.
+async fn dispatch(
+    shared: &Arc<Shared>,
+    cfg: &Config,
+    jobs: &mut JoinSet<()>,
+    cancel: &CancellationToken,
+) -> Result<(), crate::store::StoreError> {
+    let now = now_millis();
+    for id in shared.store.rescue_expired(now).await? {
+        tracing::warn!(job_id = id, "rescued a job whose worker stopped heartbeating");
+    }
+    let limits = cfg.daemon.limits();
+    while jobs.len() < limits.global {
+        let claimed = shared
+            .store
+            .claim(&shared.worker, jobs.len(), &limits, now_millis(), cfg.daemon.lease_ms())
+            .await?;
+        let Some(job) = claimed else { break };
+        jobs.spawn(worker::run_job(shared.clone(), job, cancel.child_token()));
+    }
+    Ok(())
+}
+
+/// Starts an archiver for every server with `binlog = true` that has none running.
+fn start_archivers(
+    shared: &Arc<Shared>,
+    archivers: &mut BTreeMap<String, tokio::task::JoinHandle<()>>,
+    stop: &CancellationToken,
+) {
+    archivers.retain(|_, h| !h.is_finished());
+    let cfg = shared.config.borrow().clone();
+    for server in cfg.server.iter().filter(|s| s.binlog) {
+        if archivers.contains_key(&server.name) {
+            continue;
+        }
+        let handle = tokio::spawn(crate::supervisor::supervise(
+            shared.program.clone(),
+            shared.config.clone(),
+            server.name.clone(),
+            shared.alerts.clone(),
+            stop.clone(),
+        ));
+        archivers.insert(server.name.clone(), handle);
+    }
+}
