@@ -95,42 +95,45 @@ fn main() -> ExitCode {
         }
     };
     let global = cli.global.clone();
-    let result = runtime.block_on(async {
-        // `binlog stream` ends on a signal by itself, keeping what it archived.
-        if let Command::Binlog(c) = cli.command {
-            return commands::binlog::run(&cli.global, c).await;
-        }
-        let interrupted = interrupted_message(&cli.command);
-        let run = async {
-            match cli.command {
-                Command::Init(a) => commands::init::run(&cli.global, a).await,
-                Command::Backup(a) => commands::backup::run(&cli.global, a).await,
-                Command::List(a) => commands::list::run(&cli.global, a).await,
-                Command::Info(a) => commands::info::run(&cli.global, a).await,
-                Command::Restore(a) => commands::restore::run(&cli.global, a).await,
-                Command::Status(a) => commands::status::run(&cli.global, a).await,
-                Command::Verify(a) => commands::verify::run(&cli.global, a).await,
-                Command::Drill(a) => commands::drill::run(&cli.global, a).await,
-                Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
-                Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,
-                Command::Copy(a) => commands::copy::run(&cli.global, a).await,
-                Command::Key(a) => commands::key::run(&cli.global, a).await,
-                Command::Expire(a) => commands::expire::run(&cli.global, a).await,
-                Command::Policy(c) => commands::policy::run(&cli.global, c).await,
-                Command::Pin(a) => commands::pin::pin(&cli.global, a).await,
-                Command::Unpin(a) => commands::pin::unpin(&cli.global, a).await,
+    let result = runtime.block_on(tracing::Instrument::instrument(
+        async {
+            // `binlog stream` ends on a signal by itself, keeping what it archived.
+            if let Command::Binlog(c) = cli.command {
+                return commands::binlog::run(&cli.global, c).await;
             }
-        };
-        let result = tokio::select! {
-            r = run => r,
-            _ = stop_signal() => {
-                Err(holdfast::Error::new(holdfast::ErrorKind::Interrupted, interrupted).into())
-            }
-        };
-        // The command's future is gone: locks it held are being released; wait for that.
-        holdfast::repo::lock::finish_releases(std::time::Duration::from_secs(10)).await;
-        result
-    });
+            let interrupted = interrupted_message(&cli.command);
+            let run = async {
+                match cli.command {
+                    Command::Init(a) => commands::init::run(&cli.global, a).await,
+                    Command::Backup(a) => commands::backup::run(&cli.global, a).await,
+                    Command::List(a) => commands::list::run(&cli.global, a).await,
+                    Command::Info(a) => commands::info::run(&cli.global, a).await,
+                    Command::Restore(a) => commands::restore::run(&cli.global, a).await,
+                    Command::Status(a) => commands::status::run(&cli.global, a).await,
+                    Command::Verify(a) => commands::verify::run(&cli.global, a).await,
+                    Command::Drill(a) => commands::drill::run(&cli.global, a).await,
+                    Command::Binlog(c) => commands::binlog::run(&cli.global, c).await,
+                    Command::Cleanup(a) => commands::cleanup::run(&cli.global, a).await,
+                    Command::Copy(a) => commands::copy::run(&cli.global, a).await,
+                    Command::Key(a) => commands::key::run(&cli.global, a).await,
+                    Command::Expire(a) => commands::expire::run(&cli.global, a).await,
+                    Command::Policy(c) => commands::policy::run(&cli.global, c).await,
+                    Command::Pin(a) => commands::pin::pin(&cli.global, a).await,
+                    Command::Unpin(a) => commands::pin::unpin(&cli.global, a).await,
+                }
+            };
+            let result = tokio::select! {
+                r = run => r,
+                _ = stop_signal() => {
+                    Err(holdfast::Error::new(holdfast::ErrorKind::Interrupted, interrupted).into())
+                }
+            };
+            // The command's future is gone: locks it held are being released; wait for that.
+            holdfast::repo::lock::finish_releases(std::time::Duration::from_secs(10)).await;
+            result
+        },
+        output::job_span(),
+    ));
     match result {
         Ok(code) => code,
         Err(e) => output::report_error(&global, &e),

@@ -36,6 +36,19 @@ pub fn init_logging(global: &GlobalArgs) {
     }
 }
 
+/// The span every log line of this process belongs to: when the daemon runs this command as a
+/// job, it carries the job's id and trace id (from `HOLDFAST_JOB_ID` / `HOLDFAST_TRACE_ID`), so
+/// the command's JSON log lines can be joined with the daemon's.
+pub fn job_span() -> tracing::Span {
+    match std::env::var("HOLDFAST_TRACE_ID") {
+        Ok(trace_id) if !trace_id.is_empty() => {
+            let job_id = std::env::var("HOLDFAST_JOB_ID").unwrap_or_default();
+            tracing::info_span!("job", %job_id, %trace_id)
+        }
+        _ => tracing::Span::none(),
+    }
+}
+
 /// Prints an error (on stderr; under `--json` also as a JSON object on stdout) and returns the
 /// documented exit code of its kind.
 pub fn report_error(global: &GlobalArgs, e: &anyhow::Error) -> ExitCode {

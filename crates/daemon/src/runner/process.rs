@@ -148,22 +148,26 @@ pub async fn run_attempt(
         command.env_remove(var);
     }
     command.envs(cmd.env.iter().map(|(k, v)| (k, v)));
-    if cmd.heavy {
-        let nice = isolation.nice;
-        let ioprio = isolation.ionice.ioprio();
-        // SAFETY: only async-signal-safe syscalls between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                if nice != 0 {
-                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-                }
-                if let Some(prio) = ioprio {
-                    // IOPRIO_WHO_PROCESS = 1, this process.
-                    libc::syscall(libc::SYS_ioprio_set, 1, 0, prio);
-                }
-                Ok(())
-            });
-        }
+    let (nice, ioprio) = if cmd.heavy {
+        (isolation.nice, isolation.ionice.ioprio())
+    } else {
+        (0, None)
+    };
+    // SAFETY: only async-signal-safe syscalls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            // A daemon killed with SIGKILL must not leave its jobs running unsupervised: the
+            // child gets SIGTERM (a clean stop) when the daemon dies.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if nice != 0 {
+                libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+            }
+            if let Some(prio) = ioprio {
+                // IOPRIO_WHO_PROCESS = 1, this process.
+                libc::syscall(libc::SYS_ioprio_set, 1, 0, prio);
+            }
+            Ok(())
+        });
     }
     let mut child = match command.spawn() {
         Ok(c) => c,
