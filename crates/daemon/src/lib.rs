@@ -18,5 +18,6 @@
 pub mod config;
 pub mod jobs;
 pub mod notify;
+pub mod scheduler;
 pub mod store;
 pub mod time;
