@@ -18,6 +18,7 @@
 //! - [`retention`]: which backups and binlog segments a policy keeps (a pure function with
 //!   reasons), pins, and removing the rest crash-safely.
 //! - [`status`]: "are we covered?", a pure judgement of backups, archive and streamer.
+//! - [`units`]: durations, sizes and rates as people write them (`15m`, `64MiB`, `50MiB/s`).
 //!
 //! This crate never prints and never exits the process: it returns typed [`Error`]s whose
 //! [`ErrorKind`] the CLI maps to stable exit codes.
@@ -37,6 +38,7 @@ pub mod sandbox;
 pub mod source;
 pub mod status;
 pub mod storage;
+pub mod units;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

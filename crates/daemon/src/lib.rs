@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod notify;
 pub mod repos;
 pub mod runner;
+pub mod scheduler;
 pub mod store;
 pub mod supervisor;
 pub mod time;

@@ -68,30 +68,12 @@ impl Default for SandboxOptions {
 
 /// `256M`, `1G`, `512K` or plain bytes (binary units), at least 16M.
 pub fn parse_size(text: &str) -> Result<u64> {
-    let t = text.trim();
-    let (digits, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let mult = match c.to_ascii_uppercase() {
-                'K' => 1u64 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => 0,
-            };
-            (&t[..i], mult)
-        }
-        _ => (t, 1),
-    };
-    let n: Option<u64> = digits.parse().ok();
-    match n
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|&b| mult != 0 && b > 0)
-    {
-        Some(b) if b >= MIN_MEMORY => Ok(b),
-        Some(_) => Err(Error::usage(format!(
+    match crate::units::parse_size(text) {
+        Ok(b) if b >= MIN_MEMORY => Ok(b),
+        Ok(_) => Err(Error::usage(format!(
             "memory `{text}` is too small: a sandbox server needs at least 16M"
         ))),
-        None => Err(Error::usage(format!(
+        Err(_) => Err(Error::usage(format!(
             "`{text}` is not a size: write it like 256M or 1G"
         ))),
     }

@@ -25,10 +25,27 @@
 //! cron = "0 0 2 * * *"
 //! timezone = "Europe/Berlin"
 //! ```
+//!
+//! [`load`] reads, parses and validates a file ([`Config::validate`]: every value parses, every
+//! reference resolves, every secret source exists) and reports every problem with its key path
+//! ([`ConfigError`]); after that the typed accessors cannot fail. [`credentials`] turns a server
+//! or repository into what a child `holdfast` process needs. The keys are documented in
+//! docs/daemon.md ("Configuration") and shown in contrib/holdfast.toml.
 
-use std::path::PathBuf;
+mod credentials;
+mod error;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use credentials::{ChildCredentials, RepoRole, ResolvedServer, CHILD_ENV_REMOVE};
+pub use error::{ConfigError, Problem};
+pub use validate::{Env, MAX_NAME_LEN, NOTIFIER_KINDS};
+
+use crate::scheduler::{parse_timezone, Schedule};
 
 use crate::jobs::queue::Limits;
 use crate::jobs::{JobKind, JobSpec, Trigger};
@@ -57,6 +74,9 @@ pub struct DaemonSection {
     /// Address of `/metrics`, `/healthz`, `/readyz` (and later the API). Plain HTTP is allowed on
     /// loopback only unless `allow_plain_http` says otherwise.
     pub listen: String,
+    /// Allow `listen` on a non-loopback address, where /metrics (and later the API) travel in
+    /// plain HTTP. Default false.
+    pub allow_plain_http: bool,
     /// The job store: a SQLite file path (`sqlite://…` or a plain path) or `postgres://…`.
     pub state: String,
     /// For a PostgreSQL store: the file whose first line is the store's password (or set
@@ -91,6 +111,7 @@ impl Default for DaemonSection {
     fn default() -> Self {
         DaemonSection {
             listen: "127.0.0.1:9187".into(),
+            allow_plain_http: false,
             state: "/var/lib/holdfast/state.db".into(),
             state_password_file: None,
             worker_id: None,
@@ -194,26 +215,65 @@ impl Default for AlertsSection {
     }
 }
 
-/// Parses a duration like "30s", "15m", "6h", "2d" or "500ms" into milliseconds.
+/// Parses a duration like "30s", "15m", "6h", "2d" or "500ms" into milliseconds
+/// ([`holdfast::units::parse_duration`]).
 pub fn parse_duration_ms(text: &str) -> Result<Millis, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 30s, 15m, 6h or 2d)"))?;
-    let factor = match unit {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => return Err(format!("unknown unit `{other}` in the duration `{text}`")),
-    };
-    Ok(n.saturating_mul(factor))
+    holdfast::units::parse_duration(text).map(crate::time::millis)
+}
+
+/// Reads, parses and validates the config file at `path` (with the process environment).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let env = |name: &str| std::env::var(name).ok();
+    load_with_env(path, &env)
+}
+
+/// [`load`] with the environment injected (tests; `--check-config` uses the real one).
+pub fn load_with_env(path: &Path, env: Env<'_>) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let config = Config::parse(&text, path)?;
+    config.validate_with_env(path, env)?;
+    Ok(config)
+}
+
+/// Where the job store lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateLocation {
+    /// An SQLite file (`state = "/var/lib/holdfast/state.db"` or `sqlite:///…`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL without a password (`postgres://holdfast@db/holdfast`).
+    Postgres(String),
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    validate::parse_listen(text)
 }
 
 impl DaemonSection {
+    /// The address to serve on (validated: loopback unless `allow_plain_http`).
+    pub fn listen_addr(&self) -> SocketAddr {
+        parse_listen(&self.listen).unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9187)))
+    }
+
+    /// The job store.
+    pub fn state(&self) -> StateLocation {
+        let s = self.state.trim();
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            StateLocation::Postgres(s.to_string())
+        } else {
+            let path = s.strip_prefix("sqlite://").unwrap_or(s);
+            StateLocation::Sqlite(PathBuf::from(path))
+        }
+    }
+
+    /// The default time zone of schedules.
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        parse_timezone(&self.timezone).unwrap_or(chrono_tz::UTC)
+    }
+
+    /// A running job's lease in milliseconds (validated: at least 3 s).
     pub fn lease_ms(&self) -> Millis {
         parse_duration_ms(&self.lease).unwrap_or(60_000)
     }
@@ -231,6 +291,82 @@ impl DaemonSection {
 }
 
 impl Config {
+    /// Parses TOML text; `file` is named in errors. A value of the wrong type or an unknown key
+    /// is an error naming its key path (`server[1].schedule[0].job`) and line.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            ConfigError::Syntax {
+                file: file.to_path_buf(),
+                line,
+                key,
+                message: inner.message().trim().to_string(),
+            }
+        })
+    }
+
+    /// Checks everything (see the module docs) with the process environment; every problem is
+    /// reported, each with its key path. `file` is named in the error.
+    pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let env = |name: &str| std::env::var(name).ok();
+        self.validate_with_env(file, &env)
+    }
+
+    /// [`validate`](Self::validate) with the environment injected.
+    pub fn validate_with_env(&self, file: &Path, env: Env<'_>) -> Result<(), ConfigError> {
+        validate::validate(self, file, env)
+    }
+
+    /// Every schedule of every server, parsed, in config order: `(server index, schedule index,
+    /// schedule)`. Panics on an invalid schedule: call after [`validate`](Self::validate).
+    pub fn schedules(&self) -> Vec<(usize, usize, Schedule)> {
+        let mut out = Vec::new();
+        for (i, server) in self.server.iter().enumerate() {
+            for j in 0..server.schedule.len() {
+                out.push((i, j, self.schedule(server, j)));
+            }
+        }
+        out
+    }
+
+    /// One server's schedule, parsed. Panics on an invalid schedule: call after validation.
+    pub fn schedule(&self, server: &ServerConfig, index: usize) -> Schedule {
+        let sc = &server.schedule[index];
+        let tz = sc.timezone.as_deref().unwrap_or(&self.daemon.timezone);
+        Schedule::parse(
+            schedule_key(server, index),
+            &sc.cron,
+            tz,
+            sc.window.as_deref(),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "schedule {} not validated: {e}",
+                schedule_key(server, index)
+            )
+        })
+    }
+
+    /// A server's connection and child credentials, resolved with the process environment.
+    pub fn resolve_server(&self, server: &ServerConfig) -> holdfast::Result<ResolvedServer> {
+        let env = |name: &str| std::env::var(name).ok();
+        credentials::resolve_server(server, &env)
+    }
+
+    /// [`resolve_server`](Self::resolve_server) with the environment injected.
+    pub fn resolve_server_with_env(
+        &self,
+        server: &ServerConfig,
+        env: Env<'_>,
+    ) -> holdfast::Result<ResolvedServer> {
+        credentials::resolve_server(server, env)
+    }
+
     pub fn server(&self, name: &str) -> Option<&ServerConfig> {
         self.server.iter().find(|s| s.name == name)
     }
@@ -314,3 +450,6 @@ fn url_host(url: &str) -> Option<String> {
     };
     (!host.is_empty()).then(|| host.to_string())
 }
+
+#[cfg(test)]
+mod tests;
