@@ -10,6 +10,8 @@
 //!   [`require_mysql`] likewise when MySQL is (`scripts/install-mysql.sh` installs it).
 //! - [`GarageServer`] starts a private single-node Garage (an S3-compatible object store) with
 //!   one bucket and key, for storage tests; it panics, never skips, when `garage` is missing.
+//! - [`PgServer`] starts a private PostgreSQL (apt's `postgresql`; as the `postgres` user when
+//!   run by root) for the daemon's job store tests; it panics, never skips, when missing.
 //! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
 //!
 //! Set `HOLDFAST_TESTKIT_KEEP=1` to keep a server's directory after the test for inspection
@@ -20,6 +22,7 @@ pub mod data;
 mod flavor;
 mod garage;
 mod port;
+mod postgres;
 mod server;
 mod spawner;
 mod template;
@@ -30,4 +33,5 @@ pub use binaries::{
 };
 pub use flavor::Flavor;
 pub use garage::{require_garage, GarageServer, GARAGE_REGION};
+pub use postgres::{find_postgres, require_postgres, PgServer, PG_USER};
 pub use server::{ServerOptions, TestServer};

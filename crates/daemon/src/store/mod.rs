@@ -12,6 +12,15 @@
 //! - a running job has a lease; a worker that stops heartbeating loses the job to
 //!   [`JobStore::rescue_expired`] after the lease.
 
+mod common;
+pub mod postgres;
+mod rows;
+pub mod schema;
+pub mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
 use async_trait::async_trait;
 
 use crate::jobs::queue::Limits;
@@ -33,16 +42,57 @@ pub enum StoreError {
     /// A record in the store does not parse (a state or kind this version does not know).
     #[error("job store: bad record: {0}")]
     Corrupt(String),
+    /// A [`Change`] the state machine does not allow (a bug in the caller, not a race: a race
+    /// is a guard that does not hold, `Ok(false)`). Moves into `running` go through
+    /// [`JobStore::claim`].
+    #[error("job store: {from} -> {to} is not a move of the job state machine")]
+    InvalidMove { from: JobState, to: JobState },
 }
 
 impl StoreError {
     /// May the same call succeed later (the store's server unreachable or busy)?
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Open { .. } | StoreError::Query(_))
+        // TooNew, Corrupt and InvalidMove stay wrong until someone acts.
     }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Opens the job store at `location` and brings its schema up to date:
+/// - `postgres://…` or `postgresql://…`: PostgreSQL ([`PgStore`]); `password`, when given,
+///   overrides any in the URL (keep it out of the URL: the URL appears in errors and logs,
+///   always with its password removed);
+/// - `sqlite://PATH`, `sqlite:PATH` or a plain path: SQLite ([`SqliteStore`]), created when
+///   missing (its directory must exist); `password` is not used.
+///
+/// Fails with [`StoreError::TooNew`] when the store was written by a newer holdfast.
+pub async fn open(location: &str, password: Option<String>) -> Result<Box<dyn JobStore>> {
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        return Ok(Box::new(PgStore::open(location, password).await?));
+    }
+    let path = location
+        .strip_prefix("sqlite://")
+        .or_else(|| location.strip_prefix("sqlite:"))
+        .unwrap_or(location);
+    if path.is_empty() {
+        return Err(StoreError::Open {
+            location: location.to_string(),
+            message: "no path: give a file such as /var/lib/holdfast/state.db, or a \
+                      postgres:// URL"
+                .to_string(),
+        });
+    }
+    if path.contains("://") {
+        return Err(StoreError::Open {
+            location: postgres::redact(location),
+            message: "unknown store: use a file path (SQLite) or a postgres:// URL".to_string(),
+        });
+    }
+    Ok(Box::new(
+        SqliteStore::open(std::path::Path::new(path)).await?,
+    ))
+}
 
 /// One guarded move of a job (see [`crate::jobs::state`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -126,7 +176,9 @@ pub trait JobStore: Send + Sync {
     async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>>;
     /// A job's transitions, oldest first.
     async fn transitions(&self, id: JobId) -> Result<Vec<Transition>>;
-    /// Every transition at or after `since`, oldest first (for overlap checks and the audit).
+    /// Every transition at or after `since`, in the order they were recorded (for overlap checks
+    /// and the audit). Recording order, not `at` order: `at` comes from the callers' clocks,
+    /// while a claim that had to wait for another job's end is always recorded after that end.
     async fn transitions_since(&self, since: Millis) -> Result<Vec<Transition>>;
 
     async fn append_log(&self, id: JobId, line: &LogLine) -> Result<()>;
