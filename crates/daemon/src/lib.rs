@@ -17,6 +17,7 @@
 
 pub mod alerts;
 pub mod config;
+pub mod daemon;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

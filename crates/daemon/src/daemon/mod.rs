@@ -53,10 +53,10 @@ pub struct Options {
     pub config_path: PathBuf,
     /// The `holdfast` binary jobs run (normally the daemon's own executable).
     pub program: PathBuf,
-    /// Loads and validates the config file (re-used on SIGHUP).
-    pub load: fn(&std::path::Path) -> Result<Config, String>,
-    /// Builds the alert sink for a config (its notifiers).
-    pub alerts: fn(&Config) -> Alerts,
+}
+
+fn load(path: &std::path::Path) -> Result<Config, String> {
+    crate::config::load(path).map_err(|e| e.to_string())
 }
 
 /// What the daemon's tasks share.
@@ -95,7 +95,7 @@ fn isolation(config: &Config) -> Isolation {
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
-    let config = Arc::new((opts.load)(&opts.config_path).map_err(DaemonError::Config)?);
+    let config = Arc::new(load(&opts.config_path).map_err(DaemonError::Config)?);
     let password = match &config.daemon.state_password_file {
         Some(f) => Some(
             std::fs::read_to_string(f)
@@ -114,13 +114,13 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let health = Arc::new(Health::default());
     health.store_ok.store(true, Ordering::Relaxed);
 
-    let addr = config.daemon.listen.clone();
-    let listener = crate::http::bind(
-        addr.parse()
-            .map_err(|e| DaemonError::Config(format!("daemon.listen `{addr}`: {e}")))?,
-    )
-    .await
-    .map_err(|source| DaemonError::Listen { addr: addr.clone(), source })?;
+    let addr = config.daemon.listen_addr();
+    let listener = crate::http::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
     let stop_http = CancellationToken::new();
     let http = tokio::spawn(crate::http::serve(
         listener,
@@ -135,7 +135,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         program: opts.program.clone(),
         worker: worker.clone(),
         isolation: isolation(&config),
-        alerts: (opts.alerts)(&config),
+        alerts: crate::alerts::from_config(&config),
         wake: Notify::new(),
         health: health.clone(),
     });
@@ -143,7 +143,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         worker,
         listen = %addr,
         servers = config.server.len(),
-        state = %crate::store::display_location(&config.daemon.state),
+        state = ?config.daemon.state(),
         "holdfast daemon started"
     );
 
@@ -184,7 +184,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             _ = shared.wake.notified() => {}
             Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
             _ = hup.recv() => {
-                match (opts.load)(&opts.config_path) {
+                match load(&opts.config_path) {
                     Ok(new) => {
                         tracing::info!(servers = new.server.len(), "config reloaded");
                         let _ = config_tx.send(Arc::new(new));
@@ -234,13 +234,22 @@ async fn dispatch(
 ) -> Result<(), crate::store::StoreError> {
     let now = now_millis();
     for id in shared.store.rescue_expired(now).await? {
-        tracing::warn!(job_id = id, "rescued a job whose worker stopped heartbeating");
+        tracing::warn!(
+            job_id = id,
+            "rescued a job whose worker stopped heartbeating"
+        );
     }
     let limits = cfg.daemon.limits();
     while jobs.len() < limits.global {
         let claimed = shared
             .store
-            .claim(&shared.worker, jobs.len(), &limits, now_millis(), cfg.daemon.lease_ms())
+            .claim(
+                &shared.worker,
+                jobs.len(),
+                &limits,
+                now_millis(),
+                cfg.daemon.lease_ms(),
+            )
             .await?;
         let Some(job) = claimed else { break };
         jobs.spawn(worker::run_job(shared.clone(), job, cancel.child_token()));

@@ -22,9 +22,12 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             Err(e) => tracing::warn!(error = %e, "cannot count jobs for the metrics"),
         }
         let cfg = shared.config.borrow().clone();
-        let lag_threshold = parse_duration_ms(&cfg.alerts.archive_lag).unwrap_or(300_000) as f64 / 1000.0;
+        let lag_threshold =
+            parse_duration_ms(&cfg.alerts.archive_lag).unwrap_or(300_000) as f64 / 1000.0;
         for (repo_name, servers) in servers_by_repository(&cfg) {
-            let Some(repo_cfg) = cfg.repository(&repo_name) else { continue };
+            let Some(repo_cfg) = cfg.repository(&repo_name) else {
+                continue;
+            };
             let facts = match refresh_repository(repo_cfg, &servers).await {
                 Ok(f) => f,
                 Err(e) => {
@@ -38,14 +41,18 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 .any(|s| cfg.server(s).is_some_and(|s| s.binlog));
             if archiving {
                 if let Some(lag) = facts.archive_lag_seconds {
-                    shared.alerts.archive_lag(&repo_name, &server_label, lag, lag_threshold);
+                    shared
+                        .alerts
+                        .archive_lag(&repo_name, &server_label, lag, lag_threshold);
                 }
             }
             if let Some(before) = previous.get(&repo_name) {
                 if let Some(text) = shrinking(before, &facts) {
                     shared.alerts.window_shrinking(&repo_name, &text, false);
                 } else if facts.window_end > before.window_end {
-                    shared.alerts.window_shrinking(&repo_name, "the window grows again", true);
+                    shared
+                        .alerts
+                        .window_shrinking(&repo_name, "the window grows again", true);
                 }
             }
             for (id, finished) in &facts.drill_failures {
@@ -59,7 +66,12 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 .as_deref()
                 .and_then(|l| holdfast_size(l))
             {
-                shared.alerts.repository_size(&repo_name, facts.size_bytes, limit, cfg.alerts.size_warn_ratio);
+                shared.alerts.repository_size(
+                    &repo_name,
+                    facts.size_bytes,
+                    limit,
+                    cfg.alerts.size_warn_ratio,
+                );
             }
             previous.insert(repo_name, facts);
         }
@@ -93,14 +105,26 @@ mod tests {
     use super::*;
 
     fn f(start: Option<f64>, end: Option<f64>) -> RepositoryFacts {
-        RepositoryFacts { window_start: start, window_end: end, ..Default::default() }
+        RepositoryFacts {
+            window_start: start,
+            window_end: end,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn shrinking_table() {
         let cases = [
-            (f(Some(10.0), Some(100.0)), f(Some(10.0), Some(110.0)), false),
-            (f(Some(10.0), Some(100.0)), f(Some(50.0), Some(130.0)), false),
+            (
+                f(Some(10.0), Some(100.0)),
+                f(Some(10.0), Some(110.0)),
+                false,
+            ),
+            (
+                f(Some(10.0), Some(100.0)),
+                f(Some(50.0), Some(130.0)),
+                false,
+            ),
             (f(Some(10.0), Some(100.0)), f(Some(50.0), Some(100.0)), true),
             (f(Some(10.0), Some(100.0)), f(None, None), true),
             (f(None, None), f(None, None), false),

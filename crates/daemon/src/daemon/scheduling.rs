@@ -62,7 +62,11 @@ pub async fn pass(
             } else {
                 shared.alerts.schedule_on_time(&server.name, &key);
             }
-            let trigger = if due.catch_up { Trigger::CatchUp } else { Trigger::Schedule };
+            let trigger = if due.catch_up {
+                Trigger::CatchUp
+            } else {
+                Trigger::Schedule
+            };
             let spec = cfg.scheduled_job(server, index, trigger, planned);
             let start = due.start_at.unwrap_or(planned);
             match shared.store.enqueue(&spec, start, now).await? {
@@ -73,7 +77,9 @@ pub async fn pass(
                     trigger = trigger.as_str(),
                     "queued"
                 ),
-                None => tracing::debug!(schedule = %key, planned_at = planned, "already queued by another daemon"),
+                None => {
+                    tracing::debug!(schedule = %key, planned_at = planned, "already queued by another daemon")
+                }
             }
             state.last.insert(key, planned);
         }

@@ -40,7 +40,16 @@ async fn run_job_inner(shared: Arc<Shared>, job: Job, cancel: CancellationToken)
     let cmd = match job_command(&shared.program, &config, &job) {
         Ok(c) => c,
         Err(e) => {
-            finish(&shared, &job, Outcome::Exited(2), Some(e.to_string()), None, None, 0.0).await;
+            finish(
+                &shared,
+                &job,
+                Outcome::Exited(2),
+                Some(e.to_string()),
+                None,
+                None,
+                0.0,
+            )
+            .await;
             return;
         }
     };
@@ -60,10 +69,16 @@ async fn run_job_inner(shared: Arc<Shared>, job: Job, cancel: CancellationToken)
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(every) => {}
                 }
-                match shared.store.heartbeat(id, &worker, now_millis(), lease_ms).await {
+                match shared
+                    .store
+                    .heartbeat(id, &worker, now_millis(), lease_ms)
+                    .await
+                {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::warn!("lease lost (the job was rescued or cancelled elsewhere): stopping it");
+                        tracing::warn!(
+                            "lease lost (the job was rescued or cancelled elsewhere): stopping it"
+                        );
                         lease_lost.cancel();
                         stop.cancel();
                         return;
@@ -80,7 +95,11 @@ async fn run_job_inner(shared: Arc<Shared>, job: Job, cancel: CancellationToken)
         let (shared, id, attempt) = (shared.clone(), job.id, job.attempt);
         tokio::spawn(async move {
             while let Some(line) = log_rx.recv().await {
-                let entry = LogLine { at: now_millis(), attempt, line };
+                let entry = LogLine {
+                    at: now_millis(),
+                    attempt,
+                    line,
+                };
                 if let Err(e) = shared.store.append_log(id, &entry).await {
                     tracing::warn!(error = %e, "cannot store a log line of the job");
                 }
@@ -88,11 +107,12 @@ async fn run_job_inner(shared: Arc<Shared>, job: Job, cancel: CancellationToken)
         })
     };
     let timeout = Duration::from_millis(job.spec.timeout_ms.max(1) as u64);
-    let attempt = crate::runner::run_attempt(&cmd, &shared.isolation, timeout, stop.clone(), |line| {
-        tracing::debug!(target: "holdfast_daemon::job_output", "{line}");
-        let _ = log_tx.send(line);
-    })
-    .await;
+    let attempt =
+        crate::runner::run_attempt(&cmd, &shared.isolation, timeout, stop.clone(), |line| {
+            tracing::debug!(target: "holdfast_daemon::job_output", "{line}");
+            let _ = log_tx.send(line);
+        })
+        .await;
     drop(log_tx);
     let _ = log_writer.await;
     stop.cancel();
@@ -153,7 +173,9 @@ async fn finish(
     match shared.store.transition(job.id, &change).await {
         Ok(true) => {}
         Ok(false) => {
-            tracing::warn!("the job was moved by someone else meanwhile; outcome not recorded: {message}");
+            tracing::warn!(
+                "the job was moved by someone else meanwhile; outcome not recorded: {message}"
+            );
             return;
         }
         Err(e) => {
@@ -171,9 +193,11 @@ async fn finish(
         JobState::Retrying => tracing::warn!("{message}"),
         JobState::Failed | JobState::TimedOut => {
             tracing::error!("{message}");
-            shared
-                .alerts
-                .job_failed(job, to.as_str(), error.as_deref().unwrap_or("no error message"));
+            shared.alerts.job_failed(
+                job,
+                to.as_str(),
+                error.as_deref().unwrap_or("no error message"),
+            );
         }
         _ => tracing::info!("{message}"),
     }

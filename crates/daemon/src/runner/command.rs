@@ -1,31 +1,24 @@
-//! The `holdfast` command line of a job. Secrets never go into argv: a password file or option
-//! file is passed by path; a password or passphrase held in one of the daemon's environment
-//! variables is handed to the child in the variable the CLI reads (`HOLDFAST_PASSWORD`,
-//! `HOLDFAST_PASSPHRASE`, …). The child's environment is otherwise the daemon's minus every
-//! credential variable, so one server's password never reaches another server's job.
+//! The `holdfast` command line of a job. Secrets never go into argv: the server's and the
+//! repository's flags and variables come from [`crate::config::ChildCredentials`] (password and
+//! passphrase files by path; a password held in one of the daemon's environment variables handed
+//! over in the variable the CLI reads), and the daemon's own credential variables
+//! ([`CHILD_ENV_REMOVE`]) are never inherited, so one server's password never reaches another
+//! server's job.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, RepositoryConfig, ServerConfig};
+use crate::config::{ChildCredentials, Config, RepoRole, ServerConfig, CHILD_ENV_REMOVE};
 use crate::jobs::{Job, JobKind};
 
 /// Environment variables that carry credentials: never inherited by a job.
-pub const CREDENTIAL_VARS: &[&str] = &[
-    "MYSQL_PWD",
-    "HOLDFAST_PASSWORD",
-    "HOLDFAST_PASSPHRASE",
-    "HOLDFAST_FROM_PASSPHRASE",
-    "HOLDFAST_TO_PASSPHRASE",
-    "HOLDFAST_REPO",
-    "HOLDFAST_SOURCE",
-    "HOLDFAST_STATE_PASSWORD",
-];
+pub const CREDENTIAL_VARS: &[&str] = CHILD_ENV_REMOVE;
 
 /// A command to run: program, arguments and the environment to add.
 #[derive(Clone, PartialEq, Eq)]
 pub struct JobCommand {
     pub program: PathBuf,
-    pub args: Vec<String>,
+    pub args: Vec<OsString>,
     /// Added to the child's environment (after removing [`CREDENTIAL_VARS`]).
     pub env: Vec<(String, String)>,
     /// Run at lower CPU and I/O priority.
@@ -44,6 +37,22 @@ impl std::fmt::Debug for JobCommand {
     }
 }
 
+impl JobCommand {
+    fn new(program: &Path, args: &[&str], heavy: bool) -> JobCommand {
+        JobCommand {
+            program: program.to_path_buf(),
+            args: args.iter().map(OsString::from).collect(),
+            env: Vec::new(),
+            heavy,
+        }
+    }
+
+    fn add(&mut self, creds: ChildCredentials) {
+        self.args.extend(creds.args);
+        self.env.extend(creds.env);
+    }
+}
+
 /// Why a job cannot be turned into a command (the config changed under it).
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -53,8 +62,12 @@ pub enum CommandError {
     UnknownRepository(String),
     #[error("the copy job of server `{0}` names no target repository (`to`)")]
     NoCopyTarget(String),
-    #[error("environment variable {0}, named in the config, is not set")]
-    MissingEnv(String),
+    #[error("server `{server}`: {message}")]
+    Server { server: String, message: String },
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// The command of one job: its server and repository looked up in `config` by name.
@@ -66,20 +79,6 @@ pub fn job_command(program: &Path, config: &Config, job: &Job) -> Result<JobComm
     let repo = config
         .repository(&spec.repository)
         .ok_or_else(|| CommandError::UnknownRepository(spec.repository.clone()))?;
-    let mut cmd = JobCommand {
-        program: program.to_path_buf(),
-        args: vec![
-            "--json".into(),
-            "--log-format".into(),
-            "json".into(),
-            "-v".into(),
-        ],
-        env: vec![
-            ("HOLDFAST_TRACE_ID".into(), job.trace_id.clone()),
-            ("HOLDFAST_JOB_ID".into(), job.id.to_string()),
-        ],
-        heavy: spec.kind.is_heavy(),
-    };
     let sub: &[&str] = match spec.kind {
         JobKind::Backup => &["backup"],
         JobKind::BackupPhysical => &["backup", "--engine", "physical"],
@@ -89,31 +88,27 @@ pub fn job_command(program: &Path, config: &Config, job: &Job) -> Result<JobComm
         JobKind::Expire => &["expire"],
         JobKind::Copy => &["copy", "--all"],
     };
-    cmd.args.extend(sub.iter().map(|s| s.to_string()));
+    let mut cmd = JobCommand::new(
+        program,
+        &[&["--json", "--log-format", "json", "-v"], sub].concat(),
+        spec.kind.is_heavy(),
+    );
+    cmd.env
+        .push(("HOLDFAST_TRACE_ID".into(), job.trace_id.clone()));
+    cmd.env.push(("HOLDFAST_JOB_ID".into(), job.id.to_string()));
     if spec.kind == JobKind::Copy {
         let to_name = schedule_copy_target(server, job)
             .ok_or_else(|| CommandError::NoCopyTarget(server.name.clone()))?;
         let to = config
             .repository(&to_name)
             .ok_or(CommandError::UnknownRepository(to_name))?;
-        cmd.args.extend([
-            "--from".into(),
-            repo.url.clone(),
-            "--to".into(),
-            to.url.clone(),
-        ]);
-        repo_key(&mut cmd, repo, "--from-", "HOLDFAST_FROM_PASSPHRASE")?;
-        repo_key(&mut cmd, to, "--to-", "HOLDFAST_TO_PASSPHRASE")?;
+        cmd.add(repo.child_credentials(RepoRole::From, &env));
+        cmd.add(to.child_credentials(RepoRole::To, &env));
     } else {
-        cmd.args.extend(["--repo".into(), repo.url.clone()]);
-        repo_key(&mut cmd, repo, "--", "HOLDFAST_PASSPHRASE")?;
-    }
-    if let Some(rate) = &repo.max_rate {
-        cmd.args.extend(["--max-rate".into(), rate.clone()]);
+        cmd.add(repo.child_credentials(RepoRole::Main, &env));
     }
     if spec.kind.loads_server() {
-        cmd.args.extend(["--source".into(), server.source.clone()]);
-        server_credentials(&mut cmd, server)?;
+        cmd.add(server_credentials(config, server)?);
     }
     Ok(cmd)
 }
@@ -127,28 +122,27 @@ pub fn stream_command(
     let repo = config
         .repository(&server.repository)
         .ok_or_else(|| CommandError::UnknownRepository(server.repository.clone()))?;
-    let mut cmd = JobCommand {
-        program: program.to_path_buf(),
-        args: [
-            "--log-format",
-            "json",
-            "-v",
-            "binlog",
-            "stream",
-            "--repo",
-            &repo.url,
-            "--source",
-            &server.source,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-        env: vec![],
-        heavy: false,
-    };
-    repo_key(&mut cmd, repo, "--", "HOLDFAST_PASSPHRASE")?;
-    server_credentials(&mut cmd, server)?;
+    let mut cmd = JobCommand::new(
+        program,
+        &["--log-format", "json", "-v", "binlog", "stream"],
+        false,
+    );
+    cmd.add(repo.child_credentials(RepoRole::Main, &env));
+    cmd.add(server_credentials(config, server)?);
     Ok(cmd)
+}
+
+fn server_credentials(
+    config: &Config,
+    server: &ServerConfig,
+) -> Result<ChildCredentials, CommandError> {
+    config
+        .resolve_server_with_env(server, &env)
+        .map(|r| r.child)
+        .map_err(|e| CommandError::Server {
+            server: server.name.clone(),
+            message: e.to_string(),
+        })
 }
 
 /// The copy target of the schedule that queued `job` (manual copies use the first schedule's).
@@ -165,42 +159,6 @@ fn schedule_copy_target(server: &ServerConfig, job: &Job) -> Option<String> {
     from_key
         .or_else(|| server.schedule.iter().find(|s| s.job == JobKind::Copy))
         .and_then(|s| s.to.clone())
-}
-
-fn repo_key(
-    cmd: &mut JobCommand,
-    repo: &RepositoryConfig,
-    flag_prefix: &str,
-    env_var: &str,
-) -> Result<(), CommandError> {
-    if let Some(file) = &repo.passphrase_file {
-        cmd.args.push(format!("{flag_prefix}passphrase-file"));
-        cmd.args.push(file.display().to_string());
-    } else if let Some(var) = &repo.passphrase_env {
-        let value = std::env::var(var).map_err(|_| CommandError::MissingEnv(var.clone()))?;
-        cmd.env.push((env_var.into(), value));
-    }
-    for id in &repo.identity_file {
-        cmd.args.push(format!("{flag_prefix}identity-file"));
-        cmd.args.push(id.display().to_string());
-    }
-    Ok(())
-}
-
-fn server_credentials(cmd: &mut JobCommand, server: &ServerConfig) -> Result<(), CommandError> {
-    if let Some(f) = &server.defaults_file {
-        cmd.args
-            .extend(["--defaults-file".into(), f.display().to_string()]);
-    }
-    if let Some(f) = &server.password_file {
-        cmd.args
-            .extend(["--password-file".into(), f.display().to_string()]);
-    }
-    if let Some(var) = &server.password_env {
-        let value = std::env::var(var).map_err(|_| CommandError::MissingEnv(var.clone()))?;
-        cmd.env.push(("HOLDFAST_PASSWORD".into(), value));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -295,7 +253,7 @@ to = "offsite"
                 JobKind::Copy,
                 Some("db1/1:copy"),
                 "copy --all --from file:///backups/main --to s3://b/p --from-passphrase-file \
-                 /etc/holdfast/main.pass --to-identity-file /etc/holdfast/offsite.age --max-rate 50MiB/s",
+                 /etc/holdfast/main.pass --to-identity-file /etc/holdfast/offsite.age",
             ),
         ];
         for (kind, schedule, expected) in cases {
@@ -306,7 +264,12 @@ to = "offsite"
             )
             .unwrap();
             let expected = expected.split_whitespace().collect::<Vec<_>>().join(" ");
-            assert_eq!(cmd.args.join(" "), format!("{common} {expected}"), "{kind}");
+            let got: Vec<String> = cmd
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(got.join(" "), format!("{common} {expected}"), "{kind}");
             assert!(cmd
                 .env
                 .contains(&("HOLDFAST_TRACE_ID".into(), "t-1".into())));
@@ -319,15 +282,13 @@ to = "offsite"
         std::env::set_var("HF_TEST_DB1_PW", "s3cret");
         config.server[0].password_env = Some("HF_TEST_DB1_PW".into());
         let cmd = job_command(Path::new("holdfast"), &config, &job(JobKind::Backup, None)).unwrap();
-        assert!(!cmd.args.iter().any(|a| a.contains("s3cret")));
+        assert!(!cmd
+            .args
+            .iter()
+            .any(|a| a.to_string_lossy().contains("s3cret")));
         assert!(cmd
             .env
             .contains(&("HOLDFAST_PASSWORD".into(), "s3cret".into())));
         assert!(!format!("{cmd:?}").contains("s3cret"));
-        config.server[0].password_env = Some("HF_TEST_UNSET_VAR".into());
-        assert!(matches!(
-            job_command(Path::new("holdfast"), &config, &job(JobKind::Backup, None)),
-            Err(CommandError::MissingEnv(_))
-        ));
     }
 }
