@@ -209,6 +209,21 @@ pub fn due(schedule: &Schedule, last_planned: Option<Millis>, now: Millis) -> Du
     }
 }
 
+/// `t` as RFC 3339 in UTC (`2026-12-08T01:00:00Z`), for reports.
+pub fn format_utc(t: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(t)
+        .map(|dt| dt.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// `t` as wall-clock time in `tz` with its abbreviation (`2026-12-08 02:00:00 CET`).
+pub fn format_local(tz: Tz, t: Millis) -> String {
+    match tz.timestamp_millis_opt(t) {
+        LocalResult::Single(dt) => dt.format("%Y-%m-%d %H:%M:%S %Z").to_string(),
+        _ => format_utc(t),
+    }
+}
+
 fn previous_at_or_before(schedule: &Schedule, t: Millis) -> Option<Millis> {
     let floor = t.div_euclid(1000) * 1000;
     let start = schedule.tz.timestamp_millis_opt(floor).single()?;
