@@ -346,6 +346,11 @@ fn every_problem_is_reported_with_its_key() {
                 .any(|p| p.key == *key && p.message.contains(piece)),
             "{key} / {piece:?}: got {problems:#?}"
         );
+        // One mistake, one problem (renaming `offsite` to `main` also leaves its references
+        // dangling, rightly reported too).
+        if *key != "repository[1].name" {
+            assert_eq!(problems.len(), 1, "one mistake, one problem: {problems:#?}");
+        }
         // The error says which file.
         assert!(err.to_string().contains("holdfast.toml"), "{err}");
     }

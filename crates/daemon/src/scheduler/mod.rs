@@ -158,6 +158,17 @@ pub struct Due {
     pub next: Option<Millis>,
 }
 
+impl Due {
+    /// The trigger to queue `run` with: a catch-up when it is late.
+    pub fn trigger(&self) -> crate::jobs::Trigger {
+        if self.catch_up {
+            crate::jobs::Trigger::CatchUp
+        } else {
+            crate::jobs::Trigger::Schedule
+        }
+    }
+}
+
 /// Which run is due now. `last_planned` is the planned time of the schedule's last queued run;
 /// `None` for a schedule never run, which catches nothing up (its first run is at its next
 /// planned time: record `now` as its last planned time when it is first seen). See the module
