@@ -119,6 +119,17 @@ fn a_valid_config_loads_with_typed_accessors() {
     assert_eq!(schedules[1].2.tz, chrono_tz::America::New_York);
     assert!(schedules[1].2.window.is_some());
     assert_eq!(config.server("db2").unwrap().host(), "db2.example.com");
+    for (source, host) in [
+        ("mysql://backup@db1:3306/", "db1"),
+        ("mysql://backup@[::1]:3306/", "::1"),
+        ("mysql://root@%2Frun%2Fmysqld%2Fmysqld.sock/", "localhost"),
+        ("mysql://root@localhost/?socket=/x.sock", "localhost"),
+        ("mysql://root@/?socket=/x.sock", "localhost"),
+    ] {
+        let mut s = config.server("db2").unwrap().clone();
+        s.source = source.into();
+        assert_eq!(s.host(), host, "{source}");
+    }
 }
 
 #[test]

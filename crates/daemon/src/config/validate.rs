@@ -104,8 +104,8 @@ impl Check<'_> {
                 key,
                 format!(
                     "the environment variable `{name}` ({what}) is not set for this process; set \
-                     it in the daemon's environment (systemd: EnvironmentFile= or \
-                     LoadCredential=), or name a file instead"
+                     it in the daemon's environment (systemd: Environment= or \
+                     EnvironmentFile=), or name a file instead"
                 ),
             );
         }
