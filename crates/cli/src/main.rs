@@ -64,6 +64,9 @@ enum Command {
     Pin(commands::pin::PinArgs),
     /// Remove a backup's pin.
     Unpin(commands::pin::UnpinArgs),
+    /// Run schedules, jobs, binlog archivers, metrics and alerts from a config file;
+    /// `--check-config` validates it and prints the plan.
+    Daemon(commands::daemon::Args),
 }
 
 /// Keeps the multi-megabyte buffers of the data paths (compressed frames, upload parts) in the
@@ -101,6 +104,10 @@ fn main() -> ExitCode {
             if let Command::Binlog(c) = cli.command {
                 return commands::binlog::run(&cli.global, c).await;
             }
+            // The daemon handles its signals itself (SIGTERM: drain; SIGHUP: reload).
+            if let Command::Daemon(a) = cli.command {
+                return commands::daemon::run(&cli.global, a).await;
+            }
             let interrupted = interrupted_message(&cli.command);
             let run = async {
                 match cli.command {
@@ -120,6 +127,7 @@ fn main() -> ExitCode {
                     Command::Policy(c) => commands::policy::run(&cli.global, c).await,
                     Command::Pin(a) => commands::pin::pin(&cli.global, a).await,
                     Command::Unpin(a) => commands::pin::unpin(&cli.global, a).await,
+                    Command::Daemon(a) => commands::daemon::run(&cli.global, a).await,
                 }
             };
             let result = tokio::select! {

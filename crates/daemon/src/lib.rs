@@ -2,6 +2,9 @@
 //!
 //! - [`config`]: the daemon's TOML (servers, repositories, schedules, notifiers), validated before
 //!   it runs, with credentials resolved like the CLI's and never kept in the file in clear.
+//! - [`scheduler`]: when schedules fire: croner cron with seconds in chrono-tz zones (DST-safe),
+//!   [`scheduler::due`] with one catch-up run after downtime and the misses counted, start windows.
+//!   Pure functions, tested with tables.
 //! - [`jobs`]: one job model for everything the daemon runs: [`jobs::JobSpec`] (what to run),
 //!   [`jobs::Job`] (a stored record), the state machine ([`jobs::state`]), retries with backoff
 //!   ([`jobs::retry`]) and the priority queue with aging and concurrency limits ([`jobs::queue`]).

@@ -5,6 +5,7 @@ pub mod binlog;
 pub mod binlog_compact;
 pub mod cleanup;
 pub mod copy;
+pub mod daemon;
 pub mod drill;
 pub mod expire;
 pub mod info;

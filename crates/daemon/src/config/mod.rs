@@ -448,6 +448,10 @@ fn url_host(url: &str) -> Option<String> {
     } else {
         host_port.split(':').next()?
     };
+    if host.len() >= 3 && host[..3].eq_ignore_ascii_case("%2f") {
+        // A percent-encoded socket path.
+        return Some("localhost".into());
+    }
     (!host.is_empty()).then(|| host.to_string())
 }
 

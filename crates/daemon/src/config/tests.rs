@@ -119,6 +119,17 @@ fn a_valid_config_loads_with_typed_accessors() {
     assert_eq!(schedules[1].2.tz, chrono_tz::America::New_York);
     assert!(schedules[1].2.window.is_some());
     assert_eq!(config.server("db2").unwrap().host(), "db2.example.com");
+    for (source, host) in [
+        ("mysql://backup@db1:3306/", "db1"),
+        ("mysql://backup@[::1]:3306/", "::1"),
+        ("mysql://root@%2Frun%2Fmysqld%2Fmysqld.sock/", "localhost"),
+        ("mysql://root@localhost/?socket=/x.sock", "localhost"),
+        ("mysql://root@/?socket=/x.sock", "localhost"),
+    ] {
+        let mut s = config.server("db2").unwrap().clone();
+        s.source = source.into();
+        assert_eq!(s.host(), host, "{source}");
+    }
 }
 
 #[test]
@@ -346,6 +357,11 @@ fn every_problem_is_reported_with_its_key() {
                 .any(|p| p.key == *key && p.message.contains(piece)),
             "{key} / {piece:?}: got {problems:#?}"
         );
+        // One mistake, one problem (renaming `offsite` to `main` also leaves its references
+        // dangling, rightly reported too).
+        if *key != "repository[1].name" {
+            assert_eq!(problems.len(), 1, "one mistake, one problem: {problems:#?}");
+        }
         // The error says which file.
         assert!(err.to_string().contains("holdfast.toml"), "{err}");
     }
@@ -516,4 +532,53 @@ fn the_lead_s_accessors_keep_their_meaning() {
     assert_eq!(schedule_key(db1, 1), "db1/1:copy");
     assert_eq!(parse_duration_ms("2d"), Ok(172_800_000));
     assert_eq!(config.daemon.limits().global, 2);
+}
+
+/// The keys a section accepts, read from serde's own "unknown field" error.
+fn keys_of(probe: &str) -> Vec<String> {
+    let err = Config::parse(probe, Path::new("probe.toml")).unwrap_err();
+    let text = err.to_string();
+    let list = text
+        .split("expected ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    let list = list.strip_prefix("one of ").unwrap_or(list);
+    list.split(", ")
+        .flat_map(|k| k.split(" or "))
+        .map(|k| k.trim().trim_matches('`').to_string())
+        .collect()
+}
+
+#[test]
+fn the_example_config_shows_every_key() {
+    let example = include_str!("../../../../contrib/holdfast.toml");
+    let shown = |key: &str| {
+        example.lines().any(|l| {
+            let l = l.trim_start_matches('#').trim_start();
+            l.starts_with(&format!("{key} ="))
+                || l.starts_with(&format!("[[{key}]]"))
+                || l.starts_with(&format!("[{key}]"))
+                || l.starts_with(&format!("[[server.{key}]]"))
+        })
+    };
+    for probe in [
+        "__probe = 1",
+        "[daemon]\n__probe = 1",
+        "[alerts]\n__probe = 1",
+        "[[repository]]\n__probe = 1",
+        "[[server]]\n__probe = 1",
+        "[[server]]\n[[server.schedule]]\n__probe = 1",
+    ] {
+        let keys = keys_of(probe);
+        assert!(keys.len() >= 2, "{probe}: {keys:?}");
+        for key in keys {
+            assert!(
+                shown(&key),
+                "contrib/holdfast.toml does not show `{key}` ({probe})"
+            );
+        }
+    }
+    for kind in crate::jobs::JobKind::ALL {
+        assert!(example.contains(kind.as_str()), "job kind {kind}");
+    }
 }

@@ -104,8 +104,8 @@ impl Check<'_> {
                 key,
                 format!(
                     "the environment variable `{name}` ({what}) is not set for this process; set \
-                     it in the daemon's environment (systemd: EnvironmentFile= or \
-                     LoadCredential=), or name a file instead"
+                     it in the daemon's environment (systemd: Environment= or \
+                     EnvironmentFile=), or name a file instead"
                 ),
             );
         }
@@ -477,6 +477,7 @@ fn server(c: &mut Check<'_>, config: &Config, key: &str, s: &ServerConfig) {
             ),
         );
     }
+    let before = c.problems.len();
     if let Some(f) = &s.defaults_file {
         c.readable(&format!("{key}.defaults_file"), f, "option");
     }
@@ -492,9 +493,9 @@ fn server(c: &mut Check<'_>, config: &Config, key: &str, s: &ServerConfig) {
             "give either password_file or password_env, not both",
         );
     }
-    if !source.is_empty() && redact_url(source) == source {
-        // Resolve like the CLI would (URL syntax, option files); the password stays unread here
-        // if it comes from the environment.
+    if c.problems.len() == before && !source.is_empty() && redact_url(source) == source {
+        // Resolve like the CLI would (URL syntax, option files, the password file), once the
+        // files are known to be there (else their problem would be reported twice).
         if let Err(e) = super::credentials::resolve_connection(s, c.env) {
             c.add(format!("{key}.source"), e.to_string());
         }
@@ -589,7 +590,12 @@ fn schedule(c: &mut Check<'_>, config: &Config, key: &str, s: &ServerConfig, sch
 }
 
 fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
-    let v: Vec<&str> = it.collect();
+    let mut v: Vec<&str> = Vec::new();
+    for name in it {
+        if !v.contains(&name) {
+            v.push(name);
+        }
+    }
     if v.is_empty() {
         "(none defined)".to_string()
     } else {

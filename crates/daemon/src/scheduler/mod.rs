@@ -158,6 +158,17 @@ pub struct Due {
     pub next: Option<Millis>,
 }
 
+impl Due {
+    /// The trigger to queue `run` with: a catch-up when it is late.
+    pub fn trigger(&self) -> crate::jobs::Trigger {
+        if self.catch_up {
+            crate::jobs::Trigger::CatchUp
+        } else {
+            crate::jobs::Trigger::Schedule
+        }
+    }
+}
+
 /// Which run is due now. `last_planned` is the planned time of the schedule's last queued run;
 /// `None` for a schedule never run, which catches nothing up (its first run is at its next
 /// planned time: record `now` as its last planned time when it is first seen). See the module
@@ -206,6 +217,21 @@ pub fn due(schedule: &Schedule, last_planned: Option<Millis>, now: Millis) -> Du
         catch_up,
         start_at: Some(schedule.start_at(run)),
         next: next_after_now,
+    }
+}
+
+/// `t` as RFC 3339 in UTC (`2026-12-08T01:00:00Z`), for reports.
+pub fn format_utc(t: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(t)
+        .map(|dt| dt.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// `t` as wall-clock time in `tz` with its abbreviation (`2026-12-08 02:00:00 CET`).
+pub fn format_local(tz: Tz, t: Millis) -> String {
+    match tz.timestamp_millis_opt(t) {
+        LocalResult::Single(dt) => dt.format("%Y-%m-%d %H:%M:%S %Z").to_string(),
+        _ => format_utc(t),
     }
 }
 

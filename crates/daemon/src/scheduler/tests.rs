@@ -306,6 +306,12 @@ fn due_table() {
         assert_eq!(show(d.run), c.run.unwrap_or("never"), "{}: run", c.name);
         assert_eq!(d.missed, c.missed, "{}: missed", c.name);
         assert_eq!(d.catch_up, c.catch_up, "{}: catch_up", c.name);
+        let trigger = if c.catch_up {
+            crate::jobs::Trigger::CatchUp
+        } else {
+            crate::jobs::Trigger::Schedule
+        };
+        assert_eq!(d.trigger(), trigger, "{}: trigger", c.name);
         assert_eq!(
             d.start_at, d.run,
             "{}: no window, starts when planned",
