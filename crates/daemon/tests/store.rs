@@ -31,6 +31,13 @@ impl Backend {
         Backend::Postgres(PgServer::start())
     }
 
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
+        }
+    }
+
     fn location(&self) -> String {
         match self {
             Backend::Sqlite(dir) => dir.path().join("state.db").display().to_string(),
@@ -749,6 +756,7 @@ async fn concurrent_claimers_never_overlap(b: Backend) {
             }
         }
     }
+    let began = Instant::now();
     let mut tasks = Vec::new();
     for d in 0..DAEMONS {
         let store: Arc<Box<dyn JobStore>> = Arc::new(b.open().await);
@@ -795,6 +803,14 @@ async fn concurrent_claimers_never_overlap(b: Backend) {
         ran += t.await.unwrap();
     }
     assert_eq!(ran, total);
+    let took = began.elapsed();
+    eprintln!(
+        "{}: {total} jobs claimed and finished by {} workers in {} daemons in {took:?} ({:.0} jobs/s)",
+        b.name(),
+        DAEMONS * WORKERS_PER_DAEMON,
+        DAEMONS,
+        total as f64 / took.as_secs_f64()
+    );
 
     let jobs: HashMap<i64, JobSpec> = setup
         .jobs(&JobFilter::default())
@@ -933,4 +949,69 @@ async fn postgres_password_stays_out_of_errors() {
         .await
         .unwrap();
     assert_eq!(s.count_by_state().await.unwrap().len(), JobState::ALL.len());
+}
+
+/// PostgreSQL: a claim whose pick hits the per-server index (another daemon's job on the same
+/// server, committed while the claim waited) treats it as "not now" and takes its next
+/// candidate. The other daemon is played by a raw transaction that marks a job running
+/// without the host lock, as a daemon with a different idea of the server's host would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_index_conflict_means_next_candidate() {
+    use sqlx::Connection;
+    let b = Backend::postgres();
+    let s = b.open().await;
+    let theirs = s
+        .enqueue(&spec("db1", JobKind::Backup), T0, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut mine = spec("db1", JobKind::Incremental);
+    mine.priority = 500;
+    let mine = s.enqueue(&mine, T0, T0).await.unwrap().unwrap();
+    let verify = s
+        .enqueue(&spec("db2", JobKind::Verify), T0, T0)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let Backend::Postgres(pg) = &b else {
+        unreachable!()
+    };
+    let opts = sqlx::postgres::PgConnectOptions::from_str(&pg.url())
+        .unwrap()
+        .password(pg.password());
+    let mut other = sqlx::PgConnection::connect_with(&opts).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    let n = sqlx::query("UPDATE jobs SET state = 'running', worker = 'other' WHERE id = $1")
+        .bind(theirs.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(n, 1);
+
+    // The claim cannot see the uncommitted running job, picks the incremental (highest
+    // priority), and its UPDATE waits on the index entry of the other transaction.
+    let s = Arc::new(s);
+    let claimer = {
+        let s = s.clone();
+        tokio::spawn(async move { s.claim("w1", 0, &LIMITS, T0, LEASE).await })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !claimer.is_finished(),
+        "the claim should wait for the other transaction"
+    );
+    tx.commit().await.unwrap();
+    let got = claimer.await.unwrap().expect("a conflict is not an error");
+    assert_eq!(got.map(|j| j.id), Some(verify.id));
+    assert_eq!(
+        s.job(mine.id).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    assert_eq!(
+        s.transitions(mine.id).await.unwrap().len(),
+        1,
+        "nothing recorded for it"
+    );
 }
