@@ -853,6 +853,37 @@ async fn concurrent_claimers_never_overlap(b: Backend) {
     );
 }
 
+/// One daemon claiming and finishing 200 jobs in a row: every claim is quick (reported with
+/// `--nocapture`; the bound is loose for busy CI machines).
+async fn claim_latency(b: Backend) {
+    let s = b.open().await;
+    for i in 0..200 {
+        let server = format!("db{}", i % 20);
+        s.enqueue(&spec(&server, JobKind::Backup), T0, T0)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut took = Vec::new();
+    loop {
+        let t = Instant::now();
+        let Some(job) = s.claim("w1", 0, &LIMITS, T0, LEASE).await.unwrap() else {
+            break;
+        };
+        took.push(t.elapsed());
+        let end = change(JobState::Running, JobState::Succeeded, T0, Some("w1"));
+        assert!(s.transition(job.id, &end).await.unwrap());
+    }
+    assert_eq!(took.len(), 200);
+    took.sort();
+    let (p50, p99) = (took[took.len() / 2], took[took.len() * 99 / 100]);
+    eprintln!(
+        "{}: claim latency over 200 jobs: p50 {p50:?}, p99 {p99:?}",
+        b.name()
+    );
+    assert!(p99 < Duration::from_secs(2), "p99 {p99:?}");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -885,6 +916,7 @@ conformance!(
     schema_versions,
     server_index_is_enforced,
     concurrent_claimers_never_overlap,
+    claim_latency,
 );
 
 #[tokio::test]
