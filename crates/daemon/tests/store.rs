@@ -723,7 +723,7 @@ async fn server_index_is_enforced(b: Backend) {
 /// nor more than `per_host` on one host, and that every job ran exactly once.
 async fn concurrent_claimers_never_overlap(b: Backend) {
     const DAEMONS: usize = 4;
-    const WORKERS_PER_DAEMON: usize = 3;
+    const WORKERS_PER_DAEMON: usize = 4;
     let limits = Limits {
         global: 1,
         per_host: 1,
@@ -745,7 +745,7 @@ async fn concurrent_claimers_never_overlap(b: Backend) {
         JobKind::Drill,
     ];
     let mut total = 0;
-    for round in 0..3 {
+    for round in 0..6 {
         for (server, host) in servers {
             for kind in kinds {
                 let mut sp = spec(server, kind);
@@ -778,10 +778,10 @@ async fn concurrent_claimers_never_overlap(b: Backend) {
                         if counts[&JobState::Queued] == 0 && counts[&JobState::Running] == 0 {
                             return ran;
                         }
-                        tokio::time::sleep(Duration::from_millis(3)).await;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                         continue;
                     };
-                    tokio::time::sleep(Duration::from_millis(2 + (job.id as u64 % 7))).await;
+                    tokio::time::sleep(Duration::from_millis(job.id as u64 % 3)).await;
                     let end = change(
                         JobState::Running,
                         JobState::Succeeded,
