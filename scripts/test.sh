@@ -29,6 +29,9 @@ ensure_packages() {
     if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${pkgs[*]} " != *" $pkg "* ]]; then pkgs+=("$pkg"); fi
   done
   [[ -x /usr/bin/time ]] || pkgs+=(time)
+  # The daemon's job store tests run a throwaway PostgreSQL (Debian keeps its binaries off $PATH).
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 \
+    || pkgs+=(postgresql)
   ((${#pkgs[@]} == 0)) && return 0
 
   local -a sudo=()

@@ -31,6 +31,13 @@ impl Backend {
         Backend::Postgres(PgServer::start())
     }
 
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
+        }
+    }
+
     fn location(&self) -> String {
         match self {
             Backend::Sqlite(dir) => dir.path().join("state.db").display().to_string(),
@@ -716,7 +723,7 @@ async fn server_index_is_enforced(b: Backend) {
 /// nor more than `per_host` on one host, and that every job ran exactly once.
 async fn concurrent_claimers_never_overlap(b: Backend) {
     const DAEMONS: usize = 4;
-    const WORKERS_PER_DAEMON: usize = 3;
+    const WORKERS_PER_DAEMON: usize = 4;
     let limits = Limits {
         global: 1,
         per_host: 1,
@@ -738,7 +745,7 @@ async fn concurrent_claimers_never_overlap(b: Backend) {
         JobKind::Drill,
     ];
     let mut total = 0;
-    for round in 0..3 {
+    for round in 0..6 {
         for (server, host) in servers {
             for kind in kinds {
                 let mut sp = spec(server, kind);
@@ -749,6 +756,7 @@ async fn concurrent_claimers_never_overlap(b: Backend) {
             }
         }
     }
+    let began = Instant::now();
     let mut tasks = Vec::new();
     for d in 0..DAEMONS {
         let store: Arc<Box<dyn JobStore>> = Arc::new(b.open().await);
@@ -770,10 +778,10 @@ async fn concurrent_claimers_never_overlap(b: Backend) {
                         if counts[&JobState::Queued] == 0 && counts[&JobState::Running] == 0 {
                             return ran;
                         }
-                        tokio::time::sleep(Duration::from_millis(3)).await;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                         continue;
                     };
-                    tokio::time::sleep(Duration::from_millis(2 + (job.id as u64 % 7))).await;
+                    tokio::time::sleep(Duration::from_millis(job.id as u64 % 3)).await;
                     let end = change(
                         JobState::Running,
                         JobState::Succeeded,
@@ -795,6 +803,14 @@ async fn concurrent_claimers_never_overlap(b: Backend) {
         ran += t.await.unwrap();
     }
     assert_eq!(ran, total);
+    let took = began.elapsed();
+    eprintln!(
+        "{}: {total} jobs claimed and finished by {} workers in {} daemons in {took:?} ({:.0} jobs/s)",
+        b.name(),
+        DAEMONS * WORKERS_PER_DAEMON,
+        DAEMONS,
+        total as f64 / took.as_secs_f64()
+    );
 
     let jobs: HashMap<i64, JobSpec> = setup
         .jobs(&JobFilter::default())
@@ -837,6 +853,37 @@ async fn concurrent_claimers_never_overlap(b: Backend) {
     );
 }
 
+/// One daemon claiming and finishing 200 jobs in a row: every claim is quick (reported with
+/// `--nocapture`; the bound is loose for busy CI machines).
+async fn claim_latency(b: Backend) {
+    let s = b.open().await;
+    for i in 0..200 {
+        let server = format!("db{}", i % 20);
+        s.enqueue(&spec(&server, JobKind::Backup), T0, T0)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut took = Vec::new();
+    loop {
+        let t = Instant::now();
+        let Some(job) = s.claim("w1", 0, &LIMITS, T0, LEASE).await.unwrap() else {
+            break;
+        };
+        took.push(t.elapsed());
+        let end = change(JobState::Running, JobState::Succeeded, T0, Some("w1"));
+        assert!(s.transition(job.id, &end).await.unwrap());
+    }
+    assert_eq!(took.len(), 200);
+    took.sort();
+    let (p50, p99) = (took[took.len() / 2], took[took.len() * 99 / 100]);
+    eprintln!(
+        "{}: claim latency over 200 jobs: p50 {p50:?}, p99 {p99:?}",
+        b.name()
+    );
+    assert!(p99 < Duration::from_secs(2), "p99 {p99:?}");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -869,6 +916,7 @@ conformance!(
     schema_versions,
     server_index_is_enforced,
     concurrent_claimers_never_overlap,
+    claim_latency,
 );
 
 #[tokio::test]
@@ -933,4 +981,69 @@ async fn postgres_password_stays_out_of_errors() {
         .await
         .unwrap();
     assert_eq!(s.count_by_state().await.unwrap().len(), JobState::ALL.len());
+}
+
+/// PostgreSQL: a claim whose pick hits the per-server index (another daemon's job on the same
+/// server, committed while the claim waited) treats it as "not now" and takes its next
+/// candidate. The other daemon is played by a raw transaction that marks a job running
+/// without the host lock, as a daemon with a different idea of the server's host would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_index_conflict_means_next_candidate() {
+    use sqlx::Connection;
+    let b = Backend::postgres();
+    let s = b.open().await;
+    let theirs = s
+        .enqueue(&spec("db1", JobKind::Backup), T0, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut mine = spec("db1", JobKind::Incremental);
+    mine.priority = 500;
+    let mine = s.enqueue(&mine, T0, T0).await.unwrap().unwrap();
+    let verify = s
+        .enqueue(&spec("db2", JobKind::Verify), T0, T0)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let Backend::Postgres(pg) = &b else {
+        unreachable!()
+    };
+    let opts = sqlx::postgres::PgConnectOptions::from_str(&pg.url())
+        .unwrap()
+        .password(pg.password());
+    let mut other = sqlx::PgConnection::connect_with(&opts).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    let n = sqlx::query("UPDATE jobs SET state = 'running', worker = 'other' WHERE id = $1")
+        .bind(theirs.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(n, 1);
+
+    // The claim cannot see the uncommitted running job, picks the incremental (highest
+    // priority), and its UPDATE waits on the index entry of the other transaction.
+    let s = Arc::new(s);
+    let claimer = {
+        let s = s.clone();
+        tokio::spawn(async move { s.claim("w1", 0, &LIMITS, T0, LEASE).await })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !claimer.is_finished(),
+        "the claim should wait for the other transaction"
+    );
+    tx.commit().await.unwrap();
+    let got = claimer.await.unwrap().expect("a conflict is not an error");
+    assert_eq!(got.map(|j| j.id), Some(verify.id));
+    assert_eq!(
+        s.job(mine.id).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    assert_eq!(
+        s.transitions(mine.id).await.unwrap().len(),
+        1,
+        "nothing recorded for it"
+    );
 }

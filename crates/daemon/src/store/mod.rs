@@ -100,7 +100,8 @@ pub struct Change {
     pub from: JobState,
     pub to: JobState,
     pub at: Millis,
-    /// For moves out of `running`: only the worker holding the job may move it.
+    /// For moves out of `running`: only the worker holding the job may move it (`None`: no
+    /// holder check, for an operator's cancel).
     pub worker: Option<String>,
     /// Stored in the transition: why.
     pub message: String,
