@@ -86,7 +86,8 @@ fn keep_freed_buffers() {
 fn main() -> ExitCode {
     keep_freed_buffers();
     let cli = Cli::parse();
-    output::init_logging(&cli.global);
+    // The daemon logs what it does by default; other commands only warnings unless -v.
+    output::init_logging(&cli.global, matches!(cli.command, Command::Daemon(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

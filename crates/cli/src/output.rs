@@ -15,8 +15,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::args::GlobalArgs;
 
-pub fn init_logging(global: &GlobalArgs) {
+pub fn init_logging(global: &GlobalArgs, info_by_default: bool) {
     let default = match global.verbose {
+        0 if info_by_default => "info",
         0 => "warn",
         1 => "info,holdfast=info",
         _ => "debug",

@@ -33,11 +33,21 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     if args.check_config {
         return Ok(check_config(global, &args.config, args.next));
     }
-    Err(holdfast::Error::usage(
-        "the running daemon is not available in this build yet; use --check-config to validate \
-         a config",
-    )
-    .into())
+    let program = std::env::current_exe().map_err(|e| {
+        anyhow::anyhow!("cannot find the holdfast executable to run jobs with: {e}")
+    })?;
+    let options = holdfast_daemon::daemon::Options {
+        config_path: args.config.clone(),
+        program,
+    };
+    match holdfast_daemon::daemon::run(options).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(holdfast_daemon::daemon::DaemonError::Config(message)) => {
+            eprintln!("error: {message}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(holdfast::Error::new(holdfast::ErrorKind::Storage, e.to_string()).into()),
+    }
 }
 
 /// Validates and prints the plan or the problems; the exit code is the answer.

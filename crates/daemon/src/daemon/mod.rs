@@ -132,7 +132,11 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let shared = Arc::new(Shared {
         store,
         config: config_rx,
-        program: opts.program.clone(),
+        program: config
+            .daemon
+            .holdfast_binary
+            .clone()
+            .unwrap_or_else(|| opts.program.clone()),
         worker: worker.clone(),
         isolation: isolation(&config),
         alerts: crate::alerts::from_config(&config),
