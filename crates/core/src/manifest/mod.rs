@@ -33,10 +33,15 @@ pub use retention::*;
 pub use schema::*;
 pub use stream_status::*;
 
-/// The newest repository format this build reads; it writes this for encrypted repositories.
-pub const REPO_FORMAT: u32 = 2;
-/// The format of an unencrypted repository (readable by every holdfast since the first).
+/// The newest repository format this build reads, and the one it writes: `holdfast.repo` carries
+/// [`DescriptorAuth`] (plain or encrypted).
+pub const REPO_FORMAT: u32 = 3;
+/// An unencrypted repository written before the descriptor was authenticated (still read).
 pub const REPO_FORMAT_PLAIN: u32 = 1;
+/// An encrypted repository written before the descriptor was authenticated (still read).
+pub const REPO_FORMAT_ENCRYPTED_V2: u32 = 2;
+/// The first format whose `holdfast.repo` must carry [`DescriptorAuth`].
+pub const REPO_FORMAT_AUTHENTICATED: u32 = 3;
 /// The backup manifest format this build writes and the newest it can read.
 pub const MANIFEST_FORMAT: u32 = 1;
 
@@ -49,9 +54,28 @@ pub struct RepoConfig {
     pub created: OffsetDateTime,
     /// The holdfast version that created the repository.
     pub created_by: String,
-    /// Present when every file but this one is encrypted (format 2).
+    /// Present when every file but this one is encrypted (formats 2 and 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionConfig>,
+    /// Format 3: the checksum (and, when encrypted, the MAC) of every other field; see
+    /// `repo::descriptor`. Absent in formats 1 and 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<DescriptorAuth>,
+}
+
+/// The authentication of `holdfast.repo` (format 3), over the canonical JSON of the document
+/// without this field (keys sorted, no whitespace).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DescriptorAuth {
+    /// `holdfast-repo-v1`.
+    pub scheme: String,
+    /// Hex SHA-256 of the canonical document: detects damage and hand edits before any key
+    /// slot is tried.
+    pub sha256: String,
+    /// Encrypted repositories: hex HMAC-SHA256 of the canonical document under a key derived
+    /// from the data key; verified right after unwrapping, before the key is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac: Option<String>,
 }
 
 /// How an encrypted repository's files are encrypted, and its data key in wrapped form.
