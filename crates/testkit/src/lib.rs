@@ -10,12 +10,15 @@
 //!   [`require_mysql`] likewise when MySQL is (`scripts/install-mysql.sh` installs it).
 //! - [`GarageServer`] starts a private single-node Garage (an S3-compatible object store) with
 //!   one bucket and key, for storage tests; it panics, never skips, when `garage` is missing.
+//! - [`corrupt`]: a seeded [`Corrupter`] that flips bits in, truncates, deletes or swaps
+//!   objects of a local repository, and puts them back.
 //! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
 //!
 //! Set `HOLDFAST_TESTKIT_KEEP=1` to keep a server's directory after the test for inspection
 //! (the path is printed on drop).
 
 mod binaries;
+pub mod corrupt;
 pub mod data;
 mod flavor;
 mod garage;
@@ -28,6 +31,7 @@ pub use binaries::{
     default_mysql_basedir, find_binary, find_mysql, require_binaries, require_mysql, MysqlInstall,
     MYSQL_BASEDIR_ENV,
 };
+pub use corrupt::{Corrupter, Damage, DamageKind, Injection};
 pub use flavor::Flavor;
 pub use garage::{require_garage, GarageServer, GARAGE_REGION};
 pub use server::{ServerOptions, TestServer};
