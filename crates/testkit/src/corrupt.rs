@@ -108,8 +108,7 @@ impl Corrupter {
                 let others: Vec<&String> = candidates
                     .iter()
                     .filter(|c| {
-                        **c != path
-                            && std::fs::read(self.root.join(c)).unwrap_or_default() != body
+                        **c != path && std::fs::read(self.root.join(c)).unwrap_or_default() != body
                     })
                     .collect();
                 if others.is_empty() {
@@ -153,10 +152,7 @@ impl Corrupter {
                 saved.push((other, other_body));
             }
         }
-        Ok(Applied {
-            saved,
-            done: false,
-        })
+        Ok(Applied { saved, done: false })
     }
 }
 

@@ -20,6 +20,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::keys::DataKey;
+pub use crate::manifest::canonical_json as canonical;
 use crate::manifest::{
     decode_versioned, DescriptorAuth, RepoConfig, REPO_FORMAT, REPO_FORMAT_AUTHENTICATED,
 };
@@ -167,45 +168,6 @@ fn mac(key: &DataKey, canonical: &[u8]) -> Hmac<Sha256> {
 
 fn eq_hex(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
-}
-
-/// The canonical bytes of a JSON document: object keys sorted, no whitespace, strings and
-/// numbers as serde_json writes them.
-pub fn canonical(value: &serde_json::Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend(serde_json::to_vec(k).expect("a string serializes"));
-                out.push(b':');
-                write_canonical(v, out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(b']');
-        }
-        scalar => out.extend(serde_json::to_vec(scalar).expect("a scalar serializes")),
-    }
 }
 
 #[cfg(test)]

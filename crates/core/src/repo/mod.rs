@@ -27,7 +27,7 @@ use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 use crate::manifest::{
-    decode_versioned, BackupManifest, EncryptionConfig, KeySlot, RepoConfig, MANIFEST_FORMAT,
+    decode_self_checked, BackupManifest, EncryptionConfig, KeySlot, RepoConfig, MANIFEST_FORMAT,
     REPO_FORMAT,
 };
 use crate::storage::{EncryptedStorage, Storage};
@@ -304,7 +304,18 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        decode_versioned(&body, &format!("manifest of backup {id}"), MANIFEST_FORMAT)
+        let manifest: BackupManifest = decode_self_checked(
+            &body,
+            &format!("`{path}` (the manifest of backup {id})"),
+            MANIFEST_FORMAT,
+        )?;
+        if manifest.id != id {
+            return Err(Error::integrity(format!(
+                "`{path}` is the manifest of backup {} (moved or swapped): backup {id} cannot be trusted",
+                manifest.id
+            )));
+        }
+        Ok(manifest)
     }
 
     /// Resolves `latest` or an id to a committed backup.
@@ -418,8 +429,7 @@ impl Repository {
     /// Writes the manifest: the commit point of a backup. Everything it lists must be durable.
     pub async fn commit(&self, lock: &RepoLock, manifest: &BackupManifest) -> Result<()> {
         lock.ensure_held().await?;
-        let body =
-            serde_json::to_vec_pretty(manifest).map_err(|e| Error::internal(e.to_string()))?;
+        let body = crate::manifest::encode_self_checked(manifest)?;
         self.storage
             .put(&layout::manifest_path(&manifest.id), Bytes::from(body))
             .await
