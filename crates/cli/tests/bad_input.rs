@@ -490,6 +490,7 @@ fn a_full_repository_disk_fails_the_backup_cleanly_and_cleanup_recovers() {
     let out = holdfast(&["backup", "--repo", &url, "--source", &source.url()]);
     assert_code(&out, 6, "backup onto a full disk");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("full disk: {stderr}");
     assert!(
         stderr.contains("No space left") || stderr.contains("full"),
         "the message must say the disk is full:\n{stderr}"
@@ -535,6 +536,7 @@ fn a_read_only_repository_refuses_writes_and_still_reads() {
     let before = disk.files();
     let out = holdfast(&["backup", "--repo", &url, "--source", &source.url()]);
     assert_code(&out, 6, "backup into a read-only repository");
+    println!("read-only: {}", text(&out));
     assert!(
         text(&out).contains("Read-only file system"),
         "the message must say the repository is read-only:\n{}",
@@ -562,6 +564,7 @@ fn a_restore_target_that_has_the_database_is_refused_and_unchanged() {
     );
     let out = holdfast(&["restore", "--repo", &repo.url(), "--target", &target.url()]);
     assert_code(&out, 14, "restore into a target that has the database");
+    println!("target not empty: {}", text(&out));
     assert!(
         text(&out).contains("--drop-existing"),
         "the message must name the way out:\n{}",
