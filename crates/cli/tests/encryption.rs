@@ -637,26 +637,31 @@ fn descriptor_tampering_is_refused_before_the_key_is_used() {
     let other_key_id = other_doc["encryption"]["key_id"].clone();
 
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
-    let cases: Vec<(&str, Edit, i32)> = vec![
-        ("id", Box::new(|d| d["id"] = "x".into()), 20),
+    // (field changed, exit code when edited by hand, when edited with a recomputed checksum)
+    let cases: Vec<(&str, Edit, i32, i32)> = vec![
+        ("id", Box::new(|d| d["id"] = "x".into()), 20, 20),
         (
             "format lowered to 2",
             Box::new(|d| d["format"] = 2.into()),
+            20,
             20,
         ),
         (
             "created",
             Box::new(|d| d["created"] = "2001-01-01T00:00:00Z".into()),
             20,
+            20,
         ),
         (
             "key_id",
             Box::new(|d| d["encryption"]["key_id"] = "0000000000000000".into()),
             20,
+            20,
         ),
         (
             "recipient of a slot",
             Box::new(|d| d["encryption"]["slots"][1]["recipient"] = "age1qqqq".into()),
+            20,
             20,
         ),
         (
@@ -665,6 +670,7 @@ fn descriptor_tampering_is_refused_before_the_key_is_used() {
                 let s = other_slot.clone();
                 Box::new(move |d| d["encryption"]["slots"][1] = s.clone())
             },
+            20,
             20,
         ),
         (
@@ -677,6 +683,7 @@ fn descriptor_tampering_is_refused_before_the_key_is_used() {
                 })
             },
             20,
+            20,
         ),
         (
             "encryption removed",
@@ -684,6 +691,17 @@ fn descriptor_tampering_is_refused_before_the_key_is_used() {
                 d.as_object_mut().unwrap().remove("encryption");
             }),
             20,
+            20,
+        ),
+        (
+            "relabelled as unencrypted format 1 (encryption and auth removed)",
+            Box::new(|d| {
+                d["format"] = 1.into();
+                d.as_object_mut().unwrap().remove("encryption");
+                d.as_object_mut().unwrap().remove("auth");
+            }),
+            2,
+            2,
         ),
         (
             "MAC removed, format 2 (downgrade)",
@@ -692,21 +710,27 @@ fn descriptor_tampering_is_refused_before_the_key_is_used() {
                 d.as_object_mut().unwrap().remove("auth");
             }),
             20,
+            20,
         ),
         (
             "the user's slot made a passphrase slot",
             Box::new(|d| d["encryption"]["slots"][1]["kind"] = "passphrase".into()),
+            20,
             8,
         ),
     ];
-    for (what, f, code) in &cases {
+    for (what, f, by_hand, deliberate_code) in &cases {
         for deliberate in [false, true] {
             let mut d = doc.clone();
             f(&mut d);
             if deliberate && d.get("auth").is_some() {
                 resum(&mut d);
             }
-            let code = if deliberate { *code } else { 20 };
+            let code = if deliberate {
+                *deliberate_code
+            } else {
+                *by_hand
+            };
             std::fs::write(&descriptor, serde_json::to_vec_pretty(&d).unwrap()).unwrap();
             let out = holdfast(&["list", "--repo", &url, "--identity-file", id]);
             let what = format!("{what} (checksum recomputed: {deliberate})");

@@ -578,3 +578,110 @@ pub fn decode_versioned<T: serde::de::DeserializeOwned>(
         )
     })
 }
+
+#[cfg(test)]
+mod self_checksum_tests {
+    use super::*;
+    use crate::ErrorKind;
+    use serde_json::{json, Value};
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Doc {
+        format: u32,
+        id: String,
+        rows: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    }
+
+    fn doc() -> Doc {
+        Doc {
+            format: 1,
+            id: "b1".into(),
+            rows: 6000,
+            note: None,
+        }
+    }
+
+    fn edit(bytes: &[u8], f: impl FnOnce(&mut Value)) -> Vec<u8> {
+        let mut v: Value = serde_json::from_slice(bytes).unwrap();
+        f(&mut v);
+        serde_json::to_vec_pretty(&v).unwrap()
+    }
+
+    #[test]
+    fn damage_that_leaves_valid_json_is_caught() {
+        let bytes = encode_self_checked(&doc()).unwrap();
+        assert_eq!(decode_self_checked::<Doc>(&bytes, "d", 1).unwrap(), doc());
+        // Reformatted, it still reads.
+        let compact = serde_json::to_vec(&serde_json::from_slice::<Value>(&bytes).unwrap());
+        assert_eq!(
+            decode_self_checked::<Doc>(&compact.unwrap(), "d", 1).unwrap(),
+            doc()
+        );
+
+        type Edit = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Edit, ErrorKind)> = vec![
+            (
+                "a digit",
+                Box::new(|v| v["rows"] = json!(2000)),
+                ErrorKind::Integrity,
+            ),
+            (
+                "a name",
+                Box::new(|v| v["id"] = json!("b2")),
+                ErrorKind::Integrity,
+            ),
+            (
+                "a field added",
+                Box::new(|v| v["note"] = json!("x")),
+                ErrorKind::Integrity,
+            ),
+            (
+                "the checksum",
+                Box::new(|v| v[SELF_CHECKSUM] = json!("00")),
+                ErrorKind::Integrity,
+            ),
+            (
+                "the checksum's name",
+                Box::new(|v| {
+                    let sum = v.as_object_mut().unwrap().remove(SELF_CHECKSUM).unwrap();
+                    v["self_sha257"] = sum;
+                }),
+                ErrorKind::Integrity,
+            ),
+            (
+                "the format, raised",
+                Box::new(|v| v["format"] = json!(9)),
+                ErrorKind::Integrity,
+            ),
+        ];
+        for (what, f, kind) in cases {
+            let err = decode_self_checked::<Doc>(&edit(&bytes, f), "`x/manifest`", 1).unwrap_err();
+            assert_eq!(err.kind(), kind, "{what}: {err}");
+            assert!(err.to_string().contains("`x/manifest`"), "{what}: {err}");
+        }
+        let cut = &bytes[..bytes.len() / 2];
+        let err = decode_self_checked::<Doc>(cut, "`x/manifest`", 1).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity);
+        assert!(err.to_string().contains("`x/manifest`"), "{err}");
+    }
+
+    #[test]
+    fn documents_without_a_checksum_still_read_unless_they_hold_unknown_fields() {
+        let old = serde_json::to_vec_pretty(&doc()).unwrap();
+        assert_eq!(decode_self_checked::<Doc>(&old, "d", 1).unwrap(), doc());
+        let newer = edit(&old, |v| v["format"] = json!(2));
+        assert_eq!(
+            decode_self_checked::<Doc>(&newer, "d", 1)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::RepoInvalid
+        );
+        let odd = edit(&old, |v| v["rowz"] = json!(1));
+        assert_eq!(
+            decode_self_checked::<Doc>(&odd, "d", 1).unwrap_err().kind(),
+            ErrorKind::Integrity
+        );
+    }
+}

@@ -227,6 +227,14 @@ pub trait KeySource: Send + Sync {
     fn hint(&self) -> String {
         KEY_HINT.to_string()
     }
+
+    /// The option by which the user explicitly gave a key (`--passphrase-file`), if any: a
+    /// repository whose `holdfast.repo` says it is unencrypted refuses to open then, since an
+    /// encrypted repository relabelled as plain would otherwise receive new backups in the
+    /// clear. Keys from the environment do not count (they may be set for other repositories).
+    fn given(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The usual ways to give a key, named in messages.

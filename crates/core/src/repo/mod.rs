@@ -136,7 +136,18 @@ impl Repository {
                 )?;
                 Some(Arc::new(found.key))
             }
-            None => None,
+            None => {
+                if let Some(flag) = keys.given() {
+                    return Err(Error::usage(format!(
+                        "{} is not encrypted, but a key was given ({flag}); nothing was done. \
+                         Leave the key option out for an unencrypted repository. If this \
+                         repository was created encrypted, its holdfast.repo was altered: put \
+                         back a genuine copy before writing to it",
+                        storage.location()
+                    )));
+                }
+                None
+            }
         };
         Ok(Repository::assemble(storage, checked.config, key))
     }
