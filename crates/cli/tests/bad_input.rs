@@ -86,7 +86,8 @@ fn newer_repository_format_is_refused() {
     let path = repo.path().join("holdfast.repo");
     let body = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("\"format\": 1", "\"format\": 99");
+        .replace("\"format\": 3", "\"format\": 99");
+    assert!(body.contains("\"format\": 99"), "{body}");
     std::fs::write(&path, body).unwrap();
     let out = holdfast(&["list", "--repo", &repo.url()]);
     assert_code(&out, 4, "newer format");
