@@ -46,6 +46,17 @@ impl KeySource for Keys {
         })
     }
 
+    fn given(&self) -> Option<String> {
+        let p = self.flag_prefix;
+        if self.passphrase_file.is_some() {
+            Some(format!("--{p}passphrase-file"))
+        } else if !self.identity_files.is_empty() {
+            Some(format!("--{p}identity-file"))
+        } else {
+            None
+        }
+    }
+
     fn hint(&self) -> String {
         let p = self.flag_prefix;
         format!(

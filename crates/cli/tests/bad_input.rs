@@ -86,7 +86,8 @@ fn newer_repository_format_is_refused() {
     let path = repo.path().join("holdfast.repo");
     let body = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("\"format\": 1", "\"format\": 99");
+        .replace("\"format\": 3", "\"format\": 99");
+    assert!(body.contains("\"format\": 99"), "{body}");
     std::fs::write(&path, body).unwrap();
     let out = holdfast(&["list", "--repo", &repo.url()]);
     assert_code(&out, 4, "newer format");
@@ -368,4 +369,207 @@ fn sigint_during_a_backup_commits_nothing_and_releases_the_lock() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn malformed_urls_are_usage_errors_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::init();
+    let cases: &[(&[&str], &str)] = &[
+        (&["list", "--repo", "ftp://host/x"], "is not supported"),
+        (
+            &["list", "--repo", "file://relative/path"],
+            "file:///path/to/repo",
+        ),
+        (&["list", "--repo", "file://"], "names no directory"),
+        (&["init", "--repo", "s3://"], "names no bucket"),
+        (&["init", "--repo", "s3:///prefix"], "names no bucket"),
+    ];
+    for (args, message) in cases {
+        let out = holdfast(args);
+        assert_code(&out, 2, &args.join(" "));
+        assert!(text(&out).contains(message), "{}", text(&out));
+    }
+    let url = repo.url();
+    for (source, message) in [
+        ("mysql://root@127.0.0.1:notaport/", "invalid port number"),
+        ("postgres://x@y/", "unsupported scheme `postgres`"),
+        ("root@localhost", "does not start with mysql://"),
+        ("mysql://root@[::1/", "invalid IPv6 address"),
+    ] {
+        let out = holdfast(&["backup", "--repo", &url, "--source", source]);
+        assert_code(&out, 2, source);
+        assert!(text(&out).contains(message), "{source}: {}", text(&out));
+        assert!(text(&out).contains("expected mysql://"), "{}", text(&out));
+    }
+    assert!(
+        repo.files().iter().all(|f| !f.starts_with("backups/")),
+        "nothing may be written: {:?}",
+        repo.files()
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// A small tmpfs mounted for one test (we run as root in CI); unmounted on drop.
+struct Mount(std::path::PathBuf, #[allow(dead_code)] tempfile::TempDir);
+
+impl Mount {
+    fn tmpfs(size: &str) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        let at = dir.path().join("mnt");
+        std::fs::create_dir(&at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root (CI runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mount(at, dir)
+    }
+
+    fn remount(&self, opts: &str) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}/repo", self.0.display())
+    }
+
+    fn files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let root = self.0.join("repo");
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(e.path().strip_prefix(&root).unwrap().display().to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_repository_disk_fails_the_backup_cleanly_and_cleanup_recovers() {
+    let source = TestServer::start();
+    // 25 MB of hex that compresses to about 7 MB: more than the 4 MiB disk holds.
+    source.sql(
+        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY, v TEXT); \
+         INSERT INTO d.t SELECT seq, CONCAT(SHA2(seq, 512), SHA2(seq + 1, 512)) FROM d.seq_1_to_100000;",
+    );
+    let disk = Mount::tmpfs("4m");
+    let url = disk.url();
+    assert_ok(
+        &holdfast(&["init", "--repo", &url]),
+        "init on the small disk",
+    );
+    let out = holdfast(&["backup", "--repo", &url, "--source", &source.url()]);
+    assert_code(&out, 6, "backup onto a full disk");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("full disk: {stderr}");
+    assert!(
+        stderr.contains("No space left") || stderr.contains("full"),
+        "the message must say the disk is full:\n{stderr}"
+    );
+    assert!(
+        !disk.files().iter().any(|f| f.ends_with("/manifest")),
+        "nothing may be committed: {:?}",
+        disk.files()
+    );
+    // The lock was released: list works, and cleanup frees the space the failed run used.
+    let out = holdfast(&["list", "--repo", &url, "--json"]);
+    assert_ok(&out, "list after the failed backup");
+    assert_eq!(json(&out)["backups"].as_array().unwrap().len(), 0);
+    assert_ok(
+        &holdfast(&["cleanup", "--repo", &url]),
+        "cleanup after a full disk",
+    );
+    assert!(
+        disk.files().iter().all(|f| !f.starts_with("backups/")),
+        "cleanup left {:?}",
+        disk.files()
+    );
+    // A backup that fits then succeeds.
+    source.sql("DROP TABLE d.t; CREATE TABLE d.small (id INT PRIMARY KEY); INSERT INTO d.small VALUES (1), (2);");
+    backup_to(&url, &source);
+}
+
+fn backup_to(url: &str, source: &TestServer) {
+    let out = holdfast(&["backup", "--repo", url, "--source", &source.url()]);
+    assert_ok(&out, "backup");
+}
+
+#[test]
+fn a_read_only_repository_refuses_writes_and_still_reads() {
+    let source = TestServer::start();
+    source.sql("CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY); INSERT INTO d.t VALUES (1), (2), (3);");
+    let target = TestServer::start();
+    let disk = Mount::tmpfs("16m");
+    let url = disk.url();
+    assert_ok(&holdfast(&["init", "--repo", &url]), "init");
+    backup_to(&url, &source);
+    disk.remount("ro");
+    let before = disk.files();
+    let out = holdfast(&["backup", "--repo", &url, "--source", &source.url()]);
+    assert_code(&out, 6, "backup into a read-only repository");
+    println!("read-only: {}", text(&out));
+    assert!(
+        text(&out).contains("Read-only file system"),
+        "the message must say the repository is read-only:\n{}",
+        text(&out)
+    );
+    let out = holdfast(&["list", "--repo", &url]);
+    assert_ok(&out, "list of a read-only repository");
+    let out = holdfast(&["verify", "--repo", &url, "--all", "--deep"]);
+    assert_ok(&out, "verify of a read-only repository");
+    let out = holdfast(&["restore", "--repo", &url, "--target", &target.url()]);
+    assert_ok(&out, "restore from a read-only repository");
+    assert_eq!(checksums(&source), checksums(&target));
+    assert_eq!(disk.files(), before);
+}
+
+#[test]
+fn a_restore_target_that_has_the_database_is_refused_and_unchanged() {
+    let source = TestServer::start();
+    source.sql("CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY); INSERT INTO d.t VALUES (1), (2), (3);");
+    let repo = Repo::init();
+    backup(&repo, &source, &[]);
+    let target = TestServer::start();
+    target.sql(
+        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY); INSERT INTO d.t VALUES (42);",
+    );
+    let out = holdfast(&["restore", "--repo", &repo.url(), "--target", &target.url()]);
+    assert_code(&out, 14, "restore into a target that has the database");
+    println!("target not empty: {}", text(&out));
+    assert!(
+        text(&out).contains("--drop-existing"),
+        "the message must name the way out:\n{}",
+        text(&out)
+    );
+    assert_eq!(target.sql("SELECT id FROM d.t").trim(), "42");
 }

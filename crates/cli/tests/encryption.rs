@@ -541,3 +541,301 @@ fn init_encrypt_refuses_bad_input_and_writes_nothing() {
         repo.files()
     );
 }
+
+/// Recomputes `auth.sha256` of an edited `holdfast.repo`, as someone altering it on purpose
+/// would (the canonical form: keys sorted, no whitespace, without `auth`).
+fn resum(doc: &mut serde_json::Value) {
+    fn canonical(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<_> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::to_string(k).unwrap());
+                    out.push(':');
+                    canonical(&m[k], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&serde_json::to_string(other).unwrap()),
+        }
+    }
+    let mut bare = doc.clone();
+    bare.as_object_mut().unwrap().remove("auth");
+    let mut text = String::new();
+    canonical(&bare, &mut text);
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let sum = String::from_utf8(out.stdout).unwrap();
+    doc["auth"]["sha256"] = serde_json::Value::String(sum[..64].to_string());
+}
+
+/// `holdfast.repo` is authenticated: each of its fields altered (by hand, or on purpose with a
+/// recomputed checksum) is refused before the key is used, with exit 20 naming the file (8 when
+/// the altered slot no longer opens at all), and nothing is written. Undone, it opens again.
+#[test]
+fn descriptor_tampering_is_refused_before_the_key_is_used() {
+    let source = TestServer::start();
+    source.sql(
+        "CREATE DATABASE t; CREATE TABLE t.a (id INT PRIMARY KEY); INSERT INTO t.a VALUES (1);",
+    );
+    let repo = Repo::uninit();
+    let (id_file, recipient) = age_identity(repo.dir.path(), "me.txt");
+    let url = repo.url();
+    let pf = pass_file(&repo, "pass.txt", "correct horse battery staple");
+    let out = holdfast(&[
+        "init",
+        "--repo",
+        &url,
+        "--encrypt",
+        "--passphrase-file",
+        &pf,
+        "--recipient",
+        &recipient,
+    ]);
+    assert_ok(&out, "init --encrypt --recipient");
+    let id = id_file.to_str().unwrap();
+    backup(&repo, &source, &["--identity-file", id]);
+    let descriptor = repo.path().join("holdfast.repo");
+    let genuine = std::fs::read(&descriptor).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&genuine).unwrap();
+    assert_eq!(doc["format"], 3, "{doc}");
+    assert!(doc["auth"]["hmac"].is_string(), "{doc}");
+    let before = snapshot(&repo);
+
+    // A key of the attacker's own wrapped to the user's public recipient: a slot the user's
+    // identity opens, with a matching key_id.
+    let other = Repo::uninit();
+    let out = holdfast(&["init", "--repo", &other.url(), "--recipient", &recipient]);
+    assert_ok(&out, "init of another repository");
+    let other_doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(other.path().join("holdfast.repo")).unwrap())
+            .unwrap();
+    let other_slot = other_doc["encryption"]["slots"][0].clone();
+    let other_key_id = other_doc["encryption"]["key_id"].clone();
+
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    // (field changed, exit code when edited by hand, when edited with a recomputed checksum)
+    let cases: Vec<(&str, Edit, i32, i32)> = vec![
+        ("id", Box::new(|d| d["id"] = "x".into()), 20, 20),
+        (
+            "format lowered to 2",
+            Box::new(|d| d["format"] = 2.into()),
+            20,
+            20,
+        ),
+        (
+            "created",
+            Box::new(|d| d["created"] = "2001-01-01T00:00:00Z".into()),
+            20,
+            20,
+        ),
+        (
+            "key_id",
+            Box::new(|d| d["encryption"]["key_id"] = "0000000000000000".into()),
+            20,
+            20,
+        ),
+        (
+            "recipient of a slot",
+            Box::new(|d| d["encryption"]["slots"][1]["recipient"] = "age1qqqq".into()),
+            20,
+            20,
+        ),
+        (
+            "the user's slot replaced by one of another key",
+            {
+                let s = other_slot.clone();
+                Box::new(move |d| d["encryption"]["slots"][1] = s.clone())
+            },
+            20,
+            20,
+        ),
+        (
+            "slot and key_id of another key",
+            {
+                let (s, k) = (other_slot.clone(), other_key_id.clone());
+                Box::new(move |d| {
+                    d["encryption"]["slots"][1] = s.clone();
+                    d["encryption"]["key_id"] = k.clone();
+                })
+            },
+            20,
+            20,
+        ),
+        (
+            "encryption removed",
+            Box::new(|d| {
+                d.as_object_mut().unwrap().remove("encryption");
+            }),
+            20,
+            20,
+        ),
+        (
+            "relabelled as unencrypted format 1 (encryption and auth removed)",
+            Box::new(|d| {
+                d["format"] = 1.into();
+                d.as_object_mut().unwrap().remove("encryption");
+                d.as_object_mut().unwrap().remove("auth");
+            }),
+            2,
+            2,
+        ),
+        (
+            "MAC removed, format 2 (downgrade)",
+            Box::new(|d| {
+                d["format"] = 2.into();
+                d.as_object_mut().unwrap().remove("auth");
+            }),
+            20,
+            20,
+        ),
+        (
+            "the user's slot made a passphrase slot",
+            Box::new(|d| d["encryption"]["slots"][1]["kind"] = "passphrase".into()),
+            20,
+            8,
+        ),
+    ];
+    for (what, f, by_hand, deliberate_code) in &cases {
+        for deliberate in [false, true] {
+            let mut d = doc.clone();
+            f(&mut d);
+            if deliberate && d.get("auth").is_some() {
+                resum(&mut d);
+            }
+            let code = if deliberate {
+                *deliberate_code
+            } else {
+                *by_hand
+            };
+            std::fs::write(&descriptor, serde_json::to_vec_pretty(&d).unwrap()).unwrap();
+            let out = holdfast(&["list", "--repo", &url, "--identity-file", id]);
+            let what = format!("{what} (checksum recomputed: {deliberate})");
+            assert_code(&out, code, &what);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("holdfast.repo"),
+                "{what}: the message must name holdfast.repo:\n{stderr}"
+            );
+            let out = holdfast(&[
+                "backup",
+                "--repo",
+                &url,
+                "--source",
+                &source.url(),
+                "--identity-file",
+                id,
+            ]);
+            assert_code(&out, code, &what);
+            let mut after = snapshot(&repo);
+            after.remove("holdfast.repo");
+            let mut expected = before.clone();
+            expected.remove("holdfast.repo");
+            assert!(
+                after == expected,
+                "{what}: a refused command wrote to the repository"
+            );
+        }
+    }
+    std::fs::write(&descriptor, &genuine).unwrap();
+    let out = holdfast(&["verify", "--repo", &url, "--identity-file", id, "--all"]);
+    assert_ok(&out, "verify with the genuine holdfast.repo put back");
+}
+
+/// Repositories written before holdfast.repo was authenticated (formats 1 and 2, made by the
+/// previous holdfast and kept under tests/fixtures) still open, back up and restore; the first
+/// key change of an encrypted one rewrites it as format 3.
+#[test]
+fn repositories_of_formats_1_and_2_still_open() {
+    let source = TestServer::start();
+    let target = TestServer::start();
+    source.sql("CREATE DATABASE t; CREATE TABLE t.a (id INT PRIMARY KEY, v TEXT); INSERT INTO t.a VALUES (1, 'x'), (2, NULL);");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+
+    let plain = Repo::uninit();
+    std::fs::create_dir_all(plain.path()).unwrap();
+    std::fs::copy(
+        fixtures.join("repo-format1/holdfast.repo"),
+        plain.path().join("holdfast.repo"),
+    )
+    .unwrap();
+    backup(&plain, &source, &[]);
+    assert_ok(
+        &holdfast(&["verify", "--repo", &plain.url(), "--deep", "--all"]),
+        "verify format 1",
+    );
+    let on_disk = std::fs::read(plain.path().join("holdfast.repo")).unwrap();
+    assert_eq!(
+        on_disk,
+        std::fs::read(fixtures.join("repo-format1/holdfast.repo")).unwrap(),
+        "a backup must not rewrite holdfast.repo"
+    );
+
+    let enc = Repo::uninit();
+    std::fs::create_dir_all(enc.path()).unwrap();
+    std::fs::copy(
+        fixtures.join("repo-format2-encrypted/holdfast.repo"),
+        enc.path().join("holdfast.repo"),
+    )
+    .unwrap();
+    let pf = pass_file(&enc, "pass.txt", "format two fixture");
+    backup(&enc, &source, &["--passphrase-file", &pf]);
+    let (id_file, recipient) = age_identity(enc.dir.path(), "me.txt");
+    let out = holdfast(&[
+        "key",
+        "add",
+        "--repo",
+        &enc.url(),
+        "--passphrase-file",
+        &pf,
+        "--recipient",
+        &recipient,
+    ]);
+    assert_ok(&out, "key add on a format 2 repository");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(enc.path().join("holdfast.repo")).unwrap()).unwrap();
+    assert_eq!(
+        doc["format"], 3,
+        "a key change upgrades the descriptor: {doc}"
+    );
+    assert!(doc["auth"]["hmac"].is_string(), "{doc}");
+    restore(
+        &enc,
+        &target,
+        &["--identity-file", id_file.to_str().unwrap(), "--verify"],
+    );
+    assert_eq!(checksums(&source), checksums(&target));
+    // The old passphrase slot (no marker) still opens the upgraded descriptor.
+    let out = holdfast(&[
+        "verify",
+        "--repo",
+        &enc.url(),
+        "--passphrase-file",
+        &pf,
+        "--all",
+    ]);
+    assert_ok(&out, "verify with the format 2 passphrase slot");
+}

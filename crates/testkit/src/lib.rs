@@ -12,12 +12,15 @@
 //!   one bucket and key, for storage tests; it panics, never skips, when `garage` is missing.
 //! - [`PgServer`] starts a private PostgreSQL (apt's `postgresql`; as the `postgres` user when
 //!   run by root) for the daemon's job store tests; it panics, never skips, when missing.
+//! - [`corrupt`]: a seeded [`Corrupter`] that flips bits in, truncates, deletes or swaps
+//!   objects of a local repository, and puts them back.
 //! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
 //!
 //! Set `HOLDFAST_TESTKIT_KEEP=1` to keep a server's directory after the test for inspection
 //! (the path is printed on drop).
 
 mod binaries;
+pub mod corrupt;
 pub mod data;
 mod flavor;
 mod garage;
@@ -31,6 +34,7 @@ pub use binaries::{
     default_mysql_basedir, find_binary, find_mysql, require_binaries, require_mysql, MysqlInstall,
     MYSQL_BASEDIR_ENV,
 };
+pub use corrupt::{Corrupter, Damage, DamageKind, Injection};
 pub use flavor::Flavor;
 pub use garage::{require_garage, GarageServer, GARAGE_REGION};
 pub use postgres::{find_postgres, require_postgres, PgServer, PG_USER};

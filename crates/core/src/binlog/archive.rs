@@ -25,8 +25,8 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{
-    decode_versioned, FileEntry, SegmentIndex, SegmentSource, StreamStatus, SEGMENT_FORMAT,
-    STREAM_STATUS_FORMAT,
+    decode_self_checked, decode_versioned, encode_self_checked, FileEntry, SegmentIndex,
+    SegmentSource, StreamStatus, SEGMENT_FORMAT, STREAM_STATUS_FORMAT,
 };
 use crate::pipeline::{read_all_verified, read_verified};
 use crate::storage::Storage;
@@ -101,7 +101,8 @@ impl Archive {
     pub async fn load_index(&self, seq: u64) -> Result<SegmentIndex> {
         let path = index_path(seq);
         let bytes = self.storage.get(&path).await?;
-        let index: SegmentIndex = decode_versioned(&bytes, &format!("`{path}`"), SEGMENT_FORMAT)?;
+        let index: SegmentIndex =
+            decode_self_checked(&bytes, &format!("`{path}`"), SEGMENT_FORMAT)?;
         if index.seq != seq {
             return Err(Error::integrity(format!(
                 "`{path}` describes segment {} instead of {seq}",
@@ -134,8 +135,7 @@ impl Archive {
         index.raw_size = raw.len() as u64;
         self.storage.put(&path, Bytes::from(compressed)).await?;
         after_data();
-        let body = serde_json::to_vec_pretty(&index)
-            .map_err(|e| Error::internal(format!("encoding a segment index: {e}")))?;
+        let body = encode_self_checked(&index)?;
         self.storage
             .put(&index_path(index.seq), Bytes::from(body))
             .await?;
@@ -155,8 +155,7 @@ impl Archive {
         };
         index.raw_size = raw.len() as u64;
         self.storage.put(&path, Bytes::from(compressed)).await?;
-        let body = serde_json::to_vec_pretty(&index)
-            .map_err(|e| Error::internal(format!("encoding a segment index: {e}")))?;
+        let body = encode_self_checked(&index)?;
         let index_path = index_path(index.seq);
         if !self
             .storage

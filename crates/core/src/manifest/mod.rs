@@ -33,10 +33,15 @@ pub use retention::*;
 pub use schema::*;
 pub use stream_status::*;
 
-/// The newest repository format this build reads; it writes this for encrypted repositories.
-pub const REPO_FORMAT: u32 = 2;
-/// The format of an unencrypted repository (readable by every holdfast since the first).
+/// The newest repository format this build reads, and the one it writes: `holdfast.repo` carries
+/// [`DescriptorAuth`] (plain or encrypted).
+pub const REPO_FORMAT: u32 = 3;
+/// An unencrypted repository written before the descriptor was authenticated (still read).
 pub const REPO_FORMAT_PLAIN: u32 = 1;
+/// An encrypted repository written before the descriptor was authenticated (still read).
+pub const REPO_FORMAT_ENCRYPTED_V2: u32 = 2;
+/// The first format whose `holdfast.repo` must carry [`DescriptorAuth`].
+pub const REPO_FORMAT_AUTHENTICATED: u32 = 3;
 /// The backup manifest format this build writes and the newest it can read.
 pub const MANIFEST_FORMAT: u32 = 1;
 
@@ -49,9 +54,28 @@ pub struct RepoConfig {
     pub created: OffsetDateTime,
     /// The holdfast version that created the repository.
     pub created_by: String,
-    /// Present when every file but this one is encrypted (format 2).
+    /// Present when every file but this one is encrypted (formats 2 and 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionConfig>,
+    /// Format 3: the checksum (and, when encrypted, the MAC) of every other field; see
+    /// `repo::descriptor`. Absent in formats 1 and 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<DescriptorAuth>,
+}
+
+/// The authentication of `holdfast.repo` (format 3), over the canonical JSON of the document
+/// without this field (keys sorted, no whitespace).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DescriptorAuth {
+    /// `holdfast-repo-v1`.
+    pub scheme: String,
+    /// Hex SHA-256 of the canonical document: detects damage and hand edits before any key
+    /// slot is tried.
+    pub sha256: String,
+    /// Encrypted repositories: hex HMAC-SHA256 of the canonical document under a key derived
+    /// from the data key; verified right after unwrapping, before the key is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac: Option<String>,
 }
 
 /// How an encrypted repository's files are encrypted, and its data key in wrapped form.
@@ -404,6 +428,120 @@ impl BackupManifest {
     }
 }
 
+/// The top-level field in which manifests and segment index entries carry their own checksum.
+pub const SELF_CHECKSUM: &str = "self_sha256";
+
+/// Encodes a manifest or segment index entry as pretty JSON with its own checksum:
+/// [`SELF_CHECKSUM`] = hex SHA-256 of the [`canonical_json`] of the document without it. It
+/// catches damage that leaves valid JSON (a flipped digit, a changed name), which nothing else
+/// would; in an encrypted repository the file's authentication covers that already.
+pub fn encode_self_checked<T: Serialize>(doc: &T) -> crate::Result<Vec<u8>> {
+    let mut value = serde_json::to_value(doc).map_err(|e| crate::Error::internal(e.to_string()))?;
+    let map = value
+        .as_object_mut()
+        .ok_or_else(|| crate::Error::internal("a self-checked document is a JSON object"))?;
+    map.remove(SELF_CHECKSUM);
+    let sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(canonical_json(
+        &value,
+    )));
+    if let Some(map) = value.as_object_mut() {
+        map.insert(SELF_CHECKSUM.to_string(), serde_json::Value::String(sum));
+    }
+    serde_json::to_vec_pretty(&value).map_err(|e| crate::Error::internal(e.to_string()))
+}
+
+/// Reads a document written by [`encode_self_checked`]: its checksum must match. A document
+/// without one (written before checksums) is accepted when it has no top-level field this build
+/// does not know (a damaged `self_sha256` name would otherwise pass as such a document). Then
+/// as [`decode_versioned`].
+pub fn decode_self_checked<T: serde::de::DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    what: &str,
+    newest: u32,
+) -> crate::Result<T> {
+    let damaged = |why: String| {
+        crate::Error::new(
+            crate::ErrorKind::Integrity,
+            format!("{what} is damaged: {why}"),
+        )
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| damaged(format!("it is not valid JSON ({e})")))?;
+    let stored = match value.as_object_mut() {
+        Some(map) => map.remove(SELF_CHECKSUM),
+        None => return Err(damaged("it is not a JSON object".into())),
+    };
+    if let Some(stored) = &stored {
+        let sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(canonical_json(
+            &value,
+        )));
+        if stored.as_str() != Some(sum.as_str()) {
+            return Err(damaged(format!(
+                "its content does not match its own checksum ({SELF_CHECKSUM})"
+            )));
+        }
+    }
+    let doc: T = decode_versioned(bytes, what, newest).map_err(|e| {
+        if e.kind() == crate::ErrorKind::Integrity {
+            damaged(e.to_string())
+        } else {
+            e
+        }
+    })?;
+    if stored.is_none() {
+        let known =
+            serde_json::to_value(&doc).map_err(|e| crate::Error::internal(e.to_string()))?;
+        if let (Some(found), Some(known)) = (value.as_object(), known.as_object()) {
+            if let Some(unknown) = found.keys().find(|k| !known.contains_key(*k)) {
+                return Err(damaged(format!(
+                    "it has no {SELF_CHECKSUM} and a field `{unknown}` this holdfast does not know"
+                )));
+            }
+        }
+    }
+    Ok(doc)
+}
+
+/// The canonical bytes of a JSON document: object keys sorted, no whitespace, strings and
+/// numbers as serde_json writes them. What `holdfast.repo`'s authentication and the
+/// self-checksums of manifests and index entries are computed over.
+pub fn canonical_json(value: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend(serde_json::to_vec(k).expect("a string serializes"));
+                out.push(b':');
+                write_canonical(v, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend(serde_json::to_vec(scalar).expect("a scalar serializes")),
+    }
+}
+
 /// Reads a versioned JSON document, refusing formats newer than `newest`.
 pub fn decode_versioned<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
@@ -439,4 +577,111 @@ pub fn decode_versioned<T: serde::de::DeserializeOwned>(
             e,
         )
     })
+}
+
+#[cfg(test)]
+mod self_checksum_tests {
+    use super::*;
+    use crate::ErrorKind;
+    use serde_json::{json, Value};
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Doc {
+        format: u32,
+        id: String,
+        rows: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    }
+
+    fn doc() -> Doc {
+        Doc {
+            format: 1,
+            id: "b1".into(),
+            rows: 6000,
+            note: None,
+        }
+    }
+
+    fn edit(bytes: &[u8], f: impl FnOnce(&mut Value)) -> Vec<u8> {
+        let mut v: Value = serde_json::from_slice(bytes).unwrap();
+        f(&mut v);
+        serde_json::to_vec_pretty(&v).unwrap()
+    }
+
+    #[test]
+    fn damage_that_leaves_valid_json_is_caught() {
+        let bytes = encode_self_checked(&doc()).unwrap();
+        assert_eq!(decode_self_checked::<Doc>(&bytes, "d", 1).unwrap(), doc());
+        // Reformatted, it still reads.
+        let compact = serde_json::to_vec(&serde_json::from_slice::<Value>(&bytes).unwrap());
+        assert_eq!(
+            decode_self_checked::<Doc>(&compact.unwrap(), "d", 1).unwrap(),
+            doc()
+        );
+
+        type Edit = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Edit, ErrorKind)> = vec![
+            (
+                "a digit",
+                Box::new(|v| v["rows"] = json!(2000)),
+                ErrorKind::Integrity,
+            ),
+            (
+                "a name",
+                Box::new(|v| v["id"] = json!("b2")),
+                ErrorKind::Integrity,
+            ),
+            (
+                "a field added",
+                Box::new(|v| v["note"] = json!("x")),
+                ErrorKind::Integrity,
+            ),
+            (
+                "the checksum",
+                Box::new(|v| v[SELF_CHECKSUM] = json!("00")),
+                ErrorKind::Integrity,
+            ),
+            (
+                "the checksum's name",
+                Box::new(|v| {
+                    let sum = v.as_object_mut().unwrap().remove(SELF_CHECKSUM).unwrap();
+                    v["self_sha257"] = sum;
+                }),
+                ErrorKind::Integrity,
+            ),
+            (
+                "the format, raised",
+                Box::new(|v| v["format"] = json!(9)),
+                ErrorKind::Integrity,
+            ),
+        ];
+        for (what, f, kind) in cases {
+            let err = decode_self_checked::<Doc>(&edit(&bytes, f), "`x/manifest`", 1).unwrap_err();
+            assert_eq!(err.kind(), kind, "{what}: {err}");
+            assert!(err.to_string().contains("`x/manifest`"), "{what}: {err}");
+        }
+        let cut = &bytes[..bytes.len() / 2];
+        let err = decode_self_checked::<Doc>(cut, "`x/manifest`", 1).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity);
+        assert!(err.to_string().contains("`x/manifest`"), "{err}");
+    }
+
+    #[test]
+    fn documents_without_a_checksum_still_read_unless_they_hold_unknown_fields() {
+        let old = serde_json::to_vec_pretty(&doc()).unwrap();
+        assert_eq!(decode_self_checked::<Doc>(&old, "d", 1).unwrap(), doc());
+        let newer = edit(&old, |v| v["format"] = json!(2));
+        assert_eq!(
+            decode_self_checked::<Doc>(&newer, "d", 1)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::RepoInvalid
+        );
+        let odd = edit(&old, |v| v["rowz"] = json!(1));
+        assert_eq!(
+            decode_self_checked::<Doc>(&odd, "d", 1).unwrap_err().kind(),
+            ErrorKind::Integrity
+        );
+    }
 }

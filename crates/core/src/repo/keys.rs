@@ -30,6 +30,13 @@ use crate::{Error, ErrorKind, Result};
 pub const SCHEME: &str = "age-x25519-hmac-v1";
 
 const MAC_KEY_INFO: &[u8] = b"holdfast repository file authentication v1";
+const DESCRIPTOR_KEY_INFO: &[u8] = b"holdfast repository descriptor authentication v1";
+
+/// A comment line written into every key slot's plaintext since format 3: a slot that says so
+/// only opens a `holdfast.repo` that carries its MAC, so stripping the MAC (rewriting the
+/// descriptor as format 2) is detected. Identity parsers skip comment lines, so `age -d` of a
+/// slot still yields a usable identity file.
+pub const SLOT_MARKER: &str = "# holdfast: holdfast.repo is authenticated (format 3 or later)";
 
 /// scrypt cost of passphrase slots: N = 2^18 (256 MiB, about a second). Fixed rather than
 /// tuned to the machine running `init` (age's default), which picked 2^20 (1 GiB, several
@@ -44,6 +51,7 @@ pub struct DataKey {
     identity: x25519::Identity,
     recipient: x25519::Recipient,
     mac_key: [u8; 32],
+    descriptor_key: [u8; 32],
 }
 
 impl fmt::Debug for DataKey {
@@ -67,10 +75,14 @@ impl DataKey {
         let mut mac_key = [0u8; 32];
         hk.expand(MAC_KEY_INFO, &mut mac_key)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let mut descriptor_key = [0u8; 32];
+        hk.expand(DESCRIPTOR_KEY_INFO, &mut descriptor_key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
         DataKey {
             identity,
             recipient,
             mac_key,
+            descriptor_key,
         }
     }
 
@@ -109,6 +121,12 @@ impl DataKey {
         &self.mac_key
     }
 
+    /// The key that authenticates `holdfast.repo` (HKDF-SHA256 of the identity, its own info
+    /// string, so it is independent of [`DataKey::mac_key`]).
+    pub fn descriptor_key(&self) -> &[u8; 32] {
+        &self.descriptor_key
+    }
+
     /// The data key as an age identity file, for `holdfast key export` and `age -d -i`.
     pub fn export(&self, repository_id: &str) -> SecretString {
         SecretString::from(format!(
@@ -122,8 +140,10 @@ impl DataKey {
 
     /// Wraps the data key for a new slot. Passphrase slots cost about a second (scrypt).
     pub fn wrap(&self, slot: &NewSlot) -> Result<KeySlot> {
-        let plaintext =
-            SecretString::from(format!("{}\n", self.identity.to_string().expose_secret()));
+        let plaintext = SecretString::from(format!(
+            "{SLOT_MARKER}\n{}\n",
+            self.identity.to_string().expose_secret()
+        ));
         let (kind, recipient, encryptor) = match slot {
             NewSlot::Passphrase(pass) => {
                 if pass.expose_secret().is_empty() {
@@ -207,6 +227,14 @@ pub trait KeySource: Send + Sync {
     fn hint(&self) -> String {
         KEY_HINT.to_string()
     }
+
+    /// The option by which the user explicitly gave a key (`--passphrase-file`), if any: a
+    /// repository whose `holdfast.repo` says it is unencrypted refuses to open then, since an
+    /// encrypted repository relabelled as plain would otherwise receive new backups in the
+    /// clear. Keys from the environment do not count (they may be set for other repositories).
+    fn given(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The usual ways to give a key, named in messages.
@@ -235,13 +263,21 @@ pub fn missing_key_hint(location: &str, hint: &str) -> Error {
     )
 }
 
+/// A data key unwrapped from a slot, and whether that slot carries [`SLOT_MARKER`].
+#[derive(Debug)]
+pub struct Unlocked {
+    pub key: DataKey,
+    pub marked: bool,
+}
+
 /// Unwraps the data key with the credentials `source` supplies. Reads nothing but the slots and
-/// writes nothing.
+/// writes nothing. The caller authenticates the descriptor with the key before using it
+/// (`repo::descriptor`).
 pub fn unlock(
     location: &str,
     encryption: &EncryptionConfig,
     source: &dyn KeySource,
-) -> Result<DataKey> {
+) -> Result<Unlocked> {
     if encryption.scheme != SCHEME {
         return Err(Error::new(
             ErrorKind::RepoInvalid,
@@ -263,8 +299,8 @@ pub fn unlock(
         identity.set_max_work_factor(SCRYPT_MAX_LOG_N);
         let n = slots_of(KeySlotKind::Passphrase).count();
         for slot in slots_of(KeySlotKind::Passphrase) {
-            if let Some(key) = open_slot(slot, &[&identity as &dyn age::Identity])? {
-                return checked(location, encryption, key);
+            if let Some(found) = open_slot(slot, &[&identity as &dyn age::Identity])? {
+                return checked(location, encryption, found);
             }
         }
         tried.push(if n == 0 {
@@ -294,8 +330,8 @@ pub fn unlock(
         let refs: Vec<&dyn age::Identity> = identities.iter().map(|b| b.as_ref()).collect();
         let n = slots_of(KeySlotKind::Recipient).count();
         for slot in slots_of(KeySlotKind::Recipient) {
-            if let Some(key) = open_slot(slot, &refs)? {
-                return checked(location, encryption, key);
+            if let Some(found) = open_slot(slot, &refs)? {
+                return checked(location, encryption, found);
             }
         }
         tried.push(format!(
@@ -306,7 +342,8 @@ pub fn unlock(
         ErrorKind::Key,
         format!(
             "wrong key for {location}: holdfast was given {}; nothing was done. Check {} \
-             (`holdfast key list` shows the slots)",
+             (`holdfast key list` shows the slots). If the key is right, a key slot in \
+             holdfast.repo was altered or damaged: put back a copy of holdfast.repo",
             tried.join(" and "),
             source.hint()
         ),
@@ -314,14 +351,14 @@ pub fn unlock(
 }
 
 /// `Ok(None)` when these identities do not open the slot.
-fn open_slot(slot: &KeySlot, identities: &[&dyn age::Identity]) -> Result<Option<DataKey>> {
+fn open_slot(slot: &KeySlot, identities: &[&dyn age::Identity]) -> Result<Option<Unlocked>> {
     let decryptor = match age::Decryptor::new_buffered(ArmoredReader::new(slot.wrapped.as_bytes()))
     {
         Ok(d) => d,
         Err(e) => {
             return Err(Error::new(
-                ErrorKind::RepoInvalid,
-                format!("a key slot in holdfast.repo is damaged ({e})"),
+                ErrorKind::Integrity,
+                format!("holdfast.repo was altered or damaged: a key slot is not an age file ({e}); put back a genuine copy of holdfast.repo"),
             ))
         }
     };
@@ -340,26 +377,31 @@ fn open_slot(slot: &KeySlot, identities: &[&dyn age::Identity]) -> Result<Option
     let mut text = String::new();
     if reader.read_to_string(&mut text).is_err() {
         return Err(Error::new(
-            ErrorKind::RepoInvalid,
-            "a key slot in holdfast.repo is damaged (it does not decrypt to a key)",
+            ErrorKind::Integrity,
+            "holdfast.repo was altered or damaged: a key slot does not decrypt to a key; put back a genuine copy of holdfast.repo",
         ));
     }
-    DataKey::parse(&text).map(Some)
+    let marked = text.lines().any(|l| l.trim() == SLOT_MARKER);
+    Ok(Some(Unlocked {
+        key: DataKey::parse(&text)?,
+        marked,
+    }))
 }
 
-fn checked(location: &str, encryption: &EncryptionConfig, key: DataKey) -> Result<DataKey> {
-    if key.key_id() != encryption.key_id {
+fn checked(location: &str, encryption: &EncryptionConfig, found: Unlocked) -> Result<Unlocked> {
+    if found.key.key_id() != encryption.key_id {
         return Err(Error::new(
-            ErrorKind::Key,
+            ErrorKind::Integrity,
             format!(
-                "a key slot of {location} holds key {} but the repository's key is {}: \
-                 holdfast.repo was altered; nothing was done",
-                key.key_id(),
+                "{location}/holdfast.repo was altered: a key slot holds key {} but the \
+                 repository's key is {}; the key was not used and nothing was read or written. \
+                 Put back a genuine copy of holdfast.repo",
+                found.key.key_id(),
                 encryption.key_id
             ),
         ));
     }
-    Ok(key)
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -390,9 +432,11 @@ mod tests {
             ])
             .unwrap();
         let by_pass = unlock("r", &cfg, &Given(Some("correct horse"), vec![])).unwrap();
-        assert_eq!(by_pass.key_id(), key.key_id());
+        assert_eq!(by_pass.key.key_id(), key.key_id());
+        assert!(by_pass.marked, "new slots carry the marker");
         let by_id = unlock("r", &cfg, &Given(None, vec![id_file])).unwrap();
-        assert_eq!(by_id.mac_key(), key.mac_key());
+        assert_eq!(by_id.key.mac_key(), key.mac_key());
+        assert!(by_id.marked);
 
         let wrong = unlock("r", &cfg, &Given(Some("wrong"), vec![])).unwrap_err();
         assert_eq!(wrong.kind(), ErrorKind::Key);

@@ -9,8 +9,11 @@
 //! Encryption: when `holdfast.repo` carries an [`EncryptionConfig`], opening unwraps the data key
 //! first (see [`keys`]) and every later read and write goes through
 //! [`EncryptedStorage`], so engines, verify and copy never see ciphertext. A wrong or missing
-//! key fails the open, before any work and without writing anything.
+//! key fails the open, before any work and without writing anything. `holdfast.repo` itself is
+//! authenticated ([`descriptor`]): its checksum is verified before any slot is tried, and its
+//! MAC right after the data key is unwrapped, before the key is used.
 
+pub mod descriptor;
 pub mod keys;
 pub mod layout;
 pub mod lock;
@@ -24,8 +27,8 @@ use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 use crate::manifest::{
-    decode_versioned, BackupManifest, EncryptionConfig, KeySlot, RepoConfig, MANIFEST_FORMAT,
-    REPO_FORMAT, REPO_FORMAT_PLAIN,
+    decode_self_checked, BackupManifest, EncryptionConfig, KeySlot, RepoConfig, MANIFEST_FORMAT,
+    REPO_FORMAT,
 };
 use crate::storage::{EncryptedStorage, Storage};
 use crate::{Error, ErrorKind, Result};
@@ -92,20 +95,15 @@ impl Repository {
             (Some(Arc::new(key)), Some(encryption))
         };
         let config = RepoConfig {
-            format: if encryption.is_some() {
-                REPO_FORMAT
-            } else {
-                REPO_FORMAT_PLAIN
-            },
+            format: REPO_FORMAT,
             id: uuid::Uuid::new_v4().to_string(),
             created: OffsetDateTime::now_utc(),
             created_by: format!("holdfast {}", env!("CARGO_PKG_VERSION")),
             encryption,
+            auth: None,
         };
-        if !storage
-            .put_if_absent(layout::REPO_FILE, encode_config(&config)?)
-            .await?
-        {
+        let (config, body) = descriptor::seal(&config, key.as_deref())?;
+        if !storage.put_if_absent(layout::REPO_FILE, body).await? {
             return Err(Error::new(
                 ErrorKind::RepoInvalid,
                 format!(
@@ -126,16 +124,37 @@ impl Repository {
     /// encrypted, `keys` is asked for credentials and the data key is unwrapped before this
     /// returns: a wrong or missing key is an [`ErrorKind::Key`] error, and nothing is written.
     pub async fn open_with(storage: Arc<dyn Storage>, keys: &dyn KeySource) -> Result<Repository> {
-        let config = read_config(&*storage).await?;
-        let key = match &config.encryption {
-            Some(enc) => Some(Arc::new(keys::unlock(&storage.location(), enc, keys)?)),
-            None => None,
+        let checked = read_checked(&*storage).await?;
+        let key = match &checked.config.encryption {
+            Some(enc) => {
+                let found = keys::unlock(&storage.location(), enc, keys)?;
+                descriptor::authenticate(
+                    &checked,
+                    &found.key,
+                    found.marked,
+                    &repo_file(&*storage),
+                )?;
+                Some(Arc::new(found.key))
+            }
+            None => {
+                if let Some(flag) = keys.given() {
+                    return Err(Error::usage(format!(
+                        "{} is not encrypted, but a key was given ({flag}); nothing was done. \
+                         Leave the key option out for an unencrypted repository. If this \
+                         repository was created encrypted, its holdfast.repo was altered: put \
+                         back a genuine copy before writing to it",
+                        storage.location()
+                    )));
+                }
+                None
+            }
         };
-        Ok(Repository::assemble(storage, config, key))
+        Ok(Repository::assemble(storage, checked.config, key))
     }
 
     /// Reads `holdfast.repo` alone (clear in every repository), without opening or unlocking
-    /// anything: for what may be judged without the key (`holdfast status --no-key`).
+    /// anything: for what may be judged without the key (`holdfast status --no-key`). Its
+    /// checksum is verified; its MAC cannot be without the key.
     pub async fn read_config(storage: &dyn Storage) -> Result<RepoConfig> {
         read_config(storage).await
     }
@@ -215,15 +234,16 @@ impl Repository {
         })
     }
 
-    /// Replaces `holdfast.repo`. A copy of the old one is kept at `holdfast.repo.previous` until
-    /// the new one is written and read back, so a crash in between never loses every key slot.
+    /// Replaces `holdfast.repo`, sealed in the newest format (so a repository of format 1 or 2
+    /// is upgraded by its first key change). A copy of the old file is kept at
+    /// `holdfast.repo.previous` until the new one is written and read back, so a crash in
+    /// between never loses every key slot.
     async fn rewrite_config(&mut self, lock: &RepoLock, config: RepoConfig) -> Result<()> {
         lock.ensure_held().await?;
-        let old = encode_config(&self.config)?;
+        let old = self.storage.get(layout::REPO_FILE).await?;
+        let (config, body) = descriptor::seal(&config, self.key.as_deref())?;
         self.storage.put(layout::REPO_FILE_PREVIOUS, old).await?;
-        self.storage
-            .put(layout::REPO_FILE, encode_config(&config)?)
-            .await?;
+        self.storage.put(layout::REPO_FILE, body).await?;
         let back = read_config(&*self.storage).await?;
         if back != config {
             return Err(Error::new(
@@ -295,7 +315,18 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        decode_versioned(&body, &format!("manifest of backup {id}"), MANIFEST_FORMAT)
+        let manifest: BackupManifest = decode_self_checked(
+            &body,
+            &format!("`{path}` (the manifest of backup {id})"),
+            MANIFEST_FORMAT,
+        )?;
+        if manifest.id != id {
+            return Err(Error::integrity(format!(
+                "`{path}` is the manifest of backup {} (moved or swapped): backup {id} cannot be trusted",
+                manifest.id
+            )));
+        }
+        Ok(manifest)
     }
 
     /// Resolves `latest` or an id to a committed backup.
@@ -409,22 +440,24 @@ impl Repository {
     /// Writes the manifest: the commit point of a backup. Everything it lists must be durable.
     pub async fn commit(&self, lock: &RepoLock, manifest: &BackupManifest) -> Result<()> {
         lock.ensure_held().await?;
-        let body =
-            serde_json::to_vec_pretty(manifest).map_err(|e| Error::internal(e.to_string()))?;
+        let body = crate::manifest::encode_self_checked(manifest)?;
         self.storage
             .put(&layout::manifest_path(&manifest.id), Bytes::from(body))
             .await
     }
 }
 
-fn encode_config(config: &RepoConfig) -> Result<Bytes> {
-    serde_json::to_vec_pretty(config)
-        .map(Bytes::from)
-        .map_err(|e| Error::internal(e.to_string()))
+fn repo_file(storage: &dyn Storage) -> String {
+    format!("{}/{}", storage.location(), layout::REPO_FILE)
 }
 
-/// Reads and decodes `holdfast.repo`.
+/// Reads and decodes `holdfast.repo`, verifying its checksum.
 async fn read_config(storage: &dyn Storage) -> Result<RepoConfig> {
+    Ok(read_checked(storage).await?.config)
+}
+
+/// Reads and decodes `holdfast.repo`, verifying its checksum; the MAC is left to the caller.
+async fn read_checked(storage: &dyn Storage) -> Result<descriptor::Checked> {
     let body = match storage.get(layout::REPO_FILE).await {
         Ok(b) => b,
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -450,12 +483,5 @@ async fn read_config(storage: &dyn Storage) -> Result<RepoConfig> {
         }
         Err(e) => return Err(e),
     };
-    let what = format!("{}/{}", storage.location(), layout::REPO_FILE);
-    decode_versioned(&body, &what, REPO_FORMAT).map_err(|e| {
-        if e.kind() == ErrorKind::Integrity {
-            Error::new(ErrorKind::RepoInvalid, e.to_string())
-        } else {
-            e
-        }
-    })
+    descriptor::check(&body, &repo_file(storage))
 }
