@@ -64,6 +64,11 @@ enum Command {
     Pin(commands::pin::PinArgs),
     /// Remove a backup's pin.
     Unpin(commands::pin::UnpinArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(commands::completions::Args),
+    /// Write the man pages into a directory (used by packaging).
+    #[command(hide = true)]
+    Manpages(commands::manpages::Args),
 }
 
 /// Keeps the multi-megabyte buffers of the data paths (compressed frames, upload parts) in the
@@ -119,6 +124,8 @@ fn main() -> ExitCode {
                 Command::Policy(c) => commands::policy::run(&cli.global, c).await,
                 Command::Pin(a) => commands::pin::pin(&cli.global, a).await,
                 Command::Unpin(a) => commands::pin::unpin(&cli.global, a).await,
+                Command::Completions(a) => commands::completions::run(a),
+                Command::Manpages(a) => commands::manpages::run(a),
             }
         };
         let result = tokio::select! {
