@@ -23,12 +23,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut script = Vec::new();
-    clap_complete::generate(
-        args.shell,
-        &mut crate::Cli::command(),
-        "holdfast",
-        &mut script,
-    );
+    clap_complete::generate(args.shell, &mut visible_command(), "holdfast", &mut script);
     let mut out = std::io::stdout().lock();
     match out.write_all(&script).and_then(|()| out.flush()) {
         // `holdfast completions bash | head` is not an error.
@@ -37,4 +32,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The command line without its hidden subcommands: clap_complete offers hidden subcommands
+/// too, and clap cannot remove one, so the root is rebuilt from the visible parts.
+fn visible_command() -> clap::Command {
+    let full = crate::Cli::command();
+    let mut cmd = clap::Command::new("holdfast")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(full.get_about().cloned().unwrap_or_default());
+    for arg in full.get_arguments() {
+        cmd = cmd.arg(arg.clone());
+    }
+    for sub in full.get_subcommands().filter(|s| !s.is_hide_set()) {
+        cmd = cmd.subcommand(sub.clone());
+    }
+    cmd
 }
