@@ -3,7 +3,7 @@
 #
 #   1. installs cargo-deb if missing (`cargo install cargo-deb --locked`, into ~/.cargo/bin);
 #   2. builds the release binary;
-#   3. writes the man pages (`holdfast manpages`) and the bash, zsh and fish completion scripts
+#   3. writes the man pages (`holdfast manpages`, gzipped) and the bash, zsh and fish completion scripts
 #      (`holdfast completions`) from that binary into <target>/release/deb-assets/;
 #   4. packages with cargo-deb ([package.metadata.deb] in crates/cli/Cargo.toml);
 #   5. checks the .deb: control fields, conffile, maintainer scripts, every file that must be in
@@ -49,6 +49,8 @@ ASSETS="$TARGET_DIR/release/deb-assets"
 rm -rf "$ASSETS"
 mkdir -p "$ASSETS/completions"
 "$BIN" manpages "$ASSETS/man" >"$ASSETS/man.list"
+# cargo-deb compresses man pages only when they are not build outputs; these are.
+gzip -9n "$ASSETS"/man/*.1
 "$BIN" completions bash >"$ASSETS/completions/holdfast.bash"
 "$BIN" completions zsh >"$ASSETS/completions/_holdfast"
 "$BIN" completions fish >"$ASSETS/completions/holdfast.fish"
