@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run every check CI runs: formatting, clippy (warnings are errors), then all unit and
-# integration tests. Integration tests start real throwaway `mariadbd` servers, MySQL 5.7
-# `mysqld` servers and Garage S3 servers (crates/testkit), so all three must be installed; missing
+# Run every check CI runs: formatting, clippy (warnings are errors), the monitoring files in
+# contrib/ (scripts/check-monitoring.sh), then all unit and integration tests. Integration tests
+# start real throwaway `mariadbd` servers, MySQL 5.7 `mysqld` servers and Garage S3 servers
+# (crates/testkit), so all three must be installed; missing
 # apt packages are installed with apt-get when possible, garage with cargo install (cached in
 # ~/.cargo/bin), MySQL with scripts/install-mysql.sh (cached in ~/.cache/holdfast).
 #
@@ -24,7 +25,8 @@ ensure_packages() {
   local pair cmd pkg
   for pair in mariadbd:mariadb-server mariadb-install-db:mariadb-server mariadb:mariadb-client \
               mariadb-admin:mariadb-client mariabackup:mariadb-backup mydumper:mydumper \
-              sysbench:sysbench zstd:zstd age:age age-keygen:age; do
+              sysbench:sysbench zstd:zstd age:age age-keygen:age \
+              groff:groff-base man:man-db; do
     cmd=${pair%%:*} pkg=${pair#*:}
     if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${pkgs[*]} " != *" $pkg "* ]]; then pkgs+=("$pkg"); fi
   done
@@ -66,6 +68,10 @@ cargo fmt --all -- "${FMT_ARGS[@]}"
 
 banner "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+
+# Prometheus rules (promtool check + unit tests) and the Grafana dashboard's queries.
+banner "scripts/check-monitoring.sh"
+bash "$ROOT/scripts/check-monitoring.sh"
 
 if cargo nextest --version >/dev/null 2>&1; then
   banner "cargo nextest run --workspace --no-fail-fast --test-threads $TEST_THREADS"

@@ -67,6 +67,11 @@ enum Command {
     /// Run schedules, jobs, binlog archivers, metrics and alerts from a config file;
     /// `--check-config` validates it and prints the plan.
     Daemon(commands::daemon::Args),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(commands::completions::Args),
+    /// Write the man pages into a directory (used by packaging).
+    #[command(hide = true)]
+    Manpages(commands::manpages::Args),
 }
 
 /// Keeps the multi-megabyte buffers of the data paths (compressed frames, upload parts) in the
@@ -129,6 +134,8 @@ fn main() -> ExitCode {
                     Command::Pin(a) => commands::pin::pin(&cli.global, a).await,
                     Command::Unpin(a) => commands::pin::unpin(&cli.global, a).await,
                     Command::Daemon(a) => commands::daemon::run(&cli.global, a).await,
+                    Command::Completions(a) => commands::completions::run(a),
+                    Command::Manpages(a) => commands::manpages::run(a),
                 }
             };
             let result = tokio::select! {
