@@ -10,6 +10,9 @@
 //!   [`require_mysql`] likewise when MySQL is (`scripts/install-mysql.sh` installs it).
 //! - [`GarageServer`] starts a private single-node Garage (an S3-compatible object store) with
 //!   one bucket and key, for storage tests; it panics, never skips, when `garage` is missing.
+//! - [`HttpReceiver`] and [`SmtpReceiver`] are real HTTP and SMTP servers on loopback that
+//!   record what they receive (alert webhooks, e-mail); the HTTP one answers from a script
+//!   (e.g. 500 twice, then 200), the SMTP one speaks STARTTLS or TLS with a throwaway CA.
 //! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
 //!
 //! Set `HOLDFAST_TESTKIT_KEEP=1` to keep a server's directory after the test for inspection
@@ -19,8 +22,10 @@ mod binaries;
 pub mod data;
 mod flavor;
 mod garage;
+pub mod http_receiver;
 mod port;
 mod server;
+pub mod smtp_receiver;
 mod spawner;
 mod template;
 
@@ -30,4 +35,6 @@ pub use binaries::{
 };
 pub use flavor::Flavor;
 pub use garage::{require_garage, GarageServer, GARAGE_REGION};
+pub use http_receiver::{HttpReceiver, RecordedRequest, Reply};
 pub use server::{ServerOptions, TestServer};
+pub use smtp_receiver::{ReceivedMail, SmtpOptions, SmtpReceiver, SmtpTls};

@@ -26,9 +26,16 @@
 //! timezone = "Europe/Berlin"
 //! ```
 
+mod notifier;
+
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+pub use notifier::{
+    AlertmanagerConfig, DeliveryKeys, DingtalkConfig, EmailConfig, FeishuConfig, NotifierConfig,
+    SlackConfig, WebhookConfig, WecomConfig,
+};
 
 use crate::jobs::queue::Limits;
 use crate::jobs::{JobKind, JobSpec, Trigger};
@@ -44,8 +51,9 @@ pub struct Config {
     pub repository: Vec<RepositoryConfig>,
     #[serde(default)]
     pub server: Vec<ServerConfig>,
+    /// Where alerts go (see [`NotifierConfig`]).
     #[serde(default)]
-    pub notifier: Vec<toml::Table>,
+    pub notifier: Vec<NotifierConfig>,
     #[serde(default)]
     pub alerts: AlertsSection,
 }
@@ -183,6 +191,8 @@ pub struct AlertsSection {
     pub archive_lag: String,
     /// Repository size beyond this share of its `size_limit` raises an alert.
     pub size_warn_ratio: f64,
+    /// An incident still open is notified again after this long (e.g. "4h"); "0s" never.
+    pub repeat_interval: String,
 }
 
 impl Default for AlertsSection {
@@ -190,6 +200,7 @@ impl Default for AlertsSection {
         AlertsSection {
             archive_lag: "5m".into(),
             size_warn_ratio: 0.9,
+            repeat_interval: "4h".into(),
         }
     }
 }
