@@ -64,6 +64,9 @@ enum Command {
     Pin(commands::pin::PinArgs),
     /// Remove a backup's pin.
     Unpin(commands::pin::UnpinArgs),
+    /// Alert channels of the daemon's config: `test` sends a test message to each.
+    #[command(subcommand)]
+    Notify(commands::notify::Command),
 }
 
 /// Keeps the multi-megabyte buffers of the data paths (compressed frames, upload parts) in the
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
                 Command::Policy(c) => commands::policy::run(&cli.global, c).await,
                 Command::Pin(a) => commands::pin::pin(&cli.global, a).await,
                 Command::Unpin(a) => commands::pin::unpin(&cli.global, a).await,
+                Command::Notify(c) => commands::notify::run(&cli.global, c).await,
             }
         };
         let result = tokio::select! {

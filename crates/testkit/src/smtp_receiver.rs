@@ -72,10 +72,42 @@ impl ReceivedMail {
         value
     }
 
-    /// The body after the headers.
+    /// The body after the headers, as sent.
     pub fn body(&self) -> &str {
         self.data.split_once("\r\n\r\n").map_or("", |(_, b)| b)
     }
+
+    /// The body decoded (quoted-printable or base64, as `Content-Transfer-Encoding` says).
+    pub fn text(&self) -> String {
+        let encoding = self
+            .header("Content-Transfer-Encoding")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match encoding.as_str() {
+            "quoted-printable" => quoted_printable(self.body()),
+            "base64" => b64(&self.body().replace("\r\n", "")),
+            _ => self.body().to_string(),
+        }
+    }
+}
+
+fn quoted_printable(s: &str) -> String {
+    let joined = s.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 struct State {
@@ -347,6 +379,14 @@ async fn read_line<R: AsyncBufReadExt + Unpin>(io: &mut R) -> std::io::Result<Op
         return Ok(None);
     }
     Ok(Some(line.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decodes_quoted_printable() {
+        assert_eq!(super::quoted_printable("a=3Db=\r\nc --=20\r\n"), "a=bc -- \r\n");
+    }
 }
 
 fn b64(s: &str) -> String {

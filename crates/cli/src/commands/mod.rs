@@ -11,6 +11,7 @@ pub mod info;
 pub mod init;
 pub mod key;
 pub mod list;
+pub mod notify;
 pub mod pin;
 pub mod policy;
 pub mod restore;
