@@ -21,7 +21,11 @@ async fn notify_test_sends_to_every_channel_and_exits_by_the_outcome() {
     let hook = HttpReceiver::start().await;
     let robot = HttpReceiver::start().await;
     robot.set_default(Reply::json(200, r#"{"errcode":0,"errmsg":"ok"}"#));
-    let smtp = SmtpReceiver::start(SmtpOptions { tls: SmtpTls::StartTls, credentials: None }).await;
+    let smtp = SmtpReceiver::start(SmtpOptions {
+        tls: SmtpTls::StartTls,
+        credentials: None,
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, smtp.ca_pem()).unwrap();
@@ -47,8 +51,16 @@ async fn notify_test_sends_to_every_channel_and_exits_by_the_outcome() {
     let out = notify_test(&config, &[]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    for line in ["OK    hook (webhook)", "OK    dingtalk (dingtalk)", "OK    email (email)"] {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for line in [
+        "OK    hook (webhook)",
+        "OK    dingtalk (dingtalk)",
+        "OK    email (email)",
+    ] {
         assert!(stdout.contains(line), "{line} in:\n{stdout}");
     }
     let h = hook.wait_for(1, Duration::from_secs(5)).await;
@@ -74,7 +86,10 @@ async fn notify_test_sends_to_every_channel_and_exits_by_the_outcome() {
     let hook_result = &report["notifiers"][0];
     assert_eq!(hook_result["name"], "hook");
     assert_eq!(hook_result["ok"], false);
-    assert!(hook_result["error"].as_str().unwrap().contains("403"), "{report}");
+    assert!(
+        hook_result["error"].as_str().unwrap().contains("403"),
+        "{report}"
+    );
     assert_eq!(report["notifiers"][1]["ok"], true);
     assert_eq!(smtp.wait_for(2, Duration::from_secs(5)).await.len(), 2);
 
@@ -90,7 +105,10 @@ async fn notify_test_rejects_a_bad_config_with_exit_2() {
     let config = dir.path().join("holdfast.toml");
     let cases = [
         ("[[notifier]]\nkind = \"pager\"\n", "pager"),
-        ("[[notifier]]\nkind = \"webhook\"\nurll = \"http://x/\"\n", "urll"),
+        (
+            "[[notifier]]\nkind = \"webhook\"\nurll = \"http://x/\"\n",
+            "urll",
+        ),
         ("[daemon]\n", "no [[notifier]]"),
     ];
     for (text, expect) in cases {
@@ -109,6 +127,12 @@ async fn notify_test_rejects_a_bad_config_with_exit_2() {
     let out = notify_test(&config, &[]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(23), "{stdout}");
-    assert!(stdout.contains("FAIL  slack (slack): not usable") && stdout.contains("url_file"), "{stdout}");
-    assert!(!stdout.contains("hooks.slack.com"), "the secret is not echoed: {stdout}");
+    assert!(
+        stdout.contains("FAIL  slack (slack): not usable") && stdout.contains("url_file"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("hooks.slack.com"),
+        "the secret is not echoed: {stdout}"
+    );
 }

@@ -29,7 +29,13 @@ fn options() -> NotifyOptions {
 }
 
 fn failed() -> Alert {
-    Alert::job_failed("db1", "main", JobKind::Backup, 42, "exit 11: access denied for user 'backup'")
+    Alert::job_failed(
+        "db1",
+        "main",
+        JobKind::Backup,
+        42,
+        "exit 11: access denied for user 'backup'",
+    )
 }
 
 fn recovered() -> Alert {
@@ -101,20 +107,32 @@ async fn alertmanager_payload_is_version_4_firing_then_resolved() {
     assert_eq!(firing["status"], "firing");
     assert_eq!(firing["receiver"], "am");
     assert_eq!(firing["truncatedAlerts"], 0);
-    assert!(firing["groupKey"].as_str().unwrap().contains("job-failed/db1/backup"));
+    assert!(firing["groupKey"]
+        .as_str()
+        .unwrap()
+        .contains("job-failed/db1/backup"));
     let a = &firing["alerts"][0];
     assert_eq!(a["status"], "firing");
     assert_eq!(a["labels"]["alertname"], "job-failed");
     assert_eq!(a["labels"]["severity"], "critical");
     assert_eq!(a["labels"]["server"], "db1");
     assert_eq!(a["endsAt"], "0001-01-01T00:00:00Z");
-    assert!(a["annotations"]["summary"].as_str().unwrap().contains("backup of db1"));
+    assert!(a["annotations"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("backup of db1"));
     let resolved = got[1].json();
     assert_eq!(resolved["status"], "resolved");
     let b = &resolved["alerts"][0];
     assert_eq!(b["status"], "resolved");
-    assert_eq!(b["fingerprint"], a["fingerprint"], "same incident, same fingerprint");
-    assert_eq!(b["startsAt"], a["startsAt"], "resolved keeps the incident's start");
+    assert_eq!(
+        b["fingerprint"], a["fingerprint"],
+        "same incident, same fingerprint"
+    );
+    assert_eq!(
+        b["startsAt"], a["startsAt"],
+        "resolved keeps the incident's start"
+    );
     assert_ne!(b["endsAt"], "0001-01-01T00:00:00Z");
 }
 
@@ -125,11 +143,19 @@ async fn slack_url_comes_from_a_file_and_never_from_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let url = write(&dir, "slack.url", &rx.url("/services/T000/B000/XXXX"));
 
-    let clear = notifiers(&format!("[[notifier]]\nkind = \"slack\"\nurl = \"{}\"\n", rx.url("/x")));
-    let err = Notifications::start(&clear, options()).err().expect("clear URL refused");
+    let clear = notifiers(&format!(
+        "[[notifier]]\nkind = \"slack\"\nurl = \"{}\"\n",
+        rx.url("/x")
+    ));
+    let err = Notifications::start(&clear, options())
+        .err()
+        .expect("clear URL refused");
     assert!(err.to_string().contains("url_file"), "{err}");
 
-    let n = start(&format!("[[notifier]]\nkind = \"slack\"\nurl_file = \"{url}\"\n"), options());
+    let n = start(
+        &format!("[[notifier]]\nkind = \"slack\"\nurl_file = \"{url}\"\n"),
+        options(),
+    );
     n.emit(failed());
     let got = rx.wait_for(1, WAIT).await;
     assert_eq!(got.len(), 1);
@@ -137,7 +163,10 @@ async fn slack_url_comes_from_a_file_and_never_from_the_config() {
     let j = got[0].json();
     assert_eq!(j["text"], "[CRITICAL] backup of db1 failed");
     assert_eq!(j["attachments"][0]["color"], "danger");
-    assert!(j["attachments"][0]["text"].as_str().unwrap().contains("Job 42"));
+    assert!(j["attachments"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("Job 42"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +176,10 @@ async fn dingtalk_signs_each_request_as_dingtalk_documents() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "SEC0123456789abcdef";
     let secret_file = write(&dir, "dt.secret", secret);
-    std::env::set_var("HOLDFAST_TEST_DT_URL", rx.url("/robot/send?access_token=abc123"));
+    std::env::set_var(
+        "HOLDFAST_TEST_DT_URL",
+        rx.url("/robot/send?access_token=abc123"),
+    );
     let n = start(
         &format!(
             "[[notifier]]\nkind = \"dingtalk\"\nurl_env = \"HOLDFAST_TEST_DT_URL\"\n\
@@ -163,9 +195,15 @@ async fn dingtalk_signs_each_request_as_dingtalk_documents() {
     assert_eq!(r.query("access_token").as_deref(), Some("abc123"));
     let timestamp: i64 = r.query("timestamp").unwrap().parse().unwrap();
     let now = holdfast_daemon::time::now_millis();
-    assert!((now - timestamp).abs() < 60_000, "timestamp {timestamp} is in milliseconds, now");
+    assert!(
+        (now - timestamp).abs() < 60_000,
+        "timestamp {timestamp} is in milliseconds, now"
+    );
     // Recompute: base64(HMAC-SHA256(secret, "timestamp\nsecret")), sent URL-encoded.
-    let expected = hmac_b64(secret.as_bytes(), format!("{timestamp}\n{secret}").as_bytes());
+    let expected = hmac_b64(
+        secret.as_bytes(),
+        format!("{timestamp}\n{secret}").as_bytes(),
+    );
     assert_eq!(r.query("sign").as_deref(), Some(expected.as_str()));
     let raw_sign = r.path.split("sign=").nth(1).unwrap();
     assert!(!raw_sign.contains('+') && !raw_sign.contains('/') && !raw_sign.contains('='));
@@ -173,7 +211,10 @@ async fn dingtalk_signs_each_request_as_dingtalk_documents() {
     assert_eq!(j["msgtype"], "markdown");
     assert_eq!(j["markdown"]["title"], "[CRITICAL] backup of db1 failed");
     let text = j["markdown"]["text"].as_str().unwrap();
-    assert!(text.contains("holdfast") && text.contains("**server**: db1"), "{text}");
+    assert!(
+        text.contains("holdfast") && text.contains("**server**: db1"),
+        "{text}"
+    );
     assert!(n.drain(WAIT).await);
     assert_eq!(n.counters().channels[0].sent, 1);
 }
@@ -197,10 +238,19 @@ async fn dingtalk_error_code_fails_the_delivery_and_busy_is_retried() {
     );
     n.emit(failed());
     assert!(n.drain(WAIT).await);
-    n.emit(Alert::drill_failed("db1", "main", "b1", "row count differs"));
+    n.emit(Alert::drill_failed(
+        "db1",
+        "main",
+        "b1",
+        "row count differs",
+    ));
     assert!(n.drain(WAIT).await);
     let c = &n.counters().channels[0];
-    assert_eq!(rx.requests().len(), 3, "busy retried once, sign error not retried");
+    assert_eq!(
+        rx.requests().len(),
+        3,
+        "busy retried once, sign error not retried"
+    );
     assert_eq!((c.sent, c.failed, c.retries), (1, 1, 1));
     assert!(c.last_error.as_deref().unwrap().contains("310000"), "{c:?}");
 }
@@ -211,7 +261,10 @@ async fn wecom_sends_markdown() {
     rx.set_default(Reply::json(200, r#"{"errcode":0,"errmsg":"ok"}"#));
     let dir = tempfile::tempdir().unwrap();
     let url = write(&dir, "wecom.url", &rx.url("/cgi-bin/webhook/send?key=k-1"));
-    let n = start(&format!("[[notifier]]\nkind = \"wecom\"\nurl_file = \"{url}\"\n"), options());
+    let n = start(
+        &format!("[[notifier]]\nkind = \"wecom\"\nurl_file = \"{url}\"\n"),
+        options(),
+    );
     n.emit(Alert::archive_lag("db1", "main", 600_000, 300_000));
     let got = rx.wait_for(1, WAIT).await;
     assert_eq!(got.len(), 1);
@@ -219,7 +272,10 @@ async fn wecom_sends_markdown() {
     let j = got[0].json();
     assert_eq!(j["msgtype"], "markdown");
     let content = j["markdown"]["content"].as_str().unwrap();
-    assert!(content.contains("[WARNING] binlog archive of db1 lags 10m00s"), "{content}");
+    assert!(
+        content.contains("[WARNING] binlog archive of db1 lags 10m00s"),
+        "{content}"
+    );
     assert!(content.contains("threshold 5m00s"), "{content}");
     assert!(n.drain(WAIT).await);
     assert_eq!(n.counters().channels[0].sent, 1);
@@ -230,7 +286,11 @@ async fn feishu_signs_the_body_as_feishu_documents() {
     let rx = HttpReceiver::start().await;
     rx.set_default(Reply::json(200, r#"{"code":0,"msg":"success","data":{}}"#));
     let dir = tempfile::tempdir().unwrap();
-    let url = write(&dir, "feishu.url", &rx.url("/open-apis/bot/v2/hook/hook-id"));
+    let url = write(
+        &dir,
+        "feishu.url",
+        &rx.url("/open-apis/bot/v2/hook/hook-id"),
+    );
     std::env::set_var("HOLDFAST_TEST_FEISHU_SECRET", "feishu-secret");
     let n = start(
         &format!(
@@ -307,7 +367,11 @@ async fn email_over_implicit_tls_with_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_starttls_required_but_not_offered_is_an_error_not_a_downgrade() {
-    let rx = SmtpReceiver::start(SmtpOptions { tls: SmtpTls::None, credentials: None }).await;
+    let rx = SmtpReceiver::start(SmtpOptions {
+        tls: SmtpTls::None,
+        credentials: None,
+    })
+    .await;
     let n = start(
         &format!(
             "[[notifier]]\nkind = \"email\"\nhost = \"127.0.0.1\"\nport = {}\n\
@@ -387,7 +451,10 @@ async fn a_4xx_is_not_retried_and_the_retries_give_up_at_attempts() {
     let c = n.counters().channels[0].clone();
     assert_eq!((c.sent, c.failed, c.retries), (0, 1, 0));
     assert!(c.last_error.as_deref().unwrap().contains("400"), "{c:?}");
-    assert!(!c.last_error.as_deref().unwrap().contains("127.0.0.1"), "no URL in errors");
+    assert!(
+        !c.last_error.as_deref().unwrap().contains("127.0.0.1"),
+        "no URL in errors"
+    );
 
     // A server that keeps failing: exactly `attempts` tries, then given up.
     rx.set_default(Reply::status(502));
@@ -401,7 +468,11 @@ async fn a_4xx_is_not_retried_and_the_retries_give_up_at_attempts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_refused_is_retried() {
     // A port nobody listens on: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let n = start(
         &format!(
             "[[notifier]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/h\"\n\
@@ -419,7 +490,10 @@ async fn a_connection_refused_is_retried() {
 async fn one_message_per_incident_and_one_when_it_resolves() {
     let rx = HttpReceiver::start().await;
     let n = start(
-        &format!("[[notifier]]\nkind = \"webhook\"\nurl = \"{}\"\n", rx.url("/h")),
+        &format!(
+            "[[notifier]]\nkind = \"webhook\"\nurl = \"{}\"\n",
+            rx.url("/h")
+        ),
         options(),
     );
     n.emit(recovered()); // nothing open: says nothing
@@ -427,13 +501,18 @@ async fn one_message_per_incident_and_one_when_it_resolves() {
     n.emit(failed()); // same incident
     n.emit(failed());
     assert!(n.drain(WAIT).await);
-    assert_eq!(n.open_incidents(), vec!["job-failed/db1/backup".to_string()]);
+    assert_eq!(
+        n.open_incidents(),
+        vec!["job-failed/db1/backup".to_string()]
+    );
     n.emit(recovered());
     n.emit(recovered()); // already resolved
     assert!(n.drain(WAIT).await);
     let got = rx.requests();
-    let statuses: Vec<String> =
-        got.iter().map(|r| r.json()["status"].as_str().unwrap().to_string()).collect();
+    let statuses: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["status"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(statuses, vec!["firing", "resolved"]);
     assert_eq!(got[1].json()["event"], "job-recovered");
     let c = n.counters();
@@ -452,7 +531,10 @@ async fn an_open_incident_is_repeated_after_the_repeat_interval() {
     let mut o = options();
     o.repeat_ms = 300;
     let n = start(
-        &format!("[[notifier]]\nkind = \"webhook\"\nurl = \"{}\"\nrate = \"unlimited\"\n", rx.url("/h")),
+        &format!(
+            "[[notifier]]\nkind = \"webhook\"\nurl = \"{}\"\nrate = \"unlimited\"\n",
+            rx.url("/h")
+        ),
         o,
     );
     n.emit(failed());
@@ -483,7 +565,12 @@ async fn the_rate_limit_spaces_messages_per_channel_and_loses_none() {
     );
     let t0 = Instant::now();
     for i in 0..5 {
-        n.emit(Alert::schedule_missed("db1", "db1/0:backup", 1_000 * i, "daemon was down"));
+        n.emit(Alert::schedule_missed(
+            "db1",
+            "db1/0:backup",
+            1_000 * i,
+            "daemon was down",
+        ));
     }
     let fast_got = fast.wait_for(5, WAIT).await;
     assert_eq!(fast_got.len(), 5);
@@ -505,7 +592,11 @@ async fn the_rate_limit_spaces_messages_per_channel_and_loses_none() {
 async fn emit_never_blocks_and_a_full_queue_drops_the_oldest() {
     let rx = HttpReceiver::start().await;
     rx.set_default(Reply::status(200).delayed(Duration::from_millis(300)));
-    let o = NotifyOptions { queue: 8, channel_queue: 4, ..options() };
+    let o = NotifyOptions {
+        queue: 8,
+        channel_queue: 4,
+        ..options()
+    };
     let n = start(
         &format!(
             "[[notifier]]\nkind = \"webhook\"\nurl = \"{}\"\nrate = \"unlimited\"\n",
@@ -518,13 +609,20 @@ async fn emit_never_blocks_and_a_full_queue_drops_the_oldest() {
         n.emit(Alert::schedule_missed("db1", "db1/0:backup", i, "down"));
     }
     let spent = t0.elapsed();
-    assert!(spent < Duration::from_millis(200), "500 emits took {spent:?}");
+    assert!(
+        spent < Duration::from_millis(200),
+        "500 emits took {spent:?}"
+    );
     assert!(n.drain(Duration::from_secs(30)).await);
     let c = n.counters();
     let ch = &c.channels[0];
     assert_eq!(c.emitted, 500);
     assert!(c.dropped + ch.dropped > 0, "{c:?}");
-    assert_eq!(c.dropped + ch.dropped + ch.sent, 500, "every alert is accounted for: {c:?}");
+    assert_eq!(
+        c.dropped + ch.dropped + ch.sent,
+        500,
+        "every alert is accounted for: {c:?}"
+    );
     // The newest survives a full queue.
     let last = rx.requests().last().unwrap().json();
     assert_eq!(last["key"], "schedule-missed/db1/0:backup/499");
@@ -540,19 +638,29 @@ async fn delivery_latency_to_a_webhook() {
         .unwrap_or(200);
     let rx = HttpReceiver::start().await;
     let n = start(
-        &format!("[[notifier]]\nkind = \"webhook\"\nurl = \"{}\"\nrate = \"unlimited\"\n", rx.url("/h")),
+        &format!(
+            "[[notifier]]\nkind = \"webhook\"\nurl = \"{}\"\nrate = \"unlimited\"\n",
+            rx.url("/h")
+        ),
         options(),
     );
     let mut latencies = Vec::with_capacity(count);
     for i in 0..count {
         let t0 = Instant::now();
-        n.emit(Alert::schedule_missed("db1", "db1/0:backup", i as i64, "latency probe"));
+        n.emit(Alert::schedule_missed(
+            "db1",
+            "db1/0:backup",
+            i as i64,
+            "latency probe",
+        ));
         let got = rx.wait_for(i + 1, WAIT).await;
         assert_eq!(got.len(), i + 1, "alert {i} arrived");
         latencies.push(got[i].received - t0);
     }
     latencies.sort();
-    let p = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let p = |q: f64| {
+        latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
     println!(
         "alert delivery latency over {count} alerts: p50 {:?}, p99 {:?}, max {:?}",
         p(0.50),

@@ -212,7 +212,9 @@ fn tls_setup() -> (TlsAcceptor, String) {
     let key = KeyPair::generate().expect("server key");
     let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
         .expect("server params");
-    let cert = params.signed_by(&key, &ca, &ca_key).expect("server certificate");
+    let cert = params
+        .signed_by(&key, &ca, &ca_key)
+        .expect("server certificate");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -294,7 +296,8 @@ where
                         (user, pass)
                     }
                     _ => {
-                        io.write_all(b"504 5.5.4 mechanism not supported\r\n").await?;
+                        io.write_all(b"504 5.5.4 mechanism not supported\r\n")
+                            .await?;
                         continue;
                     }
                 };
@@ -312,7 +315,8 @@ where
             }
             "MAIL" => {
                 if st.options.credentials.is_some() && auth_user.is_none() {
-                    io.write_all(b"530 5.7.0 authentication required\r\n").await?;
+                    io.write_all(b"530 5.7.0 authentication required\r\n")
+                        .await?;
                 } else {
                     from = Some(address(&line));
                     to.clear();
@@ -332,7 +336,8 @@ where
                     io.write_all(b"503 5.5.1 RCPT first\r\n").await?;
                     continue;
                 }
-                io.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n").await?;
+                io.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
                 io.flush().await?;
                 let mut data = String::new();
                 loop {
@@ -367,7 +372,10 @@ where
                 io.flush().await?;
                 return Ok(None);
             }
-            _ => io.write_all(b"502 5.5.2 command not recognized\r\n").await?,
+            _ => {
+                io.write_all(b"502 5.5.2 command not recognized\r\n")
+                    .await?
+            }
         }
         io.flush().await?;
     }
@@ -379,14 +387,6 @@ async fn read_line<R: AsyncBufReadExt + Unpin>(io: &mut R) -> std::io::Result<Op
         return Ok(None);
     }
     Ok(Some(line.trim_end_matches(['\r', '\n']).to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn decodes_quoted_printable() {
-        assert_eq!(super::quoted_printable("a=3Db=\r\nc --=20\r\n"), "a=bc -- \r\n");
-    }
 }
 
 fn b64(s: &str) -> String {
@@ -401,4 +401,15 @@ fn address(line: &str) -> String {
     let start = line.find('<').map_or(0, |i| i + 1);
     let end = line[start..].find('>').map_or(line.len(), |i| start + i);
     line[start..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decodes_quoted_printable() {
+        assert_eq!(
+            super::quoted_printable("a=3Db=\r\nc --=20\r\n"),
+            "a=bc -- \r\n"
+        );
+    }
 }

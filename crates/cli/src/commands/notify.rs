@@ -48,10 +48,13 @@ pub async fn run(global: &GlobalArgs, command: Command) -> Result<ExitCode> {
     let Command::Test(args) = command;
     let usage = |m: String| holdfast::Error::usage(m);
     let text = std::fs::read_to_string(&args.config).map_err(|e| {
-        usage(format!("cannot read the config {}: {e}", args.config.display()))
+        usage(format!(
+            "cannot read the config {}: {e}",
+            args.config.display()
+        ))
     })?;
-    let config: Config = toml::from_str(&text)
-        .map_err(|e| usage(format!("{}: {e}", args.config.display())))?;
+    let config: Config =
+        toml::from_str(&text).map_err(|e| usage(format!("{}: {e}", args.config.display())))?;
     let notifiers: Vec<_> = config
         .notifier
         .iter()

@@ -129,7 +129,13 @@ impl Alert {
     }
 
     /// A job failed after its last attempt. Opens `job-failed/<server>/<job>`.
-    pub fn job_failed(server: &str, repository: &str, job: JobKind, job_id: i64, error: &str) -> Alert {
+    pub fn job_failed(
+        server: &str,
+        repository: &str,
+        job: JobKind,
+        job_id: i64,
+        error: &str,
+    ) -> Alert {
         Alert::new(
             format!("job-failed/{server}/{job}"),
             AlertEvent::JobFailed,
@@ -167,7 +173,10 @@ impl Alert {
             AlertEvent::ScheduleMissed,
             Severity::Warning,
             format!("schedule {schedule} missed a run"),
-            format!("The run of {schedule} planned at {} did not happen: {why}", rfc3339(planned_at)),
+            format!(
+                "The run of {schedule} planned at {} did not happen: {why}",
+                rfc3339(planned_at)
+            ),
         )
         .label("server", server)
         .label("schedule", schedule)
@@ -175,7 +184,12 @@ impl Alert {
 
     /// The archive of `server` lags by `lag_ms` (over the threshold). Opens
     /// `archive-lag/<server>`; close it with [`Alert::resolved`] once the lag is back under.
-    pub fn archive_lag(server: &str, repository: &str, lag_ms: Millis, threshold_ms: Millis) -> Alert {
+    pub fn archive_lag(
+        server: &str,
+        repository: &str,
+        lag_ms: Millis,
+        threshold_ms: Millis,
+    ) -> Alert {
         Alert::new(
             format!("archive-lag/{server}"),
             AlertEvent::ArchiveLag,

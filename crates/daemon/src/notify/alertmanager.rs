@@ -63,7 +63,10 @@ pub fn payload(alert: &Alert, receiver: &str) -> serde_json::Value {
         let mut h = Sha256::new();
         h.update(alert.key.as_bytes());
         let d = h.finalize();
-        d[..8].iter().map(|b| format!("{b:02x}")).collect::<String>()
+        d[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     let ends_at = if alert.resolved {
         rfc3339(alert.at)

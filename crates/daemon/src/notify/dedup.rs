@@ -116,15 +116,15 @@ mod tests {
         // (alert, now, sent?, expected started_at when sent)
         type Step = (fn(Millis) -> Alert, Millis, &'static str);
         let steps: &[Step] = &[
-            (ok, 0, "nothing-open"),   // a success with nothing open says nothing
-            (fail, 10, "send"),        // opens
-            (fail, 20, "duplicate"),   // same incident: quiet
-            (fail, 999, "duplicate"),  // still inside the repeat interval
-            (fail, 1_010, "send"),     // repeat after 1000 ms
+            (ok, 0, "nothing-open"),  // a success with nothing open says nothing
+            (fail, 10, "send"),       // opens
+            (fail, 20, "duplicate"),  // same incident: quiet
+            (fail, 999, "duplicate"), // still inside the repeat interval
+            (fail, 1_010, "send"),    // repeat after 1000 ms
             (fail, 1_500, "duplicate"),
-            (ok, 1_600, "send"),       // resolved once
+            (ok, 1_600, "send"),         // resolved once
             (ok, 1_700, "nothing-open"), // and only once
-            (fail, 1_800, "send"),     // a new incident
+            (fail, 1_800, "send"),       // a new incident
         ];
         let mut inc = Incidents::new(1_000);
         for (i, (make, now, want)) in steps.iter().enumerate() {
@@ -141,7 +141,10 @@ mod tests {
     fn resolved_carries_the_opening_time_and_zero_repeat_never_repeats() {
         let mut inc = Incidents::new(0);
         assert!(matches!(inc.decide(fail(100), 100), Decision::Send(_)));
-        assert_eq!(inc.decide(fail(10_000_000), 10_000_000), Decision::Duplicate);
+        assert_eq!(
+            inc.decide(fail(10_000_000), 10_000_000),
+            Decision::Duplicate
+        );
         assert_eq!(inc.open_keys(), vec!["job-failed/db1/backup".to_string()]);
         match inc.decide(ok(10_000_100), 10_000_100) {
             Decision::Send(a) => {

@@ -42,7 +42,12 @@ impl Dingtalk {
                 c.url_env.as_deref(),
                 true,
             )?,
-            secret: secret::read(name, "secret", c.secret_file.as_deref(), c.secret_env.as_deref())?,
+            secret: secret::read(
+                name,
+                "secret",
+                c.secret_file.as_deref(),
+                c.secret_env.as_deref(),
+            )?,
         })
     }
 }

@@ -382,7 +382,8 @@ async fn work(s: Arc<Shared>, c: Arc<ChannelState>) {
                 }
                 Err(e) if e.transient && attempt < d.attempts => {
                     c.retries.fetch_add(1, Ordering::Relaxed);
-                    let delay = backoff(d.backoff_ms, d.backoff_cap_ms, attempt + 1, rand::random());
+                    let delay =
+                        backoff(d.backoff_ms, d.backoff_cap_ms, attempt + 1, rand::random());
                     tracing::warn!(
                         notifier = %d.name, key = %alert.key, attempt, error = %e,
                         retry_in_ms = delay, "alert delivery failed; retrying"

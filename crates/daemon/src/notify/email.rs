@@ -7,7 +7,6 @@
 //! of `to`; the subject is `<subject_prefix> <headline>`, the body the text and the labels.
 //! SMTP 4xx answers and connection trouble are transient, 5xx answers are not.
 
-
 use async_trait::async_trait;
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -53,11 +52,17 @@ impl TlsMode {
 }
 
 impl Email {
-    pub fn from_config(name: &str, c: &EmailConfig, delivery: &Delivery) -> Result<Email, NotifyError> {
+    pub fn from_config(
+        name: &str,
+        c: &EmailConfig,
+        delivery: &Delivery,
+    ) -> Result<Email, NotifyError> {
         let err = |m: String| NotifyError::new(name, m);
         let mode_text = c.tls.as_deref().unwrap_or("starttls");
         let mode = TlsMode::parse(mode_text).ok_or_else(|| {
-            err(format!("tls = \"{mode_text}\" is not one of \"starttls\", \"tls\", \"none\""))
+            err(format!(
+                "tls = \"{mode_text}\" is not one of \"starttls\", \"tls\", \"none\""
+            ))
         })?;
         let password = secret::read(
             name,
@@ -81,14 +86,13 @@ impl Email {
         if c.to.is_empty() {
             return Err(err("to is empty: name at least one recipient".into()));
         }
-        let to = c
-            .to
-            .iter()
-            .map(|t| {
-                t.parse::<Mailbox>()
-                    .map_err(|e| err(format!("to: \"{t}\" is not an address: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let to =
+            c.to.iter()
+                .map(|t| {
+                    t.parse::<Mailbox>()
+                        .map_err(|e| err(format!("to: \"{t}\" is not an address: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
         let port = c.port.unwrap_or(mode.default_port());
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host)
             .port(port)
@@ -99,7 +103,10 @@ impl Email {
                 let pem = std::fs::read(ca)
                     .map_err(|e| err(format!("cannot read ca_file {}: {e}", ca.display())))?;
                 let cert = Certificate::from_pem(&pem).map_err(|e| {
-                    err(format!("ca_file {} is not a PEM certificate: {e}", ca.display()))
+                    err(format!(
+                        "ca_file {} is not a PEM certificate: {e}",
+                        ca.display()
+                    ))
                 })?;
                 params = params.add_root_certificate(cert);
             }
@@ -122,14 +129,19 @@ impl Email {
             transport: builder.build(),
             from,
             to,
-            subject_prefix: c.subject_prefix.clone().unwrap_or_else(|| "[holdfast]".into()),
+            subject_prefix: c
+                .subject_prefix
+                .clone()
+                .unwrap_or_else(|| "[holdfast]".into()),
         })
     }
 
     fn message(&self, alert: &Alert) -> Result<Message, DeliveryError> {
-        let mut builder = Message::builder()
-            .from(self.from.clone())
-            .subject(format!("{} {}", self.subject_prefix, alert.headline()));
+        let mut builder = Message::builder().from(self.from.clone()).subject(format!(
+            "{} {}",
+            self.subject_prefix,
+            alert.headline()
+        ));
         for to in &self.to {
             builder = builder.to(to.clone());
         }
@@ -188,4 +200,3 @@ fn chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
-

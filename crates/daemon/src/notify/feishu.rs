@@ -24,7 +24,11 @@ pub struct Feishu {
 }
 
 impl Feishu {
-    pub fn from_config(name: &str, c: &FeishuConfig, delivery: &Delivery) -> Result<Feishu, NotifyError> {
+    pub fn from_config(
+        name: &str,
+        c: &FeishuConfig,
+        delivery: &Delivery,
+    ) -> Result<Feishu, NotifyError> {
         Ok(Feishu {
             client: http::client(name, delivery.timeout)?,
             url: secret::url(
@@ -35,7 +39,12 @@ impl Feishu {
                 c.url_env.as_deref(),
                 true,
             )?,
-            secret: secret::read(name, "secret", c.secret_file.as_deref(), c.secret_env.as_deref())?,
+            secret: secret::read(
+                name,
+                "secret",
+                c.secret_file.as_deref(),
+                c.secret_env.as_deref(),
+            )?,
         })
     }
 }
@@ -52,7 +61,9 @@ pub fn payload(alert: &Alert, secret: Option<&str>, timestamp_s: i64) -> serde_j
     for (k, v) in &alert.labels {
         lines.push(vec![json!({ "tag": "text", "text": format!("{k}: {v}") })]);
     }
-    lines.push(vec![json!({ "tag": "text", "text": format!("holdfast · {}", alert.key) })]);
+    lines.push(vec![
+        json!({ "tag": "text", "text": format!("holdfast · {}", alert.key) }),
+    ]);
     let mut body = json!({
         "msg_type": "post",
         "content": { "post": { "zh_cn": { "title": alert.headline(), "content": lines } } },
@@ -80,6 +91,9 @@ mod tests {
     #[test]
     fn signature_matches_a_known_value() {
         // printf '' | openssl dgst -sha256 -hmac "$(printf '1700000000\nSECabc')" -binary | base64
-        assert_eq!(sign("SECabc", 1_700_000_000), "XprR1de+0SSBnwWyU/4k6x2TL+Q2SJlM5NNEdAv7MWg=");
+        assert_eq!(
+            sign("SECabc", 1_700_000_000),
+            "XprR1de+0SSBnwWyU/4k6x2TL+Q2SJlM5NNEdAv7MWg="
+        );
     }
 }

@@ -85,7 +85,10 @@ fn chain(e: &dyn std::error::Error) -> String {
 /// the codes meaning "too many messages, try later" (transient).
 pub(crate) fn check_code(body: &str, fields: &[&str], busy: &[i64]) -> Result<(), DeliveryError> {
     let value: serde_json::Value = serde_json::from_str(body).map_err(|_| {
-        DeliveryError::permanent(format!("the answer is not the robot's JSON: {}", snippet(body)))
+        DeliveryError::permanent(format!(
+            "the answer is not the robot's JSON: {}",
+            snippet(body)
+        ))
     })?;
     let code = fields
         .iter()
@@ -93,7 +96,10 @@ pub(crate) fn check_code(body: &str, fields: &[&str], busy: &[i64]) -> Result<()
     match code {
         Some(0) => Ok(()),
         Some(c) => {
-            let message = format!("the robot refused the message (code {c}): {}", snippet(body));
+            let message = format!(
+                "the robot refused the message (code {c}): {}",
+                snippet(body)
+            );
             if busy.contains(&c) {
                 Err(DeliveryError::transient(message))
             } else {

@@ -88,7 +88,13 @@ mod tests {
 
     #[test]
     fn bucket_bursts_then_paces() {
-        let mut b = TokenBucket::new(Rate { count: 2, per_ms: 1_000 }, 0);
+        let mut b = TokenBucket::new(
+            Rate {
+                count: 2,
+                per_ms: 1_000,
+            },
+            0,
+        );
         // (time, expected) in order: a burst of 2, then one every 500 ms.
         let steps: [(Millis, Result<(), Millis>); 7] = [
             (0, Ok(())),

@@ -39,7 +39,11 @@ pub fn read(
         }
         (None, Some(var)) => match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
-            Ok(_) => return Err(err(format!("the environment variable {var} ({what}_env) is empty"))),
+            Ok(_) => {
+                return Err(err(format!(
+                    "the environment variable {var} ({what}_env) is empty"
+                )))
+            }
             Err(_) => {
                 return Err(err(format!(
                     "the environment variable {var} ({what}_env) is not set in the daemon's \
@@ -59,9 +63,8 @@ pub fn require(
     file: Option<&Path>,
     env: Option<&str>,
 ) -> Result<String, NotifyError> {
-    read(notifier, what, file, env)?.ok_or_else(|| {
-        NotifyError::new(notifier, format!("set {what}_file or {what}_env"))
-    })
+    read(notifier, what, file, env)?
+        .ok_or_else(|| NotifyError::new(notifier, format!("set {what}_file or {what}_env")))
 }
 
 /// The endpoint URL of a channel: `url` in clear where `url_secret` is false (a generic webhook
@@ -87,8 +90,11 @@ pub fn url(
         (None, Some(u)) => u,
         (None, None) => return Err(err("set url_file or url_env (the endpoint)".into())),
     };
-    let url = reqwest::Url::parse(&text)
-        .map_err(|e| err(format!("the URL is not valid ({e}); it must start with https://")))?;
+    let url = reqwest::Url::parse(&text).map_err(|e| {
+        err(format!(
+            "the URL is not valid ({e}); it must start with https://"
+        ))
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(err(format!(
             "the URL's scheme is `{}`; use https:// (or http:// on loopback)",
@@ -107,21 +113,47 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("s");
         std::fs::write(&f, "tok3n\nignored\n").unwrap();
-        assert_eq!(read("n", "secret", Some(&f), None).unwrap().as_deref(), Some("tok3n"));
+        assert_eq!(
+            read("n", "secret", Some(&f), None).unwrap().as_deref(),
+            Some("tok3n")
+        );
         assert_eq!(read("n", "secret", None, None).unwrap(), None);
-        let both = read("n", "secret", Some(&f), Some("X")).unwrap_err().to_string();
+        let both = read("n", "secret", Some(&f), Some("X"))
+            .unwrap_err()
+            .to_string();
         assert!(both.contains("keep one"), "{both}");
         let missing = read("n", "secret", None, Some("HOLDFAST_TEST_SURELY_UNSET_VAR"))
             .unwrap_err()
             .to_string();
-        assert!(missing.contains("HOLDFAST_TEST_SURELY_UNSET_VAR"), "{missing}");
+        assert!(
+            missing.contains("HOLDFAST_TEST_SURELY_UNSET_VAR"),
+            "{missing}"
+        );
         let nofile = read("n", "secret", Some(&dir.path().join("nope")), None).unwrap_err();
-        assert!(nofile.to_string().contains("cannot read secret_file"), "{nofile}");
-        let clear = url("n", "slack", Some("https://hooks.slack.com/x"), None, None, true)
-            .unwrap_err()
-            .to_string();
+        assert!(
+            nofile.to_string().contains("cannot read secret_file"),
+            "{nofile}"
+        );
+        let clear = url(
+            "n",
+            "slack",
+            Some("https://hooks.slack.com/x"),
+            None,
+            None,
+            true,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(clear.contains("url_file"), "{clear}");
         assert!(url("n", "webhook", Some("ftp://x/"), None, None, false).is_err());
-        assert!(url("n", "webhook", Some("http://127.0.0.1:9/h"), None, None, false).is_ok());
+        assert!(url(
+            "n",
+            "webhook",
+            Some("http://127.0.0.1:9/h"),
+            None,
+            None,
+            false
+        )
+        .is_ok());
     }
 }

@@ -14,7 +14,11 @@ pub struct Slack {
 }
 
 impl Slack {
-    pub fn from_config(name: &str, c: &SlackConfig, delivery: &Delivery) -> Result<Slack, NotifyError> {
+    pub fn from_config(
+        name: &str,
+        c: &SlackConfig,
+        delivery: &Delivery,
+    ) -> Result<Slack, NotifyError> {
         Ok(Slack {
             client: http::client(name, delivery.timeout)?,
             url: secret::url(

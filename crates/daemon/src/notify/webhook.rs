@@ -67,7 +67,13 @@ pub fn payload(alert: &Alert) -> serde_json::Value {
 #[async_trait]
 impl Channel for Webhook {
     async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
-        http::post_json(&self.client, &self.url, &payload(alert), self.bearer.as_deref()).await?;
+        http::post_json(
+            &self.client,
+            &self.url,
+            &payload(alert),
+            self.bearer.as_deref(),
+        )
+        .await?;
         Ok(())
     }
 }

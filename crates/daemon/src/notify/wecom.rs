@@ -17,7 +17,11 @@ pub struct Wecom {
 }
 
 impl Wecom {
-    pub fn from_config(name: &str, c: &WecomConfig, delivery: &Delivery) -> Result<Wecom, NotifyError> {
+    pub fn from_config(
+        name: &str,
+        c: &WecomConfig,
+        delivery: &Delivery,
+    ) -> Result<Wecom, NotifyError> {
         Ok(Wecom {
             client: http::client(name, delivery.timeout)?,
             url: secret::url(
