@@ -526,6 +526,36 @@ async fn one_message_per_incident_and_one_when_it_resolves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_open_incidents() {
+    let old_rx = HttpReceiver::start().await;
+    let new_rx = HttpReceiver::start().await;
+    let config = |rx: &HttpReceiver| {
+        format!(
+            "[[notifier]]\nkind = \"webhook\"\nurl = \"{}\"\n",
+            rx.url("/h")
+        )
+    };
+    let n = start(&config(&old_rx), options());
+    n.emit(failed());
+    assert!(n.drain(WAIT).await);
+    let bad =
+        notifiers("[[notifier]]\nkind = \"slack\"\nurl_env = \"HOLDFAST_TEST_SURELY_UNSET\"\n");
+    assert!(
+        n.reload(&bad, options()).is_err(),
+        "a bad config does not build"
+    );
+    let next = n.reload(&notifiers(&config(&new_rx)), options()).unwrap();
+    drop(n);
+    next.emit(failed()); // still open: not sent again
+    next.emit(recovered()); // resolved through the new channels
+    assert!(next.drain(WAIT).await);
+    let got = new_rx.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["status"], "resolved");
+    assert_eq!(old_rx.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_incident_is_repeated_after_the_repeat_interval() {
     let rx = HttpReceiver::start().await;
     let mut o = options();

@@ -7,8 +7,8 @@
 //!   no open incident (a job that succeeds as usual) is not sent at all.
 //! - Test alerts are always sent.
 //!
-//! The incidents live in memory: after a daemon restart an incident still open is notified
-//! once more (better than never).
+//! The incidents live in memory (a reload carries them over): after a daemon restart an
+//! incident still open is notified once more (better than never).
 
 use std::collections::HashMap;
 
@@ -82,6 +82,11 @@ impl Incidents {
                 }
             }
         }
+    }
+
+    /// Changes the repeat interval (a reload), keeping the open incidents.
+    pub fn set_repeat_ms(&mut self, repeat_ms: Millis) {
+        self.repeat_ms = repeat_ms;
     }
 
     /// Open incidents' keys.

@@ -209,6 +209,32 @@ impl Notifications {
         Ok(Notifications::with_channels(channels, options))
     }
 
+    /// For a reload (SIGHUP): a new dispatcher with `configs` that keeps this one's open
+    /// incidents (so a reload neither re-sends them nor forgets to resolve them). Let this one
+    /// [`drain`](Notifications::drain) before dropping it; a config that does not build leaves
+    /// this one as it is.
+    pub fn reload(
+        &self,
+        configs: &[NotifierConfig],
+        options: NotifyOptions,
+    ) -> Result<Notifications, NotifyError> {
+        let repeat_ms = options.repeat_ms;
+        let next = Notifications::start(configs, options)?;
+        let mut incidents = self
+            .shared
+            .incidents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        incidents.set_repeat_ms(repeat_ms);
+        *next
+            .shared
+            .incidents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = incidents;
+        Ok(next)
+    }
+
     /// Starts with channels built elsewhere.
     pub fn with_channels(
         channels: Vec<(Delivery, Box<dyn Channel>)>,
