@@ -72,6 +72,9 @@ enum Command {
     /// Write the man pages into a directory (used by packaging).
     #[command(hide = true)]
     Manpages(commands::manpages::Args),
+    /// Alert channels of the daemon's config: `test` sends a test message to each.
+    #[command(subcommand)]
+    Notify(commands::notify::Command),
 }
 
 /// Keeps the multi-megabyte buffers of the data paths (compressed frames, upload parts) in the
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
                     Command::Daemon(a) => commands::daemon::run(&cli.global, a).await,
                     Command::Completions(a) => commands::completions::run(a),
                     Command::Manpages(a) => commands::manpages::run(a),
+                    Command::Notify(c) => commands::notify::run(&cli.global, c).await,
                 }
             };
             let result = tokio::select! {

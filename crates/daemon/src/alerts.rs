@@ -60,8 +60,57 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 /// The alert sink of a config: its notifiers (none: log only).
-pub fn from_config(_config: &crate::config::Config) -> Alerts {
-    Alerts::default()
+/// The daemon's alerts: the configured notifiers ([`crate::notify::Notifications`]), or only
+/// the log when there are none. Call inside the runtime. A notifier that does not build (the
+/// config was validated, so only e.g. a secret file removed since) is logged and the others
+/// still work; with none left, alerts go to the log.
+pub fn from_config(config: &crate::config::Config) -> Alerts {
+    use crate::notify::{build_channel, Notifications, NotifyOptions};
+    if config.notifier.is_empty() {
+        return Alerts::default();
+    }
+    let options = NotifyOptions::from_config(&config.alerts).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "alert options; using the defaults");
+        NotifyOptions::default()
+    });
+    let mut channels = Vec::new();
+    for n in &config.notifier {
+        match build_channel(n) {
+            Ok(c) => channels.push(c),
+            Err(e) => tracing::error!(error = %e, "notifier not usable; its alerts are lost"),
+        }
+    }
+    if channels.is_empty() {
+        return Alerts::default();
+    }
+    Alerts::new(Arc::new(Notifications::with_channels(channels, options)))
+}
+
+/// Raised alerts go to the notifiers (de-duplicated, rate-limited, retried there).
+impl AlertSink for crate::notify::Notifications {
+    fn send(&self, a: RaisedAlert) {
+        use crate::notify::{Alert, AlertEvent, Severity};
+        let event = match a.event {
+            "job-failed" if a.resolved => AlertEvent::JobRecovered,
+            "job-failed" => AlertEvent::JobFailed,
+            "schedule-missed" => AlertEvent::ScheduleMissed,
+            "archiver-down" | "archive-stopped" => AlertEvent::ArchiveStopped,
+            "archive-lag" => AlertEvent::ArchiveLag,
+            "window-shrinking" => AlertEvent::WindowShrinking,
+            "drill-failed" => AlertEvent::DrillFailed,
+            "repository-size" => AlertEvent::RepositorySize,
+            _ => AlertEvent::JobFailed,
+        };
+        let severity = match a.severity {
+            "critical" => Severity::Critical,
+            "info" => Severity::Info,
+            _ => Severity::Warning,
+        };
+        let mut alert = Alert::new(a.key, event, severity, a.title, a.text);
+        alert.labels = a.labels;
+        alert.resolved = a.resolved;
+        self.emit(alert);
+    }
 }
 
 impl Alerts {

@@ -14,6 +14,9 @@
 //!   run by root) for the daemon's job store tests; it panics, never skips, when missing.
 //! - [`corrupt`]: a seeded [`Corrupter`] that flips bits in, truncates, deletes or swaps
 //!   objects of a local repository, and puts them back.
+//! - [`HttpReceiver`] and [`SmtpReceiver`] are real HTTP and SMTP servers on loopback that
+//!   record what they receive (alert webhooks, e-mail); the HTTP one answers from a script
+//!   (e.g. 500 twice, then 200), the SMTP one speaks STARTTLS or TLS with a throwaway CA.
 //! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
 //!
 //! Set `HOLDFAST_TESTKIT_KEEP=1` to keep a server's directory after the test for inspection
@@ -24,9 +27,11 @@ pub mod corrupt;
 pub mod data;
 mod flavor;
 mod garage;
+pub mod http_receiver;
 mod port;
 mod postgres;
 mod server;
+pub mod smtp_receiver;
 mod spawner;
 mod template;
 
@@ -37,5 +42,7 @@ pub use binaries::{
 pub use corrupt::{Corrupter, Damage, DamageKind, Injection};
 pub use flavor::Flavor;
 pub use garage::{require_garage, GarageServer, GARAGE_REGION};
+pub use http_receiver::{HttpReceiver, RecordedRequest, Reply};
 pub use postgres::{find_postgres, require_postgres, PgServer, PG_USER};
 pub use server::{ServerOptions, TestServer};
+pub use smtp_receiver::{ReceivedMail, SmtpOptions, SmtpReceiver, SmtpTls};

@@ -198,8 +198,7 @@ fn plan(config: &Config, file: &Path, next: usize, now: i64) -> Plan {
         .collect();
     let mut notifiers = BTreeMap::new();
     for n in &config.notifier {
-        let kind = n.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
-        *notifiers.entry(kind.to_string()).or_insert(0) += 1;
+        *notifiers.entry(n.kind().to_string()).or_insert(0) += 1;
     }
     Plan {
         config: file.display().to_string(),

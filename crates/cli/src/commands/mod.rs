@@ -14,6 +14,7 @@ pub mod init;
 pub mod key;
 pub mod list;
 pub mod manpages;
+pub mod notify;
 pub mod pin;
 pub mod policy;
 pub mod restore;

@@ -34,6 +34,7 @@
 
 mod credentials;
 mod error;
+mod notifier;
 mod validate;
 
 use std::net::SocketAddr;
@@ -43,6 +44,10 @@ use serde::Deserialize;
 
 pub use credentials::{ChildCredentials, RepoRole, ResolvedServer, CHILD_ENV_REMOVE};
 pub use error::{ConfigError, Problem};
+pub use notifier::{
+    AlertmanagerConfig, DeliveryKeys, DingtalkConfig, EmailConfig, FeishuConfig, NotifierConfig,
+    SlackConfig, WebhookConfig, WecomConfig,
+};
 pub use validate::{Env, MAX_NAME_LEN, NOTIFIER_KINDS};
 
 use crate::scheduler::{parse_timezone, Schedule};
@@ -61,8 +66,9 @@ pub struct Config {
     pub repository: Vec<RepositoryConfig>,
     #[serde(default)]
     pub server: Vec<ServerConfig>,
+    /// Where alerts go (see [`NotifierConfig`]).
     #[serde(default)]
-    pub notifier: Vec<toml::Table>,
+    pub notifier: Vec<NotifierConfig>,
     #[serde(default)]
     pub alerts: AlertsSection,
 }
@@ -204,6 +210,8 @@ pub struct AlertsSection {
     pub archive_lag: String,
     /// Repository size beyond this share of its `size_limit` raises an alert.
     pub size_warn_ratio: f64,
+    /// An incident still open is notified again after this long (e.g. "4h"); "0s" never.
+    pub repeat_interval: String,
 }
 
 impl Default for AlertsSection {
@@ -211,6 +219,7 @@ impl Default for AlertsSection {
         AlertsSection {
             archive_lag: "5m".into(),
             size_warn_ratio: 0.9,
+            repeat_interval: "4h".into(),
         }
     }
 }

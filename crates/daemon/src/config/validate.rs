@@ -8,8 +8,8 @@ use std::path::Path;
 use holdfast::source::conn::redact_url;
 
 use super::{
-    parse_duration_ms, Config, ConfigError, Problem, RepositoryConfig, ScheduleConfig,
-    ServerConfig, StateLocation,
+    parse_duration_ms, Config, ConfigError, NotifierConfig, Problem, RepositoryConfig,
+    ScheduleConfig, ServerConfig, StateLocation,
 };
 use crate::jobs::JobKind;
 use crate::scheduler::{parse_cron, parse_timezone, Window};
@@ -161,41 +161,66 @@ pub(super) fn validate(config: &Config, file: &Path, env: Env<'_>) -> Result<(),
     let mut notifiers: HashMap<String, usize> = HashMap::new();
     for (i, n) in config.notifier.iter().enumerate() {
         let key = format!("notifier[{i}]");
-        match n.get("kind").and_then(|k| k.as_str()) {
-            Some(kind) if NOTIFIER_KINDS.contains(&kind) => {}
-            Some(kind) => c.add(
-                format!("{key}.kind"),
+        let name = n.name();
+        c.name(&format!("{key}.name"), name, "notifier");
+        if let Some(first) = notifiers.insert(name.to_string(), i) {
+            c.add(
+                format!("{key}.name"),
                 format!(
-                    "unknown notifier kind `{kind}`; use one of {}",
-                    NOTIFIER_KINDS.join(", ")
+                    "notifier `{name}` is defined twice (also notifier[{first}]); names must be \
+                     unique (a notifier without `name` is named after its kind)"
                 ),
-            ),
-            None => c.add(
-                format!("{key}.kind"),
-                format!(
-                    "a notifier needs `kind`, one of {}",
-                    NOTIFIER_KINDS.join(", ")
-                ),
-            ),
+            );
         }
-        if let Some(name) = n.get("name") {
-            match name.as_str() {
-                Some(name) => {
-                    c.name(&format!("{key}.name"), name, "notifier");
-                    if let Some(first) = notifiers.insert(name.to_string(), i) {
-                        c.add(
-                            format!("{key}.name"),
-                            format!(
-                                "notifier `{name}` is defined twice (also notifier[{first}]); \
-                                 names must be unique"
-                            ),
-                        );
-                    }
-                }
-                None => c.add(format!("{key}.name"), "the name must be a string"),
+        if let Err(e) = crate::notify::Delivery::from_config(n) {
+            c.add(key.clone(), e.message);
+        }
+        if let (Some(_), true) = n.clear_url() {
+            c.add(
+                format!("{key}.url"),
+                format!(
+                    "a {} URL carries its access token, so it must not be in the config file in \
+                     clear: put it in a file (url_file) or an environment variable (url_env)",
+                    n.kind()
+                ),
+            );
+        }
+        for secret in n.secrets() {
+            let what = secret.what;
+            match (secret.file, secret.env) {
+                (Some(_), Some(_)) => c.add(
+                    format!("{key}.{what}_file"),
+                    format!("both {what}_file and {what}_env are set; keep one"),
+                ),
+                (Some(path), None) => c.readable(&format!("{key}.{what}_file"), path, what),
+                (None, Some(var)) => c.env_set(&format!("{key}.{what}_env"), var, what),
+                (None, None) if secret.required => c.add(
+                    format!("{key}.{what}_file"),
+                    format!("set {what}_file or {what}_env"),
+                ),
+                (None, None) => {}
+            }
+        }
+        if let NotifierConfig::Email(e) = n {
+            let tls = e.tls.as_deref().unwrap_or("starttls");
+            if !matches!(tls, "starttls" | "tls" | "none") {
+                c.add(
+                    format!("{key}.tls"),
+                    format!("`{tls}` is not one of \"starttls\", \"tls\", \"none\""),
+                );
+            }
+            if tls == "none" && (e.password_file.is_some() || e.password_env.is_some()) {
+                c.add(
+                    format!("{key}.tls"),
+                    "tls = \"none\" with a password would send it in clear; use \"starttls\" or \"tls\"",
+                );
+            }
+            if e.to.is_empty() {
+                c.add(format!("{key}.to"), "name at least one recipient");
             }
         }
     }
+    c.duration("alerts.repeat_interval", &config.alerts.repeat_interval, 0);
     c.duration("alerts.archive_lag", &config.alerts.archive_lag, 1_000);
     let ratio = config.alerts.size_warn_ratio;
     if !(ratio > 0.0 && ratio <= 1.0) {
