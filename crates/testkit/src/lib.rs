@@ -43,6 +43,7 @@ pub use corrupt::{Corrupter, Damage, DamageKind, Injection};
 pub use flavor::Flavor;
 pub use garage::{require_garage, GarageServer, GARAGE_REGION};
 pub use http_receiver::{HttpReceiver, RecordedRequest, Reply};
+pub use port::free_port;
 pub use postgres::{find_postgres, require_postgres, PgServer, PG_USER};
 pub use server::{ServerOptions, TestServer};
 pub use smtp_receiver::{ReceivedMail, SmtpOptions, SmtpReceiver, SmtpTls};

@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, TcpListener};
 
 const LOWEST: u16 = 20000;
 
-pub(crate) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())

@@ -1,0 +1,518 @@
+//! `holdfast daemon` end to end: the real binary with second-level cron schedules against
+//! throwaway MariaDB servers, its SQLite job store read back by the test, a real HTTP receiver
+//! standing in for the alert webhook.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use holdfast_daemon::jobs::{Job, JobState, Transition, Trigger};
+use holdfast_daemon::store::{JobFilter, JobStore};
+use holdfast_testkit::{HttpReceiver, TestServer};
+
+/// A daemon process with its own config, store and log.
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub port: u16,
+    env: Vec<(String, String)>,
+}
+
+impl Daemon {
+    /// Writes `config` (with `{state}`, `{listen}` filled in) and starts the daemon.
+    fn start(config: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let port = holdfast_testkit::free_port();
+        let mut d = Daemon {
+            dir,
+            child: None,
+            port,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let text = config
+            .replace("{state}", &d.state_path().display().to_string())
+            .replace("{listen}", &format!("127.0.0.1:{port}"));
+        std::fs::write(d.config_path(), text).unwrap();
+        d.spawn();
+        d
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("holdfast.toml")
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.path().join("state.db")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(["--log-format", "json", "daemon", "--config"])
+            .arg(self.config_path())
+            .env_remove("MYSQL_PWD")
+            .env_remove("HOLDFAST_PASSWORD")
+            .env("HOME", "/nonexistent")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start holdfast daemon"));
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited early ({status}):\n{}", self.log());
+            }
+            if http_get(self.port, "/readyz").is_some_and(|(code, _)| code == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("daemon not ready within 60 s:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, sig) };
+    }
+
+    /// SIGTERM, and the exit status.
+    fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not stop within {within:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn metrics(&self) -> String {
+        http_get(self.port, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal(libc::SIGTERM);
+            std::thread::sleep(Duration::from_millis(500));
+            self.kill9();
+        }
+    }
+}
+
+/// A GET on loopback with a raw HTTP/1.0 request: status and body.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+async fn store(path: &Path) -> Box<dyn JobStore> {
+    holdfast_daemon::store::open(&path.display().to_string(), None)
+        .await
+        .expect("open the daemon's store")
+}
+
+async fn jobs(path: &Path) -> Vec<Job> {
+    let mut jobs = store(path).await.jobs(&JobFilter::default()).await.unwrap();
+    jobs.sort_by_key(|j| j.id);
+    jobs
+}
+
+async fn transitions(path: &Path, id: i64) -> Vec<Transition> {
+    store(path).await.transitions(id).await.unwrap()
+}
+
+/// Polls until `done` holds for the store's jobs, or panics with the daemon's log.
+async fn wait_jobs(
+    d: &Daemon,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&[Job]) -> bool,
+) -> Vec<Job> {
+    let deadline = Instant::now() + within;
+    loop {
+        let jobs = jobs(&d.state_path()).await;
+        if done(&jobs) {
+            return jobs;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{what}: not within {within:?}; jobs: {jobs:#?}\nlog:\n{}",
+                d.log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn count(jobs: &[Job], state: JobState) -> usize {
+    jobs.iter().filter(|j| j.state == state).count()
+}
+
+fn backup_ids(repo: &Repo) -> Vec<String> {
+    let out = holdfast(&["--json", "list", "--repo", &repo.url()]);
+    assert_ok(&out, "list");
+    json(&out)["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn config(repo: &Repo, server: &TestServer, schedules: &str, extra_server: &str) -> String {
+    format!(
+        r#"
+[daemon]
+listen = "{{listen}}"
+state = "{{state}}"
+lease = "5s"
+shutdown_grace = "2s"
+
+[[repository]]
+name = "main"
+url = "{repo}"
+
+[[server]]
+name = "db1"
+source = "{source}"
+repository = "main"
+{extra_server}
+{schedules}
+"#,
+        repo = repo.url(),
+        source = server.url(),
+    )
+}
+
+fn webhook(receiver: &HttpReceiver) -> String {
+    format!(
+        r#"
+[[notifier]]
+kind = "webhook"
+name = "hook"
+url = "{}"
+"#,
+        receiver.url("/hook")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_run_on_time_and_show_in_metrics() {
+    let server = TestServer::start();
+    let repo = Repo::init();
+    let cfg = config(
+        &repo,
+        &server,
+        r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/4 * * * * *"
+"#,
+        "",
+    );
+    let d = Daemon::start(&cfg, &[]);
+    let jobs = wait_jobs(&d, Duration::from_secs(90), "two scheduled backups", |j| {
+        count(j, JobState::Succeeded) >= 2
+    })
+    .await;
+    let done: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Succeeded)
+        .collect();
+    for job in &done {
+        assert_eq!(job.spec.trigger, Trigger::Schedule);
+        let planned = job.spec.planned_at.expect("planned");
+        assert_eq!(planned % 4000, 0, "planned on the cron's 4-second ticks");
+        let ts = transitions(&d.state_path(), job.id).await;
+        let started = ts
+            .iter()
+            .find(|t| t.to == JobState::Running)
+            .expect("ran")
+            .at;
+        assert!(
+            (0..3000).contains(&(started - planned)),
+            "job {} started {} ms after its planned time",
+            job.id,
+            started - planned
+        );
+        assert_eq!(
+            ts.iter().map(|t| t.to).collect::<Vec<_>>(),
+            [JobState::Queued, JobState::Running, JobState::Succeeded]
+        );
+    }
+    let listed = backup_ids(&repo);
+    assert!(listed.len() >= 2, "backups listed: {listed:?}");
+    for job in done {
+        let id = job
+            .result
+            .as_ref()
+            .and_then(|r| r["id"].as_str())
+            .expect("report has the backup id");
+        assert!(listed.contains(&id.to_string()), "{id} listed");
+    }
+    let m = d.metrics();
+    assert!(m.contains("holdfast_jobs{state=\"succeeded\"}"), "{m}");
+    assert!(m.contains("holdfast_schedule_jitter_seconds"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_fails_once_without_retry_and_alerts_once() {
+    let server = TestServer::start();
+    let repo = Repo::init();
+    let receiver = HttpReceiver::start().await;
+    let cfg = config(
+        &repo,
+        &server,
+        r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/2 * * * * *"
+attempts = 3
+backoff = "1s"
+"#,
+        "password_env = \"DB1_PASSWORD\"",
+    ) + &webhook(&receiver);
+    let d = Daemon::start(&cfg, &[("DB1_PASSWORD", "certainly-wrong")]);
+    let jobs = wait_jobs(&d, Duration::from_secs(60), "three failed backups", |j| {
+        count(j, JobState::Failed) >= 3
+    })
+    .await;
+    for job in jobs.iter().filter(|j| j.state == JobState::Failed) {
+        assert_eq!(job.exit_code, Some(11), "auth exit code");
+        assert_eq!(job.attempt, 1, "not retried: {job:?}");
+        let ts = transitions(&d.state_path(), job.id).await;
+        assert!(!ts.iter().any(|t| t.to == JobState::Retrying), "{ts:?}");
+        assert!(
+            job.last_error
+                .as_deref()
+                .unwrap_or("")
+                .to_lowercase()
+                .contains("access denied")
+                || job
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("credentials"),
+            "error names the cause: {:?}",
+            job.last_error
+        );
+    }
+    // Several failures of the same incident: exactly one message.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = receiver.requests();
+    assert_eq!(
+        got.len(),
+        1,
+        "one alert for the incident: {:#?}",
+        got.iter().map(|r| r.body_text()).collect::<Vec<_>>()
+    );
+    let body = got[0].json();
+    assert_eq!(body["event"], "job-failed", "{body}");
+    assert!(body.to_string().contains("db1"), "{body}");
+    assert!(
+        !body.to_string().contains("certainly-wrong"),
+        "no secret in the alert"
+    );
+    assert!(!d.log().contains("certainly-wrong"), "no secret in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_then_back_is_retried_with_backoff_and_recovers() {
+    let mut server = TestServer::start();
+    let repo = Repo::init();
+    let receiver = HttpReceiver::start().await;
+    let cfg = config(
+        &repo,
+        &server,
+        r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/6 * * * * *"
+attempts = 2
+backoff = "1s"
+backoff_cap = "2s"
+"#,
+        "",
+    ) + &webhook(&receiver);
+    server.stop();
+    let d = Daemon::start(&cfg, &[]);
+    let jobs = wait_jobs(&d, Duration::from_secs(60), "a failed backup", |j| {
+        count(j, JobState::Failed) >= 1
+    })
+    .await;
+    let failed = jobs.iter().find(|j| j.state == JobState::Failed).unwrap();
+    assert_eq!(failed.exit_code, Some(10), "connect exit code");
+    assert_eq!(failed.attempt, 2, "retried once");
+    let ts = transitions(&d.state_path(), failed.id).await;
+    let states: Vec<_> = ts.iter().map(|t| t.to).collect();
+    assert_eq!(
+        states,
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Retrying,
+            JobState::Running,
+            JobState::Failed
+        ]
+    );
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    server.restart();
+    wait_jobs(
+        &d,
+        Duration::from_secs(60),
+        "a backup after the server is back",
+        |j| count(j, JobState::Succeeded) >= 1,
+    )
+    .await;
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    let bodies: Vec<serde_json::Value> = got.iter().map(|r| r.json()).collect();
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    assert_eq!(bodies[0]["status"], "firing", "{bodies:#?}");
+    assert_eq!(
+        bodies[1]["status"], "resolved",
+        "recovery message: {bodies:#?}"
+    );
+    assert_eq!(bodies[0]["key"], bodies[1]["key"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_backup_cancels_it_cleanly() {
+    let server = TestServer::start();
+    server.sql("CREATE DATABASE big");
+    server.sql("CREATE TABLE big.t (id INT PRIMARY KEY, v VARCHAR(200))");
+    server.sql("INSERT INTO big.t SELECT seq, REPEAT(MD5(seq), 6) FROM seq_1_to_60000");
+    let repo = Repo::init();
+    // 256 KiB/s makes the backup of ~12 MB take long enough to be stopped in the middle.
+    let cfg = config(
+        &repo,
+        &server,
+        r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/2 * * * * *"
+"#,
+        "",
+    )
+    .replace(
+        "url = \"file://",
+        "max_rate = \"256KiB/s\"\nurl = \"file://",
+    );
+    let mut d = Daemon::start(&cfg, &[]);
+    wait_jobs(&d, Duration::from_secs(30), "a running backup", |j| {
+        count(j, JobState::Running) >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = d.terminate(Duration::from_secs(60));
+    assert!(status.success(), "daemon exit: {status}\n{}", d.log());
+    let jobs = jobs(&d.state_path()).await;
+    assert_eq!(count(&jobs, JobState::Running), 0, "{jobs:#?}");
+    assert!(count(&jobs, JobState::Cancelled) >= 1, "{jobs:#?}");
+    assert_eq!(
+        backup_ids(&repo),
+        Vec::<String>::new(),
+        "no partial backup listed"
+    );
+    let out = holdfast(&["verify", "--all", "--repo", &repo.url()]);
+    assert_ok(&out, "verify after the cancel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_downtime_catches_up_once() {
+    let server = TestServer::start();
+    let repo = Repo::init();
+    let cfg = config(
+        &repo,
+        &server,
+        r#"
+[[server.schedule]]
+job = "verify"
+cron = "*/2 * * * * *"
+"#,
+        "",
+    );
+    let mut d = Daemon::start(&cfg, &[]);
+    wait_jobs(&d, Duration::from_secs(30), "a verify", |j| {
+        count(j, JobState::Succeeded) >= 1
+    })
+    .await;
+    assert!(d.terminate(Duration::from_secs(30)).success());
+    let before = jobs(&d.state_path()).await.len();
+    // Down for 4 or more planned runs.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    d.spawn();
+    let after = wait_jobs(&d, Duration::from_secs(30), "the catch-up run", |j| {
+        j.iter()
+            .any(|j| j.spec.trigger == Trigger::CatchUp && j.state == JobState::Succeeded)
+    })
+    .await;
+    let new: Vec<&Job> = after[before..].iter().collect();
+    let catch_ups = new
+        .iter()
+        .filter(|j| j.spec.trigger == Trigger::CatchUp)
+        .count();
+    assert_eq!(
+        catch_ups, 1,
+        "one catch-up run, not one per missed tick: {new:#?}"
+    );
+    let m = d.metrics();
+    let missed: f64 = m
+        .lines()
+        .find(|l| l.starts_with("holdfast_schedule_missed_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(missed >= 3.0, "the misses are counted: {m}");
+}
