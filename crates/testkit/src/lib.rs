@@ -12,11 +12,17 @@
 //!   one bucket and key, for storage tests; it panics, never skips, when `garage` is missing.
 //! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
 //!
+//! - [`FaultProxy`] is a TCP proxy that cuts, resets, stalls or slows connections on purpose
+//!   (between holdfast and a server or the S3 store); [`run_killed`] runs a command and
+//!   SIGKILLs it at a chosen time or progress marker, [`KillPoints`] draws those from a seed.
+//!
 //! Set `HOLDFAST_TESTKIT_KEEP=1` to keep a server's directory after the test for inspection
 //! (the path is printed on drop).
 
 mod binaries;
+mod crash;
 pub mod data;
+mod fault_proxy;
 mod flavor;
 mod garage;
 mod port;
@@ -28,6 +34,8 @@ pub use binaries::{
     default_mysql_basedir, find_binary, find_mysql, require_binaries, require_mysql, MysqlInstall,
     MYSQL_BASEDIR_ENV,
 };
+pub use crash::{run_killed, CrashRun, KillAt, KillPoints};
+pub use fault_proxy::{Direction, Fault, FaultProxy};
 pub use flavor::Flavor;
 pub use garage::{require_garage, GarageServer, GARAGE_REGION};
 pub use server::{ServerOptions, TestServer};
