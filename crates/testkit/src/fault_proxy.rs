@@ -75,6 +75,9 @@ struct Setting {
     generation: u64,
     fault: Fault,
     once: bool,
+    /// This `Pass` came from a one-shot fault turning itself off: a connection it stalled
+    /// stays stalled (only an explicit switch releases it).
+    auto: bool,
 }
 
 #[derive(Debug)]
@@ -94,6 +97,7 @@ impl Shared {
         s.generation += 1;
         s.fault = fault;
         s.once = once;
+        s.auto = false;
         let generation = s.generation;
         drop(s);
         self.changed.send_replace(generation);
@@ -115,6 +119,7 @@ impl Shared {
             s.generation += 1;
             s.fault = Fault::Pass;
             s.once = false;
+            s.auto = true;
             let generation = s.generation;
             drop(s);
             self.changed.send_replace(generation);
@@ -159,6 +164,7 @@ impl FaultProxy {
                 generation: 0,
                 fault: Fault::Pass,
                 once: false,
+                auto: false,
             }),
             changed,
             connections: AtomicU64::new(0),
@@ -291,6 +297,10 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, shared: Arc<Shared>
         if fresh.generation != setting.generation {
             setting = fresh;
             counted = [0, 0];
+            if stalled && fresh.auto {
+                // Stalled by a one-shot fault that has now turned itself off: stay stalled.
+                continue;
+            }
             stalled = false;
             for direction in [Direction::Upstream, Direction::Downstream] {
                 let data = std::mem::take(&mut held[direction as usize]);
@@ -612,6 +622,30 @@ mod tests {
         b.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"xyz");
         assert_eq!(proxy.tripped(), 1);
+    }
+
+    #[test]
+    fn a_one_shot_stall_keeps_its_connection_stalled() {
+        let proxy = FaultProxy::start(echo());
+        proxy.set_fault_once(Fault::Stall {
+            direction: Direction::Downstream,
+            after: 1,
+        });
+        let mut a = std::net::TcpStream::connect(proxy.addr()).unwrap();
+        a.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        a.write_all(b"ab").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(a.read(&mut buf).unwrap(), 1);
+        assert!(proxy.wait_tripped(1, Duration::from_secs(5)));
+        assert_eq!(proxy.fault(), Fault::Pass);
+        a.write_all(b"c").unwrap();
+        assert!(a.read(&mut buf).is_err(), "still stalled");
+        // Other connections pass.
+        let mut b = std::net::TcpStream::connect(proxy.addr()).unwrap();
+        b.write_all(b"xyz").unwrap();
+        let mut three = [0u8; 3];
+        b.read_exact(&mut three).unwrap();
+        assert_eq!(&three, b"xyz");
     }
 
     #[test]
