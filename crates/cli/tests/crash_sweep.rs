@@ -14,8 +14,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -106,8 +104,9 @@ impl Tally {
 
 /// A stable hash of a scenario name, so each scenario draws its own points from the seed.
 fn hash(name: &str) -> u64 {
-    name.bytes()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Runs `args` to the end, checks it succeeded, and returns how long it took.
@@ -190,14 +189,19 @@ fn logical_backup(t: &mut Tally) {
         "256k",
     ]);
     t.calibrated = calibrate(&args);
-    t.sweep("logical-backup", t.calibrated, |_| args.clone(), |i, run| {
-        let what = format!("logical backup try {i}");
-        let before = repo_holds(&repo, &[], &what);
-        let out = holdfast(&to_strs(&args));
-        assert_ok(&out, &format!("{what}: rerun"));
-        let after = repo_holds(&repo, &[], &what);
-        assert_eq!(after.len(), before.len() + 1, "{what}: {}", run.text());
-    });
+    t.sweep(
+        "logical-backup",
+        t.calibrated,
+        |_| args.clone(),
+        |i, run| {
+            let what = format!("logical backup try {i}");
+            let before = repo_holds(&repo, &[], &what);
+            let out = holdfast(&to_strs(&args));
+            assert_ok(&out, &format!("{what}: rerun"));
+            let after = repo_holds(&repo, &[], &what);
+            assert_eq!(after.len(), before.len() + 1, "{what}: {}", run.text());
+        },
+    );
 }
 
 fn physical_backup(t: &mut Tally, incremental: bool) {
@@ -288,13 +292,22 @@ fn restore_logical(t: &mut Tally) {
         "--drop-existing",
     ]);
     t.calibrated = calibrate(&args);
-    t.sweep("restore", t.calibrated, |_| args.clone(), |i, _| {
-        let what = format!("restore try {i}");
-        repo_holds(&repo, &[], &what);
-        let out = holdfast(&to_strs(&args));
-        assert_ok(&out, &format!("{what}: rerun"));
-        assert_eq!(checksums(&target), want, "{what}: the rerun restored other data");
-    });
+    t.sweep(
+        "restore",
+        t.calibrated,
+        |_| args.clone(),
+        |i, _| {
+            let what = format!("restore try {i}");
+            repo_holds(&repo, &[], &what);
+            let out = holdfast(&to_strs(&args));
+            assert_ok(&out, &format!("{what}: rerun"));
+            assert_eq!(
+                checksums(&target),
+                want,
+                "{what}: the rerun restored other data"
+            );
+        },
+    );
 }
 
 /// A repository with a backup and an archive after it (small transactions), and the source.
@@ -347,7 +360,11 @@ fn pitr_replay(t: &mut Tally) {
             let rerun = TestServer::start();
             let out = holdfast(&to_strs(&args_for(&rerun)));
             assert_ok(&out, &format!("{what}: rerun"));
-            assert_eq!(checksums(&rerun), want, "{what}: the rerun recovered other data");
+            assert_eq!(
+                checksums(&rerun),
+                want,
+                "{what}: the rerun recovered other data"
+            );
         },
     );
 }
@@ -369,28 +386,49 @@ fn copy(t: &mut Tally) {
     ]));
     drop(scratch);
     let want = repo_holds(&repo, &[], "copy source");
-    t.sweep("copy", t.calibrated, |_| args.clone(), |i, _| {
-        let what = format!("copy try {i}");
-        repo_holds(&dest, &[], &what);
-        let out = holdfast(&to_strs(&args));
-        assert_ok(&out, &format!("{what}: rerun"));
-        assert_eq!(repo_holds(&dest, &[], &what), want, "{what}: the copy differs");
-        // Start the next try from an emptier destination: remove the newest backup's manifest
-        // (the copy sees it missing and copies it again).
-        let newest = want.last().unwrap();
-        std::fs::remove_dir_all(dest.path().join("backups").join(newest)).unwrap();
-    });
+    t.sweep(
+        "copy",
+        t.calibrated,
+        |_| args.clone(),
+        |i, _| {
+            let what = format!("copy try {i}");
+            repo_holds(&dest, &[], &what);
+            let out = holdfast(&to_strs(&args));
+            assert_ok(&out, &format!("{what}: rerun"));
+            assert_eq!(
+                repo_holds(&dest, &[], &what),
+                want,
+                "{what}: the copy differs"
+            );
+            // Start the next try from an emptier destination: remove the newest backup's manifest
+            // (the copy sees it missing and copies it again).
+            let newest = want.last().unwrap();
+            std::fs::remove_dir_all(dest.path().join("backups").join(newest)).unwrap();
+        },
+    );
 }
 
+/// Key slots change by rewriting `holdfast.repo`; a kill at any point must leave a
+/// repository the old passphrase opens. Every command here runs the passphrase KDF (seconds
+/// each), so the quick run tries 3 points.
 fn key_change(t: &mut Tally) {
     let source = TestServer::start();
-    source.sql("CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY); INSERT INTO d.t VALUES (1)");
+    source.sql(
+        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY); INSERT INTO d.t VALUES (1)",
+    );
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.txt");
     std::fs::write(&old, "the original passphrase\n").unwrap();
     let old = old.to_str().unwrap().to_string();
     let repo = Repo::uninit();
-    let out = holdfast(&["init", "--repo", &repo.url(), "--encrypt", "--passphrase-file", &old]);
+    let out = holdfast(&[
+        "init",
+        "--repo",
+        &repo.url(),
+        "--encrypt",
+        "--passphrase-file",
+        &old,
+    ]);
     assert_ok(&out, "init --encrypt");
     backup(&repo, &source, &["--passphrase-file", &old]);
     let new = dir.path().join("new.txt");
@@ -406,44 +444,79 @@ fn key_change(t: &mut Tally) {
         "--new-passphrase-file",
         &new,
     ]);
-    let remove_new = || {
-        // Remove every slot the new passphrase opens (slot numbers from `key list`).
-        let out = holdfast(&["key", "list", "--repo", &repo.url(), "--passphrase-file", &old, "--json"]);
-        assert_ok(&out, "key list");
+    // Removes every slot but the first (the old passphrase's).
+    let remove_added = || {
+        let out = holdfast(&[
+            "key",
+            "list",
+            "--repo",
+            &repo.url(),
+            "--passphrase-file",
+            &old,
+            "--json",
+        ]);
+        assert_ok(&out, "key list with the old passphrase");
         let slots = json(&out)["slots"].as_array().unwrap().len();
         if slots > 1 {
-            let mut a = strings(&["key", "remove", "--repo", &repo.url(), "--passphrase-file", &old]);
+            let mut a = strings(&[
+                "key",
+                "remove",
+                "--repo",
+                &repo.url(),
+                "--passphrase-file",
+                &old,
+            ]);
             a.extend((1..slots).map(|n| n.to_string()));
             let out = holdfast(&to_strs(&a));
             assert_ok(&out, "key remove");
         }
     };
     t.calibrated = calibrate(&add);
-    remove_new();
-    let old_key = ["--passphrase-file", old.as_str()];
-    let new_key = ["--passphrase-file", new.as_str()];
-    t.sweep("key-change", t.calibrated, |_| add.clone(), |i, run| {
+    remove_added();
+    let points = if long() { tries() } else { 3 };
+    let span = t.calibrated;
+    let all = KillPoints::new(seed() ^ hash("key-change")).spread(points, span);
+    for (i, at) in all.into_iter().enumerate() {
         let what = format!("key change try {i}");
-        // The old passphrase always opens the repository; the new one only if `add` finished.
-        repo_holds(&repo, &old_key, &what);
-        let opens = holdfast(&["list", "--repo", &repo.url(), new_key[0], new_key[1]]);
-        if !run.killed {
-            assert_ok(&opens, &format!("{what}: the new passphrase after a finished add"));
-        } else if !opens.status.success() {
-            assert_code(&opens, 8, &format!("{what}: the new passphrase"));
+        let run = run_killed(cmd(&to_strs(&add)), KillAt::After(at));
+        t.tries += 1;
+        if run.killed {
+            t.landed += 1;
+        } else {
+            assert!(run.status.success(), "{what}: {}", run.text());
         }
-        remove_new();
+        // The old passphrase always opens the repository, and what it holds verifies.
+        let out = holdfast(&[
+            "verify",
+            "--repo",
+            &repo.url(),
+            "--all",
+            "--passphrase-file",
+            &old,
+        ]);
+        assert_ok(
+            &out,
+            &format!("{what}: verify --all with the old passphrase"),
+        );
+        remove_added();
         let out = holdfast(&to_strs(&add));
         assert_ok(&out, &format!("{what}: rerun"));
-        repo_holds(&repo, &new_key, &what);
-        remove_new();
-    });
+        let out = holdfast(&["list", "--repo", &repo.url(), "--passphrase-file", &new]);
+        assert_ok(&out, &format!("{what}: the new passphrase after the rerun"));
+        remove_added();
+        t.passed += 1;
+    }
+    repo_holds(
+        &repo,
+        &["--passphrase-file", &old],
+        "key change, at the end",
+    );
 }
 
 fn expire(t: &mut Tally) {
     let source = server_with_hashes(20_000);
     let repo = Repo::init();
-    let take = || backup(&repo, &source, &["--chunk-size", "16k"]);
+    let take = || backup(&repo, &source, &["--chunk-size", "4k"]);
     let args = strings(&["expire", "--repo", &repo.url(), "--keep-last", "1"]);
     take();
     take();
@@ -461,7 +534,11 @@ fn expire(t: &mut Tally) {
             repo_holds(&repo, &[], &what);
             let out = holdfast(&to_strs(&args));
             assert_ok(&out, &format!("{what}: rerun"));
-            assert_eq!(repo_holds(&repo, &[], &what).len(), 1, "{what}: keep-last 1");
+            assert_eq!(
+                repo_holds(&repo, &[], &what).len(),
+                1,
+                "{what}: keep-last 1"
+            );
         },
     );
 }
@@ -491,7 +568,14 @@ fn binlog_compact(t: &mut Tally) {
         wait_archived(&repo, &gtid_state(&source));
     };
     more(60);
-    let args = strings(&["binlog", "compact", "--repo", &repo.url(), "--older-than", "0s"]);
+    let args = strings(&[
+        "binlog",
+        "compact",
+        "--repo",
+        &repo.url(),
+        "--older-than",
+        "0s",
+    ]);
     t.calibrated = calibrate(&args);
     t.sweep(
         "binlog-compact",
@@ -511,25 +595,11 @@ fn binlog_compact(t: &mut Tally) {
     stream.stop_when_archived(&repo, &gtid_state(&source));
     let target = TestServer::start();
     restore(&repo, &target, &["--latest"]);
-    assert_eq!(checksums(&target), checksums(&source), "recovery after the sweep");
-}
-
-/// The GTIDs in a binlog file, in order, as `mariadb-binlog` prints them.
-fn gtids_in(file: &Path) -> Vec<String> {
-    let tool = holdfast_testkit::find_binary("mariadb-binlog")
-        .or_else(|| holdfast_testkit::find_binary("mysqlbinlog"))
-        .expect("mariadb-binlog");
-    let out = Command::new(tool).arg(file).output().unwrap();
-    assert!(out.status.success(), "mariadb-binlog {}: {}", file.display(), text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            // `#231207  4:40:00 server id 1  end_log_pos 123 CRC32 0x… GTID 0-1-42 trans`
-            let at = l.find(" GTID ")?;
-            l.starts_with('#')
-                .then(|| l[at + 6..].split_whitespace().next().unwrap_or("").to_string())
-        })
-        .collect()
+    assert_eq!(
+        checksums(&target),
+        checksums(&source),
+        "recovery after the sweep"
+    );
 }
 
 fn binlog_stream(t: &mut Tally) {
@@ -550,7 +620,11 @@ fn binlog_stream(t: &mut Tally) {
                     i % 2000 + 1
                 );
                 // A rotation now and then, so kills land around file boundaries too.
-                let sql = if i % 200 == 199 { sql } else { sql.replace("; FLUSH LOGS", "") };
+                let sql = if i % 200 == 199 {
+                    sql
+                } else {
+                    sql.replace("; FLUSH LOGS", "")
+                };
                 let out = Command::new(&client)
                     .args(["-uroot", "-S", socket.to_str().unwrap(), "-e", &sql])
                     .output()
@@ -581,7 +655,11 @@ fn binlog_stream(t: &mut Tally) {
         |_| args.clone(),
         |i, run| {
             let what = format!("stream try {i}");
-            assert!(run.killed, "{what}: the stream ended by itself:\n{}", run.text());
+            assert!(
+                run.killed,
+                "{what}: the stream ended by itself:\n{}",
+                run.text()
+            );
             // verify --all is clean, nothing partial: the stream's debris (a data object
             // without its index entry) is never listed; the next start removes it.
             let url = repo.url();
@@ -595,35 +673,7 @@ fn binlog_stream(t: &mut Tally) {
     assert_ok(&out, "the final stream --until-caught-up");
     repo_holds(&repo, &[], "stream, at the end");
     // Every GTID the server wrote, exactly once, in the server's order.
-    let archive = tempfile::tempdir().unwrap();
-    let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for s in json(&out)["segments"].as_array().unwrap() {
-        let object = repo.path().join(s["object"].as_str().unwrap());
-        let raw = zstd::decode_all(&std::fs::read(&object).unwrap()[..]).unwrap();
-        files
-            .entry(s["file"].as_str().unwrap().to_string())
-            .or_default()
-            .extend_from_slice(&raw);
-    }
-    let (mut archived, mut on_server) = (Vec::new(), Vec::new());
-    for (file, bytes) in &files {
-        let copy = archive.path().join(file);
-        std::fs::write(&copy, bytes).unwrap();
-        archived.extend(gtids_in(&copy));
-        on_server.extend(gtids_in(&source.datadir().join(file)));
-        let mut original = std::fs::read(source.datadir().join(file)).unwrap();
-        original[4 + 17] &= !1; // the "in use" flag of the active file
-        assert!(
-            bytes == &original,
-            "{file}: the archived bytes differ from the server's"
-        );
-    }
-    let mut seen = std::collections::HashSet::new();
-    for g in &archived {
-        assert!(seen.insert(g), "GTID {g} archived twice");
-    }
-    assert_eq!(archived, on_server, "the archive's GTIDs vs the server's binlog");
+    let archived = assert_archive_holds_server_binlog(&repo, &source);
     assert!(
         archived.len() as u64 >= written,
         "{} GTIDs archived, {written} transactions written",
@@ -673,7 +723,7 @@ fn crash_sweep() {
     );
     for (name, t, took, _) in &rows {
         println!(
-            "| {name} | {} | {} | {} | {:.1}s | {:.0}s |",
+            "| {name} | {} | {} | {} | {:.2}s | {:.0}s |",
             t.tries,
             t.landed,
             t.passed,
@@ -685,7 +735,11 @@ fn crash_sweep() {
         .iter()
         .filter_map(|(name, _, _, f)| f.as_ref().map(|f| format!("{name}: {f}")))
         .collect();
-    assert!(failed.is_empty(), "failed scenarios:\n{}", failed.join("\n\n"));
+    assert!(
+        failed.is_empty(),
+        "failed scenarios:\n{}",
+        failed.join("\n\n")
+    );
     for (name, t, _, _) in &rows {
         assert!(
             t.landed > 0,

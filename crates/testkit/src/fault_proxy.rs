@@ -632,7 +632,8 @@ mod tests {
             after: 1,
         });
         let mut a = std::net::TcpStream::connect(proxy.addr()).unwrap();
-        a.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        a.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         a.write_all(b"ab").unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(a.read(&mut buf).unwrap(), 1);
