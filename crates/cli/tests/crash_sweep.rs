@@ -82,7 +82,8 @@ impl Tally {
         mut args: impl FnMut(usize) -> Vec<String>,
         mut check: impl FnMut(usize, &CrashRun),
     ) {
-        let points = KillPoints::new(seed() ^ hash(name)).spread(tries(), span);
+        // Over the first 80% of a run: later runs are often quicker than the measured one.
+        let points = KillPoints::new(seed() ^ hash(name)).spread(tries(), span.mul_f64(0.8));
         for (i, at) in points.into_iter().enumerate() {
             let a = args(i);
             let run = run_killed(cmd(&to_strs(&a)), KillAt::After(at));
@@ -474,7 +475,7 @@ fn key_change(t: &mut Tally) {
     t.calibrated = calibrate(&add);
     remove_added();
     let points = if long() { tries() } else { 3 };
-    let span = t.calibrated;
+    let span = t.calibrated.mul_f64(0.8);
     let all = KillPoints::new(seed() ^ hash("key-change")).spread(points, span);
     for (i, at) in all.into_iter().enumerate() {
         let what = format!("key change try {i}");
