@@ -2,7 +2,8 @@
 //! or stalls a connection at a seeded byte offset):
 //!
 //! - the S3 connection cut, reset or stalled in the middle of an upload: the request (a
-//!   multipart part, a whole object) is retried and the backup succeeds;
+//!   multipart part, a whole object) is retried and the backup succeeds; a download cut
+//!   mid-restore resumes and the restore succeeds;
 //! - the source connection cut or stalled mid-dump and the target's mid-restore: the command
 //!   fails with its documented exit code (a snapshot cannot move to a new connection), lists
 //!   nothing partial, and the rerun succeeds;
@@ -135,7 +136,9 @@ fn s3_cut_mid_upload_is_retried_and_the_backup_succeeds() {
     assert_eq!(ids.len(), tries + 1);
     let out = holdfast_env(&["verify", "--repo", &url, "--all", "--deep"], &env);
     assert_ok(&out, "verify --all --deep");
+    let want = checksums(&source);
     let restored = TestServer::start();
+    let before = proxy.bytes(Direction::Downstream);
     let out = holdfast_env(
         &[
             "restore",
@@ -148,7 +151,43 @@ fn s3_cut_mid_upload_is_retried_and_the_backup_succeeds() {
         &env,
     );
     assert_ok(&out, "restore");
-    assert_eq!(checksums(&restored), checksums(&source));
+    assert_eq!(checksums(&restored), want);
+    // Restores reading through a cut or reset download: a broken read resumes with a range
+    // read (RetryStorage), and the restore succeeds.
+    let span = proxy.bytes(Direction::Downstream) - before;
+    for i in 0..2 {
+        let after = points.pick(span / 10..span * 9 / 10);
+        let fault = if i == 0 {
+            Fault::Cut {
+                direction: Direction::Downstream,
+                after,
+            }
+        } else {
+            Fault::Reset {
+                direction: Direction::Downstream,
+                after,
+            }
+        };
+        let tripped = proxy.tripped();
+        proxy.set_fault_once(fault);
+        let restored = TestServer::start();
+        let out = holdfast_env(
+            &[
+                "restore",
+                "--repo",
+                &url,
+                "--target",
+                &restored.url(),
+                "latest",
+                "--storage-timeout",
+                "5s",
+            ],
+            &env,
+        );
+        assert_ok(&out, &format!("restore under {fault:?}"));
+        assert_eq!(proxy.tripped(), tripped + 1, "{fault:?} never tripped");
+        assert_eq!(checksums(&restored), want, "restore under {fault:?}");
+    }
 }
 
 /// The source connection cut (FIN or RST) at seeded offsets of the dump: the backup fails

@@ -904,6 +904,19 @@ mod tls {
     }
 }
 
+/// `fut` limited to `limit` (none: unlimited); running out is an `io::ErrorKind::TimedOut`.
+async fn within<T>(
+    limit: Option<Duration>,
+    fut: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    match limit {
+        None => fut.await,
+        Some(limit) => tokio::time::timeout(limit, fut)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -935,18 +948,5 @@ mod tests {
             })
         );
         assert_eq!(parse_ok(&[0xfc, 1]), None);
-    }
-}
-
-/// `fut` limited to `limit` (none: unlimited); running out is an `io::ErrorKind::TimedOut`.
-async fn within<T>(
-    limit: Option<Duration>,
-    fut: impl std::future::Future<Output = std::io::Result<T>>,
-) -> std::io::Result<T> {
-    match limit {
-        None => fut.await,
-        Some(limit) => tokio::time::timeout(limit, fut)
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
     }
 }
