@@ -6,7 +6,9 @@
 //! a killed `expire` left: binlog data objects whose index entry it had removed, and pins of
 //! backups it had removed; and what a killed `binlog stream` left: a segment's data object
 //! written before its index entry (only while no stream runs: a running stream owns the
-//! archive's tail and removes its own debris when it starts).
+//! archive's tail and removes its own debris when it starts); and what a killed compaction
+//! left: data objects no index entry names, numbered up to the archive's newest (while no
+//! compaction runs).
 
 use std::process::ExitCode;
 
@@ -57,11 +59,14 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             retention::remove_expire_debris(&repo, &lock).await?
         };
         let stream = holdfast::binlog::stream::stream_debris(&repo, args.dry_run).await?;
-        Ok::<_, holdfast::Error>((orphans, uploads, expired, stream))
+        let archive = holdfast::binlog::archive::Archive::new(repo.storage().clone());
+        let compaction =
+            holdfast::binlog::compact::compaction_debris(&archive, args.dry_run).await?;
+        Ok::<_, holdfast::Error>((orphans, uploads, expired, stream, compaction))
     }
     .await;
     lock.release().await?;
-    let (orphans, uploads, expired, stream) = swept?;
+    let (orphans, uploads, expired, stream, compaction) = swept?;
     if global.json {
         print_json(&json!({
             "dry_run": args.dry_run,
@@ -72,16 +77,22 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 "removed": stream.as_deref().unwrap_or_default(),
                 "skipped_stream_running": stream.is_none(),
             },
+            "compaction_debris": {
+                "removed": compaction.as_deref().unwrap_or_default(),
+                "skipped_compaction_running": compaction.is_none(),
+            },
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
     let verb = |done: &'static str, would: &'static str| if args.dry_run { would } else { done };
     let stream_objects = stream.as_deref().unwrap_or_default();
+    let compaction_objects = compaction.as_deref().unwrap_or_default();
     if orphans.is_empty()
         && uploads.aborted.is_empty()
         && uploads.kept.is_empty()
         && expired.is_empty()
         && stream_objects.is_empty()
+        && compaction_objects.is_empty()
     {
         outln!("nothing to clean up in {}", repo.storage().location());
     }
@@ -108,6 +119,16 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             verb("removed", "would remove"),
             stream_objects.len()
         );
+    }
+    if !compaction_objects.is_empty() {
+        outln!(
+            "{} {} binlog data object(s) no index entry names, left by a killed compaction",
+            verb("removed", "would remove"),
+            compaction_objects.len()
+        );
+    }
+    if compaction.is_none() {
+        outln!("kept the binlog archive's unreferenced objects: a compaction is running");
     }
     if stream.is_none() {
         outln!("kept the binlog archive's tail: a binlog stream is running (it removes its own debris when it starts)");
