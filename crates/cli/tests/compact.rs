@@ -220,6 +220,24 @@ fn a_compaction_killed_at_any_step_leaves_a_readable_archive_and_the_next_one_fi
         if step == "merged-data" {
             assert_eq!(after, before, "nothing committed yet");
             assert_eq!(leftovers, 0);
+            // The merged object without its entry is debris that cleanup removes (it used to
+            // wait for the next compaction of the same directory).
+            assert!(
+                !stray_objects(&repo).is_empty(),
+                "the kill left no merged object"
+            );
+            let out = holdfast(&["cleanup", "--repo", &repo.url(), "--json"]);
+            assert_ok(&out, "cleanup after the kill after merged-data");
+            let report = json(&out);
+            assert!(
+                !report["compaction_debris"]["removed"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty(),
+                "{report}"
+            );
+            assert_eq!(stray_objects(&repo), Vec::<String>::new(), "{report}");
+            verify_clean(&repo, "cleanup after the kill after merged-data");
         } else {
             assert!(after < before, "{step}: the merged segment is in use");
         }

@@ -194,3 +194,79 @@ fn server_with_400k_hashes() -> TestServer {
     );
     source
 }
+
+/// A `binlog stream` killed between a segment's data object and its index entry leaves the
+/// object behind. `cleanup` removes it when no stream runs, and leaves the archive's tail
+/// alone (reporting why) while one does. (Found by the crash sweep: cleanup used to leave it
+/// for the stream's next start.)
+#[test]
+fn cleanup_removes_a_killed_streams_debris_unless_a_stream_runs() {
+    let source = TestServer::start();
+    source.sql(
+        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY); INSERT INTO d.t VALUES (1), (2)",
+    );
+    let repo = Repo::init();
+    let out = stream_until_caught_up(&repo.url(), &source.url(), &[]);
+    assert_ok(&out, "stream --until-caught-up");
+    // The debris a kill leaves: a data object numbered after the archive's last entry (a copy
+    // of the last one under a higher number). Returns its path.
+    let plant = || -> String {
+        let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
+        let last = json(&out)["segments"].as_array().unwrap().last().unwrap()["object"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (dir, name) = last.rsplit_once('/').unwrap();
+        let mut parts = name.split('.');
+        let pos = parts.next().unwrap();
+        let seq: u64 = parts.next().unwrap().parse().unwrap();
+        let debris = format!("{dir}/{pos}.{:08}.zst", seq + 3);
+        std::fs::copy(repo.path().join(&last), repo.path().join(&debris)).unwrap();
+        debris
+    };
+
+    // A stream running: the tail is its own; cleanup keeps it and says so.
+    let stream = Streamer::start(&repo, &source, &["--flush-interval", "100ms"]);
+    source.sql("INSERT INTO d.t VALUES (3)");
+    wait_archived(&repo, &gtid_state(&source));
+    let debris_running = plant();
+    let out = holdfast(&["cleanup", "--repo", &repo.url(), "--any-age", "--json"]);
+    assert_ok(&out, "cleanup beside a running stream");
+    let report = json(&out);
+    assert_eq!(
+        report["stream_debris"]["skipped_stream_running"], true,
+        "{report}"
+    );
+    assert!(repo.path().join(&debris_running).exists());
+    stream.stop_when_archived(&repo, &gtid_state(&source));
+    std::fs::remove_file(repo.path().join(&debris_running)).ok();
+
+    // No stream: removed (the dead stream's lock is taken over), dry run first.
+    let debris = plant();
+    let out = holdfast(&["cleanup", "--repo", &repo.url(), "--dry-run", "--json"]);
+    assert_ok(&out, "cleanup --dry-run");
+    let report = json(&out);
+    let listed: Vec<&str> = report["stream_debris"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&debris.as_str()), "{report}");
+    assert!(
+        repo.path().join(&debris).exists(),
+        "a dry run removes nothing"
+    );
+    let out = holdfast(&["cleanup", "--repo", &repo.url(), "--json"]);
+    assert_ok(&out, "cleanup");
+    assert!(!repo.path().join(&debris).exists(), "{}", text(&out));
+    assert!(
+        !repo.path().join(&debris_running).exists(),
+        "{}",
+        text(&out)
+    );
+    assert_ok(
+        &holdfast(&["verify", "--repo", &repo.url(), "--all"]),
+        "verify --all after cleanup",
+    );
+}

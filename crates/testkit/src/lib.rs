@@ -19,12 +19,18 @@
 //!   (e.g. 500 twice, then 200), the SMTP one speaks STARTTLS or TLS with a throwaway CA.
 //! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
 //!
+//! - [`FaultProxy`] is a TCP proxy that cuts, resets, stalls or slows connections on purpose
+//!   (between holdfast and a server or the S3 store); [`run_killed`] runs a command and
+//!   SIGKILLs it at a chosen time or progress marker, [`KillPoints`] draws those from a seed.
+//!
 //! Set `HOLDFAST_TESTKIT_KEEP=1` to keep a server's directory after the test for inspection
 //! (the path is printed on drop).
 
 mod binaries;
 pub mod corrupt;
+mod crash;
 pub mod data;
+mod fault_proxy;
 mod flavor;
 mod garage;
 pub mod http_receiver;
@@ -40,6 +46,8 @@ pub use binaries::{
     MYSQL_BASEDIR_ENV,
 };
 pub use corrupt::{Corrupter, Damage, DamageKind, Injection};
+pub use crash::{run_killed, CrashRun, KillAt, KillPoints};
+pub use fault_proxy::{Direction, Fault, FaultProxy};
 pub use flavor::Flavor;
 pub use garage::{require_garage, GarageServer, GARAGE_REGION};
 pub use http_receiver::{HttpReceiver, RecordedRequest, Reply};

@@ -59,6 +59,10 @@ pub struct Args {
     /// Give up, releasing everything, if a server lock is waited for or held longer than this.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     lock_timeout: std::time::Duration,
+    /// Logical: fail (exit 10) when the server sends nothing for this long while a dump
+    /// connection waits for rows (a hung server or network), instead of hanging.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    stall_timeout: std::time::Duration,
     /// Physical, from a replica: the most replication lag a backup starts with.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     max_replica_lag: std::time::Duration,
@@ -115,6 +119,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 filter: args.filter.filter(),
                 with_users: args.users,
                 lock_timeout: args.lock_timeout,
+                stall_timeout: Some(args.stall_timeout),
             };
             run_backup(&repo, &source, &opts, progress(global)).await?
         }

@@ -50,7 +50,7 @@ pub struct StreamArgs {
     /// Largest segment (a bigger transaction is split across segments).
     #[arg(long, default_value = "16MiB", value_parser = parse_size)]
     max_segment: u64,
-    /// Heartbeat period asked of the server; three missed beats mean a dead link.
+    /// Heartbeat period asked of the server; silence for three beats plus 5 s means a dead link.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     heartbeat: Duration,
     /// Longest wait between reconnection attempts.

@@ -4,7 +4,11 @@
 //! local disk and never renamed into place). Takes the exclusive lock, so a backup in progress
 //! is never touched; uploads younger than the lock TTL are kept unless `--any-age`. Also what
 //! a killed `expire` left: binlog data objects whose index entry it had removed, and pins of
-//! backups it had removed.
+//! backups it had removed; and what a killed `binlog stream` left: a segment's data object
+//! written before its index entry (only while no stream runs: a running stream owns the
+//! archive's tail and removes its own debris when it starts); and what a killed compaction
+//! left: data objects no index entry names, numbered up to the archive's newest (while no
+//! compaction runs).
 
 use std::process::ExitCode;
 
@@ -54,25 +58,41 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         } else {
             retention::remove_expire_debris(&repo, &lock).await?
         };
-        Ok::<_, holdfast::Error>((orphans, uploads, expired))
+        let stream = holdfast::binlog::stream::stream_debris(&repo, args.dry_run).await?;
+        let archive = holdfast::binlog::archive::Archive::new(repo.storage().clone());
+        let compaction =
+            holdfast::binlog::compact::compaction_debris(&archive, args.dry_run).await?;
+        Ok::<_, holdfast::Error>((orphans, uploads, expired, stream, compaction))
     }
     .await;
     lock.release().await?;
-    let (orphans, uploads, expired) = swept?;
+    let (orphans, uploads, expired, stream, compaction) = swept?;
     if global.json {
         print_json(&json!({
             "dry_run": args.dry_run,
             "orphans": orphans,
             "incomplete_uploads": uploads,
             "expire_debris": expired,
+            "stream_debris": {
+                "removed": stream.as_deref().unwrap_or_default(),
+                "skipped_stream_running": stream.is_none(),
+            },
+            "compaction_debris": {
+                "removed": compaction.as_deref().unwrap_or_default(),
+                "skipped_compaction_running": compaction.is_none(),
+            },
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
     let verb = |done: &'static str, would: &'static str| if args.dry_run { would } else { done };
+    let stream_objects = stream.as_deref().unwrap_or_default();
+    let compaction_objects = compaction.as_deref().unwrap_or_default();
     if orphans.is_empty()
         && uploads.aborted.is_empty()
         && uploads.kept.is_empty()
         && expired.is_empty()
+        && stream_objects.is_empty()
+        && compaction_objects.is_empty()
     {
         outln!("nothing to clean up in {}", repo.storage().location());
     }
@@ -92,6 +112,26 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             expired.segment_objects.len(),
             human_bytes(expired.segment_bytes)
         );
+    }
+    if !stream_objects.is_empty() {
+        outln!(
+            "{} {} binlog data object(s) without an index entry, left by a killed binlog stream",
+            verb("removed", "would remove"),
+            stream_objects.len()
+        );
+    }
+    if !compaction_objects.is_empty() {
+        outln!(
+            "{} {} binlog data object(s) no index entry names, left by a killed compaction",
+            verb("removed", "would remove"),
+            compaction_objects.len()
+        );
+    }
+    if compaction.is_none() {
+        outln!("kept the binlog archive's unreferenced objects: a compaction is running");
+    }
+    if stream.is_none() {
+        outln!("kept the binlog archive's tail: a binlog stream is running (it removes its own debris when it starts)");
     }
     for p in &expired.pins {
         outln!(

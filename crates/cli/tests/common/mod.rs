@@ -316,3 +316,81 @@ impl Streamer {
         );
     }
 }
+
+/// The GTIDs in a binlog file, in order, as `mariadb-binlog` prints them.
+pub fn gtids_in(file: &Path) -> Vec<String> {
+    let tool = holdfast_testkit::find_binary("mariadb-binlog")
+        .or_else(|| holdfast_testkit::find_binary("mysqlbinlog"))
+        .expect("mariadb-binlog");
+    let out = Command::new(tool).arg(file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "mariadb-binlog {}: {}",
+        file.display(),
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            // `#231207  4:40:00 server id 1  end_log_pos 123 CRC32 0x…\tGTID 0-1-42 trans`
+            if !l.starts_with('#') {
+                return None;
+            }
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "GTID")?;
+            words.next().map(str::to_string)
+        })
+        .collect()
+}
+
+/// The archive holds every transaction `server` (MariaDB) wrote exactly once: the archived
+/// bytes of each binlog file equal the server's file (the active file's "in use" flag aside),
+/// and the GTIDs `mariadb-binlog` finds in them are the server's, in its order, none twice.
+/// Returns the archived GTIDs.
+pub fn assert_archive_holds_server_binlog(repo: &Repo, server: &TestServer) -> Vec<String> {
+    let out = holdfast(&["binlog", "list", "--repo", &repo.url(), "--json"]);
+    assert_ok(&out, "binlog list");
+    let mut files: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for s in json(&out)["segments"].as_array().unwrap() {
+        let object = repo.path().join(s["object"].as_str().unwrap());
+        let raw = zstd::decode_all(&std::fs::read(&object).unwrap()[..]).unwrap();
+        files
+            .entry(s["file"].as_str().unwrap().to_string())
+            .or_default()
+            .extend_from_slice(&raw);
+    }
+    assert!(!files.is_empty(), "nothing archived");
+    // No file of the server's after the archive's first is missing from it.
+    let first = files.keys().next().unwrap().clone();
+    for line in server.sql("SHOW BINARY LOGS").lines() {
+        let name = line.split('\t').next().unwrap_or("").to_string();
+        if !name.is_empty() && name >= first {
+            assert!(files.contains_key(&name), "{name} was never archived");
+        }
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let (mut archived, mut on_server) = (Vec::new(), Vec::new());
+    for (file, bytes) in &files {
+        let copy = scratch.path().join(file);
+        std::fs::write(&copy, bytes).unwrap();
+        archived.extend(gtids_in(&copy));
+        on_server.extend(gtids_in(&server.datadir().join(file)));
+        let mut original = std::fs::read(server.datadir().join(file)).unwrap();
+        original[4 + 17] &= !1;
+        assert!(
+            bytes == &original,
+            "{file}: the archived bytes differ from the server's ({} vs {} bytes)",
+            bytes.len(),
+            original.len()
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for g in &archived {
+        assert!(seen.insert(g), "GTID {g} archived twice");
+    }
+    assert_eq!(
+        archived, on_server,
+        "the archive's GTIDs vs the server's binlog"
+    );
+    archived
+}

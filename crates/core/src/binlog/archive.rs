@@ -259,6 +259,15 @@ impl Archive {
         committed: &[SegmentIndex],
         last_seq: u64,
     ) -> Result<Vec<String>> {
+        let debris = self.debris(committed, last_seq).await?;
+        for path in &debris {
+            self.storage.delete(path).await?;
+        }
+        Ok(debris)
+    }
+
+    /// What [`remove_debris`](Self::remove_debris) would remove, removing nothing.
+    pub async fn debris(&self, committed: &[SegmentIndex], last_seq: u64) -> Result<Vec<String>> {
         let used: std::collections::HashSet<String> =
             committed.iter().map(|s| instance_dir(&s.source)).collect();
         let mut dirs: Vec<String> = committed
@@ -275,16 +284,15 @@ impl Archive {
                 }
             }
         }
-        let mut removed = Vec::new();
+        let mut found = Vec::new();
         for dir in dirs {
             for object in self.storage.list(&dir).await? {
                 if parse_data_name(&object.path).is_some_and(|(first, _)| first > last_seq) {
-                    self.storage.delete(&object.path).await?;
-                    removed.push(object.path);
+                    found.push(object.path);
                 }
             }
         }
-        Ok(removed)
+        Ok(found)
     }
 }
 

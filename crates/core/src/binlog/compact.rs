@@ -489,6 +489,56 @@ pub async fn run_periodically(
     }
 }
 
+/// The debris of a compaction that was killed: data objects no index entry names (covered
+/// entries included) with numbers up to the archive's newest, e.g. a merged object written
+/// before its entry. The next compaction sweeps those of the directories it merges in; this
+/// finds them everywhere, for `holdfast cleanup`. Removed (unless `dry_run`) under the
+/// [`COMPACT_LOCK`]; `None`, touching nothing, while a live compaction holds it. Objects
+/// numbered after the newest entry are the stream's (see `stream::stream_debris`).
+pub async fn compaction_debris(archive: &Archive, dry_run: bool) -> Result<Option<Vec<String>>> {
+    let lock =
+        match RepoLock::acquire_named(archive.storage().clone(), COMPACT_LOCK, "cleanup").await {
+            Ok(lock) => lock,
+            Err(e) if e.kind() == crate::ErrorKind::Locked => return Ok(None),
+            Err(e) => return Err(e),
+        };
+    let found = async {
+        let resolved = resolve(archive.entries().await?);
+        let referenced: HashSet<String> = resolved
+            .live
+            .iter()
+            .chain(&resolved.covered)
+            .map(|s| s.object.path.clone())
+            .collect();
+        let newest = resolved
+            .live
+            .iter()
+            .chain(&resolved.covered)
+            .map(SegmentIndex::last_seq)
+            .max()
+            .unwrap_or(0);
+        let mut found = Vec::new();
+        for object in archive
+            .storage()
+            .list(crate::binlog::archive::DATA_DIR)
+            .await?
+        {
+            let debris = parse_data_name(&object.path)
+                .is_some_and(|(_, last)| last <= newest && !referenced.contains(&object.path));
+            if debris {
+                if !dry_run {
+                    archive.storage().delete(&object.path).await?;
+                }
+                found.push(object.path);
+            }
+        }
+        Ok::<_, crate::Error>(found)
+    }
+    .await;
+    lock.release().await?;
+    found.map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,6 +132,38 @@ pub trait StreamObserver: Send + Sync {
 pub struct Quiet;
 impl StreamObserver for Quiet {}
 
+/// The debris of a stream that was killed mid-write: data objects numbered after the archive's
+/// last index entry (see [`Archive::remove_debris`]). Removed (unless `dry_run`) only when no
+/// stream is running: this takes the stream's lock ([`STREAM_LOCK`]; a dead holder's is taken
+/// over) and returns `None`, touching nothing, when a live stream holds it (that stream removes
+/// its own debris when it next starts). `holdfast cleanup` calls this; a starting stream does
+/// the same under the lock it holds for its run.
+pub async fn stream_debris(repo: &Repository, dry_run: bool) -> Result<Option<Vec<String>>> {
+    let lock = match repo.lock_named(STREAM_LOCK, "cleanup").await {
+        Ok(lock) => lock,
+        Err(e) if e.kind() == ErrorKind::Locked => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let found = async {
+        let archive = Archive::new(repo.storage().clone());
+        let entries = archive.entries().await?;
+        let last_seq = entries
+            .iter()
+            .map(SegmentIndex::last_seq)
+            .max()
+            .unwrap_or(0);
+        let committed = crate::binlog::archive::resolve(entries).live;
+        if dry_run {
+            archive.debris(&committed, last_seq).await
+        } else {
+            archive.remove_debris(&committed, last_seq).await
+        }
+    }
+    .await;
+    lock.release().await?;
+    found.map(Some)
+}
+
 /// Streams until `cancel` fires (or, with `until_caught_up`, until the server has sent all it
 /// has), then writes what is pending and returns. Failures are retried forever with backoff
 /// as [`failure_policy`] decides: at start-up only transient ones, once streaming every

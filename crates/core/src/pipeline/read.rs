@@ -240,6 +240,8 @@ pub fn decompress_stream(input: ByteStream, path: &str) -> Result<ByteStream> {
             }
         },
     )
+    // Fused: a caller that polls again after the end gets `None`, not a panic.
+    .fuse()
     .boxed())
 }
 

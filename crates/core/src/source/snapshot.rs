@@ -33,6 +33,8 @@ pub struct SnapshotOptions {
     pub readers: usize,
     /// Longest time the server-wide lock may be waited for plus held.
     pub lock_timeout: Duration,
+    /// Longest silence of the server while a reader waits for rows (`None`: unlimited).
+    pub stall_timeout: Option<Duration>,
 }
 
 /// Connections inside one consistent snapshot.
@@ -120,9 +122,9 @@ pub async fn open_snapshot(
             .await
     };
     let readers = (0..opts.readers).map(|_| async {
-        Member::Raw(WireConn::connect(config).await?)
-            .setup(identity.flavor)
-            .await
+        let mut conn = WireConn::connect(config).await?;
+        conn.set_read_timeout(opts.stall_timeout);
+        Member::Raw(conn).setup(identity.flavor).await
     });
     let (control, readers) = futures::try_join!(control, try_join_all(readers))?;
     let mut workers = readers;

@@ -12,6 +12,7 @@
 use std::io::IoSlice;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mysql_common::constants::{CapabilityFlags, Command, MariadbCapabilities};
 use mysql_common::io::ParseBuf;
@@ -48,6 +49,8 @@ pub struct WireConn {
     /// [`next_row`](WireConn::next_row); consumed before the next read.
     lent: usize,
     endpoint: String,
+    /// Longest silence a read waits through (see [`set_read_timeout`](Self::set_read_timeout)).
+    read_timeout: Option<Duration>,
 }
 
 /// A prepared statement: its id and how many parameters and result columns it has.
@@ -124,6 +127,7 @@ impl WireConn {
             pending_rows: false,
             bulk_operations: false,
             lent: 0,
+            read_timeout: None,
             endpoint: config.endpoint(),
         };
         conn.handshake(config).await?;
@@ -479,24 +483,32 @@ impl WireConn {
         self.write_packet(payload).await
     }
 
+    /// A server that sends nothing for `timeout` while a read waits (a hung server, a route
+    /// that drops packets without closing) fails the read with a transient `Connect` error
+    /// instead of waiting forever; the connection is unusable afterwards. `None` (the
+    /// default) waits as long as TCP does. Only time spent waiting inside a read counts: a
+    /// caller that stops reading (back-pressure) never trips it.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.read_timeout = timeout;
+    }
+
     /// Reads the next whole packet payload (joining packets of 16 MiB and more).
     pub async fn read_packet(&mut self) -> Result<&[u8]> {
         self.release();
         self.packet.clear();
         loop {
             let mut header = [0u8; 4];
-            self.io
-                .read_exact(&mut header)
+            let limit = self.read_timeout;
+            within(limit, self.io.read_exact(&mut header))
                 .await
-                .map_err(|e| self.io_error(e))?;
+                .map_err(|e| self.read_error(e, limit))?;
             let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
             self.seq = header[3].wrapping_add(1);
             let start = self.packet.len();
             self.packet.resize(start + len, 0);
-            self.io
-                .read_exact(&mut self.packet[start..])
+            within(limit, self.io.read_exact(&mut self.packet[start..]))
                 .await
-                .map_err(|e| self.io_error(e))?;
+                .map_err(|e| self.read_error(e, limit))?;
             if len < MAX_PACKET {
                 return Ok(&self.packet);
             }
@@ -590,6 +602,23 @@ impl WireConn {
             }
         }
         Error::new(kind, message)
+    }
+
+    /// A failed read: the stall limit when it was the timer, else the I/O error.
+    fn read_error(&self, e: std::io::Error, limit: Option<Duration>) -> Error {
+        match (e.kind(), limit) {
+            (std::io::ErrorKind::TimedOut, Some(limit)) => Error::new(
+                ErrorKind::Connect,
+                format!(
+                    "{} sent nothing for {}s while a result was being read: the server or the \
+                     network is stalled (raise --stall-timeout if the server is merely slow)",
+                    self.endpoint,
+                    limit.as_secs()
+                ),
+            )
+            .transient(),
+            _ => self.io_error(e),
+        }
     }
 
     fn io_error(&self, e: std::io::Error) -> Error {
@@ -872,6 +901,19 @@ mod tls {
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
             self.inner.supported_verify_schemes()
         }
+    }
+}
+
+/// `fut` limited to `limit` (none: unlimited); running out is an `io::ErrorKind::TimedOut`.
+async fn within<T>(
+    limit: Option<Duration>,
+    fut: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    match limit {
+        None => fut.await,
+        Some(limit) => tokio::time::timeout(limit, fut)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
     }
 }
 

@@ -45,7 +45,14 @@ pub struct BackupOptions {
     pub filter: Filter,
     pub with_users: bool,
     pub lock_timeout: Duration,
+    /// Fail when the server sends nothing for this long while a dump connection waits for
+    /// rows (a hung server or network), instead of hanging; `None` waits forever.
+    pub stall_timeout: Option<Duration>,
 }
+
+/// The default of [`BackupOptions::stall_timeout`]: long enough for a range scan through a
+/// long stretch of deleted rows, short enough that a hung backup is noticed the same hour.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Default for BackupOptions {
     fn default() -> Self {
@@ -58,6 +65,7 @@ impl Default for BackupOptions {
             filter: Filter::default(),
             with_users: false,
             lock_timeout: Duration::from_secs(10),
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
         }
     }
 }
@@ -136,6 +144,7 @@ async fn backup_locked(
     let snap_opts = SnapshotOptions {
         readers: opts.workers,
         lock_timeout: opts.lock_timeout,
+        stall_timeout: opts.stall_timeout,
     };
     let snapshot = open_snapshot(source, &identity, &snap_opts).await?;
     tracing::info!(

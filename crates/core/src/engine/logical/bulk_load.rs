@@ -136,7 +136,7 @@ async fn load_chunk_bulk(
             );
             match sent.await {
                 Ok(()) => Ok(()),
-                Err(Failure::Stream(e)) => Err(e),
+                Err(Failure::Stream(e) | Failure::AfterEnd(e)) => Err(e),
                 // Garbage from a damaged chunk can upset the server before the stream's own
                 // check at its end: that check, if it fails, is the error to report.
                 Err(Failure::Load(e)) => Err(stream_error(&mut rows).await.unwrap_or(e)),
@@ -173,6 +173,9 @@ fn insert_statement(db: &str, table: &str, columns: &[String]) -> String {
 enum Failure {
     Stream(Error),
     Load(Error),
+    /// The load failed after the stream was read to its end (its own checks passed): the
+    /// stream must not be polled again (an ended stream may panic when polled).
+    AfterEnd(Error),
 }
 
 impl From<Error> for Failure {
@@ -218,11 +221,10 @@ async fn send_rows(
     }
     sent?;
     if sender.lines != expected_rows || sender.affected != expected_rows {
-        return Err(Error::integrity(format!(
+        return Err(Failure::AfterEnd(Error::integrity(format!(
             "`{path}`: {} rows read and {} inserted, the manifest says {expected_rows}",
             sender.lines, sender.affected
-        ))
-        .into());
+        ))));
     }
     Ok(())
 }
@@ -265,14 +267,13 @@ async fn send_lines(
         partial.extend_from_slice(data);
     }
     if !partial.is_empty() {
-        return Err(Error::integrity(format!(
+        return Err(Failure::AfterEnd(Error::integrity(format!(
             "`{path}` ends inside a line ({} bytes after the last newline)",
             partial.len()
-        ))
-        .into());
+        ))));
     }
-    sender.flush(conn).await?;
-    sender.collect(conn).await?;
+    sender.flush(conn).await.map_err(Failure::AfterEnd)?;
+    sender.collect(conn).await.map_err(Failure::AfterEnd)?;
     Ok(())
 }
 
