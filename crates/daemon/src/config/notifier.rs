@@ -28,7 +28,7 @@
 //! accepted that way. All kinds share the delivery keys `name`, `rate`, `timeout`, `attempts`,
 //! `backoff` and `backoff_cap` (see docs/daemon.md, "Alerts").
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -228,6 +228,80 @@ impl NotifierConfig {
     pub fn name(&self) -> &str {
         self.delivery().name.unwrap_or(self.kind())
     }
+
+    /// The `url` written in clear, and whether this kind forbids that (its URL carries the
+    /// token: Slack, DingTalk, WeCom, Feishu).
+    pub fn clear_url(&self) -> (Option<&str>, bool) {
+        match self {
+            NotifierConfig::Webhook(c) => (c.url.as_deref(), false),
+            NotifierConfig::Alertmanager(c) => (c.url.as_deref(), false),
+            NotifierConfig::Slack(c) => (c.url.as_deref(), true),
+            NotifierConfig::Dingtalk(c) => (c.url.as_deref(), true),
+            NotifierConfig::Wecom(c) => (c.url.as_deref(), true),
+            NotifierConfig::Feishu(c) => (c.url.as_deref(), true),
+            NotifierConfig::Email(_) => (None, false),
+        }
+    }
+
+    /// The secrets this notifier names (for validation; the channel reads them when built).
+    pub fn secrets(&self) -> Vec<SecretSource<'_>> {
+        fn s<'a>(
+            what: &'static str,
+            file: &'a Option<PathBuf>,
+            env: &'a Option<String>,
+            required: bool,
+        ) -> SecretSource<'a> {
+            SecretSource {
+                what,
+                file: file.as_deref(),
+                env: env.as_deref(),
+                required,
+            }
+        }
+        match self {
+            NotifierConfig::Webhook(c) => vec![
+                s("url", &c.url_file, &c.url_env, c.url.is_none()),
+                s(
+                    "bearer_token",
+                    &c.bearer_token_file,
+                    &c.bearer_token_env,
+                    false,
+                ),
+            ],
+            NotifierConfig::Alertmanager(c) => vec![
+                s("url", &c.url_file, &c.url_env, c.url.is_none()),
+                s(
+                    "bearer_token",
+                    &c.bearer_token_file,
+                    &c.bearer_token_env,
+                    false,
+                ),
+            ],
+            NotifierConfig::Slack(c) => vec![s("url", &c.url_file, &c.url_env, true)],
+            NotifierConfig::Wecom(c) => vec![s("url", &c.url_file, &c.url_env, true)],
+            NotifierConfig::Dingtalk(c) => vec![
+                s("url", &c.url_file, &c.url_env, true),
+                s("secret", &c.secret_file, &c.secret_env, false),
+            ],
+            NotifierConfig::Feishu(c) => vec![
+                s("url", &c.url_file, &c.url_env, true),
+                s("secret", &c.secret_file, &c.secret_env, false),
+            ],
+            NotifierConfig::Email(c) => {
+                vec![s("password", &c.password_file, &c.password_env, false)]
+            }
+        }
+    }
+}
+
+/// A secret a notifier names: `<what>_file` or `<what>_env`.
+#[derive(Clone, Copy, Debug)]
+pub struct SecretSource<'a> {
+    pub what: &'static str,
+    pub file: Option<&'a Path>,
+    pub env: Option<&'a str>,
+    /// One of the two must be set.
+    pub required: bool,
 }
 
 #[cfg(test)]
