@@ -14,8 +14,8 @@ use holdfast::drill::{
     archive_time_range, list_records, run_chain_drill, run_drill, run_pitr_drill, DrillOptions,
     PitrPoint,
 };
-use holdfast::recovery::plan::parse_time;
 use holdfast::manifest::DrillRecord;
+use holdfast::recovery::plan::parse_time;
 use holdfast::sandbox::{parse_size, SandboxOptions, DEFAULT_MEMORY};
 use time::OffsetDateTime;
 
@@ -165,7 +165,9 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
 }
 
 /// The newest complete logical backup (what `--chain` proves by default).
-async fn newest_logical(repo: &holdfast::repo::Repository) -> Result<holdfast::manifest::BackupManifest> {
+async fn newest_logical(
+    repo: &holdfast::repo::Repository,
+) -> Result<holdfast::manifest::BackupManifest> {
     let backups = repo.list_backups().await?;
     match backups
         .into_iter()
@@ -230,7 +232,11 @@ fn print_record(r: &DrillRecord) {
             g.segments,
             g.transactions,
             g.from_gtid,
-            if g.reached_gtid.is_empty() { "-" } else { &g.reached_gtid },
+            if g.reached_gtid.is_empty() {
+                "-"
+            } else {
+                &g.reached_gtid
+            },
             g.expected_gtid
         );
     }

@@ -51,7 +51,8 @@ pub fn previous_base<'a>(
         let earlier = (b.consistent_point.time, &b.id) < (n.consistent_point.time, &n.id);
         if earlier
             && n_pos.includes(&pos)
-            && best.is_none_or(|x| (x.consistent_point.time, &x.id) < (b.consistent_point.time, &b.id))
+            && best
+                .is_none_or(|x| (x.consistent_point.time, &x.id) < (b.consistent_point.time, &b.id))
         {
             best = Some(b);
         }
@@ -64,7 +65,8 @@ pub fn previous_base<'a>(
 fn lane_tails(pos: &GtidPos) -> Vec<Gtid> {
     let mut out: Vec<Gtid> = pos.gtids().map(|g| Gtid::MariaDb(*g)).collect();
     out.extend(pos.sources().filter_map(|(sid, set)| {
-        set.last().map(|gno| Gtid::MySql(MysqlGtid { sid: *sid, gno }))
+        set.last()
+            .map(|gno| Gtid::MySql(MysqlGtid { sid: *sid, gno }))
     }));
     out
 }
@@ -74,7 +76,11 @@ fn lane_tails(pos: &GtidPos) -> Vec<Gtid> {
 /// `None` when `to` has no transaction at all.
 pub fn chain_target(from: &GtidPos, to: &GtidPos, segments: &[SegmentIndex]) -> Option<Gtid> {
     let tails = lane_tails(to);
-    let newer: Vec<Gtid> = tails.iter().filter(|g| !from.contains(g)).copied().collect();
+    let newer: Vec<Gtid> = tails
+        .iter()
+        .filter(|g| !from.contains(g))
+        .copied()
+        .collect();
     if newer.is_empty() {
         return tails.first().copied();
     }
@@ -165,7 +171,12 @@ pub async fn run_chain_drill(
                 prev.id, n.id
             ),
         );
-        assemble(n, DrillKind::Chain, started, outcome(vec![check], 0.0, range, no_server.clone()))
+        assemble(
+            n,
+            DrillKind::Chain,
+            started,
+            outcome(vec![check], 0.0, range, no_server.clone()),
+        )
     };
 
     let Some(goal) = chain_target(&prev_pos, &n_pos, &all_segments) else {

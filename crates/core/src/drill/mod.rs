@@ -160,7 +160,10 @@ pub(crate) fn assemble(
 
 /// The sandbox's server: of the backup's flavor, and of its major.minor version (a MariaDB
 /// 10.11 backup is drilled on 10.11, where a real recovery would run).
-pub(crate) fn locate_install(manifest: &BackupManifest, opts: &DrillOptions) -> Result<ServerInstall> {
+pub(crate) fn locate_install(
+    manifest: &BackupManifest,
+    opts: &DrillOptions,
+) -> Result<ServerInstall> {
     let flavor = match manifest.server.flavor.as_str() {
         "mysql" => Flavor::MySql,
         _ => Flavor::MariaDb,

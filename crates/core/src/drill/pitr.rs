@@ -127,7 +127,12 @@ pub async fn run_pitr_drill(
         Ok(p) => p,
         Err(e) if is_archive_failure(&e) => {
             let checks = vec![failed("archive", None, e.to_string())];
-            let record = assemble(&base, DrillKind::Pitr, started, finish(checks, 0.0, range, server));
+            let record = assemble(
+                &base,
+                DrillKind::Pitr,
+                started,
+                finish(checks, 0.0, range, server),
+            );
             write_record(repo, &record).await?;
             return Ok(record);
         }
@@ -208,7 +213,11 @@ pub(crate) async fn predict(
 
 /// The prediction against the index: at least the base's position, at most the GTID state the
 /// index records after the last planned segment.
-fn index_check(plan: &RecoveryPlan, segments: &[SegmentIndex], expected: &GtidPos) -> crate::manifest::DrillCheck {
+fn index_check(
+    plan: &RecoveryPlan,
+    segments: &[SegmentIndex],
+    expected: &GtidPos,
+) -> crate::manifest::DrillCheck {
     let last_seq = plan.pieces.iter().flatten().last();
     let ceiling = last_seq
         .and_then(|seq| segments.iter().find(|s| s.seq == *seq))

@@ -35,7 +35,10 @@ pub(crate) async fn start_sandbox(
         sandbox_opts.extra_args.extend([
             "--gtid-mode=ON".to_string(),
             "--enforce-gtid-consistency=ON".to_string(),
-            format!("--server-id={}", 4_000_000_000u32 + rand::random::<u16>() as u32),
+            format!(
+                "--server-id={}",
+                4_000_000_000u32 + rand::random::<u16>() as u32
+            ),
         ]);
     }
     let mut sandbox = Sandbox::new(install, sandbox_opts)?;
@@ -46,7 +49,11 @@ pub(crate) async fn start_sandbox(
 }
 
 /// The sandbox's server for the record.
-pub(crate) fn sandbox_server(sandbox: &Sandbox, opts: &DrillOptions, version: String) -> DrillServer {
+pub(crate) fn sandbox_server(
+    sandbox: &Sandbox,
+    opts: &DrillOptions,
+    version: String,
+) -> DrillServer {
     DrillServer {
         binary: sandbox.install().server.display().to_string(),
         version,
@@ -93,11 +100,7 @@ pub(crate) async fn restore_and_replay(
     let restored = match run_restore(repo, base, target, &restore_opts, progress.clone()).await {
         Ok(r) => r,
         Err(e) if super::is_backup_failure(&e) => {
-            let check = failed(
-                "restore",
-                None,
-                format!("base backup {}: {e}", base.id),
-            );
+            let check = failed("restore", None, format!("base backup {}: {e}", base.id));
             return Ok(Err((check, started.elapsed().as_secs_f64())));
         }
         Err(e) => return Err(e),
@@ -113,8 +116,7 @@ pub(crate) async fn restore_and_replay(
         parallel_threads: 0,
         keep_binlog: false,
     };
-    let report = match replay_planned(repo, target, plan, segments, &replay_opts, progress).await
-    {
+    let report = match replay_planned(repo, target, plan, segments, &replay_opts, progress).await {
         Ok(r) => r,
         Err(e) if is_archive_failure(&e) => {
             let check = failed("replay", None, e.to_string());

@@ -458,7 +458,11 @@ mod tests {
                 .collect();
             let c = archive_coverage(&records, (t(0), t(100)));
             assert_eq!(c.covered_seconds, *covered, "{drills:?}");
-            assert_eq!((c.pitr_drills, c.chain_drills), (*pitr, *chain), "{drills:?}");
+            assert_eq!(
+                (c.pitr_drills, c.chain_drills),
+                (*pitr, *chain),
+                "{drills:?}"
+            );
             assert_eq!(c.seconds, 100.0);
         }
         let records = vec![ranged(Pitr, true, 0, 25), ranged(Chain, true, 50, 75)];
