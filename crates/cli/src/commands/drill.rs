@@ -171,8 +171,7 @@ async fn newest_logical(
     let backups = repo.list_backups().await?;
     match backups
         .into_iter()
-        .filter(|b| !b.is_physical() && !b.is_partial())
-        .next_back()
+        .rfind(|b| !b.is_physical() && !b.is_partial())
     {
         Some(b) => Ok(b),
         None => bail!(holdfast::Error::usage(
