@@ -71,10 +71,12 @@ fn lane_tails(pos: &GtidPos) -> Vec<Gtid> {
     out
 }
 
-/// The GTID target that stops the replay at `to` from `from`: of the lanes `to` advances, the
-/// one whose last transaction the archive reaches last (the others are reached before it).
-/// `None` when `to` has no transaction at all.
-pub fn chain_target(from: &GtidPos, to: &GtidPos, segments: &[SegmentIndex]) -> Option<Gtid> {
+/// The GTID targets that may stop the replay exactly at `to` from `from`, best first: of the
+/// lanes `to` advances, the one whose last transaction the archive reaches last (the others
+/// are reached before it). Lanes reached in the same segment are all listed (the index does
+/// not order them; the archive's events decide, see [`run_chain_drill`]). Empty when `to` has
+/// no transaction at all.
+pub fn chain_targets(from: &GtidPos, to: &GtidPos, segments: &[SegmentIndex]) -> Vec<Gtid> {
     let tails = lane_tails(to);
     let newer: Vec<Gtid> = tails
         .iter()
@@ -82,7 +84,7 @@ pub fn chain_target(from: &GtidPos, to: &GtidPos, segments: &[SegmentIndex]) -> 
         .copied()
         .collect();
     if newer.is_empty() {
-        return tails.first().copied();
+        return tails.into_iter().take(1).collect();
     }
     let reached_at = |g: &Gtid| {
         segments
@@ -90,7 +92,11 @@ pub fn chain_target(from: &GtidPos, to: &GtidPos, segments: &[SegmentIndex]) -> 
             .position(|s| s.gtid_state.contains(g))
             .unwrap_or(usize::MAX)
     };
-    newer.iter().max_by_key(|g| reached_at(g)).copied()
+    let last = newer.iter().map(reached_at).max().unwrap_or(usize::MAX);
+    newer
+        .into_iter()
+        .filter(|g| reached_at(g) == last)
+        .collect()
 }
 
 /// Runs the chain proof ending at backup `n` and writes its record (see the module
@@ -179,42 +185,57 @@ pub async fn run_chain_drill(
         )
     };
 
-    let Some(goal) = chain_target(&prev_pos, &n_pos, &all_segments) else {
+    let goals = chain_targets(&prev_pos, &n_pos, &all_segments);
+    if goals.is_empty() {
         return Err(Error::usage(format!(
             "backup {} records an empty GTID position: nothing to replay to",
             n.id
         )));
-    };
-    let target = Target::Gtid(goal);
-    range.target = target.to_string();
+    }
     let rule = BaseRule {
         named: Some(prev.id.clone()),
         engine: Some(BaseEngine::Logical),
         engine_reason: "the chain proof restores a logical base into its throwaway server".into(),
     };
-    progress.note(&format!(
-        "proving the chain from backup {} to backup {} ({target})",
-        prev.id, n.id
-    ));
-    let (plan, segments) = match plan_for(repo, target, &rule).await {
-        Ok(p) => p,
-        Err(e) if is_archive_failure(&e) => {
-            let record = archive_failed(e.to_string(), range);
-            write_record(repo, &record).await?;
-            return Ok(record);
+    // Several candidates only when lanes end in the same segment: the first whose replay the
+    // archive's events predict to end exactly at N's position is the one.
+    let mut chosen = None;
+    for goal in &goals {
+        let target = Target::Gtid(*goal);
+        range.target = target.to_string();
+        progress.note(&format!(
+            "proving the chain from backup {} to backup {} ({target})",
+            prev.id, n.id
+        ));
+        let (plan, segments) = match plan_for(repo, target, &rule).await {
+            Ok(p) => p,
+            Err(e) if is_archive_failure(&e) => {
+                let record = archive_failed(e.to_string(), range);
+                write_record(repo, &record).await?;
+                return Ok(record);
+            }
+            Err(e) => return Err(e),
+        };
+        let predicted = match predict(repo, &plan, &segments, progress.clone()).await {
+            Ok(p) => p,
+            Err(e) if is_archive_failure(&e) => {
+                let record = archive_failed(e.to_string(), range);
+                write_record(repo, &record).await?;
+                return Ok(record);
+            }
+            Err(e) => return Err(e),
+        };
+        let exact = predicted == n_pos;
+        if exact || chosen.is_none() {
+            chosen = Some((target, plan, segments, predicted));
         }
-        Err(e) => return Err(e),
-    };
+        if exact {
+            break;
+        }
+    }
+    let (target, plan, segments, predicted) = chosen.expect("at least one goal");
+    range.target = target.to_string();
     range.segments = plan.segment_count();
-    let predicted = match predict(repo, &plan, &segments, progress.clone()).await {
-        Ok(p) => p,
-        Err(e) if is_archive_failure(&e) => {
-            let record = archive_failed(e.to_string(), range);
-            write_record(repo, &record).await?;
-            return Ok(record);
-        }
-        Err(e) => return Err(e),
-    };
     let mut checks = Vec::new();
     checks.push(if predicted == n_pos {
         passed(
@@ -356,4 +377,89 @@ async fn extra_tables(conn: &mut mysql_async::Conn, n: &BackupManifest) -> Resul
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binlog::event::ChecksumAlg;
+    use crate::manifest::{FileEntry, SegmentSource, SEGMENT_FORMAT};
+
+    fn pos(text: &str) -> GtidPos {
+        text.parse().unwrap()
+    }
+
+    fn seg(seq: u64, state: &str) -> SegmentIndex {
+        SegmentIndex {
+            format: SEGMENT_FORMAT,
+            seq,
+            source: SegmentSource {
+                server_id: 1,
+                server_version: "10.11".into(),
+                file: "b.000001".into(),
+                file_created: 1,
+            },
+            start_pos: 0,
+            end_pos: 0,
+            header: seq == 1,
+            piece_start: None,
+            checksum: ChecksumAlg::Crc32,
+            events: 1,
+            transactions: 1,
+            first_event_time: 0,
+            last_event_time: 0,
+            first_gtid: None,
+            last_gtid: None,
+            gtid_state: pos(state),
+            open_transaction: false,
+            ends_file: false,
+            raw_size: 0,
+            object: FileEntry {
+                path: String::new(),
+                size: 0,
+                sha256: String::new(),
+            },
+            archived: OffsetDateTime::UNIX_EPOCH,
+            merged_to: None,
+            replaced_object: None,
+        }
+    }
+
+    #[test]
+    fn the_chain_stops_on_the_lane_the_archive_reaches_last() {
+        let archive = [
+            seg(1, "0-1-5"),
+            seg(2, "0-1-9,1-1-3"),
+            seg(3, "0-1-12,1-1-3"),
+            seg(4, "0-1-12,1-1-7"),
+        ];
+        let uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let cases: &[(&str, &str, &[&str])] = &[
+            // One domain: its last GTID.
+            ("0-1-5", "0-1-12", &["0-1-12"]),
+            // Domain 1 reaches 1-1-7 only in segment 4, after 0-1-12 (segment 3).
+            ("0-1-5", "0-1-12,1-1-7", &["1-1-7"]),
+            // Both end in segment 2: both are candidates.
+            ("0-1-5", "0-1-9,1-1-3", &["0-1-9", "1-1-3"]),
+            // Only the lanes N advances count.
+            ("0-1-12,1-1-3", "0-1-12,1-1-7", &["1-1-7"]),
+            // Nothing between the two backups: N's own point (no replay).
+            ("0-1-9", "0-1-9", &["0-1-9"]),
+            ("", "", &[]),
+        ];
+        for (from, to, want) in cases {
+            let got: Vec<String> = chain_targets(&pos(from), &pos(to), &archive)
+                .iter()
+                .map(|g| g.to_string())
+                .collect();
+            assert_eq!(got, *want, "{from} -> {to}");
+        }
+        // MySQL: the source's highest number.
+        let got = chain_targets(
+            &pos(&format!("{uuid}:1-5")),
+            &pos(&format!("{uuid}:1-9")),
+            &[],
+        );
+        assert_eq!(got[0].to_string(), format!("{uuid}:9"));
+    }
 }
