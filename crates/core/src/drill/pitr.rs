@@ -31,16 +31,49 @@ use crate::{Error, ErrorKind, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PitrPoint {
     Time(OffsetDateTime),
-    /// A second drawn uniformly from the recoverable window.
+    /// A second drawn uniformly from the seconds of the recoverable window in which the archive
+    /// has events (the whole window when it has none), so the drill replays something.
     Random,
 }
 
-/// A second drawn uniformly from `[from, to]` (whole seconds, not before `from`).
-pub fn random_point(from: OffsetDateTime, to: OffsetDateTime, draw: f64) -> OffsetDateTime {
+/// A whole second drawn uniformly (`draw` in `[0, 1)`) from the seconds of `[from, to]` that
+/// lie within a segment's events (`busy`: first and last event time of each segment, any
+/// order); from all of `[from, to]` when none do. Never before `from`.
+pub fn random_point(
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    busy: &[(u32, u32)],
+    draw: f64,
+) -> OffsetDateTime {
     let lo = from.unix_timestamp() + i64::from(from.nanosecond() > 0);
     let hi = to.unix_timestamp().max(lo);
-    let t = lo + ((hi - lo + 1) as f64 * draw.clamp(0.0, 0.999_999)).floor() as i64;
-    OffsetDateTime::from_unix_timestamp(t.min(hi)).unwrap_or(to)
+    // Inclusive second ranges inside the window, merged.
+    let mut spans: Vec<(i64, i64)> = busy
+        .iter()
+        .map(|&(a, b)| (i64::from(a).max(lo), i64::from(b).min(hi)))
+        .filter(|(a, b)| a <= b)
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::new();
+    for (a, b) in spans {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    if merged.is_empty() {
+        merged.push((lo, hi));
+    }
+    let total: i64 = merged.iter().map(|(a, b)| b - a + 1).sum();
+    let mut k = ((total as f64) * draw.clamp(0.0, 0.999_999)).floor() as i64;
+    for (a, b) in &merged {
+        let n = b - a + 1;
+        if k < n {
+            return OffsetDateTime::from_unix_timestamp(a + k).unwrap_or(to);
+        }
+        k -= n;
+    }
+    OffsetDateTime::from_unix_timestamp(hi).unwrap_or(to)
 }
 
 /// The rule for a drill's base: complete, logical (restored into the sandbox).
@@ -80,7 +113,13 @@ pub async fn run_pitr_drill(
                      backup and run `holdfast binlog stream`",
                 ));
             };
-            random_point(from, to, rand::thread_rng().gen())
+            let busy: Vec<(u32, u32)> = Archive::new(repo.storage().clone())
+                .segments()
+                .await?
+                .iter()
+                .map(|s| (s.first_event_time, s.last_event_time))
+                .collect();
+            random_point(from, to, &busy, rand::thread_rng().gen())
         }
     };
     let target = Target::Time(at);
@@ -276,20 +315,35 @@ mod tests {
     fn random_points_stay_inside_the_window() {
         let t = |s: i64| OffsetDateTime::from_unix_timestamp(s).unwrap();
         let frac = t(100) + time::Duration::milliseconds(300);
-        let cases = [
-            (t(100), t(200), 0.0, 100),
-            (t(100), t(200), 0.999_999_9, 200),
-            (t(100), t(200), 1.0, 200),
-            (t(100), t(200), 0.5, 150),
-            (frac, t(200), 0.0, 101),
-            (t(100), t(100), 0.7, 100),
-            (frac, frac, 0.7, 101),
+        type Case<'a> = (OffsetDateTime, OffsetDateTime, &'a [(u32, u32)], f64, i64);
+        let cases: &[Case] = &[
+            // No events in the window: the whole window (101 seconds).
+            (t(100), t(200), &[], 0.0, 100),
+            (t(100), t(200), &[], 0.999_999_9, 200),
+            (t(100), t(200), &[], 1.0, 200),
+            (t(100), t(200), &[(10, 20), (300, 400)], 0.5, 150),
+            (frac, t(200), &[], 0.0, 101),
+            (t(100), t(100), &[], 0.7, 100),
+            (frac, frac, &[], 0.7, 101),
+            // Only the busy seconds: 120..=129 and 150..=159 (overlaps merged), clipped.
+            (
+                t(100),
+                t(200),
+                &[(120, 125), (124, 129), (150, 159)],
+                0.0,
+                120,
+            ),
+            (t(100), t(200), &[(150, 159), (120, 129)], 0.45, 129),
+            (t(100), t(200), &[(120, 129), (150, 159)], 0.5, 150),
+            (t(100), t(200), &[(120, 129), (150, 159)], 0.99, 159),
+            (t(100), t(200), &[(50, 105), (195, 250)], 0.0, 100),
+            (t(100), t(200), &[(50, 105), (195, 250)], 0.99, 200),
         ];
-        for (from, to, draw, want) in cases {
+        for (from, to, busy, draw, want) in cases {
             assert_eq!(
-                random_point(from, to, draw).unix_timestamp(),
-                want,
-                "{from} {to} {draw}"
+                random_point(*from, *to, busy, *draw).unix_timestamp(),
+                *want,
+                "{from} {to} {busy:?} {draw}"
             );
         }
     }
