@@ -36,44 +36,41 @@ pub enum PitrPoint {
     Random,
 }
 
-/// A whole second drawn uniformly (`draw` in `[0, 1)`) from the seconds of `[from, to]` that
-/// lie within a segment's events (`busy`: first and last event time of each segment, any
-/// order); from all of `[from, to]` when none do. Never before `from`.
+/// A whole second of `[from, to]` (never before `from`) chosen with `draw` in `[0, 1)`: the
+/// time of a segment's last transaction, the segment drawn in proportion to the transactions it
+/// holds (`ends`: each segment's last event time and transaction count), so the point is a
+/// moment the source committed at; uniformly from the whole window when no segment ends
+/// inside it. (A segment's first and last event times may enclose an idle stretch, so only its
+/// end is known to be a busy second.)
 pub fn random_point(
     from: OffsetDateTime,
     to: OffsetDateTime,
-    busy: &[(u32, u32)],
+    ends: &[(u32, u64)],
     draw: f64,
 ) -> OffsetDateTime {
     let lo = from.unix_timestamp() + i64::from(from.nanosecond() > 0);
     let hi = to.unix_timestamp().max(lo);
-    // Inclusive second ranges inside the window, merged.
-    let mut spans: Vec<(i64, i64)> = busy
+    let draw = draw.clamp(0.0, 0.999_999);
+    let inside: Vec<(i64, u64)> = ends
         .iter()
-        .map(|&(a, b)| (i64::from(a).max(lo), i64::from(b).min(hi)))
-        .filter(|(a, b)| a <= b)
+        .map(|&(t, n)| (i64::from(t), n.max(1)))
+        .filter(|(t, _)| (lo..=hi).contains(t))
         .collect();
-    spans.sort_unstable();
-    let mut merged: Vec<(i64, i64)> = Vec::new();
-    for (a, b) in spans {
-        match merged.last_mut() {
-            Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    if merged.is_empty() {
-        merged.push((lo, hi));
-    }
-    let total: i64 = merged.iter().map(|(a, b)| b - a + 1).sum();
-    let mut k = ((total as f64) * draw.clamp(0.0, 0.999_999)).floor() as i64;
-    for (a, b) in &merged {
-        let n = b - a + 1;
-        if k < n {
-            return OffsetDateTime::from_unix_timestamp(a + k).unwrap_or(to);
-        }
-        k -= n;
-    }
-    OffsetDateTime::from_unix_timestamp(hi).unwrap_or(to)
+    let total: u64 = inside.iter().map(|(_, n)| n).sum();
+    let second = if total == 0 {
+        lo + ((hi - lo + 1) as f64 * draw).floor() as i64
+    } else {
+        let mut k = (total as f64 * draw).floor() as u64;
+        inside
+            .iter()
+            .find(|(_, n)| {
+                let hit = k < *n;
+                k = k.saturating_sub(*n);
+                hit
+            })
+            .map_or(hi, |(t, _)| *t)
+    };
+    OffsetDateTime::from_unix_timestamp(second.min(hi)).unwrap_or(to)
 }
 
 /// The rule for a drill's base: complete, logical (restored into the sandbox).
@@ -113,13 +110,14 @@ pub async fn run_pitr_drill(
                      backup and run `holdfast binlog stream`",
                 ));
             };
-            let busy: Vec<(u32, u32)> = Archive::new(repo.storage().clone())
+            let ends: Vec<(u32, u64)> = Archive::new(repo.storage().clone())
                 .segments()
                 .await?
                 .iter()
-                .map(|s| (s.first_event_time, s.last_event_time))
+                .filter(|s| s.transactions > 0)
+                .map(|s| (s.last_event_time, s.transactions))
                 .collect();
-            random_point(from, to, &busy, rand::thread_rng().gen())
+            random_point(from, to, &ends, rand::thread_rng().gen())
         }
     };
     let target = Target::Time(at);
@@ -315,29 +313,37 @@ mod tests {
     fn random_points_stay_inside_the_window() {
         let t = |s: i64| OffsetDateTime::from_unix_timestamp(s).unwrap();
         let frac = t(100) + time::Duration::milliseconds(300);
-        type Case<'a> = (OffsetDateTime, OffsetDateTime, &'a [(u32, u32)], f64, i64);
+        type Case<'a> = (OffsetDateTime, OffsetDateTime, &'a [(u32, u64)], f64, i64);
         let cases: &[Case] = &[
-            // No events in the window: the whole window (101 seconds).
+            // No segment ends in the window: the whole window (101 seconds).
             (t(100), t(200), &[], 0.0, 100),
             (t(100), t(200), &[], 0.999_999_9, 200),
             (t(100), t(200), &[], 1.0, 200),
-            (t(100), t(200), &[(10, 20), (300, 400)], 0.5, 150),
+            (t(100), t(200), &[(20, 5), (300, 5)], 0.5, 150),
             (frac, t(200), &[], 0.0, 101),
             (t(100), t(100), &[], 0.7, 100),
             (frac, frac, &[], 0.7, 101),
-            // Only the busy seconds: 120..=129 and 150..=159 (overlaps merged), clipped.
+            // Segment ends weighted by transactions: 120 holds 1 of 4, 150 holds 3 of 4.
+            (t(100), t(200), &[(120, 1), (150, 3)], 0.0, 120),
+            (t(100), t(200), &[(120, 1), (150, 3)], 0.24, 120),
+            (t(100), t(200), &[(120, 1), (150, 3)], 0.25, 150),
+            (t(100), t(200), &[(120, 1), (150, 3)], 0.99, 150),
+            // Ends outside the window do not count; the window's edges do.
             (
                 t(100),
                 t(200),
-                &[(120, 125), (124, 129), (150, 159)],
+                &[(50, 9), (100, 1), (200, 1), (250, 9)],
                 0.0,
-                120,
+                100,
             ),
-            (t(100), t(200), &[(150, 159), (120, 129)], 0.45, 129),
-            (t(100), t(200), &[(120, 129), (150, 159)], 0.5, 150),
-            (t(100), t(200), &[(120, 129), (150, 159)], 0.99, 159),
-            (t(100), t(200), &[(50, 105), (195, 250)], 0.0, 100),
-            (t(100), t(200), &[(50, 105), (195, 250)], 0.99, 200),
+            (
+                t(100),
+                t(200),
+                &[(50, 9), (100, 1), (200, 1), (250, 9)],
+                0.9,
+                200,
+            ),
+            (frac, t(200), &[(100, 5), (101, 1)], 0.0, 101),
         ];
         for (from, to, busy, draw, want) in cases {
             assert_eq!(
