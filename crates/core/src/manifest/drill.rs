@@ -77,7 +77,8 @@ pub enum DrillOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DrillCheck {
     /// What was checked: `restore`, `server-start`, `table`, `check-table`, `gtid-position`,
-    /// `tables`, `views`, `routines`, `triggers`, `events`, `sequences`, `users`.
+    /// `binlog-position`, `tables`, `views`, `routines`, `triggers`, `events`, `sequences`,
+    /// `users`; PITR and chain drills: `archive`, `replay`, `extra-tables` (chain).
     pub name: String,
     /// The object checked (`` `shop`.`orders` ``), when the check is about one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,7 +139,8 @@ pub struct DrillRecord {
     pub check_seconds: f64,
     /// Bytes read from the repository (logical: rows loaded; physical: streams fetched).
     pub bytes_restored: u64,
-    /// Rows restored (logical; 0 for physical backups, which record no rows).
+    /// Rows restored (logical, or the base of a PITR/chain drill; 0 for physical backups,
+    /// which record no rows).
     pub rows_restored: u64,
     pub holdfast_version: String,
     pub host: String,
