@@ -350,3 +350,70 @@ fn a_drill_interrupted_with_sigint_removes_its_server() {
         "no record of an interrupted drill"
     );
 }
+
+/// A MySQL 5.7 backup is drilled on MySQL 5.7 (`--server-binary`, the base directory); the
+/// MariaDB `mysqld` on PATH is refused for it, naming the option.
+#[test]
+fn a_logical_drill_of_a_mysql_backup_passes_on_mysql() {
+    let mysql = holdfast_testkit::require_mysql();
+    let server = TestServer::start_with(holdfast_testkit::ServerOptions {
+        flavor: holdfast_testkit::Flavor::MySql,
+        ..holdfast_testkit::ServerOptions::default()
+    });
+    server.sql(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(40), doc JSON, price DECIMAL(8,2));
+         INSERT INTO shop.items VALUES (1, 'a', '{\"k\": 1}', 1.50), (2, 'b', NULL, NULL), (3, 'ü', '[1, \"x\"]', 3.00);
+         CREATE TABLE shop.log (id INT AUTO_INCREMENT PRIMARY KEY, item INT);
+         CREATE VIEW shop.cheap AS SELECT id FROM shop.items WHERE price < 2;
+         CREATE PROCEDURE shop.n() SELECT COUNT(*) FROM shop.items;
+         CREATE TRIGGER shop.items_ai AFTER INSERT ON shop.items FOR EACH ROW INSERT INTO shop.log (item) VALUES (NEW.id);",
+    );
+    let repo = Repo::init();
+    let b = backup(&repo, &server, &[]);
+    let url = repo.url();
+    let tmp = tempfile::tempdir().unwrap();
+
+    let refused = drill_in(tmp.path(), &["drill", "--repo", &url]);
+    assert!(text(&refused).contains("5.7"), "{}", text(&refused));
+    assert_code(&refused, 2, "drill of a MySQL backup on MariaDB's mysqld");
+    assert!(
+        text(&refused).contains("--server-binary"),
+        "{}",
+        text(&refused)
+    );
+
+    let basedir = mysql.basedir.to_str().unwrap();
+    let out = drill_in(
+        tmp.path(),
+        &[
+            "drill",
+            "--repo",
+            &url,
+            "--server-binary",
+            basedir,
+            "--json",
+        ],
+    );
+    assert_ok(&out, "drill of a MySQL backup");
+    let record = json(&out);
+    assert_eq!(record["outcome"], "passed", "{record:#}");
+    assert_eq!(record["backup_id"], b["id"]);
+    assert!(
+        record["server"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("5.7"),
+        "{record:#}"
+    );
+    assert_eq!(record["rows_restored"], 3, "{record:#}");
+    for kind in ["tables", "views", "routines", "triggers"] {
+        let c = check(&record, kind);
+        assert_eq!(c.len(), 1, "{kind}: {record:#}");
+        assert_eq!(c[0]["passed"], true, "{kind}: {record:#}");
+    }
+    assert!(check(&record, "table")
+        .iter()
+        .any(|c| c["subject"] == "`shop`.`items`" && c["passed"] == true));
+    assert_nothing_left(tmp.path());
+}

@@ -1,7 +1,8 @@
 //! `holdfast drill [ID|latest]`: restore a backup into a throwaway server (or an empty
 //! `--target`), check it, and record the evidence in `drills/<id>.json`; `--all-unverified` /
-//! `--sample N` drill the backups without a passing drill, oldest first. `holdfast drill
-//! report` summarises the records. A failed drill exits 22 (`drill-failed`): the tool worked,
+//! `--sample N` drill the backups without a passing drill, oldest first; `--pitr TIME|random`
+//! drills a point-in-time recovery, `--chain [ID]` proves the archive between a backup and the
+//! one before it. `holdfast drill report` summarises the records. A failed drill exits 22 (`drill-failed`): the tool worked,
 //! the backup did not.
 
 use std::path::PathBuf;
@@ -9,8 +10,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use holdfast::drill::status::{report, select_unverified};
-use holdfast::drill::{list_records, run_drill, DrillOptions};
+use holdfast::drill::{
+    archive_time_range, list_records, run_chain_drill, run_drill, run_pitr_drill, DrillOptions,
+    PitrPoint,
+};
 use holdfast::manifest::DrillRecord;
+use holdfast::recovery::plan::parse_time;
 use holdfast::sandbox::{parse_size, SandboxOptions, DEFAULT_MEMORY};
 use time::OffsetDateTime;
 
@@ -44,6 +49,15 @@ pub struct Args {
     /// Like --all-unverified, but at most N backups.
     #[arg(long, value_name = "N", conflicts_with_all = ["backup", "all_unverified"])]
     sample: Option<usize>,
+    /// Drill a point-in-time recovery to TIME (RFC 3339 or `YYYY-MM-DD HH:MM:SS` UTC) or to a
+    /// random second of the recoverable window: the base restored, the archive replayed, the
+    /// server's GTID position checked against the archive's.
+    #[arg(long, value_name = "TIME|random", conflicts_with_all = ["backup", "all_unverified", "sample", "chain", "target"])]
+    pitr: Option<String>,
+    /// The chain proof: restore the backup before ID (default: the newest logical backup),
+    /// replay the archive to ID's consistent point and compare every table with ID's manifest.
+    #[arg(long, conflicts_with_all = ["all_unverified", "sample", "target"])]
+    chain: bool,
     /// Logical backups: restore into this (empty) server instead of a throwaway one:
     /// mysql://user@host:port/ or mysql://user@localhost/?socket=/path.
     #[arg(long)]
@@ -93,6 +107,23 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         drop_existing: args.drop_existing,
         workers: args.threads.max(1),
     };
+    if let Some(point) = &args.pitr {
+        let point = if point == "random" {
+            PitrPoint::Random
+        } else {
+            PitrPoint::Time(parse_time(point).map_err(|e| e.context("--pitr"))?)
+        };
+        let record = run_pitr_drill(&repo, point, &opts, progress(global)).await?;
+        return finish_one(global, record);
+    }
+    if args.chain {
+        let n = match args.backup.as_deref() {
+            Some(which) => repo.resolve(which).await?,
+            None => newest_logical(&repo).await?,
+        };
+        let record = run_chain_drill(&repo, &n, &opts, progress(global)).await?;
+        return finish_one(global, record);
+    }
     let many = args.all_unverified || args.sample.is_some();
     let manifests = if many {
         let ids = repo.backup_ids().await?;
@@ -133,13 +164,52 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     })
 }
 
+/// The newest complete logical backup (what `--chain` proves by default).
+async fn newest_logical(
+    repo: &holdfast::repo::Repository,
+) -> Result<holdfast::manifest::BackupManifest> {
+    let backups = repo.list_backups().await?;
+    match backups
+        .into_iter()
+        .rfind(|b| !b.is_physical() && !b.is_partial())
+    {
+        Some(b) => Ok(b),
+        None => bail!(holdfast::Error::usage(
+            "the repository has no complete logical backup: the chain proof compares one \
+             with the backup before it plus the archive"
+        )),
+    }
+}
+
+fn finish_one(global: &GlobalArgs, record: DrillRecord) -> Result<ExitCode> {
+    if global.json {
+        print_json(&record)?;
+    } else {
+        print_record(&record);
+    }
+    Ok(if record.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(DRILL_FAILED)
+    })
+}
+
 fn print_record(r: &DrillRecord) {
     let verdict = if r.passed() { "PASSED" } else { "FAILED" };
+    let what = match (&r.kind, &r.range) {
+        (holdfast::manifest::DrillKind::Pitr, Some(g)) => format!(
+            "point-in-time drill to {} from {} backup {}",
+            g.target, r.engine, r.backup_id
+        ),
+        (holdfast::manifest::DrillKind::Chain, Some(g)) => format!(
+            "chain proof from backup {} to {} backup {}",
+            g.base_backup, r.engine, r.backup_id
+        ),
+        _ => format!("{} backup {}", r.engine, r.backup_id),
+    };
     outln!(
-        "drill {} of {} backup {}: {verdict} (RTO {:.1}s, checks {:.1}s; {}, {} restored)",
+        "drill {} of {what}: {verdict} (RTO {:.1}s, checks {:.1}s; {}, {} restored)",
         r.id,
-        r.engine,
-        r.backup_id,
         r.rto_seconds,
         r.check_seconds,
         count(r.rows_restored, "row", None),
@@ -155,6 +225,20 @@ fn print_record(r: &DrillRecord) {
             .unwrap_or_default()
     );
     let passed = r.checks.iter().filter(|c| c.passed).count();
+    if let Some(g) = &r.range {
+        outln!(
+            "replayed {} segments, {} transactions: GTID {} -> {} (expected {})",
+            g.segments,
+            g.transactions,
+            g.from_gtid,
+            if g.reached_gtid.is_empty() {
+                "-"
+            } else {
+                &g.reached_gtid
+            },
+            g.expected_gtid
+        );
+    }
     outln!("{passed} of {} checks passed", r.checks.len());
     for c in r.checks.iter().filter(|c| !c.passed) {
         outln!("  FAILED {}: {}", c.name, c.detail);
@@ -173,7 +257,8 @@ async fn run_report(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     };
     let ids = repo.backup_ids().await?;
     let records = list_records(&repo).await?;
-    let r = report(&records, &ids, since, args.failures);
+    let archive = archive_time_range(&repo).await?;
+    let r = report(&records, &ids, archive, since, args.failures);
     if global.json {
         print_json(&r)?;
         return Ok(ExitCode::SUCCESS);
@@ -210,10 +295,27 @@ async fn run_report(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         r.backups,
         pct(r.coverage)
     );
+    match &r.archive {
+        Some(a) => outln!(
+            "archive coverage: {} of the archive ({} to {}) replayed by {} point-in-time \
+             drills and {} chain proofs",
+            pct(r.archive_coverage),
+            human_time(a.from),
+            human_time(a.to),
+            a.pitr_drills,
+            a.chain_drills
+        ),
+        None => outln!("archive coverage: - (no archive)"),
+    }
     for f in &r.failures {
         outln!(
-            "failed {} backup {} ({}): {}",
+            "failed {} {} backup {} ({}): {}",
             human_time(f.at),
+            match f.kind {
+                holdfast::manifest::DrillKind::Backup => "drill of",
+                holdfast::manifest::DrillKind::Pitr => "point-in-time drill from",
+                holdfast::manifest::DrillKind::Chain => "chain proof to",
+            },
             f.backup_id,
             f.drill_id,
             f.reason

@@ -65,6 +65,7 @@ pub(crate) async fn drill_into(
                 bytes: 0,
                 rows: 0,
                 server,
+                range: None,
             })
         }
         Err(e) => return Err(e),
@@ -99,11 +100,12 @@ pub(crate) async fn drill_into(
             peak_memory_bytes: peak,
             ..server
         },
+        range: None,
     })
 }
 
 /// One table: its columns, row count and content fingerprint against the manifest's.
-async fn check_table(conn: &mut Conn, data: &TableData) -> Result<DrillCheck> {
+pub(crate) async fn check_table(conn: &mut Conn, data: &TableData) -> Result<DrillCheck> {
     let name = format!("`{}`.`{}`", data.database, data.table);
     let plan = match plan_table(
         conn,
@@ -156,7 +158,7 @@ async fn check_table(conn: &mut Conn, data: &TableData) -> Result<DrillCheck> {
 }
 
 /// Every schema object of the backup, by kind: present on the restored server?
-async fn check_schema(
+pub(crate) async fn check_schema(
     conn: &mut Conn,
     schema: &SchemaDump,
     users: bool,

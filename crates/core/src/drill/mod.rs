@@ -6,6 +6,10 @@
 //!   pool, background priority) and removes it afterwards, whatever happens.
 //! - [`logical`] and [`physical`]: the two restore paths and their checks, as data
 //!   ([`DrillCheck`]): a failed check is a result, not an error.
+//! - [`pitr`]: [`run_pitr_drill`], a base restored and the archive replayed to a point, the
+//!   server's GTID position against the one the archive predicts.
+//! - [`chain`]: [`run_chain_drill`], the chain proof: base N−1 plus the archive up to base N's
+//!   consistent point compared table by table with base N's manifest.
 //! - [`status`]: pure functions over the records: each backup's drill status, the report
 //!   (success rate, RTO mean and p95, coverage, failures), which backups to drill next.
 //! - [`write_record`] / [`list_records`]: `drills/<id>.json`, written once like a manifest.
@@ -14,9 +18,15 @@
 //! storage down, a target that is not empty): no record is written. A backup that does not
 //! restore or does not check out is a [`DrillRecord`] with outcome `failed`, written.
 
+pub mod chain;
 pub mod logical;
 pub mod physical;
+pub mod pitr;
+mod replay;
 pub mod status;
+
+pub use chain::run_chain_drill;
+pub use pitr::{run_pitr_drill, PitrPoint};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,8 +35,8 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::manifest::{
-    decode_versioned, BackupManifest, DrillCheck, DrillOutcome, DrillRecord, DrillServer,
-    DRILL_FORMAT,
+    decode_versioned, drill_format_for, BackupManifest, DrillCheck, DrillKind, DrillOutcome,
+    DrillRange, DrillRecord, DrillServer, DRILL_FORMAT,
 };
 use crate::progress::Progress;
 use crate::repo::{layout, Repository};
@@ -65,6 +75,8 @@ pub(crate) struct Outcome {
     pub bytes: u64,
     pub rows: u64,
     pub server: DrillServer,
+    /// PITR and chain drills: what was replayed.
+    pub range: Option<DrillRange>,
 }
 
 /// Drills `manifest`'s backup and writes the record (see the module documentation).
@@ -105,16 +117,22 @@ pub async fn run_drill(
             }
         }
     };
-    let record = assemble(manifest, started, outcome);
+    let record = assemble(manifest, DrillKind::Backup, started, outcome);
     write_record(repo, &record).await?;
     Ok(record)
 }
 
-fn assemble(manifest: &BackupManifest, started: OffsetDateTime, o: Outcome) -> DrillRecord {
+pub(crate) fn assemble(
+    manifest: &BackupManifest,
+    kind: DrillKind,
+    started: OffsetDateTime,
+    o: Outcome,
+) -> DrillRecord {
     let failed = o.checks.iter().find(|c| !c.passed);
     DrillRecord {
-        format: DRILL_FORMAT,
+        format: drill_format_for(kind),
         id: layout::new_backup_id(started),
+        kind,
         backup_id: manifest.id.clone(),
         engine: manifest.engine.clone(),
         outcome: if failed.is_some() {
@@ -127,6 +145,7 @@ fn assemble(manifest: &BackupManifest, started: OffsetDateTime, o: Outcome) -> D
             _ => format!("{}: {}", c.name, c.detail),
         }),
         checks: o.checks,
+        range: o.range,
         server: o.server,
         started,
         finished: OffsetDateTime::now_utc(),
@@ -141,7 +160,10 @@ fn assemble(manifest: &BackupManifest, started: OffsetDateTime, o: Outcome) -> D
 
 /// The sandbox's server: of the backup's flavor, and of its major.minor version (a MariaDB
 /// 10.11 backup is drilled on 10.11, where a real recovery would run).
-fn locate_install(manifest: &BackupManifest, opts: &DrillOptions) -> Result<ServerInstall> {
+pub(crate) fn locate_install(
+    manifest: &BackupManifest,
+    opts: &DrillOptions,
+) -> Result<ServerInstall> {
     let flavor = match manifest.server.flavor.as_str() {
         "mysql" => Flavor::MySql,
         _ => Flavor::MariaDb,
@@ -188,6 +210,21 @@ pub async fn write_record(repo: &Repository, record: &DrillRecord) -> Result<()>
         )));
     }
     Ok(())
+}
+
+/// The archive's time range (its first and last event), `None` without an archive: what
+/// [`status::archive_coverage`] measures against.
+pub async fn archive_time_range(
+    repo: &Repository,
+) -> Result<Option<(OffsetDateTime, OffsetDateTime)>> {
+    let segments = crate::binlog::archive::Archive::new(repo.storage().clone())
+        .segments()
+        .await?;
+    let time = |s: u32| OffsetDateTime::from_unix_timestamp(i64::from(s)).ok();
+    Ok(match (segments.first(), segments.last()) {
+        (Some(a), Some(b)) => time(a.first_event_time).zip(time(b.last_event_time)),
+        _ => None,
+    })
 }
 
 /// Every drill record of the repository, oldest first.

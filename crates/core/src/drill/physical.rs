@@ -47,6 +47,7 @@ pub(crate) async fn drill(
         bytes,
         rows: 0,
         server,
+        range: None,
     };
     let report = match run_physical_restore(repo, manifest, &restore_opts, progress.clone()).await {
         Ok(r) => r,

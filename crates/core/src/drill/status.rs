@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::manifest::DrillRecord;
+use crate::manifest::{DrillKind, DrillRecord};
 
 /// A backup's drill status, decided by its newest drill.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,7 +55,9 @@ impl DrillStatus {
 /// Each drilled backup's status (backups without a record are [`DrillStatus::Unverified`]).
 pub fn statuses(records: &[DrillRecord]) -> BTreeMap<String, DrillStatus> {
     let mut newest: BTreeMap<&str, &DrillRecord> = BTreeMap::new();
-    for r in records {
+    // A backup's status is about restoring that backup; point-in-time drills and chain
+    // proofs are about the archive (see [`archive_coverage`]).
+    for r in records.iter().filter(|r| r.kind.is_backup()) {
         let e = newest.entry(&r.backup_id).or_insert(r);
         if (r.finished, &r.id) > (e.finished, &e.id) {
             *e = r;
@@ -118,6 +120,8 @@ pub fn select_unverified(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FailureSummary {
     pub drill_id: String,
+    /// `backup`, `pitr` or `chain`.
+    pub kind: DrillKind,
     pub backup_id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -147,15 +151,83 @@ pub struct DrillReport {
     pub backups_verified: usize,
     /// backups_verified / backups; `None` without backups.
     pub coverage: Option<f64>,
+    /// Share of the archive's time range that passed point-in-time drills and chain proofs
+    /// replayed through; `None` without an archive.
+    pub archive_coverage: Option<f64>,
+    /// The archive's time range and how much of it was replayed.
+    pub archive: Option<ArchiveCoverage>,
     /// The newest failures, newest first.
     pub failures: Vec<FailureSummary>,
 }
 
+/// How much of the archive's time range drills replayed through.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArchiveCoverage {
+    /// The archive's first and last event.
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+    /// Seconds of `from..to` inside the range of a passed PITR drill or chain proof (each
+    /// covers its base's consistent point to its point; overlaps count once).
+    pub covered_seconds: f64,
+    pub seconds: f64,
+    /// Passed drills of each kind in the window.
+    pub pitr_drills: usize,
+    pub chain_drills: usize,
+}
+
+/// The share of `archive` (first, last event) covered by the ranges of passed PITR drills and
+/// chain proofs among `records`.
+pub fn archive_coverage(
+    records: &[DrillRecord],
+    archive: (OffsetDateTime, OffsetDateTime),
+) -> ArchiveCoverage {
+    let (from, to) = archive;
+    let passed: Vec<&DrillRecord> = records
+        .iter()
+        .filter(|r| r.passed() && !r.kind.is_backup())
+        .collect();
+    let mut spans: Vec<(OffsetDateTime, OffsetDateTime)> = passed
+        .iter()
+        .filter_map(|r| r.range.as_ref())
+        .map(|g| (g.from_time.max(from), g.to_time.min(to)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    spans.sort();
+    let mut covered = 0.0;
+    let mut current: Option<(OffsetDateTime, OffsetDateTime)> = None;
+    for (a, b) in spans {
+        current = match current {
+            Some((ca, cb)) if a <= cb => Some((ca, cb.max(b))),
+            Some((ca, cb)) => {
+                covered += (cb - ca).as_seconds_f64();
+                Some((a, b))
+            }
+            None => Some((a, b)),
+        };
+    }
+    if let Some((ca, cb)) = current {
+        covered += (cb - ca).as_seconds_f64();
+    }
+    let count = |k: DrillKind| passed.iter().filter(|r| r.kind == k).count();
+    ArchiveCoverage {
+        from,
+        to,
+        covered_seconds: covered,
+        seconds: (to - from).as_seconds_f64().max(0.0),
+        pitr_drills: count(DrillKind::Pitr),
+        chain_drills: count(DrillKind::Chain),
+    }
+}
+
 /// The report over `records` finished at or after `since`, for the repository's current
-/// `backup_ids`, with the newest `last_failures` failures.
+/// `backup_ids` and the archive's time range `archive`, with the newest `last_failures`
+/// failures.
 pub fn report(
     records: &[DrillRecord],
     backup_ids: &[String],
+    archive: Option<(OffsetDateTime, OffsetDateTime)>,
     since: Option<OffsetDateTime>,
     last_failures: usize,
 ) -> DrillReport {
@@ -178,6 +250,7 @@ pub fn report(
         .filter(|r| !r.passed())
         .map(|r| FailureSummary {
             drill_id: r.id.clone(),
+            kind: r.kind,
             backup_id: r.backup_id.clone(),
             at: r.finished,
             reason: r.reason.clone().unwrap_or_default(),
@@ -186,6 +259,7 @@ pub fn report(
     failures.sort_by(|a, b| (b.at, &b.drill_id).cmp(&(a.at, &a.drill_id)));
     failures.truncate(last_failures);
     let ratio = |n: usize, d: usize| (d > 0).then(|| n as f64 / d as f64);
+    let archive = archive.map(|range| archive_coverage(&window, range));
     DrillReport {
         since,
         drills: window.len(),
@@ -198,6 +272,16 @@ pub fn report(
         backups: backup_ids.len(),
         backups_verified: verified,
         coverage: ratio(verified, backup_ids.len()),
+        archive_coverage: archive.as_ref().map(|a| {
+            if a.seconds > 0.0 {
+                (a.covered_seconds / a.seconds).min(1.0)
+            } else if a.covered_seconds > 0.0 || a.pitr_drills + a.chain_drills > 0 {
+                1.0
+            } else {
+                0.0
+            }
+        }),
+        archive,
         failures,
     }
 }
@@ -214,13 +298,14 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{DrillOutcome, DrillServer, DRILL_FORMAT};
+    use crate::manifest::{DrillKind, DrillOutcome, DrillServer, DRILL_FORMAT};
 
     fn rec(id: &str, backup: &str, minute: i64, ok: bool, rto: f64) -> DrillRecord {
         let t = OffsetDateTime::from_unix_timestamp(1_700_000_000 + minute * 60).unwrap();
         DrillRecord {
             format: DRILL_FORMAT,
             id: id.into(),
+            kind: DrillKind::Backup,
             backup_id: backup.into(),
             engine: "logical".into(),
             outcome: if ok {
@@ -230,6 +315,7 @@ mod tests {
             },
             reason: (!ok).then(|| format!("table `d`.`{backup}`: differs")),
             checks: Vec::new(),
+            range: None,
             server: DrillServer {
                 binary: String::new(),
                 version: String::new(),
@@ -304,7 +390,7 @@ mod tests {
             rec("d4", "b1", 4, true, 30.0),
             rec("gone", "deleted", 5, true, 40.0),
         ];
-        let r = report(&records, &backups, None, 10);
+        let r = report(&records, &backups, None, None, 10);
         assert_eq!((r.drills, r.passed, r.failed), (5, 4, 1));
         assert_eq!(r.success_rate, Some(0.8));
         assert_eq!(r.rto_mean_seconds, Some(25.0));
@@ -316,16 +402,75 @@ mod tests {
         assert_eq!(r.failures[0].backup_id, "b2");
 
         let since = OffsetDateTime::from_unix_timestamp(1_700_000_000 + 3 * 60).unwrap();
-        let r = report(&records, &backups, Some(since), 10);
+        let r = report(&records, &backups, None, Some(since), 10);
         assert_eq!((r.drills, r.failed), (3, 0));
         assert_eq!(r.coverage, Some(0.5));
         assert!(r.failures.is_empty());
 
-        let r = report(&[], &[], None, 10);
+        let r = report(&[], &[], None, None, 10);
         assert_eq!(
             (r.success_rate, r.rto_mean_seconds, r.coverage),
             (None, None, None)
         );
+    }
+
+    fn ranged(kind: DrillKind, ok: bool, from: i64, to: i64) -> DrillRecord {
+        let t = |s: i64| OffsetDateTime::from_unix_timestamp(1_700_000_000 + s).unwrap();
+        DrillRecord {
+            kind,
+            range: Some(crate::manifest::DrillRange {
+                base_backup: "b".into(),
+                from_time: t(from),
+                from_gtid: String::new(),
+                to_time: t(to),
+                target: String::new(),
+                expected_gtid: String::new(),
+                reached_gtid: String::new(),
+                segments: 0,
+                transactions: 0,
+            }),
+            ..rec("d", "b", 0, ok, 1.0)
+        }
+    }
+
+    #[test]
+    fn archive_coverage_is_the_union_of_passed_ranges() {
+        use DrillKind::{Chain, Pitr};
+        let t = |s: i64| OffsetDateTime::from_unix_timestamp(1_700_000_000 + s).unwrap();
+        type Case<'a> = (&'a [(DrillKind, bool, i64, i64)], f64, usize, usize);
+        let cases: &[Case] = &[
+            (&[], 0.0, 0, 0),
+            (&[(Pitr, true, 0, 25)], 25.0, 1, 0),
+            (&[(Pitr, false, 0, 25)], 0.0, 0, 0),
+            // Overlaps count once; chain and PITR ranges add up.
+            (&[(Pitr, true, 0, 25), (Chain, true, 10, 50)], 50.0, 1, 1),
+            (&[(Chain, true, 60, 70), (Pitr, true, 0, 10)], 20.0, 1, 1),
+            // Clipped to the archive (0..100); a range outside it covers nothing.
+            (&[(Chain, true, -50, 10), (Pitr, true, 90, 150)], 20.0, 1, 1),
+            (&[(Pitr, true, 200, 300)], 0.0, 1, 0),
+            // Backup drills carry no range and cover nothing.
+            (&[(DrillKind::Backup, true, 0, 100)], 0.0, 0, 0),
+        ];
+        for (drills, covered, pitr, chain) in cases {
+            let records: Vec<DrillRecord> = drills
+                .iter()
+                .map(|(k, ok, a, b)| ranged(*k, *ok, *a, *b))
+                .collect();
+            let c = archive_coverage(&records, (t(0), t(100)));
+            assert_eq!(c.covered_seconds, *covered, "{drills:?}");
+            assert_eq!(
+                (c.pitr_drills, c.chain_drills),
+                (*pitr, *chain),
+                "{drills:?}"
+            );
+            assert_eq!(c.seconds, 100.0);
+        }
+        let records = vec![ranged(Pitr, true, 0, 25), ranged(Chain, true, 50, 75)];
+        let r = report(&records, &ids(&["b"]), Some((t(0), t(100))), None, 10);
+        assert_eq!(r.archive_coverage, Some(0.5));
+        // PITR and chain drills do not make a backup verified.
+        assert_eq!(r.backups_verified, 0);
+        assert_eq!(report(&records, &[], None, None, 10).archive_coverage, None);
     }
 
     #[test]
