@@ -64,7 +64,7 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             if let Some(limit) = repo_cfg
                 .size_limit
                 .as_deref()
-                .and_then(|l| holdfast_size(l))
+                .and_then(holdfast_size)
             {
                 shared.alerts.repository_size(
                     &repo_name,
