@@ -28,7 +28,9 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use tokio::sync::mpsc;
 
-use super::backup::{fingerprint_table, plan_table};
+use super::backup::{
+    base_plan, batched_count_query, batched_counts, columns_of, fingerprint_table, COUNT_BATCH,
+};
 use super::bulk_load::BulkLoader;
 use super::ddl::{quote_ident, SplitCreate};
 use super::schema;
@@ -74,6 +76,11 @@ impl Worker {
         };
         let indexer = set_up(target, setup).await?;
         Ok(Worker { rows, indexer })
+    }
+
+    /// The connection that builds indexes and checks tables; free before the load starts.
+    pub(super) fn indexer(&mut self) -> &mut Conn {
+        &mut self.indexer
     }
 }
 
@@ -235,9 +242,10 @@ async fn build_indexes(conn: &mut Conn, table: &LoadTable<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Checks every table with data after the load: its columns, its row count and with `verify`
-/// its fingerprint, against the manifest; one check per table with data, in no particular
-/// order.
+/// Checks every table with data against the manifest: its columns, its row count and, with
+/// `verify`, its fingerprint. Tables are checked in batches of up to [`COUNT_BATCH`] of one
+/// database: one query for their columns and one for their counts, so thousands of small
+/// tables do not cost thousands of round trips.
 pub(super) async fn check_tables(
     workers: &mut [Worker],
     tables: &[LoadTable<'_>],
@@ -249,15 +257,16 @@ pub(super) async fn check_tables(
         .collect();
     let phase = if verify { "verify" } else { "count" };
     progress.phase(phase, with_data.len() as u64, "tables");
+    let batches = check_batches(tables, &with_data);
     let checks = Mutex::new(Vec::new());
     let mut indexers: Vec<&mut Conn> = workers.iter_mut().map(|w| &mut w.indexer).collect();
     run_parallel(
         &mut indexers,
-        with_data,
-        async |conn: &mut &mut Conn, i: usize| {
-            let check = check_table(conn, i, &tables[i], verify).await?;
-            checks.lock().expect("checks").push(check);
-            progress.advance(1);
+        batches,
+        async |conn: &mut &mut Conn, batch: Vec<usize>| {
+            let done = check_batch(conn, &batch, tables, verify).await?;
+            progress.advance(done.len() as u64);
+            checks.lock().expect("checks").extend(done);
             Ok(())
         },
     )
@@ -265,46 +274,80 @@ pub(super) async fn check_tables(
     Ok(checks.into_inner().expect("checks"))
 }
 
-/// Checks one restored table with data against the manifest.
-async fn check_table(
+/// `with_data` in batches of one database each, at most [`COUNT_BATCH`] tables long.
+fn check_batches(tables: &[LoadTable<'_>], with_data: &[usize]) -> Vec<Vec<usize>> {
+    let mut by_db: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in with_data {
+        by_db.entry(tables[i].db).or_default().push(i);
+    }
+    by_db
+        .into_values()
+        .flat_map(|v| {
+            v.chunks(COUNT_BATCH)
+                .map(<[usize]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async fn check_batch(
     conn: &mut Conn,
-    index: usize,
-    table: &LoadTable<'_>,
+    batch: &[usize],
+    tables: &[LoadTable<'_>],
     verify: bool,
-) -> Result<TableCheck> {
-    let data = table.data.expect("only tables with data are checked");
-    let plan = plan_table(conn, table.db, table.name, data.with_history, u64::MAX).await?;
-    let name = format!("`{}`.`{}`", table.db, table.name);
-    if plan.columns != data.columns {
-        return Err(Error::integrity(format!(
-            "{name}: restored columns {:?} differ from the backup's {:?}",
-            plan.columns, data.columns
-        )));
-    }
-    let rows: u64 = conn.query_first(plan.count_query()).await?.unwrap_or(0);
-    if rows != data.row_count {
-        return Err(Error::integrity(format!(
-            "{name} has {rows} rows after the restore, the backup has {}",
-            data.row_count
-        )));
-    }
-    let mut fingerprint_verified = None;
-    if verify {
-        let fp = fingerprint_table(conn, &plan).await?;
-        if fp != data.fingerprint {
+) -> Result<Vec<TableCheck>> {
+    let db = tables[batch[0]].db;
+    let names: Vec<&str> = batch.iter().map(|&i| tables[i].name).collect();
+    let mut columns = columns_of(conn, db, Some(&names)).await?;
+    let mut plans = Vec::with_capacity(batch.len());
+    for &i in batch {
+        let table = &tables[i];
+        let data = table.data.expect("only tables with data are checked");
+        let cols = columns.remove(table.name).unwrap_or_default();
+        let (plan, _) = base_plan(table.db, table.name, data.with_history, cols, 0)?;
+        if plan.columns != data.columns {
             return Err(Error::integrity(format!(
-                "{name}: the restored rows' fingerprint differs from the backup's \
-                 ({} rows {:032x} vs {} rows {:032x})",
-                fp.rows, fp.sum, data.fingerprint.rows, data.fingerprint.sum
+                "`{}`.`{}`: restored columns {:?} differ from the backup's {:?}",
+                table.db, table.name, plan.columns, data.columns
             )));
         }
-        fingerprint_verified = Some(true);
+        plans.push(plan);
     }
-    Ok(TableCheck {
-        table: index,
-        rows,
-        fingerprint_verified,
-    })
+    let counts = batched_counts(
+        conn,
+        batched_count_query(plans.iter().map(|p| p.from.as_str())),
+        plans.len(),
+    )
+    .await?;
+    let mut out = Vec::with_capacity(batch.len());
+    for ((&i, plan), rows) in batch.iter().zip(&plans).zip(counts) {
+        let data = tables[i].data.expect("only tables with data are checked");
+        let name = format!("`{}`.`{}`", tables[i].db, tables[i].name);
+        if rows != data.row_count {
+            return Err(Error::integrity(format!(
+                "{name} has {rows} rows after the restore, the backup has {}",
+                data.row_count
+            )));
+        }
+        let mut fingerprint_verified = None;
+        if verify {
+            let fp = fingerprint_table(conn, plan).await?;
+            if fp != data.fingerprint {
+                return Err(Error::integrity(format!(
+                    "{name}: the restored rows' fingerprint differs from the backup's \
+                     ({} rows {:032x} vs {} rows {:032x})",
+                    fp.rows, fp.sum, data.fingerprint.rows, data.fingerprint.sum
+                )));
+            }
+            fingerprint_verified = Some(true);
+        }
+        out.push(TableCheck {
+            table: i,
+            rows,
+            fingerprint_verified,
+        });
+    }
+    Ok(out)
 }
 
 /// Loads one chunk of `table` through `loader`.
@@ -348,7 +391,7 @@ async fn load_chunk(
 }
 
 /// Runs `jobs` over the workers, each worker taking the next job when free.
-async fn run_parallel<W, J, F>(workers: &mut [W], jobs: Vec<J>, f: F) -> Result<()>
+pub(super) async fn run_parallel<W, J, F>(workers: &mut [W], jobs: Vec<J>, f: F) -> Result<()>
 where
     F: AsyncFn(&mut W, J) -> Result<()>,
 {
