@@ -30,8 +30,8 @@ use mysql_async::{Conn, Row, Value};
 
 use super::ddl::{
     alter_database_sql, create_database_sql, create_if_not_exists, grant_without_credentials,
-    is_plain_name, quote_ident, quote_string, split_create_table, strip_auto_increment_option,
-    trigger_for_restore, SplitCreate,
+    is_plain_name, quote_ident, quote_string, split_create_table, split_foreign_keys,
+    strip_auto_increment_option, trigger_for_restore, SplitCreate,
 };
 use super::load::run_parallel;
 use super::Filter;
@@ -558,14 +558,14 @@ pub async fn create_table(
     .await
 }
 
-/// Creates the tables `ts` of `target_db`, as [`create_table`] each, in one session switch:
-/// one round trip per table instead of five (thousands of small tables). Returns their
-/// [`SplitCreate`]s in order.
+/// Creates the tables `ts` of `target_db` in one session switch: one round trip per table
+/// instead of five (thousands of small tables). Like [`create_table`], the foreign keys are held
+/// back and returned, and the non-unique secondary indexes too where the table's flag says so
+/// (the others are created with the table). Returns their [`SplitCreate`]s in order.
 pub async fn create_tables(
     conn: &mut Conn,
     target_db: &str,
-    ts: &[&TableSchema],
-    defer_indexes: bool,
+    ts: &[(&TableSchema, bool)],
 ) -> Result<Vec<SplitCreate>> {
     let setup = format!(
         "SET NAMES utf8mb4, SESSION sql_mode = '{TABLE_SQL_MODE}', SESSION foreign_key_checks = 0"
@@ -576,15 +576,17 @@ pub async fn create_tables(
         })
         .await?;
         let mut out = Vec::with_capacity(ts.len());
-        for t in ts {
+        for &(t, defer_indexes) in ts {
             let what = || format!("creating table {}", qualified(target_db, &t.name));
-            let split = if t.kind == TableKind::Sequence || !defer_indexes {
+            let split = if t.kind == TableKind::Sequence {
                 SplitCreate {
                     create: t.create.clone(),
                     ..Default::default()
                 }
-            } else {
+            } else if defer_indexes {
                 split_create_table(&t.create)
+            } else {
+                split_foreign_keys(&t.create)
             };
             run(conn, split.create.as_str(), what).await?;
             if t.kind == TableKind::Sequence {
