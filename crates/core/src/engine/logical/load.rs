@@ -132,7 +132,7 @@ pub(super) async fn load_tables(
     // A table goes to the indexers once its last chunk is in (at once if it has none).
     let chunks_left: Vec<usize> = tables
         .iter()
-        .map(|t| t.data.map_or(0, |d| d.chunks.len()))
+        .map(|t| t.data.map_or(0, |d| loaded_chunks(d).count()))
         .collect();
     let (rows_in, rows_in_rx) = mpsc::unbounded_channel::<usize>();
     for (i, _) in chunks_left.iter().enumerate().filter(|(_, n)| **n == 0) {
@@ -421,6 +421,14 @@ struct LoadJob {
     bytes: u64,
 }
 
+/// The chunks of a table that hold rows. A chunk the dump found empty (an empty table, an
+/// empty key range) has nothing to load: skipping it saves a prepared statement and a
+/// transaction per empty table, and the table's row count is still checked against the
+/// manifest after the load (`verify --deep` still checks the file).
+fn loaded_chunks(data: &TableData) -> impl Iterator<Item = &ChunkEntry> {
+    data.chunks.iter().filter(|c| c.rows > 0)
+}
+
 /// Spreads the chunks over `workers` loaders. When there are at least as many tables with
 /// rows as workers, each table is one job whose chunks load in key order on one connection:
 /// appending to a B-tree from one writer avoids the page-split and latch contention of several
@@ -431,7 +439,7 @@ fn plan_loads(tables: &[LoadTable<'_>], workers: usize) -> Vec<LoadJob> {
         .iter()
         .enumerate()
         .filter_map(|(i, t)| t.data.map(|d| (i, d)))
-        .filter(|(_, d)| !d.chunks.is_empty())
+        .filter(|(_, d)| loaded_chunks(d).next().is_some())
         .collect();
     let whole_tables = with_rows.len() >= workers;
     let mut jobs = Vec::new();
@@ -439,11 +447,11 @@ fn plan_loads(tables: &[LoadTable<'_>], workers: usize) -> Vec<LoadJob> {
         if whole_tables {
             jobs.push(LoadJob {
                 table,
-                chunks: data.chunks.clone(),
-                bytes: data.chunks.iter().map(|c| c.raw_size).sum(),
+                chunks: loaded_chunks(data).cloned().collect(),
+                bytes: loaded_chunks(data).map(|c| c.raw_size).sum(),
             });
         } else {
-            jobs.extend(data.chunks.iter().map(|c| LoadJob {
+            jobs.extend(loaded_chunks(data).map(|c| LoadJob {
                 table,
                 chunks: vec![c.clone()],
                 bytes: c.raw_size,
@@ -586,5 +594,44 @@ mod tests {
             "(`id`, @holdfast_1, @holdfast_2) SET `we``ird` = CONVERT(@holdfast_1 USING utf8mb4), \
              `doc` = CONVERT(@holdfast_2 USING utf8mb4)"
         );
+    }
+
+    #[test]
+    fn chunks_without_rows_are_not_loaded() {
+        use crate::manifest::Fingerprint;
+        let chunk = |rows: u64, raw_size: u64| ChunkEntry {
+            file: format!("f{rows}"),
+            range: "TRUE".into(),
+            rows,
+            raw_size,
+        };
+        let data = |chunks: Vec<ChunkEntry>| TableData {
+            database: "d".into(),
+            table: "t".into(),
+            columns: vec!["id".into()],
+            with_history: false,
+            row_count: chunks.iter().map(|c| c.rows).sum(),
+            fingerprint: Fingerprint::default(),
+            chunks,
+        };
+        let empty = data(vec![chunk(0, 0)]);
+        let mixed = data(vec![chunk(0, 0), chunk(3, 30)]);
+        let table = |d| LoadTable {
+            db: "d",
+            name: "t",
+            data: Some(d),
+            json: &[],
+            indexes: None,
+        };
+        // Whole tables (as many as workers) and single chunks (fewer): the empty ones never.
+        for workers in [1, 2, 4] {
+            let jobs = plan_loads(&[table(&empty), table(&mixed)], workers);
+            let files: Vec<&str> = jobs
+                .iter()
+                .flat_map(|j| j.chunks.iter().map(|c| c.file.as_str()))
+                .collect();
+            assert_eq!(files, ["f3"], "{workers} workers");
+            assert!(jobs.iter().all(|j| j.table == 1));
+        }
     }
 }
