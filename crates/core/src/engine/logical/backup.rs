@@ -220,6 +220,9 @@ async fn backup_locked(
         )),
     };
     let phase = Instant::now();
+    // Every chunk was written without its own flush: one barrier makes them all durable before
+    // the manifest that commits them is written.
+    storage.sync().await?;
     repo.commit(lock, &manifest).await?;
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
@@ -935,7 +938,9 @@ async fn run_job(
     } = job;
     let plan = &ctx.plans[table];
     let rel = layout::chunk_file(&plan.database, &plan.table, index);
-    let sink = HashingSink::create(ctx.storage, &layout::backup_file(ctx.id, &rel), &rel).await?;
+    // Durable at the barrier before the manifest, not one flush per chunk (thousands of tables).
+    let sink =
+        HashingSink::create_unsynced(ctx.storage, &layout::backup_file(ctx.id, &rel), &rel).await?;
     let mut zsink = ParallelZstdSink::new(sink, ctx.level, COMPRESSING_PER_WORKER);
     let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
     let fingerprint = match dump_chunk(conn, plan, &range, &mut zsink, block, ctx.progress).await {
