@@ -347,7 +347,7 @@ pub async fn columns_of(
     only: Option<&[&str]>,
 ) -> Result<HashMap<String, Vec<ColumnInfo>>> {
     let names = match only {
-        Some(names) if names.is_empty() => return Ok(HashMap::new()),
+        Some([]) => return Ok(HashMap::new()),
         Some(names) => format!(
             " AND TABLE_NAME IN ({})",
             names
