@@ -99,24 +99,25 @@ def cmd_record(a: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- checksum
 
 
-def parse_checksums(text: str) -> dict[str, str]:
-    """`mariadb -N -B -e 'CHECKSUM TABLE ...'` -> {table: checksum}; the db prefix is dropped."""
+def parse_checksums(text: str, full_names: bool = False) -> dict[str, str]:
+    """`mariadb -N -B -e 'CHECKSUM TABLE ...'` -> {table: checksum}; the db prefix is dropped
+    unless `full_names` (several databases with the same table names)."""
     out = {}
     for line in text.splitlines():
         parts = line.split("\t")
         if len(parts) >= 2:
-            out[parts[0].split(".", 1)[-1]] = parts[1]
+            out[parts[0] if full_names else parts[0].split(".", 1)[-1]] = parts[1]
     return out
 
 
 def cmd_checksum(a: argparse.Namespace) -> int:
-    src = parse_checksums(Path(a.source).read_text())
-    tgt = parse_checksums(Path(a.target).read_text()) if Path(a.target).exists() else {}
+    src = parse_checksums(Path(a.source).read_text(), a.full_names)
+    tgt = parse_checksums(Path(a.target).read_text(), a.full_names) if Path(a.target).exists() else {}
     tables = sorted(set(src) | set(tgt))
     bad = [t for t in tables if src.get(t) != tgt.get(t) or src.get(t) in (None, "NULL")]
     verdict = "OK" if tables and not bad else "MISMATCH"
     print(f"    checksum {a.label}: {verdict} ({len(tables) - len(bad)}/{len(tables)} tables match)", flush=True)
-    for t in bad:
+    for t in bad[:20]:
         print(f"      {t}: source={src.get(t)} target={tgt.get(t)}", flush=True)
     with open(a.out, "a") as f:
         f.write(json.dumps({"label": a.label, "run": a.run, "verdict": verdict,
@@ -212,8 +213,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     dump_peers = [t for (p, t) in order if p == "dump" and t.startswith("mydumper") and not summary[(p, t)]["info_only"]]
     load_peers = [t for (p, t) in order if p == "restore" and t.startswith("myloader") and not summary[(p, t)]["info_only"]]
     for phase, peers, limit, label in (
-        ("dump", dump_peers, 1.0, "holdfast dump / mydumper -t {t} (uncompressed)"),
-        ("restore", load_peers, 0.5, "holdfast restore / myloader -t {t}"),
+        ("dump", dump_peers, float(config.get("dump_bar", 1.0)), "holdfast dump / mydumper -t {t} (uncompressed)"),
+        ("restore", load_peers, float(config.get("restore_bar", 0.5)), "holdfast restore / myloader -t {t}"),
     ):
         h = hf[phase]
         for peer in peers:
@@ -386,6 +387,7 @@ def main() -> int:
     c.add_argument("--run", type=int, required=True)
     c.add_argument("--source", required=True)
     c.add_argument("--target", required=True)
+    c.add_argument("--full-names", action="store_true", help="keep db.table names (several databases)")
     c.set_defaults(fn=cmd_checksum)
 
     m = sub.add_parser("machine")

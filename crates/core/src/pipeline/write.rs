@@ -30,6 +30,22 @@ impl HashingSink {
         })
     }
 
+    /// As [`create`](Self::create), with a writer that is durable only after the storage's
+    /// next [`Storage::sync`] (see [`Storage::writer_unsynced`]).
+    pub async fn create_unsynced(
+        storage: &dyn Storage,
+        storage_path: &str,
+        entry_path: &str,
+    ) -> Result<Self> {
+        let writer = storage.writer_unsynced(storage_path).await?;
+        Ok(HashingSink {
+            writer: Some(writer),
+            hasher: Sha256::new(),
+            size: 0,
+            entry_path: entry_path.to_string(),
+        })
+    }
+
     pub async fn write(&mut self, data: Bytes) -> Result<()> {
         if data.is_empty() {
             return Ok(());

@@ -272,6 +272,30 @@ impl ObjectWriter for EncryptingWriter {
     }
 }
 
+impl EncryptedStorage {
+    /// Wraps a writer of `path` in encryption, unless the path is stored in clear.
+    fn encrypting(
+        &self,
+        path: &str,
+        inner: Box<dyn ObjectWriter>,
+    ) -> Result<Box<dyn ObjectWriter>> {
+        if self.is_clear(path) {
+            return Ok(inner);
+        }
+        let buf = SharedBuf::default();
+        let age = self
+            .encryptor(path)?
+            .wrap_output(buf.clone())
+            .map_err(|e| Error::internal(format!("encrypting `{path}`: {e}")))?;
+        Ok(Box::new(EncryptingWriter {
+            inner,
+            age: Some(age),
+            buf,
+            path: path.to_string(),
+        }))
+    }
+}
+
 #[async_trait]
 impl Storage for EncryptedStorage {
     fn capabilities(&self) -> Capabilities {
@@ -300,20 +324,16 @@ impl Storage for EncryptedStorage {
 
     async fn writer(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
         let inner = self.inner.writer(path).await?;
-        if self.is_clear(path) {
-            return Ok(inner);
-        }
-        let buf = SharedBuf::default();
-        let age = self
-            .encryptor(path)?
-            .wrap_output(buf.clone())
-            .map_err(|e| Error::internal(format!("encrypting `{path}`: {e}")))?;
-        Ok(Box::new(EncryptingWriter {
-            inner,
-            age: Some(age),
-            buf,
-            path: path.to_string(),
-        }))
+        self.encrypting(path, inner)
+    }
+
+    async fn writer_unsynced(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        let inner = self.inner.writer_unsynced(path).await?;
+        self.encrypting(path, inner)
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.inner.sync().await
     }
 
     async fn get(&self, path: &str) -> Result<Bytes> {

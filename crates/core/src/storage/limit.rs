@@ -95,6 +95,22 @@ impl Storage for LimitStorage {
         }))
     }
 
+    async fn writer_unsynced(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        let inner = {
+            let _slot = self.slot().await?;
+            self.inner.writer_unsynced(path).await?
+        };
+        Ok(Box::new(LimitedWriter {
+            inner,
+            slots: self.slots.clone(),
+        }))
+    }
+
+    async fn sync(&self) -> Result<()> {
+        let _slot = self.slot().await?;
+        self.inner.sync().await
+    }
+
     async fn get(&self, path: &str) -> Result<Bytes> {
         let _slot = self.slot().await?;
         self.inner.get(path).await

@@ -150,6 +150,22 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Starts a streaming write of an object.
     async fn writer(&self, path: &str) -> Result<Box<dyn ObjectWriter>>;
 
+    /// Starts a streaming write whose `close` makes the object readable under its name but not
+    /// necessarily durable yet: [`sync`](Self::sync) makes every object closed before it
+    /// durable. For writers of many small objects that are committed together (a backup's
+    /// chunks, committed by its manifest): one flush at the end instead of one per object. The
+    /// default is [`writer`](Self::writer), durable on close. A decorator forwards both this
+    /// and `sync`, or neither.
+    async fn writer_unsynced(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        self.writer(path).await
+    }
+
+    /// Write barrier: every object closed from a [`writer_unsynced`](Self::writer_unsynced)
+    /// writer before this call is durable when it returns `Ok`. Nothing to do by default.
+    async fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Reads a whole object.
     async fn get(&self, path: &str) -> Result<Bytes>;
 

@@ -404,6 +404,30 @@ impl Storage for OpendalStorage {
         Ok(true)
     }
 
+    async fn writer_unsynced(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        match &self.local_root {
+            Some(root) => Ok(Box::new(
+                LocalFileWriter::create_unsynced(root, LOCAL_TMP_DIR, path).await?,
+            )),
+            // Object stores: durable on close.
+            None => self.writer(path).await,
+        }
+    }
+
+    async fn sync(&self) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        blocking(move || local_file::sync_filesystem(&root))
+            .await?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Storage,
+                    format!("cannot flush the repository to disk: {e}"),
+                )
+            })
+    }
+
     async fn writer(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
         if let Some(root) = &self.local_root {
             return Ok(Box::new(

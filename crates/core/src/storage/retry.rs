@@ -121,6 +121,15 @@ impl Storage for RetryStorage {
         self.run("writer", path, || self.inner.writer(path)).await
     }
 
+    async fn writer_unsynced(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        self.run("writer", path, || self.inner.writer_unsynced(path))
+            .await
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.run("sync", "", || self.inner.sync()).await
+    }
+
     async fn get(&self, path: &str) -> Result<Bytes> {
         self.run("get", path, || self.inner.get(path)).await
     }

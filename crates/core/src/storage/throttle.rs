@@ -136,6 +136,17 @@ impl Storage for ThrottleStorage {
         }))
     }
 
+    async fn writer_unsynced(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        Ok(Box::new(ThrottledWriter {
+            inner: self.inner.writer_unsynced(path).await?,
+            bucket: self.bucket.clone(),
+        }))
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.inner.sync().await
+    }
+
     async fn get(&self, path: &str) -> Result<Bytes> {
         let data = self.inner.get(path).await?;
         self.bucket.take(data.len()).await;

@@ -81,6 +81,16 @@ impl Storage for TimeoutStorage {
         self.limited("opening", path, self.inner.writer(path)).await
     }
 
+    async fn writer_unsynced(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        self.limited("opening", path, self.inner.writer_unsynced(path))
+            .await
+    }
+
+    async fn sync(&self) -> Result<()> {
+        // A flush of everything written so far may take as long as writing it: not timed.
+        self.inner.sync().await
+    }
+
     async fn get(&self, path: &str) -> Result<Bytes> {
         self.limited("reading", path, self.inner.get(path)).await
     }

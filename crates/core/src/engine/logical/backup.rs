@@ -8,7 +8,7 @@
 //!    one more connection in the same snapshot takes every table's `COUNT(*)`.
 //! 6. Check every table's dumped rows against its count, then commit the manifest.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use super::chunking::{chunk_count, split_range, KeyRange};
 use super::ddl::{quote_ident, quote_string};
 use super::filter::Filter;
-use super::schema::dump_schema;
+use super::schema::dump_schema_with;
 use super::tsv::{encode_packet, encode_row};
 use crate::manifest::{
     BackupManifest, BackupScope, ChunkEntry, FileEntry, Fingerprint, SchemaDump, TableData,
@@ -168,9 +168,24 @@ async fn backup_locked(
         lock_held,
     } = snapshot;
     let outcome = async {
-        let schema = dump_schema(&mut control, &opts.filter, opts.with_users).await?;
+        let phase = Instant::now();
+        // Helpers read definitions beside the control connection (see `dump_schema_with`).
+        let mut helpers = Vec::new();
+        for _ in 1..opts.workers.max(1) {
+            helpers.push(source.connect().await?);
+        }
+        let schema =
+            dump_schema_with(&mut control, &mut helpers, &opts.filter, opts.with_users).await?;
+        drop(helpers);
         let schema_entry = store_schema(&*storage, &id, &schema).await?;
+        tracing::info!(seconds = phase.elapsed().as_secs_f64(), "schema dumped");
+        let phase = Instant::now();
         let plans = plan_tables(&mut control, &schema, &opts.filter, opts.chunk_bytes).await?;
+        tracing::info!(
+            seconds = phase.elapsed().as_secs_f64(),
+            tables = plans.len(),
+            "tables planned"
+        );
         let dumped = dump_tables(&storage, &id, plans, readers, control, opts, progress).await?;
         Ok::<_, Error>((schema, schema_entry, dumped))
     }
@@ -213,7 +228,15 @@ async fn backup_locked(
             &opts.filter.exclude_tables,
         )),
     };
+    let phase = Instant::now();
+    // Every chunk was written without its own flush: one barrier makes them all durable before
+    // the manifest that commits them is written.
+    storage.sync().await?;
     repo.commit(lock, &manifest).await?;
+    tracing::info!(
+        seconds = phase.elapsed().as_secs_f64(),
+        "manifest committed"
+    );
     Ok(manifest)
 }
 
@@ -278,8 +301,74 @@ pub struct ColumnInfo {
     pub collation: Option<String>,
 }
 
+/// A row of `information_schema.COLUMNS` as [`column_info`] reads it.
+type ColumnRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+const COLUMN_FIELDS: &str = "COLUMN_NAME, DATA_TYPE, EXTRA, GENERATION_EXPRESSION, IS_NULLABLE, \
+                             CHARACTER_SET_NAME, COLLATION_NAME";
+
+fn column_info(row: ColumnRow) -> ColumnInfo {
+    let (name, data_type, extra, expression, nullable, charset, collation) = row;
+    // System-versioning period columns report as generated with the expression
+    // `ROW START` / `ROW END`; their values are data and are dumped.
+    let period = matches!(expression.as_deref(), Some("ROW START") | Some("ROW END"));
+    ColumnInfo {
+        name,
+        data_type: data_type.to_ascii_lowercase(),
+        generated: !period && extra.to_ascii_uppercase().contains("GENERATED"),
+        period,
+        nullable: nullable == "YES",
+        charset,
+        collation,
+    }
+}
+
 pub async fn table_columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<ColumnInfo>> {
-    type ColumnRow = (
+    let rows: Vec<ColumnRow> = conn
+        .query(format!(
+            "SELECT {COLUMN_FIELDS} FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
+            quote_string(db),
+            quote_string(table)
+        ))
+        .await?;
+    Ok(rows.into_iter().map(column_info).collect())
+}
+
+/// The columns of every table (and view) of `db`, by table name, in one query: thousands of
+/// small tables cost one round trip instead of one each.
+pub async fn schema_columns(conn: &mut Conn, db: &str) -> Result<HashMap<String, Vec<ColumnInfo>>> {
+    columns_of(conn, db, None).await
+}
+
+/// The columns of the tables `only` of `db` (all with `None`), by table name, in one query.
+pub async fn columns_of(
+    conn: &mut Conn,
+    db: &str,
+    only: Option<&[&str]>,
+) -> Result<HashMap<String, Vec<ColumnInfo>>> {
+    let names = match only {
+        Some([]) => return Ok(HashMap::new()),
+        Some(names) => format!(
+            " AND TABLE_NAME IN ({})",
+            names
+                .iter()
+                .map(|n| quote_string(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => String::new(),
+    };
+    type Named = (
+        String,
         String,
         String,
         String,
@@ -288,34 +377,32 @@ pub async fn table_columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec
         Option<String>,
         Option<String>,
     );
-    let rows: Vec<ColumnRow> = conn
+    let rows: Vec<Named> = conn
         .query(format!(
-            "SELECT COLUMN_NAME, DATA_TYPE, EXTRA, GENERATION_EXPRESSION, IS_NULLABLE, \
-                    CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
-            quote_string(db),
-            quote_string(table)
+            "SELECT TABLE_NAME, {COLUMN_FIELDS} FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = {}{names} ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            quote_string(db)
         ))
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(name, data_type, extra, expression, nullable, charset, collation)| {
-                // System-versioning period columns report as generated with the expression
-                // `ROW START` / `ROW END`; their values are data and are dumped.
-                let period = matches!(expression.as_deref(), Some("ROW START") | Some("ROW END"));
-                ColumnInfo {
-                    name,
-                    data_type: data_type.to_ascii_lowercase(),
-                    generated: !period && extra.to_ascii_uppercase().contains("GENERATED"),
-                    period,
-                    nullable: nullable == "YES",
-                    charset,
-                    collation,
-                }
-            },
-        )
-        .collect())
+    let mut out: HashMap<String, Vec<ColumnInfo>> = HashMap::new();
+    for (table, a, b, c, d, e, f, g) in rows {
+        out.entry(table)
+            .or_default()
+            .push(column_info((a, b, c, d, e, f, g)));
+    }
+    Ok(out)
+}
+
+/// The server's size estimates (`DATA_LENGTH`, `TABLE_ROWS`) of every table of `db`, by name.
+async fn schema_estimates(conn: &mut Conn, db: &str) -> Result<HashMap<String, (u64, u64)>> {
+    let rows: Vec<(String, u64, u64)> = conn
+        .query(format!(
+            "SELECT TABLE_NAME, COALESCE(DATA_LENGTH, 0), COALESCE(TABLE_ROWS, 0) \
+             FROM information_schema.TABLES WHERE TABLE_SCHEMA = {}",
+            quote_string(db)
+        ))
+        .await?;
+    Ok(rows.into_iter().map(|(t, b, r)| (t, (b, r))).collect())
 }
 
 /// The select expression of a column, chosen so that the value loads back exactly:
@@ -333,7 +420,9 @@ fn select_expr(c: &ColumnInfo) -> String {
     }
 }
 
-/// Builds the select list, key and ranges of every table with rows in `schema`.
+/// Builds the select list, key and ranges of every table with rows in `schema`. Columns and
+/// size estimates come from one query each per database; only a table big enough to split
+/// costs queries of its own (its keys and bounds).
 pub async fn plan_tables(
     conn: &mut Conn,
     schema: &SchemaDump,
@@ -342,17 +431,29 @@ pub async fn plan_tables(
 ) -> Result<Vec<TablePlan>> {
     let mut plans = Vec::new();
     for db in &schema.databases {
-        for t in &db.tables {
-            if t.kind == TableKind::Sequence || !filter.table(&db.name, &t.name) {
-                continue;
-            }
+        let tables: Vec<_> = db
+            .tables
+            .iter()
+            .filter(|t| t.kind != TableKind::Sequence && filter.table(&db.name, &t.name))
+            .collect();
+        if tables.is_empty() {
+            continue;
+        }
+        let mut columns = schema_columns(conn, &db.name).await?;
+        let estimates = schema_estimates(conn, &db.name).await?;
+        for t in tables {
             let with_history = t.kind == TableKind::SystemVersioned;
-            plans.push(plan_table(conn, &db.name, &t.name, with_history, chunk_bytes).await?);
+            let cols = columns.remove(&t.name).unwrap_or_default();
+            let (bytes, rows) = estimates.get(&t.name).copied().unwrap_or((0, 0));
+            let (mut plan, cols) = base_plan(&db.name, &t.name, with_history, cols, bytes)?;
+            split_plan(conn, &mut plan, &cols, rows, chunk_bytes).await?;
+            plans.push(plan);
         }
     }
     Ok(plans)
 }
 
+/// Plans one table; see [`plan_tables`] for many.
 pub async fn plan_table(
     conn: &mut Conn,
     db: &str,
@@ -360,11 +461,35 @@ pub async fn plan_table(
     with_history: bool,
     chunk_bytes: u64,
 ) -> Result<TablePlan> {
-    let mut cols: Vec<ColumnInfo> = table_columns(conn, db, table)
+    let cols = table_columns(conn, db, table).await?;
+    let (estimated_bytes, estimated_rows) = if chunk_bytes == u64::MAX {
+        // Never split: the estimates are not needed.
+        (0, 0)
+    } else {
+        conn.query_first(format!(
+            "SELECT COALESCE(DATA_LENGTH, 0), COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+            quote_string(db),
+            quote_string(table)
+        ))
         .await?
-        .into_iter()
-        .filter(|c| !c.generated)
-        .collect();
+        .unwrap_or((0, 0))
+    };
+    let (mut plan, cols) = base_plan(db, table, with_history, cols, estimated_bytes)?;
+    split_plan(conn, &mut plan, &cols, estimated_rows, chunk_bytes).await?;
+    Ok(plan)
+}
+
+/// A table's plan read whole (one range), from its columns as `information_schema` lists them;
+/// also returns the stored columns, which [`split_plan`] needs.
+pub fn base_plan(
+    db: &str,
+    table: &str,
+    with_history: bool,
+    columns: Vec<ColumnInfo>,
+    estimated_bytes: u64,
+) -> Result<(TablePlan, Vec<ColumnInfo>)> {
+    let mut cols: Vec<ColumnInfo> = columns.into_iter().filter(|c| !c.generated).collect();
     if with_history && !cols.iter().any(|c| c.period) {
         // Implicit versioning columns are hidden from information_schema but always exist.
         for name in ["row_start", "row_end"] {
@@ -389,17 +514,7 @@ pub async fn plan_table(
         from.push_str(" FOR SYSTEM_TIME ALL");
     }
     let select_list = cols.iter().map(select_expr).collect::<Vec<_>>().join(", ");
-    // The server's estimates: bytes size the chunks, rows space sampled boundaries.
-    let (estimated_bytes, estimated_rows): (u64, u64) = conn
-        .query_first(format!(
-            "SELECT COALESCE(DATA_LENGTH, 0), COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
-            quote_string(db),
-            quote_string(table)
-        ))
-        .await?
-        .unwrap_or((0, 0));
-    let mut plan = TablePlan {
+    let plan = TablePlan {
         database: db.to_string(),
         table: table.to_string(),
         columns: cols.iter().map(|c| c.name.clone()).collect(),
@@ -410,9 +525,21 @@ pub async fn plan_table(
         ranges: vec![KeyRange::ALL],
         estimated_bytes,
     };
-    let parts = chunk_count(estimated_bytes, chunk_bytes, MAX_CHUNKS_PER_TABLE);
+    Ok((plan, cols))
+}
+
+/// Splits a table the server estimates at more than `chunk_bytes` into key ranges (the server's
+/// estimates: bytes size the chunks, rows space sampled boundaries).
+async fn split_plan(
+    conn: &mut Conn,
+    plan: &mut TablePlan,
+    cols: &[ColumnInfo],
+    estimated_rows: u64,
+    chunk_bytes: u64,
+) -> Result<()> {
+    let parts = chunk_count(plan.estimated_bytes, chunk_bytes, MAX_CHUNKS_PER_TABLE);
     if parts > 1 {
-        if let Some(key) = split_key(conn, db, table, &cols).await? {
+        if let Some(key) = split_key(conn, &plan.database, &plan.table, cols).await? {
             plan.ranges = match &key.literal {
                 None => integer_ranges(conn, &plan.from, &key.column, parts).await?,
                 Some(literal) => {
@@ -426,7 +553,7 @@ pub async fn plan_table(
             plan.key = Some(key.column);
         }
     }
-    Ok(plan)
+    Ok(())
 }
 
 /// Ranges of an integer column from its MIN and MAX in the snapshot.
@@ -717,19 +844,55 @@ async fn dump_tables(
     assemble(&plans, results, counts)
 }
 
-/// `COUNT(*)` of every table in the snapshot, biggest first, on the control connection.
+/// Tables counted by one statement: one round trip per batch instead of one per table.
+pub const COUNT_BATCH: usize = 64;
+
+/// One statement returning one row with the `COUNT(*)` of each of `from` (`db`.`t` forms),
+/// in order.
+pub fn batched_count_query<'a>(from: impl IntoIterator<Item = &'a str>) -> String {
+    let parts: Vec<String> = from
+        .into_iter()
+        .map(|f| format!("(SELECT COUNT(*) FROM {f})"))
+        .collect();
+    format!("SELECT {}", parts.join(", "))
+}
+
+/// Runs a [`batched_count_query`] of `n` tables and returns the counts in order.
+pub async fn batched_counts(conn: &mut Conn, query: String, n: usize) -> Result<Vec<u64>> {
+    let row: Option<mysql_async::Row> = conn.query_first(query).await?;
+    let row = row.ok_or_else(|| Error::server("a row count query returned no row"))?;
+    (0..n)
+        .map(|i| {
+            row.get_opt::<u64, _>(i)
+                .and_then(|v| v.ok())
+                .ok_or_else(|| Error::server("a row count query returned a bad value"))
+        })
+        .collect()
+}
+
+/// `COUNT(*)` of every table in the snapshot, biggest first, on the control connection, in
+/// batches of [`COUNT_BATCH`] tables.
 async fn count_rows(mut conn: Conn, plans: &[TablePlan], order: Vec<usize>) -> Result<Vec<u64>> {
+    let started = Instant::now();
     let mut counts = vec![0; plans.len()];
-    for t in order {
-        let plan = &plans[t];
-        let rows: Option<u64> = conn.query_first(plan.count_query()).await.map_err(|e| {
-            Error::from(e).context(format!(
-                "counting rows of `{}`.`{}`",
-                plan.database, plan.table
-            ))
-        })?;
-        counts[t] = rows.unwrap_or(0);
+    for batch in order.chunks(COUNT_BATCH) {
+        let query = batched_count_query(batch.iter().map(|&t| plans[t].from.as_str()));
+        let got = batched_counts(&mut conn, query, batch.len())
+            .await
+            .map_err(|e| {
+                let first = &plans[batch[0]];
+                e.context(format!(
+                    "counting rows of {} table(s) from `{}`.`{}` on",
+                    batch.len(),
+                    first.database,
+                    first.table
+                ))
+            })?;
+        for (&t, n) in batch.iter().zip(got) {
+            counts[t] = n;
+        }
     }
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "rows counted");
     let _ = conn.query_drop("ROLLBACK").await;
     Ok(counts)
 }
@@ -784,7 +947,9 @@ async fn run_job(
     } = job;
     let plan = &ctx.plans[table];
     let rel = layout::chunk_file(&plan.database, &plan.table, index);
-    let sink = HashingSink::create(ctx.storage, &layout::backup_file(ctx.id, &rel), &rel).await?;
+    // Durable at the barrier before the manifest, not one flush per chunk (thousands of tables).
+    let sink =
+        HashingSink::create_unsynced(ctx.storage, &layout::backup_file(ctx.id, &rel), &rel).await?;
     let mut zsink = ParallelZstdSink::new(sink, ctx.level, COMPRESSING_PER_WORKER);
     let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
     let fingerprint = match dump_chunk(conn, plan, &range, &mut zsink, block, ctx.progress).await {

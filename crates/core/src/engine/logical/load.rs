@@ -28,7 +28,9 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use tokio::sync::mpsc;
 
-use super::backup::{fingerprint_table, plan_table};
+use super::backup::{
+    base_plan, batched_count_query, batched_counts, columns_of, fingerprint_table, COUNT_BATCH,
+};
 use super::bulk_load::BulkLoader;
 use super::ddl::{quote_ident, SplitCreate};
 use super::schema;
@@ -74,6 +76,11 @@ impl Worker {
         };
         let indexer = set_up(target, setup).await?;
         Ok(Worker { rows, indexer })
+    }
+
+    /// The connection that builds indexes and checks tables; free before the load starts.
+    pub(super) fn indexer(&mut self) -> &mut Conn {
+        &mut self.indexer
     }
 }
 
@@ -125,7 +132,7 @@ pub(super) async fn load_tables(
     // A table goes to the indexers once its last chunk is in (at once if it has none).
     let chunks_left: Vec<usize> = tables
         .iter()
-        .map(|t| t.data.map_or(0, |d| d.chunks.len()))
+        .map(|t| t.data.map_or(0, |d| loaded_chunks(d).count()))
         .collect();
     let (rows_in, rows_in_rx) = mpsc::unbounded_channel::<usize>();
     for (i, _) in chunks_left.iter().enumerate().filter(|(_, n)| **n == 0) {
@@ -235,9 +242,10 @@ async fn build_indexes(conn: &mut Conn, table: &LoadTable<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Checks every table with data after the load: its columns, its row count and with `verify`
-/// its fingerprint, against the manifest; one check per table with data, in no particular
-/// order.
+/// Checks every table with data against the manifest: its columns, its row count and, with
+/// `verify`, its fingerprint. Tables are checked in batches of up to [`COUNT_BATCH`] of one
+/// database: one query for their columns and one for their counts, so thousands of small
+/// tables do not cost thousands of round trips.
 pub(super) async fn check_tables(
     workers: &mut [Worker],
     tables: &[LoadTable<'_>],
@@ -249,15 +257,16 @@ pub(super) async fn check_tables(
         .collect();
     let phase = if verify { "verify" } else { "count" };
     progress.phase(phase, with_data.len() as u64, "tables");
+    let batches = check_batches(tables, &with_data);
     let checks = Mutex::new(Vec::new());
     let mut indexers: Vec<&mut Conn> = workers.iter_mut().map(|w| &mut w.indexer).collect();
     run_parallel(
         &mut indexers,
-        with_data,
-        async |conn: &mut &mut Conn, i: usize| {
-            let check = check_table(conn, i, &tables[i], verify).await?;
-            checks.lock().expect("checks").push(check);
-            progress.advance(1);
+        batches,
+        async |conn: &mut &mut Conn, batch: Vec<usize>| {
+            let done = check_batch(conn, &batch, tables, verify).await?;
+            progress.advance(done.len() as u64);
+            checks.lock().expect("checks").extend(done);
             Ok(())
         },
     )
@@ -265,46 +274,80 @@ pub(super) async fn check_tables(
     Ok(checks.into_inner().expect("checks"))
 }
 
-/// Checks one restored table with data against the manifest.
-async fn check_table(
+/// `with_data` in batches of one database each, at most [`COUNT_BATCH`] tables long.
+fn check_batches(tables: &[LoadTable<'_>], with_data: &[usize]) -> Vec<Vec<usize>> {
+    let mut by_db: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in with_data {
+        by_db.entry(tables[i].db).or_default().push(i);
+    }
+    by_db
+        .into_values()
+        .flat_map(|v| {
+            v.chunks(COUNT_BATCH)
+                .map(<[usize]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async fn check_batch(
     conn: &mut Conn,
-    index: usize,
-    table: &LoadTable<'_>,
+    batch: &[usize],
+    tables: &[LoadTable<'_>],
     verify: bool,
-) -> Result<TableCheck> {
-    let data = table.data.expect("only tables with data are checked");
-    let plan = plan_table(conn, table.db, table.name, data.with_history, u64::MAX).await?;
-    let name = format!("`{}`.`{}`", table.db, table.name);
-    if plan.columns != data.columns {
-        return Err(Error::integrity(format!(
-            "{name}: restored columns {:?} differ from the backup's {:?}",
-            plan.columns, data.columns
-        )));
-    }
-    let rows: u64 = conn.query_first(plan.count_query()).await?.unwrap_or(0);
-    if rows != data.row_count {
-        return Err(Error::integrity(format!(
-            "{name} has {rows} rows after the restore, the backup has {}",
-            data.row_count
-        )));
-    }
-    let mut fingerprint_verified = None;
-    if verify {
-        let fp = fingerprint_table(conn, &plan).await?;
-        if fp != data.fingerprint {
+) -> Result<Vec<TableCheck>> {
+    let db = tables[batch[0]].db;
+    let names: Vec<&str> = batch.iter().map(|&i| tables[i].name).collect();
+    let mut columns = columns_of(conn, db, Some(&names)).await?;
+    let mut plans = Vec::with_capacity(batch.len());
+    for &i in batch {
+        let table = &tables[i];
+        let data = table.data.expect("only tables with data are checked");
+        let cols = columns.remove(table.name).unwrap_or_default();
+        let (plan, _) = base_plan(table.db, table.name, data.with_history, cols, 0)?;
+        if plan.columns != data.columns {
             return Err(Error::integrity(format!(
-                "{name}: the restored rows' fingerprint differs from the backup's \
-                 ({} rows {:032x} vs {} rows {:032x})",
-                fp.rows, fp.sum, data.fingerprint.rows, data.fingerprint.sum
+                "`{}`.`{}`: restored columns {:?} differ from the backup's {:?}",
+                table.db, table.name, plan.columns, data.columns
             )));
         }
-        fingerprint_verified = Some(true);
+        plans.push(plan);
     }
-    Ok(TableCheck {
-        table: index,
-        rows,
-        fingerprint_verified,
-    })
+    let counts = batched_counts(
+        conn,
+        batched_count_query(plans.iter().map(|p| p.from.as_str())),
+        plans.len(),
+    )
+    .await?;
+    let mut out = Vec::with_capacity(batch.len());
+    for ((&i, plan), rows) in batch.iter().zip(&plans).zip(counts) {
+        let data = tables[i].data.expect("only tables with data are checked");
+        let name = format!("`{}`.`{}`", tables[i].db, tables[i].name);
+        if rows != data.row_count {
+            return Err(Error::integrity(format!(
+                "{name} has {rows} rows after the restore, the backup has {}",
+                data.row_count
+            )));
+        }
+        let mut fingerprint_verified = None;
+        if verify {
+            let fp = fingerprint_table(conn, plan).await?;
+            if fp != data.fingerprint {
+                return Err(Error::integrity(format!(
+                    "{name}: the restored rows' fingerprint differs from the backup's \
+                     ({} rows {:032x} vs {} rows {:032x})",
+                    fp.rows, fp.sum, data.fingerprint.rows, data.fingerprint.sum
+                )));
+            }
+            fingerprint_verified = Some(true);
+        }
+        out.push(TableCheck {
+            table: i,
+            rows,
+            fingerprint_verified,
+        });
+    }
+    Ok(out)
 }
 
 /// Loads one chunk of `table` through `loader`.
@@ -348,7 +391,7 @@ async fn load_chunk(
 }
 
 /// Runs `jobs` over the workers, each worker taking the next job when free.
-async fn run_parallel<W, J, F>(workers: &mut [W], jobs: Vec<J>, f: F) -> Result<()>
+pub(super) async fn run_parallel<W, J, F>(workers: &mut [W], jobs: Vec<J>, f: F) -> Result<()>
 where
     F: AsyncFn(&mut W, J) -> Result<()>,
 {
@@ -378,6 +421,14 @@ struct LoadJob {
     bytes: u64,
 }
 
+/// The chunks of a table that hold rows. A chunk the dump found empty (an empty table, an
+/// empty key range) has nothing to load: skipping it saves a prepared statement and a
+/// transaction per empty table, and the table's row count is still checked against the
+/// manifest after the load (`verify --deep` still checks the file).
+fn loaded_chunks(data: &TableData) -> impl Iterator<Item = &ChunkEntry> {
+    data.chunks.iter().filter(|c| c.rows > 0)
+}
+
 /// Spreads the chunks over `workers` loaders. When there are at least as many tables with
 /// rows as workers, each table is one job whose chunks load in key order on one connection:
 /// appending to a B-tree from one writer avoids the page-split and latch contention of several
@@ -388,7 +439,7 @@ fn plan_loads(tables: &[LoadTable<'_>], workers: usize) -> Vec<LoadJob> {
         .iter()
         .enumerate()
         .filter_map(|(i, t)| t.data.map(|d| (i, d)))
-        .filter(|(_, d)| !d.chunks.is_empty())
+        .filter(|(_, d)| loaded_chunks(d).next().is_some())
         .collect();
     let whole_tables = with_rows.len() >= workers;
     let mut jobs = Vec::new();
@@ -396,11 +447,11 @@ fn plan_loads(tables: &[LoadTable<'_>], workers: usize) -> Vec<LoadJob> {
         if whole_tables {
             jobs.push(LoadJob {
                 table,
-                chunks: data.chunks.clone(),
-                bytes: data.chunks.iter().map(|c| c.raw_size).sum(),
+                chunks: loaded_chunks(data).cloned().collect(),
+                bytes: loaded_chunks(data).map(|c| c.raw_size).sum(),
             });
         } else {
-            jobs.extend(data.chunks.iter().map(|c| LoadJob {
+            jobs.extend(loaded_chunks(data).map(|c| LoadJob {
                 table,
                 chunks: vec![c.clone()],
                 bytes: c.raw_size,
@@ -543,5 +594,44 @@ mod tests {
             "(`id`, @holdfast_1, @holdfast_2) SET `we``ird` = CONVERT(@holdfast_1 USING utf8mb4), \
              `doc` = CONVERT(@holdfast_2 USING utf8mb4)"
         );
+    }
+
+    #[test]
+    fn chunks_without_rows_are_not_loaded() {
+        use crate::manifest::Fingerprint;
+        let chunk = |rows: u64, raw_size: u64| ChunkEntry {
+            file: format!("f{rows}"),
+            range: "TRUE".into(),
+            rows,
+            raw_size,
+        };
+        let data = |chunks: Vec<ChunkEntry>| TableData {
+            database: "d".into(),
+            table: "t".into(),
+            columns: vec!["id".into()],
+            with_history: false,
+            row_count: chunks.iter().map(|c| c.rows).sum(),
+            fingerprint: Fingerprint::default(),
+            chunks,
+        };
+        let empty = data(vec![chunk(0, 0)]);
+        let mixed = data(vec![chunk(0, 0), chunk(3, 30)]);
+        let table = |d| LoadTable {
+            db: "d",
+            name: "t",
+            data: Some(d),
+            json: &[],
+            indexes: None,
+        };
+        // Whole tables (as many as workers) and single chunks (fewer): the empty ones never.
+        for workers in [1, 2, 4] {
+            let jobs = plan_loads(&[table(&empty), table(&mixed)], workers);
+            let files: Vec<&str> = jobs
+                .iter()
+                .flat_map(|j| j.chunks.iter().map(|c| c.file.as_str()))
+                .collect();
+            assert_eq!(files, ["f3"], "{workers} workers");
+            assert!(jobs.iter().all(|j| j.table == 1));
+        }
     }
 }
