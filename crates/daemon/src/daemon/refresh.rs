@@ -61,11 +61,7 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                     shared.alerts.drill_failed(&repo_name, id);
                 }
             }
-            if let Some(limit) = repo_cfg
-                .size_limit
-                .as_deref()
-                .and_then(holdfast_size)
-            {
+            if let Some(limit) = repo_cfg.size_limit.as_deref().and_then(holdfast_size) {
                 shared.alerts.repository_size(
                     &repo_name,
                     facts.size_bytes,
