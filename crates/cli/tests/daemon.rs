@@ -523,3 +523,120 @@ cron = "*/2 * * * * *"
         .unwrap_or(0.0);
     assert!(missed >= 3.0, "the misses are counted: {m}");
 }
+
+/// Two daemons share a PostgreSQL job store; one is killed with SIGKILL in the middle of a
+/// backup. The other rescues the job after its lease, no schedule fires twice, and no two
+/// backups of one server ever run at once (checked from the recorded transitions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_on_postgres_rescue_a_killed_daemons_job() {
+    let pg = holdfast_testkit::PgServer::start();
+    let store_url = pg.create_database("jobs");
+    let pw_dir = tempfile::tempdir().unwrap();
+    let pw_file = pw_dir.path().join("pg.pass");
+    std::fs::write(&pw_file, pg.password()).unwrap();
+    let server = TestServer::start();
+    server.sql("CREATE DATABASE big");
+    server.sql("CREATE TABLE big.t (id INT PRIMARY KEY, v VARCHAR(200))");
+    server.sql(
+        "INSERT INTO big.t SELECT seq, CONCAT(MD5(RAND()), MD5(RAND())) FROM big.seq_1_to_40000",
+    );
+    let repo = Repo::init();
+    let daemon_cfg = |worker: &str| {
+        config(
+            &repo,
+            &server,
+            r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/5 * * * * *"
+"#,
+            "",
+        )
+        .replace(
+            "state = \"{state}\"",
+            &format!(
+                "state = \"{store_url}\"\nstate_password_file = \"{}\"\nworker_id = \"{worker}\"",
+                pw_file.display()
+            ),
+        )
+        .replace("lease = \"5s\"", "lease = \"3s\"")
+        .replace(
+            "url = \"file://",
+            "max_rate = \"256KiB/s\"\nurl = \"file://",
+        )
+    };
+    let mut a = Daemon::start(&daemon_cfg("a"), &[]);
+    let mut b = Daemon::start(&daemon_cfg("b"), &[]);
+    let store = holdfast_daemon::store::open(&store_url, Some(pg.password().to_string()))
+        .await
+        .unwrap();
+    let list = || async { store.jobs(&JobFilter::default()).await.unwrap() };
+    // Wait for a backup running on daemon a, then kill a with SIGKILL.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let victim = loop {
+        if let Some(j) = list()
+            .await
+            .into_iter()
+            .find(|j| j.state == JobState::Running && j.worker.as_deref() == Some("a"))
+        {
+            break j;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no job ran on daemon a:\n{}",
+            a.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.kill9();
+    // Daemon b rescues it after the lease and runs it to an end.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let j = store.job(victim.id).await.unwrap().unwrap();
+        if j.state.is_terminal() && j.worker.as_deref() == Some("b") {
+            assert_eq!(j.state, JobState::Succeeded, "{j:#?}\n{}", b.log());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {} not rescued: {j:#?}\n{}",
+            victim.id,
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let ts = store.transitions(victim.id).await.unwrap();
+    assert!(
+        ts.iter().any(|t| t.message.contains("lease")),
+        "the rescue is recorded: {ts:#?}"
+    );
+    assert!(b.terminate(Duration::from_secs(60)).success());
+
+    // No schedule fired twice.
+    let jobs = list().await;
+    let mut planned: Vec<_> = jobs
+        .iter()
+        .filter_map(|j| Some((j.spec.schedule.clone()?, j.spec.planned_at?)))
+        .collect();
+    let n = planned.len();
+    planned.sort();
+    planned.dedup();
+    assert_eq!(planned.len(), n, "a schedule fired twice: {jobs:#?}");
+    // Never two backups of the server running at once.
+    let mut running: Vec<i64> = Vec::new();
+    for t in store.transitions_since(0).await.unwrap() {
+        if t.to == JobState::Running {
+            running.push(t.job_id);
+            assert!(
+                running.len() <= 1,
+                "two backups of db1 ran at once: {running:?}"
+            );
+        } else if t.from == Some(JobState::Running) {
+            running.retain(|&id| id != t.job_id);
+        }
+    }
+    assert!(backup_ids(&repo).len() >= 1);
+    let out = holdfast(&["verify", "--all", "--repo", &repo.url()]);
+    assert_ok(&out, "verify after the kill");
+}
