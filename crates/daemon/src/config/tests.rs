@@ -340,7 +340,7 @@ fn every_problem_is_reported_with_its_key() {
             "kind = \"webhook\"",
             "kind = \"pager\"",
             "notifier[0].kind",
-            "unknown notifier kind",
+            "unknown variant `pager`, expected one of `webhook`",
         ),
     ];
     for (from, to, key, piece) in cases {

@@ -226,9 +226,20 @@ to = "offsite"
         }
     }
 
+    /// The fixture config, with its option file in a temp dir (the server's connection is
+    /// resolved, so the file must exist).
+    fn fixture() -> (Config, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cnf = dir.path().join("db1.cnf");
+        std::fs::write(&cnf, "[client]\nuser = backup\n").unwrap();
+        let text = CONFIG.replace("/etc/holdfast/db1.cnf", &cnf.display().to_string());
+        (toml::from_str(&text).unwrap(), dir)
+    }
+
     #[test]
     fn commands() {
-        let config: Config = toml::from_str(CONFIG).unwrap();
+        let (config, dir) = fixture();
+        let cnf = dir.path().join("db1.cnf").display().to_string();
         let common = "--json --log-format json -v";
         let cases = [
             (
@@ -252,8 +263,8 @@ to = "offsite"
             (
                 JobKind::Copy,
                 Some("db1/1:copy"),
-                "copy --all --from file:///backups/main --to s3://b/p --from-passphrase-file \
-                 /etc/holdfast/main.pass --to-identity-file /etc/holdfast/offsite.age",
+                "copy --all --from file:///backups/main --from-passphrase-file /etc/holdfast/main.pass \
+                 --to s3://b/p --to-identity-file /etc/holdfast/offsite.age",
             ),
         ];
         for (kind, schedule, expected) in cases {
@@ -263,7 +274,11 @@ to = "offsite"
                 &job(kind, schedule),
             )
             .unwrap();
-            let expected = expected.split_whitespace().collect::<Vec<_>>().join(" ");
+            let expected = expected
+                .replace("/etc/holdfast/db1.cnf", &cnf)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             let got: Vec<String> = cmd
                 .args
                 .iter()
@@ -278,7 +293,7 @@ to = "offsite"
 
     #[test]
     fn no_secret_in_argv_and_env_names_only_in_debug() {
-        let mut config: Config = toml::from_str(CONFIG).unwrap();
+        let (mut config, _dir) = fixture();
         std::env::set_var("HF_TEST_DB1_PW", "s3cret");
         config.server[0].password_env = Some("HF_TEST_DB1_PW".into());
         let cmd = job_command(Path::new("holdfast"), &config, &job(JobKind::Backup, None)).unwrap();
