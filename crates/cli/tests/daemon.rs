@@ -594,8 +594,9 @@ cron = "*/5 * * * * *"
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let j = store.job(victim.id).await.unwrap().unwrap();
-        if j.state.is_terminal() && j.worker.as_deref() == Some("b") {
+        if j.state.is_terminal() {
             assert_eq!(j.state, JobState::Succeeded, "{j:#?}\n{}", b.log());
+            assert_eq!(j.attempt, 2, "the rescued attempt: {j:#?}");
             break;
         }
         assert!(
@@ -611,6 +612,12 @@ cron = "*/5 * * * * *"
         ts.iter().any(|t| t.message.contains("lease")),
         "the rescue is recorded: {ts:#?}"
     );
+    let runs: Vec<Option<&str>> = ts
+        .iter()
+        .filter(|t| t.to == JobState::Running)
+        .map(|t| t.worker.as_deref())
+        .collect();
+    assert_eq!(runs, [Some("a"), Some("b")], "run by a, then by b: {ts:#?}");
     assert!(b.terminate(Duration::from_secs(60)).success());
 
     // No schedule fired twice.
