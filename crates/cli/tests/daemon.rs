@@ -643,7 +643,7 @@ cron = "*/5 * * * * *"
             running.retain(|&id| id != t.job_id);
         }
     }
-    assert!(backup_ids(&repo).len() >= 1);
+    assert!(!backup_ids(&repo).is_empty());
     let out = holdfast(&["verify", "--all", "--repo", &repo.url()]);
     assert_ok(&out, "verify after the kill");
 }
