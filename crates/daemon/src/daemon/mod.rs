@@ -169,8 +169,15 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     loop {
         let now = now_millis();
         let cfg = shared.config.borrow().clone();
+        // Wake at the next planned time (schedules start on time, not up to a second late), and
+        // at least every second (rescues, retries coming due, claims).
+        let mut wake_in = Duration::from_secs(1);
         match scheduling::pass(&shared, &cfg, &mut schedule_state, now).await {
-            Ok(()) => {
+            Ok(next) => {
+                if let Some(next) = next {
+                    let until = (next - now_millis()).clamp(5, 1000) as u64;
+                    wake_in = wake_in.min(Duration::from_millis(until));
+                }
                 health.scheduled.store(true, Ordering::Relaxed);
                 health.store_ok.store(true, Ordering::Relaxed);
             }
@@ -184,7 +191,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             tracing::error!(error = %e, "cannot claim jobs; retrying");
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(wake_in) => {}
             _ = shared.wake.notified() => {}
             Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
             _ = hup.recv() => {

@@ -22,12 +22,14 @@ pub struct State {
     reported: BTreeSet<String>,
 }
 
+/// Fires what is due; returns the earliest planned time still ahead (the loop wakes for it).
 pub async fn pass(
     shared: &Shared,
     cfg: &Config,
     state: &mut State,
     now: Millis,
-) -> Result<(), StoreError> {
+) -> Result<Option<Millis>, StoreError> {
+    let mut next: Option<Millis> = None;
     for server in &cfg.server {
         for (index, sc) in server.schedule.iter().enumerate() {
             let key = schedule_key(server, index);
@@ -52,6 +54,9 @@ pub async fn pass(
                 }
             };
             let due = due(&schedule, Some(last), now);
+            if let Some(n) = due.next {
+                next = Some(next.map_or(n, |m: Millis| m.min(n)));
+            }
             let Some(planned) = due.run else { continue };
             if due.missed > 0 {
                 tracing::warn!(schedule = %key, missed = due.missed, catch_up = due.catch_up, "schedule missed planned runs");
@@ -84,5 +89,5 @@ pub async fn pass(
             state.last.insert(key, planned);
         }
     }
-    Ok(())
+    Ok(next)
 }
