@@ -49,7 +49,11 @@ pub fn random_point(
     draw: f64,
 ) -> OffsetDateTime {
     let lo = from.unix_timestamp() + i64::from(from.nanosecond() > 0);
-    let hi = to.unix_timestamp().max(lo);
+    if lo > to.unix_timestamp() {
+        // The window lies inside one second: no whole second in it; its end is the point.
+        return to;
+    }
+    let hi = to.unix_timestamp();
     let draw = draw.clamp(0.0, 0.999_999);
     let inside: Vec<(i64, u64)> = ends
         .iter()
@@ -322,7 +326,8 @@ mod tests {
             (t(100), t(200), &[(20, 5), (300, 5)], 0.5, 150),
             (frac, t(200), &[], 0.0, 101),
             (t(100), t(100), &[], 0.7, 100),
-            (frac, frac, &[], 0.7, 101),
+            // A window inside one second: its end (never a second after it).
+            (frac, frac, &[], 0.7, 100),
             // Segment ends weighted by transactions: 120 holds 1 of 4, 150 holds 3 of 4.
             (t(100), t(200), &[(120, 1), (150, 3)], 0.0, 120),
             (t(100), t(200), &[(120, 1), (150, 3)], 0.24, 120),
@@ -346,11 +351,12 @@ mod tests {
             (frac, t(200), &[(100, 5), (101, 1)], 0.0, 101),
         ];
         for (from, to, busy, draw, want) in cases {
-            assert_eq!(
-                random_point(*from, *to, busy, *draw).unix_timestamp(),
-                *want,
-                "{from} {to} {busy:?} {draw}"
+            let point = random_point(*from, *to, busy, *draw);
+            assert!(
+                point >= *from && point <= *to,
+                "{point} outside {from}..{to}"
             );
+            assert_eq!(point.unix_timestamp(), *want, "{from} {to} {busy:?} {draw}");
         }
     }
 }
