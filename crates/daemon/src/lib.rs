@@ -18,6 +18,7 @@
 //! The repository stays the source of truth for backups, drills and the binlog archive; a lost
 //! daemon store loses history, never a backup.
 
+pub mod access;
 pub mod alerts;
 pub mod config;
 pub mod daemon;

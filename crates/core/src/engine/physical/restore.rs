@@ -297,6 +297,7 @@ async fn fetch_stream(
         let _ = tokio::io::AsyncReadExt::read_to_string(&mut r, &mut s).await;
         s
     });
+    let mut pipe_broke = false;
     let fed = async {
         // Three stages overlap: read + SHA-256, decompression, and the pipe into the extractor.
         let verified = read_verified(&**repo.storage(), &path, entry).await?;
@@ -310,6 +311,7 @@ async fn fetch_stream(
         while let Some(chunk) = raw.next().await {
             let chunk = chunk?;
             stdin.write_all(&chunk).await.map_err(|e| {
+                pipe_broke = true;
                 Error::with_source(
                     ErrorKind::Internal,
                     format!("{} stopped reading the stream", tool.extractor.display()),
@@ -323,8 +325,28 @@ async fn fetch_stream(
     }
     .await;
     if let Err(e) = fed {
-        let _ = child.start_kill();
-        let _ = child.wait().await;
+        // A broken pipe means the extractor quit on its own: its exit status and its own words
+        // (a full disk, a bad stream) are the reason, not the pipe.
+        let exited = pipe_broke
+            && tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+                .await
+                .is_ok();
+        if !exited {
+            let _ = child.start_kill();
+        }
+        let status = child.wait().await.ok();
+        let stderr = err_task.await.unwrap_or_default();
+        let said = stderr.trim();
+        let e = match status {
+            Some(status) if exited && !said.is_empty() => Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "{} quit while unpacking the stream ({status}): {said}",
+                    tool.extractor.display()
+                ),
+            ),
+            _ => e,
+        };
         return Err(e.context(format!("restoring backup {}", m.id)));
     }
     let status = child
