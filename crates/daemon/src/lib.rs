@@ -20,6 +20,8 @@
 
 pub mod access;
 pub mod alerts;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod http;
