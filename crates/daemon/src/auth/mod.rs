@@ -47,17 +47,17 @@ pub struct Settings {
     pub session_idle_ms: Millis,
     /// A session ends this long after the login, used or not.
     pub session_max_ms: Millis,
-    pub login_limit: ratelimit::Limit,
+    pub login_limits: ratelimit::LoginLimits,
 }
 
 impl Default for Settings {
-    /// Sessions: 30 minutes idle, 12 hours at most; logins: 5 failures per 15 minutes.
+    /// Sessions: 30 minutes idle, 12 hours at most; logins: see [`ratelimit::LoginLimits`].
     fn default() -> Self {
         Settings {
             secure_cookies: false,
             session_idle_ms: 30 * 60 * 1000,
             session_max_ms: 12 * 3600 * 1000,
-            login_limit: ratelimit::Limit::default(),
+            login_limits: ratelimit::LoginLimits::default(),
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Login rate limiting: at most [`Limit::max_failures`] failed logins per user name and per
-//! source address within [`Limit::window_ms`]; beyond, logins under that key are refused (429,
-//! `Retry-After`) until the oldest failure in the window leaves it, even with the right
-//! password, so guessing stays slow. Failures are rows in the store, so the limit holds across
+//! Login rate limiting: at most [`Limit::max_failures`] failed logins per user name (default 5)
+//! and per source address (default 20: an office behind one NAT is many people) within
+//! [`Limit::window_ms`] (15 minutes); beyond, logins under that key are refused (429,
+//! `Retry-After`) until enough failures leave the window, even with the right password, so
+//! guessing stays slow. Failures are rows in the store, so the limit holds across
 //! daemons sharing a PostgreSQL store. A successful login forgets the user's failures (not the
 //! address's).
 
@@ -42,7 +43,33 @@ impl Limit {
     }
 }
 
-/// The keys a login attempt counts under.
+/// The limits of a login: per user name and per source address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginLimits {
+    pub user: Limit,
+    pub address: Limit,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            user: Limit::default(),
+            address: Limit {
+                max_failures: 20,
+                ..Limit::default()
+            },
+        }
+    }
+}
+
+impl LoginLimits {
+    /// Failures older than this are of no use to either limit.
+    pub fn window_ms(&self) -> Millis {
+        self.user.window_ms.max(self.address.window_ms)
+    }
+}
+
+/// The keys a login attempt counts under: the user's, then the address's.
 pub fn keys(user: &str, addr: &str) -> [String; 2] {
     [format!("user:{user}"), format!("addr:{addr}")]
 }

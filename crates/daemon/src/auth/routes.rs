@@ -172,14 +172,12 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let req: Login = body(&bytes)?;
     let now = now_millis();
-    let limit = auth.settings.login_limit;
+    let limits = auth.settings.login_limits;
+    let window = limits.window_ms();
     let keys = ratelimit::keys(&req.user, &source);
     let mut wait = None;
-    for key in &keys {
-        let failures = auth
-            .store
-            .login_failures(key, now - limit.window_ms)
-            .await?;
+    for (key, limit) in keys.iter().zip([limits.user, limits.address]) {
+        let failures = auth.store.login_failures(key, now - limit.window_ms).await?;
         wait = wait.max(limit.wait(&failures, now));
     }
     let event = |result: &str, detail: &str| {
@@ -217,7 +215,7 @@ async fn login(
     };
     let Some(user) = user.filter(|_| ok) else {
         auth.store
-            .login_failed(&keys, now, now - limit.window_ms)
+            .login_failed(&keys, now, now - window)
             .await?;
         audit::record(auth.store.as_ref(), event("failed", why)).await?;
         return Err(ApiError::new(
