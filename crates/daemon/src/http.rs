@@ -79,19 +79,29 @@ pub enum Listening {
 
 /// Serves `router` on `listener` until `stop`, with each request's client address
 /// ([`crate::auth::ClientAddr`]) in its connect info.
-pub async fn serve(listener: Listening, router: Router, stop: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: Listening,
+    router: Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
     use crate::auth::ClientAddr;
     let shutdown = async move { stop.cancelled().await };
     match listener {
         Listening::Plain(l) => {
-            axum::serve(l, router.into_make_service_with_connect_info::<ClientAddr>())
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                l,
+                router.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
         Listening::Tls(l) => {
-            axum::serve(l, router.into_make_service_with_connect_info::<ClientAddr>())
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                l,
+                router.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
     }
 }

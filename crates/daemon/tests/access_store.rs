@@ -106,14 +106,29 @@ async fn users_tokens_and_sessions() {
     for b in Backend::all() {
         let name = b.name();
         let s = b.open().await;
-        assert!(s.add_user(&user("alice", Role::Admin)).await.unwrap(), "{name}");
-        assert!(!s.add_user(&user("alice", Role::Auditor)).await.unwrap(), "{name}: taken");
+        assert!(
+            s.add_user(&user("alice", Role::Admin)).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !s.add_user(&user("alice", Role::Auditor)).await.unwrap(),
+            "{name}: taken"
+        );
         assert!(s.add_user(&user("bob", Role::Operator)).await.unwrap());
         let got = s.user("alice").await.unwrap().unwrap();
         assert_eq!(got, user("alice", Role::Admin), "{name}");
-        assert!(!format!("{got:?}").contains("argon2"), "{name}: Debug leaks the hash");
+        assert!(
+            !format!("{got:?}").contains("argon2"),
+            "{name}: Debug leaks the hash"
+        );
         assert_eq!(s.user("carol").await.unwrap(), None);
-        let names: Vec<String> = s.users().await.unwrap().into_iter().map(|u| u.name).collect();
+        let names: Vec<String> = s
+            .users()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
         assert_eq!(names, ["alice", "bob"], "{name}");
 
         // Tokens.
@@ -129,16 +144,28 @@ async fn users_tokens_and_sessions() {
         };
         s.add_token(&token).await.unwrap();
         assert!(s.add_token(&token).await.is_err(), "{name}: duplicate id");
-        assert_eq!(s.token("0123456789ab").await.unwrap().as_ref(), Some(&token));
+        assert_eq!(
+            s.token("0123456789ab").await.unwrap().as_ref(),
+            Some(&token)
+        );
         s.token_used("0123456789ab", T0 + 5).await.unwrap();
-        assert_eq!(s.token("0123456789ab").await.unwrap().unwrap().last_used_at, Some(T0 + 5));
+        assert_eq!(
+            s.token("0123456789ab").await.unwrap().unwrap().last_used_at,
+            Some(T0 + 5)
+        );
         assert_eq!(s.tokens(Some("bob")).await.unwrap().len(), 1);
         assert_eq!(s.tokens(Some("alice")).await.unwrap().len(), 0);
         assert_eq!(s.tokens(None).await.unwrap().len(), 1);
         assert!(s.revoke_token("0123456789ab", T0 + 9).await.unwrap());
-        assert!(!s.revoke_token("0123456789ab", T0 + 10).await.unwrap(), "{name}: twice");
+        assert!(
+            !s.revoke_token("0123456789ab", T0 + 10).await.unwrap(),
+            "{name}: twice"
+        );
         assert!(!s.revoke_token("ffffffffffff", T0 + 10).await.unwrap());
-        assert_eq!(s.token("0123456789ab").await.unwrap().unwrap().revoked_at, Some(T0 + 9));
+        assert_eq!(
+            s.token("0123456789ab").await.unwrap().unwrap().revoked_at,
+            Some(T0 + 9)
+        );
 
         // Sessions; disabling or a new password ends them, a role change does not.
         let session = |id: &str, u: &str| Session {
@@ -154,7 +181,10 @@ async fn users_tokens_and_sessions() {
         s.add_session(&session("s3", "alice")).await.unwrap();
         assert_eq!(s.session("s1").await.unwrap(), Some(session("s1", "bob")));
         s.session_seen("s1", T0 + 100).await.unwrap();
-        assert_eq!(s.session("s1").await.unwrap().unwrap().last_seen_at, T0 + 100);
+        assert_eq!(
+            s.session("s1").await.unwrap().unwrap().last_seen_at,
+            T0 + 100
+        );
         let role_only = UserUpdate {
             role: Some(Role::Auditor),
             ..UserUpdate::default()
@@ -169,7 +199,10 @@ async fn users_tokens_and_sessions() {
         assert!(s.update_user("bob", &disable, T0 + 2).await.unwrap());
         assert!(s.session("s1").await.unwrap().is_none(), "{name}: ended");
         assert!(s.session("s2").await.unwrap().is_none(), "{name}: ended");
-        assert!(s.session("s3").await.unwrap().is_some(), "{name}: others' kept");
+        assert!(
+            s.session("s3").await.unwrap().is_some(),
+            "{name}: others' kept"
+        );
         let bob = s.user("bob").await.unwrap().unwrap();
         assert!(bob.disabled && bob.updated_at == T0 + 2, "{name}");
         assert!(!s.update_user("carol", &disable, T0).await.unwrap());
@@ -179,7 +212,10 @@ async fn users_tokens_and_sessions() {
         };
         assert!(s.update_user("alice", &new_password, T0 + 3).await.unwrap());
         assert!(s.session("s3").await.unwrap().is_none(), "{name}");
-        assert_eq!(s.user("alice").await.unwrap().unwrap().password_hash, "$argon2id$new");
+        assert_eq!(
+            s.user("alice").await.unwrap().unwrap().password_hash,
+            "$argon2id$new"
+        );
 
         // Expired sessions: absolute end and idle.
         s.add_session(&session("old", "alice")).await.unwrap();
@@ -191,7 +227,10 @@ async fn users_tokens_and_sessions() {
         .unwrap();
         assert_eq!(s.end_expired_sessions(T0 + 9_500, 1_000).await.unwrap(), 1);
         assert!(s.session("fresh").await.unwrap().is_some());
-        assert_eq!(s.end_expired_sessions(T0 + 10_000, 60_000).await.unwrap(), 1);
+        assert_eq!(
+            s.end_expired_sessions(T0 + 10_000, 60_000).await.unwrap(),
+            1
+        );
         assert!(s.end_session("nope").await.is_ok_and(|x| !x));
     }
 }
@@ -204,14 +243,32 @@ async fn login_failures_are_shared_between_daemons() {
         let keys = vec!["user:alice".to_string(), "addr:10.0.0.1".to_string()];
         d1.login_failed(&keys, T0, T0 - 1000).await.unwrap();
         d2.login_failed(&keys, T0 + 10, T0 - 1000).await.unwrap();
-        d2.login_failed(&keys[1..], T0 + 20, T0 - 1000).await.unwrap();
-        assert_eq!(d1.login_failures("user:alice", T0).await.unwrap(), [T0, T0 + 10], "{name}");
-        assert_eq!(d1.login_failures("addr:10.0.0.1", T0 + 5).await.unwrap(), [T0 + 10, T0 + 20]);
+        d2.login_failed(&keys[1..], T0 + 20, T0 - 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            d1.login_failures("user:alice", T0).await.unwrap(),
+            [T0, T0 + 10],
+            "{name}"
+        );
+        assert_eq!(
+            d1.login_failures("addr:10.0.0.1", T0 + 5).await.unwrap(),
+            [T0 + 10, T0 + 20]
+        );
         d1.clear_login_failures("user:alice").await.unwrap();
-        assert!(d2.login_failures("user:alice", 0).await.unwrap().is_empty(), "{name}");
+        assert!(
+            d2.login_failures("user:alice", 0).await.unwrap().is_empty(),
+            "{name}"
+        );
         // Old failures are forgotten on the next write.
-        d1.login_failed(&keys[..1], T0 + 5_000, T0 + 15).await.unwrap();
-        assert_eq!(d2.login_failures("addr:10.0.0.1", 0).await.unwrap(), [T0 + 20], "{name}");
+        d1.login_failed(&keys[..1], T0 + 5_000, T0 + 15)
+            .await
+            .unwrap();
+        assert_eq!(
+            d2.login_failures("addr:10.0.0.1", 0).await.unwrap(),
+            [T0 + 20],
+            "{name}"
+        );
     }
 }
 
@@ -233,7 +290,10 @@ async fn the_audit_chain_appends_pages_and_verifies() {
             }
             last = Some(r.hash.clone());
         }
-        assert_eq!(s.audit_head().await.unwrap(), Some((7, last.clone().unwrap())));
+        assert_eq!(
+            s.audit_head().await.unwrap(),
+            Some((7, last.clone().unwrap()))
+        );
         let page = s
             .audit(&AuditQuery {
                 newest_first: true,
@@ -242,7 +302,11 @@ async fn the_audit_chain_appends_pages_and_verifies() {
             })
             .await
             .unwrap();
-        assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [7, 6, 5], "{name}");
+        assert_eq!(
+            page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [7, 6, 5],
+            "{name}"
+        );
         let page = s
             .audit(&AuditQuery {
                 newest_first: true,
@@ -260,15 +324,27 @@ async fn the_audit_chain_appends_pages_and_verifies() {
             })
             .await
             .unwrap();
-        assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [6, 7], "{name}");
+        assert_eq!(
+            page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [6, 7],
+            "{name}"
+        );
         let report = audit::verify_store(s.as_ref()).await.unwrap();
         assert_eq!((report.entries, report.broken), (7, None), "{name}");
 
         // Edited in the database: found at that entry.
-        b.raw("UPDATE audit_log SET detail = 'nothing to see' WHERE seq = 3").await;
-        let broken = audit::verify_store(s.as_ref()).await.unwrap().broken.expect(name);
+        b.raw("UPDATE audit_log SET detail = 'nothing to see' WHERE seq = 3")
+            .await;
+        let broken = audit::verify_store(s.as_ref())
+            .await
+            .unwrap()
+            .broken
+            .expect(name);
         assert_eq!(broken.seq, 3, "{name}: {broken}");
-        assert!(matches!(broken.problem, audit::Problem::Edited), "{name}: {broken}");
+        assert!(
+            matches!(broken.problem, audit::Problem::Edited),
+            "{name}: {broken}"
+        );
     }
 }
 
@@ -281,16 +357,31 @@ async fn removed_entries_are_found_also_the_last() {
             s.append_audit(&event(i, "bob")).await.unwrap();
         }
         assert_eq!(b.raw("DELETE FROM audit_log WHERE seq = 5").await, 1);
-        let broken = audit::verify_store(s.as_ref()).await.unwrap().broken.expect(name);
+        let broken = audit::verify_store(s.as_ref())
+            .await
+            .unwrap()
+            .broken
+            .expect(name);
         assert_eq!(broken.seq, 5, "{name}: {broken}");
-        assert!(matches!(broken.problem, audit::Problem::Removed { .. }), "{broken}");
+        assert!(
+            matches!(broken.problem, audit::Problem::Removed { .. }),
+            "{broken}"
+        );
         // An append after the removal continues from the recorded head: the gap stays.
         let r = s.append_audit(&event(9, "bob")).await.unwrap();
         assert_eq!(r.seq, 6, "{name}");
-        let broken = audit::verify_store(s.as_ref()).await.unwrap().broken.expect(name);
+        let broken = audit::verify_store(s.as_ref())
+            .await
+            .unwrap()
+            .broken
+            .expect(name);
         assert_eq!(broken.seq, 5, "{name}: {broken}");
         assert_eq!(b.raw("DELETE FROM audit_log WHERE seq = 2").await, 1);
-        let broken = audit::verify_store(s.as_ref()).await.unwrap().broken.expect(name);
+        let broken = audit::verify_store(s.as_ref())
+            .await
+            .unwrap()
+            .broken
+            .expect(name);
         assert_eq!(broken.seq, 2, "{name}: {broken}");
     }
 }

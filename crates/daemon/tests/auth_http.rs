@@ -35,7 +35,10 @@ fn password(user: &str) -> &'static str {
 enum Creds {
     None,
     Bearer(String),
-    Session { cookie: String, csrf: Option<String> },
+    Session {
+        cookie: String,
+        csrf: Option<String>,
+    },
 }
 
 struct Resp {
@@ -284,7 +287,12 @@ async fn logins_sessions_and_csrf() {
         ("dave", password("dave"), "user disabled"),
     ] {
         let (r, creds) = d.login(user, pw).await;
-        assert_eq!((r.status, r.code()), (401, "bad-credentials"), "{user}: {}", r.json);
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "bad-credentials"),
+            "{user}: {}",
+            r.json
+        );
         assert_eq!(r.json["error"]["message"], "wrong user name or password");
         assert!(creds.is_none() && !r.headers.contains_key("set-cookie"));
         let entries = d.actions().await;
@@ -304,7 +312,12 @@ async fn logins_sessions_and_csrf() {
     assert!(detail.contains(&"user disabled".to_string()), "{detail:?}");
     // A malformed body is a 400 with the JSON error shape.
     let r = d
-        .req(Method::POST, "/api/v1/session", &Creds::None, Some(json!({"user": 1})))
+        .req(
+            Method::POST,
+            "/api/v1/session",
+            &Creds::None,
+            Some(json!({"user": 1})),
+        )
         .await;
     assert_eq!((r.status, r.code()), (400, "bad-request"));
 
@@ -320,7 +333,10 @@ async fn logins_sessions_and_csrf() {
         let r = d.req(Method::POST, "/api/v1/users", &creds, add()).await;
         assert_eq!((r.status, r.code()), (403, "csrf"), "{}", r.json);
     }
-    assert!(d.store.user("erin").await.unwrap().is_none(), "nothing changed");
+    assert!(
+        d.store.user("erin").await.unwrap().is_none(),
+        "nothing changed"
+    );
     let root = Creds::Session {
         cookie: root_cookie.clone(),
         csrf: Some(root_csrf.clone()),
@@ -333,20 +349,41 @@ async fn logins_sessions_and_csrf() {
         cookie: root_cookie.clone(),
         csrf: None,
     };
-    assert_eq!(d.req(Method::GET, "/api/v1/users", &no_csrf, None).await.status, 200);
+    assert_eq!(
+        d.req(Method::GET, "/api/v1/users", &no_csrf, None)
+            .await
+            .status,
+        200
+    );
 
     // A weak password, an unknown role, a taken name.
     for (body, status) in [
-        (json!({"name": "f", "role": "auditor", "password": "short"}), 400),
-        (json!({"name": "f", "role": "root", "password": "long enough password"}), 400),
-        (json!({"name": "erin", "role": "auditor", "password": "long enough password"}), 409),
+        (
+            json!({"name": "f", "role": "auditor", "password": "short"}),
+            400,
+        ),
+        (
+            json!({"name": "f", "role": "root", "password": "long enough password"}),
+            400,
+        ),
+        (
+            json!({"name": "erin", "role": "auditor", "password": "long enough password"}),
+            409,
+        ),
     ] {
-        let r = d.req(Method::POST, "/api/v1/users", &root, Some(body)).await;
+        let r = d
+            .req(Method::POST, "/api/v1/users", &root, Some(body))
+            .await;
         assert_eq!(r.status, status, "{}", r.json);
     }
     // The last enabled admin cannot disable themselves.
     let r = d
-        .req(Method::PATCH, "/api/v1/users/root", &root, Some(json!({"disabled": true})))
+        .req(
+            Method::PATCH,
+            "/api/v1/users/root",
+            &root,
+            Some(json!({"disabled": true})),
+        )
         .await;
     assert_eq!((r.status, r.code()), (409, "conflict"), "{}", r.json);
 
@@ -355,29 +392,47 @@ async fn logins_sessions_and_csrf() {
         cookie: cookie.clone(),
         csrf: None,
     };
-    let r = d.req(Method::DELETE, "/api/v1/session", &olga_no_csrf, None).await;
+    let r = d
+        .req(Method::DELETE, "/api/v1/session", &olga_no_csrf, None)
+        .await;
     assert_eq!((r.status, r.code()), (403, "csrf"));
     let r = d.req(Method::DELETE, "/api/v1/session", &olga, None).await;
     assert_eq!(r.status, 204);
-    assert!(r.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert!(r.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
     let r = d.req(Method::GET, "/api/v1/me", &olga, None).await;
     assert_eq!((r.status, r.code()), (401, "unauthenticated"));
 
     // Disabling a user ends their sessions at once.
     let (_, olga2) = d.login("olga", password("olga")).await;
     let olga2 = olga2.unwrap();
-    assert_eq!(d.req(Method::GET, "/api/v1/me", &olga2, None).await.status, 200);
+    assert_eq!(
+        d.req(Method::GET, "/api/v1/me", &olga2, None).await.status,
+        200
+    );
     let r = d
-        .req(Method::PATCH, "/api/v1/users/olga", &root, Some(json!({"disabled": true})))
+        .req(
+            Method::PATCH,
+            "/api/v1/users/olga",
+            &root,
+            Some(json!({"disabled": true})),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(r.json["disabled"], true);
-    assert_eq!(d.req(Method::GET, "/api/v1/me", &olga2, None).await.status, 401);
+    assert_eq!(
+        d.req(Method::GET, "/api/v1/me", &olga2, None).await.status,
+        401
+    );
 
     // The audit log over the API, newest first, paged.
     let (_, audrey) = d.login("audrey", password("audrey")).await;
     let audrey = audrey.unwrap();
-    let r = d.req(Method::GET, "/api/v1/audit?limit=3", &audrey, None).await;
+    let r = d
+        .req(Method::GET, "/api/v1/audit?limit=3", &audrey, None)
+        .await;
     assert_eq!(r.status, 200, "{}", r.json);
     let items = r.json["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
@@ -385,7 +440,12 @@ async fn logins_sessions_and_csrf() {
     assert_eq!(items[0]["target"], "audrey");
     let cursor = r.json["next_cursor"].as_str().unwrap();
     let r2 = d
-        .req(Method::GET, &format!("/api/v1/audit?limit=3&cursor={cursor}"), &audrey, None)
+        .req(
+            Method::GET,
+            &format!("/api/v1/audit?limit=3&cursor={cursor}"),
+            &audrey,
+            None,
+        )
         .await;
     let first_seq = items[0]["seq"].as_i64().unwrap();
     assert_eq!(r2.json["items"][0]["seq"].as_i64().unwrap(), first_seq - 3);
@@ -417,24 +477,56 @@ async fn tokens_expire_are_revoked_and_stay_within_their_user() {
     let root = root.unwrap();
 
     let olga = d.token_for(&root, "olga", None).await;
-    let me = d.req(Method::GET, "/api/v1/me", &Creds::Bearer(olga.clone()), None).await;
+    let me = d
+        .req(
+            Method::GET,
+            "/api/v1/me",
+            &Creds::Bearer(olga.clone()),
+            None,
+        )
+        .await;
     assert_eq!(me.status, 200, "{}", me.json);
-    assert_eq!((me.json["via"].as_str(), me.json["role"].as_str()), (Some("token"), Some("operator")));
+    assert_eq!(
+        (me.json["via"].as_str(), me.json["role"].as_str()),
+        (Some("token"), Some("operator"))
+    );
     assert!(me.json.get("csrf_token").is_none());
     let id = me.json["token_id"].as_str().unwrap().to_string();
-    assert!(d.store.token(&id).await.unwrap().unwrap().last_used_at.is_some());
+    assert!(d
+        .store
+        .token(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_used_at
+        .is_some());
 
     // A token may not do more than its user: an auditor's token for an operator is refused.
     let r = d
-        .req(Method::POST, "/api/v1/tokens", &root, Some(json!({"user": "olga", "role": "auditor"})))
+        .req(
+            Method::POST,
+            "/api/v1/tokens",
+            &root,
+            Some(json!({"user": "olga", "role": "auditor"})),
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.json);
     let r = d
-        .req(Method::POST, "/api/v1/tokens", &root, Some(json!({"user": "olga", "expires_in": "soon"})))
+        .req(
+            Method::POST,
+            "/api/v1/tokens",
+            &root,
+            Some(json!({"user": "olga", "expires_in": "soon"})),
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.json);
     let r = d
-        .req(Method::POST, "/api/v1/tokens", &root, Some(json!({"user": "ghost"})))
+        .req(
+            Method::POST,
+            "/api/v1/tokens",
+            &root,
+            Some(json!({"user": "ghost"})),
+        )
         .await;
     assert_eq!(r.status, 404, "{}", r.json);
 
@@ -443,7 +535,12 @@ async fn tokens_expire_are_revoked_and_stay_within_their_user() {
     let r = d.req(Method::GET, "/api/v1/users", &olga_creds, None).await;
     assert_eq!((r.status, r.code()), (403, "forbidden"));
     let r = d
-        .req(Method::POST, "/api/v1/tokens", &olga_creds, Some(json!({"user": "olga"})))
+        .req(
+            Method::POST,
+            "/api/v1/tokens",
+            &olga_creds,
+            Some(json!({"user": "olga"})),
+        )
         .await;
     assert_eq!((r.status, r.code()), (403, "forbidden"));
     assert!(d
@@ -460,11 +557,15 @@ async fn tokens_expire_are_revoked_and_stay_within_their_user() {
     assert!(item.get("token").is_none() && item.get("secret_hash").is_none());
 
     // Revoked: 401 at once.
-    let r = d.req(Method::DELETE, &format!("/api/v1/tokens/{id}"), &root, None).await;
+    let r = d
+        .req(Method::DELETE, &format!("/api/v1/tokens/{id}"), &root, None)
+        .await;
     assert_eq!(r.status, 204);
     let r = d.req(Method::GET, "/api/v1/me", &olga_creds, None).await;
     assert_eq!((r.status, r.code()), (401, "unauthenticated"));
-    let r = d.req(Method::DELETE, "/api/v1/tokens/ffffffffffff", &root, None).await;
+    let r = d
+        .req(Method::DELETE, "/api/v1/tokens/ffffffffffff", &root, None)
+        .await;
     assert_eq!(r.status, 404);
 
     // Expired: 401.
@@ -482,43 +583,88 @@ async fn tokens_expire_are_revoked_and_stay_within_their_user() {
         })
         .await
         .unwrap();
-    let r = d.req(Method::GET, "/api/v1/me", &Creds::Bearer(new.token.clone()), None).await;
+    let r = d
+        .req(
+            Method::GET,
+            "/api/v1/me",
+            &Creds::Bearer(new.token.clone()),
+            None,
+        )
+        .await;
     assert_eq!((r.status, r.code()), (401, "unauthenticated"));
     // The right id with a wrong secret, and garbage: 401.
     let forged = format!("hf_{}_{}", new.id, "A".repeat(43));
     for t in [forged, "hf_nonsense".to_string(), "".to_string()] {
-        let r = d.req(Method::GET, "/api/v1/me", &Creds::Bearer(t.clone()), None).await;
+        let r = d
+            .req(Method::GET, "/api/v1/me", &Creds::Bearer(t.clone()), None)
+            .await;
         assert_eq!(r.status, 401, "{t}");
     }
 
     // A token of a user who is disabled later stops working; and of one demoted below it.
     let audrey = d.token_for(&root, "audrey", None).await;
     let audrey_creds = Creds::Bearer(audrey.clone());
-    assert_eq!(d.req(Method::GET, "/api/v1/audit", &audrey_creds, None).await.status, 200);
+    assert_eq!(
+        d.req(Method::GET, "/api/v1/audit", &audrey_creds, None)
+            .await
+            .status,
+        200
+    );
     let r = d
-        .req(Method::PATCH, "/api/v1/users/audrey", &root, Some(json!({"role": "operator"})))
+        .req(
+            Method::PATCH,
+            "/api/v1/users/audrey",
+            &root,
+            Some(json!({"role": "operator"})),
+        )
         .await;
     assert_eq!(r.status, 200);
-    assert_eq!(d.req(Method::GET, "/api/v1/me", &audrey_creds, None).await.status, 401);
-    let erin_token = {
-        manage::add_user(&d.store, "erin", Role::Operator, "erin password five".into(), now_millis())
+    assert_eq!(
+        d.req(Method::GET, "/api/v1/me", &audrey_creds, None)
             .await
-            .unwrap();
+            .status,
+        401
+    );
+    let erin_token = {
+        manage::add_user(
+            &d.store,
+            "erin",
+            Role::Operator,
+            "erin password five".into(),
+            now_millis(),
+        )
+        .await
+        .unwrap();
         d.token_for(&root, "erin", None).await
     };
     let erin = Creds::Bearer(erin_token.clone());
-    assert_eq!(d.req(Method::GET, "/api/v1/me", &erin, None).await.status, 200);
+    assert_eq!(
+        d.req(Method::GET, "/api/v1/me", &erin, None).await.status,
+        200
+    );
     let r = d
-        .req(Method::PATCH, "/api/v1/users/erin", &root, Some(json!({"disabled": true})))
+        .req(
+            Method::PATCH,
+            "/api/v1/users/erin",
+            &root,
+            Some(json!({"disabled": true})),
+        )
         .await;
     assert_eq!(r.status, 200);
-    assert_eq!(d.req(Method::GET, "/api/v1/me", &erin, None).await.status, 401);
+    assert_eq!(
+        d.req(Method::GET, "/api/v1/me", &erin, None).await.status,
+        401
+    );
 
-    d.assert_no_secrets_leaked(&[secret::sha256_hex(&new.token)]).await;
+    d.assert_no_secrets_leaked(&[secret::sha256_hex(&new.token)])
+        .await;
     // Token texts appeared only in their creation responses.
     let bodies = d.bodies.lock().unwrap();
     for t in [&olga, &audrey, &erin_token] {
-        let n = bodies.iter().filter(|(b, _)| b.contains(t.as_str())).count();
+        let n = bodies
+            .iter()
+            .filter(|(b, _)| b.contains(t.as_str()))
+            .count();
         assert_eq!(n, 1, "token shown once");
     }
 }
@@ -531,17 +677,25 @@ async fn every_route_by_every_role() {
     let (_, root) = d.login("root", password("root")).await;
     let root = root.unwrap();
     let mut callers = vec![("none", None, Creds::None)];
-    for (user, role) in [("root", Role::Admin), ("olga", Role::Operator), ("audrey", Role::Auditor)] {
+    for (user, role) in [
+        ("root", Role::Admin),
+        ("olga", Role::Operator),
+        ("audrey", Role::Auditor),
+    ] {
         let t = d.token_for(&root, user, None).await;
         callers.push((user, Some(role), Creds::Bearer(t)));
     }
     for (method, path, need) in auth::routes::TABLE {
-        let path = path.replace("{name}", "nobody").replace("{id}", "ffffffffffff");
+        let path = path
+            .replace("{name}", "nobody")
+            .replace("{id}", "ffffffffffff");
         let body = match (*method, path.as_str()) {
             ("POST", "/api/v1/session") => {
                 Some(json!({"user": "audrey", "password": password("audrey")}))
             }
-            ("POST", "/api/v1/users") => Some(json!({"name": "x", "role": "auditor", "password": "p"})),
+            ("POST", "/api/v1/users") => {
+                Some(json!({"name": "x", "role": "auditor", "password": "p"}))
+            }
             ("PATCH", _) => Some(json!({"role": "auditor"})),
             ("POST", "/api/v1/tokens") => Some(json!({"user": "nobody"})),
             _ => None,
@@ -642,15 +796,33 @@ async fn https_with_a_certificate_from_the_config() {
     assert_eq!(r.status, 200, "{}", r.json);
     let set = r.headers["set-cookie"].to_str().unwrap();
     assert!(set.contains("; Secure"), "{set}");
-    let me = d.req(Method::GET, "/api/v1/me", &creds.unwrap(), None).await;
+    let me = d
+        .req(Method::GET, "/api/v1/me", &creds.unwrap(), None)
+        .await;
     assert_eq!(me.status, 200);
     // The client address reached the audit log through the TLS listener.
-    let last = d.store.audit(&AuditQuery { newest_first: true, limit: 1, ..AuditQuery::default() }).await.unwrap();
+    let last = d
+        .store
+        .audit(&AuditQuery {
+            newest_first: true,
+            limit: 1,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(last[0].source, "127.0.0.1");
     // Plain HTTP to the TLS port gets no answer; a client that does not trust the certificate
     // cannot connect.
     let plain = d.base.replace("https://", "http://");
-    assert!(plain_client().get(format!("{plain}/healthz")).send().await.is_err());
-    assert!(plain_client().get(format!("{}/healthz", d.base)).send().await.is_err());
+    assert!(plain_client()
+        .get(format!("{plain}/healthz"))
+        .send()
+        .await
+        .is_err());
+    assert!(plain_client()
+        .get(format!("{}/healthz", d.base))
+        .send()
+        .await
+        .is_err());
     d.assert_no_secrets_leaked(&[]).await;
 }

@@ -400,21 +400,65 @@ mod tests {
 
         type Tamper = fn(&mut Vec<AuditRecord>);
         let cases: &[(&str, Tamper, i64, &str)] = &[
-            ("removed in the middle", |c| { c.remove(2); }, 3, "removed"),
-            ("removed first", |c| { c.remove(0); }, 1, "removed"),
-            ("removed last", |c| { c.pop(); }, 5, "removed"),
-            ("edited detail", |c| c[1].detail = "nothing happened".into(), 2, "edited"),
+            (
+                "removed in the middle",
+                |c| {
+                    c.remove(2);
+                },
+                3,
+                "removed",
+            ),
+            (
+                "removed first",
+                |c| {
+                    c.remove(0);
+                },
+                1,
+                "removed",
+            ),
+            (
+                "removed last",
+                |c| {
+                    c.pop();
+                },
+                5,
+                "removed",
+            ),
+            (
+                "edited detail",
+                |c| c[1].detail = "nothing happened".into(),
+                2,
+                "edited",
+            ),
             ("edited result", |c| c[3].result = "ok?".into(), 4, "edited"),
-            ("edited and rehashed", |c| {
-                c[1].actor = "mallory".into();
-                c[1].hash = chain_hash(&c[1]);
-            }, 3, "relinked"),
-            ("duplicated", |c| { let d = c[1].clone(); c.insert(2, d); }, 3, "reordered"),
-            ("reordered, seqs rewritten", |c| {
-                c.swap(1, 2);
-                c[1].seq = 2;
-                c[2].seq = 3;
-            }, 2, "edited"),
+            (
+                "edited and rehashed",
+                |c| {
+                    c[1].actor = "mallory".into();
+                    c[1].hash = chain_hash(&c[1]);
+                },
+                3,
+                "relinked",
+            ),
+            (
+                "duplicated",
+                |c| {
+                    let d = c[1].clone();
+                    c.insert(2, d);
+                },
+                3,
+                "reordered",
+            ),
+            (
+                "reordered, seqs rewritten",
+                |c| {
+                    c.swap(1, 2);
+                    c[1].seq = 2;
+                    c[2].seq = 3;
+                },
+                2,
+                "edited",
+            ),
         ];
         for (name, tamper, seq, kind) in cases {
             let h = head(&good);
@@ -423,9 +467,10 @@ mod tests {
             let b = verify(&c, h.as_ref()).expect_err(name);
             assert_eq!(b.seq, *seq, "{name}: {b}");
             let got = serde_json::to_value(&b.problem).unwrap();
-            let got = got.as_str().map(str::to_string).unwrap_or_else(|| {
-                got.as_object().unwrap().keys().next().unwrap().clone()
-            });
+            let got = got
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| got.as_object().unwrap().keys().next().unwrap().clone());
             assert_eq!(got, *kind, "{name}: {b}");
         }
     }

@@ -52,10 +52,7 @@ fn source_of(req: &Request) -> String {
     if let Some(ConnectInfo(ClientAddr(a))) = req.extensions().get::<ConnectInfo<ClientAddr>>() {
         return a.ip().to_string();
     }
-    if let Some(ConnectInfo(a)) = req
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-    {
+    if let Some(ConnectInfo(a)) = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>() {
         return a.ip().to_string();
     }
     "unknown".to_string()
@@ -141,10 +138,7 @@ async fn by_token(auth: &Auth, text: &str, now: Millis) -> Result<Option<Caller>
     if user.disabled || !super::manage::role_within(token.role, user.role) {
         return Ok(None);
     }
-    if token
-        .last_used_at
-        .is_none_or(|t| now - t >= TOUCH_EVERY_MS)
-    {
+    if token.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY_MS) {
         auth.store.token_used(&token.id, now).await?;
     }
     Ok(Some(Caller {

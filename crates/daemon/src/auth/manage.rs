@@ -57,9 +57,7 @@ pub fn check_name(name: &str) -> Result<(), ManageError> {
 
 pub fn parse_role(s: &str) -> Result<Role, ManageError> {
     Role::parse(s).ok_or_else(|| {
-        ManageError::Invalid(format!(
-            "role {s:?} is not one of admin, operator, auditor"
-        ))
+        ManageError::Invalid(format!("role {s:?} is not one of admin, operator, auditor"))
     })
 }
 
@@ -118,8 +116,8 @@ pub async fn update_user(
     let Some(current) = store.user(name).await? else {
         return Err(ManageError::NotFound(format!("user {name} does not exist")));
     };
-    let stays_admin = role.unwrap_or(current.role) == Role::Admin
-        && !disabled.unwrap_or(current.disabled);
+    let stays_admin =
+        role.unwrap_or(current.role) == Role::Admin && !disabled.unwrap_or(current.disabled);
     if current.role == Role::Admin && !current.disabled && !stays_admin {
         let other_admins = store
             .users()

@@ -39,10 +39,18 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/me", Need::Action(Action::Read)),
     ("GET", "/api/v1/users", Need::Action(Action::ManageUsers)),
     ("POST", "/api/v1/users", Need::Action(Action::ManageUsers)),
-    ("PATCH", "/api/v1/users/{name}", Need::Action(Action::ManageUsers)),
+    (
+        "PATCH",
+        "/api/v1/users/{name}",
+        Need::Action(Action::ManageUsers),
+    ),
     ("GET", "/api/v1/tokens", Need::Action(Action::ManageTokens)),
     ("POST", "/api/v1/tokens", Need::Action(Action::ManageTokens)),
-    ("DELETE", "/api/v1/tokens/{id}", Need::Action(Action::ManageTokens)),
+    (
+        "DELETE",
+        "/api/v1/tokens/{id}",
+        Need::Action(Action::ManageTokens),
+    ),
     ("GET", "/api/v1/audit", Need::Action(Action::ReadAudit)),
 ];
 
@@ -83,13 +91,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Src {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Src(
-            parts
-                .extensions
-                .get::<Source>()
-                .map(|s| s.0.clone())
-                .unwrap_or_else(|| "unknown".into()),
-        ))
+        Ok(Src(parts
+            .extensions
+            .get::<Source>()
+            .map(|s| s.0.clone())
+            .unwrap_or_else(|| "unknown".into())))
     }
 }
 
@@ -115,8 +121,9 @@ async fn authorize(
 }
 
 fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not the JSON expected: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(format!("the request body is not the JSON expected: {e}"))
+    })
 }
 
 fn user_json(u: &User) -> Value {
@@ -177,19 +184,30 @@ async fn login(
     let keys = ratelimit::keys(&req.user, &source);
     let mut wait = None;
     for (key, limit) in keys.iter().zip([limits.user, limits.address]) {
-        let failures = auth.store.login_failures(key, now - limit.window_ms).await?;
+        let failures = auth
+            .store
+            .login_failures(key, now - limit.window_ms)
+            .await?;
         wait = wait.max(limit.wait(&failures, now));
     }
     let event = |result: &str, detail: &str| {
-        Event::new(req.user.clone(), source.clone(), "session.login", req.user.clone())
-            .result(result)
-            .detail(detail)
+        Event::new(
+            req.user.clone(),
+            source.clone(),
+            "session.login",
+            req.user.clone(),
+        )
+        .result(result)
+        .detail(detail)
     };
     if let Some(ms) = wait {
         let secs = (ms as u64).div_ceil(1000);
         audit::record(
             auth.store.as_ref(),
-            event("rate-limited", &format!("too many failures; retry in {secs} s")),
+            event(
+                "rate-limited",
+                &format!("too many failures; retry in {secs} s"),
+            ),
         )
         .await?;
         return Err(ApiError::rate_limited(secs));
@@ -214,9 +232,7 @@ async fn login(
         .map_err(ApiError::internal)?
     };
     let Some(user) = user.filter(|_| ok) else {
-        auth.store
-            .login_failed(&keys, now, now - window)
-            .await?;
+        auth.store.login_failed(&keys, now, now - window).await?;
         audit::record(auth.store.as_ref(), event("failed", why)).await?;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -296,7 +312,15 @@ async fn list_users(
     Authed(caller): Authed,
     Src(source): Src,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&auth, &caller, &source, Action::ManageUsers, "user.list", "").await?;
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageUsers,
+        "user.list",
+        "",
+    )
+    .await?;
     let users = auth.store.users().await?;
     Ok(page(users.iter().map(user_json).collect()))
 }
@@ -316,7 +340,15 @@ async fn add_user(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let req: NewUser = body(&bytes)?;
-    authorize(&auth, &caller, &source, Action::ManageUsers, "user.add", &req.name).await?;
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageUsers,
+        "user.add",
+        &req.name,
+    )
+    .await?;
     let role = manage::parse_role(&req.role)?;
     let user = manage::add_user(&auth.store, &req.name, role, req.password, now_millis()).await?;
     audit::record(
@@ -342,7 +374,15 @@ async fn update_user(
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&auth, &caller, &source, Action::ManageUsers, "user.update", &name).await?;
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageUsers,
+        "user.update",
+        &name,
+    )
+    .await?;
     let req: UserChange = body(&bytes)?;
     let role = req.role.as_deref().map(manage::parse_role).transpose()?;
     let mut changed = Vec::new();
@@ -391,7 +431,15 @@ async fn list_tokens(
     Authed(caller): Authed,
     Src(source): Src,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&auth, &caller, &source, Action::ManageTokens, "token.list", "").await?;
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageTokens,
+        "token.list",
+        "",
+    )
+    .await?;
     let now = now_millis();
     let tokens = auth.store.tokens(None).await?;
     Ok(page(tokens.iter().map(|t| token_json(t, now)).collect()))
@@ -412,7 +460,15 @@ async fn create_token(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let req: NewToken = body(&bytes)?;
-    authorize(&auth, &caller, &source, Action::ManageTokens, "token.create", &req.user).await?;
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageTokens,
+        "token.create",
+        &req.user,
+    )
+    .await?;
     let role = req.role.as_deref().map(manage::parse_role).transpose()?;
     let lifetime = manage::parse_lifetime(
         req.expires_in
@@ -427,7 +483,10 @@ async fn create_token(
             "for {} as {}, expires {}",
             token.user,
             token.role,
-            token.expires_at.map(format_utc).unwrap_or_else(|| "never".into())
+            token
+                .expires_at
+                .map(format_utc)
+                .unwrap_or_else(|| "never".into())
         )),
     )
     .await?;
@@ -442,7 +501,15 @@ async fn revoke_token(
     Src(source): Src,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&auth, &caller, &source, Action::ManageTokens, "token.revoke", &id).await?;
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageTokens,
+        "token.revoke",
+        &id,
+    )
+    .await?;
     if !auth.store.revoke_token(&id, now_millis()).await? {
         return match auth.store.token(&id).await? {
             Some(_) => Ok(StatusCode::NO_CONTENT),

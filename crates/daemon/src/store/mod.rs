@@ -92,7 +92,10 @@ pub async fn open_access(
 pub async fn open_both(
     location: &str,
     password: Option<String>,
-) -> Result<(std::sync::Arc<dyn JobStore>, std::sync::Arc<dyn AccessStore>)> {
+) -> Result<(
+    std::sync::Arc<dyn JobStore>,
+    std::sync::Arc<dyn AccessStore>,
+)> {
     use std::sync::Arc;
     Ok(match open_backend(location, password).await? {
         Backend::Sqlite(s) => {

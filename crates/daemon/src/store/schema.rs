@@ -48,8 +48,9 @@ pub(crate) const WRITE_VERSION: &str =
 
 /// The statements taking a store from version `i` to `i + 1` (`{ID}` is the dialect's
 /// auto-increment primary key).
-const STEPS: &[&[&str]] = &[&[
-    "CREATE TABLE jobs (
+const STEPS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE jobs (
         id {ID},
         server TEXT NOT NULL,
         host TEXT NOT NULL,
@@ -77,12 +78,12 @@ const STEPS: &[&[&str]] = &[&[
         result TEXT,
         UNIQUE (schedule, planned_at)
     )",
-    // The claim's candidates and the rescuer's expired leases.
-    "CREATE INDEX jobs_state_run_at ON jobs (state, run_at)",
-    "CREATE INDEX jobs_server_id ON jobs (server, id)",
-    "CREATE UNIQUE INDEX jobs_one_loading_job_per_server ON jobs (server) \
+        // The claim's candidates and the rescuer's expired leases.
+        "CREATE INDEX jobs_state_run_at ON jobs (state, run_at)",
+        "CREATE INDEX jobs_server_id ON jobs (server, id)",
+        "CREATE UNIQUE INDEX jobs_one_loading_job_per_server ON jobs (server) \
      WHERE state = 'running' AND kind IN ({LOADING})",
-    "CREATE TABLE transitions (
+        "CREATE TABLE transitions (
         id {ID},
         job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
         at BIGINT NOT NULL,
@@ -92,18 +93,19 @@ const STEPS: &[&[&str]] = &[&[
         worker TEXT,
         message TEXT NOT NULL
     )",
-    "CREATE INDEX transitions_job ON transitions (job_id, id)",
-    "CREATE INDEX transitions_at ON transitions (at, id)",
-    "CREATE TABLE job_logs (
+        "CREATE INDEX transitions_job ON transitions (job_id, id)",
+        "CREATE INDEX transitions_at ON transitions (at, id)",
+        "CREATE TABLE job_logs (
         id {ID},
         job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
         at BIGINT NOT NULL,
         attempt BIGINT NOT NULL,
         line TEXT NOT NULL
     )",
-    "CREATE INDEX job_logs_job ON job_logs (job_id, id)",
-], &[
-    "CREATE TABLE users (
+        "CREATE INDEX job_logs_job ON job_logs (job_id, id)",
+    ],
+    &[
+        "CREATE TABLE users (
         name TEXT PRIMARY KEY,
         role TEXT NOT NULL,
         password_hash TEXT NOT NULL,
@@ -111,7 +113,7 @@ const STEPS: &[&[&str]] = &[&[
         created_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL
     )",
-    "CREATE TABLE api_tokens (
+        "CREATE TABLE api_tokens (
         id TEXT PRIMARY KEY,
         user_name TEXT NOT NULL REFERENCES users (name),
         role TEXT NOT NULL,
@@ -121,7 +123,7 @@ const STEPS: &[&[&str]] = &[&[
         last_used_at BIGINT,
         revoked_at BIGINT
     )",
-    "CREATE TABLE sessions (
+        "CREATE TABLE sessions (
         id_hash TEXT PRIMARY KEY,
         user_name TEXT NOT NULL REFERENCES users (name),
         csrf_token TEXT NOT NULL,
@@ -129,14 +131,14 @@ const STEPS: &[&[&str]] = &[&[
         expires_at BIGINT NOT NULL,
         last_seen_at BIGINT NOT NULL
     )",
-    "CREATE INDEX sessions_user ON sessions (user_name)",
-    "CREATE TABLE login_failures (
+        "CREATE INDEX sessions_user ON sessions (user_name)",
+        "CREATE TABLE login_failures (
         id {ID},
         key TEXT NOT NULL,
         at BIGINT NOT NULL
     )",
-    "CREATE INDEX login_failures_key_at ON login_failures (key, at)",
-    "CREATE TABLE audit_log (
+        "CREATE INDEX login_failures_key_at ON login_failures (key, at)",
+        "CREATE TABLE audit_log (
         seq BIGINT PRIMARY KEY,
         at BIGINT NOT NULL,
         actor TEXT NOT NULL,
@@ -148,8 +150,9 @@ const STEPS: &[&[&str]] = &[&[
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
     )",
-    "CREATE INDEX audit_log_at ON audit_log (at, seq)",
-]];
+        "CREATE INDEX audit_log_at ON audit_log (at, seq)",
+    ],
+];
 
 /// The statements of the step from version `from` to `from + 1`, in `dialect`.
 pub(crate) fn step(dialect: Dialect, from: i64) -> Vec<String> {
