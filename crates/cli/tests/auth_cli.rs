@@ -290,3 +290,111 @@ async fn users_tokens_and_the_audit_chain() {
         show(&o)
     );
 }
+
+/// The real daemon with `tls_cert`/`tls_key`: HTTPS, the auth routes mounted, the session
+/// cookie `Secure`, the client's address in the audit log; SIGTERM stops it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_serves_the_auth_routes_over_https() {
+    let e = env();
+    let dir = e.config.parent().unwrap().to_path_buf();
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), c.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), c.key_pair.serialize_pem()).unwrap();
+    let port = holdfast_testkit::free_port();
+    std::fs::write(
+        &e.config,
+        format!(
+            "[daemon]\nlisten = \"127.0.0.1:{port}\"\nstate = \"{}\"\ntls_cert = \"{}\"\n\
+             tls_key = \"{}\"\n",
+            e.db.display(),
+            dir.join("cert.pem").display(),
+            dir.join("key.pem").display()
+        ),
+    )
+    .unwrap();
+    let o = holdfast(
+        &e,
+        &["user", "add", "olga", "--role", "operator"],
+        "olga's long password\nolga's long password\n",
+    );
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = holdfast(&e, &["daemon", "--check-config"], "");
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("127.0.0.1:{port} https")));
+
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["daemon", "--config"])
+        .arg(&e.config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(c.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not answer: {}",
+            std::fs::read_to_string(dir.join("daemon.log")).unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = client
+        .post(format!("{base}/api/v1/session"))
+        .header("content-type", "application/json")
+        .body(r#"{"user": "olga", "password": "olga's long password"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    let me = client
+        .get(format!("{base}/api/v1/me"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status().as_u16(), 200);
+    assert!(me.text().await.unwrap().contains("\"operator\""));
+    let no_creds = client
+        .get(format!("{base}/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_creds.status().as_u16(), 401);
+
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = daemon.wait().unwrap();
+    assert!(
+        status.success(),
+        "{status}: {}",
+        std::fs::read_to_string(dir.join("daemon.log")).unwrap()
+    );
+    let o = holdfast(&e, &["audit", "export"], "");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let login = out
+        .lines()
+        .find(|l| l.contains("session.login"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        login.contains("\"source\":\"127.0.0.1\"") && login.contains("\"result\":\"ok\""),
+        "{login}"
+    );
+    let o = holdfast(&e, &["audit", "verify"], "");
+    assert_eq!(code(&o), 0, "{}", show(&o));
+}

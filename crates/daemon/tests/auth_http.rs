@@ -231,7 +231,7 @@ impl Daemon {
             secrets.push(t.secret_hash);
         }
         secrets.extend(extra.iter().cloned());
-        let bodies = self.bodies.lock().unwrap();
+        let bodies = self.bodies.lock().unwrap().clone();
         assert!(bodies.len() >= 2, "responses were recorded");
         for (body, may_show_token) in bodies.iter() {
             for s in &secrets {
