@@ -20,6 +20,8 @@
 
 pub mod access;
 pub mod alerts;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod http;
@@ -32,3 +34,4 @@ pub mod scheduler;
 pub mod store;
 pub mod supervisor;
 pub mod time;
+pub mod tls;
