@@ -20,8 +20,10 @@
 
 pub mod access;
 pub mod alerts;
+pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod fleet;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

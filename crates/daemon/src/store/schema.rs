@@ -18,7 +18,7 @@
 use crate::jobs::JobKind;
 
 /// The schema version this holdfast writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The SQL dialects, for the few statements that differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,8 +39,10 @@ pub(crate) const WRITE_VERSION: &str =
 
 /// The statements taking a store from version `i` to `i + 1` (`{ID}` is the dialect's
 /// auto-increment primary key).
-const STEPS: &[&[&str]] = &[&[
-    "CREATE TABLE jobs (
+const STEPS: &[&[&str]] = &[
+    // Version 1: jobs, transitions, logs.
+    &[
+        "CREATE TABLE jobs (
         id {ID},
         server TEXT NOT NULL,
         host TEXT NOT NULL,
@@ -68,12 +70,12 @@ const STEPS: &[&[&str]] = &[&[
         result TEXT,
         UNIQUE (schedule, planned_at)
     )",
-    // The claim's candidates and the rescuer's expired leases.
-    "CREATE INDEX jobs_state_run_at ON jobs (state, run_at)",
-    "CREATE INDEX jobs_server_id ON jobs (server, id)",
-    "CREATE UNIQUE INDEX jobs_one_loading_job_per_server ON jobs (server) \
+        // The claim's candidates and the rescuer's expired leases.
+        "CREATE INDEX jobs_state_run_at ON jobs (state, run_at)",
+        "CREATE INDEX jobs_server_id ON jobs (server, id)",
+        "CREATE UNIQUE INDEX jobs_one_loading_job_per_server ON jobs (server) \
      WHERE state = 'running' AND kind IN ({LOADING})",
-    "CREATE TABLE transitions (
+        "CREATE TABLE transitions (
         id {ID},
         job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
         at BIGINT NOT NULL,
@@ -83,17 +85,26 @@ const STEPS: &[&[&str]] = &[&[
         worker TEXT,
         message TEXT NOT NULL
     )",
-    "CREATE INDEX transitions_job ON transitions (job_id, id)",
-    "CREATE INDEX transitions_at ON transitions (at, id)",
-    "CREATE TABLE job_logs (
+        "CREATE INDEX transitions_job ON transitions (job_id, id)",
+        "CREATE INDEX transitions_at ON transitions (at, id)",
+        "CREATE TABLE job_logs (
         id {ID},
         job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
         at BIGINT NOT NULL,
         attempt BIGINT NOT NULL,
         line TEXT NOT NULL
     )",
-    "CREATE INDEX job_logs_job ON job_logs (job_id, id)",
-]];
+        "CREATE INDEX job_logs_job ON job_logs (job_id, id)",
+    ],
+    // Version 2: restore jobs (`JobSpec::restore`): the registered target's name and what to
+    // restore. NULL for every other kind.
+    &[
+        "ALTER TABLE jobs ADD COLUMN restore_target TEXT",
+        "ALTER TABLE jobs ADD COLUMN restore_backup TEXT",
+        "ALTER TABLE jobs ADD COLUMN restore_to_time TEXT",
+        "ALTER TABLE jobs ADD COLUMN restore_to_gtid TEXT",
+    ],
+];
 
 /// The statements of the step from version `from` to `from + 1`, in `dialect`.
 pub(crate) fn step(dialect: Dialect, from: i64) -> Vec<String> {
@@ -117,7 +128,8 @@ pub(crate) fn step(dialect: Dialect, from: i64) -> Vec<String> {
 pub(crate) const JOB_COLUMNS: &str = "id, server, host, repository, kind, priority, timeout_ms, \
      max_attempts, backoff_base_ms, backoff_cap_ms, schedule, planned_at, trigger_kind, \
      requested_by, state, attempt, run_at, created_at, updated_at, worker, lease_until, trace_id, \
-     last_error, exit_code, result";
+     last_error, exit_code, result, restore_target, restore_backup, restore_to_time, \
+     restore_to_gtid";
 
 pub(crate) const TRANSITION_COLUMNS: &str =
     "job_id, at, from_state, to_state, attempt, worker, message";
