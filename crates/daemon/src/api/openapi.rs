@@ -46,3 +46,59 @@ pub struct ApiDoc;
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::api::ROUTES;
+
+    /// Every route of the table is in the document, with its method, and nothing else is.
+    #[test]
+    fn the_document_lists_exactly_the_route_table() {
+        let doc = ApiDoc::openapi();
+        let mut documented = BTreeSet::new();
+        for (path, item) in &doc.paths.paths {
+            let methods = [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ];
+            for (m, present) in methods {
+                if present {
+                    documented.insert((m.to_string(), path.clone()));
+                }
+            }
+        }
+        let table: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_string(), r.full_path()))
+            .collect();
+        assert_eq!(table.len(), ROUTES.len(), "a route is in the table twice");
+        assert_eq!(documented, table);
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_schemas() {
+        let json = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        assert!(
+            json["openapi"].as_str().unwrap().starts_with("3.1"),
+            "{json}"
+        );
+        for schema in [
+            "ServerItem",
+            "BackupItem",
+            "JobItem",
+            "ErrorBody",
+            "RestoreRequest",
+        ] {
+            assert!(
+                json["components"]["schemas"].get(schema).is_some(),
+                "{schema} missing"
+            );
+        }
+    }
+}

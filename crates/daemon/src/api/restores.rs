@@ -66,10 +66,15 @@ pub async fn create(
         Action::RestoreNonProduction
     };
     if !who.may(action) {
-        return Err(ApiError::forbidden(format!(
+        let refused = ApiError::forbidden(format!(
             "the {} role may not restore into `{}`: it is a production target",
             who.role, target.name
-        )));
+        ));
+        return Ok(audited(
+            refused.into_response(),
+            format!("restore target {}", target.name),
+            Some(action),
+        ));
     }
     if req.confirm.as_deref() != Some(target.name.as_str()) {
         return Err(ApiError::new(
