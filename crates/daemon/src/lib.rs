@@ -20,10 +20,12 @@
 
 pub mod access;
 pub mod alerts;
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod daemon;
+pub mod fleet;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

@@ -12,6 +12,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use time::OffsetDateTime;
 
 use crate::config::{Config, RepositoryConfig};
+use crate::fleet::{ArchiveFacts, BackupFacts, RepositoryView};
 use crate::jobs::{Job, JobState};
 
 /// How often repository-derived metrics are refreshed.
@@ -111,20 +112,22 @@ pub struct RepositoryFacts {
 }
 
 /// Reads one repository and sets its metrics. `servers` are the configured servers writing to it
-/// (their names label the backup and archive metrics).
+/// (their names label the backup and archive metrics). Returns the facts the alerts compare and
+/// the typed view the API serves.
 pub async fn refresh_repository(
     cfg: &RepositoryConfig,
     servers: &[String],
-) -> holdfast::Result<RepositoryFacts> {
+) -> holdfast::Result<(RepositoryFacts, RepositoryView)> {
     let repo = crate::repos::open(cfg).await?;
     let manifests = repo.list_backups().await?;
     let drills = holdfast::drill::list_records(&repo).await?;
     let inputs = holdfast::status::gather(&repo).await?;
-    let coverage = holdfast::status::assess(
-        &inputs,
-        &holdfast::status::Thresholds::default(),
-        OffsetDateTime::now_utc(),
-    );
+    let pins = holdfast::retention::pins(&repo).await?;
+    let segments = holdfast::binlog::archive::Archive::new(repo.storage().clone())
+        .segments()
+        .await?;
+    let now = OffsetDateTime::now_utc();
+    let coverage = holdfast::status::assess(&inputs, &holdfast::status::Thresholds::default(), now);
     let repository = cfg.name.clone();
     let server = servers.join(",");
     let mut facts = RepositoryFacts::default();
@@ -199,7 +202,47 @@ pub async fn refresh_repository(
         .filter(|d| !d.passed())
         .map(|d| (d.id.clone(), ts(d.finished)))
         .collect();
-    Ok(facts)
+
+    let mut backups: Vec<BackupFacts> = manifests.iter().map(BackupFacts::of).collect();
+    backups.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
+    let event_time = |s: u32| OffsetDateTime::from_unix_timestamp(i64::from(s)).ok();
+    let view = RepositoryView {
+        name: cfg.name.clone(),
+        backups,
+        pins: pins.into_iter().map(|p| (p.backup.clone(), p)).collect(),
+        drills,
+        archive: ArchiveFacts {
+            segments: segments.len() as u64,
+            bytes: segments.iter().map(|s| s.object.size).sum(),
+            lag_seconds: facts.archive_lag_seconds,
+            streaming: archive
+                .state
+                .map(|_| archive.streamer == holdfast::status::Streamer::Alive),
+            range: match (segments.first(), segments.last()) {
+                (Some(a), Some(b)) => {
+                    event_time(a.first_event_time).zip(event_time(b.last_event_time))
+                }
+                _ => None,
+            },
+        },
+        window: coverage
+            .window
+            .as_ref()
+            .and_then(|w| w.from_time.zip(w.complete_as_of.or(w.to_time))),
+        gaps: coverage
+            .window
+            .as_ref()
+            .map(|w| w.gaps.clone())
+            .unwrap_or_default(),
+        size_bytes: size,
+        problems: coverage
+            .problems
+            .iter()
+            .map(|p| p.message.clone())
+            .collect(),
+        ..RepositoryView::empty(now)
+    };
+    Ok((facts, view))
 }
 
 /// The configured servers writing to each repository.

@@ -101,6 +101,7 @@ fn spec(server: &str, kind: JobKind) -> JobSpec {
         planned_at: None,
         trigger: Trigger::Manual,
         requested_by: Some("alice".to_string()),
+        restore: None,
     }
 }
 
@@ -110,6 +111,7 @@ fn scheduled(server: &str, kind: JobKind, schedule: &str, planned_at: Millis) ->
         planned_at: Some(planned_at),
         trigger: Trigger::Schedule,
         requested_by: None,
+        restore: None,
         ..spec(server, kind)
     }
 }

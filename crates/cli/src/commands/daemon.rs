@@ -36,10 +36,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let program = std::env::current_exe().map_err(|e| {
         anyhow::anyhow!("cannot find the holdfast executable to run jobs with: {e}")
     })?;
-    let options = holdfast_daemon::daemon::Options {
-        config_path: args.config.clone(),
-        program,
-    };
+    let options = holdfast_daemon::daemon::Options::new(args.config.clone(), program);
     match holdfast_daemon::daemon::run(options).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(holdfast_daemon::daemon::DaemonError::Config(message)) => {

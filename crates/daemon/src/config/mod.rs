@@ -71,6 +71,41 @@ pub struct Config {
     pub notifier: Vec<NotifierConfig>,
     #[serde(default)]
     pub alerts: AlertsSection,
+    /// Where the API may restore to (see [`RestoreTargetConfig`]).
+    #[serde(default)]
+    pub restore_target: Vec<RestoreTargetConfig>,
+}
+
+/// `[[restore_target]]`: a server the API may restore into, registered here by name. A restore
+/// request names a target, never a URL; the target's credentials are found like a server's.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreTargetConfig {
+    pub name: String,
+    /// mysql://user@host:port/ (no password), as `restore --target`.
+    pub url: String,
+    pub defaults_file: Option<PathBuf>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    /// A production server: restoring into it needs the `restore-production` action (admins).
+    #[serde(default)]
+    pub production: bool,
+}
+
+impl RestoreTargetConfig {
+    /// The target seen as a server (its connection is resolved and validated the same way).
+    pub fn as_server(&self) -> ServerConfig {
+        ServerConfig {
+            name: self.name.clone(),
+            source: self.url.clone(),
+            defaults_file: self.defaults_file.clone(),
+            password_file: self.password_file.clone(),
+            password_env: self.password_env.clone(),
+            repository: String::new(),
+            binlog: false,
+            schedule: Vec::new(),
+        }
+    }
 }
 
 /// `[daemon]`: the daemon itself.
@@ -391,6 +426,10 @@ impl Config {
         self.repository.iter().find(|r| r.name == name)
     }
 
+    pub fn restore_target(&self, name: &str) -> Option<&RestoreTargetConfig> {
+        self.restore_target.iter().find(|t| t.name == name)
+    }
+
     /// The job a server's schedule queues (`index` into its `schedule` list).
     pub fn scheduled_job(
         &self,
@@ -419,6 +458,7 @@ impl Config {
             planned_at: Some(planned_at),
             trigger,
             requested_by: None,
+            restore: None,
         }
     }
 
@@ -438,6 +478,7 @@ impl Config {
             planned_at: None,
             trigger: Trigger::Manual,
             requested_by: Some(requested_by.to_string()),
+            restore: None,
         }
     }
 }

@@ -158,6 +158,22 @@ pub(super) fn validate(config: &Config, file: &Path, env: Env<'_>) -> Result<(),
         }
         server(&mut c, config, &key, s);
     }
+    let mut targets: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in config.restore_target.iter().enumerate() {
+        let key = format!("restore_target[{i}]");
+        c.name(&format!("{key}.name"), &t.name, "restore target");
+        if let Some(first) = targets.insert(&t.name, i) {
+            c.add(
+                format!("{key}.name"),
+                format!(
+                    "restore target `{}` is defined twice (also restore_target[{first}]); names \
+                     must be unique",
+                    t.name
+                ),
+            );
+        }
+        connection(&mut c, &key, "url", &t.as_server());
+    }
     let mut notifiers: HashMap<String, usize> = HashMap::new();
     for (i, n) in config.notifier.iter().enumerate() {
         let key = format!("notifier[{i}]");
@@ -502,15 +518,33 @@ fn secret_query_param(url: &str) -> Option<String> {
 }
 
 fn server(c: &mut Check<'_>, config: &Config, key: &str, s: &ServerConfig) {
+    connection(c, key, "source", s);
+    if config.repository(&s.repository).is_none() {
+        c.add(
+            format!("{key}.repository"),
+            format!(
+                "no repository named `{}`; define it under [[repository]] or use one of: {}",
+                s.repository,
+                names(config.repository.iter().map(|r| r.name.as_str()))
+            ),
+        );
+    }
+    for (j, sch) in s.schedule.iter().enumerate() {
+        schedule(c, config, &format!("{key}.schedule[{j}]"), s, sch);
+    }
+}
+
+/// A server's or a restore target's URL and credential sources (`url_key`: the URL's key).
+fn connection(c: &mut Check<'_>, key: &str, url_key: &str, s: &ServerConfig) {
     let source = s.source.trim();
     if source.is_empty() {
         c.add(
-            format!("{key}.source"),
+            format!("{key}.{url_key}"),
             "empty; give the server as mysql://user@host:port/ (no password)",
         );
     } else if redact_url(source) != source {
         c.add(
-            format!("{key}.source"),
+            format!("{key}.{url_key}"),
             format!(
                 "the URL holds a password ({}); remove it and give the password in a file named \
                  by `password_file` (first line, mode 0600), an option file named by \
@@ -540,25 +574,22 @@ fn server(c: &mut Check<'_>, config: &Config, key: &str, s: &ServerConfig) {
         // Resolve like the CLI would (URL syntax, option files, the password file), once the
         // files are known to be there (else their problem would be reported twice).
         if let Err(e) = super::credentials::resolve_connection(s, c.env) {
-            c.add(format!("{key}.source"), e.to_string());
+            c.add(format!("{key}.{url_key}"), e.to_string());
         }
-    }
-    if config.repository(&s.repository).is_none() {
-        c.add(
-            format!("{key}.repository"),
-            format!(
-                "no repository named `{}`; define it under [[repository]] or use one of: {}",
-                s.repository,
-                names(config.repository.iter().map(|r| r.name.as_str()))
-            ),
-        );
-    }
-    for (j, sch) in s.schedule.iter().enumerate() {
-        schedule(c, config, &format!("{key}.schedule[{j}]"), s, sch);
     }
 }
 
 fn schedule(c: &mut Check<'_>, config: &Config, key: &str, s: &ServerConfig, sch: &ScheduleConfig) {
+    if !sch.job.schedulable() {
+        c.add(
+            format!("{key}.job"),
+            format!(
+                "`{}` cannot be scheduled: a restore is asked for through the API \
+                 (POST /api/v1/restores) into a registered [[restore_target]]",
+                sch.job
+            ),
+        );
+    }
     if let Err(e) = parse_cron(&sch.cron) {
         c.add(format!("{key}.cron"), e);
     }

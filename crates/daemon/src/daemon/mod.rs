@@ -48,11 +48,32 @@ pub enum DaemonError {
     },
 }
 
+/// Wraps the daemon's whole HTTP router (the authentication layer goes here).
+pub type RouterLayer = Box<dyn FnOnce(axum::Router) -> axum::Router + Send>;
+
 /// How the daemon is started.
 pub struct Options {
     pub config_path: PathBuf,
     /// The `holdfast` binary jobs run (normally the daemon's own executable).
     pub program: PathBuf,
+    /// Applied to the HTTP router (metrics, probes and `/api/v1`) before it serves.
+    pub layer: Option<RouterLayer>,
+    /// Where mutating API requests are reported (default: the daemon's log).
+    pub audit: Option<Arc<dyn crate::api::AuditSink>>,
+    /// Stops the daemon like SIGTERM does (for embedding it; signals still work).
+    pub stop: CancellationToken,
+}
+
+impl Options {
+    pub fn new(config_path: PathBuf, program: PathBuf) -> Options {
+        Options {
+            config_path,
+            program,
+            layer: None,
+            audit: None,
+            stop: CancellationToken::new(),
+        }
+    }
 }
 
 fn load(path: &std::path::Path) -> Result<Config, String> {
@@ -72,6 +93,10 @@ pub struct Shared {
     /// Wakes the main loop early (a job ended: a slot is free).
     pub wake: Notify,
     pub health: Arc<Health>,
+    /// Each repository's facts, kept by the refresh, read by the API.
+    pub fleet: Arc<crate::fleet::Fleet>,
+    /// Wakes the refresh early (a job succeeded: the repository changed).
+    pub refresh_now: Notify,
 }
 
 /// This daemon's id in the store: the configured one, or host name and pid.
@@ -132,7 +157,7 @@ async fn sweep_sessions(auth: Arc<crate::auth::Auth>, stop: CancellationToken) {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
-pub async fn run(opts: Options) -> Result<(), DaemonError> {
+pub async fn run(mut opts: Options) -> Result<(), DaemonError> {
     let config = Arc::new(load(&opts.config_path).map_err(DaemonError::Config)?);
     let password = store_password(&config).map_err(DaemonError::Config)?;
     let (store, access) = crate::store::open_both(&config.daemon.state, password).await?;
@@ -180,13 +205,6 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             ..crate::auth::Settings::default()
         },
     );
-    let router = crate::http::router(metrics, health.clone())
-        .merge(crate::auth::routes(auth.clone()))
-        .layer(crate::auth::layer(auth.clone()));
-    let stop_http = CancellationToken::new();
-    let http = tokio::spawn(crate::http::serve(listener, router, stop_http.clone()));
-    let sweeper = tokio::spawn(sweep_sessions(auth.clone(), stop_http.clone()));
-
     let (config_tx, config_rx) = watch::channel(config.clone());
     let shared = Arc::new(Shared {
         store,
@@ -202,7 +220,26 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         alerts: crate::alerts::from_config(&config),
         wake: Notify::new(),
         health: health.clone(),
+        fleet: Arc::new(crate::fleet::Fleet::default()),
+        refresh_now: Notify::new(),
     });
+    let audit = opts
+        .audit
+        .clone()
+        .unwrap_or_else(|| Arc::new(crate::api::LogAudit));
+    let mut router = crate::http::router(metrics, health.clone())
+        .nest(
+            "/api/v1",
+            crate::api::router(crate::api::ApiState::new(shared.clone(), audit)),
+        )
+        .merge(crate::auth::routes(auth.clone()));
+    if let Some(layer) = opts.layer.take() {
+        router = layer(router);
+    }
+    let router = router.layer(crate::auth::layer(auth.clone()));
+    let stop_http = CancellationToken::new();
+    let http = tokio::spawn(crate::http::serve(listener, router, stop_http.clone()));
+    let sweeper = tokio::spawn(sweep_sessions(auth.clone(), stop_http.clone()));
     tracing::info!(
         worker,
         listen = %addr,
@@ -268,6 +305,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = opts.stop.cancelled() => break,
         }
     }
 

@@ -1,6 +1,7 @@
-//! Every [`REFRESH`](crate::metrics::REFRESH): job counts from the store, and each repository's
-//! backups, archive, window and drills read into metrics; the alerts derived from them (archive
-//! lag, window shrinking, failed drills, size) raised or resolved.
+//! Every [`REFRESH`](crate::metrics::REFRESH), and at once when a job has succeeded: job counts
+//! from the store, and each repository's backups, archive, window and drills read into metrics
+//! and into the typed [`Fleet`](crate::fleet::Fleet) view the API serves; the alerts derived
+//! from them (archive lag, window shrinking, failed drills, size) raised or resolved.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -29,9 +30,15 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 continue;
             };
             let facts = match refresh_repository(repo_cfg, &servers).await {
-                Ok(f) => f,
+                Ok((facts, view)) => {
+                    shared.fleet.update(view);
+                    facts
+                }
                 Err(e) => {
                     tracing::warn!(repository = %repo_name, error = %e, "cannot read the repository for the metrics");
+                    shared
+                        .fleet
+                        .failed(&repo_name, e.to_string(), time::OffsetDateTime::now_utc());
                     continue;
                 }
             };
@@ -71,9 +78,17 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             }
             previous.insert(repo_name, facts);
         }
+        shared.fleet.retain(
+            &cfg.repository
+                .iter()
+                .map(|r| r.name.clone())
+                .collect::<Vec<_>>(),
+        );
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(REFRESH) => {}
+            // A job changed a repository (a backup, an expire): show it now, not in 30 s.
+            _ = shared.refresh_now.notified() => {}
         }
     }
 }

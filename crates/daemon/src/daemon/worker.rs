@@ -188,6 +188,7 @@ async fn finish(
     match to {
         JobState::Succeeded => {
             tracing::info!(seconds, "job succeeded");
+            shared.refresh_now.notify_one();
             shared.alerts.job_succeeded(job);
         }
         JobState::Retrying => tracing::warn!("{message}"),

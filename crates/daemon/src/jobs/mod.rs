@@ -7,4 +7,4 @@ pub mod queue;
 pub mod retry;
 pub mod state;
 
-pub use model::{Job, JobId, JobKind, JobSpec, JobState, Transition, Trigger};
+pub use model::{Job, JobId, JobKind, JobSpec, JobState, RestoreParams, Transition, Trigger};

@@ -29,10 +29,13 @@ pub enum JobKind {
     Expire,
     /// `copy` to a second repository.
     Copy,
+    /// `restore` (or a point-in-time recovery) of the server's repository into a registered
+    /// `[[restore_target]]`; only ever queued through the API, never by a schedule.
+    Restore,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::Backup,
         JobKind::BackupPhysical,
         JobKind::Incremental,
@@ -40,6 +43,7 @@ impl JobKind {
         JobKind::Drill,
         JobKind::Expire,
         JobKind::Copy,
+        JobKind::Restore,
     ];
 
     /// The name used in the config, the store, metrics labels and the API.
@@ -52,6 +56,7 @@ impl JobKind {
             JobKind::Drill => "drill",
             JobKind::Expire => "expire",
             JobKind::Copy => "copy",
+            JobKind::Restore => "restore",
         }
     }
 
@@ -76,6 +81,7 @@ impl JobKind {
                 | JobKind::Incremental
                 | JobKind::Drill
                 | JobKind::Copy
+                | JobKind::Restore
         )
     }
 
@@ -87,7 +93,14 @@ impl JobKind {
             JobKind::Verify => 50,
             JobKind::Copy => 40,
             JobKind::Drill => 20,
+            // Someone is waiting for it.
+            JobKind::Restore => 200,
         }
+    }
+
+    /// May a schedule queue it (a restore is always someone's decision)?
+    pub fn schedulable(self) -> bool {
+        self != JobKind::Restore
     }
 }
 
@@ -222,6 +235,24 @@ pub struct JobSpec {
     pub trigger: Trigger,
     /// Who asked, for manual jobs (user or token name).
     pub requested_by: Option<String>,
+    /// For [`JobKind::Restore`]: where to and what (schema version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreParams>,
+}
+
+/// What a restore job restores, and where: a registered target by name (never a URL: the
+/// target's address and credentials come from the config when the job runs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreParams {
+    /// The `[[restore_target]]`'s name.
+    pub target: String,
+    /// The backup id; `None`: the newest (or, for a point-in-time recovery, the newest that
+    /// qualifies).
+    pub backup: Option<String>,
+    /// Point-in-time recovery to this time (RFC 3339).
+    pub to_time: Option<String>,
+    /// Point-in-time recovery up to and including this GTID.
+    pub to_gtid: Option<String>,
 }
 
 /// A stored job.

@@ -123,6 +123,7 @@ mod tests {
                 planned_at: None,
                 trigger: Trigger::Manual,
                 requested_by: None,
+                restore: None,
             },
             state,
             attempt: 0,

@@ -64,6 +64,10 @@ pub enum CommandError {
     NoCopyTarget(String),
     #[error("server `{server}`: {message}")]
     Server { server: String, message: String },
+    #[error("the restore job names no target")]
+    NoRestoreTarget,
+    #[error("restore target `{0}` is no longer in the config")]
+    UnknownRestoreTarget(String),
 }
 
 fn env(name: &str) -> Option<String> {
@@ -87,12 +91,16 @@ pub fn job_command(program: &Path, config: &Config, job: &Job) -> Result<JobComm
         JobKind::Drill => &["drill", "--sample", "1"],
         JobKind::Expire => &["expire"],
         JobKind::Copy => &["copy", "--all"],
+        JobKind::Restore => &["restore"],
     };
     let mut cmd = JobCommand::new(
         program,
         &[&["--json", "--log-format", "json", "-v"], sub].concat(),
         spec.kind.is_heavy(),
     );
+    if spec.kind == JobKind::Restore {
+        restore_args(config, job, &mut cmd)?;
+    }
     cmd.env
         .push(("HOLDFAST_TRACE_ID".into(), job.trace_id.clone()));
     cmd.env.push(("HOLDFAST_JOB_ID".into(), job.id.to_string()));
@@ -111,6 +119,49 @@ pub fn job_command(program: &Path, config: &Config, job: &Job) -> Result<JobComm
         cmd.add(server_credentials(config, server)?);
     }
     Ok(cmd)
+}
+
+/// A restore job's backup, recovery target and registered target (its URL and credentials
+/// from the config, as `--target` with the server's credential flags).
+fn restore_args(config: &Config, job: &Job, cmd: &mut JobCommand) -> Result<(), CommandError> {
+    let params = job
+        .spec
+        .restore
+        .as_ref()
+        .ok_or(CommandError::NoRestoreTarget)?;
+    let target = config
+        .restore_target(&params.target)
+        .ok_or_else(|| CommandError::UnknownRestoreTarget(params.target.clone()))?;
+    let pitr = match (&params.to_time, &params.to_gtid) {
+        (Some(t), _) => Some(("--to-time", t)),
+        (None, Some(g)) => Some(("--to-gtid", g)),
+        (None, None) => None,
+    };
+    match (pitr, &params.backup) {
+        (Some((flag, value)), backup) => {
+            cmd.args.push(flag.into());
+            cmd.args.push(value.into());
+            if let Some(id) = backup {
+                cmd.args.push("--base".into());
+                cmd.args.push(id.into());
+            }
+        }
+        (None, backup) => cmd.args.push(backup.as_deref().unwrap_or("latest").into()),
+    }
+    let resolved = config
+        .resolve_server_with_env(&target.as_server(), &env)
+        .map_err(|e| CommandError::Server {
+            server: target.name.clone(),
+            message: e.to_string(),
+        })?;
+    let mut creds = resolved.child;
+    for a in creds.args.iter_mut() {
+        if a == "--source" {
+            *a = "--target".into();
+        }
+    }
+    cmd.add(creds);
+    Ok(())
 }
 
 /// The supervised `binlog stream` of a server.
@@ -211,6 +262,7 @@ to = "offsite"
                 planned_at: None,
                 trigger: Trigger::Manual,
                 requested_by: None,
+                restore: None,
             },
             state: JobState::Running,
             attempt: 1,

@@ -181,8 +181,9 @@ macro_rules! job_store_impl {
                     "INSERT INTO jobs (server, host, repository, kind, priority, timeout_ms, \
                      max_attempts, backoff_base_ms, backoff_cap_ms, schedule, planned_at, \
                      trigger_kind, requested_by, state, attempt, run_at, created_at, updated_at, \
-                     trace_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                     'queued', 0, $14, $15, $15, $16) \
+                     trace_id, restore_target, restore_backup, restore_to_time, restore_to_gtid) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                     'queued', 0, $14, $15, $15, $16, $17, $18, $19, $20) \
                      ON CONFLICT (schedule, planned_at) DO NOTHING RETURNING {JOB_COLUMNS}"
                 );
                 let mut tx = self.begin_write().await?;
@@ -203,6 +204,10 @@ macro_rules! job_store_impl {
                     .bind(run_at)
                     .bind(now)
                     .bind(trace_id.as_str())
+                    .bind(spec.restore.as_ref().map(|r| r.target.as_str()))
+                    .bind(spec.restore.as_ref().and_then(|r| r.backup.as_deref()))
+                    .bind(spec.restore.as_ref().and_then(|r| r.to_time.as_deref()))
+                    .bind(spec.restore.as_ref().and_then(|r| r.to_gtid.as_deref()))
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(query_err)?;

@@ -4,7 +4,7 @@
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{LogLine, StoreError};
-use crate::jobs::{Job, JobKind, JobSpec, JobState, Transition, Trigger};
+use crate::jobs::{Job, JobKind, JobSpec, JobState, RestoreParams, Transition, Trigger};
 
 /// A query error: a unique violation is reported by callers that expect one, everything else
 /// is [`StoreError::Query`].
@@ -55,6 +55,16 @@ where
     let result: Option<String> = get(row, "result")?;
     let exit_code: Option<i64> = get(row, "exit_code")?;
     let priority: i64 = get(row, "priority")?;
+    let restore_target: Option<String> = get(row, "restore_target")?;
+    let restore = match restore_target {
+        Some(target) => Some(RestoreParams {
+            target,
+            backup: get(row, "restore_backup")?,
+            to_time: get(row, "restore_to_time")?,
+            to_gtid: get(row, "restore_to_gtid")?,
+        }),
+        None => None,
+    };
     Ok(Job {
         id: get(row, "id")?,
         spec: JobSpec {
@@ -74,6 +84,7 @@ where
             trigger: Trigger::parse(&trigger)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown trigger {trigger:?}")))?,
             requested_by: get(row, "requested_by")?,
+            restore,
         },
         state: state(&st)?,
         attempt: count(row, "attempt")?,

@@ -19,6 +19,9 @@
 //! - `audit_log`: the hash-chained audit trail; `seq` is assigned by the appender (1, 2, …) under
 //!   a lock, so gaps are detectable, and `meta.audit_head` holds the last `seq:hash`.
 //!
+//! Version 3: restore jobs: `jobs.restore_target`, `restore_backup`, `restore_to_time`,
+//! `restore_to_gtid` (NULL for every other kind).
+//!
 //! The database enforces the two rules the daemons must never break, whatever they believe:
 //! `UNIQUE (schedule, planned_at)` (a schedule fires once across daemons; NULLs, i.e. manual
 //! jobs, are distinct) and a partial unique index on `server` over running server-loading jobs
@@ -27,7 +30,7 @@
 use crate::jobs::JobKind;
 
 /// The schema version this holdfast writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The SQL dialects, for the few statements that differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +52,7 @@ pub(crate) const WRITE_VERSION: &str =
 /// The statements taking a store from version `i` to `i + 1` (`{ID}` is the dialect's
 /// auto-increment primary key).
 const STEPS: &[&[&str]] = &[
+    // Version 1: jobs, transitions, logs.
     &[
         "CREATE TABLE jobs (
         id {ID},
@@ -104,6 +108,7 @@ const STEPS: &[&[&str]] = &[
     )",
         "CREATE INDEX job_logs_job ON job_logs (job_id, id)",
     ],
+    // Version 2: users, API tokens, sessions, login failures (rate limit), the audit chain.
     &[
         "CREATE TABLE users (
         name TEXT PRIMARY KEY,
@@ -152,6 +157,14 @@ const STEPS: &[&[&str]] = &[
     )",
         "CREATE INDEX audit_log_at ON audit_log (at, seq)",
     ],
+    // Version 3: restore jobs (`JobSpec::restore`): the registered target's name and what to
+    // restore. NULL for every other kind.
+    &[
+        "ALTER TABLE jobs ADD COLUMN restore_target TEXT",
+        "ALTER TABLE jobs ADD COLUMN restore_backup TEXT",
+        "ALTER TABLE jobs ADD COLUMN restore_to_time TEXT",
+        "ALTER TABLE jobs ADD COLUMN restore_to_gtid TEXT",
+    ],
 ];
 
 /// The statements of the step from version `from` to `from + 1`, in `dialect`.
@@ -176,7 +189,8 @@ pub(crate) fn step(dialect: Dialect, from: i64) -> Vec<String> {
 pub(crate) const JOB_COLUMNS: &str = "id, server, host, repository, kind, priority, timeout_ms, \
      max_attempts, backoff_base_ms, backoff_cap_ms, schedule, planned_at, trigger_kind, \
      requested_by, state, attempt, run_at, created_at, updated_at, worker, lease_until, trace_id, \
-     last_error, exit_code, result";
+     last_error, exit_code, result, restore_target, restore_backup, restore_to_time, \
+     restore_to_gtid";
 
 pub(crate) const TRANSITION_COLUMNS: &str =
     "job_id, at, from_state, to_state, attempt, worker, message";
