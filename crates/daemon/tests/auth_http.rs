@@ -121,6 +121,28 @@ fn plain_client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// Where a test's store lives (kept alive for the test).
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgServer),
+}
+
+impl Backend {
+    fn both() -> Vec<Backend> {
+        vec![
+            Backend::Sqlite(tempfile::tempdir().unwrap()),
+            Backend::Postgres(PgServer::start()),
+        ]
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
 impl Daemon {
     async fn sqlite(dir: &tempfile::TempDir) -> Daemon {
         let store = store::open_access(&dir.path().join("state.db").display().to_string(), None)
@@ -128,6 +150,19 @@ impl Daemon {
             .unwrap();
         seed(&store).await;
         start_on(store, None, plain_client(), Default::default()).await
+    }
+
+    async fn on(backend: &Backend) -> Daemon {
+        match backend {
+            Backend::Sqlite(dir) => Daemon::sqlite(dir).await,
+            Backend::Postgres(pg) => {
+                let store = store::open_access(&pg.url(), Some(pg.password().to_string()))
+                    .await
+                    .unwrap();
+                seed(&store).await;
+                start_on(store, None, plain_client(), Default::default()).await
+            }
+        }
     }
 
     async fn req(&self, method: Method, path: &str, creds: &Creds, body: Option<Value>) -> Resp {
@@ -260,8 +295,14 @@ fn session_parts(c: &Creds) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_sessions_and_csrf() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::sqlite(&dir).await;
+    for backend in Backend::both() {
+        eprintln!("--- {}", backend.name());
+        logins_sessions_and_csrf_on(&backend).await;
+    }
+}
+
+async fn logins_sessions_and_csrf_on(backend: &Backend) {
+    let d = Daemon::on(backend).await;
 
     // Good login: a session cookie with the right attributes, a CSRF token.
     let (r, olga) = d.login("olga", password("olga")).await;
@@ -471,8 +512,14 @@ async fn logins_sessions_and_csrf() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_expire_are_revoked_and_stay_within_their_user() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::sqlite(&dir).await;
+    for backend in Backend::both() {
+        eprintln!("--- {}", backend.name());
+        tokens_on(&backend).await;
+    }
+}
+
+async fn tokens_on(backend: &Backend) {
+    let d = Daemon::on(backend).await;
     let (_, root) = d.login("root", password("root")).await;
     let root = root.unwrap();
 
