@@ -809,6 +809,35 @@ async fn failed_logins_are_rate_limited_across_daemons() {
     d1.assert_no_secrets_leaked(&[]).await;
 }
 
+/// Attempts made all at once (one user, many connections) still get at most the limit of
+/// password checks: each counts every attempt recorded before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_guesses_get_at_most_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Arc::new(Daemon::sqlite(&dir).await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let d = d.clone();
+        tasks.spawn(async move { d.login("olga", &format!("guess number {i}")).await.0.status });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!(checked + refused, 16, "{statuses:?}");
+    assert!(
+        (1..=5).contains(&checked),
+        "{checked} password checks: {statuses:?}"
+    );
+    let (r, _) = d.login("olga", password("olga")).await;
+    if checked == 5 {
+        assert_eq!(r.status, 429, "{}", r.json);
+    }
+    d.assert_no_secrets_leaked(&[]).await;
+}
+
 fn self_signed() -> (String, String) {
     let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     (c.cert.pem(), c.key_pair.serialize_pem())
