@@ -178,6 +178,12 @@ async fn login(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let req: Login = body(&bytes)?;
+    // Kept out of the store and the audit log: no name is this long.
+    if req.user.is_empty() || req.user.len() > 256 {
+        return Err(ApiError::bad_request(
+            "user: give a user name (at most 256 bytes)",
+        ));
+    }
     let now = now_millis();
     let limits = auth.settings.login_limits;
     let keys = ratelimit::keys(&req.user, &source);
