@@ -241,19 +241,26 @@ async fn login_failures_are_shared_between_daemons() {
         let name = b.name();
         let (d1, d2) = (b.open().await, b.open().await);
         let keys = vec!["user:alice".to_string(), "addr:10.0.0.1".to_string()];
-        d1.login_failed(&keys, T0, T0 - 1000).await.unwrap();
-        d2.login_failed(&keys, T0 + 10, T0 - 1000).await.unwrap();
-        d2.login_failed(&keys[1..], T0 + 20, T0 - 1000)
+        let times = |v: Vec<(i64, i64)>| v.into_iter().map(|(_, at)| at).collect::<Vec<_>>();
+        let a = d1.login_attempt(&keys, T0, T0 - 1000).await.unwrap();
+        let b = d2.login_attempt(&keys, T0 + 10, T0 - 1000).await.unwrap();
+        let c = d2
+            .login_attempt(&keys[1..], T0 + 20, T0 - 1000)
             .await
             .unwrap();
+        assert_eq!((a.len(), b.len(), c.len()), (2, 2, 1), "{name}");
+        let alice = d1.login_failures("user:alice", T0).await.unwrap();
+        assert_eq!(alice, [(a[0], T0), (b[0], T0 + 10)], "{name}");
         assert_eq!(
-            d1.login_failures("user:alice", T0).await.unwrap(),
+            times(d1.login_failures("addr:10.0.0.1", T0 + 5).await.unwrap()),
+            [T0 + 10, T0 + 20]
+        );
+        // A success forgets its own attempt.
+        d1.forget_login_attempts(&c).await.unwrap();
+        assert_eq!(
+            times(d2.login_failures("addr:10.0.0.1", 0).await.unwrap()),
             [T0, T0 + 10],
             "{name}"
-        );
-        assert_eq!(
-            d1.login_failures("addr:10.0.0.1", T0 + 5).await.unwrap(),
-            [T0 + 10, T0 + 20]
         );
         d1.clear_login_failures("user:alice").await.unwrap();
         assert!(
@@ -261,12 +268,12 @@ async fn login_failures_are_shared_between_daemons() {
             "{name}"
         );
         // Old failures are forgotten on the next write.
-        d1.login_failed(&keys[..1], T0 + 5_000, T0 + 15)
+        d1.login_attempt(&keys[..1], T0 + 5_000, T0 + 5)
             .await
             .unwrap();
         assert_eq!(
-            d2.login_failures("addr:10.0.0.1", 0).await.unwrap(),
-            [T0 + 20],
+            times(d2.login_failures("addr:10.0.0.1", 0).await.unwrap()),
+            [T0 + 10],
             "{name}"
         );
     }

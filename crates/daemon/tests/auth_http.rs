@@ -121,6 +121,28 @@ fn plain_client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// Where a test's store lives (kept alive for the test).
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgServer),
+}
+
+impl Backend {
+    fn both() -> Vec<Backend> {
+        vec![
+            Backend::Sqlite(tempfile::tempdir().unwrap()),
+            Backend::Postgres(PgServer::start()),
+        ]
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
 impl Daemon {
     async fn sqlite(dir: &tempfile::TempDir) -> Daemon {
         let store = store::open_access(&dir.path().join("state.db").display().to_string(), None)
@@ -128,6 +150,19 @@ impl Daemon {
             .unwrap();
         seed(&store).await;
         start_on(store, None, plain_client(), Default::default()).await
+    }
+
+    async fn on(backend: &Backend) -> Daemon {
+        match backend {
+            Backend::Sqlite(dir) => Daemon::sqlite(dir).await,
+            Backend::Postgres(pg) => {
+                let store = store::open_access(&pg.url(), Some(pg.password().to_string()))
+                    .await
+                    .unwrap();
+                seed(&store).await;
+                start_on(store, None, plain_client(), Default::default()).await
+            }
+        }
     }
 
     async fn req(&self, method: Method, path: &str, creds: &Creds, body: Option<Value>) -> Resp {
@@ -260,8 +295,14 @@ fn session_parts(c: &Creds) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_sessions_and_csrf() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::sqlite(&dir).await;
+    for backend in Backend::both() {
+        eprintln!("--- {}", backend.name());
+        logins_sessions_and_csrf_on(&backend).await;
+    }
+}
+
+async fn logins_sessions_and_csrf_on(backend: &Backend) {
+    let d = Daemon::on(backend).await;
 
     // Good login: a session cookie with the right attributes, a CSRF token.
     let (r, olga) = d.login("olga", password("olga")).await;
@@ -471,8 +512,14 @@ async fn logins_sessions_and_csrf() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_expire_are_revoked_and_stay_within_their_user() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::sqlite(&dir).await;
+    for backend in Backend::both() {
+        eprintln!("--- {}", backend.name());
+        tokens_on(&backend).await;
+    }
+}
+
+async fn tokens_on(backend: &Backend) {
+    let d = Daemon::on(backend).await;
     let (_, root) = d.login("root", password("root")).await;
     let root = root.unwrap();
 
@@ -760,6 +807,35 @@ async fn failed_logins_are_rate_limited_across_daemons() {
     let entries = d1.actions().await;
     assert!(entries.contains(&("session.login".into(), "olga".into(), "rate-limited".into())));
     d1.assert_no_secrets_leaked(&[]).await;
+}
+
+/// Attempts made all at once (one user, many connections) still get at most the limit of
+/// password checks: each counts every attempt recorded before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_guesses_get_at_most_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Arc::new(Daemon::sqlite(&dir).await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let d = d.clone();
+        tasks.spawn(async move { d.login("olga", &format!("guess number {i}")).await.0.status });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!(checked + refused, 16, "{statuses:?}");
+    assert!(
+        (1..=5).contains(&checked),
+        "{checked} password checks: {statuses:?}"
+    );
+    let (r, _) = d.login("olga", password("olga")).await;
+    if checked == 5 {
+        assert_eq!(r.status, 429, "{}", r.json);
+    }
+    d.assert_no_secrets_leaked(&[]).await;
 }
 
 fn self_signed() -> (String, String) {

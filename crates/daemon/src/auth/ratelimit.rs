@@ -3,8 +3,10 @@
 //! [`Limit::window_ms`] (15 minutes); beyond, logins under that key are refused (429,
 //! `Retry-After`) until enough failures leave the window, even with the right password, so
 //! guessing stays slow. Failures are rows in the store, so the limit holds across
-//! daemons sharing a PostgreSQL store. A successful login forgets the user's failures (not the
-//! address's).
+//! daemons sharing a PostgreSQL store. Each attempt is recorded before the earlier ones are
+//! counted, so attempts made all at once (many connections, several daemons) still get at
+//! most the limit of password checks. A successful login forgets the user's failures and its
+//! own attempt (not the address's other failures); a refused attempt is forgotten too.
 
 use crate::time::Millis;
 

@@ -178,17 +178,32 @@ async fn login(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let req: Login = body(&bytes)?;
+    // Kept out of the store and the audit log: no name is this long.
+    if req.user.is_empty() || req.user.len() > 256 {
+        return Err(ApiError::bad_request(
+            "user: give a user name (at most 256 bytes)",
+        ));
+    }
     let now = now_millis();
     let limits = auth.settings.login_limits;
-    let window = limits.window_ms();
     let keys = ratelimit::keys(&req.user, &source);
+    // The attempt is recorded first (as a failure until it succeeds), then the earlier ones
+    // are counted: of attempts made at once, at most the limit go on to the password check.
+    let attempt = auth
+        .store
+        .login_attempt(&keys, now, now - limits.window_ms())
+        .await?;
     let mut wait = None;
     for (key, limit) in keys.iter().zip([limits.user, limits.address]) {
-        let failures = auth
+        let earlier: Vec<Millis> = auth
             .store
             .login_failures(key, now - limit.window_ms)
-            .await?;
-        wait = wait.max(limit.wait(&failures, now));
+            .await?
+            .into_iter()
+            .filter(|(id, _)| !attempt.contains(id))
+            .map(|(_, at)| at)
+            .collect();
+        wait = wait.max(limit.wait(&earlier, now));
     }
     let event = |result: &str, detail: &str| {
         Event::new(
@@ -201,6 +216,8 @@ async fn login(
         .detail(detail)
     };
     if let Some(ms) = wait {
+        // A refused attempt does not count: the lock ends when the failures leave the window.
+        auth.store.forget_login_attempts(&attempt).await?;
         let secs = (ms as u64).div_ceil(1000);
         audit::record(
             auth.store.as_ref(),
@@ -232,7 +249,6 @@ async fn login(
         .map_err(ApiError::internal)?
     };
     let Some(user) = user.filter(|_| ok) else {
-        auth.store.login_failed(&keys, now, now - window).await?;
         audit::record(auth.store.as_ref(), event("failed", why)).await?;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -241,6 +257,7 @@ async fn login(
         ));
     };
     auth.store.clear_login_failures(&keys[0]).await?;
+    auth.store.forget_login_attempts(&attempt).await?;
     let new = secret::new_session();
     let session = Session {
         id_hash: new.id_hash,

@@ -198,6 +198,13 @@ pub async fn run(mut opts: Options) -> Result<(), DaemonError> {
             crate::http::Listening::Plain(tcp)
         }
     };
+    match access.users().await {
+        Ok(users) if users.is_empty() => tracing::info!(
+            "no API users yet: add one with `holdfast user add NAME --role admin --config FILE`"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot list the API users"),
+    }
     let auth = crate::auth::Auth::new(
         access.clone(),
         crate::auth::Settings {

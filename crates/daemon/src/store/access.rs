@@ -205,11 +205,20 @@ pub trait AccessStore: Send + Sync {
     /// Removes sessions past their absolute end or idle longer than `idle_ms`; how many.
     async fn end_expired_sessions(&self, now: Millis, idle_ms: Millis) -> Result<u64>;
 
-    /// Records one failed login under each of `keys` (`user:NAME`, `addr:IP`) at `at`, and
-    /// forgets failures before `forget_before`.
-    async fn login_failed(&self, keys: &[String], at: Millis, forget_before: Millis) -> Result<()>;
-    /// The times of `key`'s failures at or after `since`, oldest first.
-    async fn login_failures(&self, key: &str, since: Millis) -> Result<Vec<Millis>>;
+    /// Records a login attempt under each of `keys` (`user:NAME`, `addr:IP`) at `at`, counted
+    /// as a failure until forgotten, and forgets failures before `forget_before`. Returns the
+    /// new rows' ids. Recording before checking makes the limit hold for attempts made at
+    /// once: each attempt counts every attempt recorded before its own.
+    async fn login_attempt(
+        &self,
+        keys: &[String],
+        at: Millis,
+        forget_before: Millis,
+    ) -> Result<Vec<i64>>;
+    /// `key`'s failures (and attempts in flight) at or after `since`: `(id, at)`, oldest first.
+    async fn login_failures(&self, key: &str, since: Millis) -> Result<Vec<(i64, Millis)>>;
+    /// Forgets the attempts with these ids (a success, or a refused attempt).
+    async fn forget_login_attempts(&self, ids: &[i64]) -> Result<()>;
     /// Forgets `key`'s failures (a successful login).
     async fn clear_login_failures(&self, key: &str) -> Result<()>;
 
@@ -496,43 +505,70 @@ macro_rules! access_store_impl {
                 Ok(done.rows_affected())
             }
 
-            async fn login_failed(
+            async fn login_attempt(
                 &self,
                 keys: &[String],
                 at: Millis,
                 forget_before: Millis,
-            ) -> $crate::store::Result<()> {
+            ) -> $crate::store::Result<Vec<i64>> {
                 let mut tx = self.begin_write().await?;
                 sqlx::query("DELETE FROM login_failures WHERE at < $1")
                     .bind(forget_before)
                     .execute(&mut *tx)
                     .await
                     .map_err(query_err)?;
+                let mut ids = Vec::with_capacity(keys.len());
                 for key in keys {
-                    sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
-                        .bind(key.as_str())
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(query_err)?;
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO login_failures (key, at) VALUES ($1, $2) RETURNING id",
+                    )
+                    .bind(key.as_str())
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(query_err)?;
+                    ids.push(id);
                 }
                 tx.commit().await.map_err(query_err)?;
-                Ok(())
+                Ok(ids)
             }
 
             async fn login_failures(
                 &self,
                 key: &str,
                 since: Millis,
-            ) -> $crate::store::Result<Vec<Millis>> {
-                sqlx::query_scalar(
-                    "SELECT at FROM login_failures WHERE key = $1 AND at >= $2 ORDER BY at",
+            ) -> $crate::store::Result<Vec<(i64, Millis)>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id, at FROM login_failures WHERE key = $1 AND at >= $2 \
+                     ORDER BY at, id",
                 )
                 .bind(key)
                 .bind(since)
                 .fetch_all(&self.pool)
                 .await
-                .map_err(query_err)
+                .map_err(query_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get("id").map_err(query_err)?,
+                            r.try_get("at").map_err(query_err)?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn forget_login_attempts(&self, ids: &[i64]) -> $crate::store::Result<()> {
+                let mut tx = self.begin_write().await?;
+                for id in ids {
+                    sqlx::query("DELETE FROM login_failures WHERE id = $1")
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err)?;
+                }
+                tx.commit().await.map_err(query_err)?;
+                Ok(())
             }
 
             async fn clear_login_failures(&self, key: &str) -> $crate::store::Result<()> {
