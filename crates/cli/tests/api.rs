@@ -150,6 +150,26 @@ impl Api {
     }
 }
 
+/// Processes of this machine running for job `id` (their environment has `HOLDFAST_JOB_ID`).
+fn job_processes(id: i64) -> usize {
+    let want = format!("HOLDFAST_JOB_ID={id}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
 fn write_secret(dir: &Path, name: &str, value: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, format!("{value}\n")).unwrap();
@@ -466,6 +486,63 @@ production = true
         (409, Some("conflict")),
         "{v}"
     );
+
+    // A running job: its child stops at once, the job ends cancelled (a drill runs for seconds:
+    // it starts a throwaway server).
+    let (s, job) = api
+        .call(
+            Some(Role::Operator),
+            "POST",
+            "/api/v1/jobs",
+            Some(json!({"server": "db1", "kind": "drill"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
+    let drill = job["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let j = api
+            .get(Role::Auditor, &format!("/api/v1/jobs/{drill}"))
+            .await;
+        if j["state"] == "running" {
+            break;
+        }
+        assert_eq!(j["state"], "queued", "{j}");
+        assert!(Instant::now() < deadline, "the drill never started: {j}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = Instant::now();
+    let (s, v) = api
+        .call(
+            Some(Role::Operator),
+            "POST",
+            &format!("/api/v1/jobs/{drill}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("cancelled")), "{v}");
+    // Its child (and the drill's throwaway server under it) is gone.
+    while job_processes(drill) > 0 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(15),
+            "the cancelled drill's processes still run"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let j = api
+        .get(Role::Auditor, &format!("/api/v1/jobs/{drill}"))
+        .await;
+    let states: Vec<&str> = j["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["queued", "running", "cancelled"], "{j}");
+    assert!(j["transitions"][2]["message"]
+        .as_str()
+        .unwrap()
+        .contains("operator-user"));
 
     // --- Pin and unpin, visible in the list. ------------------------------------------------
     let (s, v) = api

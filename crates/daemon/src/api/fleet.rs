@@ -44,14 +44,18 @@ fn server_item(
             s.repository
         )),
         Some(v) => {
-            if let Some(e) = &v.error {
-                problems.push(format!(
+            match (&v.error, v.read) {
+                (Some(e), true) => problems.push(format!(
                     "cannot read repository `{}` (data from {}): {e}",
                     v.name,
                     rfc3339(v.refreshed_at)
-                ));
+                )),
+                (Some(e), false) => {
+                    problems.push(format!("cannot read repository `{}`: {e}", v.name))
+                }
+                (None, _) => {}
             }
-            if v.last_backup().is_none() {
+            if v.read && v.last_backup().is_none() {
                 problems.push("no complete backup yet".into());
             }
             problems.extend(v.problems.iter().cloned());
@@ -183,9 +187,7 @@ pub async fn repositories(
                 backups: v.map_or(0, |v| v.backups.len()),
                 size_bytes: v.map_or(0, |v| v.size_bytes),
                 size_limit: r.size_limit.clone(),
-                refreshed_at: v
-                    .filter(|v| !v.backups.is_empty() || v.error.is_none())
-                    .map(|v| rfc3339(v.refreshed_at)),
+                refreshed_at: v.filter(|v| v.read).map(|v| rfc3339(v.refreshed_at)),
                 error: v.and_then(|v| v.error.clone()),
             }
         })
@@ -307,6 +309,20 @@ async fn open(cfg: &Config, name: &str) -> Result<holdfast::repo::Repository, Ap
     crate::repos::open(r)
         .await
         .map_err(|e| ApiError::from_core(&e))
+}
+
+/// A repository's view, once it has been read.
+fn read_view(state: &ApiState, name: &str) -> Result<RepositoryView, ApiError> {
+    match state.shared.fleet.repository(name) {
+        Some(v) if v.read => Ok(v),
+        Some(v) => Err(ApiError::unavailable(format!(
+            "repository `{name}` cannot be read: {}",
+            v.error.unwrap_or_default()
+        ))),
+        None => Err(ApiError::unavailable(format!(
+            "repository `{name}` not read yet; try again in a few seconds"
+        ))),
+    }
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -465,16 +481,7 @@ pub async fn archive(
     let Path(name) = p?;
     let cfg = state.config();
     let s = find_server(&cfg, &name)?;
-    let v = state
-        .shared
-        .fleet
-        .repository(&s.repository)
-        .ok_or_else(|| {
-            ApiError::unavailable(format!(
-                "repository `{}` not read yet; try again in a few seconds",
-                s.repository
-            ))
-        })?;
+    let v = read_view(&state, &s.repository)?;
     Ok(Json(ArchiveBody {
         server: s.name.clone(),
         repository: s.repository.clone(),
@@ -519,11 +526,7 @@ pub async fn drill_report(
         }
         None => None,
     };
-    let v = state.shared.fleet.repository(&name).ok_or_else(|| {
-        ApiError::unavailable(format!(
-            "repository `{name}` not read yet; try again in a few seconds"
-        ))
-    })?;
+    let v = read_view(&state, &name)?;
     let ids: Vec<String> = v.backups.iter().map(|b| b.id.clone()).collect();
     let report = holdfast::drill::status::report(&v.drills, &ids, v.archive.range, since, 10);
     Ok((StatusCode::OK, Json(report)).into_response())

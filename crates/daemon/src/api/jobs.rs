@@ -233,8 +233,9 @@ pub async fn create(
     ))
 }
 
-/// Cancels a queued, retrying or running job. A running job's child is stopped cleanly at its
-/// worker's next heartbeat (a third of the lease): nothing partial is listed.
+/// Cancels a queued, retrying or running job. A running job's child is stopped cleanly, at once
+/// when this daemon runs it, else at its worker's next heartbeat (a third of the lease):
+/// nothing partial is listed.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = i64, Path)),
     responses((status = 200, body = JobItem), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
@@ -273,7 +274,8 @@ pub async fn cancel(
             .await
             .map_err(|e| ApiError::from_store(&e))?;
         if moved {
-            tracing::info!(job_id = id, by = %who.principal(), was = %job.state, "job cancelled");
+            let stopped = job.state == JobState::Running && state.shared.stop_job(id);
+            tracing::info!(job_id = id, by = %who.principal(), was = %job.state, stopped, "job cancelled");
             let job = load(&state, id).await?;
             return Ok(audited(
                 Json(job_item(&job)).into_response(),

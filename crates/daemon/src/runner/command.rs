@@ -344,6 +344,60 @@ to = "offsite"
     }
 
     #[test]
+    fn restore_commands_use_the_registered_target_only() {
+        let (mut config, dir) = fixture();
+        let cnf = dir.path().join("db1.cnf").display().to_string();
+        config
+            .restore_target
+            .push(crate::config::RestoreTargetConfig {
+                name: "staging".into(),
+                url: "mysql://restore@staging:3306/".into(),
+                defaults_file: Some(cnf.clone().into()),
+                password_file: None,
+                password_env: None,
+                production: false,
+            });
+        let restore = |backup: Option<&str>, to_time: Option<&str>, target: &str| {
+            let mut j = job(JobKind::Restore, None);
+            j.spec.restore = Some(crate::jobs::RestoreParams {
+                target: target.into(),
+                backup: backup.map(Into::into),
+                to_time: to_time.map(Into::into),
+                to_gtid: None,
+            });
+            job_command(Path::new("holdfast"), &config, &j).map(|c| {
+                c.args
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        };
+        let tail = format!(
+            "--repo file:///backups/main --passphrase-file /etc/holdfast/main.pass \
+             --max-rate 50MiB/s --target mysql://restore@staging:3306/ --defaults-file {cnf}"
+        );
+        let tail = tail.split_whitespace().collect::<Vec<_>>().join(" ");
+        let common = "--json --log-format json -v restore";
+        assert_eq!(
+            restore(Some("20261207T020000Z-1a2b"), None, "staging").unwrap(),
+            format!("{common} 20261207T020000Z-1a2b {tail}")
+        );
+        assert_eq!(
+            restore(None, None, "staging").unwrap(),
+            format!("{common} latest {tail}")
+        );
+        assert_eq!(
+            restore(Some("B"), Some("2026-12-07T08:00:00Z"), "staging").unwrap(),
+            format!("{common} --to-time 2026-12-07T08:00:00Z --base B {tail}")
+        );
+        assert!(matches!(
+            restore(None, None, "gone"),
+            Err(CommandError::UnknownRestoreTarget(_))
+        ));
+    }
+
+    #[test]
     fn no_secret_in_argv_and_env_names_only_in_debug() {
         let (mut config, _dir) = fixture();
         std::env::set_var("HF_TEST_DB1_PW", "s3cret");
