@@ -98,9 +98,6 @@ pub fn job_command(program: &Path, config: &Config, job: &Job) -> Result<JobComm
         &[&["--json", "--log-format", "json", "-v"], sub].concat(),
         spec.kind.is_heavy(),
     );
-    if spec.kind == JobKind::Restore {
-        restore_args(config, job, &mut cmd)?;
-    }
     cmd.env
         .push(("HOLDFAST_TRACE_ID".into(), job.trace_id.clone()));
     cmd.env.push(("HOLDFAST_JOB_ID".into(), job.id.to_string()));
@@ -114,6 +111,9 @@ pub fn job_command(program: &Path, config: &Config, job: &Job) -> Result<JobComm
         cmd.add(to.child_credentials(RepoRole::To, &env));
     } else {
         cmd.add(repo.child_credentials(RepoRole::Main, &env));
+    }
+    if spec.kind == JobKind::Restore {
+        restore_args(config, job, &mut cmd)?;
     }
     if spec.kind.loads_server() {
         cmd.add(server_credentials(config, server)?);
@@ -373,23 +373,22 @@ to = "offsite"
                     .join(" ")
             })
         };
-        let tail = format!(
-            "--repo file:///backups/main --passphrase-file /etc/holdfast/main.pass \
-             --max-rate 50MiB/s --target mysql://restore@staging:3306/ --defaults-file {cnf}"
-        );
-        let tail = tail.split_whitespace().collect::<Vec<_>>().join(" ");
+        let repo = "--repo file:///backups/main --passphrase-file /etc/holdfast/main.pass \
+                    --max-rate 50MiB/s";
+        let repo = repo.split_whitespace().collect::<Vec<_>>().join(" ");
+        let target = format!("--target mysql://restore@staging:3306/ --defaults-file {cnf}");
         let common = "--json --log-format json -v restore";
         assert_eq!(
             restore(Some("20261207T020000Z-1a2b"), None, "staging").unwrap(),
-            format!("{common} 20261207T020000Z-1a2b {tail}")
+            format!("{common} {repo} 20261207T020000Z-1a2b {target}")
         );
         assert_eq!(
             restore(None, None, "staging").unwrap(),
-            format!("{common} latest {tail}")
+            format!("{common} {repo} latest {target}")
         );
         assert_eq!(
             restore(Some("B"), Some("2026-12-07T08:00:00Z"), "staging").unwrap(),
-            format!("{common} --to-time 2026-12-07T08:00:00Z --base B {tail}")
+            format!("{common} {repo} --to-time 2026-12-07T08:00:00Z --base B {target}")
         );
         assert!(matches!(
             restore(None, None, "gone"),
