@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::middleware::Next;
 use common::*;
+use holdfast_daemon::access::Action;
 use holdfast_daemon::access::{permits, Caller, Role, Via};
-use holdfast_daemon::api::{Access, ROUTES};
+use holdfast_daemon::api::{Access, AuditEvent, AuditSink, ROUTES};
 use holdfast_daemon::jobs::{JobKind, Trigger};
 use holdfast_testkit::TestServer;
 use serde_json::{json, Value};
@@ -39,6 +40,17 @@ async fn test_caller(mut req: Request, next: Next) -> axum::response::Response {
         });
     }
     next.run(req).await
+}
+
+/// The audit hook as the auth layer will connect it: here it keeps the events.
+#[derive(Default)]
+struct Audit(std::sync::Mutex<Vec<AuditEvent>>);
+
+#[async_trait::async_trait]
+impl AuditSink for Audit {
+    async fn record(&self, event: AuditEvent) {
+        self.0.lock().unwrap().push(event);
+    }
 }
 
 struct Api {
@@ -247,6 +259,8 @@ production = true
     options.layer = Some(Box::new(|r: axum::Router| {
         r.layer(axum::middleware::from_fn(test_caller))
     }));
+    let audit = std::sync::Arc::new(Audit::default());
+    options.audit = Some(audit.clone());
     let stop = options.stop.clone();
     let daemon = tokio::spawn(holdfast_daemon::daemon::run(options));
 
@@ -679,6 +693,90 @@ production = true
             assert!(!body.contains(secret), "a response holds a secret: {body}");
         }
     }
+
+    // --- The audit hook saw every mutating request, allowed or not, and no read. ------------
+    let events = audit.0.lock().unwrap().clone();
+    assert!(events.iter().all(|e| e.action.mutates()), "{events:#?}");
+    let has = |actor: &str, action: Action, target: &str, result: &str| {
+        events.iter().any(|e| {
+            e.actor == actor
+                && e.action == action
+                && e.target.contains(target)
+                && e.result.starts_with(result)
+        })
+    };
+    assert!(
+        has(
+            "operator-user",
+            Action::TriggerJob,
+            &format!("job {id} (backup of db1)"),
+            "ok"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "operator-user",
+            Action::CancelJob,
+            &format!("job {drill}"),
+            "ok"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "operator-user",
+            Action::Pin,
+            &format!("backup main/{new_id}"),
+            "ok"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "admin-user",
+            Action::Unpin,
+            &format!("backup main/{new_id}"),
+            "ok"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has("operator-user", Action::Unpin, "/pin", "denied"),
+        "{events:#?}"
+    );
+    assert!(
+        has("auditor-user", Action::TriggerJob, "/api/v1/jobs", "denied"),
+        "{events:#?}"
+    );
+    assert!(
+        has("anonymous", Action::Pin, "/pin", "denied"),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "operator-user",
+            Action::RestoreProduction,
+            "restore target prod",
+            "denied"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "operator-user",
+            Action::RestoreNonProduction,
+            "into scratch",
+            "ok"
+        ),
+        "{events:#?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e.actor == "anonymous" && e.source == "none"));
+    assert!(events
+        .iter()
+        .any(|e| e.actor == "admin-user" && e.source == "session"));
 
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(30), daemon)

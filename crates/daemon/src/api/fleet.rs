@@ -102,7 +102,7 @@ fn window((start, end): (OffsetDateTime, OffsetDateTime)) -> TimeWindow {
 }
 
 /// Servers, those with problems first, then by name.
-#[utoipa::path(get, path = "/api/v1/servers", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/servers", operation_id = "listServers", params(PageQuery),
     responses((status = 200, body = Page<ServerItem>), (status = 401, body = ErrorBody)))]
 pub async fn servers(
     State(state): State<ApiState>,
@@ -132,7 +132,7 @@ fn find_server<'a>(cfg: &'a Config, name: &str) -> Result<&'a ServerConfig, ApiE
 }
 
 /// One server, with its schedules.
-#[utoipa::path(get, path = "/api/v1/servers/{name}", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/servers/{name}", operation_id = "getServer", params(("name" = String, Path)),
     responses((status = 200, body = ServerDetail), (status = 404, body = ErrorBody)))]
 pub async fn server(
     State(state): State<ApiState>,
@@ -166,7 +166,7 @@ pub async fn server(
 }
 
 /// Repositories.
-#[utoipa::path(get, path = "/api/v1/repositories", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/repositories", operation_id = "listRepositories", params(PageQuery),
     responses((status = 200, body = Page<RepositoryItem>)))]
 pub async fn repositories(
     State(state): State<ApiState>,
@@ -263,7 +263,7 @@ fn backup_item(
 }
 
 /// Backups, newest first, of every repository (or one server's, or one repository's).
-#[utoipa::path(get, path = "/api/v1/backups", params(BackupQuery),
+#[utoipa::path(get, path = "/api/v1/backups", operation_id = "listBackups", params(BackupQuery),
     responses((status = 200, body = Page<BackupItem>), (status = 404, body = ErrorBody)))]
 pub async fn backups(
     State(state): State<ApiState>,
@@ -330,7 +330,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// One backup with its files (the first 1000) and databases: reads its manifest.
-#[utoipa::path(get, path = "/api/v1/backups/{repository}/{id}",
+#[utoipa::path(get, path = "/api/v1/backups/{repository}/{id}", operation_id = "getBackup",
     params(("repository" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = BackupDetail), (status = 404, body = ErrorBody)))]
 pub async fn backup(
@@ -385,7 +385,7 @@ pub async fn backup(
 }
 
 /// Pins a backup: retention keeps it until it is unpinned.
-#[utoipa::path(post, path = "/api/v1/backups/{repository}/{id}/pin",
+#[utoipa::path(post, path = "/api/v1/backups/{repository}/{id}/pin", operation_id = "pinBackup",
     params(("repository" = String, Path), ("id" = String, Path)),
     request_body(content = PinRequest, description = "optional"),
     responses((status = 200, body = PinResult), (status = 404, body = ErrorBody),
@@ -434,7 +434,7 @@ pub async fn pin(
 }
 
 /// Unpins a backup: retention may remove it again.
-#[utoipa::path(delete, path = "/api/v1/backups/{repository}/{id}/pin",
+#[utoipa::path(delete, path = "/api/v1/backups/{repository}/{id}/pin", operation_id = "unpinBackup",
     params(("repository" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = PinResult), (status = 404, body = ErrorBody)))]
 pub async fn unpin(
@@ -471,7 +471,7 @@ pub async fn unpin(
 }
 
 /// A server's binlog archive and recoverable window.
-#[utoipa::path(get, path = "/api/v1/archive/{server}", params(("server" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/archive/{server}", operation_id = "getArchive", params(("server" = String, Path)),
     responses((status = 200, body = ArchiveBody), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn archive(
@@ -496,7 +496,7 @@ pub async fn archive(
 }
 
 /// The drill report (as `holdfast drill report --json`) of one repository.
-#[utoipa::path(get, path = "/api/v1/drills/report", params(DrillQuery),
+#[utoipa::path(get, path = "/api/v1/drills/report", operation_id = "getDrillReport", params(DrillQuery),
     responses((status = 200, description = "the `holdfast drill report --json` object",
         body = Object), (status = 400, body = ErrorBody)))]
 pub async fn drill_report(
