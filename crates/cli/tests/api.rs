@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::middleware::Next;
 use common::*;
+use holdfast_daemon::access::Action;
 use holdfast_daemon::access::{permits, Caller, Role, Via};
-use holdfast_daemon::api::{Access, ROUTES};
+use holdfast_daemon::api::{Access, AuditEvent, AuditSink, ROUTES};
 use holdfast_daemon::jobs::{JobKind, Trigger};
 use holdfast_testkit::TestServer;
 use serde_json::{json, Value};
@@ -39,6 +40,17 @@ async fn test_caller(mut req: Request, next: Next) -> axum::response::Response {
         });
     }
     next.run(req).await
+}
+
+/// The audit hook as the auth layer will connect it: here it keeps the events.
+#[derive(Default)]
+struct Audit(std::sync::Mutex<Vec<AuditEvent>>);
+
+#[async_trait::async_trait]
+impl AuditSink for Audit {
+    async fn record(&self, event: AuditEvent) {
+        self.0.lock().unwrap().push(event);
+    }
 }
 
 struct Api {
@@ -150,6 +162,26 @@ impl Api {
     }
 }
 
+/// Processes of this machine running for job `id` (their environment has `HOLDFAST_JOB_ID`).
+fn job_processes(id: i64) -> usize {
+    let want = format!("HOLDFAST_JOB_ID={id}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
 fn write_secret(dir: &Path, name: &str, value: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, format!("{value}\n")).unwrap();
@@ -227,6 +259,8 @@ production = true
     options.layer = Some(Box::new(|r: axum::Router| {
         r.layer(axum::middleware::from_fn(test_caller))
     }));
+    let audit = std::sync::Arc::new(Audit::default());
+    options.audit = Some(audit.clone());
     let stop = options.stop.clone();
     let daemon = tokio::spawn(holdfast_daemon::daemon::run(options));
 
@@ -467,6 +501,63 @@ production = true
         "{v}"
     );
 
+    // A running job: its child stops at once, the job ends cancelled (a drill runs for seconds:
+    // it starts a throwaway server).
+    let (s, job) = api
+        .call(
+            Some(Role::Operator),
+            "POST",
+            "/api/v1/jobs",
+            Some(json!({"server": "db1", "kind": "drill"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
+    let drill = job["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let j = api
+            .get(Role::Auditor, &format!("/api/v1/jobs/{drill}"))
+            .await;
+        if j["state"] == "running" {
+            break;
+        }
+        assert_eq!(j["state"], "queued", "{j}");
+        assert!(Instant::now() < deadline, "the drill never started: {j}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = Instant::now();
+    let (s, v) = api
+        .call(
+            Some(Role::Operator),
+            "POST",
+            &format!("/api/v1/jobs/{drill}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("cancelled")), "{v}");
+    // Its child (and the drill's throwaway server under it) is gone.
+    while job_processes(drill) > 0 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(15),
+            "the cancelled drill's processes still run"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let j = api
+        .get(Role::Auditor, &format!("/api/v1/jobs/{drill}"))
+        .await;
+    let states: Vec<&str> = j["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["queued", "running", "cancelled"], "{j}");
+    assert!(j["transitions"][2]["message"]
+        .as_str()
+        .unwrap()
+        .contains("operator-user"));
+
     // --- Pin and unpin, visible in the list. ------------------------------------------------
     let (s, v) = api
         .call(
@@ -602,6 +693,90 @@ production = true
             assert!(!body.contains(secret), "a response holds a secret: {body}");
         }
     }
+
+    // --- The audit hook saw every mutating request, allowed or not, and no read. ------------
+    let events = audit.0.lock().unwrap().clone();
+    assert!(events.iter().all(|e| e.action.mutates()), "{events:#?}");
+    let has = |actor: &str, action: Action, target: &str, result: &str| {
+        events.iter().any(|e| {
+            e.actor == actor
+                && e.action == action
+                && e.target.contains(target)
+                && e.result.starts_with(result)
+        })
+    };
+    assert!(
+        has(
+            "operator-user",
+            Action::TriggerJob,
+            &format!("job {id} (backup of db1)"),
+            "ok"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "operator-user",
+            Action::CancelJob,
+            &format!("job {drill}"),
+            "ok"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "operator-user",
+            Action::Pin,
+            &format!("backup main/{new_id}"),
+            "ok"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "admin-user",
+            Action::Unpin,
+            &format!("backup main/{new_id}"),
+            "ok"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has("operator-user", Action::Unpin, "/pin", "denied"),
+        "{events:#?}"
+    );
+    assert!(
+        has("auditor-user", Action::TriggerJob, "/api/v1/jobs", "denied"),
+        "{events:#?}"
+    );
+    assert!(
+        has("anonymous", Action::Pin, "/pin", "denied"),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "operator-user",
+            Action::RestoreProduction,
+            "restore target prod",
+            "denied"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "operator-user",
+            Action::RestoreNonProduction,
+            "into scratch",
+            "ok"
+        ),
+        "{events:#?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e.actor == "anonymous" && e.source == "none"));
+    assert!(events
+        .iter()
+        .any(|e| e.actor == "admin-user" && e.source == "session"));
 
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(30), daemon)

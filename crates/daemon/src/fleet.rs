@@ -79,6 +79,8 @@ impl Fleet {
 #[derive(Clone, Debug)]
 pub struct RepositoryView {
     pub name: String,
+    /// The data below comes from a successful read (else the repository was never read).
+    pub read: bool,
     /// When the data below was read.
     pub refreshed_at: OffsetDateTime,
     /// When the last refresh was attempted (equal to `refreshed_at` unless it failed).
@@ -105,6 +107,7 @@ impl RepositoryView {
     pub fn empty(at: OffsetDateTime) -> RepositoryView {
         RepositoryView {
             name: String::new(),
+            read: false,
             refreshed_at: at,
             attempted_at: at,
             error: None,

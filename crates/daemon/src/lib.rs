@@ -14,6 +14,9 @@
 //!   `FOR UPDATE SKIP LOCKED`).
 //! - [`notify`]: alert channels (webhook, Alertmanager, Slack, DingTalk, WeCom, Feishu, e-mail) with
 //!   shared retry, rate limiting and de-duplication.
+//! - [`api`]: the `/api/v1` HTTP API (one route table, one role check per route via
+//!   [`access`], JSON errors, cursors, the OpenAPI document), served from [`fleet`]: each
+//!   repository's facts as the daemon's refresh last read them.
 //!
 //! The repository stays the source of truth for backups, drills and the binlog archive; a lost
 //! daemon store loses history, never a backup.

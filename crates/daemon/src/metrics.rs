@@ -208,6 +208,7 @@ pub async fn refresh_repository(
     let event_time = |s: u32| OffsetDateTime::from_unix_timestamp(i64::from(s)).ok();
     let view = RepositoryView {
         name: cfg.name.clone(),
+        read: true,
         backups,
         pins: pins.into_iter().map(|p| (p.backup.clone(), p)).collect(),
         drills,

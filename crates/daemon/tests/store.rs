@@ -683,6 +683,43 @@ async fn schema_versions(b: Backend) {
     assert!(!err.is_transient());
 }
 
+/// A restore job keeps its target and what it restores; a version 1 store (before restore jobs)
+/// is upgraded in place, its jobs kept.
+async fn restore_jobs_and_the_v2_upgrade(b: Backend) {
+    let s = b.open().await;
+    let old = s
+        .enqueue(&spec("db1", JobKind::Backup), T0, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(s);
+    for col in [
+        "restore_target",
+        "restore_backup",
+        "restore_to_time",
+        "restore_to_gtid",
+    ] {
+        b.raw(&format!("ALTER TABLE jobs DROP COLUMN {col}"))
+            .await
+            .unwrap();
+    }
+    b.raw("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        .await
+        .unwrap();
+    let s = b.open().await;
+    assert_eq!(s.job(old.id).await.unwrap(), Some(old));
+    let mut restore = spec("db1", JobKind::Restore);
+    restore.restore = Some(holdfast_daemon::jobs::RestoreParams {
+        target: "staging".into(),
+        backup: Some("20261207T020000Z-1a2b".into()),
+        to_time: Some("2026-12-07T08:00:00Z".into()),
+        to_gtid: None,
+    });
+    let job = s.enqueue(&restore, T0, T0).await.unwrap().unwrap();
+    assert_eq!(job.spec, restore);
+    assert_eq!(s.job(job.id).await.unwrap().unwrap().spec, restore);
+}
+
 /// The database itself refuses a second running server-loading job on one server.
 async fn server_index_is_enforced(b: Backend) {
     let s = b.open().await;
@@ -919,6 +956,7 @@ conformance!(
     server_index_is_enforced,
     concurrent_claimers_never_overlap,
     claim_latency,
+    restore_jobs_and_the_v2_upgrade,
 );
 
 #[tokio::test]

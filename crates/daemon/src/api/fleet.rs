@@ -44,14 +44,18 @@ fn server_item(
             s.repository
         )),
         Some(v) => {
-            if let Some(e) = &v.error {
-                problems.push(format!(
+            match (&v.error, v.read) {
+                (Some(e), true) => problems.push(format!(
                     "cannot read repository `{}` (data from {}): {e}",
                     v.name,
                     rfc3339(v.refreshed_at)
-                ));
+                )),
+                (Some(e), false) => {
+                    problems.push(format!("cannot read repository `{}`: {e}", v.name))
+                }
+                (None, _) => {}
             }
-            if v.last_backup().is_none() {
+            if v.read && v.last_backup().is_none() {
                 problems.push("no complete backup yet".into());
             }
             problems.extend(v.problems.iter().cloned());
@@ -98,7 +102,7 @@ fn window((start, end): (OffsetDateTime, OffsetDateTime)) -> TimeWindow {
 }
 
 /// Servers, those with problems first, then by name.
-#[utoipa::path(get, path = "/api/v1/servers", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/servers", operation_id = "listServers", params(PageQuery),
     responses((status = 200, body = Page<ServerItem>), (status = 401, body = ErrorBody)))]
 pub async fn servers(
     State(state): State<ApiState>,
@@ -128,7 +132,7 @@ fn find_server<'a>(cfg: &'a Config, name: &str) -> Result<&'a ServerConfig, ApiE
 }
 
 /// One server, with its schedules.
-#[utoipa::path(get, path = "/api/v1/servers/{name}", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/servers/{name}", operation_id = "getServer", params(("name" = String, Path)),
     responses((status = 200, body = ServerDetail), (status = 404, body = ErrorBody)))]
 pub async fn server(
     State(state): State<ApiState>,
@@ -162,7 +166,7 @@ pub async fn server(
 }
 
 /// Repositories.
-#[utoipa::path(get, path = "/api/v1/repositories", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/repositories", operation_id = "listRepositories", params(PageQuery),
     responses((status = 200, body = Page<RepositoryItem>)))]
 pub async fn repositories(
     State(state): State<ApiState>,
@@ -183,9 +187,7 @@ pub async fn repositories(
                 backups: v.map_or(0, |v| v.backups.len()),
                 size_bytes: v.map_or(0, |v| v.size_bytes),
                 size_limit: r.size_limit.clone(),
-                refreshed_at: v
-                    .filter(|v| !v.backups.is_empty() || v.error.is_none())
-                    .map(|v| rfc3339(v.refreshed_at)),
+                refreshed_at: v.filter(|v| v.read).map(|v| rfc3339(v.refreshed_at)),
                 error: v.and_then(|v| v.error.clone()),
             }
         })
@@ -261,7 +263,7 @@ fn backup_item(
 }
 
 /// Backups, newest first, of every repository (or one server's, or one repository's).
-#[utoipa::path(get, path = "/api/v1/backups", params(BackupQuery),
+#[utoipa::path(get, path = "/api/v1/backups", operation_id = "listBackups", params(BackupQuery),
     responses((status = 200, body = Page<BackupItem>), (status = 404, body = ErrorBody)))]
 pub async fn backups(
     State(state): State<ApiState>,
@@ -309,12 +311,26 @@ async fn open(cfg: &Config, name: &str) -> Result<holdfast::repo::Repository, Ap
         .map_err(|e| ApiError::from_core(&e))
 }
 
+/// A repository's view, once it has been read.
+fn read_view(state: &ApiState, name: &str) -> Result<RepositoryView, ApiError> {
+    match state.shared.fleet.repository(name) {
+        Some(v) if v.read => Ok(v),
+        Some(v) => Err(ApiError::unavailable(format!(
+            "repository `{name}` cannot be read: {}",
+            v.error.unwrap_or_default()
+        ))),
+        None => Err(ApiError::unavailable(format!(
+            "repository `{name}` not read yet; try again in a few seconds"
+        ))),
+    }
+}
+
 fn check_id(id: &str) -> Result<(), ApiError> {
     holdfast::repo::layout::validate_id(id).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// One backup with its files (the first 1000) and databases: reads its manifest.
-#[utoipa::path(get, path = "/api/v1/backups/{repository}/{id}",
+#[utoipa::path(get, path = "/api/v1/backups/{repository}/{id}", operation_id = "getBackup",
     params(("repository" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = BackupDetail), (status = 404, body = ErrorBody)))]
 pub async fn backup(
@@ -369,7 +385,7 @@ pub async fn backup(
 }
 
 /// Pins a backup: retention keeps it until it is unpinned.
-#[utoipa::path(post, path = "/api/v1/backups/{repository}/{id}/pin",
+#[utoipa::path(post, path = "/api/v1/backups/{repository}/{id}/pin", operation_id = "pinBackup",
     params(("repository" = String, Path), ("id" = String, Path)),
     request_body(content = PinRequest, description = "optional"),
     responses((status = 200, body = PinResult), (status = 404, body = ErrorBody),
@@ -418,7 +434,7 @@ pub async fn pin(
 }
 
 /// Unpins a backup: retention may remove it again.
-#[utoipa::path(delete, path = "/api/v1/backups/{repository}/{id}/pin",
+#[utoipa::path(delete, path = "/api/v1/backups/{repository}/{id}/pin", operation_id = "unpinBackup",
     params(("repository" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = PinResult), (status = 404, body = ErrorBody)))]
 pub async fn unpin(
@@ -455,7 +471,7 @@ pub async fn unpin(
 }
 
 /// A server's binlog archive and recoverable window.
-#[utoipa::path(get, path = "/api/v1/archive/{server}", params(("server" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/archive/{server}", operation_id = "getArchive", params(("server" = String, Path)),
     responses((status = 200, body = ArchiveBody), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn archive(
@@ -465,16 +481,7 @@ pub async fn archive(
     let Path(name) = p?;
     let cfg = state.config();
     let s = find_server(&cfg, &name)?;
-    let v = state
-        .shared
-        .fleet
-        .repository(&s.repository)
-        .ok_or_else(|| {
-            ApiError::unavailable(format!(
-                "repository `{}` not read yet; try again in a few seconds",
-                s.repository
-            ))
-        })?;
+    let v = read_view(&state, &s.repository)?;
     Ok(Json(ArchiveBody {
         server: s.name.clone(),
         repository: s.repository.clone(),
@@ -489,7 +496,7 @@ pub async fn archive(
 }
 
 /// The drill report (as `holdfast drill report --json`) of one repository.
-#[utoipa::path(get, path = "/api/v1/drills/report", params(DrillQuery),
+#[utoipa::path(get, path = "/api/v1/drills/report", operation_id = "getDrillReport", params(DrillQuery),
     responses((status = 200, description = "the `holdfast drill report --json` object",
         body = Object), (status = 400, body = ErrorBody)))]
 pub async fn drill_report(
@@ -519,11 +526,7 @@ pub async fn drill_report(
         }
         None => None,
     };
-    let v = state.shared.fleet.repository(&name).ok_or_else(|| {
-        ApiError::unavailable(format!(
-            "repository `{name}` not read yet; try again in a few seconds"
-        ))
-    })?;
+    let v = read_view(&state, &name)?;
     let ids: Vec<String> = v.backups.iter().map(|b| b.id.clone()).collect();
     let report = holdfast::drill::status::report(&v.drills, &ids, v.archive.range, since, 10);
     Ok((StatusCode::OK, Json(report)).into_response())

@@ -44,7 +44,7 @@ pub fn job_item(j: &Job) -> JobItem {
 }
 
 /// Jobs, newest first.
-#[utoipa::path(get, path = "/api/v1/jobs", params(JobQuery),
+#[utoipa::path(get, path = "/api/v1/jobs", operation_id = "listJobs", params(JobQuery),
     responses((status = 200, body = Page<JobItem>), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -107,7 +107,7 @@ async fn load(state: &ApiState, id: JobId) -> Result<Job, ApiError> {
 }
 
 /// One job with its transitions and result.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", operation_id = "getJob", params(("id" = i64, Path)),
     responses((status = 200, body = JobDetail), (status = 404, body = ErrorBody)))]
 pub async fn detail(
     State(state): State<ApiState>,
@@ -138,7 +138,7 @@ pub async fn detail(
 }
 
 /// A job's log: the lines its attempts wrote, oldest first.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/log", params(("id" = i64, Path), PageQuery),
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/log", operation_id = "getJobLog", params(("id" = i64, Path), PageQuery),
     responses((status = 200, body = Page<LogItem>), (status = 404, body = ErrorBody)))]
 pub async fn log(
     State(state): State<ApiState>,
@@ -169,7 +169,7 @@ pub async fn log(
 
 /// Queues a job now (trigger `manual`, requested by the caller); the daemon runs it like a
 /// scheduled one.
-#[utoipa::path(post, path = "/api/v1/jobs", request_body = JobRequest,
+#[utoipa::path(post, path = "/api/v1/jobs", operation_id = "createJob", request_body = JobRequest,
     responses((status = 201, body = JobItem), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn create(
@@ -233,9 +233,10 @@ pub async fn create(
     ))
 }
 
-/// Cancels a queued, retrying or running job. A running job's child is stopped cleanly at its
-/// worker's next heartbeat (a third of the lease): nothing partial is listed.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = i64, Path)),
+/// Cancels a queued, retrying or running job. A running job's child is stopped cleanly, at once
+/// when this daemon runs it, else at its worker's next heartbeat (a third of the lease):
+/// nothing partial is listed.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", operation_id = "cancelJob", params(("id" = i64, Path)),
     responses((status = 200, body = JobItem), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 pub async fn cancel(
@@ -273,7 +274,8 @@ pub async fn cancel(
             .await
             .map_err(|e| ApiError::from_store(&e))?;
         if moved {
-            tracing::info!(job_id = id, by = %who.principal(), was = %job.state, "job cancelled");
+            let stopped = job.state == JobState::Running && state.shared.stop_job(id);
+            tracing::info!(job_id = id, by = %who.principal(), was = %job.state, stopped, "job cancelled");
             let job = load(&state, id).await?;
             return Ok(audited(
                 Json(job_item(&job)).into_response(),

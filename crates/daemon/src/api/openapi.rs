@@ -36,12 +36,35 @@ use super::{fleet, jobs, restores};
         restores::create,
         document,
     ),
-    components(schemas(ErrorBody, ErrorDetail, Page<ServerItem>, Page<JobItem>))
+    components(schemas(ErrorBody, ErrorDetail, Page<ServerItem>, Page<JobItem>)),
+    modifiers(&Security),
+    security(("token" = []), ("session" = []))
 )]
 pub struct ApiDoc;
 
+/// How callers authenticate: an API token (`Authorization: Bearer hf_…`) or a browser session
+/// (cookie `holdfast_session`, plus `X-CSRF-Token` on mutating requests).
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("holdfast_session"))),
+        );
+    }
+}
+
 /// The document (public: it describes the API, it holds no data).
-#[utoipa::path(get, path = "/api/v1/openapi.json",
+#[utoipa::path(get, path = "/api/v1/openapi.json", operation_id = "getOpenApi", security(()),
     responses((status = 200, description = "this OpenAPI 3.1 document", body = Object)))]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
@@ -79,6 +102,19 @@ mod tests {
             .collect();
         assert_eq!(table.len(), ROUTES.len(), "a route is in the table twice");
         assert_eq!(documented, table);
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let json = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut ids = BTreeSet::new();
+        for (_, item) in json["paths"].as_object().unwrap() {
+            for (_, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap().to_string();
+                assert!(ids.insert(id.clone()), "operationId {id} twice");
+            }
+        }
+        assert_eq!(ids.len(), ROUTES.len());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::jobs::{JobKind, RestoreParams};
 use crate::time::now_millis;
 
 /// The registered restore targets.
-#[utoipa::path(get, path = "/api/v1/restore-targets", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/restore-targets", operation_id = "listRestoreTargets", params(PageQuery),
     responses((status = 200, body = Page<RestoreTargetItem>)))]
 pub async fn targets(
     State(state): State<ApiState>,
@@ -42,7 +42,7 @@ pub async fn targets(
 
 /// Queues a restore (or a point-in-time recovery) of a server's repository into a registered
 /// target.
-#[utoipa::path(post, path = "/api/v1/restores", request_body = RestoreRequest,
+#[utoipa::path(post, path = "/api/v1/restores", operation_id = "createRestore", request_body = RestoreRequest,
     responses((status = 201, body = JobItem),
         (status = 400, description = "bad-request, or confirmation-required", body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

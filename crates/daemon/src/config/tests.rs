@@ -630,6 +630,7 @@ fn the_example_config_shows_every_key() {
         "[[repository]]\n__probe = 1",
         "[[server]]\n__probe = 1",
         "[[server]]\n[[server.schedule]]\n__probe = 1",
+        "[[restore_target]]\n__probe = 1",
     ] {
         let keys = keys_of(probe);
         assert!(keys.len() >= 2, "{probe}: {keys:?}");
@@ -642,5 +643,64 @@ fn the_example_config_shows_every_key() {
     }
     for kind in crate::jobs::JobKind::ALL {
         assert!(example.contains(kind.as_str()), "job kind {kind}");
+    }
+}
+
+#[test]
+fn restore_targets_are_checked_like_servers_and_restores_are_never_scheduled() {
+    let fx = Fixture::new();
+    let target = |name: &str, url: &str, extra: &str| {
+        format!("\n[[restore_target]]\nname = \"{name}\"\nurl = \"{url}\"\n{extra}\n")
+    };
+    let ok = fx.text()
+        + &target(
+            "staging",
+            "mysql://restore@staging.example.com/",
+            "password_env = \"DB3_PASSWORD\"",
+        )
+        + &target(
+            "prod",
+            "mysql://restore@prod.example.com/",
+            "production = true",
+        );
+    let config = fx.check(&ok).unwrap();
+    assert!(!config.restore_target("staging").unwrap().production);
+    assert!(config.restore_target("prod").unwrap().production);
+    assert!(config.restore_target("nope").is_none());
+
+    let cases: &[(String, &str, &str)] = &[
+        (
+            fx.text() + &target("t", "mysql://a@h/", "") + &target("t", "mysql://b@h/", ""),
+            "restore_target[1].name",
+            "defined twice",
+        ),
+        (
+            fx.text() + &target("t", "mysql://a:pw@h/", ""),
+            "restore_target[0].url",
+            "holds a password",
+        ),
+        (
+            fx.text() + &target("t", "mysql://a@h/", "password_file = \"/nonexistent/pw\""),
+            "restore_target[0].password_file",
+            "",
+        ),
+        (
+            fx.text()
+                .replacen("job = \"backup\"", "job = \"restore\"", 1),
+            "server[0].schedule[0].job",
+            "cannot be scheduled",
+        ),
+    ];
+    for (text, key, piece) in cases {
+        let err = fx.check(text).unwrap_err();
+        let ConfigError::Invalid { problems, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key == *key && p.message.contains(piece)),
+            "{key}: {problems:?}"
+        );
     }
 }

@@ -97,6 +97,24 @@ pub struct Shared {
     pub fleet: Arc<crate::fleet::Fleet>,
     /// Wakes the refresh early (a job succeeded: the repository changed).
     pub refresh_now: Notify,
+    /// The jobs this daemon runs, by id: cancelling a token stops that job's child at once (an
+    /// API cancel; another daemon's jobs stop at their next heartbeat).
+    pub running: std::sync::Mutex<std::collections::HashMap<crate::jobs::JobId, CancellationToken>>,
+}
+
+impl Shared {
+    /// Stops a job this daemon runs (after its cancel was recorded); `false` when it runs
+    /// elsewhere or not at all.
+    pub fn stop_job(&self, id: crate::jobs::JobId) -> bool {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get(&id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// This daemon's id in the store: the configured one, or host name and pid.
@@ -229,6 +247,7 @@ pub async fn run(mut opts: Options) -> Result<(), DaemonError> {
         health: health.clone(),
         fleet: Arc::new(crate::fleet::Fleet::default()),
         refresh_now: Notify::new(),
+        running: Default::default(),
     });
     let audit = opts
         .audit

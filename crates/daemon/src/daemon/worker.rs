@@ -58,6 +58,7 @@ async fn run_job_inner(shared: Arc<Shared>, job: Job, cancel: CancellationToken)
     // the attempt.
     let lease_ms = config.daemon.lease_ms();
     let stop = cancel.child_token();
+    let _registered = Registered::new(&shared, job.id, stop.clone());
     let lease_lost = CancellationToken::new();
     let heartbeat = {
         let (shared, stop, lease_lost) = (shared.clone(), stop.clone(), lease_lost.clone());
@@ -173,9 +174,15 @@ async fn finish(
     match shared.store.transition(job.id, &change).await {
         Ok(true) => {}
         Ok(false) => {
-            tracing::warn!(
-                "the job was moved by someone else meanwhile; outcome not recorded: {message}"
-            );
+            match shared.store.job(job.id).await {
+                Ok(Some(now)) if now.state == JobState::Cancelled => {
+                    tracing::info!("job cancelled on request; its child stopped");
+                }
+                _ => tracing::warn!(
+                    "the job was moved by someone else meanwhile; outcome not recorded: {message}"
+                ),
+            }
+            shared.wake.notify_one();
             return;
         }
         Err(e) => {
@@ -207,4 +214,31 @@ async fn finish(
 
 fn exit_text(code: Option<i32>) -> String {
     code.map_or("no exit code".to_string(), |c| format!("exit {c}"))
+}
+
+/// A running job's entry in [`Shared::running`], removed when the attempt ends.
+struct Registered<'a> {
+    shared: &'a Shared,
+    id: crate::jobs::JobId,
+}
+
+impl<'a> Registered<'a> {
+    fn new(shared: &'a Shared, id: crate::jobs::JobId, stop: CancellationToken) -> Self {
+        shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, stop);
+        Registered { shared, id }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }

@@ -98,9 +98,6 @@ pub fn job_command(program: &Path, config: &Config, job: &Job) -> Result<JobComm
         &[&["--json", "--log-format", "json", "-v"], sub].concat(),
         spec.kind.is_heavy(),
     );
-    if spec.kind == JobKind::Restore {
-        restore_args(config, job, &mut cmd)?;
-    }
     cmd.env
         .push(("HOLDFAST_TRACE_ID".into(), job.trace_id.clone()));
     cmd.env.push(("HOLDFAST_JOB_ID".into(), job.id.to_string()));
@@ -114,6 +111,9 @@ pub fn job_command(program: &Path, config: &Config, job: &Job) -> Result<JobComm
         cmd.add(to.child_credentials(RepoRole::To, &env));
     } else {
         cmd.add(repo.child_credentials(RepoRole::Main, &env));
+    }
+    if spec.kind == JobKind::Restore {
+        restore_args(config, job, &mut cmd)?;
     }
     if spec.kind.loads_server() {
         cmd.add(server_credentials(config, server)?);
@@ -341,6 +341,59 @@ to = "offsite"
                 .env
                 .contains(&("HOLDFAST_TRACE_ID".into(), "t-1".into())));
         }
+    }
+
+    #[test]
+    fn restore_commands_use_the_registered_target_only() {
+        let (mut config, dir) = fixture();
+        let cnf = dir.path().join("db1.cnf").display().to_string();
+        config
+            .restore_target
+            .push(crate::config::RestoreTargetConfig {
+                name: "staging".into(),
+                url: "mysql://restore@staging:3306/".into(),
+                defaults_file: Some(cnf.clone().into()),
+                password_file: None,
+                password_env: None,
+                production: false,
+            });
+        let restore = |backup: Option<&str>, to_time: Option<&str>, target: &str| {
+            let mut j = job(JobKind::Restore, None);
+            j.spec.restore = Some(crate::jobs::RestoreParams {
+                target: target.into(),
+                backup: backup.map(Into::into),
+                to_time: to_time.map(Into::into),
+                to_gtid: None,
+            });
+            job_command(Path::new("holdfast"), &config, &j).map(|c| {
+                c.args
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        };
+        let repo = "--repo file:///backups/main --passphrase-file /etc/holdfast/main.pass \
+                    --max-rate 50MiB/s";
+        let repo = repo.split_whitespace().collect::<Vec<_>>().join(" ");
+        let target = format!("--target mysql://restore@staging:3306/ --defaults-file {cnf}");
+        let common = "--json --log-format json -v restore";
+        assert_eq!(
+            restore(Some("20261207T020000Z-1a2b"), None, "staging").unwrap(),
+            format!("{common} {repo} 20261207T020000Z-1a2b {target}")
+        );
+        assert_eq!(
+            restore(None, None, "staging").unwrap(),
+            format!("{common} {repo} latest {target}")
+        );
+        assert_eq!(
+            restore(Some("B"), Some("2026-12-07T08:00:00Z"), "staging").unwrap(),
+            format!("{common} {repo} --to-time 2026-12-07T08:00:00Z --base B {target}")
+        );
+        assert!(matches!(
+            restore(None, None, "gone"),
+            Err(CommandError::UnknownRestoreTarget(_))
+        ));
     }
 
     #[test]
