@@ -8,6 +8,8 @@
 //! connection resumes when the fault becomes [`Fault::Pass`], and a one-shot fault
 //! ([`FaultProxy::set_fault_once`]) trips on the first connection that reaches it and then
 //! turns itself back to `Pass` (a single cut in the middle of an upload, then clean retries).
+//! A client that closes a stalled connection (it gave up on a silent peer) ends that connection
+//! in the proxy too: a stalled connection nobody uses any more never takes a later fault.
 //! [`Fault::from_seed`] picks a fault and an offset from a seed, so a failing case replays.
 //!
 //! The proxy runs on its own small tokio runtime, so sync and async tests can use it alike;
@@ -85,6 +87,8 @@ struct Shared {
     setting: Mutex<Setting>,
     changed: watch::Sender<u64>,
     connections: AtomicU64,
+    /// Connections being relayed now.
+    open: AtomicU64,
     tripped: AtomicU64,
     upstream: AtomicU64,
     downstream: AtomicU64,
@@ -168,6 +172,7 @@ impl FaultProxy {
             }),
             changed,
             connections: AtomicU64::new(0),
+            open: AtomicU64::new(0),
             tripped: AtomicU64::new(0),
             upstream: AtomicU64::new(0),
             downstream: AtomicU64::new(0),
@@ -238,6 +243,23 @@ impl FaultProxy {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// Connections being relayed now (accepted and not yet ended by either side or a fault).
+    pub fn open_connections(&self) -> u64 {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `timeout` until at most `n` connections are open.
+    pub fn wait_open_at_most(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.open_connections() > n {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     /// Bytes forwarded so far in `direction`.
     pub fn bytes(&self, direction: Direction) -> u64 {
         match direction {
@@ -273,9 +295,30 @@ enum End {
     Rst,
 }
 
+/// Most bytes a stalled connection reads from its client and holds back (beyond this it stops
+/// reading, as a full TCP window would).
+const HOLD_LIMIT: usize = 1 << 20;
+
+/// Counts a connection as open while it lives.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Forwards between `client` and `server` under the shared fault until either side closes or
 /// a fault ends the connection.
+///
+/// While stalled it forwards nothing, but it still reads what the client sends (held back
+/// until the fault switches), so it notices a client that gives up and closes: the connection
+/// then ends. (It once stopped reading both sides while stalled and so lived on after its
+/// client had gone; the next fault, set for another connection, could then trip on this dead
+/// one instead, and the connection it was meant for never saw it.)
 async fn relay(mut client: TcpStream, mut server: TcpStream, shared: Arc<Shared>) {
+    shared.open.fetch_add(1, Ordering::SeqCst);
+    let _open = OpenGuard(shared.clone());
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let mut changed = shared.changed.subscribe();
@@ -333,8 +376,11 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, shared: Arc<Shared>
         }
         tokio::select! {
             _ = changed.changed() => continue,
-            r = client.read(&mut up_buf), if up_open && !stalled => {
+            r = client.read(&mut up_buf), if up_open && (!stalled || held[0].len() < HOLD_LIMIT) => {
                 match r {
+                    // The client gave up on the stalled connection: nothing will use it again.
+                    Ok(0) | Err(_) if stalled => return,
+                    Ok(n) if stalled => held[0].extend_from_slice(&up_buf[..n]),
                     Ok(0) | Err(_) => {
                         up_open = false;
                         let _ = server.shutdown().await;
@@ -647,6 +693,43 @@ mod tests {
         let mut three = [0u8; 3];
         b.read_exact(&mut three).unwrap();
         assert_eq!(&three, b"xyz");
+    }
+
+    /// A client that closes a stalled connection ends it, so the next fault is taken by a
+    /// live connection (a dead stalled one used to linger and take it: the stream test that
+    /// stalls an idle stream after a reconnect then saw no stall at all).
+    #[test]
+    fn a_client_closing_a_stalled_connection_ends_it() {
+        let proxy = FaultProxy::start(echo());
+        proxy.set_fault_once(Fault::Stall {
+            direction: Direction::Downstream,
+            after: 1,
+        });
+        let mut a = std::net::TcpStream::connect(proxy.addr()).unwrap();
+        a.write_all(b"ab").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(a.read(&mut buf).unwrap(), 1);
+        assert!(proxy.wait_tripped(1, Duration::from_secs(5)));
+        assert_eq!(proxy.open_connections(), 1);
+        a.write_all(b"held while stalled").unwrap();
+        drop(a);
+        assert!(
+            proxy.wait_open_at_most(0, Duration::from_secs(5)),
+            "a stalled connection outlived its client"
+        );
+        // The next one-shot stall is taken by the live connection.
+        let mut b = std::net::TcpStream::connect(proxy.addr()).unwrap();
+        b.write_all(b"x").unwrap();
+        b.read_exact(&mut buf[..1]).unwrap();
+        proxy.set_fault_once(Fault::Stall {
+            direction: Direction::Downstream,
+            after: 0,
+        });
+        assert!(proxy.wait_tripped(2, Duration::from_secs(5)));
+        b.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        b.write_all(b"y").unwrap();
+        assert!(b.read(&mut buf).is_err(), "the live connection is stalled");
     }
 
     #[test]
