@@ -90,6 +90,8 @@ struct Shared {
     /// Connections being relayed now.
     open: AtomicU64,
     tripped: AtomicU64,
+    /// When a fault last tripped.
+    last_trip: Mutex<Option<std::time::Instant>>,
     upstream: AtomicU64,
     downstream: AtomicU64,
     target: Mutex<SocketAddr>,
@@ -118,6 +120,7 @@ impl Shared {
         if s.generation != generation {
             return false;
         }
+        *self.last_trip.lock().unwrap() = Some(std::time::Instant::now());
         self.tripped.fetch_add(1, Ordering::SeqCst);
         if s.once {
             s.generation += 1;
@@ -174,6 +177,7 @@ impl FaultProxy {
             connections: AtomicU64::new(0),
             open: AtomicU64::new(0),
             tripped: AtomicU64::new(0),
+            last_trip: Mutex::new(None),
             upstream: AtomicU64::new(0),
             downstream: AtomicU64::new(0),
             target: Mutex::new(target),
@@ -236,6 +240,12 @@ impl FaultProxy {
     /// How many times a cut, reset or stall was applied to a connection.
     pub fn tripped(&self) -> u64 {
         self.shared.tripped.load(Ordering::SeqCst)
+    }
+
+    /// When a cut, reset or stall was last applied (for a stall: the moment the connection
+    /// stopped forwarding).
+    pub fn last_trip(&self) -> Option<std::time::Instant> {
+        *self.shared.last_trip.lock().unwrap()
     }
 
     /// Connections accepted so far.
