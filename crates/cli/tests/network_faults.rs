@@ -627,3 +627,70 @@ fn silent_server(stalls: &[Silence]) {
     stream.stop();
     assert_archive_holds_server_binlog(&repo, &source);
 }
+
+/// The server falls silent while the stream reconnects: every new connection logs in and then
+/// gets no answer to its first query (the proxy holds it), so the stall lands in what the
+/// stream asks before its dump (the resume point, the replication session's settings). Each
+/// attempt must give up within the same dead-link limit as a silent dump, and the stream must
+/// resume once the server answers again, nothing lost or doubled.
+#[test]
+fn a_server_silent_while_the_stream_reconnects_is_noticed() {
+    let source = server_with_hashes(1000);
+    source.sql("CREATE TABLE load_db.w (id INT AUTO_INCREMENT PRIMARY KEY, v TEXT)");
+    let proxy = FaultProxy::start(server_addr(&source));
+    let repo = Repo::init();
+    let heartbeat = Duration::from_secs(1);
+    let stream = ProxiedStream::start(
+        &repo,
+        &proxied_url(&proxy),
+        &format!("{}ms", heartbeat.as_millis()),
+    );
+    write_some(&source, 0, 20);
+    wait_archived(&repo, &gtid_state(&source));
+    let limit = heartbeat * 3 + Duration::from_secs(5);
+    let reporting = Duration::from_secs(2);
+    // From now on a new connection logs in (its first request) and its next request stalls;
+    // the dump already open sends no request and streams on.
+    proxy.set_fault(Fault::StallRequest { nth: 2 });
+    let tripped = proxy.tripped();
+    let killed_at = Instant::now();
+    let dump = source
+        .sql("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+    assert!(
+        !dump.trim().is_empty(),
+        "no Binlog Dump thread on the source"
+    );
+    source.sql(&format!("KILL {}", dump.trim()));
+    assert!(
+        proxy.wait_tripped(tripped + 1, limit),
+        "the stream never reconnected into the stall:\n{}",
+        stream.log()
+    );
+    let stalled_at = proxy.last_trip().unwrap();
+    let (noticed, line) = stream
+        .wait_line("sent nothing for", killed_at, limit * 3)
+        .unwrap_or_else(|| {
+            panic!(
+                "a server silent during the reconnect was not noticed within {:?} (the stream \
+                 waits forever?):\n{}",
+                limit * 3,
+                stream.log()
+            )
+        });
+    let took = noticed.saturating_duration_since(stalled_at);
+    eprintln!(
+        "silent during the reconnect: noticed {:.2}s after the stall (limit {limit:?}): {line}",
+        took.as_secs_f64()
+    );
+    assert!(
+        took <= limit + reporting,
+        "noticed {took:?} after the stall; the limit is {limit:?} (+{reporting:?} to report \
+         it):\n{}",
+        stream.log()
+    );
+    proxy.set_fault(Fault::Pass);
+    write_some(&source, 30_000, 20);
+    wait_archived(&repo, &gtid_state(&source));
+    stream.stop();
+    assert_archive_holds_server_binlog(&repo, &source);
+}

@@ -48,6 +48,14 @@ pub enum Fault {
     /// Forward `after` bytes in `direction`, then forward nothing more either way and keep
     /// both sockets open (until the fault is switched or the proxy dropped).
     Stall { direction: Direction, after: u64 },
+    /// Forward the client's first `nth - 1` writes (counted from when the fault was set), then
+    /// stall as `Stall` does from its `nth` on: the server never sees that request, and the
+    /// client waits for an answer that never comes. The proxy counts its reads of the client's
+    /// bytes, which for a request/response protocol with small requests on loopback (MySQL's
+    /// commands) is one per request: `nth: 2` lets a MySQL client connect and log in and
+    /// stalls its first query. A connection that sends nothing (a binlog dump after its
+    /// request) is never stalled by it.
+    StallRequest { nth: u64 },
     /// Forward at most `bytes_per_sec` in each direction.
     Slow { bytes_per_sec: u64 },
 }
@@ -335,6 +343,8 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, shared: Arc<Shared>
     let mut setting = shared.current();
     // Bytes forwarded per direction since `setting` took effect.
     let mut counted = [0u64; 2];
+    // Reads from the client since `setting` took effect (for `StallRequest`).
+    let mut requests = 0u64;
     let mut stalled = false;
     // Bytes read but held back by a stall, per direction; delivered when the fault switches.
     let mut held: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
@@ -350,6 +360,7 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, shared: Arc<Shared>
         if fresh.generation != setting.generation {
             setting = fresh;
             counted = [0, 0];
+            requests = 0;
             if stalled && fresh.auto {
                 // Stalled by a one-shot fault that has now turned itself off: stay stalled.
                 continue;
@@ -391,19 +402,28 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, shared: Arc<Shared>
                     // The client gave up on the stalled connection: nothing will use it again.
                     Ok(0) | Err(_) if stalled => return,
                     Ok(n) if stalled => held[0].extend_from_slice(&up_buf[..n]),
+                    Ok(n) if matches!(setting.fault, Fault::StallRequest { nth } if requests + 1 >= nth)
+                        && shared.trip(setting.generation) =>
+                    {
+                        held[0].extend_from_slice(&up_buf[..n]);
+                        stalled = true;
+                    }
                     Ok(0) | Err(_) => {
                         up_open = false;
                         let _ = server.shutdown().await;
                     }
-                    Ok(n) => match forward(&mut server, &up_buf[..n], Direction::Upstream, &mut setting, &mut counted, &shared).await {
-                        Step::Go => {}
-                        Step::Stall(rest) => {
-                            held[0] = rest;
-                            stalled = true;
+                    Ok(n) => {
+                        requests += 1;
+                        match forward(&mut server, &up_buf[..n], Direction::Upstream, &mut setting, &mut counted, &shared).await {
+                            Step::Go => {}
+                            Step::Stall(rest) => {
+                                held[0] = rest;
+                                stalled = true;
+                            }
+                            Step::End(e) => break e,
+                            Step::Closed => return,
                         }
-                        Step::End(e) => break e,
-                        Step::Closed => return,
-                    },
+                    }
                 }
             }
             r = server.read(&mut down_buf), if down_open && !stalled => {
@@ -740,6 +760,26 @@ mod tests {
             .unwrap();
         b.write_all(b"y").unwrap();
         assert!(b.read(&mut buf).is_err(), "the live connection is stalled");
+    }
+
+    #[test]
+    fn stall_request_passes_the_first_requests_and_holds_the_nth() {
+        let proxy = FaultProxy::start(echo());
+        proxy.set_fault(Fault::StallRequest { nth: 2 });
+        let mut s = std::net::TcpStream::connect(proxy.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 8];
+        s.write_all(b"one").unwrap();
+        s.read_exact(&mut buf[..3]).unwrap();
+        assert_eq!(&buf[..3], b"one");
+        s.write_all(b"two").unwrap();
+        assert!(s.read(&mut buf).is_err(), "the second request is held");
+        assert_eq!(proxy.tripped(), 1);
+        proxy.set_fault(Fault::Pass);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.read_exact(&mut buf[..3]).unwrap();
+        assert_eq!(&buf[..3], b"two", "delivered once the fault switches");
     }
 
     #[test]
