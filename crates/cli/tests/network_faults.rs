@@ -461,6 +461,16 @@ impl ProxiedStream {
     }
 }
 
+impl Drop for ProxiedStream {
+    /// A failed test does not leave its stream running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn write_some(server: &TestServer, from: u32, n: u32) {
     let mut sql = String::new();
     for i in from..from + n {
@@ -691,6 +701,53 @@ fn a_server_silent_while_the_stream_reconnects_is_noticed() {
     proxy.set_fault(Fault::Pass);
     write_some(&source, 30_000, 20);
     wait_archived(&repo, &gtid_state(&source));
+    stream.stop();
+    assert_archive_holds_server_binlog(&repo, &source);
+}
+
+/// An event larger than the link carries within the dead-link limit (a 12 MB row over a link
+/// slowed to 1 MB/s, 12 s against a limit of 8 s): bytes keep coming the whole time, so the
+/// link is alive, and the event is archived. (The limit once ran on the whole event: such a
+/// stream gave up at 8 s, reconnected, and never got past the event.)
+#[test]
+fn a_large_event_over_a_slow_link_is_not_a_dead_link() {
+    let source = server_with_hashes(10);
+    source.sql("CREATE TABLE load_db.w (id INT AUTO_INCREMENT PRIMARY KEY, v LONGTEXT)");
+    let proxy = FaultProxy::start(server_addr(&source));
+    let repo = Repo::init();
+    let heartbeat = Duration::from_secs(1);
+    let stream = ProxiedStream::start(
+        &repo,
+        &proxied_url(&proxy),
+        &format!("{}ms", heartbeat.as_millis()),
+    );
+    wait_archived(&repo, &gtid_state(&source));
+    let limit = heartbeat * 3 + Duration::from_secs(5);
+    let rate = 1_000_000u64;
+    let size = rate * (limit.as_secs() + 4);
+    proxy.set_fault(Fault::Slow {
+        bytes_per_sec: rate,
+    });
+    let started = Instant::now();
+    source.sql(&format!(
+        "INSERT INTO load_db.w (v) VALUES (REPEAT('x', {size}))"
+    ));
+    wait_archived(&repo, &gtid_state(&source));
+    let took = started.elapsed();
+    eprintln!(
+        "{size} bytes over {rate} B/s archived after {:.1}s (limit {limit:?})",
+        took.as_secs_f64()
+    );
+    assert!(
+        took > limit,
+        "the event crossed the link in {took:?}, within the limit: the test proved nothing"
+    );
+    assert!(
+        !stream.log().contains("sent nothing for"),
+        "a slow link was taken for a dead one:\n{}",
+        stream.log()
+    );
+    proxy.set_fault(Fault::Pass);
     stream.stop();
     assert_archive_holds_server_binlog(&repo, &source);
 }
