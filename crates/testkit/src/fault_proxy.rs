@@ -169,9 +169,10 @@ impl FaultProxy {
             .enable_all()
             .build()
             .expect("fault proxy runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind(("127.0.0.1", 0)))
-            .expect("fault proxy: bind 127.0.0.1");
+        // Bound without entering the runtime, so that async tests can start a proxy too.
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", 0)).expect("fault proxy: bind 127.0.0.1");
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
@@ -192,6 +193,7 @@ impl FaultProxy {
         });
         let s = shared.clone();
         runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("fault proxy: listen");
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
