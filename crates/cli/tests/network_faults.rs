@@ -8,8 +8,10 @@
 //!   fails with its documented exit code (a snapshot cannot move to a new connection), lists
 //!   nothing partial, and the rerun succeeds;
 //! - the binlog stream's connection cut mid-event and stalled (a server that stops sending
-//!   without closing): the stream notices within its stated time (three heartbeats plus 5 s),
-//!   reconnects, and the archive holds every transaction exactly once.
+//!   without closing, mid-transaction, idle after a reconnect, or while the stream reconnects):
+//!   the stream notices within its stated time (three heartbeats plus 5 s), reconnects, and the
+//!   archive holds every transaction exactly once; an event slower to arrive than that limit
+//!   over a slow link is not taken for a dead link.
 //!
 //! Seeds: `HOLDFAST_SWEEP_SEED` (default 19); `HOLDFAST_LONG_TESTS=1` tries more offsets.
 
