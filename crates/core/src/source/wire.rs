@@ -965,6 +965,33 @@ async fn within<T>(
 mod tests {
     use super::*;
 
+    /// The read limit is on silence: bytes that keep trickling in (every 60 ms, 600 ms in all
+    /// against a limit of 200 ms) fill the buffer; a pause longer than the limit fails.
+    #[tokio::test]
+    async fn read_limit_counts_silence_not_the_whole_read() {
+        let limit = Some(Duration::from_millis(200));
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut rx = BufReader::new(rx);
+        let writer = tokio::spawn(async move {
+            for i in 0..10u8 {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                tx.write_all(&[i]).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            tx.write_all(&[99]).await.unwrap();
+        });
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 10];
+        read_exact_within(&mut rx, &mut buf, limit).await.unwrap();
+        assert_eq!(buf, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert!(started.elapsed() > Duration::from_millis(500));
+        let e = read_exact_within(&mut rx, &mut buf[..1], limit)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        writer.abort();
+    }
+
     #[test]
     fn lenenc_values_split_and_reject_truncation() {
         let row = [3, b'a', b'b', b'c', 0xfb, 0xfc, 2, 0, b'x', b'y'];
