@@ -3,7 +3,9 @@
 //!
 //! Both flavors declare the session checksum-aware with the server's own algorithm
 //! (`@master_binlog_checksum = @@global.binlog_checksum`, so events arrive exactly as stored)
-//! and set a heartbeat period (`@master_heartbeat_period`), then register as a replica.
+//! and set a heartbeat period (`@master_heartbeat_period`), then register as a replica. Every
+//! read on the connection, from the session's setup on, gives up after [`dead_link_limit`] of
+//! silence.
 //!
 //! - MariaDB strategy: GTID-aware (`@mariadb_slave_capability = 4`), asks for ANNOTATE_ROWS
 //!   events, and starts with COM_BINLOG_DUMP either at a file and position or at a GTID
@@ -374,4 +376,22 @@ fn mysql_dump_gtid(request: &DumpRequest, set: &GtidPos) -> Result<Vec<u8>> {
 /// True for the dump error that means "the position or GTID you asked for is not in my binlogs".
 pub fn is_missing_history(e: &Error) -> bool {
     e.kind() == ErrorKind::Server && e.message().contains("(error 1236)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dead_link_limit_is_three_heartbeats_plus_five_seconds() {
+        for (heartbeat_ms, limit_ms) in
+            [(2000, 11_000), (1000, 8000), (500, 6500), (30_000, 95_000)]
+        {
+            assert_eq!(
+                dead_link_limit(Duration::from_millis(heartbeat_ms)),
+                Duration::from_millis(limit_ms),
+                "heartbeat {heartbeat_ms} ms"
+            );
+        }
+    }
 }
