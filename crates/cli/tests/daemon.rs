@@ -663,7 +663,7 @@ async fn a_silent_source_raises_the_archive_lag_alert_and_the_archiver_recovers(
     let repo = Repo::init();
     let receiver = HttpReceiver::start().await;
     // Above what a healthy stream shows: its record is rewritten every 5 s and is complete as
-    // of its last heartbeat (2 s), so a threshold under about 7 s could never close.
+    // of its last heartbeat (2 s), so a threshold under about 7 s may not close.
     let lag_threshold = Duration::from_secs(15);
     let cfg = config(&repo, &server, "", "binlog = true").replace(
         &server.url(),
