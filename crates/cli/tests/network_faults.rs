@@ -591,6 +591,19 @@ fn silent_server(stalls: &[Silence]) {
             "stall {i}: {} connections open through the proxy, expected the stream's only",
             proxy.open_connections()
         );
+        if silence == Silence::Idle {
+            // Idle, the server still sends a heartbeat event every period (the
+            // `@master_heartbeat_period` the stream asked for on this, reconnected, connection):
+            // what the stall stops. Each is at least a packet header and an event header.
+            let before = proxy.bytes(Direction::Downstream);
+            std::thread::sleep(heartbeat * 3);
+            let sent = proxy.bytes(Direction::Downstream) - before;
+            eprintln!("idle for {:?}: the server sent {sent} bytes", heartbeat * 3);
+            assert!(
+                sent >= 2 * (4 + 1 + 19),
+                "idle, the server sent {sent} bytes in three heartbeat periods: no heartbeats"
+            );
+        }
         let tripped = proxy.tripped();
         let set_at = Instant::now();
         proxy.set_fault_once(Fault::Stall {
