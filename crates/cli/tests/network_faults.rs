@@ -8,8 +8,10 @@
 //!   fails with its documented exit code (a snapshot cannot move to a new connection), lists
 //!   nothing partial, and the rerun succeeds;
 //! - the binlog stream's connection cut mid-event and stalled (a server that stops sending
-//!   without closing): the stream notices within its stated time (three heartbeats plus 5 s),
-//!   reconnects, and the archive holds every transaction exactly once.
+//!   without closing, mid-transaction, idle after a reconnect, or while the stream reconnects):
+//!   the stream notices within its stated time (three heartbeats plus 5 s), reconnects, and the
+//!   archive holds every transaction exactly once; an event slower to arrive than that limit
+//!   over a slow link is not taken for a dead link.
 //!
 //! Seeds: `HOLDFAST_SWEEP_SEED` (default 19); `HOLDFAST_LONG_TESTS=1` tries more offsets.
 
@@ -414,18 +416,23 @@ impl ProxiedStream {
         ProxiedStream { child, lines }
     }
 
-    /// When the first line containing `needle` after `since` arrived.
-    fn wait_line(&self, needle: &str, since: Instant, timeout: Duration) -> Option<Instant> {
+    /// The first line containing `needle` that arrived after `since`, and when it arrived.
+    fn wait_line(
+        &self,
+        needle: &str,
+        since: Instant,
+        timeout: Duration,
+    ) -> Option<(Instant, String)> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some((t, _)) = self
+            if let Some((t, l)) = self
                 .lines
                 .lock()
                 .unwrap()
                 .iter()
                 .find(|(t, l)| *t >= since && l.contains(needle))
             {
-                return Some(*t);
+                return Some((*t, l.clone()));
             }
             if Instant::now() > deadline {
                 return None;
@@ -453,6 +460,16 @@ impl ProxiedStream {
             "the stream did not stop cleanly:\n{}",
             self.log()
         );
+    }
+}
+
+impl Drop for ProxiedStream {
+    /// A failed test does not leave its stream running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -514,63 +531,237 @@ fn stream_cut_mid_event_resumes_without_hole_or_duplicate() {
 }
 
 /// The server stops sending without closing (the proxy stalls the connection; the server
-/// itself is fine, so only the heartbeat can tell): the stream notices within three
-/// heartbeats plus 5 s (docs/binlog-archive.md), reconnects, and archives what came
+/// itself is fine, so only the heartbeat can tell): the stream notices within its dead-link
+/// limit, three heartbeats plus 5 s (docs/binlog-archive.md), reconnects, and archives what came
 /// meanwhile, every GTID once.
 #[test]
 fn a_silent_server_is_noticed_within_the_heartbeat_limit() {
-    silent_server(&[0]);
+    silent_server(&[Silence::MidTransaction]);
 }
 
-/// The same with the stall while the link is idle, after a first reconnect. It failed twice in
-/// full-suite runs under load (the second stall was never noticed within 24 s) and passed when
-/// run alone: not understood yet (the stall may never trip when no byte flows, or the dead-link
-/// timer may not be armed after a reconnect). Kept out of the default run until it is; run it
-/// with `cargo test --test network_faults -- --ignored`.
+/// The same, twice on one stream: mid-transaction, then, after that reconnect, while the link is
+/// idle (the server sends only heartbeats, and the stall stops them). The second stall must be
+/// noticed as fast as the first: the reconnected stream asks for the same heartbeat and re-arms
+/// its dead-link timer on every read.
+///
+/// This once failed under load (the second stall "never noticed within 24 s") and was ignored:
+/// the cause was the test kit's proxy, not the stream. The first stalled connection outlived the
+/// stream's close of it (a stalled relay read neither side), and the second one-shot stall was
+/// sometimes taken by that dead connection instead of the stream's live one (2 runs in 5 alone
+/// on the loaded machine); the stream, never stalled, had nothing to notice. The proxy now ends
+/// a stalled connection its client closes, and this test checks that the stall hit the
+/// stream: the stream says it heard nothing for its limit.
 #[test]
-#[ignore = "open finding: an idle stall after a reconnect was not noticed under load"]
 fn a_silent_server_is_noticed_when_idle_after_a_reconnect() {
-    silent_server(&[0, 1]);
+    silent_server(&[Silence::MidTransaction, Silence::Idle]);
 }
 
-fn silent_server(tries: &[u32]) {
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Silence {
+    /// The stall lands inside the events of transactions being written.
+    MidTransaction,
+    /// The stall lands while nothing is written (only heartbeats flow).
+    Idle,
+}
+
+fn silent_server(stalls: &[Silence]) {
     let source = server_with_hashes(1000);
     source.sql("CREATE TABLE load_db.w (id INT AUTO_INCREMENT PRIMARY KEY, v TEXT)");
     let proxy = FaultProxy::start(server_addr(&source));
     let repo = Repo::init();
     let heartbeat = Duration::from_secs(1);
-    let stream = ProxiedStream::start(&repo, &proxied_url(&proxy), "1s");
+    let stream = ProxiedStream::start(
+        &repo,
+        &proxied_url(&proxy),
+        &format!("{}ms", heartbeat.as_millis()),
+    );
     write_some(&source, 0, 20);
     wait_archived(&repo, &gtid_state(&source));
-    let stated = heartbeat * 3 + Duration::from_secs(5);
-    for &i in tries {
+    // The stream's stated limit (docs/binlog-archive.md, `BinlogClient`'s read timeout): a
+    // link silent for three heartbeats plus 5 s is dead. It runs from the last byte received,
+    // which is at or before the moment the proxy stalled, so it bounds the time from the stall.
+    let limit = heartbeat * 3 + Duration::from_secs(5);
+    // The "reconnecting" line comes after the stream has flushed what is complete and written
+    // its status record (a local file): time on top of the limit, not part of it.
+    let reporting = Duration::from_secs(2);
+    for (i, &silence) in stalls.iter().enumerate() {
+        // Idle, the stream holds one connection (its dump); a stall set now is taken by it.
+        assert!(
+            proxy.wait_open_at_most(1, Duration::from_secs(10)),
+            "stall {i}: {} connections open through the proxy, expected the stream's only",
+            proxy.open_connections()
+        );
+        if silence == Silence::Idle {
+            // Idle, the server still sends a heartbeat event every period (the
+            // `@master_heartbeat_period` the stream asked for on this, reconnected, connection):
+            // what the stall stops. Each is at least a packet header and an event header.
+            let before = proxy.bytes(Direction::Downstream);
+            std::thread::sleep(heartbeat * 3);
+            let sent = proxy.bytes(Direction::Downstream) - before;
+            eprintln!("idle for {:?}: the server sent {sent} bytes", heartbeat * 3);
+            assert!(
+                sent >= 2 * (4 + 1 + 19),
+                "idle, the server sent {sent} bytes in three heartbeat periods: no heartbeats"
+            );
+        }
         let tripped = proxy.tripped();
-        let stalled_at = Instant::now();
-        // Stall in the middle of what comes next (i = 0) or while idle (i = 1).
+        let set_at = Instant::now();
         proxy.set_fault_once(Fault::Stall {
             direction: Direction::Downstream,
-            after: if i == 0 { 5000 } else { 0 },
+            after: match silence {
+                Silence::MidTransaction => 5000,
+                Silence::Idle => 0,
+            },
         });
-        if i == 0 {
+        if silence == Silence::MidTransaction {
             write_some(&source, 10_000, 50);
         }
-        let noticed = stream
-            .wait_line("reconnecting", stalled_at, stated * 3)
-            .unwrap_or_else(|| panic!("try {i}: the stall was never noticed:\n{}", stream.log()));
         assert!(
-            proxy.tripped() > tripped,
-            "try {i}: the stall never tripped"
+            proxy.wait_tripped(tripped + 1, limit),
+            "stall {i} ({silence:?}) never tripped: the test proved nothing"
         );
-        let took = noticed - stalled_at;
-        eprintln!("stall {i}: noticed after {took:?} (stated limit {stated:?})");
+        let stalled_at = proxy.last_trip().unwrap();
+        let (noticed, line) = stream
+            .wait_line("reconnecting", set_at, limit * 3)
+            .unwrap_or_else(|| {
+                panic!(
+                    "stall {i} ({silence:?}) was never noticed within {:?}:\n{}",
+                    limit * 3,
+                    stream.log()
+                )
+            });
         assert!(
-            took <= stated + Duration::from_secs(2),
-            "try {i}: noticed after {took:?}, the stated limit is {stated:?}:\n{}",
+            line.contains("sent nothing for"),
+            "stall {i}: the stream reconnected for another reason than the silence: {line}"
+        );
+        let took = noticed.saturating_duration_since(stalled_at);
+        eprintln!(
+            "stall {i} ({silence:?}): noticed {:.2}s after the stall (limit {limit:?})",
+            took.as_secs_f64()
+        );
+        assert!(
+            took <= limit + reporting,
+            "stall {i} ({silence:?}): noticed {took:?} after the stall; the limit is {limit:?} \
+             (+{reporting:?} to report it):\n{}",
             stream.log()
         );
-        write_some(&source, 20_000 * (i + 1), 20);
+        write_some(&source, 20_000 * (i as u32 + 1), 20);
         wait_archived(&repo, &gtid_state(&source));
     }
+    proxy.set_fault(Fault::Pass);
+    stream.stop();
+    assert_archive_holds_server_binlog(&repo, &source);
+}
+
+/// The server falls silent while the stream reconnects: every new connection logs in and then
+/// gets no answer to its first query (the proxy holds it), so the stall lands in what the
+/// stream asks before its dump (the resume point, the replication session's settings). Each
+/// attempt must give up within the same dead-link limit as a silent dump, and the stream must
+/// resume once the server answers again, nothing lost or doubled.
+#[test]
+fn a_server_silent_while_the_stream_reconnects_is_noticed() {
+    let source = server_with_hashes(1000);
+    source.sql("CREATE TABLE load_db.w (id INT AUTO_INCREMENT PRIMARY KEY, v TEXT)");
+    let proxy = FaultProxy::start(server_addr(&source));
+    let repo = Repo::init();
+    let heartbeat = Duration::from_secs(1);
+    let stream = ProxiedStream::start(
+        &repo,
+        &proxied_url(&proxy),
+        &format!("{}ms", heartbeat.as_millis()),
+    );
+    write_some(&source, 0, 20);
+    wait_archived(&repo, &gtid_state(&source));
+    let limit = heartbeat * 3 + Duration::from_secs(5);
+    let reporting = Duration::from_secs(2);
+    // From now on a new connection logs in (its first request) and its next request stalls;
+    // the dump already open sends no request and streams on.
+    proxy.set_fault(Fault::StallRequest { nth: 2 });
+    let tripped = proxy.tripped();
+    let killed_at = Instant::now();
+    let dump = source
+        .sql("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+    assert!(
+        !dump.trim().is_empty(),
+        "no Binlog Dump thread on the source"
+    );
+    source.sql(&format!("KILL {}", dump.trim()));
+    assert!(
+        proxy.wait_tripped(tripped + 1, limit),
+        "the stream never reconnected into the stall:\n{}",
+        stream.log()
+    );
+    let stalled_at = proxy.last_trip().unwrap();
+    let (noticed, line) = stream
+        .wait_line("sent nothing for", killed_at, limit * 3)
+        .unwrap_or_else(|| {
+            panic!(
+                "a server silent during the reconnect was not noticed within {:?} (the stream \
+                 waits forever?):\n{}",
+                limit * 3,
+                stream.log()
+            )
+        });
+    let took = noticed.saturating_duration_since(stalled_at);
+    eprintln!(
+        "silent during the reconnect: noticed {:.2}s after the stall (limit {limit:?}): {line}",
+        took.as_secs_f64()
+    );
+    assert!(
+        took <= limit + reporting,
+        "noticed {took:?} after the stall; the limit is {limit:?} (+{reporting:?} to report \
+         it):\n{}",
+        stream.log()
+    );
+    proxy.set_fault(Fault::Pass);
+    write_some(&source, 30_000, 20);
+    wait_archived(&repo, &gtid_state(&source));
+    stream.stop();
+    assert_archive_holds_server_binlog(&repo, &source);
+}
+
+/// An event larger than the link carries within the dead-link limit (a 12 MB row over a link
+/// slowed to 1 MB/s, 12 s against a limit of 8 s): bytes keep coming the whole time, so the
+/// link is alive, and the event is archived. (The limit once ran on the whole event: such a
+/// stream gave up at 8 s, reconnected, and never got past the event.)
+#[test]
+fn a_large_event_over_a_slow_link_is_not_a_dead_link() {
+    let source = server_with_hashes(10);
+    source.sql("CREATE TABLE load_db.w (id INT AUTO_INCREMENT PRIMARY KEY, v LONGTEXT)");
+    let proxy = FaultProxy::start(server_addr(&source));
+    let repo = Repo::init();
+    let heartbeat = Duration::from_secs(1);
+    let stream = ProxiedStream::start(
+        &repo,
+        &proxied_url(&proxy),
+        &format!("{}ms", heartbeat.as_millis()),
+    );
+    wait_archived(&repo, &gtid_state(&source));
+    let limit = heartbeat * 3 + Duration::from_secs(5);
+    let rate = 1_000_000u64;
+    let size = rate * (limit.as_secs() + 4);
+    proxy.set_fault(Fault::Slow {
+        bytes_per_sec: rate,
+    });
+    let started = Instant::now();
+    source.sql(&format!(
+        "INSERT INTO load_db.w (v) VALUES (REPEAT('x', {size}))"
+    ));
+    wait_archived(&repo, &gtid_state(&source));
+    let took = started.elapsed();
+    eprintln!(
+        "{size} bytes over {rate} B/s archived after {:.1}s (limit {limit:?})",
+        took.as_secs_f64()
+    );
+    assert!(
+        took > limit,
+        "the event crossed the link in {took:?}, within the limit: the test proved nothing"
+    );
+    assert!(
+        !stream.log().contains("sent nothing for"),
+        "a slow link was taken for a dead one:\n{}",
+        stream.log()
+    );
     proxy.set_fault(Fault::Pass);
     stream.stop();
     assert_archive_holds_server_binlog(&repo, &source);

@@ -8,6 +8,8 @@
 //! connection resumes when the fault becomes [`Fault::Pass`], and a one-shot fault
 //! ([`FaultProxy::set_fault_once`]) trips on the first connection that reaches it and then
 //! turns itself back to `Pass` (a single cut in the middle of an upload, then clean retries).
+//! A client that closes a stalled connection (it gave up on a silent peer) ends that connection
+//! in the proxy too: a stalled connection nobody uses any more never takes a later fault.
 //! [`Fault::from_seed`] picks a fault and an offset from a seed, so a failing case replays.
 //!
 //! The proxy runs on its own small tokio runtime, so sync and async tests can use it alike;
@@ -46,6 +48,14 @@ pub enum Fault {
     /// Forward `after` bytes in `direction`, then forward nothing more either way and keep
     /// both sockets open (until the fault is switched or the proxy dropped).
     Stall { direction: Direction, after: u64 },
+    /// Forward the client's first `nth - 1` writes (counted from when the fault was set), then
+    /// stall as `Stall` does from its `nth` on: the server never sees that request, and the
+    /// client waits for an answer that never comes. The proxy counts its reads of the client's
+    /// bytes, which for a request/response protocol with small requests on loopback (MySQL's
+    /// commands) is one per request: `nth: 2` lets a MySQL client connect and log in and
+    /// stalls its first query. A connection that sends nothing (a binlog dump after its
+    /// request) is never stalled by it.
+    StallRequest { nth: u64 },
     /// Forward at most `bytes_per_sec` in each direction.
     Slow { bytes_per_sec: u64 },
 }
@@ -85,7 +95,11 @@ struct Shared {
     setting: Mutex<Setting>,
     changed: watch::Sender<u64>,
     connections: AtomicU64,
+    /// Connections being relayed now.
+    open: AtomicU64,
     tripped: AtomicU64,
+    /// When a fault last tripped.
+    last_trip: Mutex<Option<std::time::Instant>>,
     upstream: AtomicU64,
     downstream: AtomicU64,
     target: Mutex<SocketAddr>,
@@ -114,6 +128,7 @@ impl Shared {
         if s.generation != generation {
             return false;
         }
+        *self.last_trip.lock().unwrap() = Some(std::time::Instant::now());
         self.tripped.fetch_add(1, Ordering::SeqCst);
         if s.once {
             s.generation += 1;
@@ -154,9 +169,10 @@ impl FaultProxy {
             .enable_all()
             .build()
             .expect("fault proxy runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind(("127.0.0.1", 0)))
-            .expect("fault proxy: bind 127.0.0.1");
+        // Bound without entering the runtime, so that async tests can start a proxy too.
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", 0)).expect("fault proxy: bind 127.0.0.1");
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
@@ -168,13 +184,16 @@ impl FaultProxy {
             }),
             changed,
             connections: AtomicU64::new(0),
+            open: AtomicU64::new(0),
             tripped: AtomicU64::new(0),
+            last_trip: Mutex::new(None),
             upstream: AtomicU64::new(0),
             downstream: AtomicU64::new(0),
             target: Mutex::new(target),
         });
         let s = shared.clone();
         runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("fault proxy: listen");
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
@@ -233,9 +252,32 @@ impl FaultProxy {
         self.shared.tripped.load(Ordering::SeqCst)
     }
 
+    /// When a cut, reset or stall was last applied (for a stall: the moment the connection
+    /// stopped forwarding).
+    pub fn last_trip(&self) -> Option<std::time::Instant> {
+        *self.shared.last_trip.lock().unwrap()
+    }
+
     /// Connections accepted so far.
     pub fn connections(&self) -> u64 {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections being relayed now (accepted and not yet ended by either side or a fault).
+    pub fn open_connections(&self) -> u64 {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `timeout` until at most `n` connections are open.
+    pub fn wait_open_at_most(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.open_connections() > n {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
     }
 
     /// Bytes forwarded so far in `direction`.
@@ -273,15 +315,38 @@ enum End {
     Rst,
 }
 
+/// Most bytes a stalled connection reads from its client and holds back (beyond this it stops
+/// reading, as a full TCP window would).
+const HOLD_LIMIT: usize = 1 << 20;
+
+/// Counts a connection as open while it lives.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Forwards between `client` and `server` under the shared fault until either side closes or
 /// a fault ends the connection.
+///
+/// While stalled it forwards nothing, but it still reads what the client sends (held back
+/// until the fault switches), so it notices a client that gives up and closes: the connection
+/// then ends. (It once stopped reading both sides while stalled and so lived on after its
+/// client had gone; the next fault, set for another connection, could then trip on this dead
+/// one instead, and the connection it was meant for never saw it.)
 async fn relay(mut client: TcpStream, mut server: TcpStream, shared: Arc<Shared>) {
+    shared.open.fetch_add(1, Ordering::SeqCst);
+    let _open = OpenGuard(shared.clone());
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let mut changed = shared.changed.subscribe();
     let mut setting = shared.current();
     // Bytes forwarded per direction since `setting` took effect.
     let mut counted = [0u64; 2];
+    // Reads from the client since `setting` took effect (for `StallRequest`).
+    let mut requests = 0u64;
     let mut stalled = false;
     // Bytes read but held back by a stall, per direction; delivered when the fault switches.
     let mut held: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
@@ -297,6 +362,7 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, shared: Arc<Shared>
         if fresh.generation != setting.generation {
             setting = fresh;
             counted = [0, 0];
+            requests = 0;
             if stalled && fresh.auto {
                 // Stalled by a one-shot fault that has now turned itself off: stay stalled.
                 continue;
@@ -333,21 +399,33 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, shared: Arc<Shared>
         }
         tokio::select! {
             _ = changed.changed() => continue,
-            r = client.read(&mut up_buf), if up_open && !stalled => {
+            r = client.read(&mut up_buf), if up_open && (!stalled || held[0].len() < HOLD_LIMIT) => {
                 match r {
+                    // The client gave up on the stalled connection: nothing will use it again.
+                    Ok(0) | Err(_) if stalled => return,
+                    Ok(n) if stalled => held[0].extend_from_slice(&up_buf[..n]),
+                    Ok(n) if matches!(setting.fault, Fault::StallRequest { nth } if requests + 1 >= nth)
+                        && shared.trip(setting.generation) =>
+                    {
+                        held[0].extend_from_slice(&up_buf[..n]);
+                        stalled = true;
+                    }
                     Ok(0) | Err(_) => {
                         up_open = false;
                         let _ = server.shutdown().await;
                     }
-                    Ok(n) => match forward(&mut server, &up_buf[..n], Direction::Upstream, &mut setting, &mut counted, &shared).await {
-                        Step::Go => {}
-                        Step::Stall(rest) => {
-                            held[0] = rest;
-                            stalled = true;
+                    Ok(n) => {
+                        requests += 1;
+                        match forward(&mut server, &up_buf[..n], Direction::Upstream, &mut setting, &mut counted, &shared).await {
+                            Step::Go => {}
+                            Step::Stall(rest) => {
+                                held[0] = rest;
+                                stalled = true;
+                            }
+                            Step::End(e) => break e,
+                            Step::Closed => return,
                         }
-                        Step::End(e) => break e,
-                        Step::Closed => return,
-                    },
+                    }
                 }
             }
             r = server.read(&mut down_buf), if down_open && !stalled => {
@@ -647,6 +725,63 @@ mod tests {
         let mut three = [0u8; 3];
         b.read_exact(&mut three).unwrap();
         assert_eq!(&three, b"xyz");
+    }
+
+    /// A client that closes a stalled connection ends it, so the next fault is taken by a
+    /// live connection (a dead stalled one used to linger and take it: the stream test that
+    /// stalls an idle stream after a reconnect then saw no stall at all).
+    #[test]
+    fn a_client_closing_a_stalled_connection_ends_it() {
+        let proxy = FaultProxy::start(echo());
+        proxy.set_fault_once(Fault::Stall {
+            direction: Direction::Downstream,
+            after: 1,
+        });
+        let mut a = std::net::TcpStream::connect(proxy.addr()).unwrap();
+        a.write_all(b"ab").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(a.read(&mut buf).unwrap(), 1);
+        assert!(proxy.wait_tripped(1, Duration::from_secs(5)));
+        assert_eq!(proxy.open_connections(), 1);
+        a.write_all(b"held while stalled").unwrap();
+        drop(a);
+        assert!(
+            proxy.wait_open_at_most(0, Duration::from_secs(5)),
+            "a stalled connection outlived its client"
+        );
+        // The next one-shot stall is taken by the live connection.
+        let mut b = std::net::TcpStream::connect(proxy.addr()).unwrap();
+        b.write_all(b"x").unwrap();
+        b.read_exact(&mut buf[..1]).unwrap();
+        proxy.set_fault_once(Fault::Stall {
+            direction: Direction::Downstream,
+            after: 0,
+        });
+        assert!(proxy.wait_tripped(2, Duration::from_secs(5)));
+        b.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        b.write_all(b"y").unwrap();
+        assert!(b.read(&mut buf).is_err(), "the live connection is stalled");
+    }
+
+    #[test]
+    fn stall_request_passes_the_first_requests_and_holds_the_nth() {
+        let proxy = FaultProxy::start(echo());
+        proxy.set_fault(Fault::StallRequest { nth: 2 });
+        let mut s = std::net::TcpStream::connect(proxy.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 8];
+        s.write_all(b"one").unwrap();
+        s.read_exact(&mut buf[..3]).unwrap();
+        assert_eq!(&buf[..3], b"one");
+        s.write_all(b"two").unwrap();
+        assert!(s.read(&mut buf).is_err(), "the second request is held");
+        assert_eq!(proxy.tripped(), 1);
+        proxy.set_fault(Fault::Pass);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.read_exact(&mut buf[..3]).unwrap();
+        assert_eq!(&buf[..3], b"two", "delivered once the fault switches");
     }
 
     #[test]

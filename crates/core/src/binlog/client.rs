@@ -3,7 +3,9 @@
 //!
 //! Both flavors declare the session checksum-aware with the server's own algorithm
 //! (`@master_binlog_checksum = @@global.binlog_checksum`, so events arrive exactly as stored)
-//! and set a heartbeat period (`@master_heartbeat_period`), then register as a replica.
+//! and set a heartbeat period (`@master_heartbeat_period`), then register as a replica. Every
+//! read on the connection, from the session's setup on, gives up after [`dead_link_limit`] of
+//! silence.
 //!
 //! - MariaDB strategy: GTID-aware (`@mariadb_slave_capability = 4`), asks for ANNOTATE_ROWS
 //!   events, and starts with COM_BINLOG_DUMP either at a file and position or at a GTID
@@ -38,6 +40,19 @@ const MARIA_SLAVE_CAPABILITY_GTID: u32 = 4;
 /// COM_BINLOG_DUMP flags.
 const DUMP_NON_BLOCK: u16 = 1;
 const DUMP_SEND_ANNOTATE_ROWS: u16 = 2;
+
+/// How long the stream waits for a server that sends nothing before it calls the link dead:
+/// three heartbeat periods plus 5 s. The server sends a heartbeat after a period without
+/// events; two more periods and 5 s absorb a late one. It bounds every read of the stream's
+/// connections, the dump's and those of the queries before it, and runs from the last byte
+/// received, so a reconnected stream is held to it as the first connection is.
+pub fn dead_link_limit(heartbeat: Duration) -> Duration {
+    heartbeat * 3 + Duration::from_secs(5)
+}
+
+/// What a read that ran into [`dead_link_limit`] says.
+pub const DEAD_LINK_ADVICE: &str =
+    "no event and not even a heartbeat for three --heartbeat periods plus 5 s: the link is dead";
 
 /// Where the stream starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +91,6 @@ pub enum Received<'a> {
 pub struct BinlogClient {
     conn: WireConn,
     checksum: ChecksumAlg,
-    read_timeout: Duration,
     endpoint: String,
     /// The first packet was read by `open` (to see the dump accepted) and not yet returned.
     peeked: bool,
@@ -88,6 +102,9 @@ impl BinlogClient {
     /// have the requested history), so a refused start is an error of `open`.
     pub async fn open(config: &ConnectionConfig, request: &DumpRequest) -> Result<BinlogClient> {
         let mut conn = WireConn::connect(config).await?;
+        // Every read from here on, the session's setup as much as the events, gives up after
+        // the dead-link limit of silence.
+        conn.set_silence_limit(Some(dead_link_limit(request.heartbeat)), DEAD_LINK_ADVICE);
         let endpoint = config.endpoint();
         let heartbeat_ns = request.heartbeat.as_nanos().max(1_000_000);
         let mut setup = vec![
@@ -125,13 +142,12 @@ impl BinlogClient {
         let mut client = BinlogClient {
             conn,
             checksum,
-            read_timeout: request.heartbeat * 3 + Duration::from_secs(5),
             endpoint,
             peeked: false,
         };
         client.register(request.replica_server_id).await?;
         client.dump(request).await?;
-        client.read_with_timeout().await?;
+        client.conn.read_packet().await?;
         if client.conn.last_packet().first() == Some(&0xff) {
             return Err(client.dump_error());
         }
@@ -198,10 +214,10 @@ impl BinlogClient {
     }
 
     /// The next event, or the end of a non-blocking stream. A silent server (no event and no
-    /// heartbeat for three heartbeat periods) is a transient `Connect` error.
+    /// heartbeat for [`dead_link_limit`]) is a transient `Connect` error.
     pub async fn next(&mut self) -> Result<Received<'_>> {
         if !std::mem::take(&mut self.peeked) {
-            self.read_with_timeout().await?;
+            self.conn.read_packet().await?;
         }
         let packet = self.conn.last_packet();
         match packet.first() {
@@ -214,27 +230,6 @@ impl BinlogClient {
                 packet.len()
             ))),
         }
-    }
-
-    /// Reads the next packet; silence for the read timeout is a dead link.
-    async fn read_with_timeout(&mut self) -> Result<()> {
-        let timeout = self.read_timeout;
-        match tokio::time::timeout(timeout, self.conn.read_packet()).await {
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Connect,
-                    format!(
-                        "{} sent nothing for {}s, not even a heartbeat: the link is dead",
-                        self.endpoint,
-                        timeout.as_secs()
-                    ),
-                )
-                .transient())
-            }
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(_)) => {}
-        }
-        Ok(())
     }
 
     /// Hands the stream to a reader task: see [`EventFeed`].
@@ -381,4 +376,22 @@ fn mysql_dump_gtid(request: &DumpRequest, set: &GtidPos) -> Result<Vec<u8>> {
 /// True for the dump error that means "the position or GTID you asked for is not in my binlogs".
 pub fn is_missing_history(e: &Error) -> bool {
     e.kind() == ErrorKind::Server && e.message().contains("(error 1236)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dead_link_limit_is_three_heartbeats_plus_five_seconds() {
+        for (heartbeat_ms, limit_ms) in
+            [(2000, 11_000), (1000, 8000), (500, 6500), (30_000, 95_000)]
+        {
+            assert_eq!(
+                dead_link_limit(Duration::from_millis(heartbeat_ms)),
+                Duration::from_millis(limit_ms),
+                "heartbeat {heartbeat_ms} ms"
+            );
+        }
+    }
 }

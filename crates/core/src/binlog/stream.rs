@@ -37,7 +37,10 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::binlog::archive::Archive;
-use crate::binlog::client::{is_missing_history, BinlogClient, DumpRequest, DumpStart, Fed};
+use crate::binlog::client::{
+    dead_link_limit, is_missing_history, BinlogClient, DumpRequest, DumpStart, Fed,
+    DEAD_LINK_ADVICE,
+};
 use crate::binlog::compact::CompactPolicy;
 use crate::binlog::event::{
     kind, reseal_checksum, Boundary, ChecksumAlg, Event, FormatDescription, GroupTracker, Rotate,
@@ -176,7 +179,8 @@ pub async fn run_stream(
     observer: &dyn StreamObserver,
     cancel: CancellationToken,
 ) -> Result<StreamReport> {
-    let flavor = preflight(source).await?;
+    let limit = dead_link_limit(options.heartbeat);
+    let flavor = preflight(source, limit).await?;
     let lock = repo.lock_named(STREAM_LOCK, "binlog stream").await?;
     let archive = Archive::new(repo.storage().clone());
     let entries = archive.entries().await?;
@@ -213,7 +217,7 @@ pub async fn run_stream(
     let mut ever_streamed = false;
     let result = loop {
         let written_before = report.segments_written;
-        let outcome = match writer.resume_point(repo, source).await {
+        let outcome = match writer.resume_point(repo, source, limit).await {
             Ok(start) => {
                 let mut session = Session {
                     writer: &mut writer,
@@ -429,10 +433,11 @@ impl Session<'_> {
     ) -> Result<(BinlogClient, DumpStart, Option<PieceStart>)> {
         let source = self.source;
         let flavor = self.writer.flavor;
+        let limit = dead_link_limit(self.options.heartbeat);
         let Some(tail) = self.writer.tail.clone() else {
             // Nothing archived yet and the server no longer has the history we asked for:
             // start at its oldest binlog, and say there is a gap before it.
-            let oldest = oldest_binlog(source).await?;
+            let oldest = oldest_binlog(source, limit).await?;
             tracing::warn!(file = %oldest, "the server no longer has the binlogs from the newest backup's point; archiving from its oldest binlog (a gap precedes it)");
             let start = DumpStart::Position {
                 file: oldest,
@@ -444,7 +449,7 @@ impl Session<'_> {
         if !matches!(request.start, DumpStart::Gtid(_)) {
             return Err(missing);
         }
-        let server_state = server_gtid_state(source, flavor).await?;
+        let server_state = server_gtid_state(source, flavor, limit).await?;
         if !server_state.includes(&tail.gtid_state) {
             return Err(missing.context(format!(
                 "the server's GTID state ({server_state}) does not include the archive's end \
@@ -490,10 +495,10 @@ impl Session<'_> {
             }
         }
         // The server's oldest binlog, and the state before it where the server says it.
-        let oldest = oldest_binlog(source).await?;
+        let oldest = oldest_binlog(source, limit).await?;
         let (start, from) = match flavor {
             Flavor::MySql => {
-                let purged = server_gtid_purged(source).await?;
+                let purged = server_gtid_purged(source, limit).await?;
                 (DumpStart::Gtid(purged.clone()), Some(purged))
             }
             Flavor::MariaDb => (
@@ -501,7 +506,10 @@ impl Session<'_> {
                     file: oldest.clone(),
                     pos: 4,
                 },
-                binlog_start_state(source, &oldest).await.ok().flatten(),
+                binlog_start_state(source, &oldest, limit)
+                    .await
+                    .ok()
+                    .flatten(),
             ),
         };
         let client = BinlogClient::open(source, &request.with_start(start.clone())).await?;
@@ -575,8 +583,8 @@ fn is_history_conflict(error: &Error) -> bool {
 
 /// Checks the server can be archived before taking any lock: binlog on, a row-based format
 /// (statement-based is archived, with a warning), on MySQL GTIDs on. Returns the flavor.
-async fn preflight(source: &ConnectionConfig) -> Result<Flavor> {
-    let mut conn = WireConn::connect(source).await?;
+async fn preflight(source: &ConnectionConfig, limit: Duration) -> Result<Flavor> {
+    let mut conn = connect(source, limit).await?;
     let rows = conn
         .query_text("SELECT @@log_bin, @@binlog_format, @@version")
         .await?;
@@ -624,8 +632,8 @@ async fn preflight(source: &ConnectionConfig) -> Result<Flavor> {
     Ok(flavor)
 }
 
-async fn oldest_binlog(source: &ConnectionConfig) -> Result<String> {
-    let mut conn = WireConn::connect(source).await?;
+async fn oldest_binlog(source: &ConnectionConfig, limit: Duration) -> Result<String> {
+    let mut conn = connect(source, limit).await?;
     let rows = conn.query_text("SHOW BINARY LOGS").await?;
     rows.first()
         .and_then(|r| r.first().cloned().flatten())
@@ -634,12 +642,16 @@ async fn oldest_binlog(source: &ConnectionConfig) -> Result<String> {
 
 /// The server's GTID state: every transaction it has executed (MariaDB: `gtid_binlog_pos`, the
 /// last of each domain; MySQL: `gtid_executed`).
-async fn server_gtid_state(source: &ConnectionConfig, flavor: Flavor) -> Result<GtidPos> {
+async fn server_gtid_state(
+    source: &ConnectionConfig,
+    flavor: Flavor,
+    limit: Duration,
+) -> Result<GtidPos> {
     let sql = match flavor {
         Flavor::MariaDb => "SELECT @@GLOBAL.gtid_binlog_pos",
         Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
     };
-    let mut conn = WireConn::connect(source).await?;
+    let mut conn = connect(source, limit).await?;
     let rows = conn.query_text(sql).await?;
     let text = rows
         .first()
@@ -649,8 +661,8 @@ async fn server_gtid_state(source: &ConnectionConfig, flavor: Flavor) -> Result<
 }
 
 /// MySQL: the transactions no longer in the server's binlogs (`gtid_purged`).
-async fn server_gtid_purged(source: &ConnectionConfig) -> Result<GtidPos> {
-    let mut conn = WireConn::connect(source).await?;
+async fn server_gtid_purged(source: &ConnectionConfig, limit: Duration) -> Result<GtidPos> {
+    let mut conn = connect(source, limit).await?;
     let rows = conn.query_text("SELECT @@GLOBAL.gtid_purged").await?;
     rows.first()
         .and_then(|r| r.first().cloned().flatten())
@@ -660,8 +672,12 @@ async fn server_gtid_purged(source: &ConnectionConfig) -> Result<GtidPos> {
 
 /// MariaDB: the GTID state before `file`, from its GTID list event (`None` when the file
 /// has none).
-async fn binlog_start_state(source: &ConnectionConfig, file: &str) -> Result<Option<GtidPos>> {
-    let mut conn = WireConn::connect(source).await?;
+async fn binlog_start_state(
+    source: &ConnectionConfig,
+    file: &str,
+    limit: Duration,
+) -> Result<Option<GtidPos>> {
+    let mut conn = connect(source, limit).await?;
     let rows = conn
         .query_text(&format!(
             "SHOW BINLOG EVENTS IN '{}' LIMIT 4",
@@ -683,21 +699,30 @@ async fn binlog_start_state(source: &ConnectionConfig, file: &str) -> Result<Opt
     Ok(None)
 }
 
-async fn server_has_file(source: &ConnectionConfig, file: &str) -> Result<bool> {
-    let mut conn = WireConn::connect(source).await?;
+async fn server_has_file(source: &ConnectionConfig, file: &str, limit: Duration) -> Result<bool> {
+    let mut conn = connect(source, limit).await?;
     let rows = conn.query_text("SHOW BINARY LOGS").await?;
     Ok(rows
         .iter()
         .any(|r| r.first().cloned().flatten().as_deref() == Some(file)))
 }
 
-async fn server_id(source: &ConnectionConfig) -> Result<u32> {
-    let mut conn = WireConn::connect(source).await?;
+async fn server_id(source: &ConnectionConfig, limit: Duration) -> Result<u32> {
+    let mut conn = connect(source, limit).await?;
     let rows = conn.query_text("SELECT @@server_id").await?;
     rows.first()
         .and_then(|r| r.first().cloned().flatten())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::server("cannot read @@server_id"))
+}
+
+/// A connection for the stream's own queries (before and between dumps): a server that answers
+/// nothing for the dead-link limit fails the query, as a silent dump does, instead of holding
+/// the stream forever.
+async fn connect(source: &ConnectionConfig, limit: Duration) -> Result<WireConn> {
+    let mut conn = WireConn::connect(source).await?;
+    conn.set_silence_limit(Some(limit), DEAD_LINK_ADVICE);
+    Ok(conn)
 }
 
 fn jitter(d: Duration) -> Duration {
@@ -1018,12 +1043,13 @@ impl SegmentWriter {
         &self,
         repo: &Repository,
         source: &ConnectionConfig,
+        limit: Duration,
     ) -> Result<DumpStart> {
         match &self.tail {
             Some(tail) => {
                 if !tail.ends_file
-                    && server_id(source).await? == tail.source.server_id
-                    && server_has_file(source, &tail.source.file).await?
+                    && server_id(source, limit).await? == tail.source.server_id
+                    && server_has_file(source, &tail.source.file, limit).await?
                 {
                     return Ok(DumpStart::Position {
                         file: tail.source.file.clone(),

@@ -51,7 +51,12 @@ pub struct WireConn {
     endpoint: String,
     /// Longest silence a read waits through (see [`set_read_timeout`](Self::set_read_timeout)).
     read_timeout: Option<Duration>,
+    /// What the error of a read that ran out of patience advises (names the setting).
+    stall_advice: &'static str,
 }
+
+/// The advice of a stalled read by default: the dump's setting.
+const STALL_ADVICE: &str = "raise --stall-timeout if the server is merely slow";
 
 /// A prepared statement: its id and how many parameters and result columns it has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +133,7 @@ impl WireConn {
             bulk_operations: false,
             lent: 0,
             read_timeout: None,
+            stall_advice: STALL_ADVICE,
             endpoint: config.endpoint(),
         };
         conn.handshake(config).await?;
@@ -486,10 +492,18 @@ impl WireConn {
     /// A server that sends nothing for `timeout` while a read waits (a hung server, a route
     /// that drops packets without closing) fails the read with a transient `Connect` error
     /// instead of waiting forever; the connection is unusable afterwards. `None` (the
-    /// default) waits as long as TCP does. Only time spent waiting inside a read counts: a
-    /// caller that stops reading (back-pressure) never trips it.
+    /// default) waits as long as TCP does. Only silence counts: the time spent waiting for the
+    /// next bytes inside a read, so a caller that stops reading (back-pressure) never trips
+    /// it, nor does a large packet that keeps arriving over a slow link.
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.set_silence_limit(timeout, STALL_ADVICE);
+    }
+
+    /// [`set_read_timeout`](Self::set_read_timeout), with the advice its error gives (which
+    /// setting decides the limit).
+    pub fn set_silence_limit(&mut self, timeout: Option<Duration>, advice: &'static str) {
         self.read_timeout = timeout;
+        self.stall_advice = advice;
     }
 
     /// Reads the next whole packet payload (joining packets of 16 MiB and more).
@@ -499,14 +513,14 @@ impl WireConn {
         loop {
             let mut header = [0u8; 4];
             let limit = self.read_timeout;
-            within(limit, self.io.read_exact(&mut header))
+            read_exact_within(&mut self.io, &mut header, limit)
                 .await
                 .map_err(|e| self.read_error(e, limit))?;
             let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
             self.seq = header[3].wrapping_add(1);
             let start = self.packet.len();
             self.packet.resize(start + len, 0);
-            within(limit, self.io.read_exact(&mut self.packet[start..]))
+            read_exact_within(&mut self.io, &mut self.packet[start..], limit)
                 .await
                 .map_err(|e| self.read_error(e, limit))?;
             if len < MAX_PACKET {
@@ -611,9 +625,10 @@ impl WireConn {
                 ErrorKind::Connect,
                 format!(
                     "{} sent nothing for {}s while a result was being read: the server or the \
-                     network is stalled (raise --stall-timeout if the server is merely slow)",
+                     network is stalled ({})",
                     self.endpoint,
-                    limit.as_secs()
+                    limit.as_secs(),
+                    self.stall_advice
                 ),
             )
             .transient(),
@@ -904,6 +919,35 @@ mod tls {
     }
 }
 
+/// Fills `buf` from `io`, failing with `io::ErrorKind::TimedOut` when no byte comes for
+/// `limit` (none: waits as long as TCP does). The limit is on each wait for more bytes, not on
+/// the whole read: a packet that keeps arriving, however slowly, is not a stall.
+async fn read_exact_within<R: tokio::io::AsyncBufRead + Unpin>(
+    io: &mut R,
+    buf: &mut [u8],
+    limit: Option<Duration>,
+) -> std::io::Result<()> {
+    if limit.is_none() {
+        io.read_exact(buf).await?;
+        return Ok(());
+    }
+    let mut filled = 0;
+    while filled < buf.len() {
+        let available = within(limit, io.fill_buf()).await?;
+        if available.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "early eof",
+            ));
+        }
+        let n = available.len().min(buf.len() - filled);
+        buf[filled..filled + n].copy_from_slice(&available[..n]);
+        io.consume(n);
+        filled += n;
+    }
+    Ok(())
+}
+
 /// `fut` limited to `limit` (none: unlimited); running out is an `io::ErrorKind::TimedOut`.
 async fn within<T>(
     limit: Option<Duration>,
@@ -920,6 +964,33 @@ async fn within<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The read limit is on silence: bytes that keep trickling in (every 60 ms, 600 ms in all
+    /// against a limit of 200 ms) fill the buffer; a pause longer than the limit fails.
+    #[tokio::test]
+    async fn read_limit_counts_silence_not_the_whole_read() {
+        let limit = Some(Duration::from_millis(200));
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut rx = BufReader::new(rx);
+        let writer = tokio::spawn(async move {
+            for i in 0..10u8 {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                tx.write_all(&[i]).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            tx.write_all(&[99]).await.unwrap();
+        });
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 10];
+        read_exact_within(&mut rx, &mut buf, limit).await.unwrap();
+        assert_eq!(buf, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert!(started.elapsed() > Duration::from_millis(500));
+        let e = read_exact_within(&mut rx, &mut buf[..1], limit)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        writer.abort();
+    }
 
     #[test]
     fn lenenc_values_split_and_reject_truncation() {
