@@ -43,11 +43,12 @@ pub async fn supervise(
             );
             return;
         };
+        let repository = server_cfg.repository.clone();
         let cmd = match stream_command(&program, &cfg, server_cfg) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(server, error = %e, "cannot start the binlog archiver");
-                alerts.archiver_down(&server, &e.to_string());
+                alerts.archiver_down(&server, &server_cfg.repository, &e.to_string());
                 if sleep_or_stop(RESTART_CAP, &stop).await {
                     return;
                 }
@@ -91,7 +92,7 @@ pub async fn supervise(
         );
         tracing::warn!(server, error = %why, restart_in = ?delay, "binlog archiver ended; restarting");
         if attempt.outcome != Outcome::Succeeded {
-            alerts.archiver_down(&server, &why);
+            alerts.archiver_down(&server, &repository, &why);
         }
         crate::metrics::archiver_restarted(&server);
         if sleep_or_stop(delay, &stop).await {
