@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use holdfast_daemon::jobs::{Job, JobState, Transition, Trigger};
+use holdfast_daemon::jobs::{Job, JobKind, JobState, Transition, Trigger};
 use holdfast_daemon::store::{JobFilter, JobStore};
 use holdfast_testkit::{HttpReceiver, TestServer};
 
@@ -646,4 +646,127 @@ cron = "*/5 * * * * *"
     assert!(!backup_ids(&repo).is_empty());
     let out = holdfast(&["verify", "--all", "--repo", &repo.url()]);
     assert_ok(&out, "verify after the kill");
+}
+
+/// SIGHUP re-reads the config: a schedule removed stops firing, one added starts; a broken file
+/// (a TOML syntax error, then a five-field cron) is refused with the reason in the log and the
+/// running config keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_and_refuses_a_broken_one() {
+    let server = TestServer::start();
+    let repo = Repo::init();
+    let verify_every_2s = r#"
+[[server.schedule]]
+job = "verify"
+cron = "*/2 * * * * *"
+"#;
+    let backup_every_3s = r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/3 * * * * *"
+"#;
+    let d = Daemon::start(&config(&repo, &server, verify_every_2s, ""), &[]);
+    wait_jobs(&d, Duration::from_secs(30), "a scheduled verify", |j| {
+        j.iter()
+            .any(|j| j.spec.kind == JobKind::Verify && j.state == JobState::Succeeded)
+    })
+    .await;
+
+    // Reload: the verify schedule goes, a backup schedule comes.
+    std::fs::write(
+        d.config_path(),
+        config(&repo, &server, backup_every_3s, "")
+            .replace("{state}", &d.state_path().display().to_string())
+            .replace("{listen}", &format!("127.0.0.1:{}", d.port)),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    let reloaded = wait_log(&d, "config reloaded", Duration::from_secs(10)).await;
+    let jobs = wait_jobs(&d, Duration::from_secs(60), "a backup after the reload", |j| {
+        j.iter()
+            .any(|j| j.spec.kind == JobKind::Backup && j.state == JobState::Succeeded)
+    })
+    .await;
+    let late_verifies: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| j.spec.kind == JobKind::Verify && j.created_at > reloaded + 1000)
+        .collect();
+    assert!(
+        late_verifies.is_empty(),
+        "the removed schedule still fires: {late_verifies:#?}"
+    );
+    assert!(
+        jobs.iter()
+            .filter(|j| j.spec.kind == JobKind::Backup)
+            .all(|j| j.spec.schedule.as_deref() == Some("db1/0:backup")),
+        "{jobs:#?}"
+    );
+
+    // Broken files: refused, said why, and the backups go on.
+    let good = std::fs::read_to_string(d.config_path()).unwrap();
+    for (broken, why) in [
+        (good.replace("[[server]]", "[[server]"), "holdfast.toml"),
+        (
+            good.replace("cron = \"*/3 * * * * *\"", "cron = \"*/3 * * * *\""),
+            "server[0].schedule[0].cron",
+        ),
+    ] {
+        let before = count_backups(&d).await;
+        std::fs::write(d.config_path(), &broken).unwrap();
+        let refusals = d.log().matches("config reload refused").count();
+        d.signal(libc::SIGHUP);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while d.log().matches("config reload refused").count() == refusals {
+            assert!(Instant::now() < deadline, "no refusal logged:\n{}", d.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let line = d
+            .log()
+            .lines()
+            .rfind(|l| l.contains("config reload refused"))
+            .unwrap()
+            .to_string();
+        assert!(line.contains(why), "the refusal says why ({why}): {line}");
+        assert!(line.contains("\"ERROR\""), "logged as an error: {line}");
+        wait_jobs(
+            &d,
+            Duration::from_secs(30),
+            "backups go on under the old config",
+            |j| {
+                j.iter()
+                    .filter(|j| j.spec.kind == JobKind::Backup && j.state == JobState::Succeeded)
+                    .count()
+                    >= before + 2
+            },
+        )
+        .await;
+        assert_eq!(
+            http_get(d.port, "/readyz").map(|(c, _)| c),
+            Some(200),
+            "still ready"
+        );
+    }
+}
+
+/// Succeeded backups in the daemon's store.
+async fn count_backups(d: &Daemon) -> usize {
+    jobs(&d.state_path())
+        .await
+        .iter()
+        .filter(|j| j.spec.kind == JobKind::Backup && j.state == JobState::Succeeded)
+        .count()
+}
+
+/// Waits for a log line containing `needle`; returns when it was seen (ms).
+async fn wait_log(d: &Daemon, needle: &str, within: Duration) -> i64 {
+    let deadline = Instant::now() + within;
+    while !d.log().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in the log within {within:?}:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    holdfast_daemon::time::now_millis()
 }
