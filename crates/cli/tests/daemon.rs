@@ -770,3 +770,128 @@ async fn wait_log(d: &Daemon, needle: &str, within: Duration) -> i64 {
     }
     holdfast_daemon::time::now_millis()
 }
+
+/// A heavy job's child runs at the configured nice and I/O class, and in a cgroup with the
+/// configured cpu.max where the daemon may manage cgroup v2; where it may not (no cgroup2
+/// mount, no cpu controller offered, no permission), the documented fallback: one warning
+/// saying why, and the job still runs (niced and ioniced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_jobs_run_niced_ioniced_and_in_their_cgroup_or_say_why_not() {
+    use holdfast_daemon::runner::process::own_cgroup_dir;
+    let server = TestServer::start();
+    server.sql("CREATE DATABASE big");
+    server.sql("CREATE TABLE big.t (id INT PRIMARY KEY, v VARCHAR(200))");
+    server.sql("INSERT INTO big.t SELECT seq, CONCAT(MD5(RAND()), MD5(RAND())) FROM big.seq_1_to_30000");
+    let repo = Repo::init();
+    let cfg = config(
+        &repo,
+        &server,
+        r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/2 * * * * *"
+"#,
+        "",
+    )
+    .replace(
+        "shutdown_grace = \"2s\"",
+        "shutdown_grace = \"2s\"\nnice = 7\nionice = \"idle\"\ncpu_max = \"50000 100000\"",
+    )
+    .replace(
+        "url = \"file://",
+        "max_rate = \"256KiB/s\"\nurl = \"file://",
+    );
+    let mut d = Daemon::start(&cfg, &[]);
+    let daemon_pid = d.child.as_ref().unwrap().id();
+
+    // The backup's `holdfast` child, while it runs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let child = loop {
+        if let Some(pid) = children(daemon_pid)
+            .into_iter()
+            .find(|&p| cmdline(p).contains(&"backup".to_string()))
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no backup child:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): state is field 3, nice field 19.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let nice: i32 = after.split(' ').nth(16).unwrap().parse().unwrap();
+    assert_eq!(nice, 7, "the job's nice ({stat})");
+    // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, pid) reads another process's I/O priority.
+    let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, child as libc::c_int) };
+    assert_eq!(ioprio >> 13, 3, "I/O class idle (ioprio {ioprio:#x})");
+
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let child_cgroup = std::fs::read_to_string(format!("/proc/{child}/cgroup")).unwrap();
+    let log = d.log();
+    if log.contains("heavy jobs run in their own cgroup") {
+        let dir = own_cgroup_dir(&mountinfo, &child_cgroup).unwrap();
+        assert!(dir.ends_with("jobs"), "the job is in the jobs cgroup: {dir:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cpu.max")).unwrap().trim(),
+            "50000 100000"
+        );
+    } else {
+        let warning = log
+            .lines()
+            .find(|l| l.contains("cannot manage its cgroup"))
+            .unwrap_or_else(|| panic!("neither a cgroup nor the fallback warning:\n{log}"));
+        assert!(warning.contains("\"WARN\""), "a warning: {warning}");
+        assert!(warning.contains("\"error\""), "it says why: {warning}");
+        assert_eq!(
+            log.matches("cannot manage its cgroup").count(),
+            1,
+            "said once"
+        );
+        // Where this host offers no cpu controller to the daemon, that is the reason given.
+        let daemon_cgroup = std::fs::read_to_string(format!("/proc/{daemon_pid}/cgroup")).unwrap();
+        match own_cgroup_dir(&mountinfo, &daemon_cgroup) {
+            Ok(dir) => {
+                let controllers =
+                    std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+                if !controllers.split_whitespace().any(|c| c == "cpu") {
+                    assert!(warning.contains("offers no cpu controller"), "{warning}");
+                }
+            }
+            Err(e) => assert!(warning.contains(&e), "{warning}"),
+        }
+        assert_eq!(child_cgroup, daemon_cgroup, "the job stays in the daemon's cgroup");
+    }
+    // Either way the job runs to its end.
+    wait_jobs(&d, Duration::from_secs(90), "the niced backup", |j| {
+        count(j, JobState::Succeeded) >= 1
+    })
+    .await;
+    assert!(d.terminate(Duration::from_secs(60)).success());
+}
+
+/// The child processes of `pid` (from /proc/*/stat).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else { continue };
+        let ppid = stat[close + 2..].split(' ').nth(1).and_then(|v| v.parse().ok());
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
