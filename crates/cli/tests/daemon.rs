@@ -682,10 +682,15 @@ cron = "*/3 * * * * *"
     .unwrap();
     d.signal(libc::SIGHUP);
     let reloaded = wait_log(&d, "config reloaded", Duration::from_secs(10)).await;
-    let jobs = wait_jobs(&d, Duration::from_secs(60), "a backup after the reload", |j| {
-        j.iter()
-            .any(|j| j.spec.kind == JobKind::Backup && j.state == JobState::Succeeded)
-    })
+    let jobs = wait_jobs(
+        &d,
+        Duration::from_secs(60),
+        "a backup after the reload",
+        |j| {
+            j.iter()
+                .any(|j| j.spec.kind == JobKind::Backup && j.state == JobState::Succeeded)
+        },
+    )
     .await;
     let late_verifies: Vec<&Job> = jobs
         .iter()
@@ -781,7 +786,9 @@ async fn heavy_jobs_run_niced_ioniced_and_in_their_cgroup_or_say_why_not() {
     let server = TestServer::start();
     server.sql("CREATE DATABASE big");
     server.sql("CREATE TABLE big.t (id INT PRIMARY KEY, v VARCHAR(200))");
-    server.sql("INSERT INTO big.t SELECT seq, CONCAT(MD5(RAND()), MD5(RAND())) FROM big.seq_1_to_30000");
+    server.sql(
+        "INSERT INTO big.t SELECT seq, CONCAT(MD5(RAND()), MD5(RAND())) FROM big.seq_1_to_30000",
+    );
     let repo = Repo::init();
     let cfg = config(
         &repo,
@@ -830,7 +837,10 @@ cron = "*/2 * * * * *"
     let log = d.log();
     if log.contains("heavy jobs run in their own cgroup") {
         let dir = own_cgroup_dir(&mountinfo, &child_cgroup).unwrap();
-        assert!(dir.ends_with("jobs"), "the job is in the jobs cgroup: {dir:?}");
+        assert!(
+            dir.ends_with("jobs"),
+            "the job is in the jobs cgroup: {dir:?}"
+        );
         assert_eq!(
             std::fs::read_to_string(dir.join("cpu.max")).unwrap().trim(),
             "50000 100000"
@@ -859,7 +869,10 @@ cron = "*/2 * * * * *"
             }
             Err(e) => assert!(warning.contains(&e), "{warning}"),
         }
-        assert_eq!(child_cgroup, daemon_cgroup, "the job stays in the daemon's cgroup");
+        assert_eq!(
+            child_cgroup, daemon_cgroup,
+            "the job stays in the daemon's cgroup"
+        );
     }
     // Either way the job runs to its end.
     wait_jobs(&d, Duration::from_secs(90), "the niced backup", |j| {
@@ -879,8 +892,13 @@ fn children(pid: u32) -> Vec<u32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
             continue;
         };
-        let Some(close) = stat.rfind(')') else { continue };
-        let ppid = stat[close + 2..].split(' ').nth(1).and_then(|v| v.parse().ok());
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let ppid = stat[close + 2..]
+            .split(' ')
+            .nth(1)
+            .and_then(|v| v.parse().ok());
         if ppid == Some(pid) {
             out.push(p);
         }

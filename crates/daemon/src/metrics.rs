@@ -319,7 +319,11 @@ pub async fn refresh_repository(
             gauge!("holdfast_binlog_archive_lag_seconds", &labels).set(lag);
         }
         if let Some(start) = facts.window_start {
-            gauge!("holdfast_recoverable_window_start_timestamp_seconds", &labels).set(start);
+            gauge!(
+                "holdfast_recoverable_window_start_timestamp_seconds",
+                &labels
+            )
+            .set(start);
         }
         if let Some(end) = facts.window_end {
             gauge!("holdfast_recoverable_window_end_timestamp_seconds", &labels).set(end);
@@ -441,7 +445,11 @@ mod tests {
         let some = |s: &str| Some(s.to_string());
         let cases = [
             (who(&["db1", "db2"], &["db2"], &[]), Some(1), some("db2")),
-            (who(&["db1", "db2"], &["db1", "db2"], &[]), Some(2), some("db2")),
+            (
+                who(&["db1", "db2"], &["db1", "db2"], &[]),
+                Some(2),
+                some("db2"),
+            ),
             (who(&["db1", "db2"], &["db1", "db2"], &[]), Some(9), None),
             (who(&["db1", "db2"], &[], &[]), None, None),
             (who(&["db1", "db2"], &[], &[]), Some(1), some("db1")),

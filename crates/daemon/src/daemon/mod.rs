@@ -12,6 +12,7 @@
 //! finish up to `shutdown_grace`, then cancels them (each `holdfast` child stops cleanly:
 //! nothing partial is listed) and returns.
 
+mod prune;
 mod refresh;
 mod scheduling;
 mod worker;
@@ -156,6 +157,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let mut archivers: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
     start_archivers(&shared, &mut archivers, &stop_all);
     let refresher = tokio::spawn(refresh::run(shared.clone(), stop_all.clone()));
+    let pruner = tokio::spawn(prune::run(shared.clone(), stop_all.clone()));
 
     // Signals.
     use tokio::signal::unix::{signal, SignalKind};
@@ -230,6 +232,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         let _ = a.await;
     }
     let _ = refresher.await;
+    let _ = pruner.await;
     stop_http.cancel();
     let _ = http.await;
     tracing::info!("holdfast daemon stopped");

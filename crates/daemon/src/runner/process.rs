@@ -387,7 +387,10 @@ mod tests {
                 (e, g) => panic!("{own}: expected {e:?}, got {g:?}"),
             }
         }
-        assert_eq!(missing_controllers("cpuset cpu io memory\n", &["cpu", "io"]), Vec::<&str>::new());
+        assert_eq!(
+            missing_controllers("cpuset cpu io memory\n", &["cpu", "io"]),
+            Vec::<&str>::new()
+        );
         assert_eq!(missing_controllers("", &["cpu"]), ["cpu"]);
         assert_eq!(missing_controllers("cpu memory", &["cpu", "io"]), ["io"]);
     }
