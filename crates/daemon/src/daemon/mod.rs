@@ -70,6 +70,9 @@ pub struct Shared {
     pub alerts: Alerts,
     /// Wakes the main loop early (a job ended: a slot is free).
     pub wake: Notify,
+    /// Wakes the metrics refresh early (a job ended: job counts and perhaps the repository
+    /// changed).
+    pub refresh: Notify,
     pub health: Arc<Health>,
 }
 
@@ -94,9 +97,9 @@ fn isolation(config: &Config) -> Isolation {
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT.
-pub async fn run(opts: Options) -> Result<(), DaemonError> {
-    let config = Arc::new(load(&opts.config_path).map_err(DaemonError::Config)?);
+/// Opens the job store `config` names, with its password from `state_password_file` or
+/// `HOLDFAST_STATE_PASSWORD` (PostgreSQL).
+pub async fn open_store(config: &Config) -> Result<Box<dyn JobStore>, DaemonError> {
     let password = match &config.daemon.state_password_file {
         Some(f) => Some(
             std::fs::read_to_string(f)
@@ -108,8 +111,13 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         ),
         None => std::env::var("HOLDFAST_STATE_PASSWORD").ok(),
     };
-    let store: Arc<dyn JobStore> =
-        Arc::from(crate::store::open(&config.daemon.state, password).await?);
+    Ok(crate::store::open(&config.daemon.state, password).await?)
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    let config = Arc::new(load(&opts.config_path).map_err(DaemonError::Config)?);
+    let store: Arc<dyn JobStore> = Arc::from(open_store(&config).await?);
     let worker = worker_id(&config);
     let metrics = crate::metrics::install();
     let health = Arc::new(Health::default());
@@ -142,6 +150,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         isolation: isolation(&config),
         alerts: crate::alerts::from_config(&config),
         wake: Notify::new(),
+        refresh: Notify::new(),
         health: health.clone(),
     });
     tracing::info!(

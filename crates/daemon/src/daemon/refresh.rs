@@ -1,6 +1,7 @@
-//! Every [`REFRESH`](crate::metrics::REFRESH): job counts from the store, and each repository's
-//! backups, archive, window and drills read into metrics; the alerts derived from them (archive
-//! lag, window shrinking, failed drills, size) raised or resolved.
+//! Every [`REFRESH`](crate::metrics::REFRESH), and as soon as a job ends: job counts from the
+//! store, and each repository's backups, archive, window and drills read into metrics; the
+//! alerts derived from them (archive lag, window shrinking, failed drills, size) raised or
+//! resolved.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -78,6 +79,7 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(REFRESH) => {}
+            _ = shared.refresh.notified() => {}
         }
     }
 }

@@ -202,6 +202,7 @@ async fn finish(
         _ => tracing::info!("{message}"),
     }
     shared.wake.notify_one();
+    shared.refresh.notify_one();
 }
 
 fn exit_text(code: Option<i32>) -> String {
