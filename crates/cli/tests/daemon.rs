@@ -913,3 +913,84 @@ fn cmdline(pid: u32) -> Vec<String> {
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect()
 }
+
+/// Two servers backing up into one repository, the second also archiving its binlog: each
+/// server's backups are its own series, the archive lag and the recoverable window are the
+/// archiving server's, and no series is labelled with the servers joined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_label_each_server_of_a_shared_repository() {
+    let db1 = TestServer::start();
+    let db2 = TestServer::start();
+    let repo = Repo::init();
+    let schedule = r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/3 * * * * *"
+"#;
+    let cfg = config(&repo, &db1, schedule, "")
+        + &format!(
+            r#"
+[[server]]
+name = "db2"
+source = "{}"
+repository = "main"
+binlog = true
+{schedule}
+"#,
+            db2.url()
+        );
+    let d = Daemon::start(&cfg, &[]);
+    wait_jobs(
+        &d,
+        Duration::from_secs(90),
+        "backups of both servers",
+        |j| {
+            ["db1", "db2"].iter().all(|s| {
+                j.iter()
+                    .any(|j| j.spec.server == *s && j.state == JobState::Succeeded)
+            })
+        },
+    )
+    .await;
+    let wanted = [
+        "holdfast_backup_last_success_timestamp_seconds{server=\"db1\",repository=\"main\",kind=\"logical\"}",
+        "holdfast_backup_last_success_timestamp_seconds{server=\"db2\",repository=\"main\",kind=\"logical\"}",
+        "holdfast_backup_size_bytes{server=\"db1\",repository=\"main\"}",
+        "holdfast_backup_size_bytes{server=\"db2\",repository=\"main\"}",
+        "holdfast_binlog_archive_lag_seconds{server=\"db2\",repository=\"main\"}",
+        "holdfast_recoverable_window_end_timestamp_seconds{server=\"db2\",repository=\"main\"}",
+        "holdfast_repository_size_bytes{repository=\"main\"}",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let m = loop {
+        let m = d.metrics();
+        if wanted.iter().all(|w| m.contains(w)) {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing {:?} in:\n{m}\nlog:\n{}",
+            wanted
+                .iter()
+                .filter(|w| !m.contains(*w))
+                .collect::<Vec<_>>(),
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(!m.contains("db1,db2") && !m.contains("db2,db1"), "{m}");
+    for line in m.lines().filter(|l| {
+        l.starts_with("holdfast_binlog_archive_lag_seconds")
+            || l.starts_with("holdfast_recoverable_window")
+    }) {
+        assert!(
+            line.contains("server=\"db2\""),
+            "the archiving server's: {line}"
+        );
+    }
+    for line in m.lines().filter(|l| {
+        l.starts_with("holdfast_repository_size_bytes") || l.starts_with("holdfast_drill")
+    }) {
+        assert!(!line.contains("server="), "a repository fact: {line}");
+    }
+}
