@@ -30,9 +30,12 @@ SECONDS=0
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (https://rustup.rs)"
 command -v dpkg-deb >/dev/null 2>&1 || die "dpkg-deb not found: run this on Debian or Ubuntu (apt-get install dpkg)"
 
+# Pinned, so CI is reproducible (3.x packages a non-release profile with a warning; see
+# BUILD_DEB_PROFILE). Installed once into ~/.cargo/bin, which CI caches like garage.
+CARGO_DEB_VERSION=3.8.0
 if ! cargo deb --version >/dev/null 2>&1; then
-  banner "installing cargo-deb (cargo install cargo-deb --locked)"
-  nice cargo install cargo-deb --locked
+  banner "installing cargo-deb $CARGO_DEB_VERSION (cargo install cargo-deb --locked)"
+  nice cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked
 fi
 cargo deb --version
 
@@ -67,7 +70,10 @@ pages=$(wc -l <"$ASSETS/man.list")
 echo "$pages man pages, 3 completion scripts"
 
 banner "cargo deb"
-out=$(cargo deb -p holdfast-cli --no-build --locked --profile "$PROFILE" 2>&1) || { echo "$out" >&2; die "cargo deb failed"; }
+DEB_ARGS=(-p holdfast-cli --no-build --locked --profile "$PROFILE")
+# A check build (not release) is never shipped: compress fast.
+[[ $PROFILE == release ]] || DEB_ARGS+=(--fast)
+out=$(cargo deb "${DEB_ARGS[@]}" 2>&1) || { echo "$out" >&2; die "cargo deb failed"; }
 echo "$out"
 DEB=$(echo "$out" | grep -E '\.deb$' | tail -1)
 [[ -f $DEB ]] || die "cargo deb printed no .deb path"
