@@ -294,7 +294,7 @@ cron = "*/4 * * * * *"
     }
     let listed = backup_ids(&repo);
     assert!(listed.len() >= 2, "backups listed: {listed:?}");
-    for job in done {
+    for job in &done {
         let id = job
             .result
             .as_ref()
@@ -305,6 +305,25 @@ cron = "*/4 * * * * *"
     let m = d.metrics();
     assert!(m.contains("holdfast_jobs{state=\"succeeded\"}"), "{m}");
     assert!(m.contains("holdfast_schedule_jitter_seconds"), "{m}");
+
+    // `holdfast daemon --jobs` reads the same store: newest first, with the backup made.
+    let config = d.config_path().display().to_string();
+    let out = holdfast(&[
+        "--json", "daemon", "--config", &config, "--jobs", "--limit", "50",
+    ]);
+    assert_ok(&out, "daemon --jobs --json");
+    let listed = json(&out)["jobs"].as_array().unwrap().clone();
+    let ids: Vec<i64> = listed.iter().map(|j| j["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    for job in &done {
+        assert!(ids.contains(&job.id), "job {} listed: {ids:?}", job.id);
+    }
+    let out = holdfast(&["daemon", "--config", &config, "--jobs"]);
+    assert_ok(&out, "daemon --jobs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("    ID  STATE"), "{text}");
+    let backup = done[0].result.as_ref().unwrap()["id"].as_str().unwrap();
+    assert!(text.contains(&format!("backup {backup}")), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
