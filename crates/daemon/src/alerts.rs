@@ -157,4 +157,10 @@ impl Alerts {
             &format!("{why}; restarting with backoff"),
         ));
     }
+
+    /// The binlog archiver of `server` has been running again for a while: closes an open
+    /// `archive-stopped/<server>`.
+    pub fn archiver_running(&self, server: &str, repository: &str) {
+        self.raise(Alert::archive_stopped(server, repository, "running again").resolved());
+    }
 }
