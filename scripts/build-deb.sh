@@ -13,7 +13,10 @@
 #
 # Usage: scripts/build-deb.sh            prints the path of the .deb on its last line
 # Environment: CARGO_TARGET_DIR as for cargo; BUILD_DEB_SKIP_BUILD=1 packages the binary already
-#              in <target>/release (e.g. right after a release build).
+#              built (e.g. right after a release build);
+#              BUILD_DEB_PROFILE [release]: the cargo profile to build and package. `release`
+#              for a package to ship; CI checks the packaging with `dev`, the binary the tests
+#              already built (see docs/daemon.md, "The Debian package").
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,25 +30,33 @@ SECONDS=0
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (https://rustup.rs)"
 command -v dpkg-deb >/dev/null 2>&1 || die "dpkg-deb not found: run this on Debian or Ubuntu (apt-get install dpkg)"
 
+# Pinned, so CI is reproducible (3.x packages a non-release profile with a warning; see
+# BUILD_DEB_PROFILE). Installed once into ~/.cargo/bin, which CI caches like garage.
+CARGO_DEB_VERSION=3.8.0
 if ! cargo deb --version >/dev/null 2>&1; then
-  banner "installing cargo-deb (cargo install cargo-deb --locked)"
-  nice cargo install cargo-deb --locked
+  banner "installing cargo-deb $CARGO_DEB_VERSION (cargo install cargo-deb --locked)"
+  nice cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked
 fi
 cargo deb --version
 
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps \
   | grep -o '"target_directory":"[^"]*"' | head -1 | cut -d'"' -f4)
 [[ -n $TARGET_DIR ]] || die "cannot find cargo's target directory (cargo metadata)"
-BIN="$TARGET_DIR/release/holdfast"
+PROFILE=${BUILD_DEB_PROFILE:-release}
+case $PROFILE in
+  dev | test) PROFILE_DIR=debug ;;
+  *) PROFILE_DIR=$PROFILE ;;
+esac
+BIN="$TARGET_DIR/$PROFILE_DIR/holdfast"
 
 if [[ ${BUILD_DEB_SKIP_BUILD:-0} != 1 ]]; then
-  banner "release build"
-  nice cargo build --release --locked -p holdfast-cli
+  banner "cargo build --profile $PROFILE"
+  nice cargo build --profile "$PROFILE" --locked -p holdfast-cli
 fi
-[[ -x $BIN ]] || die "$BIN does not exist: build it (cargo build --release -p holdfast-cli)"
+[[ -x $BIN ]] || die "$BIN does not exist: build it (cargo build --profile $PROFILE -p holdfast-cli)"
 
 banner "man pages and completions from $BIN"
-ASSETS="$TARGET_DIR/release/deb-assets"
+ASSETS="$TARGET_DIR/$PROFILE_DIR/deb-assets"
 rm -rf "$ASSETS"
 mkdir -p "$ASSETS/completions"
 "$BIN" manpages "$ASSETS/man" >"$ASSETS/man.list"
@@ -59,7 +70,10 @@ pages=$(wc -l <"$ASSETS/man.list")
 echo "$pages man pages, 3 completion scripts"
 
 banner "cargo deb"
-out=$(cargo deb -p holdfast-cli --no-build --locked 2>&1) || { echo "$out" >&2; die "cargo deb failed"; }
+DEB_ARGS=(-p holdfast-cli --no-build --locked --profile "$PROFILE")
+# A check build (not release) is never shipped: compress fast.
+[[ $PROFILE == release ]] || DEB_ARGS+=(--fast)
+out=$(cargo deb "${DEB_ARGS[@]}" 2>&1) || { echo "$out" >&2; die "cargo deb failed"; }
 echo "$out"
 DEB=$(echo "$out" | grep -E '\.deb$' | tail -1)
 [[ -f $DEB ]] || die "cargo deb printed no .deb path"

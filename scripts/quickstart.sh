@@ -6,7 +6,9 @@
 #   accident (DELETE of a table), archive the binlog, ask `holdfast status` whether we are
 #   covered, recover into the second server to just
 #   before the accident, and prove it holds the data the first had at that moment (CHECKSUM
-#   TABLE). Prints PASS or FAIL and exits non-zero on FAIL.
+#   TABLE). Then the same in the background: `holdfast daemon` on a generated config runs a
+#   scheduled backup of the first server by itself; its /metrics and job list are shown and it
+#   is stopped with SIGTERM. Prints PASS or FAIL and exits non-zero on FAIL.
 #
 # Usage: scripts/quickstart.sh
 # Environment:
@@ -69,10 +71,15 @@ step "two throwaway MariaDB servers"
 # Under /tmp, not $TMPDIR: Unix socket paths must stay short.
 WORK=$(mktemp -d /tmp/holdfast-quickstart.XXXXXX)
 declare -a SERVER_PIDS=()
+DAEMON_PID=
 cleanup() {
   local rc=$?
   trap - EXIT
   local pid
+  if [[ -n $DAEMON_PID ]]; then
+    kill "$DAEMON_PID" 2>/dev/null || true
+    wait "$DAEMON_PID" 2>/dev/null || true
+  fi
   for pid in "${SERVER_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
@@ -387,9 +394,84 @@ for q in "SELECT COUNT(*), SUM(spent) FROM shop.customer_totals" "SELECT shop.or
   printf '  %-50s %s\n' "$q" "$verdict"
 done
 
-if ((failures == 0)); then
-  printf '\n%sPASS%s: server 1 recovered into server 2 to just before the accident (backup + archived binlog); %d tables identical (CHECKSUM TABLE), views, routines and triggers present\n' \
-    "$GREEN" "$RESET" "${#TABLES[@]}"
-else
-  die "$failures difference(s) between server 1 and the restored server 2"
-fi
+((failures == 0)) || die "$failures difference(s) between server 1 and the restored server 2"
+
+# ------------------------------------------------------------------ 7. the daemon
+step "holdfast daemon: the same by itself (a generated config, a backup every 10 seconds)"
+# A free loopback port for /metrics.
+PORT=
+for p in $(seq 19187 19287); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then PORT=$p; break; fi
+done
+[[ -n $PORT ]] || die "no free port in 19187-19287 for the daemon's /metrics"
+CONFIG=$WORK/holdfast.toml
+cat >"$CONFIG" <<TOML
+[daemon]
+listen = "127.0.0.1:$PORT"
+state = "$WORK/state.db"
+shutdown_grace = "30s"
+
+[[repository]]
+name = "demo"
+url = "$REPO"
+
+[[server]]
+name = "db1"
+source = "mysql://root@localhost/?socket=$SOCK1"
+repository = "demo"
+
+[[server.schedule]]
+job = "backup"
+cron = "*/10 * * * * *"    # sec min hour day month weekday: every 10 seconds, for the demo
+TOML
+sed 's/^/  | /' "$CONFIG"
+holdfast daemon --check-config --config "$CONFIG" --next 2 || die "the generated config does not validate"
+info "starting: holdfast daemon --config $CONFIG (log: $WORK/daemon.log)"
+"$HOLDFAST" daemon --config "$CONFIG" >"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+# http_get PATH: the body of http://127.0.0.1:$PORT/PATH (bash's /dev/tcp; no curl needed).
+http_get() {
+  local response
+  response=$( (exec 3<>"/dev/tcp/127.0.0.1/$PORT" \
+    && printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$1" >&3 && cat <&3) 2>/dev/null) || return 1
+  [[ $response == "HTTP/1."?" 200"* ]] || return 1
+  printf '%s\n' "${response#*$'\r\n\r\n'}"
+}
+for _ in $(seq 1 300); do
+  http_get /readyz >/dev/null && break
+  kill -0 "$DAEMON_PID" 2>/dev/null || { tail -20 "$WORK/daemon.log" >&2; die "the daemon exited"; }
+  sleep 0.1
+done
+http_get /readyz >/dev/null || { tail -20 "$WORK/daemon.log" >&2; die "the daemon is not ready after 30 s"; }
+info "ready on 127.0.0.1:$PORT; waiting for the scheduled backup"
+for _ in $(seq 1 60); do
+  "$HOLDFAST" daemon --config "$CONFIG" --jobs | grep -q ' succeeded ' && break
+  sleep 1
+done
+step "holdfast daemon --jobs: the job list (from the daemon's job store)"
+holdfast daemon --config "$CONFIG" --jobs || die "holdfast daemon --jobs failed"
+"$HOLDFAST" daemon --config "$CONFIG" --jobs | grep -q ' succeeded ' \
+  || { tail -20 "$WORK/daemon.log" >&2; die "no scheduled backup succeeded within 60 s"; }
+step "GET /metrics (a selection; refreshed every 30 s and when a job ends)"
+metrics=
+for _ in $(seq 1 50); do
+  metrics=$(http_get /metrics) || die "GET /metrics failed"
+  grep -q '^holdfast_jobs{state="succeeded"} [1-9]' <<<"$metrics" && break
+  sleep 0.2
+done
+grep -E '^holdfast_(up|jobs|backup_last_success_timestamp_seconds|backup_size_bytes|backups|repository_size_bytes|schedule_jitter_seconds_count|job_duration_seconds_count)[ {]' \
+  <<<"$metrics" | sed 's/^/  /'
+grep -q '^holdfast_jobs{state="succeeded"} [1-9]' <<<"$metrics" || die "/metrics shows no succeeded job"
+grep -q '^holdfast_backup_last_success_timestamp_seconds{server="db1",repository="demo"' <<<"$metrics" \
+  || die "/metrics shows no backup of db1"
+step "stop the daemon (SIGTERM: no new jobs, running ones finish, exit 0)"
+kill -TERM "$DAEMON_PID"
+rc=0
+wait "$DAEMON_PID" || rc=$?
+DAEMON_PID=
+((rc == 0)) || { tail -20 "$WORK/daemon.log" >&2; die "the daemon exited with $rc"; }
+grep -E 'holdfast daemon (started|stopped)|queued|job succeeded' "$WORK/daemon.log" | tail -6 | sed 's/^/  log: /'
+holdfast list --repo "$REPO" || die "holdfast list failed"
+
+printf '\n%sPASS%s: server 1 recovered into server 2 to just before the accident (backup + archived binlog); %d tables identical (CHECKSUM TABLE), views, routines and triggers present; the daemon ran a scheduled backup by itself and stopped cleanly\n' \
+  "$GREEN" "$RESET" "${#TABLES[@]}"

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use holdfast_daemon::jobs::{Job, JobState, Transition, Trigger};
+use holdfast_daemon::jobs::{Job, JobKind, JobState, Transition, Trigger};
 use holdfast_daemon::store::{JobFilter, JobStore};
 use holdfast_testkit::{HttpReceiver, TestServer};
 
@@ -294,7 +294,7 @@ cron = "*/4 * * * * *"
     }
     let listed = backup_ids(&repo);
     assert!(listed.len() >= 2, "backups listed: {listed:?}");
-    for job in done {
+    for job in &done {
         let id = job
             .result
             .as_ref()
@@ -305,6 +305,25 @@ cron = "*/4 * * * * *"
     let m = d.metrics();
     assert!(m.contains("holdfast_jobs{state=\"succeeded\"}"), "{m}");
     assert!(m.contains("holdfast_schedule_jitter_seconds"), "{m}");
+
+    // `holdfast daemon --jobs` reads the same store: newest first, with the backup made.
+    let config = d.config_path().display().to_string();
+    let out = holdfast(&[
+        "--json", "daemon", "--config", &config, "--jobs", "--limit", "50",
+    ]);
+    assert_ok(&out, "daemon --jobs --json");
+    let listed = json(&out)["jobs"].as_array().unwrap().clone();
+    let ids: Vec<i64> = listed.iter().map(|j| j["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    for job in &done {
+        assert!(ids.contains(&job.id), "job {} listed: {ids:?}", job.id);
+    }
+    let out = holdfast(&["daemon", "--config", &config, "--jobs"]);
+    assert_ok(&out, "daemon --jobs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("    ID  STATE"), "{text}");
+    let backup = done[0].result.as_ref().unwrap()["id"].as_str().unwrap();
+    assert!(text.contains(&format!("backup {backup}")), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -758,5 +777,352 @@ async fn a_silent_source_raises_the_archive_lag_alert_and_the_archiver_recovers(
             "archive-lag closed {:.1}s after the archive caught up",
             caught_up.elapsed().as_secs_f64()
         );
+    }
+}
+
+/// SIGHUP re-reads the config: a schedule removed stops firing, one added starts; a broken file
+/// (a TOML syntax error, then a five-field cron) is refused with the reason in the log and the
+/// running config keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_and_refuses_a_broken_one() {
+    let server = TestServer::start();
+    let repo = Repo::init();
+    let verify_every_2s = r#"
+[[server.schedule]]
+job = "verify"
+cron = "*/2 * * * * *"
+"#;
+    let backup_every_3s = r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/3 * * * * *"
+"#;
+    let d = Daemon::start(&config(&repo, &server, verify_every_2s, ""), &[]);
+    wait_jobs(&d, Duration::from_secs(30), "a scheduled verify", |j| {
+        j.iter()
+            .any(|j| j.spec.kind == JobKind::Verify && j.state == JobState::Succeeded)
+    })
+    .await;
+
+    // Reload: the verify schedule goes, a backup schedule comes.
+    std::fs::write(
+        d.config_path(),
+        config(&repo, &server, backup_every_3s, "")
+            .replace("{state}", &d.state_path().display().to_string())
+            .replace("{listen}", &format!("127.0.0.1:{}", d.port)),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    let reloaded = wait_log(&d, "config reloaded", Duration::from_secs(10)).await;
+    let jobs = wait_jobs(
+        &d,
+        Duration::from_secs(60),
+        "a backup after the reload",
+        |j| {
+            j.iter()
+                .any(|j| j.spec.kind == JobKind::Backup && j.state == JobState::Succeeded)
+        },
+    )
+    .await;
+    let late_verifies: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| j.spec.kind == JobKind::Verify && j.created_at > reloaded + 1000)
+        .collect();
+    assert!(
+        late_verifies.is_empty(),
+        "the removed schedule still fires: {late_verifies:#?}"
+    );
+    assert!(
+        jobs.iter()
+            .filter(|j| j.spec.kind == JobKind::Backup)
+            .all(|j| j.spec.schedule.as_deref() == Some("db1/0:backup")),
+        "{jobs:#?}"
+    );
+
+    // Broken files: refused, said why, and the backups go on.
+    let good = std::fs::read_to_string(d.config_path()).unwrap();
+    for (broken, why) in [
+        (good.replace("[[server]]", "[[server]"), "holdfast.toml"),
+        (
+            good.replace("cron = \"*/3 * * * * *\"", "cron = \"*/3 * * * *\""),
+            "server[0].schedule[0].cron",
+        ),
+    ] {
+        let before = count_backups(&d).await;
+        std::fs::write(d.config_path(), &broken).unwrap();
+        let refusals = d.log().matches("config reload refused").count();
+        d.signal(libc::SIGHUP);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while d.log().matches("config reload refused").count() == refusals {
+            assert!(Instant::now() < deadline, "no refusal logged:\n{}", d.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let line = d
+            .log()
+            .lines()
+            .rfind(|l| l.contains("config reload refused"))
+            .unwrap()
+            .to_string();
+        assert!(line.contains(why), "the refusal says why ({why}): {line}");
+        assert!(line.contains("\"ERROR\""), "logged as an error: {line}");
+        wait_jobs(
+            &d,
+            Duration::from_secs(30),
+            "backups go on under the old config",
+            |j| {
+                j.iter()
+                    .filter(|j| j.spec.kind == JobKind::Backup && j.state == JobState::Succeeded)
+                    .count()
+                    >= before + 2
+            },
+        )
+        .await;
+        assert_eq!(
+            http_get(d.port, "/readyz").map(|(c, _)| c),
+            Some(200),
+            "still ready"
+        );
+    }
+}
+
+/// Succeeded backups in the daemon's store.
+async fn count_backups(d: &Daemon) -> usize {
+    jobs(&d.state_path())
+        .await
+        .iter()
+        .filter(|j| j.spec.kind == JobKind::Backup && j.state == JobState::Succeeded)
+        .count()
+}
+
+/// Waits for a log line containing `needle`; returns when it was seen (ms).
+async fn wait_log(d: &Daemon, needle: &str, within: Duration) -> i64 {
+    let deadline = Instant::now() + within;
+    while !d.log().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in the log within {within:?}:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    holdfast_daemon::time::now_millis()
+}
+
+/// A heavy job's child runs at the configured nice and I/O class, and in a cgroup with the
+/// configured cpu.max where the daemon may manage cgroup v2; where it may not (no cgroup2
+/// mount, no cpu controller offered, no permission), the documented fallback: one warning
+/// saying why, and the job still runs (niced and ioniced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_jobs_run_niced_ioniced_and_in_their_cgroup_or_say_why_not() {
+    use holdfast_daemon::runner::process::own_cgroup_dir;
+    let server = TestServer::start();
+    server.sql("CREATE DATABASE big");
+    server.sql("CREATE TABLE big.t (id INT PRIMARY KEY, v VARCHAR(200))");
+    server.sql(
+        "INSERT INTO big.t SELECT seq, CONCAT(MD5(RAND()), MD5(RAND())) FROM big.seq_1_to_30000",
+    );
+    let repo = Repo::init();
+    let cfg = config(
+        &repo,
+        &server,
+        r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/2 * * * * *"
+"#,
+        "",
+    )
+    .replace(
+        "shutdown_grace = \"2s\"",
+        "shutdown_grace = \"2s\"\nnice = 7\nionice = \"idle\"\ncpu_max = \"50000 100000\"",
+    )
+    .replace(
+        "url = \"file://",
+        "max_rate = \"256KiB/s\"\nurl = \"file://",
+    );
+    let mut d = Daemon::start(&cfg, &[]);
+    let daemon_pid = d.child.as_ref().unwrap().id();
+
+    // The backup's `holdfast` child, while it runs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let child = loop {
+        if let Some(pid) = children(daemon_pid)
+            .into_iter()
+            .find(|&p| cmdline(p).contains(&"backup".to_string()))
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no backup child:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): state is field 3, nice field 19.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let nice: i32 = after.split(' ').nth(16).unwrap().parse().unwrap();
+    assert_eq!(nice, 7, "the job's nice ({stat})");
+    // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, pid) reads another process's I/O priority.
+    let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, child as libc::c_int) };
+    assert_eq!(ioprio >> 13, 3, "I/O class idle (ioprio {ioprio:#x})");
+
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let child_cgroup = std::fs::read_to_string(format!("/proc/{child}/cgroup")).unwrap();
+    let log = d.log();
+    if log.contains("heavy jobs run in their own cgroup") {
+        let dir = own_cgroup_dir(&mountinfo, &child_cgroup).unwrap();
+        assert!(
+            dir.ends_with("jobs"),
+            "the job is in the jobs cgroup: {dir:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cpu.max")).unwrap().trim(),
+            "50000 100000"
+        );
+    } else {
+        let warning = log
+            .lines()
+            .find(|l| l.contains("cannot manage its cgroup"))
+            .unwrap_or_else(|| panic!("neither a cgroup nor the fallback warning:\n{log}"));
+        assert!(warning.contains("\"WARN\""), "a warning: {warning}");
+        assert!(warning.contains("\"error\""), "it says why: {warning}");
+        assert_eq!(
+            log.matches("cannot manage its cgroup").count(),
+            1,
+            "said once"
+        );
+        // Where this host offers no cpu controller to the daemon, that is the reason given.
+        let daemon_cgroup = std::fs::read_to_string(format!("/proc/{daemon_pid}/cgroup")).unwrap();
+        match own_cgroup_dir(&mountinfo, &daemon_cgroup) {
+            Ok(dir) => {
+                let controllers =
+                    std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+                if !controllers.split_whitespace().any(|c| c == "cpu") {
+                    assert!(warning.contains("offers no cpu controller"), "{warning}");
+                }
+            }
+            Err(e) => assert!(warning.contains(&e), "{warning}"),
+        }
+        assert_eq!(
+            child_cgroup, daemon_cgroup,
+            "the job stays in the daemon's cgroup"
+        );
+    }
+    // Either way the job runs to its end.
+    wait_jobs(&d, Duration::from_secs(90), "the niced backup", |j| {
+        count(j, JobState::Succeeded) >= 1
+    })
+    .await;
+    assert!(d.terminate(Duration::from_secs(60)).success());
+}
+
+/// The child processes of `pid` (from /proc/*/stat).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let ppid = stat[close + 2..]
+            .split(' ')
+            .nth(1)
+            .and_then(|v| v.parse().ok());
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// Two servers backing up into one repository, the second also archiving its binlog: each
+/// server's backups are its own series, the archive lag and the recoverable window are the
+/// archiving server's, and no series is labelled with the servers joined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_label_each_server_of_a_shared_repository() {
+    let db1 = TestServer::start();
+    let db2 = TestServer::start();
+    let repo = Repo::init();
+    let schedule = r#"
+[[server.schedule]]
+job = "backup"
+cron = "*/3 * * * * *"
+"#;
+    let cfg = config(&repo, &db1, schedule, "")
+        + &format!(
+            r#"
+[[server]]
+name = "db2"
+source = "{}"
+repository = "main"
+binlog = true
+{schedule}
+"#,
+            db2.url()
+        );
+    let d = Daemon::start(&cfg, &[]);
+    wait_jobs(
+        &d,
+        Duration::from_secs(90),
+        "backups of both servers",
+        |j| {
+            ["db1", "db2"].iter().all(|s| {
+                j.iter()
+                    .any(|j| j.spec.server == *s && j.state == JobState::Succeeded)
+            })
+        },
+    )
+    .await;
+    let wanted = [
+        "holdfast_backup_last_success_timestamp_seconds{server=\"db1\",repository=\"main\",kind=\"logical\"}",
+        "holdfast_backup_last_success_timestamp_seconds{server=\"db2\",repository=\"main\",kind=\"logical\"}",
+        "holdfast_backup_size_bytes{server=\"db1\",repository=\"main\"}",
+        "holdfast_backup_size_bytes{server=\"db2\",repository=\"main\"}",
+        "holdfast_binlog_archive_lag_seconds{server=\"db2\",repository=\"main\"}",
+        "holdfast_recoverable_window_end_timestamp_seconds{server=\"db2\",repository=\"main\"}",
+        "holdfast_repository_size_bytes{repository=\"main\"}",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let m = loop {
+        let m = d.metrics();
+        if wanted.iter().all(|w| m.contains(w)) {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing {:?} in:\n{m}\nlog:\n{}",
+            wanted
+                .iter()
+                .filter(|w| !m.contains(*w))
+                .collect::<Vec<_>>(),
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(!m.contains("db1,db2") && !m.contains("db2,db1"), "{m}");
+    for line in m.lines().filter(|l| {
+        l.starts_with("holdfast_binlog_archive_lag_seconds")
+            || l.starts_with("holdfast_recoverable_window")
+    }) {
+        assert!(
+            line.contains("server=\"db2\""),
+            "the archiving server's: {line}"
+        );
+    }
+    for line in m.lines().filter(|l| {
+        l.starts_with("holdfast_repository_size_bytes") || l.starts_with("holdfast_drill")
+    }) {
+        assert!(!line.contains("server="), "a repository fact: {line}");
     }
 }

@@ -164,10 +164,13 @@ pub struct BackupFacts {
     pub consistent_time: OffsetDateTime,
     pub partial: bool,
     pub hostname: String,
+    /// The configured server that made it, where the daemon can tell (see
+    /// [`Attribution`](crate::metrics::Attribution)).
+    pub server: Option<String>,
 }
 
 impl BackupFacts {
-    pub fn of(m: &BackupManifest) -> BackupFacts {
+    pub fn of(m: &BackupManifest, server: Option<String>) -> BackupFacts {
         BackupFacts {
             id: m.id.clone(),
             kind: kind_of(m),
@@ -178,6 +181,7 @@ impl BackupFacts {
             consistent_time: m.consistent_point.time,
             partial: m.is_partial(),
             hostname: m.server.hostname.clone(),
+            server,
         }
     }
 }

@@ -98,25 +98,129 @@ pub fn jobs_by_state(counts: &[(JobState, i64)]) {
     }
 }
 
+/// Which configured server a repository's facts belong to. A repository may hold the backups of
+/// several configured servers (and one binlog archive); each fact that is about one server gets
+/// that server's own series, never the servers' names joined.
+///
+/// - A backup is attributed by its id when the daemon's own job made it (the job's report names
+///   the backup), else by its source (`server_id` and host name in its manifest) when a backup
+///   attributed by id came from the same source, else to the repository's only configured
+///   server. Otherwise it is no configured server's (it counts in the repository's facts only).
+/// - The binlog archive (and with it the lag and the recoverable window) is the one configured
+///   server's with `binlog = true` on this repository; with several, the one whose backups'
+///   `server_id` matches the archive's; failing that, the repository's only configured server.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Attribution {
+    /// The repository's configured servers.
+    pub servers: Vec<String>,
+    /// Those of them with `binlog = true`.
+    pub archiving: Vec<String>,
+    /// Backup id → configured server, from the daemon's succeeded backup jobs.
+    pub by_backup: BTreeMap<String, String>,
+}
+
+/// A backup's source as its manifest records it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Source {
+    pub server_id: u32,
+    pub hostname: String,
+}
+
+impl Attribution {
+    /// The configured server of each backup (`(id, source)`), `None` where none can be named.
+    pub fn backups(&self, backups: &[(String, Source)]) -> Vec<Option<String>> {
+        let known = |name: &String| self.servers.contains(name);
+        // Sources learned from the backups attributed by id; a source seen for two servers
+        // names neither.
+        let mut by_source: BTreeMap<&Source, Option<&String>> = BTreeMap::new();
+        for (id, source) in backups {
+            if let Some(name) = self.by_backup.get(id).filter(|n| known(n)) {
+                by_source
+                    .entry(source)
+                    .and_modify(|e| {
+                        if *e != Some(name) {
+                            *e = None
+                        }
+                    })
+                    .or_insert(Some(name));
+            }
+        }
+        let only = (self.servers.len() == 1).then(|| self.servers[0].clone());
+        backups
+            .iter()
+            .map(|(id, source)| {
+                self.by_backup
+                    .get(id)
+                    .filter(|n| known(n))
+                    .cloned()
+                    .or_else(|| by_source.get(source).copied().flatten().cloned())
+                    .or_else(|| only.clone())
+            })
+            .collect()
+    }
+
+    /// The configured server whose binlog the archive holds: `archive_server_id` is the
+    /// `server_id` of its newest segment; `backups` as attributed by [`Self::backups`].
+    pub fn archive(
+        &self,
+        archive_server_id: Option<u32>,
+        backups: &[(Source, Option<String>)],
+    ) -> Option<String> {
+        if self.archiving.len() == 1 {
+            return Some(self.archiving[0].clone());
+        }
+        if let Some(id) = archive_server_id {
+            let mut names: Vec<&String> = backups
+                .iter()
+                .filter(|(s, n)| s.server_id == id && n.is_some())
+                .filter_map(|(_, n)| n.as_ref())
+                .collect();
+            names.sort();
+            names.dedup();
+            if let [name] = names[..] {
+                if self.archiving.is_empty() || self.archiving.contains(name) {
+                    return Some(name.clone());
+                }
+            }
+        }
+        (self.servers.len() == 1).then(|| self.servers[0].clone())
+    }
+}
+
+/// One drill, as the alerts need it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrillFact {
+    pub id: String,
+    pub finished: f64,
+    pub passed: bool,
+    pub backup: String,
+    /// The first failed check.
+    pub reason: Option<String>,
+    /// The configured server of the backup drilled.
+    pub server: Option<String>,
+}
+
 /// What one repository shows, as metric values (kept to compare refreshes, e.g. the window).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RepositoryFacts {
+    /// The configured server whose binlog archive (and recoverable window) this is.
+    pub archive_server: Option<String>,
     pub window_start: Option<f64>,
     pub window_end: Option<f64>,
     pub archive_lag_seconds: Option<f64>,
     pub streamer_alive: Option<bool>,
     pub size_bytes: u64,
-    /// Failed drills: id and finish time.
-    pub drill_failures: Vec<(String, f64)>,
+    /// Every drill recorded in the repository.
+    pub drills: Vec<DrillFact>,
     pub newest_backup: Option<f64>,
 }
 
-/// Reads one repository and sets its metrics. `servers` are the configured servers writing to it
-/// (their names label the backup and archive metrics). Returns the facts the alerts compare and
-/// the typed view the API serves.
+/// Reads one repository and sets its metrics; `who` says which configured server each fact
+/// belongs to (see [`Attribution`]). Returns the facts the alerts compare and the typed view the
+/// API serves.
 pub async fn refresh_repository(
     cfg: &RepositoryConfig,
-    servers: &[String],
+    who: &Attribution,
 ) -> holdfast::Result<(RepositoryFacts, RepositoryView)> {
     let repo = crate::repos::open(cfg).await?;
     let manifests = repo.list_backups().await?;
@@ -129,28 +233,62 @@ pub async fn refresh_repository(
     let now = OffsetDateTime::now_utc();
     let coverage = holdfast::status::assess(&inputs, &holdfast::status::Thresholds::default(), now);
     let repository = cfg.name.clone();
-    let server = servers.join(",");
     let mut facts = RepositoryFacts::default();
 
-    // Newest complete backup per engine; its duration and size.
-    let mut newest: BTreeMap<&str, &holdfast::manifest::BackupManifest> = BTreeMap::new();
-    for m in manifests.iter().filter(|m| !m.is_partial()) {
-        let e = newest.entry(m.engine.as_str()).or_insert(m);
+    let sources: Vec<(String, Source)> = manifests
+        .iter()
+        .map(|m| {
+            (
+                m.id.clone(),
+                Source {
+                    server_id: m.server.server_id,
+                    hostname: m.server.hostname.clone(),
+                },
+            )
+        })
+        .collect();
+    let owners = who.backups(&sources);
+    let by_id: BTreeMap<&str, Option<&String>> = manifests
+        .iter()
+        .zip(&owners)
+        .map(|(m, o)| (m.id.as_str(), o.as_ref()))
+        .collect();
+
+    // Per server: the newest complete backup per engine (its time and duration), the newest
+    // backup's size.
+    let mut newest: BTreeMap<(&String, &str), &holdfast::manifest::BackupManifest> =
+        BTreeMap::new();
+    let mut newest_any: BTreeMap<&String, &holdfast::manifest::BackupManifest> = BTreeMap::new();
+    for (m, owner) in manifests.iter().zip(&owners) {
+        let t = ts(m.finished);
+        facts.newest_backup = Some(facts.newest_backup.map_or(t, |n| n.max(t)));
+        let Some(server) = owner else { continue };
+        let e = newest_any.entry(server).or_insert(m);
+        if m.finished > e.finished {
+            *e = m;
+        }
+        if m.is_partial() {
+            continue;
+        }
+        let e = newest.entry((server, m.engine.as_str())).or_insert(m);
         if m.finished > e.finished {
             *e = m;
         }
     }
-    for (engine, m) in &newest {
+    for ((server, engine), m) in &newest {
         let labels = [
-            ("server", server.clone()),
+            ("server", server.to_string()),
             ("repository", repository.clone()),
             ("kind", engine.to_string()),
         ];
         gauge!("holdfast_backup_last_success_timestamp_seconds", &labels).set(ts(m.finished));
         gauge!("holdfast_backup_duration_seconds", &labels)
             .set((m.finished - m.started).as_seconds_f64());
-        let t = ts(m.finished);
-        facts.newest_backup = Some(facts.newest_backup.map_or(t, |n| n.max(t)));
+    }
+    for (server, m) in &newest_any {
+        let last: u64 = m.files.iter().map(|f| f.size).sum();
+        gauge!("holdfast_backup_size_bytes", "server" => server.to_string(), "repository" => repository.clone())
+            .set(last as f64);
     }
     let size: u64 = manifests
         .iter()
@@ -158,36 +296,49 @@ pub async fn refresh_repository(
         .map(|f| f.size)
         .sum();
     facts.size_bytes = size;
-    if let Some(m) = manifests.iter().max_by_key(|m| m.finished) {
-        let last: u64 = m.files.iter().map(|f| f.size).sum();
-        gauge!("holdfast_backup_size_bytes", "server" => server.clone(), "repository" => repository.clone())
-            .set(last as f64);
-    }
     gauge!("holdfast_repository_size_bytes", "repository" => repository.clone()).set(size as f64);
     gauge!("holdfast_backups", "repository" => repository.clone()).set(manifests.len() as f64);
 
-    // The binlog archive and the recoverable window.
+    // The binlog archive and the recoverable window: the archiving server's.
+    let attributed: Vec<(Source, Option<String>)> = sources
+        .iter()
+        .zip(&owners)
+        .map(|((_, s), o)| (s.clone(), o.clone()))
+        .collect();
     let archive = &coverage.archive;
-    if let Some(lag) = archive.lag_seconds {
-        gauge!("holdfast_binlog_archive_lag_seconds", "server" => server.clone(), "repository" => repository.clone())
-            .set(lag as f64);
-        facts.archive_lag_seconds = Some(lag as f64);
-    }
+    facts.archive_server = who.archive(archive.server_id, &attributed);
+    facts.archive_lag_seconds = archive.lag_seconds.map(|l| l as f64);
     facts.streamer_alive = Some(archive.streamer == holdfast::status::Streamer::Alive);
     if let Some(w) = &coverage.window {
         facts.window_start = w.from_time.map(ts);
         facts.window_end = w.complete_as_of.or(w.to_time).map(ts);
+    }
+    if let Some(server) = &facts.archive_server {
+        let labels = [
+            ("server", server.clone()),
+            ("repository", repository.clone()),
+        ];
+        if let Some(lag) = facts.archive_lag_seconds {
+            gauge!("holdfast_binlog_archive_lag_seconds", &labels).set(lag);
+        }
         if let Some(start) = facts.window_start {
-            gauge!("holdfast_recoverable_window_start_timestamp_seconds", "server" => server.clone(), "repository" => repository.clone())
-                .set(start);
+            gauge!(
+                "holdfast_recoverable_window_start_timestamp_seconds",
+                &labels
+            )
+            .set(start);
         }
         if let Some(end) = facts.window_end {
-            gauge!("holdfast_recoverable_window_end_timestamp_seconds", "server" => server.clone(), "repository" => repository.clone())
-                .set(end);
+            gauge!("holdfast_recoverable_window_end_timestamp_seconds", &labels).set(end);
         }
+    } else if archive.lag_seconds.is_some() || coverage.window.is_some() {
+        tracing::debug!(
+            repository,
+            "the binlog archive is no configured server's: no archive lag or window series"
+        );
     }
 
-    // Drills.
+    // Drills: repository facts (the ratio of all drills recorded there).
     let passed: Vec<_> = drills.iter().filter(|d| d.passed()).collect();
     if let Some(last) = passed.iter().map(|d| d.finished).max() {
         gauge!("holdfast_drill_last_success_timestamp_seconds", "repository" => repository.clone())
@@ -197,13 +348,23 @@ pub async fn refresh_repository(
         gauge!("holdfast_drill_success_ratio", "repository" => repository.clone())
             .set(passed.len() as f64 / drills.len() as f64);
     }
-    facts.drill_failures = drills
+    facts.drills = drills
         .iter()
-        .filter(|d| !d.passed())
-        .map(|d| (d.id.clone(), ts(d.finished)))
+        .map(|d| DrillFact {
+            id: d.id.clone(),
+            finished: ts(d.finished),
+            passed: d.passed(),
+            backup: d.backup_id.clone(),
+            reason: d.reason.clone(),
+            server: by_id.get(d.backup_id.as_str()).copied().flatten().cloned(),
+        })
         .collect();
 
-    let mut backups: Vec<BackupFacts> = manifests.iter().map(BackupFacts::of).collect();
+    let mut backups: Vec<BackupFacts> = manifests
+        .iter()
+        .zip(&owners)
+        .map(|(m, owner)| BackupFacts::of(m, owner.clone()))
+        .collect();
     backups.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
     let event_time = |s: u32| OffsetDateTime::from_unix_timestamp(i64::from(s)).ok();
     let view = RepositoryView {
@@ -246,13 +407,131 @@ pub async fn refresh_repository(
     Ok((facts, view))
 }
 
-/// The configured servers writing to each repository.
-pub fn servers_by_repository(config: &Config) -> BTreeMap<String, Vec<String>> {
-    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+/// Each repository's [`Attribution`]: its configured servers, the archiving ones, and the
+/// backups the daemon's own succeeded jobs made (`(server, repository, backup id)`).
+pub fn attributions(
+    config: &Config,
+    made: &[(String, String, String)],
+) -> BTreeMap<String, Attribution> {
+    let mut map: BTreeMap<String, Attribution> = BTreeMap::new();
     for s in &config.server {
-        map.entry(s.repository.clone())
-            .or_default()
-            .push(s.name.clone());
+        let a = map.entry(s.repository.clone()).or_default();
+        a.servers.push(s.name.clone());
+        if s.binlog {
+            a.archiving.push(s.name.clone());
+        }
+    }
+    for (server, repository, id) in made {
+        if let Some(a) = map.get_mut(repository) {
+            a.by_backup.insert(id.clone(), server.clone());
+        }
     }
     map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(id: u32, host: &str) -> Source {
+        Source {
+            server_id: id,
+            hostname: host.into(),
+        }
+    }
+
+    fn who(servers: &[&str], archiving: &[&str], made: &[(&str, &str)]) -> Attribution {
+        Attribution {
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+            archiving: archiving.iter().map(|s| s.to_string()).collect(),
+            by_backup: made
+                .iter()
+                .map(|(id, s)| (id.to_string(), s.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn backups_are_attributed_to_one_server_each() {
+        let backups = vec![
+            ("b1".to_string(), src(1, "h1")),
+            ("b2".to_string(), src(2, "h2")),
+            ("b3".to_string(), src(1, "h1")), // manual, same source as b1
+            ("b4".to_string(), src(3, "h3")), // manual, unknown source
+        ];
+        let some = |s: &str| Some(s.to_string());
+        let cases: Vec<(Attribution, Vec<Option<String>>)> = vec![
+            // One configured server: everything is its.
+            (who(&["db1"], &[], &[]), vec![some("db1"); 4]),
+            // Two: by id, then by source; the unknown one is no one's.
+            (
+                who(&["db1", "db2"], &[], &[("b1", "db1"), ("b2", "db2")]),
+                vec![some("db1"), some("db2"), some("db1"), None],
+            ),
+            // A job of a server no longer configured names nobody.
+            (
+                who(&["db1", "db2"], &[], &[("b1", "gone")]),
+                vec![None, None, None, None],
+            ),
+            // One source made by two servers (a failover): the source names neither.
+            (
+                who(&["db1", "db2"], &[], &[("b1", "db1"), ("b3", "db2")]),
+                vec![some("db1"), None, some("db2"), None],
+            ),
+        ];
+        for (a, expected) in cases {
+            assert_eq!(a.backups(&backups), expected, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn the_archive_is_one_servers() {
+        let backups = vec![
+            (src(1, "h1"), Some("db1".to_string())),
+            (src(2, "h2"), Some("db2".to_string())),
+        ];
+        let some = |s: &str| Some(s.to_string());
+        let cases = [
+            (who(&["db1", "db2"], &["db2"], &[]), Some(1), some("db2")),
+            (
+                who(&["db1", "db2"], &["db1", "db2"], &[]),
+                Some(2),
+                some("db2"),
+            ),
+            (who(&["db1", "db2"], &["db1", "db2"], &[]), Some(9), None),
+            (who(&["db1", "db2"], &[], &[]), None, None),
+            (who(&["db1", "db2"], &[], &[]), Some(1), some("db1")),
+            (who(&["db1"], &[], &[]), None, some("db1")),
+        ];
+        for (a, id, expected) in cases {
+            assert_eq!(a.archive(id, &backups), expected, "{a:?} {id:?}");
+        }
+    }
+
+    #[test]
+    fn attributions_per_repository() {
+        let cfg: Config = toml::from_str(
+            r#"
+[[repository]]
+name = "main"
+url = "file:///tmp/x"
+[[server]]
+name = "db1"
+source = "mysql://u@h1/"
+repository = "main"
+binlog = true
+[[server]]
+name = "db2"
+source = "mysql://u@h2/"
+repository = "main"
+"#,
+        )
+        .unwrap();
+        let made = [("db2".to_string(), "main".to_string(), "b7".to_string())];
+        let map = attributions(&cfg, &made);
+        let a = &map["main"];
+        assert_eq!(a.servers, ["db1", "db2"]);
+        assert_eq!(a.archiving, ["db1"]);
+        assert_eq!(a.by_backup["b7"], "db2");
+    }
 }

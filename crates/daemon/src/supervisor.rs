@@ -22,6 +22,8 @@ use crate::time::millis;
 pub const RESTART_BASE: Duration = Duration::from_secs(1);
 pub const RESTART_CAP: Duration = Duration::from_secs(300);
 pub const STABLE_AFTER: Duration = Duration::from_secs(600);
+/// A stream running this long after a start closes its `archive-stopped` incident.
+pub const RUNNING_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 /// Supervises the archiver of `server` until `stop`; re-reads the config on every restart so a
 /// reload that changes the server takes effect (and one that removes it or turns `binlog` off
@@ -43,11 +45,12 @@ pub async fn supervise(
             );
             return;
         };
+        let repository = server_cfg.repository.clone();
         let cmd = match stream_command(&program, &cfg, server_cfg) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(server, error = %e, "cannot start the binlog archiver");
-                alerts.archiver_down(&server, &e.to_string());
+                alerts.archiver_down(&server, &server_cfg.repository, &e.to_string());
                 if sleep_or_stop(RESTART_CAP, &stop).await {
                     return;
                 }
@@ -59,14 +62,23 @@ pub async fn supervise(
         let started = Instant::now();
         let child_stop = stop.child_token();
         let name = server.clone();
-        let attempt = run_attempt(
+        let isolation = Isolation::default();
+        let run = run_attempt(
             &cmd,
-            &Isolation::default(),
+            &isolation,
             Duration::from_secs(100 * 365 * 86_400),
             child_stop,
             move |line| tracing::info!(server = %name, archiver = true, "{line}"),
-        )
-        .await;
+        );
+        tokio::pin!(run);
+        // Running for RUNNING_AGAIN_AFTER closes an open `archive-stopped` incident.
+        let attempt = tokio::select! {
+            a = &mut run => a,
+            _ = tokio::time::sleep(RUNNING_AGAIN_AFTER) => {
+                alerts.archiver_running(&server, &repository);
+                run.await
+            }
+        };
         crate::metrics::archiver_up(&server, false);
         if stop.is_cancelled() {
             tracing::info!(server, "binlog archiver stopped");
@@ -91,7 +103,7 @@ pub async fn supervise(
         );
         tracing::warn!(server, error = %why, restart_in = ?delay, "binlog archiver ended; restarting");
         if attempt.outcome != Outcome::Succeeded {
-            alerts.archiver_down(&server, &why);
+            alerts.archiver_down(&server, &repository, &why);
         }
         crate::metrics::archiver_restarted(&server);
         if sleep_or_stop(delay, &stop).await {

@@ -239,7 +239,7 @@ async fn dingtalk_error_code_fails_the_delivery_and_busy_is_retried() {
     n.emit(failed());
     assert!(n.drain(WAIT).await);
     n.emit(Alert::drill_failed(
-        "db1",
+        Some("db1"),
         "main",
         "b1",
         "row count differs",
@@ -458,7 +458,7 @@ async fn a_4xx_is_not_retried_and_the_retries_give_up_at_attempts() {
 
     // A server that keeps failing: exactly `attempts` tries, then given up.
     rx.set_default(Reply::status(502));
-    n.emit(Alert::drill_failed("db1", "main", "b1", "checksum"));
+    n.emit(Alert::drill_failed(Some("db1"), "main", "b1", "checksum"));
     assert!(n.drain(WAIT).await);
     assert_eq!(rx.requests().len(), 1 + 3);
     let c = n.counters().channels[0].clone();

@@ -923,6 +923,143 @@ async fn claim_latency(b: Backend) {
     assert!(p99 < Duration::from_secs(2), "p99 {p99:?}");
 }
 
+/// `[daemon] keep_history`: jobs that ended before the cutoff go with their transitions and
+/// logs; waiting, running and retrying jobs stay however old, and so does each schedule's newest
+/// run (catch-up after downtime reads its planned time).
+async fn prune_history_keeps_what_matters(b: Backend) {
+    let s = b.open().await;
+    let old = T0 + 10;
+    let cutoff = T0 + 1_000_000;
+    let recent = T0 + 2_000_000;
+    // Runs `spec` to `to` at `at` (through running); returns its id.
+    let run = |spec: JobSpec, to: JobState, at: Millis| {
+        let s = &s;
+        async move {
+            let job = s.enqueue(&spec, T0, T0).await.unwrap().unwrap();
+            let claimed = s
+                .claim("w", 0, &LIMITS, T0 + 1, 60_000)
+                .await
+                .unwrap()
+                .expect("claimable");
+            assert_eq!(claimed.id, job.id);
+            s.append_log(
+                job.id,
+                &LogLine {
+                    at: T0 + 2,
+                    attempt: 1,
+                    line: "working".into(),
+                },
+            )
+            .await
+            .unwrap();
+            if to != JobState::Running {
+                let mut c = change(JobState::Running, to, at, Some("w"));
+                if to == JobState::Retrying {
+                    c.run_at = Some(at + 1_000);
+                }
+                assert!(s.transition(job.id, &c).await.unwrap());
+            }
+            job.id
+        }
+    };
+    let a = run(spec("db1", JobKind::Backup), JobState::Succeeded, old).await;
+    let f = run(spec("db2", JobKind::Backup), JobState::Failed, old).await;
+    let t = run(spec("db3", JobKind::Verify), JobState::TimedOut, old).await;
+    let kept_recent = run(spec("db4", JobKind::Backup), JobState::Succeeded, recent).await;
+    let retrying = run(spec("db5", JobKind::Backup), JobState::Retrying, old).await;
+    let sched_old = run(
+        scheduled("db6", JobKind::Verify, "db6/0:verify", T0),
+        JobState::Succeeded,
+        old,
+    )
+    .await;
+    let sched_newest = run(
+        scheduled("db6", JobKind::Verify, "db6/0:verify", T0 + 1_000),
+        JobState::Succeeded,
+        old,
+    )
+    .await;
+    let running = run(spec("db7", JobKind::Backup), JobState::Running, old).await;
+    let queued = s
+        .enqueue(&spec("db8", JobKind::Backup), T0, T0)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let cancelled = s
+        .enqueue(&spec("db9", JobKind::Backup), T0, T0)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert!(s
+        .transition(
+            cancelled,
+            &change(JobState::Queued, JobState::Cancelled, old, None)
+        )
+        .await
+        .unwrap());
+
+    let gone = [a, f, t, sched_old, cancelled];
+    let mut expected_transitions = 0;
+    for id in gone {
+        expected_transitions += s.transitions(id).await.unwrap().len() as u64;
+    }
+    let pruned = s.prune_history(cutoff).await.unwrap();
+    assert_eq!(
+        pruned,
+        store::Pruned {
+            jobs: 5,
+            transitions: expected_transitions,
+            log_lines: 4
+        },
+        "{}",
+        b.name()
+    );
+    for id in gone {
+        assert_eq!(
+            s.job(id).await.unwrap(),
+            None,
+            "{} job {id} pruned",
+            b.name()
+        );
+        assert!(s.transitions(id).await.unwrap().is_empty());
+        assert!(s.log(id).await.unwrap().is_empty());
+    }
+    for id in [kept_recent, retrying, sched_newest, running, queued] {
+        assert!(
+            s.job(id).await.unwrap().is_some(),
+            "{} job {id} kept",
+            b.name()
+        );
+        assert!(!s.transitions(id).await.unwrap().is_empty());
+    }
+    assert_eq!(s.log(running).await.unwrap().len(), 1);
+    assert_eq!(
+        s.last_planned("db6/0:verify").await.unwrap(),
+        Some(T0 + 1_000)
+    );
+    // The transitions left are only the kept jobs'.
+    let left: std::collections::BTreeSet<i64> = s
+        .transitions_since(0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.job_id)
+        .collect();
+    assert_eq!(
+        left,
+        [kept_recent, retrying, sched_newest, running, queued]
+            .into_iter()
+            .collect()
+    );
+    // Nothing more to prune.
+    assert_eq!(
+        s.prune_history(cutoff).await.unwrap(),
+        store::Pruned::default()
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -957,6 +1094,7 @@ conformance!(
     concurrent_claimers_never_overlap,
     claim_latency,
     restore_jobs_and_the_v2_upgrade,
+    prune_history_keeps_what_matters,
 );
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! `holdfast daemon --config FILE`: the scheduler, job runner and HTTP endpoints in one process.
 //! `--check-config` validates the file and prints the plan (each schedule's next runs in its
 //! time zone and UTC, the servers with binlog archiving, the notifiers, the store), exiting 0, or
-//! prints every problem found and exits 2 (like `nginx -t`).
+//! prints every problem found and exits 2 (like `nginx -t`). `--jobs` prints the newest jobs in
+//! the config's job store and exits.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,11 +28,20 @@ pub struct Args {
     /// With --check-config: how many upcoming runs to show per schedule.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub next: usize,
+    /// Print the newest jobs in the config's job store (newest first), then exit.
+    #[arg(long, conflicts_with = "check_config")]
+    pub jobs: bool,
+    /// With --jobs: how many.
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub limit: u32,
 }
 
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     if args.check_config {
         return Ok(check_config(global, &args.config, args.next));
+    }
+    if args.jobs {
+        return list_jobs(global, &args.config, args.limit).await;
     }
     let program = std::env::current_exe().map_err(|e| {
         anyhow::anyhow!("cannot find the holdfast executable to run jobs with: {e}")
@@ -45,6 +55,70 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         }
         Err(e) => Err(holdfast::Error::new(holdfast::ErrorKind::Storage, e.to_string()).into()),
     }
+}
+
+/// `--jobs`: the newest jobs of the store, as a table or (`--json`) `{"jobs": [...]}`.
+async fn list_jobs(global: &GlobalArgs, file: &Path, limit: u32) -> Result<ExitCode> {
+    let config = match config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            report_problems(global, file, &e);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let store = holdfast_daemon::daemon::open_store(&config)
+        .await
+        .map_err(|e| holdfast::Error::new(holdfast::ErrorKind::Storage, e.to_string()))?;
+    let filter = holdfast_daemon::store::JobFilter {
+        limit: Some(limit),
+        ..Default::default()
+    };
+    let jobs = store
+        .jobs(&filter)
+        .await
+        .map_err(|e| holdfast::Error::new(holdfast::ErrorKind::Storage, e.to_string()))?;
+    if global.json {
+        print_json(&serde_json::json!({ "jobs": jobs }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if jobs.is_empty() {
+        outln!("no jobs in {}", config.daemon.state);
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "{:>6}  {:<10} {:<16} {:<12} {:<9} {:<24} {:>7}  OUTCOME",
+        "ID",
+        "STATE",
+        "KIND",
+        "SERVER",
+        "TRIGGER",
+        "PLANNED (UTC)",
+        "ATTEMPT"
+    );
+    for j in &jobs {
+        let outcome = match (&j.result, &j.last_error) {
+            (Some(r), _) if r.get("id").is_some() => {
+                format!("backup {}", r["id"].as_str().unwrap_or("?"))
+            }
+            (_, Some(e)) => e.lines().next().unwrap_or("").chars().take(80).collect(),
+            _ => String::new(),
+        };
+        outln!(
+            "{:>6}  {:<10} {:<16} {:<12} {:<9} {:<24} {:>7}  {}",
+            j.id,
+            j.state.as_str(),
+            j.spec.kind.as_str(),
+            j.spec.server,
+            j.spec.trigger.as_str(),
+            j.spec
+                .planned_at
+                .map(format_utc)
+                .unwrap_or_else(|| "-".into()),
+            format!("{}/{}", j.attempt, j.spec.max_attempts),
+            outcome
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Validates and prints the plan or the problems; the exit code is the answer.

@@ -20,15 +20,17 @@ use super::{audited, caller, ApiState};
 use crate::access::Caller;
 use crate::config::{Config, ServerConfig};
 use crate::fleet::{BackupFacts, RepositoryView};
-use crate::metrics::servers_by_repository;
 use crate::time::now_millis;
 
-/// The configured servers writing to `repository`, as backups name them.
+/// The configured servers writing to `repository`: what a backup the daemon cannot attribute
+/// to one of them names as its server.
 fn writers(cfg: &Config, repository: &str) -> String {
-    servers_by_repository(cfg)
-        .get(repository)
-        .map(|s| s.join(","))
-        .unwrap_or_default()
+    cfg.server
+        .iter()
+        .filter(|s| s.repository == repository)
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn server_item(
@@ -227,18 +229,18 @@ fn pin_body(p: &PinRecord) -> PinBody {
 
 fn backup_items(cfg: &Config, view: &RepositoryView, now: OffsetDateTime) -> Vec<BackupItem> {
     let st = statuses(&view.drills);
-    let server = writers(cfg, &view.name);
+    let writers = writers(cfg, &view.name);
     view.backups
         .iter()
         .rev()
-        .map(|b| backup_item(view, b, &server, &st, now))
+        .map(|b| backup_item(view, b, &writers, &st, now))
         .collect()
 }
 
 fn backup_item(
     view: &RepositoryView,
     b: &BackupFacts,
-    server: &str,
+    writers: &str,
     st: &std::collections::BTreeMap<String, DrillStatus>,
     now: OffsetDateTime,
 ) -> BackupItem {
@@ -246,7 +248,7 @@ fn backup_item(
     BackupItem {
         id: b.id.clone(),
         repository: view.name.clone(),
-        server: server.to_string(),
+        server: b.server.clone().unwrap_or_else(|| writers.to_string()),
         kind: b.kind.to_string(),
         started_at: rfc3339(b.started),
         finished_at: rfc3339(b.finished),
@@ -287,6 +289,8 @@ pub async fn backups(
         .iter()
         .filter_map(|r| fleet.get(r))
         .flat_map(|v| backup_items(&cfg, v, now))
+        // One server's: those attributed to it, and those attributed to no one in its repository.
+        .filter(|b| q.server.as_ref().is_none_or(|s| b.server.split(',').any(|n| n == s)))
         .collect();
     items.sort_by(|a, b| (&b.started_at, &b.id).cmp(&(&a.started_at, &a.id)));
     let (items, next_cursor) = page::slice(items, q.cursor.as_deref(), limit)?;
@@ -362,7 +366,13 @@ pub async fn backup(
     let st = statuses(&view.drills);
     let item = backup_item(
         &view,
-        &BackupFacts::of(&m),
+        &BackupFacts::of(
+            &m,
+            view.backups
+                .iter()
+                .find(|b| b.id == m.id)
+                .and_then(|b| b.server.clone()),
+        ),
         &writers(&cfg, &repository),
         &st,
         OffsetDateTime::now_utc(),

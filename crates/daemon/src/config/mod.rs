@@ -151,6 +151,9 @@ pub struct DaemonSection {
     pub io_max: Option<String>,
     /// The `holdfast` binary jobs run (default: the daemon's own executable).
     pub holdfast_binary: Option<PathBuf>,
+    /// How long finished jobs (with their transitions and logs) are kept in the store: a
+    /// duration of at least 1h, or "forever". Default "90d".
+    pub keep_history: String,
 }
 
 impl Default for DaemonSection {
@@ -173,6 +176,7 @@ impl Default for DaemonSection {
             cpu_max: None,
             io_max: None,
             holdfast_binary: None,
+            keep_history: "90d".into(),
         }
     }
 }
@@ -331,6 +335,14 @@ impl DaemonSection {
 
     pub fn shutdown_grace_ms(&self) -> Millis {
         parse_duration_ms(&self.shutdown_grace).unwrap_or(300_000)
+    }
+
+    /// How long finished jobs are kept, in milliseconds; `None` for "forever".
+    pub fn keep_history_ms(&self) -> Option<Millis> {
+        if self.keep_history.trim() == "forever" {
+            return None;
+        }
+        Some(parse_duration_ms(&self.keep_history).unwrap_or(90 * 86_400_000))
     }
 
     pub fn limits(&self) -> Limits {

@@ -104,6 +104,7 @@ fn a_valid_config_loads_with_typed_accessors() {
     assert_eq!(config.daemon.listen_addr().to_string(), "127.0.0.1:9187");
     assert_eq!(config.daemon.lease_ms(), 60_000);
     assert_eq!(config.daemon.shutdown_grace_ms(), 300_000);
+    assert_eq!(config.daemon.keep_history_ms(), Some(90 * 86_400_000));
     assert_eq!(
         config.daemon.state(),
         StateLocation::Sqlite(fx.dir.path().join("state.db"))
@@ -305,6 +306,18 @@ fn every_problem_is_reported_with_its_key() {
             "timezone = \"Europe/Berlin\"\nlease = \"1s\"\n",
             "daemon.lease",
             "at least 3s",
+        ),
+        (
+            "timezone = \"Europe/Berlin\"\n",
+            "timezone = \"Europe/Berlin\"\nkeep_history = \"10m\"\n",
+            "daemon.keep_history",
+            "at least 1h",
+        ),
+        (
+            "timezone = \"Europe/Berlin\"\n",
+            "timezone = \"Europe/Berlin\"\nkeep_history = \"always\"\n",
+            "daemon.keep_history",
+            "or \"forever\"",
         ),
         (
             "timezone = \"Europe/Berlin\"\n",

@@ -341,6 +341,22 @@ fn daemon(c: &mut Check<'_>, config: &Config) {
     }
     c.duration("daemon.lease", &d.lease, 3_000);
     c.duration("daemon.shutdown_grace", &d.shutdown_grace, 0);
+    if d.keep_history.trim() != "forever" {
+        match parse_duration_ms(&d.keep_history) {
+            Ok(ms) if ms >= 3_600_000 => {}
+            Ok(_) => c.add(
+                "daemon.keep_history",
+                format!(
+                    "`{}` is too short; keep finished jobs at least 1h (or \"forever\")",
+                    d.keep_history
+                ),
+            ),
+            Err(e) => c.add(
+                "daemon.keep_history",
+                format!("{e}; give a duration such as \"90d\", or \"forever\""),
+            ),
+        }
+    }
     if let Err(e) = parse_timezone(&d.timezone) {
         c.add("daemon.timezone", e);
     }

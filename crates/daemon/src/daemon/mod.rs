@@ -12,6 +12,7 @@
 //! finish up to `shutdown_grace`, then cancels them (each `holdfast` child stops cleanly:
 //! nothing partial is listed) and returns.
 
+mod prune;
 mod refresh;
 mod scheduling;
 mod worker;
@@ -92,6 +93,9 @@ pub struct Shared {
     pub alerts: Alerts,
     /// Wakes the main loop early (a job ended: a slot is free).
     pub wake: Notify,
+    /// Wakes the metrics refresh early (a job ended: job counts and perhaps the repository
+    /// changed).
+    pub refresh: Notify,
     pub health: Arc<Health>,
     /// Each repository's facts, kept by the refresh, read by the API.
     pub fleet: Arc<crate::fleet::Fleet>,
@@ -174,6 +178,12 @@ async fn sweep_sessions(auth: Arc<crate::auth::Auth>, stop: CancellationToken) {
     }
 }
 
+/// Opens the job store `config` names, with its password from [`store_password`].
+pub async fn open_store(config: &Config) -> Result<Box<dyn JobStore>, DaemonError> {
+    let password = store_password(config).map_err(DaemonError::Config)?;
+    Ok(crate::store::open(&config.daemon.state, password).await?)
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(mut opts: Options) -> Result<(), DaemonError> {
     let config = Arc::new(load(&opts.config_path).map_err(DaemonError::Config)?);
@@ -244,6 +254,7 @@ pub async fn run(mut opts: Options) -> Result<(), DaemonError> {
         isolation: isolation(&config),
         alerts: crate::alerts::from_config(&config),
         wake: Notify::new(),
+        refresh: Notify::new(),
         health: health.clone(),
         fleet: Arc::new(crate::fleet::Fleet::default()),
         refresh_now: Notify::new(),
@@ -279,6 +290,7 @@ pub async fn run(mut opts: Options) -> Result<(), DaemonError> {
     let mut archivers: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
     start_archivers(&shared, &mut archivers, &stop_all);
     let refresher = tokio::spawn(refresh::run(shared.clone(), stop_all.clone()));
+    let pruner = tokio::spawn(prune::run(shared.clone(), stop_all.clone()));
 
     // Signals.
     use tokio::signal::unix::{signal, SignalKind};
@@ -354,6 +366,7 @@ pub async fn run(mut opts: Options) -> Result<(), DaemonError> {
         let _ = a.await;
     }
     let _ = refresher.await;
+    let _ = pruner.await;
     stop_http.cancel();
     let _ = http.await;
     let _ = sweeper.await;

@@ -1,7 +1,7 @@
-//! Every [`REFRESH`](crate::metrics::REFRESH), and at once when a job has succeeded: job counts
-//! from the store, and each repository's backups, archive, window and drills read into metrics
-//! and into the typed [`Fleet`](crate::fleet::Fleet) view the API serves; the alerts derived
-//! from them (archive lag, window shrinking, failed drills, size) raised or resolved.
+//! Every [`REFRESH`](crate::metrics::REFRESH), and as soon as a job ends: job counts from the
+//! store, and each repository's backups, archive, window and drills read into metrics and into
+//! the typed [`Fleet`](crate::fleet::Fleet) view the API serves; the alerts derived from them
+//! (archive lag, window shrinking, failed drills, size) raised or resolved.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,8 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use crate::config::parse_duration_ms;
-use crate::metrics::{refresh_repository, servers_by_repository, RepositoryFacts, REFRESH};
+use crate::jobs::JobState;
+use crate::metrics::{attributions, refresh_repository, RepositoryFacts, REFRESH};
+use crate::notify::Alert;
+use crate::store::JobFilter;
 use crate::time::now_millis;
+
+/// How many of the newest succeeded jobs are read to attribute backups to servers.
+const ATTRIBUTION_JOBS: u32 = 5_000;
 
 pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let started = now_millis() as f64 / 1000.0;
@@ -22,14 +28,14 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             Ok(counts) => crate::metrics::jobs_by_state(&counts),
             Err(e) => tracing::warn!(error = %e, "cannot count jobs for the metrics"),
         }
+        let made = backups_made(&shared).await;
         let cfg = shared.config.borrow().clone();
-        let lag_threshold =
-            parse_duration_ms(&cfg.alerts.archive_lag).unwrap_or(300_000) as f64 / 1000.0;
-        for (repo_name, servers) in servers_by_repository(&cfg) {
+        let lag_threshold_ms = parse_duration_ms(&cfg.alerts.archive_lag).unwrap_or(300_000);
+        for (repo_name, who) in attributions(&cfg, &made) {
             let Some(repo_cfg) = cfg.repository(&repo_name) else {
                 continue;
             };
-            let facts = match refresh_repository(repo_cfg, &servers).await {
+            let facts = match refresh_repository(repo_cfg, &who).await {
                 Ok((facts, view)) => {
                     shared.fleet.update(view);
                     facts
@@ -42,38 +48,36 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                     continue;
                 }
             };
-            let server_label = servers.join(",");
-            let archiving = servers
-                .iter()
-                .any(|s| cfg.server(s).is_some_and(|s| s.binlog));
-            if archiving {
-                if let Some(lag) = facts.archive_lag_seconds {
-                    shared
-                        .alerts
-                        .archive_lag(&repo_name, &server_label, lag, lag_threshold);
-                }
+            let archiver = facts
+                .archive_server
+                .as_deref()
+                .filter(|s| cfg.server(s).is_some_and(|s| s.binlog));
+            if let (Some(server), Some(lag)) = (archiver, facts.archive_lag_seconds) {
+                let lag_ms = (lag * 1000.0) as i64;
+                shared.alerts.raise_or_resolve(
+                    Alert::archive_lag(server, &repo_name, lag_ms, lag_threshold_ms),
+                    lag_ms > lag_threshold_ms,
+                );
             }
             if let Some(before) = previous.get(&repo_name) {
+                let server = facts.archive_server.as_deref();
                 if let Some(text) = shrinking(before, &facts) {
-                    shared.alerts.window_shrinking(&repo_name, &text, false);
-                } else if facts.window_end > before.window_end {
                     shared
                         .alerts
-                        .window_shrinking(&repo_name, "the window grows again", true);
+                        .raise(Alert::window_shrinking(server, &repo_name, &text));
+                } else if facts.window_end > before.window_end {
+                    shared.alerts.raise(
+                        Alert::window_shrinking(server, &repo_name, "the window grows again")
+                            .resolved(),
+                    );
                 }
             }
-            for (id, finished) in &facts.drill_failures {
-                // Failures older than this daemon were someone else's news.
-                if drills_seen.insert(id.clone()) && *finished >= started - 3600.0 {
-                    shared.alerts.drill_failed(&repo_name, id);
-                }
-            }
+            drill_alerts(&shared, &repo_name, &facts, &mut drills_seen, started);
             if let Some(limit) = repo_cfg.size_limit.as_deref().and_then(holdfast_size) {
-                shared.alerts.repository_size(
-                    &repo_name,
-                    facts.size_bytes,
-                    limit,
-                    cfg.alerts.size_warn_ratio,
+                let warn_at = limit as f64 * cfg.alerts.size_warn_ratio;
+                shared.alerts.raise_or_resolve(
+                    Alert::repository_size(&repo_name, facts.size_bytes, limit),
+                    facts.size_bytes as f64 >= warn_at,
                 );
             }
             previous.insert(repo_name, facts);
@@ -87,8 +91,65 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(REFRESH) => {}
-            // A job changed a repository (a backup, an expire): show it now, not in 30 s.
-            _ = shared.refresh_now.notified() => {}
+            // A job ended (a backup, an expire changed a repository): show it now, not in 30 s.
+            _ = shared.refresh.notified() => {}
+        }
+    }
+}
+
+/// `(server, repository, backup id)` of the backups the daemon's succeeded jobs made.
+async fn backups_made(shared: &Shared) -> Vec<(String, String, String)> {
+    let filter = JobFilter {
+        states: vec![JobState::Succeeded],
+        limit: Some(ATTRIBUTION_JOBS),
+        ..Default::default()
+    };
+    match shared.store.jobs(&filter).await {
+        Ok(jobs) => jobs
+            .into_iter()
+            .filter(|j| j.spec.kind.loads_server())
+            .filter_map(|j| {
+                let id = j.result.as_ref()?.get("id")?.as_str()?.to_string();
+                Some((j.spec.server, j.spec.repository, id))
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the jobs to attribute backups to servers");
+            Vec::new()
+        }
+    }
+}
+
+/// A failed drill opens its server's incident once (failures from before this daemon started
+/// were someone else's news); the newest drill of a server passing closes it.
+fn drill_alerts(
+    shared: &Shared,
+    repository: &str,
+    facts: &RepositoryFacts,
+    seen: &mut BTreeSet<String>,
+    started: f64,
+) {
+    let mut newest: BTreeMap<Option<&str>, &crate::metrics::DrillFact> = BTreeMap::new();
+    for d in &facts.drills {
+        let e = newest.entry(d.server.as_deref()).or_insert(d);
+        if d.finished > e.finished {
+            *e = d;
+        }
+        if !d.passed && seen.insert(d.id.clone()) && d.finished >= started - 3600.0 {
+            let why = d.reason.as_deref().unwrap_or("a check failed");
+            shared.alerts.raise(Alert::drill_failed(
+                d.server.as_deref(),
+                repository,
+                &d.backup,
+                &format!("{why} (drill {})", d.id),
+            ));
+        }
+    }
+    for (server, d) in newest {
+        if d.passed {
+            shared.alerts.raise(
+                Alert::drill_failed(server, repository, &d.backup, "passed again").resolved(),
+            );
         }
     }
 }

@@ -61,11 +61,13 @@ pub async fn pass(
             if due.missed > 0 {
                 tracing::warn!(schedule = %key, missed = due.missed, catch_up = due.catch_up, "schedule missed planned runs");
                 crate::metrics::schedule_missed(&server.name, &key, due.missed);
-                shared
-                    .alerts
-                    .schedule_missed(&server.name, &key, due.missed, due.catch_up);
-            } else {
-                shared.alerts.schedule_on_time(&server.name, &key);
+                shared.alerts.schedule_missed(
+                    &server.name,
+                    &key,
+                    planned,
+                    due.missed,
+                    due.catch_up,
+                );
             }
             let trigger = if due.catch_up {
                 Trigger::CatchUp

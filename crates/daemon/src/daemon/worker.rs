@@ -195,7 +195,6 @@ async fn finish(
     match to {
         JobState::Succeeded => {
             tracing::info!(seconds, "job succeeded");
-            shared.refresh_now.notify_one();
             shared.alerts.job_succeeded(job);
         }
         JobState::Retrying => tracing::warn!("{message}"),
@@ -210,6 +209,7 @@ async fn finish(
         _ => tracing::info!("{message}"),
     }
     shared.wake.notify_one();
+    shared.refresh.notify_one();
 }
 
 fn exit_text(code: Option<i32>) -> String {

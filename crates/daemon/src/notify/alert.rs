@@ -222,34 +222,55 @@ impl Alert {
         .label("repository", repository)
     }
 
-    /// The recoverable window of `server` shrank (start or end in milliseconds).
-    pub fn window_shrinking(server: &str, repository: &str, detail: &str) -> Alert {
-        Alert::new(
-            format!("window-shrinking/{server}"),
+    /// The recoverable window shrank (`detail` says how). It is the window of `server`'s
+    /// archive in `repository`: opens `window-shrinking/<server>`; when the repository's window
+    /// cannot be attributed to one configured server (`None`),
+    /// `window-shrinking/repository/<repository>`.
+    pub fn window_shrinking(server: Option<&str>, repository: &str, detail: &str) -> Alert {
+        let who = server.map_or_else(|| format!("repository {repository}"), str::to_string);
+        let alert = Alert::new(
+            format!("window-shrinking/{}", subject(server, repository)),
             AlertEvent::WindowShrinking,
             Severity::Warning,
-            format!("recoverable window of {server} is shrinking"),
-            format!("The recoverable window of {server} in {repository} shrank: {detail}"),
+            format!("recoverable window of {who} is shrinking"),
+            format!("The recoverable window of {who} in {repository} shrank: {detail}"),
         )
-        .label("server", server)
-        .label("repository", repository)
+        .label("repository", repository);
+        match server {
+            Some(s) => alert.label("server", s),
+            None => alert,
+        }
     }
 
-    /// A drill failed a check. Opens `drill-failed/<server>` (a passing drill resolves it).
-    pub fn drill_failed(server: &str, repository: &str, backup: &str, check: &str) -> Alert {
-        Alert::new(
-            format!("drill-failed/{server}"),
+    /// A drill of a backup of `server` failed a check. Opens `drill-failed/<server>` (a passing
+    /// drill of that server resolves it); `drill-failed/repository/<repository>` when the
+    /// backup cannot be attributed to one configured server (`None`).
+    pub fn drill_failed(
+        server: Option<&str>,
+        repository: &str,
+        backup: &str,
+        check: &str,
+    ) -> Alert {
+        let who = server.unwrap_or("an unknown server");
+        let alert = Alert::new(
+            format!("drill-failed/{}", subject(server, repository)),
             AlertEvent::DrillFailed,
             Severity::Critical,
-            format!("restore drill of {server} failed"),
             format!(
-                "The drill of backup {backup} of {server} (repository {repository}) failed: \
+                "restore drill of {} failed",
+                server.map_or_else(|| format!("repository {repository}"), str::to_string)
+            ),
+            format!(
+                "The drill of backup {backup} of {who} (repository {repository}) failed: \
                  {check}. The backup may not restore; take a new one and investigate."
             ),
         )
-        .label("server", server)
         .label("repository", repository)
-        .label("backup", backup)
+        .label("backup", backup);
+        match server {
+            Some(s) => alert.label("server", s),
+            None => alert,
+        }
     }
 
     /// The repository holds `size` bytes of its `limit`. Opens `repository-size/<repository>`.
@@ -305,6 +326,12 @@ impl Alert {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// The part of a key naming what an incident is about: the server, or the repository when no
+/// configured server can be named.
+fn subject(server: Option<&str>, repository: &str) -> String {
+    server.map_or_else(|| format!("repository/{repository}"), str::to_string)
 }
 
 /// RFC 3339 (UTC, whole seconds) of a [`Millis`].

@@ -61,33 +61,47 @@ impl IoClass {
 /// daemon may manage its own cgroup (systemd `Delegate=yes`, or root): the daemon moves itself
 /// into `<its cgroup>/daemon` (cgroup v2 allows controllers for children only of a cgroup
 /// without processes), enables `cpu` and `io` for children and writes the limits into
-/// `<its cgroup>/jobs`. Any step failing leaves jobs without a cgroup, with a warning saying why.
+/// `<its cgroup>/jobs`. Nothing is changed unless the cgroup v2 hierarchy is mounted and offers
+/// the controllers needed. Any step failing leaves jobs without a cgroup, with one warning
+/// saying why (the documented fallback: nice and ionice only).
 pub fn prepare_cgroup(cpu_max: Option<&str>, io_max: Option<&str>) -> Option<std::path::PathBuf> {
     if cpu_max.is_none() && io_max.is_none() {
         return None;
     }
     let result = (|| -> std::io::Result<std::path::PathBuf> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
         let own = std::fs::read_to_string("/proc/self/cgroup")?;
-        let rel = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .ok_or_else(|| std::io::Error::other("not on a cgroup v2 hierarchy"))?;
-        let base = std::path::Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'));
+        let base = own_cgroup_dir(&mountinfo, &own).map_err(std::io::Error::other)?;
         let (base, daemon) = if base.ends_with("daemon") {
             (base.parent().unwrap_or(&base).to_path_buf(), base.clone())
         } else {
             (base.clone(), base.join("daemon"))
         };
-        std::fs::create_dir_all(&daemon)?;
-        std::fs::write(daemon.join("cgroup.procs"), std::process::id().to_string())?;
         let mut controllers = Vec::new();
         if cpu_max.is_some() {
-            controllers.push("+cpu");
+            controllers.push("cpu");
         }
         if io_max.is_some() {
-            controllers.push("+io");
+            controllers.push("io");
         }
-        std::fs::write(base.join("cgroup.subtree_control"), controllers.join(" "))?;
+        let available = std::fs::read_to_string(base.join("cgroup.controllers"))?;
+        let missing = missing_controllers(&available, &controllers);
+        if !missing.is_empty() {
+            return Err(std::io::Error::other(format!(
+                "{} offers no {} controller (it has: {})",
+                base.display(),
+                missing.join(", "),
+                if available.trim().is_empty() {
+                    "none"
+                } else {
+                    available.trim()
+                }
+            )));
+        }
+        std::fs::create_dir_all(&daemon)?;
+        std::fs::write(daemon.join("cgroup.procs"), std::process::id().to_string())?;
+        let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
+        std::fs::write(base.join("cgroup.subtree_control"), enable.join(" "))?;
         let jobs = base.join("jobs");
         std::fs::create_dir_all(&jobs)?;
         if let Some(v) = cpu_max {
@@ -112,6 +126,38 @@ pub fn prepare_cgroup(cpu_max: Option<&str>, io_max: Option<&str>) -> Option<std
             None
         }
     }
+}
+
+/// This process's cgroup v2 directory: the `cgroup2` mount point from `/proc/self/mountinfo`
+/// joined with the `0::` path of `/proc/self/cgroup`. Never assumes `/sys/fs/cgroup`: on a
+/// hybrid host that is a tmpfs of v1 hierarchies, where "creating a cgroup" would make a plain
+/// directory.
+pub fn own_cgroup_dir(mountinfo: &str, proc_cgroup: &str) -> Result<std::path::PathBuf, String> {
+    let rel = proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or("this process is not on a cgroup v2 hierarchy (no 0:: line in /proc/self/cgroup)")?;
+    let mount = mountinfo
+        .lines()
+        .find_map(|l| {
+            // `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER`
+            let (left, right) = l.split_once(" - ")?;
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4))
+                .flatten()
+        })
+        .ok_or("no cgroup2 file system is mounted")?;
+    Ok(std::path::Path::new(mount).join(rel.trim().trim_start_matches('/')))
+}
+
+/// The `wanted` controllers that `cgroup.controllers` (space-separated) does not list.
+fn missing_controllers<'a>(available: &str, wanted: &[&'a str]) -> Vec<&'a str> {
+    let have: Vec<&str> = available.split_whitespace().collect();
+    wanted
+        .iter()
+        .filter(|w| !have.contains(w))
+        .copied()
+        .collect()
 }
 
 /// What an attempt came to.
@@ -315,6 +361,39 @@ fn last_json_document(text: &str) -> Option<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_cgroup2_mount_and_the_controllers() {
+        let hybrid = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+                      32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+                      41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        let unified = "29 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n";
+        let v1_only = "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        let cases = [
+            (hybrid, "1:cpu:/\n0::/\n", Ok("/sys/fs/cgroup/unified/")),
+            (
+                unified,
+                "0::/system.slice/holdfast.service\n",
+                Ok("/sys/fs/cgroup/system.slice/holdfast.service"),
+            ),
+            (unified, "1:cpu:/x\n", Err("not on a cgroup v2")),
+            (v1_only, "0::/\n", Err("no cgroup2")),
+        ];
+        for (mountinfo, own, expected) in cases {
+            let got = own_cgroup_dir(mountinfo, own);
+            match (expected, got) {
+                (Ok(e), Ok(g)) => assert_eq!(g, std::path::Path::new(e)),
+                (Err(e), Err(g)) => assert!(g.contains(e), "{g}"),
+                (e, g) => panic!("{own}: expected {e:?}, got {g:?}"),
+            }
+        }
+        assert_eq!(
+            missing_controllers("cpuset cpu io memory\n", &["cpu", "io"]),
+            Vec::<&str>::new()
+        );
+        assert_eq!(missing_controllers("", &["cpu"]), ["cpu"]);
+        assert_eq!(missing_controllers("cpu memory", &["cpu", "io"]), ["io"]);
+    }
 
     fn sh(script: &str) -> JobCommand {
         JobCommand {

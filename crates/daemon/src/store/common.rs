@@ -523,6 +523,54 @@ macro_rules! job_store_impl {
                     .map_err(query_err)
             }
 
+            async fn prune_history(
+                &self,
+                before: Millis,
+            ) -> $crate::store::Result<$crate::store::Pruned> {
+                let ended = JobState::ALL
+                    .iter()
+                    .filter(|s| s.is_terminal())
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                // The jobs to remove (the same set in each statement: `before` is fixed and an
+                // ended job never changes again).
+                let doomed = format!(
+                    "SELECT j.id FROM jobs j WHERE j.state IN ({ended}) AND j.updated_at < $1 \
+                     AND NOT (j.schedule IS NOT NULL AND j.planned_at = \
+                       (SELECT MAX(k.planned_at) FROM jobs k WHERE k.schedule = j.schedule))"
+                );
+                let mut tx = self.begin_write().await?;
+                let log_lines = sqlx::query(&format!(
+                    "DELETE FROM job_logs WHERE job_id IN ({doomed})"
+                ))
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err)?
+                .rows_affected();
+                let transitions = sqlx::query(&format!(
+                    "DELETE FROM transitions WHERE job_id IN ({doomed})"
+                ))
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err)?
+                .rows_affected();
+                let jobs = sqlx::query(&format!("DELETE FROM jobs WHERE id IN ({doomed})"))
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err)?
+                    .rows_affected();
+                tx.commit().await.map_err(query_err)?;
+                Ok($crate::store::Pruned {
+                    jobs,
+                    transitions,
+                    log_lines,
+                })
+            }
+
             async fn count_by_state(&self) -> $crate::store::Result<Vec<(JobState, i64)>> {
                 let found: Vec<(String, i64)> =
                     sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state")

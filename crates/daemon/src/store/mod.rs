@@ -171,6 +171,14 @@ pub struct JobFilter {
     pub before_id: Option<JobId>,
 }
 
+/// What [`JobStore::prune_history`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub jobs: u64,
+    pub transitions: u64,
+    pub log_lines: u64,
+}
+
 /// A line of a job's log, as the job's process wrote it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogLine {
@@ -237,4 +245,10 @@ pub trait JobStore: Send + Sync {
 
     /// How many jobs are in each state (for metrics).
     async fn count_by_state(&self) -> Result<Vec<(JobState, i64)>>;
+
+    /// Removes the jobs that ended (succeeded, failed, cancelled, timed out) before `before`,
+    /// with their transitions and log lines, in one transaction. Never a queued, running or
+    /// retrying job, and never a schedule's newest run (its `planned_at` is what catch-up after
+    /// downtime and "a schedule fires once" rest on).
+    async fn prune_history(&self, before: Millis) -> Result<Pruned>;
 }
