@@ -8,10 +8,12 @@
 //! LSN its parent ended at), and every ancestor's files are verified too. Problems are
 //! collected, not short-circuited, so one run names every missing or corrupt file.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::{stream, StreamExt};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::engine::physical::chain::check_link;
 use crate::manifest::{BackupManifest, ChunkEntry, FileEntry, Fingerprint};
@@ -140,14 +142,19 @@ async fn verify_files(
 ) -> Result<Vec<Problem>> {
     let storage = repo.storage().clone();
     let decode_all = deep && manifest.is_physical();
-    let chunk_of = |path: &str| -> Option<ChunkEntry> {
-        manifest
-            .tables
-            .iter()
-            .flat_map(|t| &t.chunks)
-            .find(|c| c.file == path)
-            .cloned()
-    };
+    // The chunks each file holds: one, or a pack's segments (in file order).
+    let mut chunks_by_file: HashMap<&str, Vec<Member>> = HashMap::new();
+    for t in &manifest.tables {
+        for c in &t.chunks {
+            chunks_by_file.entry(&c.file).or_default().push(Member {
+                table: format!("`{}`.`{}`", t.database, t.table),
+                chunk: c.clone(),
+            });
+        }
+    }
+    for members in chunks_by_file.values_mut() {
+        members.sort_by_key(|m| m.chunk.segment.as_ref().map_or(0, |s| s.offset));
+    }
     let mut problems: Vec<Problem> = Vec::new();
     // Every chunk a table names must be a listed file.
     for t in &manifest.tables {
@@ -168,28 +175,29 @@ async fn verify_files(
         .map(|f| {
             let storage = storage.clone();
             let progress = progress.clone();
-            let chunk = if deep { chunk_of(&f.path) } else { None };
+            let members = if deep {
+                chunks_by_file
+                    .get(f.path.as_str())
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             let decode = decode_all && f.path.ends_with(".zst");
             let id = manifest.id.clone();
             async move {
-                let outcome =
-                    check_file(&*storage, &id, &f, chunk.as_ref(), decode, &*progress).await?;
-                Ok::<_, crate::Error>((f.path, outcome))
+                let outcome = check_file(&*storage, &id, &f, members, decode, &*progress).await?;
+                Ok::<_, crate::Error>(outcome)
             }
         })
         .buffer_unordered(PARALLEL_READS)
         .collect::<Vec<_>>()
         .await;
-    let mut fingerprints = std::collections::HashMap::new();
+    let mut fingerprints = HashMap::new();
     for c in checks {
-        let (path, outcome) = c?;
-        match outcome {
-            Checked::Problem(p) => problems.push(p),
-            Checked::Chunk(fp) => {
-                fingerprints.insert(path, fp);
-            }
-            Checked::Ok => {}
-        }
+        let outcome = c?;
+        problems.extend(outcome.problems);
+        fingerprints.extend(outcome.fingerprints);
     }
     if deep {
         problems.extend(check_table_fingerprints(manifest, &fingerprints));
@@ -197,91 +205,209 @@ async fn verify_files(
     Ok(problems)
 }
 
-enum Checked {
-    Ok,
-    /// A data chunk whose rows were fingerprinted (deep mode).
-    Chunk(Fingerprint),
-    Problem(Problem),
+/// A chunk as `verify` checks it: its table, for messages, and its entry.
+#[derive(Clone)]
+struct Member {
+    table: String,
+    chunk: ChunkEntry,
+}
+
+/// What checking one file found.
+#[derive(Default)]
+struct Checked {
+    problems: Vec<Problem>,
+    /// The fingerprint of each chunk read (deep mode), by [`ChunkEntry::key`].
+    fingerprints: Vec<(String, Fingerprint)>,
+}
+
+/// One chunk being checked as its file streams by: a whole file, or one segment of a pack.
+struct ChunkCheck {
+    member: Member,
+    /// The file's bytes this chunk spans.
+    range: std::ops::Range<u64>,
+    hasher: Sha256,
+    seen: u64,
+    counter: LineCounter,
+    /// Why its contents could not be decoded, if they could not.
+    broken: Option<String>,
+}
+
+impl ChunkCheck {
+    /// Takes the part of `bytes` (at `pos` in the file) that falls in this chunk.
+    fn feed(&mut self, pos: u64, bytes: &[u8]) {
+        let end = pos + bytes.len() as u64;
+        let (from, to) = (self.range.start.max(pos), self.range.end.min(end));
+        if from >= to {
+            return;
+        }
+        let piece = &bytes[(from - pos) as usize..(to - pos) as usize];
+        self.hasher.update(piece);
+        self.seen += piece.len() as u64;
+        if self.broken.is_none() {
+            if let Err(e) = self.counter.feed(piece) {
+                self.broken = Some(e.to_string());
+            }
+        }
+    }
 }
 
 async fn check_file(
     storage: &dyn Storage,
     id: &str,
     entry: &FileEntry,
-    chunk: Option<&ChunkEntry>,
+    members: Vec<Member>,
     decode: bool,
     progress: &dyn Progress,
 ) -> Result<Checked> {
     let path = layout::backup_file(id, &entry.path);
-    let problem = |kind: &str, detail: String| {
-        Ok(Checked::Problem(Problem {
-            path: path.clone(),
-            kind: kind.into(),
-            detail,
-        }))
+    let problem = |kind: &str, detail: String| Problem {
+        path: path.clone(),
+        kind: kind.into(),
+        detail,
+    };
+    let failed = |p: Problem| {
+        Ok(Checked {
+            problems: vec![p],
+            fingerprints: Vec::new(),
+        })
     };
     let mut stream = match read_verified(storage, &path, entry).await {
         Ok(s) => s,
-        Err(e) if e.kind() == ErrorKind::Integrity => return problem("missing", e.to_string()),
+        Err(e) if e.kind() == ErrorKind::Integrity => {
+            return failed(problem("missing", e.to_string()))
+        }
         Err(e) => return Err(e),
     };
-    let mut counter = chunk.map(|_| LineCounter::new(&path)).transpose()?;
+    let packed = members.iter().any(|m| m.chunk.segment.is_some());
+    let mut checks = Vec::with_capacity(members.len());
+    for m in members {
+        let range = match &m.chunk.segment {
+            Some(s) => s.range(),
+            None => 0..entry.size,
+        };
+        checks.push(ChunkCheck {
+            counter: LineCounter::new(&path)?,
+            member: m,
+            range,
+            hasher: Sha256::new(),
+            seen: 0,
+            broken: None,
+        });
+    }
     let mut decoder = if decode {
         Some(Decompressor::new(&path)?)
     } else {
         None
     };
+    let mut pos = 0u64;
+    let mut file_problem = None;
     while let Some(item) = stream.next().await {
         match item {
             Ok(bytes) => {
                 progress.advance(bytes.len() as u64);
-                if let Some(c) = counter.as_mut() {
-                    if let Err(e) = c.feed(&bytes) {
-                        return problem("corrupt", e.to_string());
-                    }
+                for c in checks.iter_mut() {
+                    c.feed(pos, &bytes);
                 }
+                pos += bytes.len() as u64;
                 if let Some(d) = decoder.as_mut() {
                     if let Err(e) = d.feed(&bytes, |_| {}) {
-                        return problem("corrupt", e.to_string());
+                        return failed(problem("corrupt", e.to_string()));
                     }
                 }
             }
-            Err(e) if e.kind() == ErrorKind::Integrity => return problem("corrupt", e.to_string()),
+            Err(e) if e.kind() == ErrorKind::Integrity => {
+                file_problem = Some(problem("corrupt", e.to_string()));
+                break;
+            }
             Err(e) => return Err(e),
+        }
+    }
+    if !packed {
+        // A chunk file: the file's own check names it.
+        if let Some(p) = file_problem {
+            return failed(p);
         }
     }
     if let Some(d) = decoder {
         if let Err(e) = d.finish() {
-            return problem("corrupt", e.to_string());
+            return failed(problem("corrupt", e.to_string()));
         }
     }
-    if let (Some(c), Some(chunk)) = (counter, chunk) {
-        let fp = match c.finish() {
-            Ok(fp) => fp,
-            Err(e) => return problem("corrupt", e.to_string()),
+    let mut out = Checked::default();
+    for c in checks {
+        let ChunkCheck {
+            member,
+            range,
+            hasher,
+            seen,
+            counter,
+            broken,
+        } = c;
+        let name = &member.table;
+        let place = || match &member.chunk.segment {
+            Some(_) => format!("{name}: its segment (bytes {}..{})", range.start, range.end),
+            None => format!("{name}: its chunk"),
         };
-        if fp.rows != chunk.rows {
-            return problem(
-                "rows",
-                format!("holds {} rows, the manifest says {}", fp.rows, chunk.rows),
-            );
+        if let Some(segment) = &member.chunk.segment {
+            let sum = hex::encode(hasher.finalize());
+            if seen != segment.length || sum != segment.sha256 {
+                out.problems.push(problem(
+                    "corrupt",
+                    format!(
+                        "{} is damaged: {seen} bytes with SHA-256 {sum}, the manifest says {} \
+                         bytes with {}",
+                        place(),
+                        segment.length,
+                        segment.sha256
+                    ),
+                ));
+                continue;
+            }
         }
-        return Ok(Checked::Chunk(fp));
+        let fp = match broken
+            .map_or_else(|| counter.finish(), |why| Err(crate::Error::integrity(why)))
+        {
+            Ok(fp) => fp,
+            Err(e) => {
+                out.problems.push(problem(
+                    "corrupt",
+                    format!("{} cannot be read: {e}", place()),
+                ));
+                continue;
+            }
+        };
+        if fp.rows != member.chunk.rows {
+            out.problems.push(problem(
+                "rows",
+                format!(
+                    "{} holds {} rows, the manifest says {}",
+                    place(),
+                    fp.rows,
+                    member.chunk.rows
+                ),
+            ));
+            continue;
+        }
+        out.fingerprints.push((member.chunk.key(), fp));
     }
-    Ok(Checked::Ok)
+    // A pack whose segments all check but whose file does not: the damage is between them.
+    if let Some(p) = file_problem {
+        out.problems.push(p);
+    }
+    Ok(out)
 }
 
 /// Re-derives each table's fingerprint from its chunks' contents and compares it with the
 /// manifest (tables with an unreadable chunk are already reported).
 fn check_table_fingerprints(
     manifest: &BackupManifest,
-    chunks: &std::collections::HashMap<String, Fingerprint>,
+    chunks: &HashMap<String, Fingerprint>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     'tables: for t in &manifest.tables {
         let mut sum = Fingerprint::default();
         for c in &t.chunks {
-            match chunks.get(&c.file) {
+            match chunks.get(&c.key()) {
                 Some(fp) => sum.merge(fp),
                 None => continue 'tables,
             }

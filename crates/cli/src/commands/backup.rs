@@ -120,6 +120,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 with_users: args.users,
                 lock_timeout: args.lock_timeout,
                 stall_timeout: Some(args.stall_timeout),
+                ..Default::default()
             };
             run_backup(&repo, &source, &opts, progress(global)).await?
         }

@@ -42,8 +42,13 @@ pub const REPO_FORMAT_PLAIN: u32 = 1;
 pub const REPO_FORMAT_ENCRYPTED_V2: u32 = 2;
 /// The first format whose `holdfast.repo` must carry [`DescriptorAuth`].
 pub const REPO_FORMAT_AUTHENTICATED: u32 = 3;
-/// The backup manifest format this build writes and the newest it can read.
-pub const MANIFEST_FORMAT: u32 = 1;
+/// The newest backup manifest format this build reads, and the one it writes for a logical backup
+/// that packs small tables into shared files ([`ChunkEntry::segment`]).
+pub const MANIFEST_FORMAT: u32 = 2;
+/// The manifest format without packs: every chunk is a file of its own. Still written when a
+/// backup packs nothing (physical backups, logical ones with few tables), so that holdfast
+/// releases that predate packs keep reading those; always read.
+pub const MANIFEST_FORMAT_UNPACKED: u32 = 1;
 
 /// `holdfast.repo`: identifies a directory or bucket prefix as a holdfast repository.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -236,7 +241,8 @@ mod hex_u128 {
     }
 }
 
-/// One chunk of a table's rows: a key range dumped into one file.
+/// One chunk of a table's rows: a key range dumped into one file, or (format 2) a small table
+/// dumped whole into a segment of a shared pack file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChunkEntry {
     /// File path relative to the backup directory; also listed in `BackupManifest::files`.
@@ -246,6 +252,42 @@ pub struct ChunkEntry {
     pub rows: u64,
     /// Uncompressed TSV bytes.
     pub raw_size: u64,
+    /// Format 2: the chunk is the bytes `offset..offset + length` of `file`, a pack shared with
+    /// other tables; absent when the chunk is the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
+}
+
+/// Where a packed chunk lies in its pack file (`packs/NNNNN.tsv.zst`): whole zstd frames holding
+/// exactly that chunk's TSV lines, so the range decompresses on its own, and the SHA-256 of those
+/// stored bytes, so it is verified without reading the rest of the pack. The pack as a whole is
+/// the concatenation of its segments (`zstd -d` reads it as one stream of every table's rows).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Segment {
+    /// Offset of the segment's first stored byte in the file.
+    pub offset: u64,
+    /// Stored bytes of the segment (0 for a table without rows).
+    pub length: u64,
+    /// Hex SHA-256 of the segment's stored bytes.
+    pub sha256: String,
+}
+
+impl Segment {
+    /// The stored byte range of the segment.
+    pub fn range(&self) -> std::ops::Range<u64> {
+        self.offset..self.offset + self.length
+    }
+}
+
+impl ChunkEntry {
+    /// A key for this chunk within a backup: its file, and for a packed chunk its byte range.
+    /// Only empty segments (which hold nothing) can share a key.
+    pub fn key(&self) -> String {
+        match &self.segment {
+            Some(s) => format!("{}@{}+{}", self.file, s.offset, s.length),
+            None => self.file.clone(),
+        }
+    }
 }
 
 /// One table's data in a logical backup.
@@ -405,6 +447,14 @@ impl BackupManifest {
             None if self.is_physical() => "full".to_string(),
             None => "full (assumed)".to_string(),
         }
+    }
+
+    /// Whether any chunk is a segment of a pack (manifest format 2).
+    pub fn has_packs(&self) -> bool {
+        self.tables
+            .iter()
+            .flat_map(|t| &t.chunks)
+            .any(|c| c.segment.is_some())
     }
 
     pub fn total_rows(&self) -> u64 {

@@ -16,5 +16,5 @@ mod read;
 mod write;
 
 pub use parallel::ParallelZstdSink;
-pub use read::{decompress_stream, read_all_verified, read_verified, Decompressor};
+pub use read::{decompress_stream, read_all_verified, read_verified, verify_stream, Decompressor};
 pub use write::{HashingSink, ZstdSink, ZSTD_BLOCK};

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use super::write::{new_compressor, HashingSink, ZSTD_BLOCK};
-use crate::manifest::FileEntry;
+use crate::manifest::{FileEntry, Segment};
 use crate::{Error, ErrorKind, Result};
 
 pub struct ParallelZstdSink {
@@ -130,6 +130,38 @@ impl ParallelZstdSink {
             self.spare.push(input);
         }
         self.sink.write(Bytes::from(output)).await
+    }
+
+    /// Starts a segment (see [`HashingSink::begin_segment`]) after every frame submitted so far:
+    /// what is submitted from now until [`end_segment`](Self::end_segment) is its own run of
+    /// whole frames.
+    pub async fn begin_segment(&mut self) -> Result<()> {
+        self.settle().await?;
+        self.sink.begin_segment();
+        Ok(())
+    }
+
+    /// Ends the segment after compressing and writing everything submitted to it.
+    pub async fn end_segment(&mut self) -> Result<Segment> {
+        self.settle().await?;
+        self.sink.end_segment()
+    }
+
+    /// Submits what [`write`](Self::write) buffered and waits until every frame is written.
+    async fn settle(&mut self) -> Result<()> {
+        if !self.input.is_empty() {
+            let buffered = std::mem::take(&mut self.input);
+            self.submit(buffered).await?;
+        }
+        while !self.in_flight.is_empty() {
+            self.drain_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Stored (compressed) bytes written to the object so far.
+    pub fn stored_size(&self) -> u64 {
+        self.sink.size()
     }
 
     /// Compresses what is left, waits for every frame, completes the object. An empty input

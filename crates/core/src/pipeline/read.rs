@@ -67,6 +67,39 @@ pub async fn read_verified(
     .boxed())
 }
 
+/// Checks a stream (a segment of an object, read by range) against `expected`'s size and
+/// SHA-256: on a mismatch the stream's last item is `mismatch`, after every byte was yielded.
+pub fn verify_stream(inner: ByteStream, expected: FileEntry, mismatch: Error) -> ByteStream {
+    let state = (inner, Sha256::new(), 0u64, Some(mismatch));
+    futures::stream::unfold(state, move |(mut inner, mut hasher, mut size, mut err)| {
+        let expected = expected.clone();
+        async move {
+            err.as_ref()?;
+            match inner.next().await {
+                Some(Ok(chunk)) => {
+                    hasher.update(&chunk);
+                    size += chunk.len() as u64;
+                    if size > expected.size {
+                        let e = err.take().expect("checked above");
+                        return Some((Err(e), (inner, hasher, size, None)));
+                    }
+                    Some((Ok(chunk), (inner, hasher, size, err)))
+                }
+                Some(Err(e)) => Some((Err(e), (inner, hasher, size, None))),
+                None => {
+                    let e = err.take().expect("checked above");
+                    let sum = hex::encode(hasher.clone().finalize());
+                    if size != expected.size || sum != expected.sha256 {
+                        return Some((Err(e), (inner, hasher, size, None)));
+                    }
+                    None
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
 /// Reads a whole object and verifies it before returning anything.
 pub async fn read_all_verified(
     storage: &dyn Storage,

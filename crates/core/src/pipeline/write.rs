@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::manifest::FileEntry;
+use crate::manifest::{FileEntry, Segment};
 use crate::storage::{ObjectWriter, Storage};
 use crate::{Error, ErrorKind, Result};
 
@@ -12,6 +12,8 @@ pub struct HashingSink {
     size: u64,
     /// Path recorded in the [`FileEntry`] (relative to the backup directory).
     entry_path: String,
+    /// The open segment: its offset and the hash of its bytes so far.
+    segment: Option<(u64, Sha256)>,
 }
 
 impl HashingSink {
@@ -27,6 +29,7 @@ impl HashingSink {
             hasher: Sha256::new(),
             size: 0,
             entry_path: entry_path.to_string(),
+            segment: None,
         })
     }
 
@@ -43,6 +46,7 @@ impl HashingSink {
             hasher: Sha256::new(),
             size: 0,
             entry_path: entry_path.to_string(),
+            segment: None,
         })
     }
 
@@ -51,12 +55,40 @@ impl HashingSink {
             return Ok(());
         }
         self.hasher.update(&data);
+        if let Some((_, h)) = self.segment.as_mut() {
+            h.update(&data);
+        }
         self.size += data.len() as u64;
         let writer = self
             .writer
             .as_mut()
             .ok_or_else(|| Error::internal("write after close"))?;
         writer.write(data).await
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Starts a segment at the current end: the bytes written until
+    /// [`end_segment`](Self::end_segment) are hashed on their own too.
+    pub fn begin_segment(&mut self) {
+        self.segment = Some((self.size, Sha256::new()));
+    }
+
+    /// Ends the segment started by [`begin_segment`](Self::begin_segment): where it lies and the
+    /// SHA-256 of its bytes.
+    pub fn end_segment(&mut self) -> Result<Segment> {
+        let (offset, hasher) = self
+            .segment
+            .take()
+            .ok_or_else(|| Error::internal("a segment ended that was not begun"))?;
+        Ok(Segment {
+            offset,
+            length: self.size - offset,
+            sha256: hex::encode(hasher.finalize()),
+        })
     }
 
     /// Completes the object and returns its entry.

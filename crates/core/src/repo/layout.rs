@@ -56,6 +56,11 @@ pub fn chunk_file(db: &str, table: &str, index: usize) -> String {
     )
 }
 
+/// Relative path of a pack: many small tables' chunks in one file (manifest format 2).
+pub fn pack_file(index: usize) -> String {
+    format!("packs/{index:05}.tsv.zst")
+}
+
 /// The backup id owning a repository path under `backups/`.
 pub fn backup_owner(path: &str) -> Option<&str> {
     let rest = path.strip_prefix(BACKUPS_DIR)?;

@@ -9,6 +9,7 @@
 //! 6. Check every table's dumped rows against its count, then commit the manifest.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use super::schema::dump_schema_with;
 use super::tsv::{encode_packet, encode_row};
 use crate::manifest::{
     BackupManifest, BackupScope, ChunkEntry, FileEntry, Fingerprint, SchemaDump, TableData,
-    TableKind, MANIFEST_FORMAT,
+    TableKind, MANIFEST_FORMAT, MANIFEST_FORMAT_UNPACKED,
 };
 use crate::pipeline::{HashingSink, ParallelZstdSink, ZstdSink, ZSTD_BLOCK};
 use crate::progress::Progress;
@@ -48,6 +49,8 @@ pub struct BackupOptions {
     /// Fail when the server sends nothing for this long while a dump connection waits for
     /// rows (a hung server or network), instead of hanging; `None` waits forever.
     pub stall_timeout: Option<Duration>,
+    /// Which small tables share pack files.
+    pub pack: PackPolicy,
 }
 
 /// The default of [`BackupOptions::stall_timeout`]: long enough for a range scan through a
@@ -66,6 +69,7 @@ impl Default for BackupOptions {
             with_users: false,
             lock_timeout: Duration::from_secs(10),
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            pack: PackPolicy::default(),
         }
     }
 }
@@ -180,10 +184,12 @@ async fn backup_locked(
         let schema_entry = store_schema(&*storage, &id, &schema).await?;
         tracing::info!(seconds = phase.elapsed().as_secs_f64(), "schema dumped");
         let phase = Instant::now();
-        let plans = plan_tables(&mut control, &schema, &opts.filter, opts.chunk_bytes).await?;
+        let mut plans = plan_tables(&mut control, &schema, &opts.filter, opts.chunk_bytes).await?;
+        let packed = opts.pack.apply(&mut plans);
         tracing::info!(
             seconds = phase.elapsed().as_secs_f64(),
             tables = plans.len(),
+            packed,
             "tables planned"
         );
         let dumped = dump_tables(&storage, &id, plans, readers, control, opts, progress).await?;
@@ -199,14 +205,22 @@ async fn backup_locked(
         }
     };
 
+    let (dumped, data_files) = dumped;
     let mut files = vec![schema_entry.clone()];
-    let mut tables = Vec::with_capacity(dumped.len());
-    for t in dumped {
-        files.extend(t.files);
-        tables.push(t.data);
-    }
+    files.extend(data_files);
+    let tables: Vec<TableData> = dumped.into_iter().map(|t| t.data).collect();
+    let packs = tables
+        .iter()
+        .flat_map(|t| &t.chunks)
+        .any(|c| c.segment.is_some());
     let manifest = BackupManifest {
-        format: MANIFEST_FORMAT,
+        // Format 2 only when it is needed: a backup without packs stays readable by holdfast
+        // releases that predate them.
+        format: if packs {
+            MANIFEST_FORMAT
+        } else {
+            MANIFEST_FORMAT_UNPACKED
+        },
         id: id.clone(),
         engine: "logical".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -267,6 +281,8 @@ pub struct TablePlan {
     pub key: Option<String>,
     pub ranges: Vec<KeyRange>,
     pub estimated_bytes: u64,
+    /// Dumped into a shared pack file (see [`PackPolicy`]).
+    pub packed: bool,
 }
 
 impl TablePlan {
@@ -524,6 +540,7 @@ pub fn base_plan(
         key: None,
         ranges: vec![KeyRange::ALL],
         estimated_bytes,
+        packed: false,
     };
     Ok((plan, cols))
 }
@@ -740,7 +757,6 @@ async fn split_key(
 /// A table's dump result.
 struct DumpedTable {
     data: TableData,
-    files: Vec<FileEntry>,
 }
 
 /// One key range of one table, for a dump worker.
@@ -750,13 +766,62 @@ struct Job {
     range: KeyRange,
 }
 
+/// One dumped chunk: its entry (file, or pack segment) and its rows' fingerprint.
 struct JobResult {
     table: usize,
     index: usize,
     entry: ChunkEntry,
-    file: FileEntry,
     fingerprint: Fingerprint,
 }
+
+/// Which tables are packed: a table the server estimates below `table_bytes` and not split is
+/// dumped into a shared pack file instead of a file of its own, when the backup has at least
+/// `min_tables` such tables (below that, a file each costs nothing worth saving).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackPolicy {
+    pub table_bytes: u64,
+    pub min_tables: usize,
+}
+
+impl PackPolicy {
+    /// Tables never packed: every chunk a file (manifest format 1).
+    pub const NEVER: PackPolicy = PackPolicy {
+        table_bytes: 0,
+        min_tables: usize::MAX,
+    };
+
+    /// Marks the plans whose tables are packed; returns how many.
+    pub fn apply(&self, plans: &mut [TablePlan]) -> usize {
+        let small = |p: &TablePlan| p.ranges.len() == 1 && p.estimated_bytes < self.table_bytes;
+        let n = plans.iter().filter(|p| small(p)).count();
+        if n < self.min_tables || n == 0 {
+            plans.iter_mut().for_each(|p| p.packed = false);
+            return 0;
+        }
+        for p in plans.iter_mut() {
+            p.packed = small(p);
+        }
+        n
+    }
+}
+
+impl Default for PackPolicy {
+    fn default() -> Self {
+        PackPolicy {
+            table_bytes: PACK_TABLE_BYTES,
+            min_tables: PACK_MIN_TABLES,
+        }
+    }
+}
+
+/// Tables the server estimates below this many bytes (and not split) are packed.
+pub const PACK_TABLE_BYTES: u64 = 1 << 20;
+/// Packing starts at this many small tables in one backup.
+pub const PACK_MIN_TABLES: usize = 100;
+/// A pack is closed once it holds this many uncompressed bytes...
+const PACK_RAW_BYTES: u64 = 16 << 20;
+/// ... or this many tables, so a restore spreads packs over its workers.
+const PACK_MAX_TABLES: usize = 250;
 
 async fn dump_tables(
     storage: &Arc<dyn Storage>,
@@ -766,7 +831,7 @@ async fn dump_tables(
     control: Conn,
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
-) -> Result<Vec<DumpedTable>> {
+) -> Result<(Vec<DumpedTable>, Vec<FileEntry>)> {
     let total_bytes: u64 = plans.iter().map(|p| p.estimated_bytes).sum();
     progress.phase("dump", total_bytes, "bytes");
     let mut order: Vec<usize> = (0..plans.len()).collect();
@@ -783,16 +848,19 @@ async fn dump_tables(
     }
     let queue = Arc::new(Mutex::new(jobs));
     let plans = Arc::new(plans);
+    let packs = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let counting = count_rows(control, &plans, order);
     // Each worker is its own task: it reads a block of rows and hands it to the blocking pool
     // to compress while it reads the next; it hashes and writes finished frames in order.
+    // Small tables go into the worker's open pack, one segment each, until the pack is full.
     let mut tasks = tokio::task::JoinSet::new();
     for conn in workers {
         let queue = queue.clone();
         let plans = plans.clone();
         let storage = storage.clone();
         let progress = progress.clone();
+        let packs = packs.clone();
         let id = id.to_string();
         let level = opts.compression_level;
         tasks.spawn(async move {
@@ -800,22 +868,44 @@ async fn dump_tables(
             let mut out = Vec::new();
             let mut block = Vec::with_capacity(ROW_BUFFER + ROW_SLACK);
             let mut closing = VecDeque::new();
-            loop {
-                let job = queue.lock().expect("queue lock").pop_front();
-                let Some(job) = job else { break };
-                let ctx = JobContext {
-                    storage: &*storage,
-                    id: &id,
-                    plans: &plans,
-                    level,
-                    progress: &*progress,
-                };
-                closing.push_back(run_job(&mut conn, &ctx, job, &mut block).await?);
-                if closing.len() > MAX_CLOSING {
-                    if let Some(oldest) = closing.pop_front() {
-                        out.push(oldest.done().await?);
+            let mut pack: Option<OpenPack> = None;
+            let ctx = JobContext {
+                storage: &*storage,
+                id: &id,
+                plans: &plans,
+                level,
+                progress: &*progress,
+                packs: &packs,
+            };
+            let result = async {
+                loop {
+                    let job = queue.lock().expect("queue lock").pop_front();
+                    let Some(job) = job else { break };
+                    if plans[job.table].packed {
+                        pack_job(&mut conn, &ctx, job, &mut block, &mut pack).await?;
+                        if pack.as_ref().is_some_and(OpenPack::full) {
+                            closing.push_back(pack.take().expect("open pack").close());
+                        }
+                    } else {
+                        closing.push_back(run_job(&mut conn, &ctx, job, &mut block).await?);
+                    }
+                    if closing.len() > MAX_CLOSING {
+                        if let Some(oldest) = closing.pop_front() {
+                            out.push(oldest.done().await?);
+                        }
                     }
                 }
+                if let Some(p) = pack.take() {
+                    closing.push_back(p.close());
+                }
+                Ok::<_, Error>(())
+            }
+            .await;
+            if let Err(e) = result {
+                if let Some(p) = pack.take() {
+                    p.sink.abort().await;
+                }
+                return Err(e);
             }
             // End the snapshot transaction politely.
             let _ = conn.execute("ROLLBACK").await;
@@ -833,15 +923,26 @@ async fn dump_tables(
         }
         Ok::<_, Error>(results)
     };
-    let (counts, results) = match futures::try_join!(counting, dumping) {
+    let (counts, closed) = match futures::try_join!(counting, dumping) {
         Ok(r) => r,
         Err(e) => {
             queue.lock().expect("queue lock").clear();
             return Err(e);
         }
     };
-    tracing::info!(seconds = started.elapsed().as_secs_f64(), "rows dumped");
-    assemble(&plans, results, counts)
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        packs = packs.load(Ordering::Relaxed),
+        "rows dumped"
+    );
+    let mut files = Vec::with_capacity(closed.len());
+    let mut results = Vec::new();
+    for (file, chunks) in closed {
+        files.push(file);
+        results.extend(chunks);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((assemble(&plans, results, counts)?, files))
 }
 
 /// Tables counted by one statement: one round trip per batch instead of one per table.
@@ -904,34 +1005,99 @@ struct JobContext<'a> {
     plans: &'a [TablePlan],
     level: i32,
     progress: &'a dyn Progress,
+    /// Packs started so far, which numbers the next.
+    packs: &'a AtomicUsize,
 }
 
-/// A chunk whose rows are all read while its object is still being completed (the last frame
-/// written, the file synced) in a task of its own, so the worker reads on meanwhile. Every
-/// chunk is [`done`](Closing::done) before the manifest can be written.
+/// A file whose rows are all read while its object is still being completed (the last frame
+/// written, the file closed) in a task of its own, so the worker reads on meanwhile: one chunk,
+/// or a pack of small tables' chunks. Every file is [`done`](Closing::done) before the manifest
+/// can be written.
 struct Closing {
-    table: usize,
-    index: usize,
-    entry: ChunkEntry,
-    fingerprint: Fingerprint,
+    chunks: Vec<JobResult>,
     close: tokio::task::JoinHandle<Result<FileEntry>>,
     what: String,
 }
 
 impl Closing {
-    async fn done(self) -> Result<JobResult> {
+    async fn done(self) -> Result<(FileEntry, Vec<JobResult>)> {
         let closed = self
             .close
             .await
             .map_err(|e| Error::internal(format!("closing a chunk failed: {e}")))?;
-        Ok(JobResult {
-            table: self.table,
-            index: self.index,
-            entry: self.entry,
-            file: closed.map_err(|e| e.context(self.what))?,
-            fingerprint: self.fingerprint,
-        })
+        Ok((closed.map_err(|e| e.context(self.what))?, self.chunks))
     }
+}
+
+/// A worker's pack being filled: small tables' chunks, one segment each.
+struct OpenPack {
+    rel: String,
+    sink: ParallelZstdSink,
+    chunks: Vec<JobResult>,
+}
+
+impl OpenPack {
+    fn full(&self) -> bool {
+        self.sink.raw_size() >= PACK_RAW_BYTES || self.chunks.len() >= PACK_MAX_TABLES
+    }
+
+    fn close(self) -> Closing {
+        Closing {
+            what: format!("writing pack `{}`", self.rel),
+            chunks: self.chunks,
+            close: tokio::spawn(self.sink.finish()),
+        }
+    }
+}
+
+/// Dumps a small table's one range as a segment of the worker's open pack (opened if none).
+async fn pack_job(
+    conn: &mut WireConn,
+    ctx: &JobContext<'_>,
+    job: Job,
+    block: &mut Vec<u8>,
+    pack: &mut Option<OpenPack>,
+) -> Result<()> {
+    let plan = &ctx.plans[job.table];
+    if pack.is_none() {
+        let rel = layout::pack_file(ctx.packs.fetch_add(1, Ordering::Relaxed));
+        let sink =
+            HashingSink::create_unsynced(ctx.storage, &layout::backup_file(ctx.id, &rel), &rel)
+                .await?;
+        *pack = Some(OpenPack {
+            rel,
+            sink: ParallelZstdSink::new(sink, ctx.level, COMPRESSING_PER_WORKER),
+            chunks: Vec::new(),
+        });
+    }
+    let open = pack.as_mut().expect("opened above");
+    let what = || format!("dumping `{}`.`{}`", plan.database, plan.table);
+    let raw_before = open.sink.raw_size();
+    open.sink
+        .begin_segment()
+        .await
+        .map_err(|e| e.context(what()))?;
+    let fingerprint = dump_chunk(conn, plan, &job.range, &mut open.sink, block, ctx.progress)
+        .await
+        .map_err(|e| e.context(what()))?;
+    let segment = open
+        .sink
+        .end_segment()
+        .await
+        .map_err(|e| e.context(what()))?;
+    open.chunks.push(JobResult {
+        table: job.table,
+        index: job.index,
+        entry: ChunkEntry {
+            file: open.rel.clone(),
+            range: "TRUE".to_string(),
+            rows: fingerprint.rows,
+            raw_size: open.sink.raw_size() - raw_before,
+            segment: Some(segment),
+        },
+        fingerprint,
+    });
+    Ok(())
 }
 
 async fn run_job(
@@ -970,12 +1136,15 @@ async fn run_job(
         range: condition,
         rows: fingerprint.rows,
         raw_size,
+        segment: None,
     };
     Ok(Closing {
-        table,
-        index,
-        entry,
-        fingerprint,
+        chunks: vec![JobResult {
+            table,
+            index,
+            entry,
+            fingerprint,
+        }],
         close,
         what: what(),
     })
@@ -1043,10 +1212,9 @@ fn assemble(
     results: Vec<JobResult>,
     counts: Vec<u64>,
 ) -> Result<Vec<DumpedTable>> {
-    let mut chunks: Vec<Vec<(usize, ChunkEntry, FileEntry, Fingerprint)>> =
-        vec![Vec::new(); plans.len()];
+    let mut chunks: Vec<Vec<(usize, ChunkEntry, Fingerprint)>> = vec![Vec::new(); plans.len()];
     for r in results {
-        chunks[r.table].push((r.index, r.entry, r.file, r.fingerprint));
+        chunks[r.table].push((r.index, r.entry, r.fingerprint));
     }
     let mut out = Vec::with_capacity(plans.len());
     for (i, plan) in plans.iter().enumerate() {
@@ -1063,7 +1231,7 @@ fn assemble(
         }
         let mut fingerprint = Fingerprint::default();
         for p in &parts {
-            fingerprint.merge(&p.3);
+            fingerprint.merge(&p.2);
         }
         let counted = counts[i];
         if counted != fingerprint.rows {
@@ -1076,8 +1244,6 @@ fn assemble(
                 ),
             ));
         }
-        let (entries, files): (Vec<ChunkEntry>, Vec<FileEntry>) =
-            parts.into_iter().map(|(_, e, f, _)| (e, f)).unzip();
         out.push(DumpedTable {
             data: TableData {
                 database: plan.database.clone(),
@@ -1086,9 +1252,8 @@ fn assemble(
                 with_history: plan.with_history,
                 row_count: counted,
                 fingerprint,
-                chunks: entries,
+                chunks: parts.into_iter().map(|(_, e, _)| e).collect(),
             },
-            files,
         });
     }
     Ok(out)

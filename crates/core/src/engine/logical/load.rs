@@ -35,8 +35,11 @@ use super::bulk_load::BulkLoader;
 use super::ddl::{quote_ident, SplitCreate};
 use super::schema;
 use super::tsv::LOAD_DATA_FORMAT;
-use crate::manifest::{ChunkEntry, FileEntry, TableData};
-use crate::pipeline::{decompress_stream, read_verified};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{ChunkEntry, FileEntry, Segment, TableData};
+use crate::pipeline::{decompress_stream, read_verified, verify_stream};
 use crate::progress::Progress;
 use crate::repo::layout;
 use crate::source::ConnectionConfig;
@@ -149,30 +152,57 @@ pub(super) async fn load_tables(
             &mut loaders,
             jobs,
             async |loader: &mut &mut RowLoader, job: LoadJob| {
-                let table = &tables[job.table];
-                let data = table.data.expect("jobs only for tables with data");
-                for chunk in &job.chunks {
-                    let entry = files.get(chunk.file.as_str()).copied().ok_or_else(|| {
-                        Error::integrity(format!(
-                            "the manifest lists chunk `{}` but not its checksum",
-                            chunk.file
-                        ))
-                    })?;
-                    let path = layout::backup_file(backup_id, &chunk.file);
-                    let stream = read_verified(&**storage, &path, entry).await?;
+                let Some(first) = job.chunks.first() else {
+                    return Ok(());
+                };
+                let entry = files.get(first.1.file.as_str()).copied().ok_or_else(|| {
+                    Error::integrity(format!(
+                        "the manifest lists chunk `{}` but not its checksum",
+                        first.1.file
+                    ))
+                })?;
+                let path = layout::backup_file(backup_id, &first.1.file);
+                // A pack is read whole when this job loads most of it and it is of bounded size
+                // (every segment it loads checked before the first loads), else segment by
+                // segment (each checked before its load commits).
+                let wanted: u64 = job
+                    .chunks
+                    .iter()
+                    .filter_map(|(_, c)| c.segment.as_ref().map(|s| s.length))
+                    .sum();
+                let whole =
+                    if job.packed && entry.size <= PACK_READ_WHOLE && wanted * 2 >= entry.size {
+                        Some(read_pack(&**storage, &path, entry, &job, tables).await?)
+                    } else {
+                        None
+                    };
+                for (t, chunk) in &job.chunks {
+                    let table = &tables[*t];
+                    let data = table.data.expect("jobs only for tables with data");
+                    let stream = match (&chunk.segment, &whole) {
+                        (None, _) => read_verified(&**storage, &path, entry).await?,
+                        (Some(segment), Some(bytes)) => {
+                            let piece =
+                                bytes.slice(segment.offset as usize..segment.range().end as usize);
+                            futures::stream::once(async move { Ok(piece) }).boxed()
+                        }
+                        (Some(segment), None) => {
+                            read_segment(&**storage, &path, segment, table).await?
+                        }
+                    };
                     let rows = decompress_stream(stream, &path)?;
                     load_chunk(loader, table, data, rows, chunk.rows, &path).await?;
                     loaded.fetch_add(chunk.raw_size, Ordering::Relaxed);
                     progress.advance(chunk.raw_size);
-                }
-                let left = {
-                    let mut left = chunks_left.lock().expect("chunk counts");
-                    left[job.table] -= job.chunks.len();
-                    left[job.table]
-                };
-                if left == 0 {
-                    tracing::debug!(db = table.db, table = table.name, "rows loaded");
-                    let _ = rows_in.send(job.table);
+                    let left = {
+                        let mut left = chunks_left.lock().expect("chunk counts");
+                        left[*t] -= 1;
+                        left[*t]
+                    };
+                    if left == 0 {
+                        tracing::debug!(db = table.db, table = table.name, "rows loaded");
+                        let _ = rows_in.send(*t);
+                    }
                 }
                 Ok(())
             },
@@ -413,12 +443,90 @@ where
     Ok(())
 }
 
-/// Chunks of one table that one loader loads in order.
+/// Chunks that one loader loads in order, all from one file: chunk files of one table (each
+/// chunk its own file), or segments of one pack.
 #[derive(Debug)]
 struct LoadJob {
-    table: usize,
-    chunks: Vec<ChunkEntry>,
+    /// The table of each chunk, and the chunk.
+    chunks: Vec<(usize, ChunkEntry)>,
     bytes: u64,
+    /// The chunks are segments of one pack.
+    packed: bool,
+}
+
+/// A pack read whole is at most this big; a bigger one (its tables were much bigger than the
+/// server estimated) or one partly restored is read segment by segment.
+const PACK_READ_WHOLE: u64 = 64 << 20;
+
+/// Reads a pack whole and checks every segment `job` loads against its SHA-256 before any
+/// loads, naming the table whose segment is damaged. The segments' hashes are what vouch for
+/// the loaded bytes (the manifest that holds them is checksummed itself); damage elsewhere in
+/// the pack, in tables this restore does not load, is `verify`'s to find.
+async fn read_pack(
+    storage: &dyn Storage,
+    path: &str,
+    entry: &FileEntry,
+    job: &LoadJob,
+    tables: &[LoadTable<'_>],
+) -> Result<Bytes> {
+    let mut stream = storage.reader(path).await.map_err(|e| {
+        if e.kind() == crate::ErrorKind::NotFound {
+            Error::integrity(format!("`{path}` is missing from the repository"))
+        } else {
+            e
+        }
+    })?;
+    let mut bytes = Vec::with_capacity(entry.size as usize);
+    while let Some(piece) = stream.next().await {
+        bytes.extend_from_slice(&piece?);
+        if bytes.len() as u64 > entry.size {
+            break;
+        }
+    }
+    let bytes = Bytes::from(bytes);
+    for (t, chunk) in &job.chunks {
+        let Some(segment) = &chunk.segment else {
+            continue;
+        };
+        let range = segment.range();
+        let ok = range.end <= bytes.len() as u64
+            && hex::encode(Sha256::digest(
+                &bytes[range.start as usize..range.end as usize],
+            )) == segment.sha256;
+        if !ok {
+            return Err(segment_damaged(path, segment, &tables[*t]));
+        }
+    }
+    Ok(bytes)
+}
+
+/// Streams one segment of a pack, failing at its end (before the load commits) if its bytes
+/// differ from the manifest's SHA-256.
+async fn read_segment(
+    storage: &dyn Storage,
+    path: &str,
+    segment: &Segment,
+    table: &LoadTable<'_>,
+) -> Result<ByteStream> {
+    let expected = FileEntry {
+        path: path.to_string(),
+        size: segment.length,
+        sha256: segment.sha256.clone(),
+    };
+    let inner = storage.reader_range(path, segment.range()).await?;
+    let err = segment_damaged(path, segment, table);
+    Ok(verify_stream(inner, expected, err))
+}
+
+fn segment_damaged(path: &str, segment: &Segment, table: &LoadTable<'_>) -> Error {
+    Error::integrity(format!(
+        "`{}`.`{}`: its rows in `{path}` (bytes {}..{}) are corrupt: their SHA-256 differs from \
+         the manifest",
+        table.db,
+        table.name,
+        segment.offset,
+        segment.range().end
+    ))
 }
 
 /// The chunks of a table that hold rows. A chunk the dump found empty (an empty table, an
@@ -434,6 +542,9 @@ fn loaded_chunks(data: &TableData) -> impl Iterator<Item = &ChunkEntry> {
 /// appending to a B-tree from one writer avoids the page-split and latch contention of several
 /// writers inserting into one table at once. With fewer tables than workers, every chunk is a
 /// job of its own so that every connection has work. Biggest jobs go first either way.
+///
+/// Packed chunks (small tables) are grouped by pack: one job per pack, its segments loaded in
+/// file order.
 fn plan_loads(tables: &[LoadTable<'_>], workers: usize) -> Vec<LoadJob> {
     let with_rows: Vec<(usize, &TableData)> = tables
         .iter()
@@ -441,22 +552,47 @@ fn plan_loads(tables: &[LoadTable<'_>], workers: usize) -> Vec<LoadJob> {
         .filter_map(|(i, t)| t.data.map(|d| (i, d)))
         .filter(|(_, d)| loaded_chunks(d).next().is_some())
         .collect();
-    let whole_tables = with_rows.len() >= workers;
-    let mut jobs = Vec::new();
+    let mut packs: BTreeMap<&str, Vec<(usize, ChunkEntry)>> = BTreeMap::new();
+    let mut own: Vec<(usize, Vec<&ChunkEntry>)> = Vec::new();
     for (table, data) in with_rows {
+        let mut files = Vec::new();
+        for c in loaded_chunks(data) {
+            match c.segment {
+                Some(_) => packs
+                    .entry(c.file.as_str())
+                    .or_default()
+                    .push((table, c.clone())),
+                None => files.push(c),
+            }
+        }
+        if !files.is_empty() {
+            own.push((table, files));
+        }
+    }
+    let whole_tables = own.len() + packs.len() >= workers;
+    let mut jobs = Vec::new();
+    for (table, chunks) in own {
         if whole_tables {
             jobs.push(LoadJob {
-                table,
-                chunks: loaded_chunks(data).cloned().collect(),
-                bytes: loaded_chunks(data).map(|c| c.raw_size).sum(),
+                bytes: chunks.iter().map(|c| c.raw_size).sum(),
+                chunks: chunks.into_iter().map(|c| (table, c.clone())).collect(),
+                packed: false,
             });
         } else {
-            jobs.extend(loaded_chunks(data).map(|c| LoadJob {
-                table,
-                chunks: vec![c.clone()],
+            jobs.extend(chunks.into_iter().map(|c| LoadJob {
+                chunks: vec![(table, c.clone())],
                 bytes: c.raw_size,
+                packed: false,
             }));
         }
+    }
+    for mut chunks in packs.into_values() {
+        chunks.sort_by_key(|(_, c)| c.segment.as_ref().map_or(0, |s| s.offset));
+        jobs.push(LoadJob {
+            bytes: chunks.iter().map(|(_, c)| c.raw_size).sum(),
+            chunks,
+            packed: true,
+        });
     }
     jobs.sort_by_key(|j| std::cmp::Reverse(j.bytes));
     jobs
@@ -604,6 +740,7 @@ mod tests {
             range: "TRUE".into(),
             rows,
             raw_size,
+            segment: None,
         };
         let data = |chunks: Vec<ChunkEntry>| TableData {
             database: "d".into(),
@@ -628,10 +765,73 @@ mod tests {
             let jobs = plan_loads(&[table(&empty), table(&mixed)], workers);
             let files: Vec<&str> = jobs
                 .iter()
-                .flat_map(|j| j.chunks.iter().map(|c| c.file.as_str()))
+                .flat_map(|j| j.chunks.iter().map(|c| c.1.file.as_str()))
                 .collect();
             assert_eq!(files, ["f3"], "{workers} workers");
-            assert!(jobs.iter().all(|j| j.table == 1));
+            assert!(jobs.iter().all(|j| j.chunks.iter().all(|c| c.0 == 1)));
+        }
+    }
+
+    #[test]
+    fn packed_chunks_load_by_pack_in_file_order() {
+        use crate::manifest::{Fingerprint, Segment};
+        let seg = |file: &str, offset: u64, rows: u64| ChunkEntry {
+            file: file.into(),
+            range: "TRUE".into(),
+            rows,
+            raw_size: rows * 10,
+            segment: Some(Segment {
+                offset,
+                length: if rows == 0 { 0 } else { 7 },
+                sha256: String::new(),
+            }),
+        };
+        let own = ChunkEntry {
+            file: "data/d/big/00000.tsv.zst".into(),
+            range: "TRUE".into(),
+            rows: 1000,
+            raw_size: 10_000,
+            segment: None,
+        };
+        let data = |chunks: Vec<ChunkEntry>| TableData {
+            database: "d".into(),
+            table: "t".into(),
+            columns: vec!["id".into()],
+            with_history: false,
+            row_count: chunks.iter().map(|c| c.rows).sum(),
+            fingerprint: Fingerprint::default(),
+            chunks,
+        };
+        let tables = [
+            data(vec![seg("packs/00001.tsv.zst", 14, 3)]),
+            data(vec![seg("packs/00000.tsv.zst", 7, 2)]),
+            data(vec![seg("packs/00000.tsv.zst", 0, 4)]),
+            data(vec![seg("packs/00000.tsv.zst", 14, 0)]),
+            data(vec![own]),
+            data(vec![seg("packs/00001.tsv.zst", 0, 1)]),
+        ];
+        let load: Vec<LoadTable> = tables
+            .iter()
+            .map(|d| LoadTable {
+                db: "d",
+                name: "t",
+                data: Some(d),
+                json: &[],
+                indexes: None,
+            })
+            .collect();
+        for workers in [1, 2, 8] {
+            let jobs = plan_loads(&load, workers);
+            let got: Vec<(bool, Vec<usize>)> = jobs
+                .iter()
+                .map(|j| (j.packed, j.chunks.iter().map(|c| c.0).collect()))
+                .collect();
+            // Biggest first; in a pack, by offset; the empty table's segment is not loaded.
+            assert_eq!(
+                got,
+                [(false, vec![4]), (true, vec![2, 1]), (true, vec![5, 0])],
+                "{workers} workers"
+            );
         }
     }
 }

@@ -754,6 +754,7 @@ mod tests {
                     range: "TRUE".into(),
                     rows: 1,
                     raw_size,
+                    segment: None,
                 })
                 .collect(),
         }
