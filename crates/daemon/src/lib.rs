@@ -21,6 +21,7 @@
 pub mod access;
 pub mod alerts;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod http;
 pub mod jobs;
