@@ -52,7 +52,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 USER_ARG=(); [[ $EUID -eq 0 ]] && USER_ARG=(--user=root)
 # timed CMD...: wall seconds of CMD into $t (its output in $WORK/last.out/.err), status into LAST_RC.
 timed() {
@@ -143,32 +144,8 @@ measure "after compaction"
 
 # --- 3. expire over 1,000 backups on Garage -------------------------------------------------
 if [[ $BACKUPS -gt 0 ]]; then
-  command -v garage >/dev/null || die "garage missing (scripts/ensure-garage.sh installs it)"
   command -v aws >/dev/null || die "aws (the AWS CLI) missing: it uploads the generated backups"
-  S3_PORT=$(free_port) RPC_PORT=$(free_port)
-  mkdir -p "$WORK/garage"
-  cat >"$WORK/garage/garage.toml" <<TOML
-metadata_dir = "$WORK/garage/meta"
-data_dir = "$WORK/garage/data"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$RPC_PORT"
-rpc_public_addr = "127.0.0.1:$RPC_PORT"
-rpc_secret = "$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$S3_PORT"
-root_domain = ".s3.garage.localhost"
-TOML
-  export AWS_ACCESS_KEY_ID="GK$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
-  export AWS_SECRET_ACCESS_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
-  export AWS_DEFAULT_REGION=garage
-  GARAGE_DEFAULT_ACCESS_KEY=$AWS_ACCESS_KEY_ID GARAGE_DEFAULT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
-    GARAGE_DEFAULT_BUCKET=holdfast-bench RUST_LOG=garage=warn \
-    garage -c "$WORK/garage/garage.toml" server --single-node --default-bucket >"$WORK/garage/log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 1 600); do (echo >"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.1; done
-  (echo >"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null || die "garage did not start ($WORK/garage/log)"
+  start_garage holdfast-bench
   S3="s3://holdfast-bench/expire?endpoint=http://127.0.0.1:$S3_PORT&region=garage"
   "$HOLDFAST" init --repo "$S3" >/dev/null
   # The real logical backup of step 1, cloned under BACKUPS ids an hour apart (each clone's

@@ -62,7 +62,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 USER_ARG=(); [[ $EUID -eq 0 ]] && USER_ARG=(--user=root)
 
 start_mariadb() { # DIR PORT ID
@@ -94,29 +95,7 @@ sysbench oltp_read_write --db-driver=mysql --mysql-socket="$WORK/src/sock" --mys
   || die "sysbench prepare failed ($WORK/sysbench.log)"
 
 # Garage, single node, one bucket, random keys (exported for holdfast, never on argv).
-S3_PORT=$(free_port) RPC_PORT=$(free_port)
-mkdir -p "$WORK/garage"
-cat >"$WORK/garage/garage.toml" <<TOML
-metadata_dir = "$WORK/garage/meta"
-data_dir = "$WORK/garage/data"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$RPC_PORT"
-rpc_public_addr = "127.0.0.1:$RPC_PORT"
-rpc_secret = "$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$S3_PORT"
-root_domain = ".s3.garage.localhost"
-TOML
-export AWS_ACCESS_KEY_ID="GK$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
-export AWS_SECRET_ACCESS_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
-GARAGE_DEFAULT_ACCESS_KEY=$AWS_ACCESS_KEY_ID GARAGE_DEFAULT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
-  GARAGE_DEFAULT_BUCKET=holdfast-bench RUST_LOG=garage=warn \
-  garage -c "$WORK/garage/garage.toml" server --single-node --default-bucket >"$WORK/garage/log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 600); do (echo >"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.1; done
-(echo >"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null || die "garage did not start ($WORK/garage/log)"
+start_garage holdfast-bench
 log "garage on :$S3_PORT ($(garage --version | head -1))"
 
 RATE_ARGS=(); [[ -n $MAX_RATE ]] && RATE_ARGS=(--max-rate "$MAX_RATE")

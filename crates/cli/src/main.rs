@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod keys;
 mod output;
+mod state;
 
 use std::process::ExitCode;
 
@@ -75,6 +76,15 @@ enum Command {
     /// Alert channels of the daemon's config: `test` sends a test message to each.
     #[command(subcommand)]
     Notify(commands::notify::Command),
+    /// The daemon's users (API and console): `add`, `passwd`, `disable`, `enable`, `list`.
+    #[command(subcommand)]
+    User(commands::user::Command),
+    /// The daemon's API tokens: `create` (shown once), `list`, `revoke`.
+    #[command(subcommand)]
+    Token(commands::token::Command),
+    /// The daemon's audit log: `verify` its hash chain, `export` it as JSON lines.
+    #[command(subcommand)]
+    Audit(commands::audit::Command),
 }
 
 /// Keeps the multi-megabyte buffers of the data paths (compressed frames, upload parts) in the
@@ -140,6 +150,9 @@ fn main() -> ExitCode {
                     Command::Completions(a) => commands::completions::run(a),
                     Command::Manpages(a) => commands::manpages::run(a),
                     Command::Notify(c) => commands::notify::run(&cli.global, c).await,
+                    Command::User(c) => commands::user::run(&cli.global, c).await,
+                    Command::Token(c) => commands::token::run(&cli.global, c).await,
+                    Command::Audit(c) => commands::audit::run(&cli.global, c).await,
                 }
             };
             let result = tokio::select! {

@@ -1,6 +1,8 @@
 //! The daemon's HTTP endpoints: `/metrics` (Prometheus text format), `/healthz` (the process
 //! answers) and `/readyz` (the job store answers and the scheduler has run), and the web console
-//! (`/`, `/login`, `/assets/…`, see [`crate::console`]). The API joins these routes.
+//! (`/`, `/login`, `/assets/…`, see [`crate::console`]). The API joins these routes;
+//! [`crate::auth`]'s routes and layer are added by the daemon. Served over plain HTTP or HTTPS
+//! ([`crate::tls`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,16 +72,40 @@ fn ok(b: bool) -> &'static str {
     }
 }
 
-/// Binds `addr` (the caller has checked that plain HTTP is allowed there) and serves until
-/// `stop`.
+/// The daemon's listener: plain HTTP (the caller has checked that it is allowed there) or
+/// HTTPS.
+pub enum Listening {
+    Plain(tokio::net::TcpListener),
+    Tls(crate::tls::TlsListener),
+}
+
+/// Serves `router` on `listener` until `stop`, with each request's client address
+/// ([`crate::auth::ClientAddr`]) in its connect info.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: Listening,
     router: Router,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    use crate::auth::ClientAddr;
+    let shutdown = async move { stop.cancelled().await };
+    match listener {
+        Listening::Plain(l) => {
+            axum::serve(
+                l,
+                router.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+        Listening::Tls(l) => {
+            axum::serve(
+                l,
+                router.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+    }
 }
 
 /// Binds the listen address.

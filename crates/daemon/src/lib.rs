@@ -20,6 +20,8 @@
 
 pub mod access;
 pub mod alerts;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod console;
 pub mod daemon;
@@ -33,3 +35,4 @@ pub mod scheduler;
 pub mod store;
 pub mod supervisor;
 pub mod time;
+pub mod tls;

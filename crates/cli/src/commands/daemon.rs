@@ -106,6 +106,8 @@ struct Plan {
     valid: bool,
     listen: String,
     allow_plain_http: bool,
+    /// HTTPS (`tls_cert`, `tls_key` given).
+    tls: bool,
     store: Store,
     repositories: Vec<RepositoryPlan>,
     servers: Vec<ServerPlan>,
@@ -205,6 +207,7 @@ fn plan(config: &Config, file: &Path, next: usize, now: i64) -> Plan {
         valid: true,
         listen: config.daemon.listen_addr().to_string(),
         allow_plain_http: config.daemon.allow_plain_http,
+        tls: config.daemon.tls_cert.is_some(),
         store,
         repositories: config
             .repository
@@ -244,9 +247,10 @@ fn print_plan(p: &Plan) {
     outln!("{}: the config is valid", p.config);
     outln!("store:   {} {}", p.store.kind, p.store.location);
     outln!(
-        "listen:  {} (/metrics, /healthz, /readyz){}",
+        "listen:  {} {} (/metrics, /healthz, /readyz, /api/v1){}",
         p.listen,
-        if p.allow_plain_http {
+        if p.tls { "https" } else { "http" },
+        if p.allow_plain_http && !p.tls {
             ", plain HTTP allowed off loopback"
         } else {
             ""

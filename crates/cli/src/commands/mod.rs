@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod backup;
 pub mod binlog;
 pub mod binlog_compact;
@@ -19,4 +20,6 @@ pub mod pin;
 pub mod policy;
 pub mod restore;
 pub mod status;
+pub mod token;
+pub mod user;
 pub mod verify;

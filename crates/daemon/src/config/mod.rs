@@ -77,12 +77,17 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonSection {
-    /// Address of `/metrics`, `/healthz`, `/readyz` (and later the API). Plain HTTP is allowed on
-    /// loopback only unless `allow_plain_http` says otherwise.
+    /// Address of `/metrics`, `/healthz`, `/readyz`, the API and the console. With `tls_cert`
+    /// and `tls_key` the listener speaks HTTPS; without, plain HTTP is allowed on loopback only
+    /// unless `allow_plain_http` says otherwise.
     pub listen: String,
-    /// Allow `listen` on a non-loopback address, where /metrics (and later the API) travel in
-    /// plain HTTP. Default false.
+    /// Allow plain HTTP (no `tls_cert`) on a non-loopback address, where logins, session cookies
+    /// and tokens would travel in clear. Default false; logged as a warning when used.
     pub allow_plain_http: bool,
+    /// The server certificate chain (PEM, leaf first) for HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1), mode 0600.
+    pub tls_key: Option<PathBuf>,
     /// The job store: a SQLite file path (`sqlite://…` or a plain path) or `postgres://…`.
     pub state: String,
     /// For a PostgreSQL store: the file whose first line is the store's password (or set
@@ -118,6 +123,8 @@ impl Default for DaemonSection {
         DaemonSection {
             listen: "127.0.0.1:9187".into(),
             allow_plain_http: false,
+            tls_cert: None,
+            tls_key: None,
             state: "/var/lib/holdfast/state.db".into(),
             state_password_file: None,
             worker_id: None,

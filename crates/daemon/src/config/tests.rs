@@ -412,6 +412,68 @@ fn plain_http_elsewhere_only_when_allowed() {
 }
 
 #[test]
+fn tls_needs_both_files_and_allows_any_address() {
+    let fx = Fixture::new();
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(fx.dir.path().join("cert.pem"), c.cert.pem()).unwrap();
+    std::fs::write(fx.dir.path().join("key.pem"), c.key_pair.serialize_pem()).unwrap();
+    let listen = |extra: &str| {
+        fx.text().replacen(
+            "listen = \"127.0.0.1:9187\"",
+            &format!("listen = \"0.0.0.0:9187\"\n{extra}"),
+            1,
+        )
+    };
+    let both = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"",
+        fx.path("cert.pem"),
+        fx.path("key.pem")
+    );
+    let config = fx.check(&listen(&both)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.daemon.tls_cert.is_some());
+    let cases = [
+        (
+            format!("tls_cert = \"{}\"", fx.path("cert.pem")),
+            "daemon.tls_key",
+            "missing",
+        ),
+        (
+            format!("tls_key = \"{}\"", fx.path("key.pem")),
+            "daemon.tls_cert",
+            "missing",
+        ),
+        (
+            format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"",
+                fx.path("key.pem"),
+                fx.path("key.pem")
+            ),
+            "daemon.tls_cert",
+            "certificate",
+        ),
+        (
+            format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"",
+                fx.path("cert.pem"),
+                fx.path("none.pem")
+            ),
+            "daemon.tls_cert",
+            "none.pem",
+        ),
+    ];
+    for (extra, key, says) in cases {
+        let err = fx.check(&listen(&extra)).unwrap_err();
+        let problems = err.problems();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key == key && p.message.contains(says)),
+            "{extra}: {err}"
+        );
+    }
+}
+
+#[test]
 fn syntax_errors_name_the_key_and_line() {
     let fx = Fixture::new();
     let text = fx

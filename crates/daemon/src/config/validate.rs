@@ -243,19 +243,37 @@ fn daemon(c: &mut Check<'_>, config: &Config) {
     let d = &config.daemon;
     match super::parse_listen(&d.listen) {
         Ok(addr) => {
-            if !addr.ip().is_loopback() && !d.allow_plain_http {
+            let tls = d.tls_cert.is_some() || d.tls_key.is_some();
+            if !addr.ip().is_loopback() && !d.allow_plain_http && !tls {
                 c.add(
                     "daemon.listen",
                     format!(
-                        "`{}` is not a loopback address, and the daemon serves plain HTTP; listen \
-                         on 127.0.0.1 (and put a TLS proxy in front), or set \
-                         `allow_plain_http = true` if the network is trusted",
+                        "`{}` is not a loopback address, and the daemon serves plain HTTP; give \
+                         `tls_cert` and `tls_key` (HTTPS), listen on 127.0.0.1 (and put a TLS \
+                         proxy in front), or set `allow_plain_http = true` if the network is \
+                         trusted",
                         d.listen
                     ),
                 );
             }
         }
         Err(e) => c.add("daemon.listen", e),
+    }
+    match (&d.tls_cert, &d.tls_key) {
+        (Some(cert), Some(key)) => {
+            if let Err(e) = crate::tls::server_config(cert, key) {
+                c.add("daemon.tls_cert", e);
+            }
+        }
+        (Some(_), None) => c.add(
+            "daemon.tls_key",
+            "missing: `tls_cert` needs its private key file (PEM) too",
+        ),
+        (None, Some(_)) => c.add(
+            "daemon.tls_cert",
+            "missing: `tls_key` needs its certificate chain file (PEM) too",
+        ),
+        (None, None) => {}
     }
     match d.state() {
         StateLocation::Postgres(url) => {

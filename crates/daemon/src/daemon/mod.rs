@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::http::Health;
 use crate::runner::process::IoClass;
 use crate::runner::Isolation;
-use crate::store::JobStore;
+use crate::store::{AccessStore, JobStore};
 use crate::time::now_millis;
 
 /// Why the daemon could not start (or had to stop).
@@ -62,6 +62,8 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
 /// What the daemon's tasks share.
 pub struct Shared {
     pub store: Arc<dyn JobStore>,
+    /// The same database's users, tokens, sessions and audit log.
+    pub access: Arc<dyn AccessStore>,
     pub config: watch::Receiver<Arc<Config>>,
     pub program: PathBuf,
     pub worker: String,
@@ -93,44 +95,102 @@ fn isolation(config: &Config) -> Isolation {
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT.
-pub async fn run(opts: Options) -> Result<(), DaemonError> {
-    let config = Arc::new(load(&opts.config_path).map_err(DaemonError::Config)?);
-    let password = match &config.daemon.state_password_file {
+/// The store's password for a PostgreSQL store: the first line of `state_password_file`, or
+/// `HOLDFAST_STATE_PASSWORD` (the CLI's `user`, `token` and `audit` commands use the same).
+pub fn store_password(config: &Config) -> Result<Option<String>, String> {
+    Ok(match &config.daemon.state_password_file {
         Some(f) => Some(
             std::fs::read_to_string(f)
-                .map_err(|e| DaemonError::Config(format!("cannot read {}: {e}", f.display())))?
+                .map_err(|e| format!("cannot read {}: {e}", f.display()))?
                 .lines()
                 .next()
                 .unwrap_or("")
                 .to_string(),
         ),
         None => std::env::var("HOLDFAST_STATE_PASSWORD").ok(),
-    };
-    let store: Arc<dyn JobStore> =
-        Arc::from(crate::store::open(&config.daemon.state, password).await?);
+    })
+}
+
+/// Removes ended sessions every few minutes (they are refused anyway; this keeps the table
+/// small).
+async fn sweep_sessions(auth: Arc<crate::auth::Auth>, stop: CancellationToken) {
+    loop {
+        match auth
+            .store
+            .end_expired_sessions(now_millis(), auth.settings.session_idle_ms)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "ended expired sessions"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove expired sessions"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    let config = Arc::new(load(&opts.config_path).map_err(DaemonError::Config)?);
+    let password = store_password(&config).map_err(DaemonError::Config)?;
+    let (store, access) = crate::store::open_both(&config.daemon.state, password).await?;
     let worker = worker_id(&config);
     let metrics = crate::metrics::install();
     let health = Arc::new(Health::default());
     health.store_ok.store(true, Ordering::Relaxed);
 
     let addr = config.daemon.listen_addr();
-    let listener = crate::http::bind(addr)
+    let tls = match (&config.daemon.tls_cert, &config.daemon.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(cert, key).map_err(DaemonError::Config)?)
+        }
+        _ => None,
+    };
+    let tcp = crate::http::bind(addr)
         .await
         .map_err(|source| DaemonError::Listen {
             addr: addr.to_string(),
             source,
         })?;
+    let listener = match tls.clone() {
+        Some(tls) => crate::http::Listening::Tls(crate::tls::TlsListener::new(tcp, tls).map_err(
+            |source| DaemonError::Listen {
+                addr: addr.to_string(),
+                source,
+            },
+        )?),
+        None => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %addr,
+                    "SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS (allow_plain_http = true): \
+                     passwords, session cookies and API tokens cross the network in clear; \
+                     give [daemon] tls_cert and tls_key"
+                );
+            }
+            crate::http::Listening::Plain(tcp)
+        }
+    };
+    let auth = crate::auth::Auth::new(
+        access.clone(),
+        crate::auth::Settings {
+            secure_cookies: tls.is_some(),
+            ..crate::auth::Settings::default()
+        },
+    );
+    let router = crate::http::router(metrics, health.clone())
+        .merge(crate::auth::routes(auth.clone()))
+        .layer(crate::auth::layer(auth.clone()));
     let stop_http = CancellationToken::new();
-    let http = tokio::spawn(crate::http::serve(
-        listener,
-        crate::http::router(metrics, health.clone()),
-        stop_http.clone(),
-    ));
+    let http = tokio::spawn(crate::http::serve(listener, router, stop_http.clone()));
+    let sweeper = tokio::spawn(sweep_sessions(auth.clone(), stop_http.clone()));
 
     let (config_tx, config_rx) = watch::channel(config.clone());
     let shared = Arc::new(Shared {
         store,
+        access,
         config: config_rx,
         program: config
             .daemon
@@ -232,6 +292,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let _ = refresher.await;
     stop_http.cancel();
     let _ = http.await;
+    let _ = sweeper.await;
     tracing::info!("holdfast daemon stopped");
     Ok(())
 }

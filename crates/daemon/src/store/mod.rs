@@ -12,12 +12,16 @@
 //! - a running job has a lease; a worker that stops heartbeating loses the job to
 //!   [`JobStore::rescue_expired`] after the lease.
 
+pub mod access;
 mod common;
 pub mod postgres;
 mod rows;
 pub mod schema;
 pub mod sqlite;
 
+pub use access::{
+    AccessStore, ApiToken, AuditEvent, AuditQuery, AuditRecord, Session, User, UserUpdate,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -68,8 +72,51 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 ///
 /// Fails with [`StoreError::TooNew`] when the store was written by a newer holdfast.
 pub async fn open(location: &str, password: Option<String>) -> Result<Box<dyn JobStore>> {
+    Ok(match open_backend(location, password).await? {
+        Backend::Sqlite(s) => Box::new(s),
+        Backend::Postgres(s) => Box::new(s),
+    })
+}
+
+/// Opens the store at `location` (as [`open`]) for its access tables: users, tokens, sessions
+/// and the audit log (the CLI's `user`, `token` and `audit` commands).
+pub async fn open_access(
+    location: &str,
+    password: Option<String>,
+) -> Result<std::sync::Arc<dyn AccessStore>> {
+    Ok(open_both(location, password).await?.1)
+}
+
+/// Opens the store at `location` (as [`open`]) once, as both the job store and the access
+/// store (one connection pool).
+pub async fn open_both(
+    location: &str,
+    password: Option<String>,
+) -> Result<(
+    std::sync::Arc<dyn JobStore>,
+    std::sync::Arc<dyn AccessStore>,
+)> {
+    use std::sync::Arc;
+    Ok(match open_backend(location, password).await? {
+        Backend::Sqlite(s) => {
+            let s = Arc::new(s);
+            (s.clone(), s)
+        }
+        Backend::Postgres(s) => {
+            let s = Arc::new(s);
+            (s.clone(), s)
+        }
+    })
+}
+
+enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+async fn open_backend(location: &str, password: Option<String>) -> Result<Backend> {
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-        return Ok(Box::new(PgStore::open(location, password).await?));
+        return Ok(Backend::Postgres(PgStore::open(location, password).await?));
     }
     let path = location
         .strip_prefix("sqlite://")
@@ -89,7 +136,7 @@ pub async fn open(location: &str, password: Option<String>) -> Result<Box<dyn Jo
             message: "unknown store: use a file path (SQLite) or a postgres:// URL".to_string(),
         });
     }
-    Ok(Box::new(
+    Ok(Backend::Sqlite(
         SqliteStore::open(std::path::Path::new(path)).await?,
     ))
 }

@@ -14,7 +14,8 @@
 //!
 //! Transitions lock the job's row (`FOR UPDATE`, waiting) before checking their guard; the
 //! rescuer skips rows being moved (`SKIP LOCKED`) and picks them up on its next round.
-//! Migrations take an advisory lock so daemons starting together migrate once.
+//! Migrations take an advisory lock so daemons starting together migrate once; audit appends
+//! take another, so the audit chain has one head whatever the number of daemons.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,6 +23,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+use super::access::{
+    access_store_impl, AccessStore, ApiToken, AuditEvent, AuditQuery, AuditRecord, Session, User,
+    UserUpdate,
+};
 use super::common::{job_store_impl, Mark};
 use super::rows::{self, query_err};
 use super::schema::{Dialect, JOB_COLUMNS, TRANSITION_COLUMNS};
@@ -34,6 +39,8 @@ use crate::time::Millis;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The advisory lock key serialising migrations (any constant of our own).
 const MIGRATION_LOCK: i64 = 0x686f_6c64_6661_7374; // "holdfast"
+/// The advisory lock key serialising audit appends.
+const AUDIT_LOCK: i64 = 0x686f_6c64_6175_6474; // "holdaudt"
 
 /// The PostgreSQL [`JobStore`](super::JobStore).
 pub struct PgStore {
@@ -86,6 +93,18 @@ impl PgStore {
 
     async fn begin_write(&self) -> super::Result<sqlx::Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(query_err)
+    }
+
+    /// A transaction holding the audit append lock (transaction-scoped advisory lock): one
+    /// appender at a time across every daemon, so the chain never forks.
+    async fn begin_audit(&self) -> super::Result<sqlx::Transaction<'static, Postgres>> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(AUDIT_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err)?;
+        Ok(tx)
     }
 
     async fn begin_migration(&self) -> super::Result<sqlx::Transaction<'static, Postgres>> {
@@ -156,6 +175,7 @@ impl PgStore {
 }
 
 job_store_impl!(PgStore, Postgres);
+access_store_impl!(PgStore, Postgres);
 
 /// `url` with any password replaced by `***` (for errors and logs).
 pub(crate) fn redact(url: &str) -> String {

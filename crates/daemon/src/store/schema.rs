@@ -10,6 +10,15 @@
 //! - `transitions`: every state change, appended in the same transaction as the change.
 //! - `job_logs`: the lines a job's attempts wrote.
 //!
+//! Version 2, access to the API and the console (see [`super::access`]):
+//! - `users`: local users, their role and Argon2id password hash (a PHC string);
+//! - `api_tokens`: API tokens by id, with the SHA-256 of their secret (never the secret);
+//! - `sessions`: browser sessions by the SHA-256 of their id (never the id), with their CSRF token;
+//! - `login_failures`: failed logins by key (`user:NAME`, `addr:IP`), for rate limiting that holds
+//!   across daemons sharing a PostgreSQL store;
+//! - `audit_log`: the hash-chained audit trail; `seq` is assigned by the appender (1, 2, …) under
+//!   a lock, so gaps are detectable, and `meta.audit_head` holds the last `seq:hash`.
+//!
 //! The database enforces the two rules the daemons must never break, whatever they believe:
 //! `UNIQUE (schedule, planned_at)` (a schedule fires once across daemons; NULLs, i.e. manual
 //! jobs, are distinct) and a partial unique index on `server` over running server-loading jobs
@@ -18,7 +27,7 @@
 use crate::jobs::JobKind;
 
 /// The schema version this holdfast writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The SQL dialects, for the few statements that differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,8 +48,9 @@ pub(crate) const WRITE_VERSION: &str =
 
 /// The statements taking a store from version `i` to `i + 1` (`{ID}` is the dialect's
 /// auto-increment primary key).
-const STEPS: &[&[&str]] = &[&[
-    "CREATE TABLE jobs (
+const STEPS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE jobs (
         id {ID},
         server TEXT NOT NULL,
         host TEXT NOT NULL,
@@ -68,12 +78,12 @@ const STEPS: &[&[&str]] = &[&[
         result TEXT,
         UNIQUE (schedule, planned_at)
     )",
-    // The claim's candidates and the rescuer's expired leases.
-    "CREATE INDEX jobs_state_run_at ON jobs (state, run_at)",
-    "CREATE INDEX jobs_server_id ON jobs (server, id)",
-    "CREATE UNIQUE INDEX jobs_one_loading_job_per_server ON jobs (server) \
+        // The claim's candidates and the rescuer's expired leases.
+        "CREATE INDEX jobs_state_run_at ON jobs (state, run_at)",
+        "CREATE INDEX jobs_server_id ON jobs (server, id)",
+        "CREATE UNIQUE INDEX jobs_one_loading_job_per_server ON jobs (server) \
      WHERE state = 'running' AND kind IN ({LOADING})",
-    "CREATE TABLE transitions (
+        "CREATE TABLE transitions (
         id {ID},
         job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
         at BIGINT NOT NULL,
@@ -83,17 +93,66 @@ const STEPS: &[&[&str]] = &[&[
         worker TEXT,
         message TEXT NOT NULL
     )",
-    "CREATE INDEX transitions_job ON transitions (job_id, id)",
-    "CREATE INDEX transitions_at ON transitions (at, id)",
-    "CREATE TABLE job_logs (
+        "CREATE INDEX transitions_job ON transitions (job_id, id)",
+        "CREATE INDEX transitions_at ON transitions (at, id)",
+        "CREATE TABLE job_logs (
         id {ID},
         job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
         at BIGINT NOT NULL,
         attempt BIGINT NOT NULL,
         line TEXT NOT NULL
     )",
-    "CREATE INDEX job_logs_job ON job_logs (job_id, id)",
-]];
+        "CREATE INDEX job_logs_job ON job_logs (job_id, id)",
+    ],
+    &[
+        "CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        disabled BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    )",
+        "CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users (name),
+        role TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+    )",
+        "CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users (name),
+        csrf_token TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        last_seen_at BIGINT NOT NULL
+    )",
+        "CREATE INDEX sessions_user ON sessions (user_name)",
+        "CREATE TABLE login_failures (
+        id {ID},
+        key TEXT NOT NULL,
+        at BIGINT NOT NULL
+    )",
+        "CREATE INDEX login_failures_key_at ON login_failures (key, at)",
+        "CREATE TABLE audit_log (
+        seq BIGINT PRIMARY KEY,
+        at BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        source TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        result TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )",
+        "CREATE INDEX audit_log_at ON audit_log (at, seq)",
+    ],
+];
 
 /// The statements of the step from version `from` to `from + 1`, in `dialect`.
 pub(crate) fn step(dialect: Dialect, from: i64) -> Vec<String> {

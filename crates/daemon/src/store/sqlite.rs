@@ -15,6 +15,10 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use super::access::{
+    access_store_impl, AccessStore, ApiToken, AuditEvent, AuditQuery, AuditRecord, Session, User,
+    UserUpdate,
+};
 use super::common::{job_store_impl, Mark};
 use super::rows::{self, query_err};
 use super::schema::{Dialect, JOB_COLUMNS, TRANSITION_COLUMNS};
@@ -103,6 +107,11 @@ impl SqliteStore {
             .map_err(query_err)
     }
 
+    /// The audit append lock: `BEGIN IMMEDIATE` already excludes every other writer.
+    async fn begin_audit(&self) -> super::Result<sqlx::Transaction<'static, Sqlite>> {
+        self.begin_write().await
+    }
+
     async fn begin_migration(&self) -> super::Result<sqlx::Transaction<'static, Sqlite>> {
         self.begin_write().await
     }
@@ -137,3 +146,4 @@ impl SqliteStore {
 }
 
 job_store_impl!(SqliteStore, Sqlite);
+access_store_impl!(SqliteStore, Sqlite);

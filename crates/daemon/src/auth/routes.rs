@@ -1,0 +1,581 @@
+//! The auth module's routes: the session (log in, log out), who am I, users, tokens and the
+//! audit log. Each names what it needs in [`TABLE`]; the check is [`crate::access::permits`].
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::manage::{self, ManageError};
+use super::{password, ratelimit, secret, ApiError, Auth, SessionAuth, Source, COOKIE};
+use crate::access::{Action, Caller, Via};
+use crate::audit::{self, Event};
+use crate::scheduler::format_utc;
+use crate::store::{ApiToken, AuditQuery, Session, User};
+use crate::time::{now_millis, Millis};
+
+/// What a route needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Anyone (logging in).
+    Public,
+    /// Any authenticated caller.
+    Authenticated,
+    /// A caller whose role permits the action.
+    Action(Action),
+}
+
+/// Every route of this module: method, path, what it needs.
+pub const TABLE: &[(&str, &str, Need)] = &[
+    ("POST", "/api/v1/session", Need::Public),
+    ("DELETE", "/api/v1/session", Need::Authenticated),
+    ("GET", "/api/v1/me", Need::Action(Action::Read)),
+    ("GET", "/api/v1/users", Need::Action(Action::ManageUsers)),
+    ("POST", "/api/v1/users", Need::Action(Action::ManageUsers)),
+    (
+        "PATCH",
+        "/api/v1/users/{name}",
+        Need::Action(Action::ManageUsers),
+    ),
+    ("GET", "/api/v1/tokens", Need::Action(Action::ManageTokens)),
+    ("POST", "/api/v1/tokens", Need::Action(Action::ManageTokens)),
+    (
+        "DELETE",
+        "/api/v1/tokens/{id}",
+        Need::Action(Action::ManageTokens),
+    ),
+    ("GET", "/api/v1/audit", Need::Action(Action::ReadAudit)),
+];
+
+/// The router of this module (state applied); the daemon merges it beside the API's and puts
+/// [`super::layer`] around both.
+pub fn routes(auth: Arc<Auth>) -> Router {
+    Router::new()
+        .route("/api/v1/session", post(login).delete(logout))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/users", get(list_users).post(add_user))
+        .route("/api/v1/users/{name}", patch(update_user))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/api/v1/audit", get(list_audit))
+        .with_state(auth)
+}
+
+/// The authenticated caller, or 401.
+pub struct Authed(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .map(Authed)
+            .ok_or_else(ApiError::unauthenticated)
+    }
+}
+
+/// The request's source (see [`Source`]), `unknown` without the layer.
+pub struct Src(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Src {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Src(parts
+            .extensions
+            .get::<Source>()
+            .map(|s| s.0.clone())
+            .unwrap_or_else(|| "unknown".into())))
+    }
+}
+
+/// Checks `action` for `caller`; a refused change is audited.
+async fn authorize(
+    auth: &Auth,
+    caller: &Caller,
+    source: &str,
+    action: Action,
+    what: &str,
+    target: &str,
+) -> Result<(), ApiError> {
+    if caller.may(action) {
+        return Ok(());
+    }
+    if action.mutates() {
+        let event = Event::by(caller, source, what, target)
+            .result("denied")
+            .detail(format!("role {} may not", caller.role));
+        audit::record(auth.store.as_ref(), event).await?;
+    }
+    Err(ApiError::forbidden(&format!("{what} ({action:?})")))
+}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(format!("the request body is not the JSON expected: {e}"))
+    })
+}
+
+fn user_json(u: &User) -> Value {
+    json!({
+        "name": u.name,
+        "role": u.role,
+        "disabled": u.disabled,
+        "created_at": format_utc(u.created_at),
+        "updated_at": format_utc(u.updated_at),
+    })
+}
+
+fn token_json(t: &ApiToken, now: Millis) -> Value {
+    json!({
+        "id": t.id,
+        "user": t.user,
+        "role": t.role,
+        "state": manage::token_state(t, now),
+        "created_at": format_utc(t.created_at),
+        "expires_at": t.expires_at.map(format_utc),
+        "last_used_at": t.last_used_at.map(format_utc),
+        "revoked_at": t.revoked_at.map(format_utc),
+    })
+}
+
+fn page(items: Vec<Value>) -> Json<Value> {
+    Json(json!({"items": items, "next_cursor": null}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    user: String,
+    password: String,
+}
+
+fn cookie_header(auth: &Auth, value: &str, max_age_secs: i64) -> HeaderValue {
+    let secure = if auth.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}"
+    ))
+    .expect("cookie text is ASCII")
+}
+
+async fn login(
+    State(auth): State<Arc<Auth>>,
+    Src(source): Src,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let req: Login = body(&bytes)?;
+    let now = now_millis();
+    let limits = auth.settings.login_limits;
+    let window = limits.window_ms();
+    let keys = ratelimit::keys(&req.user, &source);
+    let mut wait = None;
+    for (key, limit) in keys.iter().zip([limits.user, limits.address]) {
+        let failures = auth
+            .store
+            .login_failures(key, now - limit.window_ms)
+            .await?;
+        wait = wait.max(limit.wait(&failures, now));
+    }
+    let event = |result: &str, detail: &str| {
+        Event::new(
+            req.user.clone(),
+            source.clone(),
+            "session.login",
+            req.user.clone(),
+        )
+        .result(result)
+        .detail(detail)
+    };
+    if let Some(ms) = wait {
+        let secs = (ms as u64).div_ceil(1000);
+        audit::record(
+            auth.store.as_ref(),
+            event(
+                "rate-limited",
+                &format!("too many failures; retry in {secs} s"),
+            ),
+        )
+        .await?;
+        return Err(ApiError::rate_limited(secs));
+    }
+    let user = auth.store.user(&req.user).await?;
+    let (ok, why) = {
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let disabled = user.as_ref().is_some_and(|u| u.disabled);
+        let password = req.password.clone();
+        tokio::task::spawn_blocking(move || match stored {
+            None => {
+                password::verify_dummy(&password);
+                (false, "unknown user")
+            }
+            Some(h) => match (password::verify(&password, &h), disabled) {
+                (true, false) => (true, ""),
+                (true, true) => (false, "user disabled"),
+                (false, _) => (false, "wrong password"),
+            },
+        })
+        .await
+        .map_err(ApiError::internal)?
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        auth.store.login_failed(&keys, now, now - window).await?;
+        audit::record(auth.store.as_ref(), event("failed", why)).await?;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad-credentials",
+            "wrong user name or password",
+        ));
+    };
+    auth.store.clear_login_failures(&keys[0]).await?;
+    let new = secret::new_session();
+    let session = Session {
+        id_hash: new.id_hash,
+        user: user.name.clone(),
+        csrf_token: new.csrf_token.clone(),
+        created_at: now,
+        expires_at: now + auth.settings.session_max_ms,
+        last_seen_at: now,
+    };
+    auth.store.add_session(&session).await?;
+    audit::record(auth.store.as_ref(), event("ok", "session started")).await?;
+    let mut r = Json(json!({
+        "user": user.name,
+        "role": user.role,
+        "csrf_token": new.csrf_token,
+    }))
+    .into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie_header(&auth, &new.id, auth.settings.session_max_ms / 1000),
+    );
+    Ok(r)
+}
+
+async fn logout(
+    State(auth): State<Arc<Auth>>,
+    Authed(caller): Authed,
+    Src(source): Src,
+    session: Option<Extension<SessionAuth>>,
+) -> Result<Response, ApiError> {
+    if let Some(Extension(s)) = session {
+        auth.store.end_session(&s.id_hash).await?;
+        let target = caller.principal();
+        audit::record(
+            auth.store.as_ref(),
+            Event::by(&caller, source, "session.logout", target),
+        )
+        .await?;
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, cookie_header(&auth, "", 0));
+    Ok(r)
+}
+
+async fn me(
+    State(auth): State<Arc<Auth>>,
+    Authed(caller): Authed,
+    Src(source): Src,
+    session: Option<Extension<SessionAuth>>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&auth, &caller, &source, Action::Read, "read", "me").await?;
+    let (user, via) = match &caller.via {
+        Via::Session { user } => (user.clone(), "session"),
+        Via::Token { user, .. } => (user.clone(), "token"),
+    };
+    let mut v = json!({"user": user, "role": caller.role, "via": via});
+    if let Some(Extension(s)) = session {
+        v["csrf_token"] = json!(s.csrf_token);
+    }
+    if let Via::Token { id, .. } = &caller.via {
+        v["token_id"] = json!(id);
+    }
+    Ok(Json(v))
+}
+
+async fn list_users(
+    State(auth): State<Arc<Auth>>,
+    Authed(caller): Authed,
+    Src(source): Src,
+) -> Result<Json<Value>, ApiError> {
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageUsers,
+        "user.list",
+        "",
+    )
+    .await?;
+    let users = auth.store.users().await?;
+    Ok(page(users.iter().map(user_json).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    role: String,
+    password: String,
+}
+
+async fn add_user(
+    State(auth): State<Arc<Auth>>,
+    Authed(caller): Authed,
+    Src(source): Src,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let req: NewUser = body(&bytes)?;
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageUsers,
+        "user.add",
+        &req.name,
+    )
+    .await?;
+    let role = manage::parse_role(&req.role)?;
+    let user = manage::add_user(&auth.store, &req.name, role, req.password, now_millis()).await?;
+    audit::record(
+        auth.store.as_ref(),
+        Event::by(&caller, source, "user.add", &user.name).detail(format!("role {role}")),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserChange {
+    role: Option<String>,
+    disabled: Option<bool>,
+    password: Option<String>,
+}
+
+async fn update_user(
+    State(auth): State<Arc<Auth>>,
+    Authed(caller): Authed,
+    Src(source): Src,
+    Path(name): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageUsers,
+        "user.update",
+        &name,
+    )
+    .await?;
+    let req: UserChange = body(&bytes)?;
+    let role = req.role.as_deref().map(manage::parse_role).transpose()?;
+    let mut changed = Vec::new();
+    if let Some(r) = role {
+        changed.push(format!("role {r}"));
+    }
+    match req.disabled {
+        Some(true) => changed.push("disabled".to_string()),
+        Some(false) => changed.push("enabled".to_string()),
+        None => {}
+    }
+    if req.password.is_some() {
+        changed.push("password changed".to_string());
+    }
+    if changed.is_empty() {
+        return Err(ApiError::bad_request(
+            "nothing to change: give role, disabled or password",
+        ));
+    }
+    let result = manage::update_user(
+        &auth.store,
+        &name,
+        role,
+        req.disabled,
+        req.password,
+        now_millis(),
+    )
+    .await;
+    let event = Event::by(&caller, source, "user.update", &name).detail(changed.join(", "));
+    match result {
+        Ok(user) => {
+            audit::record(auth.store.as_ref(), event).await?;
+            Ok(Json(user_json(&user)))
+        }
+        Err(e) => {
+            if matches!(e, ManageError::Conflict(_)) {
+                audit::record(auth.store.as_ref(), event.result("refused")).await?;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+async fn list_tokens(
+    State(auth): State<Arc<Auth>>,
+    Authed(caller): Authed,
+    Src(source): Src,
+) -> Result<Json<Value>, ApiError> {
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageTokens,
+        "token.list",
+        "",
+    )
+    .await?;
+    let now = now_millis();
+    let tokens = auth.store.tokens(None).await?;
+    Ok(page(tokens.iter().map(|t| token_json(t, now)).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    user: String,
+    role: Option<String>,
+    expires_in: Option<String>,
+}
+
+async fn create_token(
+    State(auth): State<Arc<Auth>>,
+    Authed(caller): Authed,
+    Src(source): Src,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let req: NewToken = body(&bytes)?;
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageTokens,
+        "token.create",
+        &req.user,
+    )
+    .await?;
+    let role = req.role.as_deref().map(manage::parse_role).transpose()?;
+    let lifetime = manage::parse_lifetime(
+        req.expires_in
+            .as_deref()
+            .unwrap_or(manage::DEFAULT_TOKEN_LIFETIME),
+    )?;
+    let now = now_millis();
+    let (token, text) = manage::create_token(&auth.store, &req.user, role, lifetime, now).await?;
+    audit::record(
+        auth.store.as_ref(),
+        Event::by(&caller, source, "token.create", &token.id).detail(format!(
+            "for {} as {}, expires {}",
+            token.user,
+            token.role,
+            token
+                .expires_at
+                .map(format_utc)
+                .unwrap_or_else(|| "never".into())
+        )),
+    )
+    .await?;
+    let mut v = token_json(&token, now);
+    v["token"] = json!(text);
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn revoke_token(
+    State(auth): State<Arc<Auth>>,
+    Authed(caller): Authed,
+    Src(source): Src,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    authorize(
+        &auth,
+        &caller,
+        &source,
+        Action::ManageTokens,
+        "token.revoke",
+        &id,
+    )
+    .await?;
+    if !auth.store.revoke_token(&id, now_millis()).await? {
+        return match auth.store.token(&id).await? {
+            Some(_) => Ok(StatusCode::NO_CONTENT),
+            None => Err(ApiError::not_found(format!("token {id} does not exist"))),
+        };
+    }
+    audit::record(
+        auth.store.as_ref(),
+        Event::by(&caller, source, "token.revoke", &id),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    since: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `since`: RFC 3339 or Unix milliseconds.
+fn parse_since(s: &str) -> Result<Millis, ApiError> {
+    if let Ok(ms) = s.parse::<Millis>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "since={s:?} is not a time: give RFC 3339 (2026-12-01T00:00:00Z) or Unix milliseconds"
+            ))
+        })
+}
+
+/// Newest first; `cursor` is the `seq` to continue below.
+async fn list_audit(
+    State(auth): State<Arc<Auth>>,
+    Authed(caller): Authed,
+    Src(source): Src,
+    Query(p): Query<AuditParams>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&auth, &caller, &source, Action::ReadAudit, "audit.read", "").await?;
+    let limit = p.limit.unwrap_or(50).clamp(1, 500);
+    let before_seq = match p.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("cursor {c:?} is not one this API gave"))
+        })?),
+    };
+    let since = p.since.as_deref().map(parse_since).transpose()?;
+    let items = auth
+        .store
+        .audit(&AuditQuery {
+            since,
+            after_seq: None,
+            before_seq,
+            limit,
+            newest_first: true,
+        })
+        .await?;
+    let next = (items.len() == limit as usize)
+        .then(|| items.last().map(|r| r.seq.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "items": items.iter().map(audit::to_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
