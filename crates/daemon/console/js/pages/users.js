@@ -36,7 +36,7 @@ function drawUsers(box, ctx, users, reload) {
     } catch (e) { fill(out, errorBox(e)); }
   });
   fill(box, h('h2', { id: 'users-h' }, 'Users'),
-    table({ text: 'Users' }, ['Name', 'Role', 'State', 'Last sign-in', ''], users.map((u) => userRow(ctx, u, reload))),
+    table({ text: 'Users' }, ['Name', 'Role', 'State', 'Created', ''], users.map((u) => userRow(ctx, u, reload))),
     h('h3', { class: 'small-head' }, 'Add a user'), form, out);
 }
 
@@ -49,7 +49,7 @@ function userRow(ctx, u, reload) {
     h('td', {}, u.name, self ? h('span', { class: 'muted small' }, ' (you)') : null),
     h('td', {}, role),
     h('td', {}, u.disabled ? badge('disabled', 'bad') : badge('active', 'ok')),
-    h('td', {}, u.last_login_at ? timeEl(u.last_login_at) : '—'),
+    h('td', {}, u.created_at ? timeEl(u.created_at) : '—'),
     h('td', {}, self ? null : h('button', { type: 'button', class: 'quiet', onclick: () => change(u, { disabled: !u.disabled }, reload) },
       u.disabled ? 'Enable' : 'Disable')));
 }
@@ -85,12 +85,13 @@ function drawTokens(box, users, tokens, reload) {
     } catch (e) { fill(out, errorBox(e)); }
   });
   fill(box, h('h2', { id: 'tokens-h' }, 'API tokens'),
-    table({ text: 'API tokens' }, ['Id', 'User', 'Role', 'Created', 'Expires', 'Last used', ''],
+    table({ text: 'API tokens' }, ['Id', 'User', 'Role', 'State', 'Created', 'Expires', 'Last used', ''],
       tokens.map((t) => h('tr', { dataset: { token: t.id } },
         h('td', { class: 'mono' }, t.id), h('td', {}, t.user), h('td', {}, t.role),
+        h('td', {}, t.state ? badge(t.state, t.state === 'active' ? 'ok' : 'muted') : '—'),
         h('td', {}, timeEl(t.created_at)), h('td', {}, t.expires_at ? timeEl(t.expires_at) : 'never'),
         h('td', {}, t.last_used_at ? timeEl(t.last_used_at) : '—'),
-        h('td', {}, h('button', {
+        h('td', {}, t.revoked_at ? null : h('button', {
           type: 'button', class: 'quiet danger', 'aria-label': `Revoke token ${t.id}`,
           onclick: async () => {
             try { await del(`/tokens/${seg(t.id)}`); toast(`Token ${t.id} revoked.`); } catch (e) { toast(e.message, 'bad'); }
