@@ -23,9 +23,11 @@ struct Fixture {
 }
 
 fn iso(ago_s: i64) -> String {
-    let t = std::time::SystemTime::now() - Duration::from_secs(ago_s as u64);
-    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    chrono_like(secs)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    chrono_like(now - ago_s)
 }
 
 /// RFC 3339 UTC from Unix seconds (civil-from-days, no extra dependency).
@@ -170,7 +172,7 @@ async fn check_page(b: &Browser, base: &str, hash: &str) {
     b.goto(&format!("{base}/{hash}")).await;
     b.wait_for(
         &format!("{hash}: heading"),
-        "document.querySelector('main h1') && !document.querySelector('main .error-box') && document.querySelectorAll('main p.muted').length >= 0 && !/Loading/.test(document.querySelector('main').innerText)",
+        "document.querySelector('main h1') && !document.querySelector('main .error-box') && !/Loading/.test(document.querySelector('main').innerText)",
         WAIT,
     )
     .await;
@@ -187,6 +189,13 @@ async fn check_page(b: &Browser, base: &str, hash: &str) {
             vec![],
         )
         .await;
+    // HOLDFAST_CONSOLE_SHOTS=DIR keeps a screenshot of every page, to look at the layout.
+    if let Some(dir) = std::env::var_os("HOLDFAST_CONSOLE_SHOTS") {
+        let name = hash.trim_start_matches("#/").replace('/', "_");
+        let name = if name.is_empty() { "fleet".into() } else { name };
+        b.screenshot_full(&std::path::Path::new(&dir).join(format!("{}-{name}.png", overflow[1])))
+            .await;
+    }
     assert!(
         overflow[0].as_u64() <= overflow[1].as_u64(),
         "{hash}: the page scrolls sideways: {overflow}"

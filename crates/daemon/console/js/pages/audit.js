@@ -18,7 +18,7 @@ export async function render(main, ctx) {
   };
   more.addEventListener('click', () => load().catch((e) => more.after(errorBox(e))));
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter the audit log' },
-    field('Since', h('input', { name: 'since', value: since, placeholder: '24h or 2026-12-01T00:00:00Z', autocomplete: 'off' })),
+    field('Since', h('input', { name: 'since', value: since, placeholder: '2026-12-01T00:00:00Z', autocomplete: 'off' })),
     h('button', { type: 'submit' }, 'Filter'));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();

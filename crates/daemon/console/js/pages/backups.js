@@ -68,6 +68,7 @@ export async function renderDetail(main, ctx) {
   if (!b.pinned && ctx.can('pin')) actions.push(pinButton(b, true));
   if (b.pinned && ctx.can('unpin')) actions.push(pinButton(b, false));
   const files = b.files || [];
+  const total = b.files_total ?? files.length;
   fill(main,
     heading(`Backup ${b.id}`, actions),
     h('dl', { class: 'facts wide' },
@@ -76,9 +77,9 @@ export async function renderDetail(main, ctx) {
       fact('Size', bytes(b.size_bytes)),
       fact('Consistent point', point(b.consistent_point)),
       fact('Drill', [drill(b.drill), b.drill?.at ? [' ', timeEl(b.drill.at)] : null, b.drill?.reason ? h('div', { class: 'small' }, b.drill.reason) : null]),
-      fact('Pinned', b.pinned ? 'yes (retention keeps it)' : 'no'),
+      fact('Pinned', b.pinned ? ['yes (retention keeps it)', b.pin?.reason ? `: ${b.pin.reason}` : '', b.pin?.pinned_by ? ` (by ${b.pin.pinned_by})` : ''] : 'no'),
       b.databases ? fact('Databases', b.databases.length ? b.databases.join(', ') : '—') : null),
-    table({ text: `Files (${files.length}${files.length >= 1000 ? ', the first 1000' : ''})`, visible: true, empty: 'No files listed.' },
+    table({ text: `Files (${total}${total > files.length ? `, the first ${files.length}` : ''})`, visible: true, empty: 'No files listed.' },
       ['Path', 'Size'],
       files.map((f) => h('tr', {}, h('td', { class: 'mono wrap' }, f.path), h('td', { class: 'num' }, bytes(f.size))))));
 }
