@@ -7,6 +7,8 @@
 # ~/.cargo/bin), MySQL with scripts/install-mysql.sh (cached in ~/.cache/holdfast).
 #
 # Usage: scripts/test.sh [extra args for cargo nextest run / cargo test]
+# The console's browser tests drive Debian's headless Chromium through chromedriver (installed
+# here too); they fail, never skip, without them.
 # Environment: TEST_THREADS [2]  tests run at once (each may start one or more servers)
 set -Eeuo pipefail
 
@@ -26,7 +28,7 @@ ensure_packages() {
   for pair in mariadbd:mariadb-server mariadb-install-db:mariadb-server mariadb:mariadb-client \
               mariadb-admin:mariadb-client mariabackup:mariadb-backup mydumper:mydumper \
               sysbench:sysbench zstd:zstd age:age age-keygen:age \
-              groff:groff-base man:man-db; do
+              groff:groff-base man:man-db chromium:chromium chromedriver:chromium-driver; do
     cmd=${pair%%:*} pkg=${pair#*:}
     if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${pkgs[*]} " != *" $pkg "* ]]; then pkgs+=("$pkg"); fi
   done

@@ -1,7 +1,8 @@
 //! The daemon's HTTP endpoints: `/metrics` (Prometheus text format), `/healthz` (the process
-//! answers) and `/readyz` (the job store answers and the scheduler has run). The API and the
-//! console join these routes; [`crate::auth`]'s routes and layer are added by the daemon. Served
-//! over plain HTTP or HTTPS ([`crate::tls`]).
+//! answers) and `/readyz` (the job store answers and the scheduler has run), and the web console
+//! (`/`, `/login`, `/assets/…`, see [`crate::console`]). The API joins these routes;
+//! [`crate::auth`]'s routes and layer are added by the daemon. Served over plain HTTP or HTTPS
+//! ([`crate::tls`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,7 @@ pub fn router(metrics: PrometheusHandle, health: Arc<Health>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(AppState { metrics, health })
+        .merge(crate::console::router())
 }
 
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {

@@ -17,6 +17,9 @@
 //! - [`HttpReceiver`] and [`SmtpReceiver`] are real HTTP and SMTP servers on loopback that
 //!   record what they receive (alert webhooks, e-mail); the HTTP one answers from a script
 //!   (e.g. 500 twice, then 200), the SMTP one speaks STARTTLS or TLS with a throwaway CA.
+//! - [`Browser`] drives a real headless Chromium through Debian's `chromedriver` (WebDriver,
+//!   [`fantoccini`]) for the console's browser tests: fresh profile, offline-safe flags, PNG
+//!   screenshots; it fails, never skips, when Chromium is missing.
 //! - [`data`] creates small datasets and concurrent writers whose invariants tests can check.
 //!
 //! - [`FaultProxy`] is a TCP proxy that cuts, resets, stalls or slows connections on purpose
@@ -27,6 +30,7 @@
 //! (the path is printed on drop).
 
 mod binaries;
+pub mod browser;
 pub mod corrupt;
 mod crash;
 pub mod data;
@@ -45,6 +49,7 @@ pub use binaries::{
     default_mysql_basedir, find_binary, find_mysql, require_binaries, require_mysql, MysqlInstall,
     MYSQL_BASEDIR_ENV,
 };
+pub use browser::{require_browser, Browser, BrowserOptions};
 pub use corrupt::{Corrupter, Damage, DamageKind, Injection};
 pub use crash::{run_killed, CrashRun, KillAt, KillPoints};
 pub use fault_proxy::{Direction, Fault, FaultProxy};
