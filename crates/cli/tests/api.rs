@@ -2,21 +2,19 @@
 //! `holdfast` binary) over a real socket with reqwest, real MariaDB servers, a real encrypted
 //! repository with real backups.
 //!
-//! Authentication is another layer's job; here a TEST-ONLY layer (defined below, never in the
-//! daemon) turns the header `x-test-role` into a `Caller` of that role, so every route of
-//! `api::ROUTES` is called as admin, operator, auditor and nobody.
+//! Every route of `api::ROUTES` is called as admin, operator, auditor (each with a real API
+//! token of a real user, `Authorization: Bearer`) and as nobody; mutations are checked in the
+//! daemon's hash-chained audit log, which must still verify at the end.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
-use axum::middleware::Next;
 use common::*;
 use holdfast_daemon::access::Action;
-use holdfast_daemon::access::{permits, Caller, Role, Via};
-use holdfast_daemon::api::{Access, AuditEvent, AuditSink, ROUTES};
+use holdfast_daemon::access::{permits, Role};
+use holdfast_daemon::api::{audit_action, Access, ROUTES};
 use holdfast_daemon::jobs::{JobKind, Trigger};
 use holdfast_testkit::TestServer;
 use serde_json::{json, Value};
@@ -24,39 +22,32 @@ use serde_json::{json, Value};
 const PASSPHRASE: &str = "api-test-passphrase-3141";
 const TARGET_PASSWORD: &str = "prod-target-password-2718";
 
-/// The test-only authentication: `x-test-role: admin` → a session `Caller` with that role.
-async fn test_caller(mut req: Request, next: Next) -> axum::response::Response {
-    let role = req
-        .headers()
-        .get("x-test-role")
-        .and_then(|v| v.to_str().ok())
-        .and_then(Role::parse);
-    if let Some(role) = role {
-        req.extensions_mut().insert(Caller {
-            role,
-            via: Via::Session {
-                user: format!("{role}-user"),
-            },
-        });
+/// A user and an API token for each role, created in the daemon's store before it starts.
+async fn tokens(state: &Path) -> std::collections::BTreeMap<Role, String> {
+    let (_, access) = holdfast_daemon::store::open_both(&state.display().to_string(), None)
+        .await
+        .unwrap();
+    let now = holdfast_daemon::time::now_millis();
+    let mut tokens = std::collections::BTreeMap::new();
+    for role in [Role::Admin, Role::Operator, Role::Auditor] {
+        let user = format!("{role}-user");
+        holdfast_daemon::auth::manage::add_user(&access, &user, role, format!("{user}-pw-0"), now)
+            .await
+            .unwrap();
+        let (_, token) =
+            holdfast_daemon::auth::manage::create_token(&access, &user, None, None, now)
+                .await
+                .unwrap();
+        tokens.insert(role, token);
     }
-    next.run(req).await
-}
-
-/// The audit hook as the auth layer will connect it: here it keeps the events.
-#[derive(Default)]
-struct Audit(std::sync::Mutex<Vec<AuditEvent>>);
-
-#[async_trait::async_trait]
-impl AuditSink for Audit {
-    async fn record(&self, event: AuditEvent) {
-        self.0.lock().unwrap().push(event);
-    }
+    tokens
 }
 
 struct Api {
     base: String,
     client: reqwest::Client,
     state: PathBuf,
+    tokens: std::collections::BTreeMap<Role, String>,
     /// Every response body seen, for the secret scan.
     bodies: std::sync::Mutex<Vec<String>>,
 }
@@ -75,7 +66,7 @@ impl Api {
             .request(method.parse().unwrap(), &url)
             .timeout(Duration::from_secs(60));
         if let Some(r) = role {
-            rb = rb.header("x-test-role", r.as_str());
+            rb = rb.bearer_auth(&self.tokens[&r]);
         }
         if let Some(b) = body {
             rb = rb
@@ -255,12 +246,8 @@ production = true
     );
     let config_path = dir.path().join("holdfast.toml");
     std::fs::write(&config_path, config).unwrap();
-    let mut options = holdfast_daemon::daemon::Options::new(config_path, PathBuf::from(bin()));
-    options.layer = Some(Box::new(|r: axum::Router| {
-        r.layer(axum::middleware::from_fn(test_caller))
-    }));
-    let audit = std::sync::Arc::new(Audit::default());
-    options.audit = Some(audit.clone());
+    let tokens = tokens(&state).await;
+    let options = holdfast_daemon::daemon::Options::new(config_path, PathBuf::from(bin()));
     let stop = options.stop.clone();
     let daemon = tokio::spawn(holdfast_daemon::daemon::run(options));
 
@@ -268,6 +255,7 @@ production = true
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::new(),
         state,
+        tokens,
         bodies: Default::default(),
     };
     // Ready, and the first refresh has read the repository.
@@ -281,7 +269,7 @@ production = true
         let listed = api
             .client
             .get(format!("{}/api/v1/backups", api.base))
-            .header("x-test-role", "auditor")
+            .bearer_auth(&api.tokens[&Role::Auditor])
             .send()
             .await;
         if let Ok(r) = listed {
@@ -426,7 +414,11 @@ production = true
         .await;
     assert_eq!(s, 201, "{job}");
     assert_eq!(job["trigger"], "manual");
-    assert_eq!(job["requested_by"], "operator-user");
+    let requested_by = job["requested_by"].as_str().unwrap();
+    assert!(
+        requested_by.starts_with("token:") && requested_by.ends_with(" (operator-user)"),
+        "{job}"
+    );
     let id = job["id"].as_i64().unwrap();
     let done = api.wait_job(id, Duration::from_secs(120)).await;
     assert_eq!(done["state"], "succeeded", "{done}");
@@ -694,15 +686,29 @@ production = true
         }
     }
 
-    // --- The audit hook saw every mutating request, allowed or not, and no read. ------------
-    let events = audit.0.lock().unwrap().clone();
-    assert!(events.iter().all(|e| e.action.mutates()), "{events:#?}");
-    let has = |actor: &str, action: Action, target: &str, result: &str| {
+    // --- The audit log holds every mutating request, allowed or not, and no read; the jobs'
+    // starts and ends; and its chain verifies. -------------------------------------------------
+    let (_, access) = holdfast_daemon::store::open_both(&api.state.display().to_string(), None)
+        .await
+        .unwrap();
+    let events = access
+        .audit(&holdfast_daemon::store::AuditQuery {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        !events.iter().any(|e| e.action == "api.read"),
+        "reads are not audited: {events:#?}"
+    );
+    let has = |user: &str, action: Action, target: &str, result: &str| {
         events.iter().any(|e| {
-            e.actor == actor
-                && e.action == action
+            (e.actor == user || e.actor.ends_with(&format!("({user})")))
+                && e.action == audit_action(action)
                 && e.target.contains(target)
                 && e.result.starts_with(result)
+                && e.source == "127.0.0.1"
         })
     };
     assert!(
@@ -773,10 +779,28 @@ production = true
     );
     assert!(events
         .iter()
-        .any(|e| e.actor == "anonymous" && e.source == "none"));
+        .any(|e| e.actor == "anonymous" && e.detail == "via none"));
     assert!(events
         .iter()
-        .any(|e| e.actor == "admin-user" && e.source == "session"));
+        .any(|e| e.actor.starts_with("token:") && e.detail == "via token"));
+    // The daemon's own entries: the triggered backup's start and its end.
+    let job_target = format!("job {id} (backup of db1)");
+    for (action, result) in [("job.start", "ok"), ("job.end", "succeeded")] {
+        assert!(
+            events.iter().any(|e| e.actor == "daemon"
+                && e.action == action
+                && e.target == job_target
+                && e.result == result),
+            "no {action} {result} for {job_target}: {events:#?}"
+        );
+    }
+    let report = holdfast_daemon::audit::verify_store(access.as_ref())
+        .await
+        .unwrap();
+    assert!(
+        report.broken.is_none() && report.entries == events.len() as u64,
+        "{report:?}"
+    );
 
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(30), daemon)

@@ -261,8 +261,11 @@ async fn operator_backs_up_from_the_console_and_the_auditor_sees_it_but_cannot_a
     b.screenshot(&doc_image("console-dashboard.png")).await;
 
     // Back up now: the console posts the job and follows it to success.
-    b.click("#servers li[data-server=db1] button[data-action=trigger]", WAIT)
-        .await;
+    b.click(
+        "#servers li[data-server=db1] button[data-action=trigger]",
+        WAIT,
+    )
+    .await;
     let job_url = b
         .wait_for(
             "the job page",
@@ -293,21 +296,29 @@ async fn operator_backs_up_from_the_console_and_the_auditor_sees_it_but_cannot_a
     b.goto(&format!("{base}/#/backups")).await;
     b.wait_for(
         "the new backup in the list",
-        &format!("document.querySelector('#backups tr[data-backup={}]')", json!(second_id)),
+        &format!(
+            "document.querySelector('#backups tr[data-backup={}]')",
+            json!(second_id)
+        ),
         WAIT,
     )
     .await;
 
     // A drill from the jobs page, then the drill dashboard.
     b.goto(&format!("{base}/#/jobs")).await;
-    b.wait_for("the job form", "document.querySelector('#trigger-kind')", WAIT)
-        .await;
+    b.wait_for(
+        "the job form",
+        "document.querySelector('#trigger-kind')",
+        WAIT,
+    )
+    .await;
     b.eval(
         "const k = document.querySelector('#trigger-kind'); k.value = 'drill'; k.dispatchEvent(new Event('change'));",
         vec![],
     )
     .await;
-    b.click("form.trigger button[data-action=trigger]", WAIT).await;
+    b.click("form.trigger button[data-action=trigger]", WAIT)
+        .await;
     b.wait_for(
         "the drill job page",
         "/^#\\/jobs\\/\\d+$/.test(location.hash)",
@@ -326,15 +337,23 @@ async fn operator_backs_up_from_the_console_and_the_auditor_sees_it_but_cannot_a
         )
         .await;
     assert_eq!(rate, "100.0 %");
-    b.wait_for("the RTO trend", "document.querySelector('svg.trend rect.bar')", WAIT)
-        .await;
+    b.wait_for(
+        "the RTO trend",
+        "document.querySelector('svg.trend rect.bar')",
+        WAIT,
+    )
+    .await;
     b.screenshot_full(&doc_image("console-drills.png")).await;
 
     // The dashboard on a phone.
     b.resize(390, 844).await;
     b.goto(&format!("{base}/#/")).await;
-    b.wait_for("the phone dashboard", "document.querySelector('#servers li[data-server=db1]')", WAIT)
-        .await;
+    b.wait_for(
+        "the phone dashboard",
+        "document.querySelector('#servers li[data-server=db1]')",
+        WAIT,
+    )
+    .await;
     let wide = b
         .eval(
             "return document.documentElement.scrollWidth <= window.innerWidth",

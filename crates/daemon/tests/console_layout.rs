@@ -132,11 +132,14 @@ async fn api(State(f): State<Fixture>, Path(path): Path<String>) -> axum::respon
 
 async fn session(Json(body): Json<Value>) -> axum::response::Response {
     if body["password"] == "right" {
-        Json(json!({"user": body["user"], "role": "admin", "csrf_token": "fixture-csrf"})).into_response()
+        Json(json!({"user": body["user"], "role": "admin", "csrf_token": "fixture-csrf"}))
+            .into_response()
     } else {
         (
             StatusCode::UNAUTHORIZED,
-            Json(json!({"error": {"code": "bad-credentials", "message": "wrong user or password"}})),
+            Json(
+                json!({"error": {"code": "bad-credentials", "message": "wrong user or password"}}),
+            ),
         )
             .into_response()
     }
@@ -192,7 +195,11 @@ async fn check_page(b: &Browser, base: &str, hash: &str) {
     // HOLDFAST_CONSOLE_SHOTS=DIR keeps a screenshot of every page, to look at the layout.
     if let Some(dir) = std::env::var_os("HOLDFAST_CONSOLE_SHOTS") {
         let name = hash.trim_start_matches("#/").replace('/', "_");
-        let name = if name.is_empty() { "fleet".into() } else { name };
+        let name = if name.is_empty() {
+            "fleet".into()
+        } else {
+            name
+        };
         b.screenshot_full(&std::path::Path::new(&dir).join(format!("{}-{name}.png", overflow[1])))
             .await;
     }
@@ -252,8 +259,12 @@ async fn controls_follow_the_role() {
         json!(["Fleet", "Drills", "Backups", "Jobs", "Audit"])
     );
     b.goto(&format!("{base}/#/jobs")).await;
-    b.wait_for("jobs", "document.querySelector('#jobs tbody tr[data-job]')", WAIT)
-        .await;
+    b.wait_for(
+        "jobs",
+        "document.querySelector('#jobs tbody tr[data-job]')",
+        WAIT,
+    )
+    .await;
     let n = b
         .eval(
             "return document.querySelectorAll('[data-action], form.trigger').length",
@@ -266,8 +277,12 @@ async fn controls_follow_the_role() {
     let base = serve("operator").await;
     let b = Browser::start().await;
     b.goto(&format!("{base}/#/jobs")).await;
-    b.wait_for("jobs", "document.querySelector('#jobs tbody tr[data-job]')", WAIT)
-        .await;
+    b.wait_for(
+        "jobs",
+        "document.querySelector('#jobs tbody tr[data-job]')",
+        WAIT,
+    )
+    .await;
     let seen = b
         .eval(
             "return {start: !!document.querySelector('form.trigger'),
@@ -346,19 +361,29 @@ async fn sign_in_with_the_keyboard() {
     .await;
     // Every control of the nav is reachable with Tab, in order.
     let mut reached = Vec::new();
-    b.eval("document.activeElement.blur(); document.body.focus()", vec![])
-        .await;
+    b.eval(
+        "document.activeElement.blur(); document.body.focus()",
+        vec![],
+    )
+    .await;
     for _ in 0..12 {
         active().await.send_keys("\u{E004}").await.unwrap();
         let label = b
-            .eval(
-                "return document.activeElement.textContent.trim()",
-                vec![],
-            )
+            .eval("return document.activeElement.textContent.trim()", vec![])
             .await;
         reached.push(label.as_str().unwrap_or("").to_string());
     }
-    for want in ["Skip to content", "Fleet", "Drills", "Backups", "Jobs", "Restore", "Audit", "Users & tokens", "Sign out"] {
+    for want in [
+        "Skip to content",
+        "Fleet",
+        "Drills",
+        "Backups",
+        "Jobs",
+        "Restore",
+        "Audit",
+        "Users & tokens",
+        "Sign out",
+    ] {
         assert!(
             reached.iter().any(|r| r.ends_with(want)),
             "{want} not reached with Tab: {reached:?}"

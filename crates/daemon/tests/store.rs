@@ -683,9 +683,9 @@ async fn schema_versions(b: Backend) {
     assert!(!err.is_transient());
 }
 
-/// A restore job keeps its target and what it restores; a version 1 store (before restore jobs)
+/// A restore job keeps its target and what it restores; a version 2 store (before restore jobs)
 /// is upgraded in place, its jobs kept.
-async fn restore_jobs_and_the_v2_upgrade(b: Backend) {
+async fn restore_jobs_and_the_v3_upgrade(b: Backend) {
     let s = b.open().await;
     let old = s
         .enqueue(&spec("db1", JobKind::Backup), T0, T0)
@@ -703,7 +703,7 @@ async fn restore_jobs_and_the_v2_upgrade(b: Backend) {
             .await
             .unwrap();
     }
-    b.raw("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    b.raw("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         .await
         .unwrap();
     let s = b.open().await;
@@ -1093,7 +1093,7 @@ conformance!(
     server_index_is_enforced,
     concurrent_claimers_never_overlap,
     claim_latency,
-    restore_jobs_and_the_v2_upgrade,
+    restore_jobs_and_the_v3_upgrade,
     prune_history_keeps_what_matters,
 );
 

@@ -248,7 +248,10 @@ impl Browser {
                     .unwrap_or_default();
                 let text = self
                     .client()
-                    .execute("return document.body ? document.body.innerText : ''", vec![])
+                    .execute(
+                        "return document.body ? document.body.innerText : ''",
+                        vec![],
+                    )
                     .await
                     .unwrap_or(Value::Null);
                 panic!(
@@ -288,7 +291,9 @@ impl Browser {
             .for_element(fantoccini::Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("find {css}: {e}"));
-        e.clear().await.unwrap_or_else(|e| panic!("clear {css}: {e}"));
+        e.clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
         e.send_keys(text)
             .await
             .unwrap_or_else(|e| panic!("type into {css}: {e}"));
@@ -390,6 +395,9 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_string()))
+        (
+            http::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_string()),
+        )
     }
 }

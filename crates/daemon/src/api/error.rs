@@ -1,5 +1,6 @@
-//! The API's errors: `{"error": {"code", "message"}}` with a stable code per status (see
-//! docs/api.md "Errors").
+//! The API's errors, for every route under `/api/v1` (the fleet routes and the auth routes
+//! alike): `{"error": {"code", "message"}}` with a stable code per status (see docs/api.md
+//! "Errors").
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -7,11 +8,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A failed request: its status, stable code and a message saying what is wrong and what to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
+    /// Stable: see [`ErrorDetail::code`].
     pub code: &'static str,
     pub message: String,
+    /// Seconds until a retry may succeed (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 /// The body of every non-2xx answer.
@@ -22,8 +26,8 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// unauthenticated, forbidden, csrf, not-found, bad-request, confirmation-required,
-    /// conflict, rate-limited, unavailable, internal.
+    /// unauthenticated, bad-credentials, forbidden, csrf, not-found, bad-request,
+    /// confirmation-required, conflict, rate-limited, unavailable, internal.
     pub code: String,
     pub message: String,
 }
@@ -34,6 +38,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -61,12 +66,43 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", message)
     }
 
-    pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    pub fn csrf() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "a browser session's changes need the header X-CSRF-Token with the session's token \
+             (from POST /api/v1/session or GET /api/v1/me)",
+        )
     }
 
+    pub fn rate_limited(retry_after_secs: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after_secs),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                format!("too many failed logins; try again in {retry_after_secs} s"),
+            )
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+
+    /// An unexpected state the message describes (no secret in it).
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// A failure of the daemon whose cause may hold what a client must not see (SQL, paths):
+    /// logged with its cause, answered without it.
+    pub fn fault(cause: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "API request failed");
+        ApiError::internal("the daemon could not complete the request; its log says why")
     }
 
     /// An error of the engine (reading a repository, pinning): classified by its kind.
@@ -82,11 +118,13 @@ impl ApiError {
         }
     }
 
+    /// A failure of the daemon's store: its cause is logged, never answered.
     pub fn from_store(e: &crate::store::StoreError) -> ApiError {
         if e.is_transient() {
-            ApiError::unavailable(e.to_string())
+            tracing::error!(error = %e, "API request: store unavailable");
+            ApiError::unavailable("the daemon's store does not answer; try again")
         } else {
-            ApiError::internal(e.to_string())
+            ApiError::fault(e)
         }
     }
 }
@@ -100,12 +138,18 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(s) = self.retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         response
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError::from_store(&e)
     }
 }
 

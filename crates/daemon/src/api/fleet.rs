@@ -290,7 +290,11 @@ pub async fn backups(
         .filter_map(|r| fleet.get(r))
         .flat_map(|v| backup_items(&cfg, v, now))
         // One server's: those attributed to it, and those attributed to no one in its repository.
-        .filter(|b| q.server.as_ref().is_none_or(|s| b.server.split(',').any(|n| n == s)))
+        .filter(|b| {
+            q.server
+                .as_ref()
+                .is_none_or(|s| b.server.split(',').any(|n| n == s))
+        })
         .collect();
     items.sort_by(|a, b| (&b.started_at, &b.id).cmp(&(&a.started_at, &a.id)));
     let (items, next_cursor) = page::slice(items, q.cursor.as_deref(), limit)?;

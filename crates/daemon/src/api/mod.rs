@@ -29,6 +29,7 @@ use axum::Router;
 use crate::access::{Action, Caller, Via};
 use crate::config::Config;
 use crate::daemon::Shared;
+use crate::store::AccessStore;
 pub use error::ApiError;
 pub use routes::{Access, Route, ROUTES};
 
@@ -54,12 +55,14 @@ impl ApiState {
 pub struct AuditEvent {
     /// [`Caller::principal`], or `anonymous`.
     pub actor: String,
+    /// The client's address ([`Source`](crate::auth::Source)).
+    pub address: String,
     /// How the caller authenticated: `session`, `token` or `none`.
-    pub source: &'static str,
+    pub via: &'static str,
     pub action: Action,
     /// What was acted on: `job 12 (backup of db1)`, `backup main/2026…`, or the request path.
     pub target: String,
-    /// `ok`, or `denied: …` / `failed: …` with the error's code and message.
+    /// `ok`, or `denied (403 Forbidden)` / `failed (409 Conflict)`.
     pub result: String,
 }
 
@@ -70,21 +73,32 @@ pub trait AuditSink: Send + Sync {
     async fn record(&self, event: AuditEvent);
 }
 
-/// Writes audit events to the daemon's log (until an audit store is connected).
-pub struct LogAudit;
+/// Appends API requests to the daemon's hash-chained audit log (the default sink).
+pub struct StoreAudit(pub Arc<dyn AccessStore>);
 
 #[async_trait::async_trait]
-impl AuditSink for LogAudit {
+impl AuditSink for StoreAudit {
     async fn record(&self, e: AuditEvent) {
-        tracing::info!(
-            target: "holdfast_daemon::audit",
-            actor = %e.actor,
-            source = e.source,
-            action = ?e.action,
-            target_object = %e.target,
-            result = %e.result,
-            "api request"
-        );
+        let event = crate::audit::Event::new(e.actor, e.address, audit_action(e.action), e.target)
+            .result(e.result)
+            .detail(format!("via {}", e.via));
+        crate::audit::record_or_log(&self.0, event).await;
+    }
+}
+
+/// The audit log's dotted name of what an API request did.
+pub fn audit_action(action: Action) -> &'static str {
+    match action {
+        Action::Read => "api.read",
+        Action::ReadAudit => "audit.read",
+        Action::TriggerJob => "job.create",
+        Action::CancelJob => "job.cancel",
+        Action::Pin => "backup.pin",
+        Action::Unpin => "backup.unpin",
+        Action::RestoreNonProduction | Action::RestoreProduction => "restore.start",
+        Action::ManageUsers => "user.manage",
+        Action::ManageTokens => "token.manage",
+        Action::ManageKeys => "key.manage",
     }
 }
 
@@ -122,7 +136,16 @@ pub async fn guard(
         Access::Restore => Action::RestoreNonProduction,
     };
     let caller = req.extensions().get::<Caller>().cloned();
-    let path = req.uri().path().to_string();
+    let address = req
+        .extensions()
+        .get::<crate::auth::Source>()
+        .map_or_else(|| "unknown".to_string(), |s| s.0.clone());
+    // The path as the client sent it (`/api/v1/…`), not as the nested router sees it.
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().path(), |u| u.0.path())
+        .to_string();
     let allowed = match &caller {
         None => Err(ApiError::unauthenticated()),
         Some(c) => {
@@ -164,7 +187,8 @@ pub async fn guard(
                 actor: caller
                     .as_ref()
                     .map_or_else(|| "anonymous".to_string(), Caller::principal),
-                source: match caller.as_ref().map(|c| &c.via) {
+                address,
+                via: match caller.as_ref().map(|c| &c.via) {
                     Some(Via::Session { .. }) => "session",
                     Some(Via::Token { .. }) => "token",
                     None => "none",

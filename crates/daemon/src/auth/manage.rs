@@ -30,7 +30,7 @@ impl From<ManageError> for super::ApiError {
     fn from(e: ManageError) -> super::ApiError {
         match e {
             ManageError::Invalid(m) => super::ApiError::bad_request(m),
-            ManageError::Password(PasswordError::Hash(m)) => super::ApiError::internal(m),
+            ManageError::Password(PasswordError::Hash(m)) => super::ApiError::fault(m),
             ManageError::Password(p) => super::ApiError::bad_request(p.to_string()),
             ManageError::NotFound(m) => super::ApiError::not_found(m),
             ManageError::Conflict(m) => super::ApiError::conflict(m),

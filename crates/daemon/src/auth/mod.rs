@@ -15,7 +15,6 @@
 //! The seam for OIDC: another way to log in creates the same [`Session`](crate::store::Session)
 //! rows; nothing after the login cares how it happened.
 
-pub mod error;
 pub mod layer;
 pub mod manage;
 pub mod password;
@@ -26,7 +25,7 @@ pub mod secret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use error::ApiError;
+pub use crate::api::ApiError;
 pub use layer::{layer, SessionAuth};
 pub use routes::routes;
 

@@ -117,7 +117,9 @@ async fn authorize(
             .detail(format!("role {} may not", caller.role));
         audit::record(auth.store.as_ref(), event).await?;
     }
-    Err(ApiError::forbidden(&format!("{what} ({action:?})")))
+    Err(ApiError::forbidden(format!(
+        "your role may not {what} ({action:?})"
+    )))
 }
 
 fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -246,7 +248,7 @@ async fn login(
             },
         })
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::fault)?
     };
     let Some(user) = user.filter(|_| ok) else {
         audit::record(auth.store.as_ref(), event("failed", why)).await?;

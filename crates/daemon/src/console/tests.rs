@@ -36,7 +36,10 @@ async fn pages_are_html_with_a_strict_policy_and_no_store() {
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(header(&r, "content-type"), "text/html; charset=utf-8");
         assert_eq!(header(&r, "cache-control"), "no-store");
-        assert_eq!(header(&r, "content-security-policy"), CONTENT_SECURITY_POLICY);
+        assert_eq!(
+            header(&r, "content-security-policy"),
+            CONTENT_SECURITY_POLICY
+        );
         assert_eq!(header(&r, "x-content-type-options"), "nosniff");
         assert_eq!(header(&r, "x-frame-options"), "DENY");
         let body = r.text().await.unwrap();
@@ -148,7 +151,10 @@ async fn the_role_table_is_served_from_permits() {
     for (i, _) in index.match_indices("data-needs=\"") {
         let rest = &index[i + 12..];
         let name = &rest[..rest.find('"').unwrap()];
-        assert!(all.contains(name), "index.html: data-needs={name} is no action");
+        assert!(
+            all.contains(name),
+            "index.html: data-needs={name} is no action"
+        );
     }
 }
 
@@ -214,7 +220,10 @@ fn every_module_import_resolves_to_an_embedded_asset() {
             seen += 1;
         }
     }
-    assert!(seen > 20, "only {seen} imports found: is the parser broken?");
+    assert!(
+        seen > 20,
+        "only {seen} imports found: is the parser broken?"
+    );
     // And the pages load scripts and styles from /assets/ only.
     for page in [&INDEX, &LOGIN] {
         let text = std::str::from_utf8(page.body).unwrap();
@@ -239,7 +248,14 @@ fn no_inline_script_style_or_external_origin() {
         let text = std::str::from_utf8(a.body).unwrap();
         // The SVG namespace is a name, not a request.
         let scrubbed = text.replace("http://www.w3.org/2000/svg", "");
-        for bad in ["http://", "https://", "//cdn", "innerHTML", "outerHTML", "eval("] {
+        for bad in [
+            "http://",
+            "https://",
+            "//cdn",
+            "innerHTML",
+            "outerHTML",
+            "eval(",
+        ] {
             assert!(!scrubbed.contains(bad), "{} contains {bad}", a.path);
         }
         if a.path.ends_with(".html") {

@@ -263,7 +263,7 @@ pub async fn run(mut opts: Options) -> Result<(), DaemonError> {
     let audit = opts
         .audit
         .clone()
-        .unwrap_or_else(|| Arc::new(crate::api::LogAudit));
+        .unwrap_or_else(|| Arc::new(crate::api::StoreAudit(shared.access.clone())));
     let mut router = crate::http::router(metrics, health.clone())
         .nest(
             "/api/v1",

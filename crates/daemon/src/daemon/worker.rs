@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Shared;
+use crate::audit::Event;
 use crate::jobs::retry::{after_attempt, Outcome};
 use crate::jobs::{Job, JobState};
 use crate::runner::job_command;
@@ -36,6 +37,19 @@ async fn run_job_inner(shared: Arc<Shared>, job: Job, cancel: CancellationToken)
         }
     }
     tracing::info!("job started");
+    crate::audit::record_or_log(
+        &shared.access,
+        job_event(&shared, &job, "job.start").detail(format!(
+            "attempt {} of {}; {}",
+            job.attempt,
+            job.spec.max_attempts,
+            match &job.spec.requested_by {
+                Some(who) => format!("requested by {who}"),
+                None => format!("{} trigger", job.spec.trigger.as_str()),
+            }
+        )),
+    )
+    .await;
     let config = shared.config.borrow().clone();
     let cmd = match job_command(&shared.program, &config, &job) {
         Ok(c) => c,
@@ -177,6 +191,13 @@ async fn finish(
             match shared.store.job(job.id).await {
                 Ok(Some(now)) if now.state == JobState::Cancelled => {
                     tracing::info!("job cancelled on request; its child stopped");
+                    crate::audit::record_or_log(
+                        &shared.access,
+                        job_event(shared, job, "job.end")
+                            .result("cancelled")
+                            .detail(format!("after {seconds:.1}s")),
+                    )
+                    .await;
                 }
                 _ => tracing::warn!(
                     "the job was moved by someone else meanwhile; outcome not recorded: {message}"
@@ -192,6 +213,13 @@ async fn finish(
         }
     }
     crate::metrics::job_attempt_finished(job, to.as_str(), seconds, to == JobState::Retrying);
+    crate::audit::record_or_log(
+        &shared.access,
+        job_event(shared, job, "job.end")
+            .result(to.as_str())
+            .detail(message.clone()),
+    )
+    .await;
     match to {
         JobState::Succeeded => {
             tracing::info!(seconds, "job succeeded");
@@ -210,6 +238,20 @@ async fn finish(
     }
     shared.wake.notify_one();
     shared.refresh.notify_one();
+}
+
+/// An audit event of the daemon about `job` (its start or end), from this worker.
+fn job_event(shared: &Shared, job: &Job, action: &str) -> Event {
+    let what = match &job.spec.restore {
+        Some(r) => format!("restore of {} into {}", job.spec.repository, r.target),
+        None => format!("{} of {}", job.spec.kind, job.spec.server),
+    };
+    Event::new(
+        "daemon",
+        shared.worker.clone(),
+        action,
+        format!("job {} ({what})", job.id),
+    )
 }
 
 fn exit_text(code: Option<i32>) -> String {
