@@ -226,7 +226,7 @@ async fn operator_backs_up_from_the_console_and_the_auditor_sees_it_but_cannot_a
     server.sql(
         "CREATE DATABASE shop;
          CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40), qty INT);
-         INSERT INTO shop.orders SELECT seq, CONCAT('item-', seq), seq % 7 FROM seq_1_to_2000;",
+         INSERT INTO shop.orders SELECT seq, CONCAT('item-', seq), seq % 7 FROM shop.seq_1_to_2000;",
     );
     let repo = Repo::init();
     let first = backup(&repo, &server, &[]);
