@@ -7,13 +7,15 @@
 #   covered, recover into the second server to just
 #   before the accident, and prove it holds the data the first had at that moment (CHECKSUM
 #   TABLE). Then the same in the background: `holdfast daemon` on a generated config runs a
-#   scheduled backup of the first server by itself; its /metrics and job list are shown and it
-#   is stopped with SIGTERM. Prints PASS or FAIL and exits non-zero on FAIL.
+#   scheduled backup of the first server by itself; its /metrics and job list are shown, an
+#   admin user and an API token are made, the API and the web console answer, and it is
+#   stopped with SIGTERM. Prints PASS or FAIL and exits non-zero on FAIL.
 #
 # Usage: scripts/quickstart.sh
 # Environment:
 #   HOLDFAST  use this holdfast binary instead of building target/release/holdfast
 #   KEEP=1    keep the work directory (repository, datadirs, logs) after the run
+#   HOLD=N    keep the daemon running N seconds before stopping it, to try the web console
 # Needs a Rust toolchain (https://rustup.rs); apt packages are installed when missing.
 set -Eeuo pipefail
 
@@ -429,11 +431,12 @@ holdfast daemon --check-config --config "$CONFIG" --next 2 || die "the generated
 info "starting: holdfast daemon --config $CONFIG (log: $WORK/daemon.log)"
 "$HOLDFAST" daemon --config "$CONFIG" >"$WORK/daemon.log" 2>&1 &
 DAEMON_PID=$!
-# http_get PATH: the body of http://127.0.0.1:$PORT/PATH (bash's /dev/tcp; no curl needed).
+# http_get PATH [HEADER]: the body of http://127.0.0.1:$PORT/PATH (bash's /dev/tcp; no curl
+# needed), with one more request header if given (an API token).
 http_get() {
-  local response
+  local response extra=${2:+$2$'\r\n'}
   response=$( (exec 3<>"/dev/tcp/127.0.0.1/$PORT" \
-    && printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$1" >&3 && cat <&3) 2>/dev/null) || return 1
+    && printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n%s\r\n' "$1" "$extra" >&3 && cat <&3) 2>/dev/null) || return 1
   [[ $response == "HTTP/1."?" 200"* ]] || return 1
   printf '%s\n' "${response#*$'\r\n\r\n'}"
 }
@@ -464,6 +467,27 @@ grep -E '^holdfast_(up|jobs|backup_last_success_timestamp_seconds|backup_size_by
 grep -q '^holdfast_jobs{state="succeeded"} [1-9]' <<<"$metrics" || die "/metrics shows no succeeded job"
 grep -q '^holdfast_backup_last_success_timestamp_seconds{server="db1",repository="demo"' <<<"$metrics" \
   || die "/metrics shows no backup of db1"
+step "the API and the web console: an admin user, an API token, GET /api/v1/servers, the console"
+CONSOLE_PASSWORD=demo-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+# The password as two lines on stdin (a terminal would be asked twice, without echo).
+printf '%s\n%s\n' "$CONSOLE_PASSWORD" "$CONSOLE_PASSWORD" \
+  | "$HOLDFAST" user add demo --role admin --config "$CONFIG" >/dev/null || die "holdfast user add failed"
+info "holdfast user add demo --role admin: done"
+TOKEN=$("$HOLDFAST" token create --user demo --expires 1d --config "$CONFIG" | tail -1)
+[[ $TOKEN == hf_* ]] || die "holdfast token create printed no token"
+info "holdfast token create --user demo --expires 1d: ${TOKEN:0:16}… (shown once; stored hashed)"
+servers=$(http_get /api/v1/servers "Authorization: Bearer $TOKEN") || die "GET /api/v1/servers failed"
+info "GET /api/v1/servers: ${servers:0:240}…"
+grep -q '"name":"db1"' <<<"$servers" || die "the API does not list db1"
+http_get /api/v1/servers >/dev/null && die "the API answered without credentials"
+info "GET /api/v1/servers without a token: refused (401)"
+http_get / | grep -q '<title>' || die "the console page is not served at /"
+info "the console: ${BOLD}http://127.0.0.1:$PORT/${RESET}  (user demo, password $CONSOLE_PASSWORD)"
+if [[ ${HOLD:-0} -gt 0 ]]; then
+  info "HOLD=$HOLD: the daemon keeps running for $HOLD s; open the console now"
+  sleep "$HOLD"
+fi
+
 step "stop the daemon (SIGTERM: no new jobs, running ones finish, exit 0)"
 kill -TERM "$DAEMON_PID"
 rc=0
@@ -473,5 +497,5 @@ DAEMON_PID=
 grep -E 'holdfast daemon (started|stopped)|queued|job succeeded' "$WORK/daemon.log" | tail -6 | sed 's/^/  log: /'
 holdfast list --repo "$REPO" || die "holdfast list failed"
 
-printf '\n%sPASS%s: server 1 recovered into server 2 to just before the accident (backup + archived binlog); %d tables identical (CHECKSUM TABLE), views, routines and triggers present; the daemon ran a scheduled backup by itself and stopped cleanly\n' \
+printf '\n%sPASS%s: server 1 recovered into server 2 to just before the accident (backup + archived binlog); %d tables identical (CHECKSUM TABLE), views, routines and triggers present; the daemon ran a scheduled backup by itself, served its API and console, and stopped cleanly\n' \
   "$GREEN" "$RESET" "${#TABLES[@]}"

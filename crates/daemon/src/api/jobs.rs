@@ -13,7 +13,7 @@ use super::page::{self, Page};
 use super::types::*;
 use super::{audited, caller, ApiState};
 use crate::access::Caller;
-use crate::jobs::{Job, JobId, JobKind, JobState};
+use crate::jobs::{Job, JobId, JobKind, JobSpec, JobState};
 use crate::store::{Change, JobFilter};
 use crate::time::now_millis;
 
@@ -167,6 +167,20 @@ pub async fn log(
     Ok(Json(Page { items, next_cursor }))
 }
 
+/// Queues `spec` to run now and wakes the daemon's loop.
+pub async fn enqueue_now(state: &ApiState, spec: &JobSpec) -> Result<Job, ApiError> {
+    let now = now_millis();
+    let job = state
+        .shared
+        .store
+        .enqueue(spec, now, now)
+        .await
+        .map_err(|e| ApiError::from_store(&e))?
+        .ok_or_else(|| ApiError::internal("the store did not queue the job"))?;
+    state.shared.wake.notify_one();
+    Ok(job)
+}
+
 /// Queues a job now (trigger `manual`, requested by the caller); the daemon runs it like a
 /// scheduled one.
 #[utoipa::path(post, path = "/api/v1/jobs", operation_id = "createJob", request_body = JobRequest,
@@ -216,16 +230,8 @@ pub async fn create(
     if let Some(p) = req.priority {
         spec.priority = p;
     }
-    let now = now_millis();
-    let job = state
-        .shared
-        .store
-        .enqueue(&spec, now, now)
-        .await
-        .map_err(|e| ApiError::from_store(&e))?
-        .ok_or_else(|| ApiError::internal("the store did not queue the job"))?;
+    let job = enqueue_now(&state, &spec).await?;
     tracing::info!(job_id = job.id, server = %server.name, kind = %kind, by = %who.principal(), "manual job queued");
-    state.shared.wake.notify_one();
     Ok(audited(
         (StatusCode::CREATED, Json(job_item(&job))).into_response(),
         format!("job {} ({kind} of {})", job.id, server.name),

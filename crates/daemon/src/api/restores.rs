@@ -9,13 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use super::error::{ApiError, ErrorBody};
-use super::jobs::job_item;
+use super::jobs::{enqueue_now, job_item};
 use super::page::{self, Page};
 use super::types::*;
 use super::{audited, caller, ApiState};
 use crate::access::{Action, Caller};
 use crate::jobs::{JobKind, RestoreParams};
-use crate::time::now_millis;
 
 /// The registered restore targets.
 #[utoipa::path(get, path = "/api/v1/restore-targets", operation_id = "listRestoreTargets", params(PageQuery),
@@ -124,16 +123,8 @@ pub async fn create(
         to_time: req.to_time.clone(),
         to_gtid: req.to_gtid.clone(),
     });
-    let now = now_millis();
-    let job = state
-        .shared
-        .store
-        .enqueue(&spec, now, now)
-        .await
-        .map_err(|e| ApiError::from_store(&e))?
-        .ok_or_else(|| ApiError::internal("the store did not queue the job"))?;
+    let job = enqueue_now(&state, &spec).await?;
     tracing::info!(job_id = job.id, server = %server.name, target = %target.name, by = %who.principal(), "restore queued");
-    state.shared.wake.notify_one();
     Ok(audited(
         (StatusCode::CREATED, Json(job_item(&job))).into_response(),
         format!(

@@ -155,30 +155,29 @@ pub(super) async fn load_tables(
                 let Some(first) = job.chunks.first() else {
                     return Ok(());
                 };
-                let entry = files.get(first.1.file.as_str()).copied().ok_or_else(|| {
-                    Error::integrity(format!(
-                        "the manifest lists chunk `{}` but not its checksum",
-                        first.1.file
-                    ))
-                })?;
-                let path = layout::backup_file(backup_id, &first.1.file);
                 // A pack is read whole when this job loads most of it and it is of bounded size
                 // (every segment it loads checked before the first loads), else segment by
-                // segment (each checked before its load commits).
-                let wanted: u64 = job
-                    .chunks
-                    .iter()
-                    .filter_map(|(_, c)| c.segment.as_ref().map(|s| s.length))
-                    .sum();
-                let whole =
-                    if job.packed && entry.size <= PACK_READ_WHOLE && wanted * 2 >= entry.size {
+                // segment (each checked before its load commits). A job of chunk files (one
+                // table's) reads each of its files.
+                let whole = if job.packed {
+                    let (path, entry) = chunk_file(&files, backup_id, &first.1)?;
+                    let wanted: u64 = job
+                        .chunks
+                        .iter()
+                        .filter_map(|(_, c)| c.segment.as_ref().map(|s| s.length))
+                        .sum();
+                    if entry.size <= PACK_READ_WHOLE && wanted * 2 >= entry.size {
                         Some(read_pack(&**storage, &path, entry, &job, tables).await?)
                     } else {
                         None
-                    };
+                    }
+                } else {
+                    None
+                };
                 for (t, chunk) in &job.chunks {
                     let table = &tables[*t];
                     let data = table.data.expect("jobs only for tables with data");
+                    let (path, entry) = chunk_file(&files, backup_id, chunk)?;
                     let stream = match (&chunk.segment, &whole) {
                         (None, _) => read_verified(&**storage, &path, entry).await?,
                         (Some(segment), Some(bytes)) => {
@@ -233,6 +232,22 @@ pub(super) async fn load_tables(
 
     try_join(loads, builds).await?;
     Ok(loaded.into_inner())
+}
+
+/// The repository path of the file holding `chunk` (its own file or its pack) and the file's
+/// manifest entry.
+fn chunk_file<'f>(
+    files: &BTreeMap<&str, &'f FileEntry>,
+    backup_id: &str,
+    chunk: &ChunkEntry,
+) -> Result<(String, &'f FileEntry)> {
+    let entry = files.get(chunk.file.as_str()).copied().ok_or_else(|| {
+        Error::integrity(format!(
+            "the manifest lists chunk `{}` but not its checksum",
+            chunk.file
+        ))
+    })?;
+    Ok((layout::backup_file(backup_id, &chunk.file), entry))
 }
 
 /// Progress once the rows are in: the tables whose indexes are still being built.
