@@ -5,9 +5,12 @@
 //! every request, and tested here row by row and in `tests/api_roles.rs` route by route.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A user's or a token's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything: users and tokens, repository keys, restores into any registered target.

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::access::Caller;
 use crate::store::{AccessStore, AuditEvent, AuditQuery, AuditRecord, StoreError};
@@ -244,20 +245,50 @@ pub async fn verify_store(store: &dyn AccessStore) -> Result<Report, StoreError>
 
 /// An entry as the API and `holdfast audit export` show it: the stored fields, `at` as RFC 3339
 /// (UTC) and `at_ms` (the Unix milliseconds the hash covers).
+#[derive(Serialize, ToSchema)]
+pub struct AuditItem {
+    /// 1, 2, 3, … with no gaps.
+    pub seq: i64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// `at` in Unix milliseconds, as the hash covers it.
+    pub at_ms: i64,
+    /// Who: a user (a session), `token:<id> (<user>)`, `cli:<login>` or `daemon`.
+    pub actor: String,
+    /// From where: the client's address, `local` (the CLI) or the daemon's worker.
+    pub source: String,
+    pub action: String,
+    pub target: String,
+    /// `ok`, or what went wrong: `failed`, `denied`, `refused`, `rate-limited`…
+    pub result: String,
+    pub detail: String,
+    /// The previous entry's hash (64 zeros for the first).
+    pub prev_hash: String,
+    /// Hex SHA-256 of `prev_hash` followed by the entry's canonical JSON.
+    pub hash: String,
+}
+
+impl From<&AuditRecord> for AuditItem {
+    fn from(r: &AuditRecord) -> AuditItem {
+        AuditItem {
+            seq: r.seq,
+            at: crate::scheduler::format_utc(r.at),
+            at_ms: r.at,
+            actor: r.actor.clone(),
+            source: r.source.clone(),
+            action: r.action.clone(),
+            target: r.target.clone(),
+            result: r.result.clone(),
+            detail: r.detail.clone(),
+            prev_hash: r.prev_hash.clone(),
+            hash: r.hash.clone(),
+        }
+    }
+}
+
+/// [`AuditItem`] as JSON.
 pub fn to_json(r: &AuditRecord) -> serde_json::Value {
-    serde_json::json!({
-        "seq": r.seq,
-        "at": crate::scheduler::format_utc(r.at),
-        "at_ms": r.at,
-        "actor": r.actor,
-        "source": r.source,
-        "action": r.action,
-        "target": r.target,
-        "result": r.result,
-        "detail": r.detail,
-        "prev_hash": r.prev_hash,
-        "hash": r.hash,
-    })
+    serde_json::to_value(AuditItem::from(r)).expect("an audit entry serializes")
 }
 
 /// An event to record, built from who, from where, what and on what.

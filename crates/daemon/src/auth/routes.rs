@@ -1,5 +1,7 @@
 //! The auth module's routes: the session (log in, log out), who am I, users, tokens and the
 //! audit log. Each names what it needs in [`TABLE`]; the check is [`crate::access::permits`].
+//! Their bodies are the types below; the OpenAPI document ([`crate::api::ApiDoc`]) lists the
+//! routes beside the fleet API's.
 
 use std::sync::Arc;
 
@@ -10,13 +12,15 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::manage::{self, ManageError};
 use super::{password, ratelimit, secret, ApiError, Auth, SessionAuth, Source, COOKIE};
-use crate::access::{Action, Caller, Via};
-use crate::audit::{self, Event};
+use crate::access::{Action, Caller, Role, Via};
+use crate::api::error::ErrorBody;
+use crate::api::page::Page;
+use crate::audit::{self, AuditItem, Event};
 use crate::scheduler::format_utc;
 use crate::store::{ApiToken, AuditQuery, Session, User};
 use crate::time::{now_millis, Millis};
@@ -128,36 +132,112 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-fn user_json(u: &User) -> Value {
-    json!({
-        "name": u.name,
-        "role": u.role,
-        "disabled": u.disabled,
-        "created_at": format_utc(u.created_at),
-        "updated_at": format_utc(u.updated_at),
+/// A user (never its password hash).
+#[derive(Serialize, ToSchema)]
+pub struct UserItem {
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&User> for UserItem {
+    fn from(u: &User) -> UserItem {
+        UserItem {
+            name: u.name.clone(),
+            role: u.role,
+            disabled: u.disabled,
+            created_at: format_utc(u.created_at),
+            updated_at: format_utc(u.updated_at),
+        }
+    }
+}
+
+/// An API token (never its secret).
+#[derive(Serialize, ToSchema)]
+pub struct TokenItem {
+    /// The public part of the token's text.
+    pub id: String,
+    /// The user it acts for.
+    pub user: String,
+    /// Its role, at most its user's.
+    pub role: Role,
+    /// active, expired or revoked.
+    pub state: String,
+    pub created_at: String,
+    /// Null: it never expires.
+    pub expires_at: Option<String>,
+    /// Null: never used.
+    pub last_used_at: Option<String>,
+    /// Null: not revoked.
+    pub revoked_at: Option<String>,
+}
+
+impl TokenItem {
+    fn new(t: &ApiToken, now: Millis) -> TokenItem {
+        TokenItem {
+            id: t.id.clone(),
+            user: t.user.clone(),
+            role: t.role,
+            state: manage::token_state(t, now).to_string(),
+            created_at: format_utc(t.created_at),
+            expires_at: t.expires_at.map(format_utc),
+            last_used_at: t.last_used_at.map(format_utc),
+            revoked_at: t.revoked_at.map(format_utc),
+        }
+    }
+}
+
+/// A token just created: its fields and, this once, its text.
+#[derive(Serialize, ToSchema)]
+pub struct NewTokenBody {
+    #[serde(flatten)]
+    pub item: TokenItem,
+    /// The token (`hf_…`) to send as `Authorization: Bearer`; shown once, never again.
+    pub token: String,
+}
+
+/// A session started.
+#[derive(Serialize, ToSchema)]
+pub struct LoginBody {
+    pub user: String,
+    pub role: Role,
+    /// Send it as `X-CSRF-Token` on the session's mutating requests.
+    pub csrf_token: String,
+}
+
+/// The caller.
+#[derive(Serialize, ToSchema)]
+pub struct MeBody {
+    /// The user (a token's user for a token).
+    pub user: String,
+    /// The caller's role (a token's own role for a token).
+    pub role: Role,
+    /// session or token.
+    pub via: String,
+    /// The session's CSRF token; only for a session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub csrf_token: Option<String>,
+    /// The token's id; only for a token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub token_id: Option<String>,
+}
+
+/// One page, the whole list (users and tokens are few).
+fn all<T: ToSchema>(items: Vec<T>) -> Json<Page<T>> {
+    Json(Page {
+        items,
+        next_cursor: None,
     })
 }
 
-fn token_json(t: &ApiToken, now: Millis) -> Value {
-    json!({
-        "id": t.id,
-        "user": t.user,
-        "role": t.role,
-        "state": manage::token_state(t, now),
-        "created_at": format_utc(t.created_at),
-        "expires_at": t.expires_at.map(format_utc),
-        "last_used_at": t.last_used_at.map(format_utc),
-        "revoked_at": t.revoked_at.map(format_utc),
-    })
-}
-
-fn page(items: Vec<Value>) -> Json<Value> {
-    Json(json!({"items": items, "next_cursor": null}))
-}
-
-#[derive(Deserialize)]
+/// Starts a session.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+struct LoginRequest {
     user: String,
     password: String,
 }
@@ -174,12 +254,21 @@ fn cookie_header(auth: &Auth, value: &str, max_age_secs: i64) -> HeaderValue {
     .expect("cookie text is ASCII")
 }
 
+/// Logs in: starts a session (the cookie `holdfast_session`, HttpOnly) and answers its CSRF
+/// token. Failed logins are rate-limited per user and per address.
+#[utoipa::path(post, path = "/api/v1/session", operation_id = "login", security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "logged in; the cookie is set", body = LoginBody),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "bad-credentials", body = ErrorBody),
+        (status = 429, description = "rate-limited (`Retry-After`)", body = ErrorBody)))]
 async fn login(
     State(auth): State<Arc<Auth>>,
     Src(source): Src,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: Login = body(&bytes)?;
+    let req: LoginRequest = body(&bytes)?;
     // Kept out of the store and the audit log: no name is this long.
     if req.user.is_empty() || req.user.len() > 256 {
         return Err(ApiError::bad_request(
@@ -271,11 +360,11 @@ async fn login(
     };
     auth.store.add_session(&session).await?;
     audit::record(auth.store.as_ref(), event("ok", "session started")).await?;
-    let mut r = Json(json!({
-        "user": user.name,
-        "role": user.role,
-        "csrf_token": new.csrf_token,
-    }))
+    let mut r = Json(LoginBody {
+        user: user.name,
+        role: user.role,
+        csrf_token: new.csrf_token,
+    })
     .into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
@@ -284,6 +373,9 @@ async fn login(
     Ok(r)
 }
 
+/// Logs out: ends the caller's session and clears the cookie (a token caller: nothing to end).
+#[utoipa::path(delete, path = "/api/v1/session", operation_id = "logout",
+    responses((status = 204, description = "logged out"), (status = 401, body = ErrorBody)))]
 async fn logout(
     State(auth): State<Arc<Auth>>,
     Authed(caller): Authed,
@@ -305,32 +397,38 @@ async fn logout(
     Ok(r)
 }
 
+/// Who is calling: user, role, session or token.
+#[utoipa::path(get, path = "/api/v1/me", operation_id = "getMe",
+    responses((status = 200, body = MeBody), (status = 401, body = ErrorBody)))]
 async fn me(
     State(auth): State<Arc<Auth>>,
     Authed(caller): Authed,
     Src(source): Src,
     session: Option<Extension<SessionAuth>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MeBody>, ApiError> {
     authorize(&auth, &caller, &source, Action::Read, "read", "me").await?;
-    let (user, via) = match &caller.via {
-        Via::Session { user } => (user.clone(), "session"),
-        Via::Token { user, .. } => (user.clone(), "token"),
+    let (user, via, token_id) = match &caller.via {
+        Via::Session { user } => (user.clone(), "session", None),
+        Via::Token { user, id } => (user.clone(), "token", Some(id.clone())),
     };
-    let mut v = json!({"user": user, "role": caller.role, "via": via});
-    if let Some(Extension(s)) = session {
-        v["csrf_token"] = json!(s.csrf_token);
-    }
-    if let Via::Token { id, .. } = &caller.via {
-        v["token_id"] = json!(id);
-    }
-    Ok(Json(v))
+    Ok(Json(MeBody {
+        user,
+        role: caller.role,
+        via: via.to_string(),
+        csrf_token: session.map(|Extension(s)| s.csrf_token),
+        token_id,
+    }))
 }
 
+/// The users, all on one page.
+#[utoipa::path(get, path = "/api/v1/users", operation_id = "listUsers",
+    responses((status = 200, body = Page<UserItem>), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
 async fn list_users(
     State(auth): State<Arc<Auth>>,
     Authed(caller): Authed,
     Src(source): Src,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<UserItem>>, ApiError> {
     authorize(
         &auth,
         &caller,
@@ -341,24 +439,33 @@ async fn list_users(
     )
     .await?;
     let users = auth.store.users().await?;
-    Ok(page(users.iter().map(user_json).collect()))
+    Ok(all(users.iter().map(UserItem::from).collect()))
 }
 
-#[derive(Deserialize)]
+/// A user to add.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+struct UserRequest {
+    /// 1 to 64 of letters, digits, `.`, `_`, `-`, `@`.
     name: String,
+    /// admin, operator or auditor.
     role: String,
     password: String,
 }
 
+/// Adds a user.
+#[utoipa::path(post, path = "/api/v1/users", operation_id = "addUser",
+    request_body = UserRequest,
+    responses((status = 201, body = UserItem), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "the user exists", body = ErrorBody)))]
 async fn add_user(
     State(auth): State<Arc<Auth>>,
     Authed(caller): Authed,
     Src(source): Src,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: NewUser = body(&bytes)?;
+    let req: UserRequest = body(&bytes)?;
     authorize(
         &auth,
         &caller,
@@ -375,24 +482,34 @@ async fn add_user(
         Event::by(&caller, source, "user.add", &user.name).detail(format!("role {role}")),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
+    Ok((StatusCode::CREATED, Json(UserItem::from(&user))).into_response())
 }
 
-#[derive(Deserialize)]
+/// What to change of a user: at least one of these.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UserChange {
+struct UserChangeRequest {
+    /// admin, operator or auditor.
     role: Option<String>,
     disabled: Option<bool>,
+    /// A new password.
     password: Option<String>,
 }
 
+/// Changes a user's role, password or disabled flag; never leaves no enabled admin.
+#[utoipa::path(patch, path = "/api/v1/users/{name}", operation_id = "updateUser",
+    params(("name" = String, Path)), request_body = UserChangeRequest,
+    responses((status = 200, description = "the user as it is now", body = UserItem),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "it would leave no enabled admin", body = ErrorBody)))]
 async fn update_user(
     State(auth): State<Arc<Auth>>,
     Authed(caller): Authed,
     Src(source): Src,
     Path(name): Path<String>,
     bytes: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserItem>, ApiError> {
     authorize(
         &auth,
         &caller,
@@ -402,7 +519,7 @@ async fn update_user(
         &name,
     )
     .await?;
-    let req: UserChange = body(&bytes)?;
+    let req: UserChangeRequest = body(&bytes)?;
     let role = req.role.as_deref().map(manage::parse_role).transpose()?;
     let mut changed = Vec::new();
     if let Some(r) = role {
@@ -434,7 +551,7 @@ async fn update_user(
     match result {
         Ok(user) => {
             audit::record(auth.store.as_ref(), event).await?;
-            Ok(Json(user_json(&user)))
+            Ok(Json(UserItem::from(&user)))
         }
         Err(e) => {
             if matches!(e, ManageError::Conflict(_)) {
@@ -445,11 +562,15 @@ async fn update_user(
     }
 }
 
+/// The API tokens (every user's), all on one page.
+#[utoipa::path(get, path = "/api/v1/tokens", operation_id = "listTokens",
+    responses((status = 200, body = Page<TokenItem>), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
 async fn list_tokens(
     State(auth): State<Arc<Auth>>,
     Authed(caller): Authed,
     Src(source): Src,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<TokenItem>>, ApiError> {
     authorize(
         &auth,
         &caller,
@@ -461,24 +582,34 @@ async fn list_tokens(
     .await?;
     let now = now_millis();
     let tokens = auth.store.tokens(None).await?;
-    Ok(page(tokens.iter().map(|t| token_json(t, now)).collect()))
+    Ok(all(tokens.iter().map(|t| TokenItem::new(t, now)).collect()))
 }
 
-#[derive(Deserialize)]
+/// A token to create.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+struct TokenRequest {
+    /// The user it acts for.
     user: String,
+    /// admin, operator or auditor, at most the user's (default: the user's).
     role: Option<String>,
+    /// Its lifetime: `30d`, `12h`, `90m` or `never` (default 90d).
     expires_in: Option<String>,
 }
 
+/// Creates an API token; its text is in this answer only.
+#[utoipa::path(post, path = "/api/v1/tokens", operation_id = "createToken",
+    request_body = TokenRequest,
+    responses((status = 201, body = NewTokenBody), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "no such user", body = ErrorBody)))]
 async fn create_token(
     State(auth): State<Arc<Auth>>,
     Authed(caller): Authed,
     Src(source): Src,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: NewToken = body(&bytes)?;
+    let req: TokenRequest = body(&bytes)?;
     authorize(
         &auth,
         &caller,
@@ -509,11 +640,18 @@ async fn create_token(
         )),
     )
     .await?;
-    let mut v = token_json(&token, now);
-    v["token"] = json!(text);
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    let created = NewTokenBody {
+        item: TokenItem::new(&token, now),
+        token: text,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// Revokes an API token (revoking a revoked one is no error).
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", operation_id = "revokeToken",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "revoked"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn revoke_token(
     State(auth): State<Arc<Auth>>,
     Authed(caller): Authed,
@@ -543,10 +681,14 @@ async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditParams {
+    /// Only entries at or after this time: RFC 3339 or Unix milliseconds.
     since: Option<String>,
+    /// 1 to 500, default 50.
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -564,13 +706,16 @@ fn parse_since(s: &str) -> Result<Millis, ApiError> {
         })
 }
 
-/// Newest first; `cursor` is the `seq` to continue below.
+/// The audit log, newest first; `cursor` is the `seq` to continue below.
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "listAudit", params(AuditParams),
+    responses((status = 200, body = Page<AuditItem>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_audit(
     State(auth): State<Arc<Auth>>,
     Authed(caller): Authed,
     Src(source): Src,
     Query(p): Query<AuditParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<AuditItem>>, ApiError> {
     authorize(&auth, &caller, &source, Action::ReadAudit, "audit.read", "").await?;
     let limit = p.limit.unwrap_or(50).clamp(1, 500);
     let before_seq = match p.cursor.as_deref() {
@@ -593,8 +738,78 @@ async fn list_audit(
     let next = (items.len() == limit as usize)
         .then(|| items.last().map(|r| r.seq.to_string()))
         .flatten();
-    Ok(Json(json!({
-        "items": items.iter().map(audit::to_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(Page {
+        items: items.iter().map(AuditItem::from).collect(),
+        next_cursor: next,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The bodies' JSON, field by field: the console and the CLI read these names.
+    #[test]
+    fn bodies_keep_their_json() {
+        let t = ApiToken {
+            id: "0123456789ab".into(),
+            user: "alice".into(),
+            role: Role::Operator,
+            secret_hash: "x".into(),
+            created_at: 1_800_000_000_000,
+            expires_at: Some(1_800_000_060_000),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let created = NewTokenBody {
+            item: TokenItem::new(&t, 1_800_000_000_000),
+            token: "hf_0123456789ab_s".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(created).unwrap(),
+            json!({
+                "id": "0123456789ab",
+                "user": "alice",
+                "role": "operator",
+                "state": "active",
+                "created_at": "2027-01-15T08:00:00Z",
+                "expires_at": "2027-01-15T08:01:00Z",
+                "last_used_at": null,
+                "revoked_at": null,
+                "token": "hf_0123456789ab_s",
+            })
+        );
+        let u = User {
+            name: "bob".into(),
+            role: Role::Auditor,
+            password_hash: "x".into(),
+            disabled: true,
+            created_at: 1_800_000_000_000,
+            updated_at: 1_800_000_000_500,
+        };
+        assert_eq!(
+            serde_json::to_value(all(vec![UserItem::from(&u)]).0).unwrap(),
+            json!({"items": [{
+                "name": "bob",
+                "role": "auditor",
+                "disabled": true,
+                "created_at": "2027-01-15T08:00:00Z",
+                "updated_at": "2027-01-15T08:00:00.500Z",
+            }], "next_cursor": null})
+        );
+        // `csrf_token` only for a session, `token_id` only for a token: absent, not null.
+        let me = MeBody {
+            user: "alice".into(),
+            role: Role::Admin,
+            via: "token".into(),
+            csrf_token: None,
+            token_id: Some("0123456789ab".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(me).unwrap(),
+            json!({"user": "alice", "role": "admin", "via": "token", "token_id": "0123456789ab"})
+        );
+    }
 }
