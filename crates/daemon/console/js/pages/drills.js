@@ -9,9 +9,11 @@ const PERIODS = [['7d', 'last 7 days'], ['30d', 'last 30 days'], ['90d', 'last 9
 
 export async function render(main, ctx) {
   const since = ctx.query.get('since') || '30d';
-  const data = await get(`/drills/report${query({ since })}`);
-  // One report, or one per repository.
-  const reports = data.items ? data.items.map((r) => ({ repository: r.repository, ...(r.report || r) })) : [data];
+  // The API reports on one repository at a time (and refuses to guess among several): one
+  // report per configured repository.
+  const repos = ((await get('/repositories?limit=500')).items || []).map((r) => r.name);
+  const reports = await Promise.all(repos.map(async (repository) =>
+    ({ repository, ...(await get(`/drills/report${query({ since, repository })}`)) })));
   const period = select({ id: 'drill-since' }, PERIODS, since);
   period.addEventListener('change', () => { location.hash = `#/drills?since=${seg(period.value)}`; });
   fill(main,
