@@ -122,11 +122,13 @@ impl RepositoryView {
         }
     }
 
-    /// The newest complete backup.
-    pub fn last_backup(&self) -> Option<&BackupFacts> {
+    /// The newest complete backup of `server`: one attributed to it, or to no configured
+    /// server (a repository written by one server, or backups made outside the daemon).
+    pub fn last_backup(&self, server: &str) -> Option<&BackupFacts> {
         self.backups
             .iter()
             .filter(|b| !b.partial)
+            .filter(|b| b.server.as_deref().is_none_or(|s| s == server))
             .max_by_key(|b| b.finished)
     }
 

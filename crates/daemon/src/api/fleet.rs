@@ -57,13 +57,13 @@ fn server_item(
                 }
                 (None, _) => {}
             }
-            if v.read && v.last_backup().is_none() {
+            if v.read && v.last_backup(&s.name).is_none() {
                 problems.push("no complete backup yet".into());
             }
             problems.extend(v.problems.iter().cloned());
         }
     }
-    let last_backup = view.and_then(|v| v.last_backup()).map(|b| LastBackup {
+    let last_backup = view.and_then(|v| v.last_backup(&s.name)).map(|b| LastBackup {
         id: b.id.clone(),
         kind: b.kind.to_string(),
         finished_at: rfc3339(b.finished),

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -687,7 +688,7 @@ struct AuditParams {
     /// Only entries at or after this time: RFC 3339 or Unix milliseconds.
     since: Option<String>,
     /// 1 to 500, default 50.
-    limit: Option<u32>,
+    limit: Option<usize>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
@@ -714,10 +715,11 @@ async fn list_audit(
     State(auth): State<Arc<Auth>>,
     Authed(caller): Authed,
     Src(source): Src,
-    Query(p): Query<AuditParams>,
+    p: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<Page<AuditItem>>, ApiError> {
     authorize(&auth, &caller, &source, Action::ReadAudit, "audit.read", "").await?;
-    let limit = p.limit.unwrap_or(50).clamp(1, 500);
+    let Query(p) = p?;
+    let limit = crate::api::page::limit(p.limit)? as u32;
     let before_seq = match p.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| {
