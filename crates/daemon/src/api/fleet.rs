@@ -63,13 +63,15 @@ fn server_item(
             problems.extend(v.problems.iter().cloned());
         }
     }
-    let last_backup = view.and_then(|v| v.last_backup(&s.name)).map(|b| LastBackup {
-        id: b.id.clone(),
-        kind: b.kind.to_string(),
-        finished_at: rfc3339(b.finished),
-        size_bytes: b.size_bytes,
-        age_seconds: (now - b.finished).whole_seconds().max(0),
-    });
+    let last_backup = view
+        .and_then(|v| v.last_backup(&s.name))
+        .map(|b| LastBackup {
+            id: b.id.clone(),
+            kind: b.kind.to_string(),
+            finished_at: rfc3339(b.finished),
+            size_bytes: b.size_bytes,
+            age_seconds: (now - b.finished).whole_seconds().max(0),
+        });
     let next_runs = (0..s.schedule.len())
         .filter_map(|j| {
             let schedule = cfg.schedule(s, j);
