@@ -47,7 +47,9 @@ export function timeline(win, opts = {}) {
 /** RTO of each passed drill, oldest first, as bars; the largest is labelled. */
 export function trend(values, label) {
   if (!values || values.length === 0) return h('p', { class: 'muted' }, 'No passed drills in this period.');
-  const max = Math.max(...values, 1);
+  // The tallest bar is the largest RTO (a fixed floor would flatten sub-second drills and
+  // misstate the largest).
+  const max = Math.max(...values) || 1;
   const n = values.length;
   const w = 1000 / n;
   const svg = s('svg', { viewBox: '0 0 1000 200', preserveAspectRatio: 'none', class: 'trend', 'aria-hidden': 'true' });
