@@ -211,6 +211,9 @@ pub async fn run_stream(
     });
     let mut writer = SegmentWriter::new(archive.clone(), committed.last().cloned(), flavor);
     writer.recover_open_tail(&committed).await?;
+    // Every index entry of the archive: not needed past start-up, and not to be held for the
+    // life of the stream (an archive of months holds a great many).
+    drop(committed);
     let mut status = StatusKeeper::new(archive, &repo.config().id, source, options, &writer);
     let mut report = StreamReport::default();
     let mut backoff = options.retry_initial;
@@ -898,6 +901,33 @@ struct EventMark {
     boundary: bool,
 }
 
+/// Room the pending buffer keeps after a flush, in bytes and in marks: a flush interval of a
+/// busy server (5 MB/s of binlog, 500 ms) fits without a reallocation.
+const PENDING_FLOOR_BYTES: usize = 4 << 20;
+const PENDING_FLOOR_MARKS: usize = 1 << 15;
+
+/// The capacity a pending buffer shrinks to after a flush took `flushed` items out and `left`
+/// remain, or `None` to keep it. A catch-up, or a transaction larger than a segment, grows
+/// the buffer to twice the segment limit (32 MiB by default); without this it would keep that
+/// high-water mark for the life of the process. A buffer keeps room for what the last flush
+/// needed (at least `floor`) and twice that before it shrinks, so a steady load never
+/// reallocates.
+fn capacity_after_flush(
+    capacity: usize,
+    flushed: usize,
+    left: usize,
+    floor: usize,
+) -> Option<usize> {
+    let need = floor.max(flushed).max(left);
+    (capacity > 2 * need).then_some(need)
+}
+
+fn shrink_after_flush<T>(buffer: &mut Vec<T>, flushed: usize, floor: usize) {
+    if let Some(to) = capacity_after_flush(buffer.capacity(), flushed, buffer.len(), floor) {
+        buffer.shrink_to(to);
+    }
+}
+
 /// Turns received events into segments: tracks the current file, transaction boundaries and
 /// GTID state, and writes segments to the archive.
 struct SegmentWriter {
@@ -1414,6 +1444,8 @@ impl SegmentWriter {
         for m in &mut self.marks {
             m.end -= len;
         }
+        shrink_after_flush(&mut self.pending, len, PENDING_FLOOR_BYTES);
+        shrink_after_flush(&mut self.marks, cut, PENDING_FLOOR_MARKS);
         let last = marks.last().expect("cut > 0");
         let open_transaction = !last.boundary;
         let source = self
@@ -1549,5 +1581,148 @@ mod policy_tests {
                 "{error} once streaming"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::binlog::event::{CHECKSUM_LEN, HEADER_LEN};
+    use crate::storage::OpendalStorage;
+
+    #[test]
+    fn a_buffer_gives_back_its_high_water_mark_and_a_steady_load_keeps_its_room() {
+        const MIB: usize = 1 << 20;
+        let floor = 4 * MIB;
+        let cases: &[(&str, usize, usize, usize, Option<usize>)] = &[
+            // (case, capacity, flushed, left, shrinks to)
+            ("after a catch-up", 32 * MIB, 2 * MIB, 0, Some(floor)),
+            ("the catch-up itself", 32 * MIB, 16 * MIB, MIB, None),
+            ("a steady load under the floor", 4 * MIB, 3 * MIB, 0, None),
+            ("twice the floor", 8 * MIB, MIB, 0, None),
+            ("a steady load above the floor", 16 * MIB, 9 * MIB, 0, None),
+            (
+                "a large remainder is kept",
+                32 * MIB,
+                MIB,
+                15 * MIB,
+                Some(15 * MIB),
+            ),
+            ("empty", 0, 0, 0, None),
+        ];
+        for &(case, capacity, flushed, left, want) in cases {
+            assert_eq!(
+                capacity_after_flush(capacity, flushed, left, floor),
+                want,
+                "{case}"
+            );
+        }
+    }
+
+    /// A MariaDB event with a CRC32 trailer.
+    fn event(type_code: u8, body: &[u8], log_pos: u32, flags: u16) -> Vec<u8> {
+        let size = (HEADER_LEN + body.len() + CHECKSUM_LEN) as u32;
+        let mut raw = Vec::with_capacity(size as usize);
+        raw.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        raw.push(type_code);
+        raw.extend_from_slice(&1u32.to_le_bytes());
+        raw.extend_from_slice(&size.to_le_bytes());
+        raw.extend_from_slice(&log_pos.to_le_bytes());
+        raw.extend_from_slice(&flags.to_le_bytes());
+        raw.extend_from_slice(body);
+        raw.extend_from_slice(&[0; CHECKSUM_LEN]);
+        reseal_checksum(&mut raw);
+        raw
+    }
+
+    /// Feeds transactions of `rows` bytes of row events through the writer as a session does
+    /// (a segment at the size limit, inside a transaction if need be).
+    struct Feed {
+        pos: u32,
+        seq: u64,
+    }
+
+    impl Feed {
+        fn start(writer: &mut SegmentWriter) -> Feed {
+            let mut rotate = 4u64.to_le_bytes().to_vec();
+            rotate.extend_from_slice(b"mysql-bin.000001");
+            let rotate = event(kind::ROTATE, &rotate, 0, FLAG_ARTIFICIAL);
+            assert_eq!(writer.accept(&rotate).unwrap(), Accepted::Skipped);
+            let mut fde = 4u16.to_le_bytes().to_vec();
+            let mut version = b"10.11.6-MariaDB".to_vec();
+            version.resize(50, 0);
+            fde.extend_from_slice(&version);
+            fde.extend_from_slice(&0u32.to_le_bytes());
+            fde.push(HEADER_LEN as u8);
+            fde.push(1); // checksum algorithm: CRC32
+            let size = (HEADER_LEN + fde.len() + CHECKSUM_LEN) as u32;
+            let fde = event(kind::FORMAT_DESCRIPTION, &fde, 4 + size, 0);
+            assert_eq!(writer.accept(&fde).unwrap(), Accepted::Skipped);
+            Feed {
+                pos: 4 + size,
+                seq: 0,
+            }
+        }
+
+        fn next(&mut self, type_code: u8, body: &[u8]) -> Vec<u8> {
+            self.pos += (HEADER_LEN + body.len() + CHECKSUM_LEN) as u32;
+            event(type_code, body, self.pos, 0)
+        }
+
+        async fn transaction(&mut self, writer: &mut SegmentWriter, rows: usize, limit: usize) {
+            self.seq += 1;
+            let mut gtid = self.seq.to_le_bytes().to_vec();
+            gtid.extend_from_slice(&0u32.to_le_bytes());
+            gtid.push(0);
+            let mut events = vec![self.next(kind::GTID, &gtid)];
+            for _ in 0..rows.div_ceil(8192) {
+                events.push(self.next(kind::WRITE_ROWS, &[7; 8192]));
+            }
+            events.push(self.next(kind::XID, &self.seq.to_le_bytes()));
+            for raw in events {
+                assert_eq!(writer.accept(&raw).unwrap(), Accepted::Stored);
+                if writer.pending_len() >= limit {
+                    writer
+                        .flush(true, &mut StreamReport::default(), &Quiet)
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pending_buffer_does_not_keep_a_catch_ups_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = OpendalStorage::local(dir.path().to_str().unwrap()).unwrap();
+        let archive = Archive::new(Arc::new(storage));
+        let mut writer = SegmentWriter::new(archive, None, Flavor::MariaDb);
+        writer.begin_piece(&DumpStart::Gtid(GtidPos::new()), None, ChecksumAlg::Crc32);
+        let limit = StreamOptions::default().max_segment_bytes;
+        let mut feed = Feed::start(&mut writer);
+        let mut report = StreamReport::default();
+        // A catch-up: 40 MiB at once, in segments of the size limit.
+        for _ in 0..160 {
+            feed.transaction(&mut writer, 256 << 10, limit).await;
+        }
+        writer.flush(false, &mut report, &Quiet).await.unwrap();
+        // Then a steady load: a small segment per flush interval, for many segments.
+        for _ in 0..200 {
+            feed.transaction(&mut writer, 16 << 10, limit).await;
+            writer.flush(false, &mut report, &Quiet).await.unwrap();
+            assert!(
+                writer.pending.capacity() <= 2 * PENDING_FLOOR_BYTES,
+                "pending keeps {} bytes of room",
+                writer.pending.capacity()
+            );
+            assert!(
+                writer.marks.capacity() <= 2 * PENDING_FLOOR_MARKS,
+                "pending keeps room for {} marks",
+                writer.marks.capacity()
+            );
+        }
+        assert_eq!(writer.tail_state().to_string(), "0-1-360");
     }
 }
