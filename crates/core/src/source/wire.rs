@@ -592,10 +592,19 @@ impl WireConn {
 
     fn server_error_here(&self) -> Error {
         let err = self.parse_server_error();
-        Error::server(format!(
-            "{} returned error {}: {}",
-            self.endpoint, err.code, err.message
-        ))
+        // Access denied to a database, table, column or privileged statement, as the driver's
+        // errors are classified (`classify_mysql_error`).
+        let kind = match err.code {
+            1044 | 1045 | 1142 | 1143 | 1227 | 1698 => ErrorKind::Auth,
+            _ => ErrorKind::Server,
+        };
+        Error::new(
+            kind,
+            format!(
+                "{} returned error {}: {}",
+                self.endpoint, err.code, err.message
+            ),
+        )
     }
 
     fn err_packet_error(&self, config: &ConnectionConfig) -> Error {

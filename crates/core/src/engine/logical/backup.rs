@@ -30,7 +30,7 @@ use crate::pipeline::{HashingSink, ParallelZstdSink, ZstdSink, ZSTD_BLOCK};
 use crate::progress::Progress;
 use crate::repo::{layout, RepoLock, Repository};
 use crate::source::privileges::{self, Role, RoleOptions};
-use crate::source::snapshot::{open_snapshot, Snapshot, SnapshotOptions};
+use crate::source::snapshot::{open_snapshot, Snapshot, SnapshotOptions, RELEASE_TABLE_LOCKS};
 use crate::source::wire::WireConn;
 use crate::source::{ConnectionConfig, ServerIdentity};
 use crate::storage::Storage;
@@ -173,9 +173,10 @@ async fn backup_locked(
     } = snapshot;
     let outcome = async {
         let phase = Instant::now();
-        // Helpers read definitions beside the control connection (see `dump_schema_with`).
+        // Helpers read the definitions (see `dump_schema_with`): outside the snapshot's
+        // transaction, so their tables' metadata locks end with each statement.
         let mut helpers = Vec::new();
-        for _ in 1..opts.workers.max(1) {
+        for _ in 0..opts.workers.max(1) {
             helpers.push(source.connect().await?);
         }
         let schema =
@@ -186,6 +187,10 @@ async fn backup_locked(
         let phase = Instant::now();
         let mut plans = plan_tables(&mut control, &schema, &opts.filter, opts.chunk_bytes).await?;
         let packed = opts.pack.apply(&mut plans);
+        // Every definition is stored: the rows phase needs only the plans (with 100,000 tables
+        // the definitions are tens of MB).
+        let has_users = !schema.users.is_empty();
+        drop(schema);
         tracing::info!(
             seconds = phase.elapsed().as_secs_f64(),
             tables = plans.len(),
@@ -193,10 +198,10 @@ async fn backup_locked(
             "tables planned"
         );
         let dumped = dump_tables(&storage, &id, plans, readers, control, opts, progress).await?;
-        Ok::<_, Error>((schema, schema_entry, dumped))
+        Ok::<_, Error>((has_users, schema_entry, dumped))
     }
     .await;
-    let (schema, schema_entry, dumped) = match outcome {
+    let (has_users, schema_entry, dumped) = match outcome {
         Ok(v) => v,
         Err(e) => {
             // Best effort: the next backup removes whatever remains.
@@ -233,7 +238,7 @@ async fn backup_locked(
         schema_file: schema_entry.path,
         tables,
         files,
-        includes_users: opts.with_users && !schema.users.is_empty(),
+        includes_users: opts.with_users && has_users,
         physical: None,
         scope: Some(BackupScope::filtered(
             &opts.filter.include_databases,
@@ -889,6 +894,8 @@ async fn dump_tables(
                     } else {
                         closing.push_back(run_job(&mut conn, &ctx, job, &mut block).await?);
                     }
+                    // The table's metadata lock goes; the snapshot stays.
+                    conn.execute(RELEASE_TABLE_LOCKS).await?;
                     if closing.len() > MAX_CLOSING {
                         if let Some(oldest) = closing.pop_front() {
                             out.push(oldest.done().await?);
@@ -992,6 +999,7 @@ async fn count_rows(mut conn: Conn, plans: &[TablePlan], order: Vec<usize>) -> R
         for (&t, n) in batch.iter().zip(got) {
             counts[t] = n;
         }
+        conn.query_drop(RELEASE_TABLE_LOCKS).await?;
     }
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "rows counted");
     let _ = conn.query_drop("ROLLBACK").await;

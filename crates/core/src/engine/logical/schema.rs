@@ -78,11 +78,13 @@ pub async fn dump_schema(conn: &mut Conn, filter: &Filter, with_users: bool) -> 
     dump_schema_with(conn, &mut [], filter, with_users).await
 }
 
-/// [`dump_schema`], with the databases' definitions read over `helpers` too, in parallel: a
-/// server with thousands of tables answers their `SHOW CREATE` statements on several
+/// [`dump_schema`], with the databases' definitions read over `helpers` instead, in parallel:
+/// a server with thousands of tables answers their `SHOW CREATE` statements on several
 /// connections at once. Definitions are not part of a transaction's snapshot, so any
-/// connection reads them the same; sequence values, which are read from the sequence itself,
-/// are read on `conn` (the snapshot's) only. The helpers' session settings are changed for good.
+/// connection reads them the same, and a helper outside a transaction does not keep the
+/// metadata lock of every table it read, as `conn` (a snapshot's) would until it ends. Sequence
+/// values, which are read from the sequence itself, and accounts are read on `conn` only. The
+/// helpers' session settings are changed for good.
 pub async fn dump_schema_with(
     conn: &mut Conn,
     helpers: &mut [Conn],
@@ -119,9 +121,7 @@ pub async fn dump_schema_with(
             databases
         } else {
             let dumped = std::sync::Mutex::new(Vec::with_capacity(names.len()));
-            let mut pool: Vec<&mut Conn> = std::iter::once(&mut *conn)
-                .chain(helpers.iter_mut())
-                .collect();
+            let mut pool: Vec<&mut Conn> = helpers.iter_mut().collect();
             run_parallel(
                 &mut pool,
                 (0..names.len()).collect(),
@@ -401,11 +401,15 @@ async fn dump_triggers(
     db: &str,
     tables: &[TableSchema],
 ) -> Result<Vec<TriggerSchema>> {
+    // By the table's schema (always the trigger's own): information_schema.TRIGGERS looks up
+    // only EVENT_OBJECT_SCHEMA, so `TRIGGER_SCHEMA = ?` read the triggers of every table of every
+    // database (4 s a query at 30,000 tables, against 0.2 s; the schema phase grew with the
+    // square of the table count).
     let rows = conn
         .exec::<Row, _, _>(
             "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, \
              CAST(ACTION_ORDER AS SIGNED) FROM information_schema.TRIGGERS \
-             WHERE TRIGGER_SCHEMA = ?",
+             WHERE EVENT_OBJECT_SCHEMA = ?",
             (db,),
         )
         .await?;
