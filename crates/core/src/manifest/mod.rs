@@ -23,7 +23,11 @@ mod retention;
 mod schema;
 mod stream_status;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 pub use binlog::*;
@@ -484,20 +488,42 @@ pub const SELF_CHECKSUM: &str = "self_sha256";
 /// Encodes a manifest or segment index entry as pretty JSON with its own checksum:
 /// [`SELF_CHECKSUM`] = hex SHA-256 of the [`canonical_json`] of the document without it. It
 /// catches damage that leaves valid JSON (a flipped digit, a changed name), which nothing else
-/// would; in an encrypted repository the file's authentication covers that already.
+/// would; in an encrypted repository the file's authentication covers that already. The
+/// checksum is computed from the encoded text one level at a time ([`hash_canonical`]), never
+/// from a tree of the whole document: a manifest of 100,000 tables is tens of MB of JSON and
+/// its tree several times that.
 pub fn encode_self_checked<T: Serialize>(doc: &T) -> crate::Result<Vec<u8>> {
-    let mut value = serde_json::to_value(doc).map_err(|e| crate::Error::internal(e.to_string()))?;
-    let map = value
-        .as_object_mut()
-        .ok_or_else(|| crate::Error::internal("a self-checked document is a JSON object"))?;
-    map.remove(SELF_CHECKSUM);
-    let sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(canonical_json(
-        &value,
-    )));
-    if let Some(map) = value.as_object_mut() {
-        map.insert(SELF_CHECKSUM.to_string(), serde_json::Value::String(sum));
+    let internal = |e: serde_json::Error| crate::Error::internal(e.to_string());
+    let mut body = serde_json::to_vec_pretty(doc).map_err(internal)?;
+    let text = std::str::from_utf8(&body).map_err(|e| crate::Error::internal(e.to_string()))?;
+    let top: BTreeMap<String, &RawValue> = serde_json::from_str(text)
+        .map_err(|_| crate::Error::internal("a self-checked document is a JSON object"))?;
+    if top.contains_key(SELF_CHECKSUM) {
+        return Err(crate::Error::internal(format!(
+            "a self-checked document has its own `{SELF_CHECKSUM}` field"
+        )));
     }
-    serde_json::to_vec_pretty(&value).map_err(|e| crate::Error::internal(e.to_string()))
+    let mut sha = Sha256::new();
+    hash_object(&top, &mut sha).map_err(internal)?;
+    let field = format!(
+        "\n  \"{SELF_CHECKSUM}\": \"{}\"\n}}",
+        hex::encode(sha.finalize())
+    );
+    let empty = top.is_empty();
+    // `{ ... }` as to_vec_pretty writes it: the checksum goes in as the last field.
+    let close = body
+        .iter()
+        .rposition(|&b| b == b'}')
+        .ok_or_else(|| crate::Error::internal("a self-checked document is a JSON object"))?;
+    body.truncate(close);
+    while body.last().is_some_and(u8::is_ascii_whitespace) {
+        body.pop();
+    }
+    if !empty {
+        body.push(b',');
+    }
+    body.extend_from_slice(field.as_bytes());
+    Ok(body)
 }
 
 /// Reads a document written by [`encode_self_checked`]: its checksum must match. A document
@@ -515,16 +541,24 @@ pub fn decode_self_checked<T: serde::de::DeserializeOwned + Serialize>(
             format!("{what} is damaged: {why}"),
         )
     };
-    let mut value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| damaged(format!("it is not valid JSON ({e})")))?;
-    let stored = match value.as_object_mut() {
-        Some(map) => map.remove(SELF_CHECKSUM),
-        None => return Err(damaged("it is not a JSON object".into())),
-    };
-    if let Some(stored) = &stored {
-        let sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(canonical_json(
-            &value,
-        )));
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| damaged(format!("it is not valid JSON ({e})")))?;
+    if !text.trim_start().starts_with('{') {
+        // Valid JSON of another shape, or none at all.
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => damaged("it is not a JSON object".into()),
+            Err(e) => damaged(format!("it is not valid JSON ({e})")),
+        });
+    }
+    let mut top: BTreeMap<String, &RawValue> =
+        serde_json::from_str(text).map_err(|e| damaged(format!("it is not valid JSON ({e})")))?;
+    let stored = top.remove(SELF_CHECKSUM);
+    if let Some(stored) = stored {
+        let mut sha = Sha256::new();
+        hash_object(&top, &mut sha).map_err(|e| damaged(format!("it is not valid JSON ({e})")))?;
+        let sum = hex::encode(sha.finalize());
+        let stored: serde_json::Value = serde_json::from_str(stored.get())
+            .map_err(|e| damaged(format!("it is not valid JSON ({e})")))?;
         if stored.as_str() != Some(sum.as_str()) {
             return Err(damaged(format!(
                 "its content does not match its own checksum ({SELF_CHECKSUM})"
@@ -540,16 +574,58 @@ pub fn decode_self_checked<T: serde::de::DeserializeOwned + Serialize>(
     })?;
     if stored.is_none() {
         let known =
-            serde_json::to_value(&doc).map_err(|e| crate::Error::internal(e.to_string()))?;
-        if let (Some(found), Some(known)) = (value.as_object(), known.as_object()) {
-            if let Some(unknown) = found.keys().find(|k| !known.contains_key(*k)) {
-                return Err(damaged(format!(
-                    "it has no {SELF_CHECKSUM} and a field `{unknown}` this holdfast does not know"
-                )));
-            }
+            serde_json::to_string(&doc).map_err(|e| crate::Error::internal(e.to_string()))?;
+        let known: BTreeMap<String, &RawValue> =
+            serde_json::from_str(&known).map_err(|e| crate::Error::internal(e.to_string()))?;
+        if let Some(unknown) = top.keys().find(|k| !known.contains_key(*k)) {
+            return Err(damaged(format!(
+                "it has no {SELF_CHECKSUM} and a field `{unknown}` this holdfast does not know"
+            )));
         }
     }
     Ok(doc)
+}
+
+/// Feeds the [`canonical_json`] of the object `entries` to `sha`.
+fn hash_object(entries: &BTreeMap<String, &RawValue>, sha: &mut Sha256) -> serde_json::Result<()> {
+    sha.update(b"{");
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            sha.update(b",");
+        }
+        sha.update(serde_json::to_vec(key)?);
+        sha.update(b":");
+        hash_canonical(value, sha)?;
+    }
+    sha.update(b"}");
+    Ok(())
+}
+
+/// Feeds the [`canonical_json`] of `raw` to `sha`, splitting objects and arrays one level at a
+/// time: the same bytes as [`canonical_json`] of its tree (keys sorted in a `BTreeMap`, a
+/// duplicate key's last value kept, scalars re-encoded by serde_json), with memory for one
+/// level's slices instead of the whole tree.
+fn hash_canonical(raw: &RawValue, sha: &mut Sha256) -> serde_json::Result<()> {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => hash_object(&serde_json::from_str(raw.get())?, sha),
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(raw.get())?;
+            sha.update(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    sha.update(b",");
+                }
+                hash_canonical(item, sha)?;
+            }
+            sha.update(b"]");
+            Ok(())
+        }
+        _ => {
+            let scalar: serde_json::Value = serde_json::from_str(raw.get())?;
+            sha.update(serde_json::to_vec(&scalar)?);
+            Ok(())
+        }
+    }
 }
 
 /// The canonical bytes of a JSON document: object keys sorted, no whitespace, strings and
