@@ -1,6 +1,7 @@
 //! `holdfast expire`: apply a retention policy (flags, or the one stored with `holdfast policy
-//! set`). `--dry-run` prints the plan and changes nothing; otherwise the plan is made and
-//! carried out under the exclusive lock (see `holdfast::retention` for the order of deletion).
+//! set`). `--dry-run` prints the plan, made from the backups' summaries, and changes nothing;
+//! otherwise the plan is made from the manifests (a few at a time) and carried out under the
+//! exclusive lock (see `holdfast::retention` for the order of deletion).
 
 use std::process::ExitCode;
 
@@ -145,7 +146,18 @@ pub async fn expire(
                 debris.pins.len()
             ));
         }
-        let (plan, segments) = retention::plan(repo, policy, now).await?;
+        // From the manifests, not the summaries the dry run reads: a damaged summary must not
+        // decide a deletion.
+        let (plan, segments, mismatches) = retention::plan_checked(repo, policy, now).await?;
+        for m in &mismatches {
+            progress.note(&format!(
+                "the summary of backup {} {}: planned from its manifest instead (`holdfast \
+                 verify {}` reports it)",
+                m.backup,
+                m.summary.describe(),
+                m.backup
+            ));
+        }
         let report = retention::execute(repo, &lock, &plan, &segments, progress).await?;
         Ok::<_, holdfast::Error>((plan, report))
     }

@@ -464,7 +464,7 @@ impl Session<'_> {
         // partial backup is no base for what follows the hole).
         let newest = self
             .repo
-            .list_backups()
+            .list_summaries()
             .await?
             .into_iter()
             .rev()
@@ -1061,7 +1061,7 @@ impl SegmentWriter {
             None => {
                 // A partial backup is never a recovery base: start where a complete one is.
                 let newest = repo
-                    .list_backups()
+                    .list_summaries()
                     .await?
                     .into_iter()
                     .rev()
