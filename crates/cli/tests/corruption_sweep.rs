@@ -1,7 +1,7 @@
 //! Seeded corruption sweep: bits flipped in, truncation, deletion and swaps of every kind of
 //! object a repository holds (manifests, summaries, data chunks and schema files, physical
-//! streams and logs, binlog segments, binlog index entries). `verify --all --deep` must exit 20 naming the
-//! object for every injection, and a restore (the backup itself for backup objects, a
+//! streams and logs, binlog segments, binlog index entries). `verify --all --deep` must exit 20
+//! naming the object for every injection, and a restore (the backup itself for backup objects, a
 //! point-in-time recovery to the archive's end for archive objects) must never apply damaged
 //! data silently: it stops with exit 20 naming the object and leaves nothing on the target, or
 //! it succeeds with data equal to the source's.
@@ -108,10 +108,10 @@ fn objects(repo: &Repo) -> BTreeMap<&'static str, Vec<String>> {
 }
 
 /// Damage that can be told from the work of holdfast itself: anything but deleting a manifest
-/// (the backup then never committed, or was expired) or a summary (a backup written before
-/// summaries, or a crash right after its manifest: readers use the manifest), the newest index entry (the segment never
-/// committed) or the oldest (an expire interrupted between index entries and data objects); see
-/// docs/reliability.md.
+/// (the backup then never committed, or was expired), a summary (a backup written before
+/// summaries, or a crash right after its manifest: readers use the manifest), the newest index
+/// entry (the segment never committed) or the oldest (an expire interrupted between index
+/// entries and data objects); see docs/reliability.md.
 const NOT_DELETE: [DamageKind; 3] = [DamageKind::Flip, DamageKind::Truncate, DamageKind::Swap];
 
 fn damage_name(i: &Injection) -> &'static str {
@@ -193,7 +193,8 @@ fn every_injection_is_caught_by_verify_and_never_restored_silently() {
         }
 
         let first_of_its_sort = restored_kinds.insert((kind, damage_name(&injection)));
-        if n % restore_every == 0 || first_of_its_sort {
+        // Every `restore_every`-th round of the kinds, so that each kind gets its share.
+        if (n / KINDS.len()) % restore_every == 0 || first_of_its_sort {
             row[2] += 1;
             let (out, expected) = if kind == "segment" || kind == "index" {
                 (
