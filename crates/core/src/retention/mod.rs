@@ -9,8 +9,8 @@
 //!
 //! Deletion is crash safe in the order that keeps the repository consistent at every instant:
 //! a backup's manifest goes first (the backup stops existing; its files, summary included, are
-//! debris that `cleanup` and the next backup remove), then its summary, its files, its pin; incrementals before
-//! the backups they are built on. Binlog segments go oldest first, each index entry (the
+//! debris that `cleanup` and the next backup remove), then its summary, its files, its pin;
+//! incrementals before the backups they are built on. Binlog segments go oldest first, each index entry (the
 //! segment's commit point) before its data object, in batches; a data object left behind is
 //! found by [`expired_segment_debris`]. Everything runs under the exclusive lock, so no backup,
 //! copy into the repository or cleanup runs at the same time; a running `binlog stream` only
@@ -223,7 +223,7 @@ pub fn facts(
 
 /// Applies `policy` to what the repository holds at `now`, from the backups' summaries; nothing
 /// is changed. Returns the plan and the segments it was made from. A preview (`expire
-/// --dry-run`, status): what [`execute`] carries out is made by [`plan_checked`].
+/// --dry-run`): what [`execute`] carries out is made by [`plan_checked`].
 pub async fn plan(
     repo: &Repository,
     policy: &Policy,
