@@ -194,7 +194,7 @@ fn every_injection_is_caught_by_verify_and_never_restored_silently() {
 
         let first_of_its_sort = restored_kinds.insert((kind, damage_name(&injection)));
         // Every `restore_every`-th round of the kinds, so that each kind gets its share.
-        if (n / KINDS.len()) % restore_every == 0 || first_of_its_sort {
+        if (n / KINDS.len()).is_multiple_of(restore_every) || first_of_its_sort {
             row[2] += 1;
             let (out, expected) = if kind == "segment" || kind == "index" {
                 (
