@@ -1,7 +1,7 @@
 //! Seeded corruption sweep: bits flipped in, truncation, deletion and swaps of every kind of
-//! object a repository holds (manifests, data chunks and schema files, physical streams and
-//! logs, binlog segments, binlog index entries). `verify --all --deep` must exit 20 naming the
-//! object for every injection, and a restore (the backup itself for backup objects, a
+//! object a repository holds (manifests, summaries, data chunks and schema files, physical
+//! streams and logs, binlog segments, binlog index entries). `verify --all --deep` must exit 20
+//! naming the object for every injection, and a restore (the backup itself for backup objects, a
 //! point-in-time recovery to the archive's end for archive objects) must never apply damaged
 //! data silently: it stops with exit 20 naming the object and leaves nothing on the target, or
 //! it succeeds with data equal to the source's.
@@ -19,12 +19,16 @@ use common::*;
 use holdfast_testkit::{Corrupter, Damage, DamageKind, Injection, TestServer};
 
 /// The kinds of objects, in the order of the table.
-const KINDS: [&str; 5] = ["manifest", "chunk", "physical", "segment", "index"];
+const KINDS: [&str; 6] = [
+    "manifest", "summary", "chunk", "physical", "segment", "index",
+];
 
 fn kind_of(path: &str) -> Option<&'static str> {
     if path.starts_with("backups/") {
         if path.ends_with("/manifest") {
             Some("manifest")
+        } else if path.ends_with("/summary") {
+            Some("summary")
         } else if path.contains("/data/") || path.ends_with("schema.json.zst") {
             Some("chunk")
         } else if path.ends_with(".xbstream.zst") || path.ends_with(".log.zst") {
@@ -104,9 +108,10 @@ fn objects(repo: &Repo) -> BTreeMap<&'static str, Vec<String>> {
 }
 
 /// Damage that can be told from the work of holdfast itself: anything but deleting a manifest
-/// (the backup then never committed, or was expired), the newest index entry (the segment never
-/// committed) or the oldest (an expire interrupted between index entries and data objects); see
-/// docs/reliability.md.
+/// (the backup then never committed, or was expired), a summary (a backup written before
+/// summaries, or a crash right after its manifest: readers use the manifest), the newest index
+/// entry (the segment never committed) or the oldest (an expire interrupted between index
+/// entries and data objects); see docs/reliability.md.
 const NOT_DELETE: [DamageKind; 3] = [DamageKind::Flip, DamageKind::Truncate, DamageKind::Swap];
 
 fn damage_name(i: &Injection) -> &'static str {
@@ -156,7 +161,7 @@ fn every_injection_is_caught_by_verify_and_never_restored_silently() {
     for n in 0..count {
         let kind = KINDS[n % KINDS.len()];
         let candidates = &by_kind[kind];
-        let allowed: &[DamageKind] = if kind == "manifest" {
+        let allowed: &[DamageKind] = if kind == "manifest" || kind == "summary" {
             &NOT_DELETE
         } else {
             &DamageKind::ALL
@@ -188,7 +193,8 @@ fn every_injection_is_caught_by_verify_and_never_restored_silently() {
         }
 
         let first_of_its_sort = restored_kinds.insert((kind, damage_name(&injection)));
-        if n % restore_every == 0 || first_of_its_sort {
+        // Every `restore_every`-th round of the kinds, so that each kind gets its share.
+        if (n / KINDS.len()).is_multiple_of(restore_every) || first_of_its_sort {
             row[2] += 1;
             let (out, expected) = if kind == "segment" || kind == "index" {
                 (

@@ -176,8 +176,8 @@ fn a_drill_into_a_given_target_refuses_one_that_is_not_empty() {
 }
 
 /// Rewrites the first chunk of `shop.orders` without its last row and makes the manifest agree
-/// (file size and SHA-256, chunk and table row counts), so `verify` finds nothing wrong; only
-/// the content fingerprint still tells.
+/// (file size and SHA-256, chunk and table row counts) and drops the summary, so `verify` finds
+/// nothing wrong; only the content fingerprint still tells.
 fn drop_a_row_consistently(repo: &Repo, id: &str) {
     let manifest_path = repo.path().join(format!("backups/{id}/manifest"));
     let mut manifest: serde_json::Value =
@@ -215,13 +215,15 @@ fn drop_a_row_consistently(repo: &Repo, id: &str) {
         .unwrap();
     entry["sha256"] = sha.into();
     entry["size"] = size.into();
-    // Without its own checksum, as a manifest written before it (the forger drops it).
+    // Without its own checksum, as a manifest written before it (the forger drops it), and
+    // without the summary that would no longer match it (as a backup written before summaries).
     manifest.as_object_mut().unwrap().remove("self_sha256");
     std::fs::write(
         &manifest_path,
         serde_json::to_vec_pretty(&manifest).unwrap(),
     )
     .unwrap();
+    std::fs::remove_file(repo.path().join(format!("backups/{id}/summary"))).unwrap();
 }
 
 #[test]

@@ -14,7 +14,11 @@
 //!   source manifest, and what was written is hashed and compared too. A mismatch aborts that
 //!   file's upload, so nothing unverified is ever visible under its name.
 //! - Commit protocol kept: the manifest is written last, under the destination's exclusive
-//!   lock; binlog segments are written before their index sidecars.
+//!   lock, then its summary (made from the manifest as written there); binlog segments are
+//!   written before their index sidecars. A backup the destination already has gets its
+//!   summary written if it lacks one.
+//! - Selection reads the source's summaries; each backup's manifest is loaded only to copy it,
+//!   one at a time.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use std::time::Instant;
 use futures::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use crate::manifest::{BackupManifest, FileEntry};
+use crate::manifest::{BackupSummary, FileEntry};
 use crate::pipeline::{read_verified, HashingSink};
 use crate::progress::Progress;
 use crate::repo::{layout, RepoLock, Repository};
@@ -85,9 +89,9 @@ pub async fn copy(
         )));
     }
     // Resolve everything before taking the lock or writing anything.
-    let manifests = select(src, selection).await?;
+    let selected = select(src, selection).await?;
     let lock = dst.lock("copy").await?;
-    let result = copy_locked(src, dst, &lock, &manifests, selection, progress).await;
+    let result = copy_locked(src, dst, &lock, &selected, selection, progress).await;
     let released = lock.release().await;
     let mut report = result?;
     released?;
@@ -95,30 +99,32 @@ pub async fn copy(
     Ok(report)
 }
 
-async fn select(src: &Repository, selection: &CopySelection) -> Result<Vec<BackupManifest>> {
+/// The summaries of the selected backups, oldest first for `all`, in the order given otherwise.
+async fn select(src: &Repository, selection: &CopySelection) -> Result<Vec<BackupSummary>> {
     if selection.all {
-        return src.list_backups().await;
+        return src.list_summaries().await;
     }
     if selection.backups.is_empty() && !selection.binlog {
         return Err(Error::usage(
             "name the backups to copy (ids or `latest`), or pass --all",
         ));
     }
-    let mut out: Vec<BackupManifest> = Vec::new();
+    let mut out: Vec<BackupSummary> = Vec::new();
     for which in &selection.backups {
-        let m = src.resolve(which).await?;
-        if !out.iter().any(|o| o.id == m.id) {
-            out.push(m);
+        let s = src.resolve_summary(which).await?;
+        if !out.iter().any(|o| o.id == s.id) {
+            out.push(s);
         }
     }
     Ok(out)
 }
 
+/// Copies the backups `selected` that the destination lacks, one manifest in memory at a time.
 async fn copy_locked(
     src: &Repository,
     dst: &Repository,
     lock: &RepoLock,
-    manifests: &[BackupManifest],
+    selected: &[BackupSummary],
     selection: &CopySelection,
     progress: Arc<dyn Progress>,
 ) -> Result<CopyReport> {
@@ -128,25 +134,40 @@ async fn copy_locked(
         ..CopyReport::default()
     };
     let mut todo = Vec::new();
-    for m in manifests {
+    for s in selected {
         if dst
             .storage()
-            .stat(&layout::manifest_path(&m.id))
+            .stat(&layout::manifest_path(&s.id))
             .await?
             .is_some()
         {
-            report.skipped.push(m.id.clone());
+            // Copied before, perhaps by a holdfast that wrote no summaries.
+            let lacks = match dst.load_summary(&s.id).await {
+                Ok(found) => found.is_none(),
+                Err(e) if e.kind() == ErrorKind::Integrity => true,
+                Err(e) if e.kind() == ErrorKind::RepoInvalid => false,
+                Err(e) => return Err(e),
+            };
+            if lacks {
+                let summary = dst.derive_summary(&s.id).await?;
+                dst.write_summary(lock, &summary).await?;
+            }
+            report.skipped.push(s.id.clone());
         } else {
-            todo.push(m);
+            todo.push(s);
         }
     }
-    let total: u64 = todo.iter().map(|m| m.stored_bytes()).sum();
+    let total: u64 = todo.iter().map(|s| s.stored_bytes).sum();
     progress.phase("copy", total, "bytes");
-    for m in todo {
+    for s in todo {
+        // The source manifest itself: what every file is checked against, and what is
+        // committed (with its summary) at the destination.
+        let m = src.load_manifest(&s.id).await?;
         let outcomes = stream::iter(m.files.iter())
             .map(|entry| {
                 let progress = progress.clone();
-                async move { copy_file(src, dst, &m.id, entry, &*progress).await }
+                let id = &m.id;
+                async move { copy_file(src, dst, id, entry, &*progress).await }
             })
             .buffer_unordered(PARALLEL_FILES)
             .try_collect::<Vec<_>>()
@@ -160,7 +181,7 @@ async fn copy_locked(
                 Outcome::Kept => report.files_kept += 1,
             }
         }
-        dst.commit(lock, m).await?;
+        dst.commit(lock, &m).await?;
         tracing::info!(backup = m.id, "copied");
         report.copied.push(m.id.clone());
     }

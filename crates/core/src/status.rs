@@ -670,9 +670,9 @@ fn assess_servers(
 
 /// Reads the inputs of [`assess`] from an opened repository (with its key, if encrypted).
 pub async fn gather(repo: &Repository) -> Result<Inputs> {
-    let manifests = repo.list_backups().await?;
+    let summaries = repo.list_summaries().await?;
     let drills = crate::drill::status::statuses(&crate::drill::list_records(repo).await?);
-    let backups = manifests
+    let backups = summaries
         .iter()
         .map(|m| BackupFacts {
             id: m.id.clone(),

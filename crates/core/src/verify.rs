@@ -5,7 +5,8 @@
 //! manifest's row counts and fingerprints without a server; a physical backup's files are
 //! decompressed end to end. An incremental physical backup is only as good as its chain, so the
 //! whole chain is checked: every ancestor's manifest must exist and link up (each starts at the
-//! LSN its parent ended at), and every ancestor's files are verified too. Problems are
+//! LSN its parent ended at), and every ancestor's files are verified too. The backup's summary
+//! must describe its manifest (missing is fine: readers then use the manifest). Problems are
 //! collected, not short-circuited, so one run names every missing or corrupt file.
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use crate::engine::physical::chain::check_link;
 use crate::manifest::{BackupManifest, ChunkEntry, FileEntry, Fingerprint};
 use crate::pipeline::{read_verified, Decompressor};
 use crate::progress::Progress;
-use crate::repo::{layout, Repository};
+use crate::repo::{layout, Repository, SummaryState};
 use crate::storage::Storage;
 use crate::{ErrorKind, Result};
 
@@ -27,7 +28,7 @@ use crate::{ErrorKind, Result};
 pub struct Problem {
     /// Repository path of the file.
     pub path: String,
-    /// `missing`, `corrupt`, `rows`, `chain`.
+    /// `missing`, `corrupt`, `rows`, `chain`, `summary`.
     pub kind: String,
     pub detail: String,
 }
@@ -42,6 +43,9 @@ pub struct VerifyReport {
     #[serde(rename = "checked_bytes")]
     pub bytes: u64,
     pub deep: bool,
+    /// How the backup's summary (`backups/<id>/summary`) compares with its manifest; anything
+    /// but `matches` or `missing` is also a problem.
+    pub summary: SummaryState,
     pub problems: Vec<Problem>,
 }
 
@@ -66,6 +70,18 @@ pub async fn verify_backup(
     for m in &all {
         problems.extend(verify_files(repo, m, deep, progress.clone()).await?);
     }
+    let summary = repo.check_summary_of(manifest).await?;
+    if !summary.is_sound() {
+        problems.push(Problem {
+            path: layout::summary_path(&manifest.id),
+            kind: "summary".into(),
+            detail: format!(
+                "the summary {}; listings show what it says: delete it (holdfast then reads the \
+                 manifest) and run `holdfast cleanup` to write it again",
+                summary.describe()
+            ),
+        });
+    }
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(VerifyReport {
         backup_id: manifest.id.clone(),
@@ -73,6 +89,7 @@ pub async fn verify_backup(
         files: all.iter().map(|m| m.files.len()).sum(),
         bytes: total,
         deep,
+        summary,
         problems,
     })
 }

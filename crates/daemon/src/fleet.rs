@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use holdfast::manifest::{BackupManifest, DrillRecord, PinRecord};
+use holdfast::manifest::{BackupSummary, DrillRecord, PinRecord};
 use time::OffsetDateTime;
 
 /// Every repository's view.
@@ -153,7 +153,8 @@ pub struct ArchiveFacts {
     pub range: Option<(OffsetDateTime, OffsetDateTime)>,
 }
 
-/// What the API lists of a backup (the manifest without its file and table lists).
+/// What the API lists of a backup (from its summary: the manifest without its file and table
+/// lists).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackupFacts {
     pub id: String,
@@ -172,13 +173,13 @@ pub struct BackupFacts {
 }
 
 impl BackupFacts {
-    pub fn of(m: &BackupManifest, server: Option<String>) -> BackupFacts {
+    pub fn of(m: &BackupSummary, server: Option<String>) -> BackupFacts {
         BackupFacts {
             id: m.id.clone(),
             kind: kind_of(m),
             started: m.started,
             finished: m.finished,
-            size_bytes: m.files.iter().map(|f| f.size).sum(),
+            size_bytes: m.stored_bytes,
             gtid: m.consistent_point.gtid_set.clone(),
             consistent_time: m.consistent_point.time,
             partial: m.is_partial(),
@@ -189,7 +190,7 @@ impl BackupFacts {
 }
 
 /// `logical`, `physical` or `incremental`.
-pub fn kind_of(m: &BackupManifest) -> &'static str {
+pub fn kind_of(m: &BackupSummary) -> &'static str {
     match &m.physical {
         Some(p) if p.parent.is_some() => "incremental",
         Some(_) => "physical",

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use holdfast::manifest::BackupSummary;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use time::OffsetDateTime;
@@ -223,7 +224,8 @@ pub async fn refresh_repository(
     who: &Attribution,
 ) -> holdfast::Result<(RepositoryFacts, RepositoryView)> {
     let repo = crate::repos::open(cfg).await?;
-    let manifests = repo.list_backups().await?;
+    // Summaries: a refresh every 30 s must not decode every table of every backup.
+    let summaries = repo.list_summaries().await?;
     let drills = holdfast::drill::list_records(&repo).await?;
     let inputs = holdfast::status::gather(&repo).await?;
     let pins = holdfast::retention::pins(&repo).await?;
@@ -235,7 +237,7 @@ pub async fn refresh_repository(
     let repository = cfg.name.clone();
     let mut facts = RepositoryFacts::default();
 
-    let sources: Vec<(String, Source)> = manifests
+    let sources: Vec<(String, Source)> = summaries
         .iter()
         .map(|m| {
             (
@@ -248,7 +250,7 @@ pub async fn refresh_repository(
         })
         .collect();
     let owners = who.backups(&sources);
-    let by_id: BTreeMap<&str, Option<&String>> = manifests
+    let by_id: BTreeMap<&str, Option<&String>> = summaries
         .iter()
         .zip(&owners)
         .map(|(m, o)| (m.id.as_str(), o.as_ref()))
@@ -256,10 +258,9 @@ pub async fn refresh_repository(
 
     // Per server: the newest complete backup per engine (its time and duration), the newest
     // backup's size.
-    let mut newest: BTreeMap<(&String, &str), &holdfast::manifest::BackupManifest> =
-        BTreeMap::new();
-    let mut newest_any: BTreeMap<&String, &holdfast::manifest::BackupManifest> = BTreeMap::new();
-    for (m, owner) in manifests.iter().zip(&owners) {
+    let mut newest: BTreeMap<(&String, &str), &BackupSummary> = BTreeMap::new();
+    let mut newest_any: BTreeMap<&String, &BackupSummary> = BTreeMap::new();
+    for (m, owner) in summaries.iter().zip(&owners) {
         let t = ts(m.finished);
         facts.newest_backup = Some(facts.newest_backup.map_or(t, |n| n.max(t)));
         let Some(server) = owner else { continue };
@@ -286,18 +287,14 @@ pub async fn refresh_repository(
             .set((m.finished - m.started).as_seconds_f64());
     }
     for (server, m) in &newest_any {
-        let last: u64 = m.files.iter().map(|f| f.size).sum();
+        let last: u64 = m.stored_bytes;
         gauge!("holdfast_backup_size_bytes", "server" => server.to_string(), "repository" => repository.clone())
             .set(last as f64);
     }
-    let size: u64 = manifests
-        .iter()
-        .flat_map(|m| m.files.iter())
-        .map(|f| f.size)
-        .sum();
+    let size: u64 = summaries.iter().map(|m| m.stored_bytes).sum();
     facts.size_bytes = size;
     gauge!("holdfast_repository_size_bytes", "repository" => repository.clone()).set(size as f64);
-    gauge!("holdfast_backups", "repository" => repository.clone()).set(manifests.len() as f64);
+    gauge!("holdfast_backups", "repository" => repository.clone()).set(summaries.len() as f64);
 
     // The binlog archive and the recoverable window: the archiving server's.
     let attributed: Vec<(Source, Option<String>)> = sources
@@ -360,7 +357,7 @@ pub async fn refresh_repository(
         })
         .collect();
 
-    let mut backups: Vec<BackupFacts> = manifests
+    let mut backups: Vec<BackupFacts> = summaries
         .iter()
         .zip(&owners)
         .map(|(m, owner)| BackupFacts::of(m, owner.clone()))

@@ -8,7 +8,8 @@
 //! written before its index entry (only while no stream runs: a running stream owns the
 //! archive's tail and removes its own debris when it starts); and what a killed compaction
 //! left: data objects no index entry names, numbered up to the archive's newest (while no
-//! compaction runs).
+//! compaction runs). Also writes the summary of every committed backup that lacks one (written
+//! before summaries existed, or a crash right after its manifest) or whose summary is unreadable.
 
 use std::process::ExitCode;
 
@@ -62,11 +63,12 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         let archive = holdfast::binlog::archive::Archive::new(repo.storage().clone());
         let compaction =
             holdfast::binlog::compact::compaction_debris(&archive, args.dry_run).await?;
-        Ok::<_, holdfast::Error>((orphans, uploads, expired, stream, compaction))
+        let summaries = repo.write_missing_summaries(&lock, args.dry_run).await?;
+        Ok::<_, holdfast::Error>((orphans, uploads, expired, stream, compaction, summaries))
     }
     .await;
     lock.release().await?;
-    let (orphans, uploads, expired, stream, compaction) = swept?;
+    let (orphans, uploads, expired, stream, compaction, summaries) = swept?;
     if global.json {
         print_json(&json!({
             "dry_run": args.dry_run,
@@ -81,6 +83,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 "removed": compaction.as_deref().unwrap_or_default(),
                 "skipped_compaction_running": compaction.is_none(),
             },
+            "summaries_written": summaries,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -93,6 +96,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         && expired.is_empty()
         && stream_objects.is_empty()
         && compaction_objects.is_empty()
+        && summaries.is_empty()
     {
         outln!("nothing to clean up in {}", repo.storage().location());
     }
@@ -132,6 +136,12 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     }
     if stream.is_none() {
         outln!("kept the binlog archive's tail: a binlog stream is running (it removes its own debris when it starts)");
+    }
+    for id in &summaries {
+        outln!(
+            "{} the missing summary of backup {id} (from its manifest)",
+            verb("wrote", "would write")
+        );
     }
     for p in &expired.pins {
         outln!(

@@ -125,24 +125,21 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         return finish_one(global, record);
     }
     let many = args.all_unverified || args.sample.is_some();
-    let manifests = if many {
+    let ids = if many {
         let ids = repo.backup_ids().await?;
         let records = list_records(&repo).await?;
-        let chosen = select_unverified(&ids, &records, args.sample);
-        let mut out = Vec::new();
-        for id in chosen {
-            out.push(repo.load_manifest(&id).await?);
-        }
-        out
+        select_unverified(&ids, &records, args.sample)
     } else {
         vec![
-            repo.resolve(args.backup.as_deref().unwrap_or("latest"))
+            repo.resolve_id(args.backup.as_deref().unwrap_or("latest"))
                 .await?,
         ]
     };
     let mut records = Vec::new();
-    for manifest in &manifests {
-        let record = run_drill(&repo, manifest, &opts, progress(global)).await?;
+    // One manifest in memory at a time.
+    for id in &ids {
+        let manifest = repo.load_manifest(id).await?;
+        let record = run_drill(&repo, &manifest, &opts, progress(global)).await?;
         if !global.json {
             print_record(&record);
         }
@@ -164,16 +161,17 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     })
 }
 
-/// The newest complete logical backup (what `--chain` proves by default).
+/// The newest complete logical backup (what `--chain` proves by default), chosen from the
+/// summaries; its manifest is loaded (the proof checks every table it lists).
 async fn newest_logical(
     repo: &holdfast::repo::Repository,
 ) -> Result<holdfast::manifest::BackupManifest> {
-    let backups = repo.list_backups().await?;
+    let backups = repo.list_summaries().await?;
     match backups
         .into_iter()
         .rfind(|b| !b.is_physical() && !b.is_partial())
     {
-        Some(b) => Ok(b),
+        Some(b) => Ok(repo.load_manifest(&b.id).await?),
         None => bail!(holdfast::Error::usage(
             "the repository has no complete logical backup: the chain proof compares one \
              with the backup before it plus the archive"

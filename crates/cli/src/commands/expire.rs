@@ -1,6 +1,7 @@
 //! `holdfast expire`: apply a retention policy (flags, or the one stored with `holdfast policy
-//! set`). `--dry-run` prints the plan and changes nothing; otherwise the plan is made and
-//! carried out under the exclusive lock (see `holdfast::retention` for the order of deletion).
+//! set`). `--dry-run` prints the plan, made from the backups' summaries, and changes nothing;
+//! otherwise the plan is made from the manifests (a few at a time) and carried out under the
+//! exclusive lock (see `holdfast::retention` for the order of deletion).
 
 use std::process::ExitCode;
 
@@ -8,7 +9,7 @@ use anyhow::Result;
 use holdfast::manifest::PolicySpec;
 use holdfast::progress::Progress;
 use holdfast::repo::{RepoLock, Repository};
-use holdfast::retention::{self, ExpireReport, Plan, Policy};
+use holdfast::retention::{self, ExpireReport, Plan, Policy, SummaryMismatch};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -86,6 +87,8 @@ pub struct Outcome {
     pub spec: PolicySpec,
     pub plan: Plan,
     pub report: Option<ExpireReport>,
+    /// Backups whose summary did not describe their manifest (the plan used the manifest).
+    pub summary_mismatches: Vec<SummaryMismatch>,
 }
 
 /// The policy to apply: the rule flags when any is given, else the stored policy (with
@@ -118,6 +121,7 @@ pub async fn expire(
             spec,
             plan,
             report: None,
+            summary_mismatches: Vec::new(),
         });
     }
     let lock = repo.lock("expire").await?;
@@ -145,19 +149,22 @@ pub async fn expire(
                 debris.pins.len()
             ));
         }
-        let (plan, segments) = retention::plan(repo, policy, now).await?;
+        // From the manifests, not the summaries the dry run reads: a damaged summary must not
+        // decide a deletion.
+        let (plan, segments, mismatches) = retention::plan_checked(repo, policy, now).await?;
         let report = retention::execute(repo, &lock, &plan, &segments, progress).await?;
-        Ok::<_, holdfast::Error>((plan, report))
+        Ok::<_, holdfast::Error>((plan, report, mismatches))
     }
     .await;
     let released = compaction.release().await;
     lock.release().await?;
     released?;
-    let (plan, report) = done?;
+    let (plan, report, summary_mismatches) = done?;
     Ok(Outcome {
         spec,
         plan,
         report: Some(report),
+        summary_mismatches,
     })
 }
 
@@ -190,6 +197,7 @@ pub fn to_json(o: &Outcome) -> Value {
         "segments_removed": p.removed_ranges().map(|r| r.segments).sum::<usize>(),
         "segment_bytes_freed": p.segment_bytes_freed(),
         "seconds": o.report.as_ref().map(|r| r.seconds),
+        "summary_mismatches": o.summary_mismatches,
     })
 }
 
@@ -277,5 +285,14 @@ pub fn print_text(o: &Outcome) {
     );
     for w in &p.warnings {
         eprintln!("warning: {w}");
+    }
+    for m in &o.summary_mismatches {
+        eprintln!(
+            "warning: the summary of backup {} {}; planned from its manifest instead (`holdfast \
+             verify {}` reports it)",
+            m.backup,
+            m.summary.describe(),
+            m.backup
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! `holdfast info [ID|latest]`: the repository, or one backup in detail.
+//! `holdfast info [ID|latest]`: the repository (from the backups' summaries: no manifest is
+//! read), or one backup in detail (its manifest, every table listed).
 
 use std::process::ExitCode;
 
@@ -22,8 +23,8 @@ pub struct Args {
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let repo = args.repo.open().await?;
     let Some(which) = args.backup else {
-        let backups = repo.list_backups().await?;
-        let stored: u64 = backups.iter().map(|m| m.stored_bytes()).sum();
+        let backups = repo.list_summaries().await?;
+        let stored: u64 = backups.iter().map(|m| m.stored_bytes).sum();
         let window = holdfast::recovery::window(&repo).await?;
         let policy = holdfast::retention::load_policy(&repo).await?;
         let pins = holdfast::retention::pins(&repo).await?;

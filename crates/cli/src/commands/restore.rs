@@ -17,8 +17,8 @@ use holdfast::engine::physical::{run_physical_restore, PhysicalRestoreOptions, S
 use holdfast::manifest::BackupManifest;
 use holdfast::recovery::plan::parse_time;
 use holdfast::recovery::{
-    check_planned_segments, plan_for, recover, replay_planned, BaseEngine, BaseRule, ReplayOptions,
-    ReplayPath, Target,
+    check_planned_segments, plan_for, recover, replay_planned, BaseEngine, BaseRule, Planned,
+    ReplayOptions, ReplayPath, Target,
 };
 use holdfast::repo::Repository;
 
@@ -249,8 +249,12 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
         keep_binlog: args.keep_binlog,
     };
     let rule = args.base_rule()?;
-    let (plan, segments) = plan_for(&repo, point, &rule).await?;
-    let manifest = repo.load_manifest(&plan.base).await?;
+    // The base's manifest, checked against the summary the plan was made from.
+    let Planned {
+        plan,
+        segments,
+        base: manifest,
+    } = plan_for(&repo, point, &rule).await?;
     let report = if manifest.is_physical() {
         let Some(datadir) = args.datadir.clone() else {
             bail!(holdfast::Error::usage(format!(

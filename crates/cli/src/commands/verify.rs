@@ -39,22 +39,26 @@ pub struct Args {
 
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let repo = args.repo.open().await?;
-    let manifests = if args.all {
-        repo.list_backups().await?
+    // One manifest in memory at a time: a backup of 100,000 tables has a manifest of tens of MB.
+    let ids = if args.all {
+        repo.backup_ids().await?
     } else {
         vec![
-            repo.resolve(args.backup.as_deref().unwrap_or("latest"))
+            repo.resolve_id(args.backup.as_deref().unwrap_or("latest"))
                 .await?,
         ]
     };
     let mut reports = Vec::new();
-    for m in &manifests {
-        reports.push(verify_backup(&repo, m, args.deep, progress(global)).await?);
+    let mut newest = None;
+    for id in &ids {
+        let m = repo.load_manifest(id).await?;
+        reports.push(verify_backup(&repo, &m, args.deep, progress(global)).await?);
+        newest = Some(base_candidate(&m)?);
     }
-    let scope = match (&args.backup, args.all) {
-        (_, true) => Some(ArchiveScope::All),
-        (None, false) => Some(ArchiveScope::From(base_candidate(&manifests[0])?)),
-        (Some(_), false) => None,
+    let scope = match (&args.backup, args.all, newest) {
+        (_, true, _) => Some(ArchiveScope::All),
+        (None, false, Some(base)) => Some(ArchiveScope::From(base)),
+        _ => None,
     };
     let archive = match scope {
         Some(scope) => Some(

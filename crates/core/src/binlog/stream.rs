@@ -467,7 +467,7 @@ impl Session<'_> {
         // partial backup is no base for what follows the hole).
         let newest = self
             .repo
-            .list_backups()
+            .list_summaries()
             .await?
             .into_iter()
             .rev()
@@ -1091,7 +1091,7 @@ impl SegmentWriter {
             None => {
                 // A partial backup is never a recovery base: start where a complete one is.
                 let newest = repo
-                    .list_backups()
+                    .list_summaries()
                     .await?
                     .into_iter()
                     .rev()

@@ -23,10 +23,11 @@ use super::{assemble, failed, passed, write_record, DrillOptions, Outcome};
 use crate::binlog::gtid::{Gtid, GtidPos, MysqlGtid};
 use crate::engine::logical::restore::load_schema;
 use crate::manifest::{
-    BackupManifest, DrillCheck, DrillKind, DrillRange, DrillRecord, DrillServer, SegmentIndex,
+    BackupHead, BackupManifest, DrillCheck, DrillKind, DrillRange, DrillRecord, DrillServer,
+    SegmentIndex,
 };
 use crate::progress::Progress;
-use crate::recovery::{base_candidate, plan_for, BaseEngine, BaseRule, Target};
+use crate::recovery::{base_candidate, plan_for, BaseEngine, BaseRule, Planned, Target};
 use crate::repo::Repository;
 use crate::{Error, Result};
 
@@ -35,25 +36,22 @@ const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performance_sc
 
 /// The backup the chain proof starts from: the newest complete logical backup with a binlog
 /// position whose consistent point is before `n`'s and whose position `n`'s includes.
-pub fn previous_base<'a>(
-    n: &BackupManifest,
+pub fn previous_base<'a, B: BackupHead>(
+    n: &impl BackupHead,
     n_pos: &GtidPos,
-    backups: &'a [BackupManifest],
-) -> Result<Option<&'a BackupManifest>> {
-    let mut best: Option<&BackupManifest> = None;
+    backups: &'a [B],
+) -> Result<Option<&'a B>> {
+    let key = |b: &'a B| (b.consistent_point().time, b.backup_id());
+    let n_key = (n.consistent_point().time, n.backup_id());
+    let mut best: Option<&B> = None;
     for b in backups {
-        if b.id == n.id || b.is_physical() || b.is_partial() {
+        if b.backup_id() == n.backup_id() || b.is_physical() || b.is_partial() {
             continue;
         }
         let Some(pos) = base_candidate(b)?.gtid else {
             continue;
         };
-        let earlier = (b.consistent_point.time, &b.id) < (n.consistent_point.time, &n.id);
-        if earlier
-            && n_pos.includes(&pos)
-            && best
-                .is_none_or(|x| (x.consistent_point.time, &x.id) < (b.consistent_point.time, &b.id))
-        {
+        if key(b) < n_key && n_pos.includes(&pos) && best.is_none_or(|x| key(x) < key(b)) {
             best = Some(b);
         }
     }
@@ -129,7 +127,7 @@ pub async fn run_chain_drill(
         )));
     };
     let started = OffsetDateTime::now_utc();
-    let backups = repo.list_backups().await?;
+    let backups = repo.list_summaries().await?;
     let Some(prev) = previous_base(n, &n_pos, &backups)? else {
         return Err(Error::usage(format!(
             "no complete logical backup with a binlog position precedes backup {} in the same \
@@ -207,7 +205,11 @@ pub async fn run_chain_drill(
             "proving the chain from backup {} to backup {} ({target})",
             prev.id, n.id
         ));
-        let (plan, segments) = match plan_for(repo, target, &rule).await {
+        let Planned {
+            plan,
+            segments,
+            base,
+        } = match plan_for(repo, target, &rule).await {
             Ok(p) => p,
             Err(e) if is_archive_failure(&e) => {
                 let record = archive_failed(e.to_string(), range);
@@ -227,13 +229,13 @@ pub async fn run_chain_drill(
         };
         let exact = predicted == n_pos;
         if exact || chosen.is_none() {
-            chosen = Some((target, plan, segments, predicted));
+            chosen = Some((target, plan, segments, predicted, base));
         }
         if exact {
             break;
         }
     }
-    let (target, plan, segments, predicted) = chosen.expect("at least one goal");
+    let (target, plan, segments, predicted, base) = chosen.expect("at least one goal");
     range.target = target.to_string();
     range.segments = plan.segment_count();
     let mut checks = Vec::new();
@@ -261,6 +263,9 @@ pub async fn run_chain_drill(
         )
     });
 
+    // `prev`'s manifest, checked against the summary it was chosen by.
+    let prev = &base;
+    range.from_time = prev.consistent_point.time;
     let mut sandbox = start_sandbox(prev, opts, &progress).await?;
     let conn_cfg = sandbox.connection()?;
     let result = async {

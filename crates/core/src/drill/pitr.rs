@@ -22,7 +22,7 @@ use crate::manifest::{DrillKind, DrillRange, DrillRecord, DrillServer, SegmentIn
 use crate::progress::Progress;
 use crate::recovery::fast::{planned_pieces, until_position};
 use crate::recovery::{
-    check_planned_segments, plan_for, window, BaseEngine, BaseRule, RecoveryPlan, Target,
+    check_planned_segments, plan_for, window, BaseEngine, BaseRule, Planned, RecoveryPlan, Target,
 };
 use crate::repo::Repository;
 use crate::{Error, ErrorKind, Result};
@@ -129,8 +129,11 @@ pub async fn run_pitr_drill(
         None,
         "a point-in-time drill restores a logical base into its throwaway server",
     );
-    let (plan, segments) = plan_for(repo, target, &rule).await?;
-    let base = repo.load_manifest(&plan.base).await?;
+    let Planned {
+        plan,
+        segments,
+        base,
+    } = plan_for(repo, target, &rule).await?;
     progress.note(&format!(
         "drilling a recovery to {target} from backup {}",
         base.id

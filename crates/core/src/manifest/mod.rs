@@ -3,6 +3,8 @@
 //! - [`RepoConfig`]: `holdfast.repo`, written by `init`, rewritten only to re-wrap the data key;
 //!   with [`EncryptionConfig`] when the repository is encrypted.
 //! - [`BackupManifest`]: `backups/<id>/manifest`, written last: the backup's commit point.
+//! - [`BackupSummary`]: `backups/<id>/summary`, written right after it: the manifest without
+//!   its table and file lists (their totals instead), what listing a repository reads.
 //! - [`LockRecord`]: `locks/<name>.lock`, the owner and expiry of a repository lock.
 //! - [`SegmentIndex`]: `binlog/index/<seq>.json`, one archived binlog segment, written after its data.
 //! - [`StreamStatus`]: `binlog/stream-status.json`, the binlog streamer's heartbeat record.
@@ -22,6 +24,7 @@ mod physical;
 mod retention;
 mod schema;
 mod stream_status;
+mod summary;
 
 use std::collections::BTreeMap;
 
@@ -36,6 +39,7 @@ pub use physical::*;
 pub use retention::*;
 pub use schema::*;
 pub use stream_status::*;
+pub use summary::*;
 
 /// The newest repository format this build reads, and the one it writes: `holdfast.repo` carries
 /// [`DescriptorAuth`] (plain or encrypted).
@@ -428,11 +432,11 @@ impl BackupScope {
 impl BackupManifest {
     /// The parent of an incremental physical backup.
     pub fn parent(&self) -> Option<&str> {
-        self.physical.as_ref().and_then(|p| p.parent.as_deref())
+        BackupHead::parent(self)
     }
 
     pub fn is_physical(&self) -> bool {
-        self.engine == "physical"
+        BackupHead::is_physical(self)
     }
 
     /// Whether the backup holds only part of the server (taken with filters). A manifest
@@ -440,17 +444,13 @@ impl BackupManifest {
     /// one is complete by nature, a logical one is taken as complete (nothing recorded says
     /// otherwise; `list` and `info` show it as `full (assumed)`).
     pub fn is_partial(&self) -> bool {
-        self.scope.as_ref().is_some_and(|s| !s.complete)
+        BackupHead::is_partial(self)
     }
 
     /// The scope for people: `full`, `partial: databases app`, or `full (assumed)` for a
     /// logical backup whose manifest predates the record.
     pub fn scope_description(&self) -> String {
-        match &self.scope {
-            Some(scope) => scope.describe(),
-            None if self.is_physical() => "full".to_string(),
-            None => "full (assumed)".to_string(),
-        }
+        BackupHead::scope_description(self)
     }
 
     /// Whether any chunk is a segment of a pack (manifest format 2).

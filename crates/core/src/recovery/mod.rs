@@ -19,7 +19,7 @@ use crate::binlog::apply::{Applier, ApplyOptions, ApplyReport, Stop};
 use crate::binlog::archive::Archive;
 use crate::binlog::gtid::GtidPos;
 use crate::engine::logical::restore::{run_restore, RestoreOptions, RestoreReport};
-use crate::manifest::{BackupManifest, SegmentIndex};
+use crate::manifest::{BackupHead, BackupManifest, BackupSummary, SegmentIndex};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::source::conn::ConnectionConfig;
@@ -91,36 +91,37 @@ pub struct RecoveryReport {
     pub seconds: f64,
 }
 
-/// The planner's view of a backup.
-pub fn base_candidate(manifest: &BackupManifest) -> Result<BaseCandidate> {
-    let cp = &manifest.consistent_point;
+/// The planner's view of a backup (from its manifest or its summary).
+pub fn base_candidate(backup: &impl BackupHead) -> Result<BaseCandidate> {
+    let cp = backup.consistent_point();
     let gtid = if cp.binlog_file.is_empty() {
         None
     } else {
         Some(cp.gtid_set.parse::<GtidPos>().map_err(|e| {
             Error::integrity(format!(
                 "backup {} records an unreadable GTID position `{}`: {e}",
-                manifest.id, cp.gtid_set
+                backup.backup_id(),
+                cp.gtid_set
             ))
         })?)
     };
     Ok(BaseCandidate {
-        id: manifest.id.clone(),
+        id: backup.backup_id().to_string(),
         gtid,
         time: cp.time,
-        engine: if manifest.is_physical() {
+        engine: if backup.is_physical() {
             BaseEngine::Physical
         } else {
             BaseEngine::Logical
         },
-        partial: manifest.is_partial().then(|| manifest.scope_description()),
+        partial: backup.is_partial().then(|| backup.scope_description()),
     })
 }
 
-/// The recoverable window of the repository (see [`Window`]).
+/// The recoverable window of the repository (see [`Window`]), from the backups' summaries.
 pub async fn window(repo: &Repository) -> Result<Window> {
     let bases = repo
-        .list_backups()
+        .list_summaries()
         .await?
         .iter()
         .map(base_candidate)
@@ -134,24 +135,69 @@ pub async fn window(repo: &Repository) -> Result<Window> {
     Ok(window)
 }
 
+/// A recovery plan, the segments it was made from, and its base's manifest.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: RecoveryPlan,
+    pub segments: Vec<SegmentIndex>,
+    /// The manifest of `plan.base`, checked against the summary the plan was made from.
+    pub base: BackupManifest,
+}
+
 /// Plans a recovery from what the repository holds, with the base chosen by `rule` (nothing is
 /// changed).
-pub async fn plan_for(
-    repo: &Repository,
-    target: Target,
-    rule: &BaseRule,
-) -> Result<(RecoveryPlan, Vec<SegmentIndex>)> {
-    let manifests = repo.list_backups().await?;
-    let bases = manifests
-        .iter()
-        .map(base_candidate)
-        .collect::<Result<Vec<_>>>()?;
+///
+/// The plan is made from the backups' summaries, then the chosen base's manifest is loaded and
+/// must summarise to what the plan used; if it does not (a damaged or stale summary), the
+/// manifest's facts replace the summary's and the plan is made again. When no base fits, every
+/// backup's facts are re-derived from its manifest (a few at a time) before giving up, so a
+/// damaged summary can neither choose a base nor rule one out.
+pub async fn plan_for(repo: &Repository, target: Target, rule: &BaseRule) -> Result<Planned> {
+    let mut summaries = repo.list_summaries().await?;
     let archive = Archive::new(repo.storage().clone());
     let segments = archive.segments().await?;
     let complete_as_of = complete_as_of(&archive, &segments).await;
-    let plan = plan_recovery_complete_as_of(&bases, &segments, target, rule, complete_as_of)
-        .map_err(|e| name_the_window(e, &bases, &segments))?;
-    Ok((plan, segments))
+    let mut rederived = false;
+    loop {
+        let bases = summaries
+            .iter()
+            .map(base_candidate)
+            .collect::<Result<Vec<_>>>()?;
+        match plan_recovery_complete_as_of(&bases, &segments, target, rule, complete_as_of) {
+            Ok(plan) => {
+                let (base, sha) = repo.load_manifest_hashed(&plan.base).await?;
+                let derived = BackupSummary::of(&base, sha);
+                let used = summaries
+                    .iter_mut()
+                    .find(|s| s.id == plan.base)
+                    .ok_or_else(|| Error::internal("the planner chose an unknown base"))?;
+                if *used == derived {
+                    return Ok(Planned {
+                        plan,
+                        segments,
+                        base,
+                    });
+                }
+                tracing::warn!(
+                    backup = plan.base,
+                    differs = used.differences(&derived).join(", "),
+                    "the summary of the chosen base does not match its manifest (`holdfast \
+                     verify` names it); planning again from the manifest"
+                );
+                *used = derived;
+            }
+            Err(e) if e.kind() == ErrorKind::NotRecoverable && !rederived => {
+                rederived = true;
+                let checked = repo.check_summaries().await?;
+                // Missing summaries were derived from their manifests already.
+                if checked.iter().all(|c| c.state.is_sound()) && checked.len() == summaries.len() {
+                    return Err(name_the_window(e, &bases, &segments));
+                }
+                summaries = checked.into_iter().map(|c| c.derived).collect();
+            }
+            Err(e) => return Err(name_the_window(e, &bases, &segments)),
+        }
+    }
 }
 
 /// When the archive last held every event the server had written, from the stream's heartbeat
@@ -279,8 +325,11 @@ pub async fn recover(
     progress: Arc<dyn Progress>,
 ) -> Result<RecoveryReport> {
     let started = Instant::now();
-    let (plan, segments) = plan_for(repo, target, rule).await?;
-    let manifest = repo.load_manifest(&plan.base).await?;
+    let Planned {
+        plan,
+        segments,
+        base: manifest,
+    } = plan_for(repo, target, rule).await?;
     if manifest.is_physical() {
         return Err(Error::usage(format!(
             "the base for this recovery is physical backup {}: restore it into a datadir \

@@ -5,6 +5,8 @@
 //!                                     of an encrypted repository)
 //! locks/exclusive.lock                owner and expiry of the exclusive lock
 //! backups/<id>/manifest               written last: the commit point
+//! backups/<id>/summary                right after it: the manifest without its table and file
+//!                                     lists (a derived cache; optional)
 //! backups/<id>/schema.json.zst        schema objects
 //! backups/<id>/data/<db>/<table>/<n>.tsv.zst   row chunks (names percent-encoded)
 //! policy.json                         the stored retention policy (`holdfast policy set`)
@@ -22,6 +24,7 @@ pub const REPO_FILE_PREVIOUS: &str = "holdfast.repo.previous";
 pub const BACKUPS_DIR: &str = "backups/";
 pub const LOCKS_DIR: &str = "locks/";
 pub const MANIFEST: &str = "manifest";
+pub const SUMMARY: &str = "summary";
 pub const POLICY_FILE: &str = "policy.json";
 pub const PINS_DIR: &str = "pins/";
 
@@ -40,6 +43,10 @@ pub fn backup_dir(id: &str) -> String {
 
 pub fn manifest_path(id: &str) -> String {
     format!("{BACKUPS_DIR}{id}/{MANIFEST}")
+}
+
+pub fn summary_path(id: &str) -> String {
+    format!("{BACKUPS_DIR}{id}/{SUMMARY}")
 }
 
 /// A file of a backup, from its path relative to the backup directory.

@@ -4,7 +4,8 @@
 //! Commit protocol: a backup writes all its files under `backups/<id>/`, then its `manifest`
 //! last. A backup exists if and only if its manifest exists, so an interrupted backup is never
 //! listed; its files are debris ([`Repository::orphans`]) that `verify` reports and the next
-//! writer, or `holdfast cleanup`, removes while holding the exclusive lock.
+//! writer, or `holdfast cleanup`, removes while holding the exclusive lock. Right after the
+//! manifest comes its `summary` ([`BackupSummary`]): what listing reads instead of manifests.
 //!
 //! Encryption: when `holdfast.repo` carries an [`EncryptionConfig`], opening unwraps the data key
 //! first (see [`keys`]) and every later read and write goes through
@@ -17,24 +18,25 @@ pub mod descriptor;
 pub mod keys;
 pub mod layout;
 pub mod lock;
+mod summary;
 pub mod uploads;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
+use sha2::Digest;
 use time::OffsetDateTime;
 
 use crate::manifest::{
-    decode_self_checked, BackupManifest, EncryptionConfig, KeySlot, RepoConfig, MANIFEST_FORMAT,
-    REPO_FORMAT,
+    BackupManifest, BackupSummary, EncryptionConfig, KeySlot, RepoConfig, REPO_FORMAT,
 };
 use crate::storage::{EncryptedStorage, Storage};
 use crate::{Error, ErrorKind, Result};
 
 use keys::{DataKey, KeySource, NewSlot, NoKey};
 pub use lock::RepoLock;
+pub use summary::{SummaryCheck, SummaryState, MANIFEST_LOADS};
 
 /// The files of a backup that never committed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -294,39 +296,45 @@ impl Repository {
             .await
     }
 
-    /// Every committed backup, oldest first.
+    /// Every committed backup's whole manifest, oldest first, loaded [`MANIFEST_LOADS`] at a
+    /// time. Memory grows with every table of every backup: for listing, use
+    /// [`Repository::list_summaries`]; to go through the manifests, load them one by one.
     pub async fn list_backups(&self) -> Result<Vec<BackupManifest>> {
         let ids = self.backup_ids().await?;
-        try_join_all(ids.iter().map(|id| self.load_manifest(id))).await
+        futures::stream::iter(ids)
+            .map(|id| async move { self.load_manifest(&id).await })
+            .buffered(MANIFEST_LOADS)
+            .try_collect()
+            .await
     }
 
+    /// Loads and checks a backup's manifest (its own checksum, its id); a missing one is a
+    /// [`ErrorKind::NotFound`] error.
     pub async fn load_manifest(&self, id: &str) -> Result<BackupManifest> {
-        let path = layout::manifest_path(id);
-        let body = match self.storage.get(&path).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "no backup `{id}` in {}; `holdfast list` shows the backups",
-                        self.storage.location()
-                    ),
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-        let manifest: BackupManifest = decode_self_checked(
-            &body,
-            &format!("`{path}` (the manifest of backup {id})"),
-            MANIFEST_FORMAT,
-        )?;
-        if manifest.id != id {
-            return Err(Error::integrity(format!(
-                "`{path}` is the manifest of backup {} (moved or swapped): backup {id} cannot be trusted",
-                manifest.id
-            )));
+        let body = self.manifest_body(id).await?;
+        self.decode_manifest(id, &body)
+    }
+
+    /// Resolves `latest` or an id to the id of a committed backup, reading no manifest.
+    pub async fn resolve_id(&self, which: &str) -> Result<String> {
+        if which == "latest" {
+            return self
+                .backup_ids()
+                .await?
+                .pop()
+                .ok_or_else(|| self.no_backups());
         }
-        Ok(manifest)
+        layout::validate_id(which)?;
+        match self.storage.stat(&layout::manifest_path(which)).await? {
+            Some(_) => Ok(which.to_string()),
+            None => Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no backup `{which}` in {}; `holdfast list` shows the backups",
+                    self.storage.location()
+                ),
+            )),
+        }
     }
 
     /// Resolves `latest` or an id to a committed backup.
@@ -334,13 +342,7 @@ impl Repository {
         if which == "latest" {
             let ids = self.backup_ids().await?;
             let Some(id) = ids.last() else {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "{} has no backups yet; run `holdfast backup` first",
-                        self.storage.location()
-                    ),
-                ));
+                return Err(self.no_backups());
             };
             return self.load_manifest(id).await;
         }
@@ -438,12 +440,25 @@ impl Repository {
     }
 
     /// Writes the manifest: the commit point of a backup. Everything it lists must be durable.
+    /// Then its summary (`backups/<id>/summary`), a cache of the manifest: the backup is
+    /// committed once the manifest is written, so a failure to write the summary is only
+    /// logged (readers summarise a backup without one from its manifest).
     pub async fn commit(&self, lock: &RepoLock, manifest: &BackupManifest) -> Result<()> {
         lock.ensure_held().await?;
         let body = crate::manifest::encode_self_checked(manifest)?;
+        let summary = BackupSummary::of(manifest, hex::encode(sha2::Sha256::digest(&body)));
         self.storage
             .put(&layout::manifest_path(&manifest.id), Bytes::from(body))
-            .await
+            .await?;
+        if let Err(e) = self.put_summary(&summary).await {
+            tracing::warn!(
+                backup = manifest.id,
+                error = %e,
+                "the backup is committed but its summary could not be written; `holdfast \
+                 cleanup` writes it"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -2,14 +2,15 @@
 //!
 //! - [`policy`]: the decision, a pure function ([`apply`]) from backups, segments, a
 //!   [`Policy`] and "now" to a [`Plan`] with every reason.
-//! - This module: the repository side. [`plan`] gathers the facts (manifests, pins, the
-//!   archive) and applies a policy; [`execute`] removes what a plan removes; the stored policy
+//! - This module: the repository side. [`plan`] gathers the facts (the backups' summaries,
+//!   pins, the archive) and applies a policy; [`plan_checked`] does the same from the
+//!   manifests, for [`execute`]; [`execute`] removes what a plan removes; the stored policy
 //!   (`policy.json`) and pins (`pins/<id>.json`) are read and written here.
 //!
 //! Deletion is crash safe in the order that keeps the repository consistent at every instant:
-//! a backup's manifest goes first (the backup stops existing; its files are debris that
-//! `cleanup` and the next backup remove), then its files, then its pin; incrementals before
-//! the backups they are built on. Binlog segments go oldest first, each index entry (the
+//! a backup's manifest goes first (the backup stops existing; its files, summary included, are
+//! debris that `cleanup` and the next backup remove), then its summary, its files, its pin;
+//! incrementals before the backups they are built on. Binlog segments go oldest first, each index entry (the
 //! segment's commit point) before its data object, in batches; a data object left behind is
 //! found by [`expired_segment_debris`]. Everything runs under the exclusive lock, so no backup,
 //! copy into the repository or cleanup runs at the same time; a running `binlog stream` only
@@ -28,12 +29,12 @@ use crate::binlog::archive::{Archive, DATA_DIR};
 use crate::drill::list_records;
 use crate::drill::status::{status_of, statuses, DrillStatus};
 use crate::manifest::{
-    decode_versioned, BackupManifest, PinRecord, PolicySpec, SegmentIndex, StoredPolicy,
-    PIN_FORMAT, POLICY_FORMAT,
+    decode_versioned, BackupSummary, PinRecord, PolicySpec, SegmentIndex, StoredPolicy, PIN_FORMAT,
+    POLICY_FORMAT,
 };
 use crate::progress::Progress;
 use crate::recovery::base_candidate;
-use crate::repo::{layout, RepoLock, Repository};
+use crate::repo::{layout, RepoLock, Repository, SummaryState};
 use crate::{Error, ErrorKind, Result};
 
 pub use policy::{
@@ -137,7 +138,7 @@ pub async fn pin(
     reason: Option<String>,
     until: Option<OffsetDateTime>,
 ) -> Result<PinRecord> {
-    let manifest = repo.resolve(which).await?;
+    let id = repo.resolve_id(which).await?;
     let now = OffsetDateTime::now_utc();
     if let Some(u) = until {
         if u <= now {
@@ -150,14 +151,14 @@ pub async fn pin(
     lock.ensure_held().await?;
     let record = PinRecord {
         format: PIN_FORMAT,
-        backup: manifest.id.clone(),
+        backup: id.clone(),
         reason: reason.filter(|r| !r.trim().is_empty()),
         until,
         pinned: now,
         pinned_by: who(),
     };
     repo.storage()
-        .put(&layout::pin_path(&manifest.id), encode(&record)?)
+        .put(&layout::pin_path(&id), encode(&record)?)
         .await?;
     Ok(record)
 }
@@ -183,30 +184,30 @@ fn policy_time(t: OffsetDateTime) -> String {
 
 /// Whether a backup covers the whole server (a backup taken with filters is partial: no base
 /// for the recovery window).
-pub fn is_complete(manifest: &BackupManifest) -> bool {
-    !manifest.is_partial()
+pub fn is_complete(backup: &BackupSummary) -> bool {
+    !backup.is_partial()
 }
 
 /// What the policy sees of a backup.
 pub fn facts(
-    manifest: &BackupManifest,
+    backup: &BackupSummary,
     pin: Option<&PinRecord>,
     drill: &DrillStatus,
 ) -> Result<BackupFacts> {
-    let base = base_candidate(manifest)?;
+    let base = base_candidate(backup)?;
     Ok(BackupFacts {
-        id: manifest.id.clone(),
-        engine: manifest.engine.clone(),
-        kind: if manifest.parent().is_some() {
+        id: backup.id.clone(),
+        engine: backup.engine.clone(),
+        kind: if backup.parent().is_some() {
             Kind::Incremental
         } else {
             Kind::Full
         },
-        parent: manifest.parent().map(str::to_string),
-        finished: manifest.finished,
+        parent: backup.parent().map(str::to_string),
+        finished: backup.finished,
         point_time: base.time,
         gtid: base.gtid,
-        complete: is_complete(manifest),
+        complete: is_complete(backup),
         pin: pin.map(|p| PinFacts {
             reason: p.reason.clone(),
             until: p.until,
@@ -216,27 +217,66 @@ pub fn facts(
             DrillStatus::Verified { .. } => Some(true),
             DrillStatus::Failed { .. } => Some(false),
         },
-        bytes: manifest.stored_bytes(),
+        bytes: backup.stored_bytes,
     })
 }
 
-/// Applies `policy` to what the repository holds at `now`; nothing is changed. Returns the
-/// plan and the segments it was made from (for [`execute`]).
+/// Applies `policy` to what the repository holds at `now`, from the backups' summaries; nothing
+/// is changed. Returns the plan and the segments it was made from. A preview (`expire
+/// --dry-run`): what [`execute`] carries out is made by [`plan_checked`].
 pub async fn plan(
     repo: &Repository,
     policy: &Policy,
     now: OffsetDateTime,
 ) -> Result<(Plan, Vec<SegmentIndex>)> {
-    let manifests = repo.list_backups().await?;
+    let summaries = repo.list_summaries().await?;
+    plan_from(repo, &summaries, policy, now).await
+}
+
+/// A backup whose stored summary does not describe its manifest (see [`plan_checked`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryMismatch {
+    pub backup: String,
+    pub summary: SummaryState,
+}
+
+/// As [`plan`], but every backup's facts are re-derived from its manifest (loaded a few at a
+/// time, never all at once), so a damaged or stale summary cannot make [`execute`] delete a
+/// backup the policy keeps. Also returns the backups whose stored summary differs.
+pub async fn plan_checked(
+    repo: &Repository,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Result<(Plan, Vec<SegmentIndex>, Vec<SummaryMismatch>)> {
+    let checked = repo.check_summaries().await?;
+    let mismatches = checked
+        .iter()
+        .filter(|c| !c.state.is_sound())
+        .map(|c| SummaryMismatch {
+            backup: c.derived.id.clone(),
+            summary: c.state.clone(),
+        })
+        .collect();
+    let summaries: Vec<BackupSummary> = checked.into_iter().map(|c| c.derived).collect();
+    let (plan, segments) = plan_from(repo, &summaries, policy, now).await?;
+    Ok((plan, segments, mismatches))
+}
+
+async fn plan_from(
+    repo: &Repository,
+    summaries: &[BackupSummary],
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Result<(Plan, Vec<SegmentIndex>)> {
     let pins = pins(repo).await?;
     let drills = statuses(&list_records(repo).await?);
-    let backups = manifests
+    let backups = summaries
         .iter()
-        .map(|m| {
+        .map(|s| {
             facts(
-                m,
-                pins.iter().find(|p| p.backup == m.id),
-                &status_of(&drills, &m.id),
+                s,
+                pins.iter().find(|p| p.backup == s.id),
+                &status_of(&drills, &s.id),
             )
         })
         .collect::<Result<Vec<_>>>()?;
@@ -274,6 +314,7 @@ pub async fn execute(
     for b in doomed {
         lock.ensure_held().await?;
         storage.delete(&layout::manifest_path(&b.id)).await?;
+        storage.delete(&layout::summary_path(&b.id)).await?;
         storage.delete_prefix(&layout::backup_dir(&b.id)).await?;
         storage.delete(&layout::pin_path(&b.id)).await?;
         tracing::info!(backup = b.id, bytes = b.bytes, "expired");

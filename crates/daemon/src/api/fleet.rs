@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use holdfast::drill::status::{statuses, DrillStatus};
-use holdfast::manifest::PinRecord;
+use holdfast::manifest::{BackupSummary, PinRecord};
 use time::OffsetDateTime;
 
 use super::error::{ApiError, ErrorBody};
@@ -352,7 +352,7 @@ pub async fn backup(
     find_repository(&cfg, &repository)?;
     check_id(&id)?;
     let repo = open(&cfg, &repository).await?;
-    let m = repo.load_manifest(&id).await.map_err(|e| {
+    let (m, sha) = repo.load_manifest_hashed(&id).await.map_err(|e| {
         if e.kind() == holdfast::ErrorKind::NotFound {
             ApiError::not_found(format!(
                 "backup {id} does not exist in repository {repository}"
@@ -373,7 +373,7 @@ pub async fn backup(
     let item = backup_item(
         &view,
         &BackupFacts::of(
-            &m,
+            &BackupSummary::of(&m, sha),
             view.backups
                 .iter()
                 .find(|b| b.id == m.id)

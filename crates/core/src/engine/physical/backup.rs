@@ -202,12 +202,14 @@ async fn choose_parent(
     let parent = match wanted {
         Some(id) => repo.resolve(id).await?,
         None => {
-            let backups = repo.list_backups().await?;
+            // Chosen from the summaries; the chosen one's manifest is what the checks below
+            // and the incremental's LSNs use.
+            let backups = repo.list_summaries().await?;
             let newest = backups
                 .into_iter()
                 .rev()
-                .find(|m| m.is_physical() && m.physical.is_some());
-            newest.ok_or_else(|| {
+                .find(|s| s.is_physical() && s.physical.is_some());
+            let newest = newest.ok_or_else(|| {
                 Error::new(
                     ErrorKind::NotFound,
                     format!(
@@ -216,7 +218,8 @@ async fn choose_parent(
                         repo.storage().location()
                     ),
                 )
-            })?
+            })?;
+            repo.load_manifest(&newest.id).await?
         }
     };
     let info = physical_info(&parent)?;
