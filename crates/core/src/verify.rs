@@ -174,9 +174,11 @@ async fn verify_files(
     }
     let mut problems: Vec<Problem> = Vec::new();
     // Every chunk a table names must be a listed file.
+    let listed: std::collections::HashSet<&str> =
+        manifest.files.iter().map(|f| f.path.as_str()).collect();
     for t in &manifest.tables {
         for c in &t.chunks {
-            if !manifest.files.iter().any(|f| f.path == c.file) {
+            if !listed.contains(c.file.as_str()) {
                 problems.push(Problem {
                     path: layout::backup_file(&manifest.id, &c.file),
                     kind: "missing".into(),

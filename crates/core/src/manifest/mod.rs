@@ -711,6 +711,27 @@ mod self_checksum_tests {
     use crate::ErrorKind;
     use serde_json::{json, Value};
 
+    /// The checksum computed level by level from the text is the one of the whole tree's
+    /// canonical JSON (what earlier releases wrote and still verify against), whatever the
+    /// layout, key order, escapes, numbers or nesting of the text.
+    #[test]
+    fn the_level_by_level_checksum_is_the_canonical_trees() {
+        let texts = [
+            r#"{"format": 1, "b": [1, -2, 3.5, 1e3, 0.1], "a": {"z": null, "y": [true, false, []]}}"#,
+            "{\n  \"\\u00e9t\\u00e9\": \"caf\\u00e9 \\\"q\\\" \\\\ \\n\",\n  \"\u{1F600}\": {}\n}",
+            r#"{"dup": 1, "dup": 2, "tables": [{"chunks": [{"segment": {"offset": 0, "sha256": "ab"}}]}]}"#,
+            r#"{"big": 18446744073709551615, "neg": -9223372036854775808, "f": 2.5e-8}"#,
+        ];
+        for text in texts {
+            let tree: Value = serde_json::from_str(text).unwrap();
+            let expected = hex::encode(Sha256::digest(canonical_json(&tree)));
+            let top: BTreeMap<String, &RawValue> = serde_json::from_str(text).unwrap();
+            let mut sha = Sha256::new();
+            hash_object(&top, &mut sha).unwrap();
+            assert_eq!(hex::encode(sha.finalize()), expected, "{text}");
+        }
+    }
+
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
     struct Doc {
         format: u32,
