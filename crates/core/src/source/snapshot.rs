@@ -79,9 +79,9 @@ pub const MYSQL_CONNECTION_COLLATION: &str = "SET collation_connection = utf8mb4
 /// does. MariaDB releases them only in a session whose binary log is off, so every member
 /// turns it off for itself before its transaction starts (`sql_log_bin = 0`: it only reads, and
 /// the snapshot's binlog position is unaffected); that needs SUPER or BINLOG ADMIN, and without
-/// it the locks stay until the end, as before. A table changed by DDL after the snapshot still
-/// cannot be read silently in its new shape: InnoDB refuses a consistent read of it ("Table
-/// definition has changed", 1412).
+/// it the locks stay until the end, as before. Releasing a lock only lets DDL proceed on a table
+/// already read; a table not yet read was never locked (see docs/design.md, "DDL during a
+/// backup").
 const SET_SNAPSHOT_SAVEPOINT: &str = "SAVEPOINT holdfast_snapshot";
 
 /// Releases the metadata locks a snapshot member took since [`SET_SNAPSHOT_SAVEPOINT`], keeping
