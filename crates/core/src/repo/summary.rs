@@ -99,12 +99,7 @@ impl Repository {
             .map(|(id, summary)| async move {
                 match summary {
                     Some(s) => Ok(Some(s)),
-                    None => match self.derive_summary(&id).await {
-                        Ok(s) => Ok(Some(s)),
-                        // Expired since the listing.
-                        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                        Err(e) => Err(e),
-                    },
+                    None => unless_expired(self.derive_summary(&id).await),
                 }
             })
             .buffered(MANIFEST_LOADS)
@@ -216,13 +211,7 @@ impl Repository {
     pub async fn check_summaries(&self) -> Result<Vec<SummaryCheck>> {
         let ids = self.backup_ids().await?;
         let checked: Vec<Option<SummaryCheck>> = futures::stream::iter(ids)
-            .map(|id| async move {
-                match self.check_summary(&id).await {
-                    Ok(c) => Ok(Some(c)),
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
+            .map(|id| async move { unless_expired(self.check_summary(&id).await) })
             .buffered(MANIFEST_LOADS)
             .try_collect()
             .await?;
@@ -342,4 +331,13 @@ fn compare(derived: &BackupSummary, stored: Result<Option<BackupSummary>>) -> Re
         }
         Err(e) => return Err(e),
     })
+}
+
+/// A backup's result, or `None` when the backup was expired since the listing named it.
+fn unless_expired<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
