@@ -11,6 +11,11 @@
 #   PEERS [1]       0 = holdfast only (profiling; no ratios)
 #   CHECK_RUNS [1]  runs after which restored data is checksummed (CHECKSUM TABLE); "all" = every run
 #   DUMP_BAR [0.8] RESTORE_BAR [0.8]  the ratio bars (holdfast / fastest peer)
+#   PITR [0]        1 = after the runs, a point-in-time recovery at this size: the binlog streamed
+#                   into the last run's repository while PITR_ROUNDS [3] transactions per database
+#                   and DDL run (many_tables_gen.py --writes keep), then an "accident" (dropped
+#                   databases, emptied tables); restore --to-gtid the last kept write, compared
+#                   with the source's checksums at that point. The source is regenerated next time.
 #   SRC_PORT [33071] TGT_PORT [33072]  TCP ports on 127.0.0.1 for the throwaway servers
 # --quick forces TABLES=500 RUNS=1 (smoke test).
 # Data: bench/many_tables_gen.py (most tables 1-40 rows, every tenth empty, every tenth
@@ -23,7 +28,7 @@ STATS="$BENCH_DIR/stats.py"
 GEN="$BENCH_DIR/many_tables_gen.py"
 export PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"
 
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 QUICK=0
 for arg in "$@"; do
   case "$arg" in
@@ -46,9 +51,11 @@ PEERS=${PEERS:-1}
 CHECK_RUNS=${CHECK_RUNS:-1}
 DUMP_BAR=${DUMP_BAR:-0.8}
 RESTORE_BAR=${RESTORE_BAR:-0.8}
+PITR=${PITR:-0}
+PITR_ROUNDS=${PITR_ROUNDS:-3}
 SRC_PORT=${SRC_PORT:-33071}
 TGT_PORT=${TGT_PORT:-33072}
-for v in TABLES PER_DB RUNS THREADS SRC_PORT TGT_PORT; do
+for v in TABLES PER_DB RUNS THREADS PITR_ROUNDS SRC_PORT TGT_PORT; do
   [[ ${!v} =~ ^[0-9]+$ ]] && (( ${!v} > 0 )) || { echo "many_tables.sh: $v must be a positive integer (got '${!v}')" >&2; exit 2; }
 done
 
@@ -92,10 +99,10 @@ GIT_HEAD=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || true)
 echo "=== holdfast many-tables benchmark ($(date -Is)) ==="
 python3 "$STATS" machine --out "$WORK/machine.json" --work "$WORK" \
   --holdfast "$([[ $HOLDFAST_OK == 1 ]] && echo "$HOLDFAST")" --git-head "$GIT_HEAD"
-echo "config  : tables=$TABLES per_db=$PER_DB runs=$RUNS threads=$THREADS extras=$EXTRAS quick=$QUICK"
+echo "config  : tables=$TABLES per_db=$PER_DB runs=$RUNS threads=$THREADS extras=$EXTRAS quick=$QUICK pitr=$PITR"
 cat >"$WORK/config.json" <<JSON
 {"bench": "many_tables", "tables": $TABLES, "per_db": $PER_DB, "runs": $RUNS, "threads": $THREADS,
- "extras": $EXTRAS, "quick": $QUICK, "holdfast": "$HOLDFAST", "holdfast_available": $HOLDFAST_OK,
+ "extras": $EXTRAS, "quick": $QUICK, "pitr": $PITR, "pitr_rounds": $PITR_ROUNDS, "holdfast": "$HOLDFAST", "holdfast_available": $HOLDFAST_OK,
  "dump_bar": $DUMP_BAR, "restore_bar": $RESTORE_BAR, "work": "$WORK",
  "server_flags": "log-bin binlog-format=ROW innodb_buffer_pool_size=1G innodb_flush_log_at_trx_commit=2 table_open_cache=4000",
  "started": "$(date -Is)"}
@@ -154,6 +161,9 @@ start_server() { # DIR PORT SERVER_ID
 }
 sql_src() { mariadb --no-defaults -S "$SRC_SOCK" -u root "$@"; }
 sql_tgt() { mariadb --no-defaults -S "$TGT_SOCK" -u root "$@"; }
+list_tables() { # SQL_FUNCTION: every base table of the mt% databases, db.table, sorted
+  "$1" -N -B -e "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'mt%' AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1"
+}
 
 rm -rf "$TGT_DIR"
 start_server "$SRC_DIR" "$SRC_PORT" 1
@@ -173,12 +183,12 @@ else
   log "generated in $(( $(date +%s) - t0 )) s"
 fi
 DBS=$(sql_src -N -B -e "SELECT GROUP_CONCAT(SCHEMA_NAME ORDER BY SCHEMA_NAME SEPARATOR ' ') FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'mt%'")
-sql_src -N -B -e "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'mt%' AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1" >"$WORK/tables.txt"
+list_tables sql_src >"$WORK/tables.txt"
 # One CHECKSUM TABLE per database: a single statement naming 100,000 tables keeps them all open
 # at once and stalls the server in "Opening tables" (table_open_cache is far smaller).
-checksum_sql() {
+checksum_sql() { # [TABLE_LIST]
   awk -F. '$1 != db { if (db != "") print ";"; printf "CHECKSUM TABLE %s", $0; db = $1; next }
-           { printf ",%s", $0 } END { if (db != "") print ";" }' "$WORK/tables.txt"
+           { printf ",%s", $0 } END { if (db != "") print ";" }' "${1:-$WORK/tables.txt}"
 }
 log "source: $(wc -l <"$WORK/tables.txt") tables in $(wc -w <<<"$DBS") databases, $(sql_src -N -B -e "SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA LIKE 'mt%'") views, $(sql_src -N -B -e "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA LIKE 'mt%'") triggers; checksumming ..."
 checksum_sql | sql_src -N -B >"$WORK/checksum-source.txt"
@@ -211,12 +221,12 @@ reset_target() {
   done
   sql_tgt -e "$drops RESET MASTER" || die "could not reset the target server"
 }
-checksum_target() { # LABEL
-  [[ $CHECK_RUNS == all || $RUN -le $CHECK_RUNS ]] || return 0
+checksum_target() { # LABEL [TABLE_LIST SOURCE_CHECKSUMS]
+  [[ $CHECK_RUNS == all || $RUN -le $CHECK_RUNS || -n ${2:-} ]] || return 0
   local f; f="$LOGS/run$RUN-checksum-$(slug "$1").txt"
-  checksum_sql | sql_tgt -N -B >"$f" 2>&1 || true
+  checksum_sql "${2:-}" | sql_tgt -N -B >"$f" 2>&1 || true
   python3 "$STATS" checksum --full-names --out "$CHECKS" --label "$1" --run "$RUN" \
-    --source "$WORK/checksum-source.txt" --target "$f" || true
+    --source "${3:-$WORK/checksum-source.txt}" --target "$f" || true
 }
 
 SRC_URL="mysql://root@localhost/?socket=$SRC_SOCK"
@@ -281,6 +291,67 @@ for ((RUN = 1; RUN <= RUNS; RUN++)); do
   for step in "${order[@]}"; do sync; "$step"; done
   [[ $RUN -lt $RUNS ]] && rm -rf "$WORK/repo-$RUN" "$WORK/mydumper-$RUN" "$WORK/dump-$RUN.sql"
 done
+
+# ------------------------------------------------------------------ point-in-time recovery
+STREAM_PID=""
+stop_stream() {
+  [[ -n $STREAM_PID ]] || return 0
+  kill -INT "$STREAM_PID" 2>/dev/null || true
+  wait "$STREAM_PID" 2>/dev/null || true
+  STREAM_PID=""
+}
+archived_through() { # GTID: true once the archive holds it
+  "$HOLDFAST" binlog list --repo "file://$1" --json 2>/dev/null | python3 -c '
+import json, sys
+want = sys.argv[1].split("-")
+d = json.load(sys.stdin)
+for s in d.get("segments", []):
+    g = (s.get("last_gtid") or "").split("-")
+    if len(g) == 3 and g[0] == want[0] and int(g[2]) >= int(want[2]):
+        sys.exit(0)
+sys.exit(1)' "$2"
+}
+pitr_phase() {
+  local repo="$WORK/repo-$RUNS"
+  [[ -n ${DUMP_OK[holdfast]:-} && -d $repo ]] || { log "PITR: no holdfast backup from the last run; skipped"; return 0; }
+  RUN=$((RUNS + 1))   # its own run number in the records and log names
+  # The writes below change the source: generate it again next time.
+  rm -f "$SRC_DIR/prepared"
+  log "PITR: streaming the binlog into $repo; $PITR_ROUNDS transactions per database and DDL ..."
+  "$HOLDFAST" binlog stream --repo "file://$repo" --source "$SRC_URL" >"$LOGS/pitr-stream.out" 2>"$LOGS/pitr-stream.err" &
+  STREAM_PID=$!
+  trap 'stop_stream; cleanup' EXIT
+  python3 "$GEN" --tables "$TABLES" --per-db "$PER_DB" --writes keep --rounds "$PITR_ROUNDS" \
+    | sql_src >"$LOGS/pitr-writes.log" 2>&1 || { tail -5 "$LOGS/pitr-writes.log" >&2; die "the PITR writes failed"; }
+  local stop; stop=$(sql_src -N -B -e "SELECT @@gtid_binlog_pos")
+  [[ $stop =~ ^[0-9]+-[0-9]+-[0-9]+$ ]] || die "PITR: expected one GTID domain on the source, got '$stop'"
+  list_tables sql_src >"$WORK/tables-pitr.txt"
+  log "PITR: stop point $stop ($(wc -l <"$WORK/tables-pitr.txt") tables); checksumming the source there ..."
+  checksum_sql "$WORK/tables-pitr.txt" | sql_src -N -B >"$WORK/checksum-pitr-source.txt"
+  python3 "$GEN" --tables "$TABLES" --per-db "$PER_DB" --writes accident | sql_src >>"$LOGS/pitr-writes.log" 2>&1 \
+    || die "the PITR accident failed"
+  local last; last=$(sql_src -N -B -e "SELECT @@gtid_binlog_pos")
+  log "PITR: accident written (through $last); waiting for the archive ..."
+  local waited=0
+  until archived_through "$repo" "$last"; do
+    kill -0 "$STREAM_PID" 2>/dev/null || { tail -5 "$LOGS/pitr-stream.err" >&2; die "PITR: the binlog stream exited"; }
+    (( waited++ < 600 )) || die "PITR: the archive did not reach $last within 10 minutes"
+    sleep 1
+  done
+  stop_stream
+  reset_target
+  timed pitr "holdfast restore --to-gtid" 0 "" 1 -- \
+    "$HOLDFAST" restore --repo "file://$repo" --target "$TGT_URL" --to-gtid "$stop" \
+    --threads "$THREADS" --drop-existing --json || true
+  checksum_target "holdfast restore --to-gtid" "$WORK/tables-pitr.txt" "$WORK/checksum-pitr-source.txt"
+  if list_tables sql_tgt | cmp -s - "$WORK/tables-pitr.txt"; then
+    log "PITR: the target's tables are the source's at $stop ($(wc -l <"$WORK/tables-pitr.txt"))"
+  else
+    log "PITR: TABLE LISTS DIFFER (target vs source at $stop):"
+    list_tables sql_tgt | diff - "$WORK/tables-pitr.txt" | head -20
+  fi
+}
+[[ $PITR == 1 ]] && pitr_phase
 log "done (load $(cut -d' ' -f1-3 /proc/loadavg))"
 python3 "$STATS" report --work "$WORK"
 echo "logs: $LOGS"
