@@ -255,12 +255,16 @@ pub fn human_time(t: time::OffsetDateTime) -> String {
 /// The first whole second at or after `t`: for the start of a recoverable window, so the time
 /// shown is one a recovery can reach (`2026-11-21T04:05:06.2Z` shows as `…04:05:07Z`).
 pub fn human_time_up(t: time::OffsetDateTime) -> String {
-    let up = if t.nanosecond() > 0 {
-        t + time::Duration::SECOND
+    human_time(ceil_second(t))
+}
+
+/// The first whole second at or after `t`.
+pub fn ceil_second(t: time::OffsetDateTime) -> time::OffsetDateTime {
+    if t.nanosecond() > 0 {
+        t.replace_nanosecond(0).unwrap_or(t) + time::Duration::SECOND
     } else {
         t
-    };
-    human_time(up)
+    }
 }
 
 /// A time for a table column: UTC to the second, `2026-11-21 04:05:06`, always 19 characters.

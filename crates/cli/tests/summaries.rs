@@ -87,6 +87,15 @@ fn list_info_verify_restore_expire_and_copy_with_and_without_summaries() {
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[1]["tables"], 3);
     assert_eq!(listed[1]["rows"], 2501);
+    // No binlog is archived: the window is one backup's point, said as such (it used to read
+    // "from <its second rounded up> to <that second rounded down>", an end before the start).
+    let out = holdfast(&["info", "--repo", &url]);
+    assert_ok(&out, "info (text)");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("recoverable only at backup") && !shown.contains("recoverable from"),
+        "{shown}"
+    );
 
     // `list` and `info` read no manifest: with b's manifest unreadable they still answer from
     // its summary, while what needs the manifest (info b, verify b) says it is damaged.

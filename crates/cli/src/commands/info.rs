@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::args::{GlobalArgs, RepoArgs};
 use crate::output::outln;
-use crate::output::{human_bytes, human_time, human_time_up, print_json, rfc3339};
+use crate::output::{ceil_second, human_bytes, human_time, human_time_up, print_json, rfc3339};
 use holdfast::drill::list_records;
 use holdfast::drill::status::{status_of, statuses};
 
@@ -68,20 +68,29 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 outln!("  oldest    {}  newest {}", o.id, n.id);
             }
             match (&window.from_time, &window.to_time) {
+                (Some(from), Some(to)) if ceil_second(*from) > *to => {
+                    // No whole second lies between the backup's point and the archive's end, so
+                    // no --to-time reaches it (a backup with no binlog archived after it).
+                    outln!(
+                        "  recoverable only at backup {}'s point ({}, GTID {}): no binlog is \
+                         archived past it (restore the backup itself; `holdfast binlog stream` \
+                         makes later points recoverable)",
+                        window.from_backup.as_deref().unwrap_or("-"),
+                        rfc3339(*from),
+                        gtid_or_dash(&window.from_gtid)
+                    );
+                }
                 (Some(from), Some(to)) => {
-                    let gtid = |g: &Option<holdfast::binlog::gtid::GtidPos>| {
-                        g.as_ref().map(|g| g.to_string()).unwrap_or_default()
-                    };
                     outln!(
                         "  recoverable from {} (backup {}, GTID {})",
                         human_time_up(*from),
                         window.from_backup.as_deref().unwrap_or("-"),
-                        gtid(&window.from_gtid)
+                        gtid_or_dash(&window.from_gtid)
                     );
                     outln!(
                         "              to   {} (GTID {})",
                         human_time(*to),
-                        gtid(&window.to_gtid)
+                        gtid_or_dash(&window.to_gtid)
                     );
                     if let Some(complete) = window.complete_as_of.filter(|c| c > to) {
                         outln!(
@@ -95,6 +104,15 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             }
             if window.spans.len() > 1 || !window.holes.is_empty() {
                 for span in &window.spans {
+                    if ceil_second(span.from_time) > span.to_time {
+                        outln!(
+                            "  recoverable span at {} only (backup {}'s point, GTID {})",
+                            rfc3339(span.from_time),
+                            span.from_backup,
+                            span.from_gtid
+                        );
+                        continue;
+                    }
                     outln!(
                         "  recoverable span {} .. {} (from backup {}, GTID {} .. {})",
                         human_time_up(span.from_time),
@@ -240,4 +258,12 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A GTID position as printed, `-` for none or an empty one.
+fn gtid_or_dash(g: &Option<holdfast::binlog::gtid::GtidPos>) -> String {
+    match g.as_ref().map(|g| g.to_string()) {
+        Some(s) if !s.is_empty() => s,
+        _ => "-".into(),
+    }
 }
