@@ -121,12 +121,8 @@ impl Member {
     /// Session settings; also says whether the session's binary log could be turned off (see
     /// [`SET_SNAPSHOT_SAVEPOINT`]).
     async fn setup(mut self, flavor: Flavor) -> Result<(Self, bool)> {
-        for sql in WORKER_SETUP {
+        for sql in member_session(flavor) {
             self.run(sql).await?;
-        }
-        match flavor {
-            Flavor::MariaDb => self.run("SET SESSION max_statement_time = 0").await?,
-            Flavor::MySql => self.run(MYSQL_CONNECTION_COLLATION).await?,
         }
         // Only before the transaction: the server refuses the change inside one.
         let binlog_off = match self.run("SET SESSION sql_log_bin = 0").await {
@@ -136,6 +132,26 @@ impl Member {
         };
         Ok((self, binlog_off))
     }
+}
+
+/// The session settings of a snapshot member on `flavor`, one statement each: [`WORKER_SETUP`]
+/// and the flavor's own.
+pub fn member_session(flavor: Flavor) -> impl Iterator<Item = &'static str> {
+    let own = match flavor {
+        Flavor::MariaDb => "SET SESSION max_statement_time = 0",
+        Flavor::MySql => MYSQL_CONNECTION_COLLATION,
+    };
+    WORKER_SETUP.iter().copied().chain(std::iter::once(own))
+}
+
+/// Gives `conn`, a connection outside the snapshot, a member's session settings: what it reads
+/// (key boundaries above all: bytes, not converted text; TIMESTAMPs in UTC) then means what it
+/// would on a member.
+pub async fn like_a_member(conn: &mut Conn, flavor: Flavor) -> Result<()> {
+    for sql in member_session(flavor) {
+        conn.query_drop(sql).await?;
+    }
+    Ok(())
 }
 
 pub async fn open_snapshot(

@@ -20,17 +20,20 @@ use time::OffsetDateTime;
 use super::chunking::{chunk_count, split_range, KeyRange};
 use super::ddl::{quote_ident, quote_string};
 use super::filter::Filter;
+use super::load::run_parallel;
 use super::schema::dump_schema_with;
 use super::tsv::{encode_packet, encode_row};
 use crate::manifest::{
-    BackupManifest, BackupScope, ChunkEntry, FileEntry, Fingerprint, SchemaDump, TableData,
-    TableKind, MANIFEST_FORMAT, MANIFEST_FORMAT_UNPACKED,
+    BackupManifest, BackupScope, ChunkEntry, DatabaseSchema, FileEntry, Fingerprint, SchemaDump,
+    TableData, TableKind, MANIFEST_FORMAT, MANIFEST_FORMAT_UNPACKED,
 };
 use crate::pipeline::{HashingSink, ParallelZstdSink, ZstdSink, ZSTD_BLOCK};
 use crate::progress::Progress;
 use crate::repo::{layout, RepoLock, Repository};
 use crate::source::privileges::{self, Role, RoleOptions};
-use crate::source::snapshot::{open_snapshot, Snapshot, SnapshotOptions, RELEASE_TABLE_LOCKS};
+use crate::source::snapshot::{
+    like_a_member, open_snapshot, Snapshot, SnapshotOptions, RELEASE_TABLE_LOCKS,
+};
 use crate::source::wire::WireConn;
 use crate::source::{ConnectionConfig, ServerIdentity};
 use crate::storage::Storage;
@@ -181,11 +184,15 @@ async fn backup_locked(
         }
         let schema =
             dump_schema_with(&mut control, &mut helpers, &opts.filter, opts.with_users).await?;
-        drop(helpers);
         let schema_entry = store_schema(&*storage, &id, &schema).await?;
         tracing::info!(seconds = phase.elapsed().as_secs_f64(), "schema dumped");
         let phase = Instant::now();
-        let mut plans = plan_tables(&mut control, &schema, &opts.filter, opts.chunk_bytes).await?;
+        // The helpers plan too, in parallel and outside the snapshot (its locks stay few).
+        for helper in &mut helpers {
+            like_a_member(helper, identity.flavor).await?;
+        }
+        let mut plans = plan_tables(&mut helpers, &schema, &opts.filter, opts.chunk_bytes).await?;
+        drop(helpers);
         let packed = opts.pack.apply(&mut plans);
         // Every definition is stored: the rows phase needs only the plans (with 100,000 tables
         // the definitions are tens of MB).
@@ -441,35 +448,62 @@ fn select_expr(c: &ColumnInfo) -> String {
     }
 }
 
-/// Builds the select list, key and ranges of every table with rows in `schema`. Columns and
-/// size estimates come from one query each per database; only a table big enough to split
-/// costs queries of its own (its keys and bounds).
+/// Builds the select list, key and ranges of every table with rows in `schema`, one database
+/// at a time on each of `conns` (in `schema`'s order whatever finishes first). Columns and size
+/// estimates come from one query each per database; only a table big enough to split costs
+/// queries of its own (its keys and bounds). The connections need a snapshot member's session
+/// settings ([`like_a_member`]) but not its snapshot: the ranges tile the whole key space
+/// whatever the boundaries, and the row counts prove it.
 pub async fn plan_tables(
-    conn: &mut Conn,
+    conns: &mut [Conn],
     schema: &SchemaDump,
     filter: &Filter,
     chunk_bytes: u64,
 ) -> Result<Vec<TablePlan>> {
-    let mut plans = Vec::new();
-    for db in &schema.databases {
-        let tables: Vec<_> = db
-            .tables
-            .iter()
-            .filter(|t| t.kind != TableKind::Sequence && filter.table(&db.name, &t.name))
-            .collect();
-        if tables.is_empty() {
-            continue;
-        }
-        let mut columns = schema_columns(conn, &db.name).await?;
-        let estimates = schema_estimates(conn, &db.name).await?;
-        for t in tables {
-            let with_history = t.kind == TableKind::SystemVersioned;
-            let cols = columns.remove(&t.name).unwrap_or_default();
-            let (bytes, rows) = estimates.get(&t.name).copied().unwrap_or((0, 0));
-            let (mut plan, cols) = base_plan(&db.name, &t.name, with_history, cols, bytes)?;
-            split_plan(conn, &mut plan, &cols, rows, chunk_bytes).await?;
-            plans.push(plan);
-        }
+    if conns.is_empty() {
+        return Err(Error::internal("planning tables with no connection"));
+    }
+    let planned = Mutex::new(Vec::with_capacity(schema.databases.len()));
+    run_parallel(
+        conns,
+        (0..schema.databases.len()).collect(),
+        async |conn: &mut Conn, i: usize| {
+            let plans = plan_database(conn, &schema.databases[i], filter, chunk_bytes).await?;
+            planned.lock().expect("planned databases").push((i, plans));
+            Ok(())
+        },
+    )
+    .await?;
+    let mut planned = planned.into_inner().expect("planned databases");
+    planned.sort_by_key(|(i, _)| *i);
+    Ok(planned.into_iter().flat_map(|(_, plans)| plans).collect())
+}
+
+/// The plans of `db`'s tables with rows (see [`plan_tables`]).
+async fn plan_database(
+    conn: &mut Conn,
+    db: &DatabaseSchema,
+    filter: &Filter,
+    chunk_bytes: u64,
+) -> Result<Vec<TablePlan>> {
+    let tables: Vec<_> = db
+        .tables
+        .iter()
+        .filter(|t| t.kind != TableKind::Sequence && filter.table(&db.name, &t.name))
+        .collect();
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut columns = schema_columns(conn, &db.name).await?;
+    let estimates = schema_estimates(conn, &db.name).await?;
+    let mut plans = Vec::with_capacity(tables.len());
+    for t in tables {
+        let with_history = t.kind == TableKind::SystemVersioned;
+        let cols = columns.remove(&t.name).unwrap_or_default();
+        let (bytes, rows) = estimates.get(&t.name).copied().unwrap_or((0, 0));
+        let (mut plan, cols) = base_plan(&db.name, &t.name, with_history, cols, bytes)?;
+        split_plan(conn, &mut plan, &cols, rows, chunk_bytes).await?;
+        plans.push(plan);
     }
     Ok(plans)
 }
