@@ -118,3 +118,41 @@ async fn many_index_entries_load_concurrently_in_order() {
     assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
     holdfast::recovery::plan::check_continuity(&segments).unwrap();
 }
+
+#[tokio::test]
+async fn a_merge_that_meets_a_damaged_segment_commits_nothing_and_leaves_nothing() {
+    use holdfast::binlog::compact::{compact, CompactOptions, CompactPolicy};
+    let (dir, storage, archive) = temp_archive();
+    for seq in 1..=5 {
+        let mut s = segment(seq, "b.1", 4 + (seq - 1) * 10);
+        s.archived -= std::time::Duration::from_secs(3600);
+        archive.write_segment(s, b"0123456789").await.unwrap();
+    }
+    let before = archive.segments().await.unwrap();
+    let options = CompactOptions {
+        policy: CompactPolicy {
+            older_than: std::time::Duration::from_secs(60),
+            ..CompactPolicy::default()
+        },
+        ..CompactOptions::default()
+    };
+    // The third segment's object altered (same size: only its SHA-256 tells, at its end,
+    // after its bytes went into the merged object being written).
+    let victim = &before[2].object.path;
+    let mut bytes = storage.get(victim).await.unwrap().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    storage.put(victim, Bytes::from(bytes)).await.unwrap();
+
+    let err = compact(&archive, &options).await.unwrap_err();
+    assert_eq!(err.kind(), holdfast::ErrorKind::Integrity, "{err}");
+    assert!(err.to_string().contains(victim.as_str()), "{err}");
+    assert_eq!(archive.segments().await.unwrap(), before);
+    // No merged data object, and no staged file of one: the write was aborted.
+    let objects = archive.data_objects().await.unwrap();
+    assert_eq!(objects.len(), 5, "{objects:?}");
+    let staged = std::fs::read_dir(dir.path().join("repo/.holdfast-tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(staged, 0, "a staged file was left");
+}

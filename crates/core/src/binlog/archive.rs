@@ -28,7 +28,7 @@ use crate::manifest::{
     decode_self_checked, decode_versioned, encode_self_checked, FileEntry, SegmentIndex,
     SegmentSource, StreamStatus, SEGMENT_FORMAT, STREAM_STATUS_FORMAT,
 };
-use crate::pipeline::{read_all_verified, read_verified};
+use crate::pipeline::{read_all_verified, read_verified, Decompressor, HashingSink, ZstdSink};
 use crate::storage::Storage;
 use crate::{Error, ErrorKind, Result};
 
@@ -112,34 +112,79 @@ impl Archive {
         Ok(index)
     }
 
-    /// Stores a merged segment (see [`super::compact`]): its data object, then its index entry
-    /// at `index.seq`, replacing the entry of the run's first segment (an atomic replace on
-    /// every store: a reader gets the old entry or the new one). `index.object` and
-    /// `raw_size` are filled in here. Returns after the index entry is written; `after_data`
-    /// is called between the two writes (a test hook).
-    pub async fn write_merged(
+    /// Writes the data object of a merged segment (see [`super::compact`]): the events of `run`,
+    /// in order, streamed one segment at a time (each checked against its entry as
+    /// [`read_segment`](Self::read_segment) checks it, and decompressed piece by piece) into one
+    /// zstd stream, hashed and counted as it is written. Memory is a few buffers of a few MiB,
+    /// whatever the size of the run or of its segments. Returns `index` with `object` and
+    /// `raw_size` filled in. Nothing is committed: [`commit_merged`](Self::commit_merged) does
+    /// that. On an error the write is aborted; a crash leaves a staged file or an incomplete
+    /// upload (`cleanup` removes them), and a failure while closing may leave a data object no
+    /// entry names (debris, see [`super::compact::compaction_debris`]).
+    pub async fn write_merged_data(
         &self,
         mut index: SegmentIndex,
-        raw: &[u8],
-        after_data: &(dyn Fn() + Send + Sync),
+        run: &[SegmentIndex],
     ) -> Result<SegmentIndex> {
-        let last = index.last_seq();
-        let compressed = zstd::bulk::compress(raw, SEGMENT_ZSTD_LEVEL)
-            .map_err(|e| Error::internal(format!("compressing a merged segment: {e}")))?;
-        let path = merged_data_path(&index.source, index.start_pos, index.seq, last);
-        index.object = FileEntry {
-            path: path.clone(),
-            size: compressed.len() as u64,
-            sha256: hex::encode(Sha256::digest(&compressed)),
-        };
-        index.raw_size = raw.len() as u64;
-        self.storage.put(&path, Bytes::from(compressed)).await?;
-        after_data();
-        let body = encode_self_checked(&index)?;
+        let path = merged_data_path(&index.source, index.start_pos, index.seq, index.last_seq());
+        let sink = HashingSink::create(&*self.storage, &path, &path).await?;
+        let mut out = ZstdSink::new(sink, SEGMENT_ZSTD_LEVEL)?;
+        for segment in run {
+            if let Err(e) = self.copy_segment(segment, &mut out).await {
+                out.abort().await;
+                return Err(e);
+            }
+        }
+        index.raw_size = out.raw_size();
+        index.object = out.finish().await?;
+        Ok(index)
+    }
+
+    /// Commits a merged segment whose data object
+    /// [`write_merged_data`](Self::write_merged_data) wrote: its index entry at `index.seq`
+    /// replaces the entry of the run's first segment (an atomic replace on every store: a
+    /// reader gets the old entry or the new one). Durable when it returns `Ok`.
+    pub async fn commit_merged(&self, index: &SegmentIndex) -> Result<()> {
+        let body = encode_self_checked(index)?;
         self.storage
             .put(&index_path(index.seq), Bytes::from(body))
-            .await?;
-        Ok(index)
+            .await
+    }
+
+    /// Appends `segment`'s events to `out`, checked as [`read_segment`](Self::read_segment)
+    /// checks them. The object's SHA-256 is known only at its end, after its bytes went into
+    /// `out`: an error means the caller must abandon `out`.
+    async fn copy_segment(&self, segment: &SegmentIndex, out: &mut ZstdSink) -> Result<()> {
+        let path = &segment.object.path;
+        let copied = async {
+            let mut stream = read_verified(&*self.storage, path, &segment.object).await?;
+            let mut decompressor = Decompressor::new(path)?;
+            let start = out.raw_size();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                let mut rest = &chunk[..];
+                while let Some((used, piece)) = decompressor.feed_piece(rest)? {
+                    rest = &rest[used..];
+                    if out.raw_size() - start + piece.len() as u64 > segment.raw_size {
+                        return Err(Error::integrity(format!(
+                            "`{path}` decompresses to more than the {} bytes its index says",
+                            segment.raw_size
+                        )));
+                    }
+                    out.write(piece).await?;
+                }
+            }
+            decompressor.finish()?;
+            let raw = out.raw_size() - start;
+            if raw != segment.raw_size {
+                return Err(Error::integrity(format!(
+                    "`{path}` decompresses to {raw} bytes, its index says {}",
+                    segment.raw_size
+                )));
+            }
+            Ok(())
+        };
+        copied.await.map_err(|e| e.context(segment.describe()))
     }
 
     /// Stores a segment's events (data first, then the index entry, which commits it).

@@ -13,7 +13,8 @@
 //!   [`CompactPolicy::older_than`] ago, and never the archive's newest segment (the stream
 //!   resumes from it).
 //! - [`compact`] applies it, crash-safe at every step, under the [`COMPACT_LOCK`]: the merged
-//!   data object is written; then its index entry *replaces the entry of the run's first
+//!   data object is written (streamed from the run's segments, so memory does not grow with
+//!   the run); then its index entry *replaces the entry of the run's first
 //!   segment* (an atomic replace on every store) and covers the run's numbers
 //!   ([`SegmentIndex::merged_to`]); then the small data objects are removed; then the small
 //!   index entries. Readers ignore an entry a merged one covers
@@ -248,22 +249,22 @@ pub async fn compact_locked(
     Ok(report)
 }
 
-/// Merges one run: reads and checks every segment, writes the merged data object, then its
-/// entry over the first segment's, then removes the small objects and entries.
+/// Merges one run: streams every segment, checked, into the merged data object (one segment
+/// piece at a time, never the run in memory), writes its entry over the first segment's, then
+/// removes the small objects and entries. The lock is checked before the data object is
+/// written and again before the entry commits it (streaming a large run takes a while).
 async fn merge_run(
     archive: &Archive,
     run: &[SegmentIndex],
     lock: &RepoLock,
     hook: &(dyn Fn(CompactStep) + Sync),
 ) -> Result<SegmentIndex> {
-    let mut raw = Vec::with_capacity(run.iter().map(|s| s.raw_size as usize).sum());
-    for s in run {
-        raw.extend_from_slice(&archive.read_segment(s).await?);
-    }
     let index = merged_index(run, OffsetDateTime::now_utc());
     lock.ensure_held().await?;
-    let after_data = || hook(CompactStep::MergedData);
-    let merged = archive.write_merged(index, &raw, &after_data).await?;
+    let merged = archive.write_merged_data(index, run).await?;
+    hook(CompactStep::MergedData);
+    lock.ensure_held().await?;
+    archive.commit_merged(&merged).await?;
     hook(CompactStep::MergedIndex);
     let covered: Vec<&SegmentIndex> = run[1..].iter().collect();
     let keep = HashSet::from([merged.object.path.clone()]);

@@ -192,6 +192,21 @@ impl Decompressor {
         }
     }
 
+    /// Decompresses from `input` into one output piece of at most 1 MiB: returns how many bytes
+    /// of `input` it consumed and the piece (possibly empty), or `None` once all of `input` is
+    /// consumed and nothing more is to be written. Call again with the rest of `input` until
+    /// `None`. For
+    /// a caller that writes each piece out (awaiting) before asking for the next: memory stays
+    /// one piece, however far an input chunk expands.
+    pub fn feed_piece(&mut self, input: &[u8]) -> Result<Option<(usize, &[u8])>> {
+        let mut inbuf = InBuffer::around(input);
+        let mut out = std::mem::take(&mut self.out);
+        let stepped = self.step(&mut inbuf, &mut OutBuffer::around(&mut out[..]));
+        let consumed = inbuf.pos;
+        self.out = out;
+        Ok(stepped?.map(|produced| (consumed, &self.out[..produced])))
+    }
+
     /// Runs the decoder once; returns how many bytes it wrote, or `None` when it is done with
     /// this input (all of it consumed and nothing more to write).
     fn step<W: zstd::zstd_safe::WriteBuf + ?Sized>(
@@ -299,12 +314,13 @@ mod tests {
     }
 
     #[test]
-    fn both_feeds_give_back_the_input_whatever_the_piece_size() {
+    fn every_feed_gives_back_the_input_whatever_the_piece_size() {
         let (raw, compressed) = sample();
         for piece in [1, 7, 4096, 65_536, 3 << 20, compressed.len()] {
-            let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
+            let (mut borrowed, mut owned, mut pieces) = (Vec::new(), Vec::new(), Vec::new());
             let mut a = Decompressor::new("t").unwrap();
             let mut b = Decompressor::new("t").unwrap();
+            let mut c = Decompressor::new("t").unwrap();
             for input in compressed.chunks(piece) {
                 a.feed(input, |out| borrowed.extend_from_slice(out))
                     .unwrap();
@@ -313,11 +329,19 @@ mod tests {
                     owned.extend_from_slice(&out)
                 })
                 .unwrap();
+                let mut rest = input;
+                while let Some((used, out)) = c.feed_piece(rest).unwrap() {
+                    assert!(out.len() <= OUT_PIECE);
+                    pieces.extend_from_slice(out);
+                    rest = &rest[used..];
+                }
             }
             a.finish().unwrap();
             b.finish().unwrap();
+            c.finish().unwrap();
             assert!(borrowed == raw, "feed, pieces of {piece}");
             assert!(owned == raw, "feed_owned, pieces of {piece}");
+            assert!(pieces == raw, "feed_piece, pieces of {piece}");
         }
     }
 

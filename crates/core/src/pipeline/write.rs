@@ -211,10 +211,14 @@ impl ZstdSink {
     }
 
     /// Compresses what is left, completes the object, returns its entry. An empty input still
-    /// yields one (empty) frame, so every object is a valid zstd stream.
+    /// yields one (empty) frame, so every object is a valid zstd stream. If the last frame
+    /// cannot be written the object is abandoned, as by [`abort`](Self::abort).
     pub async fn finish(mut self) -> Result<FileEntry> {
         if !self.input.is_empty() || self.frames == 0 {
-            self.flush_frame().await?;
+            if let Err(e) = self.flush_frame().await {
+                self.sink.abort().await;
+                return Err(e);
+            }
         }
         self.sink.finish().await
     }
