@@ -69,74 +69,20 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// The counts are process-wide: the tests of this file measure one at a time.
+static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const MIB: usize = 1 << 20;
 /// Raw bytes per small segment, and segments in the run (the archive holds one more, the
 /// newest, which never merges): merged in two halves.
 const SEGMENT: usize = 4 * MIB;
 const RUN: u64 = 12;
 
-/// Local-disk storage whose whole-object reads take what the object needs. OpenDAL's local
-/// reader reserves 2 MiB per read, so the 32 index entries `Archive::entries` loads at once
-/// would cost up to 120 MiB of heap at the start of a compaction, whatever it merges: that is
-/// not what this test measures (see docs/reliability.md).
-#[derive(Debug)]
-struct SmallGets {
-    inner: Arc<dyn Storage>,
-    root: PathBuf,
-}
-
-#[async_trait::async_trait]
-impl Storage for SmallGets {
-    fn capabilities(&self) -> storage::Capabilities {
-        self.inner.capabilities()
-    }
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    async fn put(&self, p: &str, d: Bytes) -> holdfast::Result<()> {
-        self.inner.put(p, d).await
-    }
-    async fn put_if_absent(&self, p: &str, d: Bytes) -> holdfast::Result<bool> {
-        self.inner.put_if_absent(p, d).await
-    }
-    async fn writer(&self, p: &str) -> holdfast::Result<Box<dyn storage::ObjectWriter>> {
-        self.inner.writer(p).await
-    }
-    async fn get(&self, p: &str) -> holdfast::Result<Bytes> {
-        match tokio::fs::read(self.root.join(p)).await {
-            Ok(data) => Ok(Bytes::from(data)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(holdfast::Error::new(
-                ErrorKind::NotFound,
-                format!("`{p}` does not exist"),
-            )),
-            Err(_) => self.inner.get(p).await,
-        }
-    }
-    async fn reader(&self, p: &str) -> holdfast::Result<storage::ByteStream> {
-        self.inner.reader(p).await
-    }
-    async fn stat(&self, p: &str) -> holdfast::Result<Option<storage::ObjectMeta>> {
-        self.inner.stat(p).await
-    }
-    async fn list(&self, p: &str) -> holdfast::Result<Vec<storage::ObjectMeta>> {
-        self.inner.list(p).await
-    }
-    async fn list_dirs(&self, p: &str) -> holdfast::Result<Vec<String>> {
-        self.inner.list_dirs(p).await
-    }
-    async fn delete(&self, p: &str) -> holdfast::Result<()> {
-        self.inner.delete(p).await
-    }
-    async fn delete_prefix(&self, p: &str) -> holdfast::Result<()> {
-        self.inner.delete_prefix(p).await
-    }
-}
-
-/// A local repository in `dir/name`, read through [`SmallGets`].
+/// A local repository in `dir/name`. Its whole-object reads take what the object needs (they
+/// took 2 MiB each through OpenDAL: the 32 index entries `Archive::entries` loads at once cost
+/// up to 64 MiB at the start of every compaction, which this test would have caught too).
 fn local(dir: &tempfile::TempDir, name: &str) -> Arc<dyn Storage> {
-    let root = dir.path().join(name);
-    let inner = open_url(&format!("file://{}", root.display())).unwrap();
-    Arc::new(SmallGets { inner, root })
+    open_url(&format!("file://{}", dir.path().join(name).display())).unwrap()
 }
 
 fn source() -> SegmentSource {
@@ -298,6 +244,7 @@ async fn merge_and_measure(storage: Arc<dyn Storage>, what: &str) -> usize {
 
 #[tokio::test]
 async fn a_merge_holds_one_segment_at_a_time_and_reads_back_as_the_run() {
+    let _alone = MEASURING.lock().await;
     // A few pieces of a segment plus the encoder's and the writer's buffers (about 12 MiB
     // measured). Reading the merged segment grown in the second merge whole (24 MiB), let
     // alone the run (48 MiB), goes over.
@@ -328,5 +275,34 @@ async fn a_merge_holds_one_segment_at_a_time_and_reads_back_as_the_run() {
     assert!(
         stored.starts_with(b"age-encryption.org/v1\n"),
         "the merged object is not an age file"
+    );
+}
+
+#[tokio::test]
+async fn listing_the_archive_reads_each_index_entry_into_its_own_size() {
+    let _alone = MEASURING.lock().await;
+    // 64 small segments: their index entries are about 1 KiB each. Read through OpenDAL, each
+    // whole-object read reserved 2 MiB and 32 are read at once (+100 MiB measured for 64).
+    let dir = tempfile::tempdir().unwrap();
+    let archive = Archive::new(local(&dir, "many"));
+    for seq in 1..=64u64 {
+        let raw = events(seq, 1024);
+        archive
+            .write_segment(segment(seq, (seq - 1) * 1024, raw.len()), &raw)
+            .await
+            .unwrap();
+    }
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let listed = archive.segments().await.unwrap();
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    eprintln!(
+        "listing 64 entries: peak heap growth {:.2} MiB",
+        peak as f64 / MIB as f64
+    );
+    assert_eq!(listed.len(), 64);
+    assert!(
+        peak < 4 * MIB,
+        "listing 64 index entries grew the heap by {peak} bytes"
     );
 }

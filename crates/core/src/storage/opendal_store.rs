@@ -448,6 +448,9 @@ impl Storage for OpendalStorage {
     }
 
     async fn get(&self, path: &str) -> Result<Bytes> {
+        if let Some(root) = &self.local_root {
+            return local_file::read_all(root, path).await;
+        }
         self.op
             .read(path)
             .await
