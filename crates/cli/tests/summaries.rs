@@ -83,10 +83,17 @@ fn list_info_verify_restore_expire_and_copy_with_and_without_summaries() {
         assert_ok(&out, "verify");
         assert_eq!(json(&out)["backups"][0]["summary"]["state"], "matches");
     }
+    // Ids sort in the order the backups were taken, within one second too (what `latest`
+    // goes by; the random suffixes alone ordered two backups of one second either way).
+    assert!(a < b, "{a} {b}");
+    let out = holdfast(&["info", "--repo", &url, "latest", "--json"]);
+    assert_eq!(json(&out)["id"], b.as_str());
     let listed = list(&repo);
     assert_eq!(listed.len(), 2);
-    assert_eq!(listed[1]["tables"], 3);
-    assert_eq!(listed[1]["rows"], 2501);
+    // By id: two backups in the same second list in the order of their random suffixes.
+    let listed_b = listed.iter().find(|l| l["id"] == b.as_str()).unwrap();
+    assert_eq!(listed_b["tables"], 3);
+    assert_eq!(listed_b["rows"], 2501);
     // No binlog is archived: the window is one backup's point, said as such (it used to read
     // "from <its second rounded up> to <that second rounded down>", an end before the start).
     let out = holdfast(&["info", "--repo", &url]);
@@ -243,4 +250,42 @@ fn a_tampered_summary_does_not_change_what_a_recovery_restores() {
     assert_eq!(json(&out)["base_backup"], b.as_str(), "{}", text(&out));
     assert_eq!(checksums(&target), checksums(&source));
     assert_code(&verify(&repo, &b), 20, "verify names the tampered summary");
+}
+
+/// The binlog stream starts an empty archive at the newest complete backup's point. A summary
+/// claiming a later point would make it start there, and the transactions between the real
+/// point and the claimed one would never be archived: a recovery from that backup would fail
+/// for good once the server purges them. The stream takes the point from the manifest.
+#[test]
+fn a_tampered_summary_does_not_move_the_binlog_streams_start() {
+    let source = TestServer::start();
+    shop(&source);
+    let repo = Repo::init();
+    let url = repo.url();
+    let b = backup(&repo, &source, &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    source.sql("INSERT INTO shop.notes VALUES ('after b'); UPDATE shop.orders SET qty = qty + 1");
+    let end = gtid_state(&source);
+    tamper(&repo, &b, |s| {
+        s["consistent_point"]["gtid_set"] = end.into()
+    });
+    source.sql("INSERT INTO shop.notes VALUES ('later')");
+    let out = stream_until_caught_up(&url, &source.url(), &[]);
+    assert_ok(&out, "stream with a tampered summary");
+
+    let target = TestServer::start();
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        &url,
+        "--target",
+        &target.url(),
+        "--latest",
+        "--json",
+    ]);
+    assert_ok(&out, "restore --latest");
+    assert_eq!(json(&out)["base_backup"], b.as_str(), "{}", text(&out));
+    assert_eq!(checksums(&target), checksums(&source));
 }

@@ -49,8 +49,8 @@ use crate::binlog::event::{
 use crate::binlog::gtid::MariaGtid;
 use crate::binlog::gtid::{Gtid, GtidPos};
 use crate::manifest::{
-    segment_format_for, FileEntry, PieceStart, SegmentIndex, SegmentSource, StreamState,
-    StreamStatus, STREAM_STATUS_FORMAT,
+    segment_format_for, BackupSummary, FileEntry, PieceStart, SegmentIndex, SegmentSource,
+    StreamState, StreamStatus, STREAM_STATUS_FORMAT,
 };
 use crate::repo::Repository;
 use crate::source::conn::ConnectionConfig;
@@ -465,14 +465,7 @@ impl Session<'_> {
         let after_gap_from = tail.gtid_state.clone();
         // The newest complete backup's consistent point, when it is past the archive's end (a
         // partial backup is no base for what follows the hole).
-        let newest = self
-            .repo
-            .list_summaries()
-            .await?
-            .into_iter()
-            .rev()
-            .find(|m| !m.is_partial());
-        if let Some(m) = newest {
+        if let Some(m) = newest_recovery_base(&self.repo).await? {
             if let Ok(from) = m.consistent_point.gtid_set.parse::<GtidPos>() {
                 if !from.is_empty() && from.includes(&after_gap_from) {
                     let start = DumpStart::Gtid(from.clone());
@@ -1090,13 +1083,7 @@ impl SegmentWriter {
             }
             None => {
                 // A partial backup is never a recovery base: start where a complete one is.
-                let newest = repo
-                    .list_summaries()
-                    .await?
-                    .into_iter()
-                    .rev()
-                    .find(|m| !m.is_partial());
-                let from = match newest {
+                let from = match newest_recovery_base(repo).await? {
                     Some(m) => m
                         .consistent_point
                         .gtid_set
@@ -1725,4 +1712,31 @@ mod memory_tests {
         }
         assert_eq!(writer.tail_state().to_string(), "0-1-360");
     }
+}
+
+/// The newest complete backup, as its manifest describes it: where the archive must start for
+/// that backup to be a recovery base. The summaries choose it (a partial backup is never a
+/// base); its point comes from its manifest, which a recovery will use, so a damaged or stale
+/// summary cannot move the stream's start past transactions the recovery needs. A backup whose
+/// manifest says partial after all is passed over.
+async fn newest_recovery_base(repo: &Repository) -> Result<Option<BackupSummary>> {
+    for listed in repo.list_summaries().await?.into_iter().rev() {
+        if listed.is_partial() {
+            continue;
+        }
+        let derived = repo.derive_summary(&listed.id).await?;
+        if derived.consistent_point != listed.consistent_point {
+            tracing::warn!(
+                backup = listed.id,
+                summary = listed.consistent_point.gtid_set,
+                manifest = derived.consistent_point.gtid_set,
+                "the backup's summary and manifest disagree on its point: starting at the \
+                 manifest's (`holdfast verify` reports the summary)"
+            );
+        }
+        if !derived.is_partial() {
+            return Ok(Some(derived));
+        }
+    }
+    Ok(None)
 }

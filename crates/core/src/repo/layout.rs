@@ -92,9 +92,40 @@ pub fn encode_name(name: &str) -> String {
 
 /// A new backup id: UTC time (sortable) plus a random suffix.
 pub fn new_backup_id(now: OffsetDateTime) -> String {
-    let suffix: u16 = rand::random();
+    format!("{}-{:04x}", id_stamp(now), rand::random::<u16>())
+}
+
+/// A new backup id that sorts after every id of `existing` started in the same second, so that
+/// the order of ids (what `latest`, an incremental's parent and retention go by) stays the order
+/// of the backups: two backups started within one second would otherwise be ordered by their
+/// random suffixes. The suffix is random above the highest one of that second (the next second
+/// if that is `ffff`). `existing` ids of other seconds or other forms do not matter.
+pub fn next_backup_id(now: OffsetDateTime, existing: &[String]) -> String {
+    next_backup_id_with(now, existing, rand::random())
+}
+
+fn next_backup_id_with(now: OffsetDateTime, existing: &[String], random: u16) -> String {
+    let stamp = id_stamp(now);
+    let highest = existing
+        .iter()
+        .filter_map(|id| id.strip_prefix(stamp.as_str())?.strip_prefix('-'))
+        .filter(|suffix| suffix.len() == 4)
+        .filter_map(|suffix| u16::from_str_radix(suffix, 16).ok())
+        .max();
+    let suffix = match highest {
+        None => random,
+        Some(0xffff) => return next_backup_id_with(now + time::Duration::SECOND, existing, random),
+        // Random in (highest, highest + 256], within u16.
+        Some(h) => h + 1 + random % (0xffff - h).min(0x100),
+    };
+    format!("{stamp}-{suffix:04x}")
+}
+
+/// `20261121T004512Z`: the UTC second an id starts with.
+fn id_stamp(now: OffsetDateTime) -> String {
+    let now = now.to_offset(time::UtcOffset::UTC);
     format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{suffix:04x}",
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
         now.year(),
         u8::from(now.month()),
         now.day(),
@@ -156,6 +187,35 @@ mod tests {
         assert_eq!(encode_name("with space"), "with%20space");
         assert_eq!(encode_name("a/b`c"), "a%2Fb%60c");
         assert_eq!(encode_name("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn a_new_id_sorts_after_the_ids_of_its_second() {
+        let t = time::macros::datetime!(2026-11-21 00:45:12.5 UTC);
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (existing ids, random draw, expected id)
+        let cases: &[(&[&str], u16, &str)] = &[
+            (&[], 0x1234, "20261121T004512Z-1234"),
+            (&["20261121T004511Z-ffff"], 0x0001, "20261121T004512Z-0001"),
+            (&["20261121T004512Z-c000"], 0x0000, "20261121T004512Z-c001"),
+            (&["20261121T004512Z-c000"], 0x00ff, "20261121T004512Z-c100"),
+            (&["20261121T004512Z-c000"], 0x0100, "20261121T004512Z-c001"),
+            (
+                &["20261121T004512Z-0010", "20261121T004512Z-fff0", "nightly"],
+                0x0005,
+                "20261121T004512Z-fff6",
+            ),
+            (&["20261121T004512Z-fffe"], 0x0007, "20261121T004512Z-ffff"),
+            (&["20261121T004512Z-ffff"], 0x0042, "20261121T004513Z-0042"),
+        ];
+        for (existing, random, expected) in cases {
+            let existing = ids(existing);
+            let id = next_backup_id_with(t, &existing, *random);
+            assert_eq!(id, *expected, "{existing:?} {random:#x}");
+            assert!(existing
+                .iter()
+                .all(|e| e.as_str() < id.as_str() || e == "nightly"));
+        }
     }
 
     #[test]

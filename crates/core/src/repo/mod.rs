@@ -281,6 +281,13 @@ impl Repository {
             .collect())
     }
 
+    /// The id of a backup starting `now`, sorting after every backup directory of the same
+    /// second (see [`layout::next_backup_id`]); the caller holds the backup lock.
+    pub async fn new_backup_id(&self, now: OffsetDateTime) -> Result<String> {
+        let existing = self.storage.list_dirs(layout::BACKUPS_DIR).await?;
+        Ok(layout::next_backup_id(now, &existing))
+    }
+
     /// Every directory under `backups/`, oldest first, and whether it holds a manifest: one
     /// listing of the directories plus a manifest lookup each (several at a time), never a walk
     /// over every file of every backup.

@@ -114,7 +114,7 @@ async fn backup_locked(
     progress: Arc<dyn Progress>,
 ) -> Result<BackupManifest> {
     let started = OffsetDateTime::now_utc();
-    let id = layout::new_backup_id(started);
+    let id = repo.new_backup_id(started).await?;
     let mut probe = source.connect().await?;
     let identity = ServerIdentity::read(&mut probe).await?;
     privileges::check(

@@ -139,7 +139,7 @@ async fn backup_locked(
     drop(conn);
 
     let started = time::OffsetDateTime::now_utc();
-    let id = layout::new_backup_id(started);
+    let id = repo.new_backup_id(started).await?;
     let storage = repo.storage().clone();
     let scratch = PrivateDir::new()?;
     let outcome = async {
