@@ -5,20 +5,17 @@
 //! own global allocator (a test file is a crate of its own), so it holds one test.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use holdfast::binlog::archive::Archive;
 use holdfast::binlog::compact::{compact, CompactOptions, CompactPolicy};
 use holdfast::binlog::event::ChecksumAlg;
 use holdfast::binlog::gtid::{Gtid, GtidPos};
 use holdfast::manifest::{FileEntry, PieceStart, SegmentIndex, SegmentSource};
 use holdfast::repo::keys::DataKey;
-use holdfast::storage::{self, open_url, EncryptedStorage, Storage};
-use holdfast::ErrorKind;
+use holdfast::storage::{open_url, EncryptedStorage, Storage};
 
 /// The system allocator, counting the bytes live and their peak.
 struct Counting;

@@ -465,7 +465,7 @@ impl Session<'_> {
         let after_gap_from = tail.gtid_state.clone();
         // The newest complete backup's consistent point, when it is past the archive's end (a
         // partial backup is no base for what follows the hole).
-        if let Some(m) = newest_recovery_base(&self.repo).await? {
+        if let Some(m) = newest_recovery_base(self.repo).await? {
             if let Ok(from) = m.consistent_point.gtid_set.parse::<GtidPos>() {
                 if !from.is_empty() && from.includes(&after_gap_from) {
                     let start = DumpStart::Gtid(from.clone());
