@@ -48,6 +48,24 @@ fn list(repo: &Repo) -> Vec<Value> {
     json(&out)["backups"].as_array().unwrap().clone()
 }
 
+/// `restore --latest` from `repo_url` into a new server starts at backup `base` and ends equal
+/// to `source`.
+fn recovers_to_the_end_from(repo_url: &str, source: &TestServer, base: &str) {
+    let target = TestServer::start();
+    let out = holdfast(&[
+        "restore",
+        "--repo",
+        repo_url,
+        "--target",
+        &target.url(),
+        "--latest",
+        "--json",
+    ]);
+    assert_ok(&out, "restore --latest");
+    assert_eq!(json(&out)["base_backup"], base, "{}", text(&out));
+    assert_eq!(checksums(&target), checksums(source));
+}
+
 fn verify(repo: &Repo, id: &str) -> std::process::Output {
     holdfast(&["verify", "--repo", &repo.url(), id, "--json"])
 }
@@ -236,19 +254,7 @@ fn a_tampered_summary_does_not_change_what_a_recovery_restores() {
     tamper(&repo, &b, |s| {
         s["consistent_point"]["gtid_set"] = end.into()
     });
-    let target = TestServer::start();
-    let out = holdfast(&[
-        "restore",
-        "--repo",
-        &url,
-        "--target",
-        &target.url(),
-        "--latest",
-        "--json",
-    ]);
-    assert_ok(&out, "restore --latest with a tampered summary");
-    assert_eq!(json(&out)["base_backup"], b.as_str(), "{}", text(&out));
-    assert_eq!(checksums(&target), checksums(&source));
+    recovers_to_the_end_from(&url, &source, &b);
     assert_code(&verify(&repo, &b), 20, "verify names the tampered summary");
 }
 
@@ -275,17 +281,5 @@ fn a_tampered_summary_does_not_move_the_binlog_streams_start() {
     let out = stream_until_caught_up(&url, &source.url(), &[]);
     assert_ok(&out, "stream with a tampered summary");
 
-    let target = TestServer::start();
-    let out = holdfast(&[
-        "restore",
-        "--repo",
-        &url,
-        "--target",
-        &target.url(),
-        "--latest",
-        "--json",
-    ]);
-    assert_ok(&out, "restore --latest");
-    assert_eq!(json(&out)["base_backup"], b.as_str(), "{}", text(&out));
-    assert_eq!(checksums(&target), checksums(&source));
+    recovers_to_the_end_from(&url, &source, &b);
 }
