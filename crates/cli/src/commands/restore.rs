@@ -250,12 +250,13 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
     };
     let rule = args.base_rule()?;
     // The base's manifest, checked against the summary the plan was made from.
-    let Planned {
-        plan,
-        segments,
-        base: manifest,
-    } = plan_for(&repo, point, &rule).await?;
-    let report = if manifest.is_physical() {
+    let planned = plan_for(&repo, point, &rule).await?;
+    let report = if planned.base.is_physical() {
+        let Planned {
+            plan,
+            segments,
+            base: manifest,
+        } = planned;
         let Some(datadir) = args.datadir.clone() else {
             bail!(holdfast::Error::usage(format!(
                 "the base for this recovery is physical backup {}: give --datadir DIR (a server \
@@ -333,21 +334,12 @@ async fn point_in_time(global: &GlobalArgs, args: Args, point: Target) -> Result
             bail!(holdfast::Error::usage(format!(
                 "the base for this recovery is logical backup {}: restore it into a running \
                  server with --target (--datadir is for physical backups)",
-                manifest.id
+                planned.base.id
             )));
         }
         let target = args.server.resolve(args.target.as_deref())?;
         let opts = args.logical_options(Vec::new());
-        recover(
-            &repo,
-            &target,
-            point,
-            &rule,
-            &opts,
-            &replay,
-            progress(global),
-        )
-        .await?
+        recover(&repo, &target, planned, &opts, &replay, progress(global)).await?
     };
     if global.json {
         print_json(&report)?;

@@ -313,13 +313,14 @@ fn name_the_window(e: Error, bases: &[BaseCandidate], segments: &[SegmentIndex])
 }
 
 /// Restores the planned base backup (logical) into `server` and replays the archive up to the
-/// target. Everything that can be checked (the plan, the base's engine and scope, the target's
-/// flavor and GTID state, the fast path's privileges) is checked before the target changes.
+/// plan's target (`planned` from [`plan_for`], whose base manifest is the one restored: never a
+/// second copy of it). Everything that can be checked (the plan, the base's engine and scope,
+/// the target's flavor and GTID state, the fast path's privileges) is checked before the target
+/// changes.
 pub async fn recover(
     repo: &Repository,
     server: &ConnectionConfig,
-    target: Target,
-    rule: &BaseRule,
+    planned: Planned,
     restore: &RestoreOptions,
     replay_opts: &ReplayOptions,
     progress: Arc<dyn Progress>,
@@ -329,7 +330,7 @@ pub async fn recover(
         plan,
         segments,
         base: manifest,
-    } = plan_for(repo, target, rule).await?;
+    } = planned;
     if manifest.is_physical() {
         return Err(Error::usage(format!(
             "the base for this recovery is physical backup {}: restore it into a datadir \
@@ -358,6 +359,8 @@ pub async fn recover(
     }
     let ready = prepare_fast(repo, server, &plan, &segments, replay_opts).await?;
     let base = run_restore(repo, &manifest, server, restore, progress.clone()).await?;
+    // The replay needs the plan, not the base's tables.
+    drop(manifest);
     if flavor == Flavor::MySql {
         mysql_gtid::align_to_base(server, &plan.start).await?;
     }
