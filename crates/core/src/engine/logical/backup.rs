@@ -146,8 +146,9 @@ async fn backup_locked(
         );
     }
 
-    // One connection more than the dump workers: it reads the schema, plans the chunks and then
-    // takes the row counts while the workers dump, so counting never holds up a worker.
+    // One connection more than the dump workers: it reads what must come from the snapshot
+    // (sequences, accounts) and then takes the row counts while the workers dump, so counting
+    // never holds up a worker.
     let snap_opts = SnapshotOptions {
         readers: opts.workers,
         lock_timeout: opts.lock_timeout,
