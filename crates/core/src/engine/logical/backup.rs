@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use super::chunking::{chunk_count, split_range, KeyRange};
 use super::ddl::{quote_ident, quote_string};
 use super::filter::Filter;
-use super::load::run_parallel;
+use super::load::map_parallel;
 use super::schema::dump_schema_with;
 use super::tsv::{encode_packet, encode_row};
 use crate::manifest::{
@@ -464,20 +464,15 @@ pub async fn plan_tables(
     if conns.is_empty() {
         return Err(Error::internal("planning tables with no connection"));
     }
-    let planned = Mutex::new(Vec::with_capacity(schema.databases.len()));
-    run_parallel(
+    let planned = map_parallel(
         conns,
-        (0..schema.databases.len()).collect(),
-        async |conn: &mut Conn, i: usize| {
-            let plans = plan_database(conn, &schema.databases[i], filter, chunk_bytes).await?;
-            planned.lock().expect("planned databases").push((i, plans));
-            Ok(())
+        schema.databases.iter().collect(),
+        async |conn: &mut Conn, db: &DatabaseSchema| {
+            plan_database(conn, db, filter, chunk_bytes).await
         },
     )
     .await?;
-    let mut planned = planned.into_inner().expect("planned databases");
-    planned.sort_by_key(|(i, _)| *i);
-    Ok(planned.into_iter().flat_map(|(_, plans)| plans).collect())
+    Ok(planned.into_iter().flatten().collect())
 }
 
 /// The plans of `db`'s tables with rows (see [`plan_tables`]).

@@ -458,6 +458,32 @@ where
     Ok(())
 }
 
+/// Runs `jobs` over the workers as [`run_parallel`] does and returns their results in the
+/// order of `jobs`, whichever worker finished each.
+pub(super) async fn map_parallel<W, J, R, F>(
+    workers: &mut [W],
+    jobs: Vec<J>,
+    f: F,
+) -> Result<Vec<R>>
+where
+    F: AsyncFn(&mut W, J) -> Result<R>,
+{
+    let done = Mutex::new(Vec::with_capacity(jobs.len()));
+    run_parallel(
+        workers,
+        jobs.into_iter().enumerate().collect(),
+        async |worker: &mut W, (i, job): (usize, J)| {
+            let result = f(worker, job).await?;
+            done.lock().expect("results").push((i, result));
+            Ok(())
+        },
+    )
+    .await?;
+    let mut done = done.into_inner().expect("results");
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, r)| r).collect())
+}
+
 /// Chunks that one loader loads in order, all from one file: chunk files of one table (each
 /// chunk its own file), or segments of one pack.
 #[derive(Debug)]

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::ddl::{quote_ident, quote_string, SplitCreate};
 use super::filter::Filter;
-use super::load::{check_tables, load_tables, run_parallel, LoadTable, Worker};
+use super::load::{check_tables, load_tables, map_parallel, LoadTable, Worker};
 use super::schema;
 use crate::manifest::{BackupManifest, DatabaseSchema, SchemaDump, TableData, TableSchema};
 use crate::pipeline::{read_all_verified, Decompressor};
@@ -432,9 +432,8 @@ async fn create_tables(
         batches.push((start, end));
         start = end;
     }
-    let done = std::sync::Mutex::new(Vec::with_capacity(batches.len()));
     let mut conns: Vec<&mut Conn> = workers.iter_mut().map(Worker::indexer).collect();
-    run_parallel(
+    let created = map_parallel(
         &mut conns,
         batches,
         async |conn: &mut &mut Conn, (start, end): (usize, usize)| {
@@ -444,14 +443,11 @@ async fn create_tables(
                 .collect();
             let splits = schema::create_tables(conn, &items[start].target_db, &ts).await?;
             progress.advance(splits.len() as u64);
-            done.lock().expect("created tables").push((start, splits));
-            Ok(())
+            Ok(splits)
         },
     )
     .await?;
-    let mut done = done.into_inner().expect("created tables");
-    done.sort_by_key(|(start, _)| *start);
-    Ok(done.into_iter().flat_map(|(_, s)| s).collect())
+    Ok(created.into_iter().flatten().collect())
 }
 
 /// Drops the databases this restore created, or in table mode the tables it created.

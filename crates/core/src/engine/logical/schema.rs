@@ -33,7 +33,7 @@ use super::ddl::{
     is_plain_name, quote_ident, quote_string, split_create_table, split_foreign_keys,
     strip_auto_increment_option, trigger_for_restore, SplitCreate,
 };
-use super::load::run_parallel;
+use super::load::map_parallel;
 use super::Filter;
 use crate::manifest::{
     CreationContext, DatabaseSchema, EventSchema, RoutineSchema, SchemaDump, SequenceState,
@@ -120,21 +120,12 @@ pub async fn dump_schema_with(
             }
             databases
         } else {
-            let dumped = std::sync::Mutex::new(Vec::with_capacity(names.len()));
-            let mut pool: Vec<&mut Conn> = helpers.iter_mut().collect();
-            run_parallel(
-                &mut pool,
-                (0..names.len()).collect(),
-                async |c: &mut &mut Conn, i: usize| {
-                    let db = dump_database(c, filter, &names[i], false).await?;
-                    dumped.lock().expect("dumped databases").push((i, db));
-                    Ok(())
-                },
+            let mut databases = map_parallel(
+                helpers,
+                names.iter().collect(),
+                async |c: &mut Conn, name: &String| dump_database(c, filter, name, false).await,
             )
             .await?;
-            let mut dumped = dumped.into_inner().expect("dumped databases");
-            dumped.sort_by_key(|(i, _)| *i);
-            let mut databases: Vec<DatabaseSchema> = dumped.into_iter().map(|(_, d)| d).collect();
             for db in &mut databases {
                 for t in &mut db.tables {
                     if t.kind == TableKind::Sequence {
