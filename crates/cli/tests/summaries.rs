@@ -66,6 +66,14 @@ fn recovers_to_the_end_from(repo_url: &str, source: &TestServer, base: &str) {
     assert_eq!(checksums(&target), checksums(source));
 }
 
+/// Takes a backup of `source` and returns its id.
+fn backup_id(repo: &Repo, source: &TestServer) -> String {
+    backup(repo, source, &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn verify(repo: &Repo, id: &str) -> std::process::Output {
     holdfast(&["verify", "--repo", &repo.url(), id, "--json"])
 }
@@ -76,16 +84,10 @@ fn list_info_verify_restore_expire_and_copy_with_and_without_summaries() {
     shop(&source);
     let repo = Repo::init();
     let url = repo.url();
-    let a = backup(&repo, &source, &[])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = backup_id(&repo, &source);
     let at_a = checksums(&source);
     source.sql("INSERT INTO shop.notes VALUES ('after a')");
-    let b = backup(&repo, &source, &[])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let b = backup_id(&repo, &source);
 
     // Every committed backup has its summary, matching its manifest.
     for id in [&a, &b] {
@@ -242,10 +244,7 @@ fn a_tampered_summary_does_not_change_what_a_recovery_restores() {
     let url = repo.url();
     backup(&repo, &source, &[]);
     source.sql("INSERT INTO shop.notes VALUES ('between'); UPDATE shop.orders SET qty = qty + 1");
-    let b = backup(&repo, &source, &[])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let b = backup_id(&repo, &source);
     source.sql("INSERT INTO shop.notes VALUES ('after'); DELETE FROM shop.items WHERE id < 50");
     let out = stream_until_caught_up(&url, &source.url(), &[]);
     assert_ok(&out, "stream");
@@ -268,10 +267,7 @@ fn a_tampered_summary_does_not_move_the_binlog_streams_start() {
     shop(&source);
     let repo = Repo::init();
     let url = repo.url();
-    let b = backup(&repo, &source, &[])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let b = backup_id(&repo, &source);
     source.sql("INSERT INTO shop.notes VALUES ('after b'); UPDATE shop.orders SET qty = qty + 1");
     let end = gtid_state(&source);
     tamper(&repo, &b, |s| {
